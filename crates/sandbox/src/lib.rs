@@ -1,0 +1,3 @@
+//! Sandboxed Python execution: warm, stateful, isolated workers for code an LLM wrote.
+//!
+//! The only crate that runs untrusted code.

@@ -1,0 +1,12 @@
+//! agentopt: train LLM agents without touching model weights.
+//!
+//! The AgentOptimizer idea ("functions as learnable weights", ICML 2024): an assistant
+//! solves training problems with a user proxy that runs its Python; an optimizer LLM
+//! reads the conversations and their outcomes and adds, revises or removes the Python
+//! functions the agent may call. This facade re-exports the workspace's crates.
+
+pub use agentopt_agents as agents;
+pub use agentopt_llm as llm;
+pub use agentopt_math as math;
+pub use agentopt_optimizer as optimizer;
+pub use agentopt_sandbox as sandbox;
