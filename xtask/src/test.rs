@@ -17,6 +17,7 @@ pub struct TestArgs {
 
 pub fn run(args: &TestArgs) -> anyhow::Result<()> {
     let root = workspace_root();
+    ensure_bubblewrap()?;
     step(
         "cargo fmt --check",
         &root,
@@ -50,6 +51,46 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The sandbox isolates LLM-written code with bubblewrap; a fresh machine lacks it.
+fn ensure_bubblewrap() -> anyhow::Result<()> {
+    if on_path("bwrap") {
+        return Ok(());
+    }
+    if !on_path("apt-get") {
+        bail!("bubblewrap (`bwrap`) is missing and apt-get is not available: install bubblewrap");
+    }
+    let apt_get: &[&str] = if is_root() {
+        &["apt-get"]
+    } else {
+        &["sudo", "apt-get"]
+    };
+    for args in [
+        &["update", "-qq"][..],
+        &["install", "-y", "-qq", "bubblewrap"],
+    ] {
+        let command = [apt_get, args].concat();
+        step(
+            "install bubblewrap",
+            Path::new("/"),
+            command[0],
+            &command[1..],
+        )?;
+    }
+    Ok(())
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
 }
 
 fn step(title: &str, dir: &Path, program: &str, args: &[&str]) -> anyhow::Result<()> {
