@@ -131,7 +131,10 @@ fn fake_command(dir: &Path, program: &str, args: &[&str], port: u16) -> ServerCo
 }
 
 fn fake_server(dir: &Path, n_ctx: u32) -> ServerCommand {
-    let port = free_loopback_port().expect("a free port");
+    fake_server_on(dir, free_loopback_port().expect("a free port"), n_ctx)
+}
+
+fn fake_server_on(dir: &Path, port: u16, n_ctx: u32) -> ServerCommand {
     let (port_arg, ctx_arg) = (port.to_string(), n_ctx.to_string());
     fake_command(
         dir,
@@ -243,6 +246,32 @@ async fn a_server_that_never_gets_healthy_times_out_and_is_killed() {
         .parse()
         .expect("pid");
     assert!(!is_running(pid), "timed-out server {pid} was left running");
+}
+
+#[tokio::test]
+async fn a_port_taken_before_the_server_binds_it_is_replaced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ports = Vec::new();
+    let mut thief = None;
+    let server = LocalServer::launch_on_free_port(
+        |port| {
+            ports.push(port);
+            if thief.is_none() {
+                thief =
+                    Some(std::net::TcpListener::bind(("127.0.0.1", port)).expect("steal the port"));
+            }
+            fake_server_on(dir.path(), port, 1024)
+        },
+        Progress::Quiet,
+    )
+    .await
+    .expect("starts on another port");
+    assert_eq!(ports.len(), 2, "{ports:?}");
+    assert_eq!(
+        server.base_url(),
+        format!("http://127.0.0.1:{}/v1", ports[1])
+    );
+    assert_eq!(server.context_window(), 1024);
 }
 
 #[tokio::test]
