@@ -380,20 +380,25 @@ fn rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[test]
 #[ignore = "real model: run by cargo xtask test"]
-async fn real_model_local_server_starts_and_answers() {
+fn real_model_local_server_starts_and_answers() {
     let model = LocalModel::QwenCoder0_5B;
     let started = Instant::now();
-    let path = agentopt_llm::local::prepare(model, Progress::Show)
-        .await
+    // The synchronous entry `cargo xtask test` uses ahead of the tests.
+    let path = agentopt_llm::local::prepare_blocking(model, Progress::Show)
         .expect("model and runtime obtained");
     let prepared_in = started.elapsed();
     assert_eq!(
         std::fs::metadata(&path).expect("model file").len(),
         model.spec().size
     );
+    tokio::runtime::Runtime::new()
+        .expect("tokio runtime")
+        .block_on(start_and_answer(model, prepared_in));
+}
 
+async fn start_and_answer(model: LocalModel, prepared_in: Duration) {
     let started = Instant::now();
     let server = LocalServer::start(LocalServerOptions {
         model,
