@@ -3,3 +3,5 @@
 //! lenient tool-call recovery and the embedded local llama.cpp model.
 //!
 //! The only crate that talks to model servers.
+
+pub mod local;
