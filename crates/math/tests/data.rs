@@ -1,42 +1,12 @@
 //! Over the bundled CRAFT split of MATH: training answers survive normalisation and
 //! numeric evaluation; numeric test answers match their integer/fraction renderings.
 
-use std::path::PathBuf;
-
 use agentopt_math::{
     AnswerVerdict, Number, Rule, check_answer_numeric, evaluate, is_equiv, normalize,
 };
 use num_rational::Ratio;
 
-fn data_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/math-craft");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        println!("skipped: no data at {}", dir.display());
-        None
-    }
-}
-
-/// `(file:line, answer)` of every record in the `.jsonl` files of `dir`.
-fn answers(dir: &PathBuf) -> anyhow::Result<Vec<(String, serde_json::Value)>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .map(|entry| entry.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
-    files.retain(|path| path.extension().is_some_and(|ext| ext == "jsonl"));
-    files.sort();
-    let mut out = Vec::new();
-    for path in files {
-        for (index, line) in std::fs::read_to_string(&path)?.lines().enumerate() {
-            let mut record: serde_json::Value = serde_json::from_str(line)?;
-            out.push((
-                format!("{}:{}", path.display(), index + 1),
-                record["answer"].take(),
-            ));
-        }
-    }
-    Ok(out)
-}
+use crate::craft::{answers, data_dir};
 
 /// The closest fraction with denominator at most 10^6 (continued fractions), as LaTeX.
 fn fraction_rendering(value: f64) -> Option<String> {

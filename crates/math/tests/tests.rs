@@ -3,6 +3,7 @@
 mod answer;
 mod checking;
 mod code;
+mod craft;
 mod data;
 mod normalize;
 mod numeric;
