@@ -71,8 +71,18 @@ fn infers_python_from_code_that_parses() {
     check_lang("print(1)", Lang::Python);
     check_lang("x = 5", Lang::Python);
     check_lang("", Lang::Python);
+    check_lang(" \t", Lang::Python);
+    check_lang("if x:\n    y = 1\n \t\n    z = 2\n", Lang::Python);
     check_lang("for i in range(3):\n    a, *b = i, 1\n", Lang::Python);
     check_lang("def f(x):\n    return x ** 2\n", Lang::Python);
+    check_lang(
+        "def f():\n    while x:\n        if y:\n            break\n    return 1\n",
+        Lang::Python,
+    );
+    check_lang(
+        "def f():\n    a = 1\n    def g():\n        nonlocal a\n",
+        Lang::Python,
+    );
     check_lang("match x:\n    case 1:\n        y = 2\n", Lang::Python);
 }
 
@@ -90,6 +100,17 @@ fn infers_unknown_for_text_that_is_not_python() {
     check_lang("del f()", Lang::Unknown);
     check_lang("with open(p) as f(): pass", Lang::Unknown);
     check_lang("if x:\n    1 = y\n", Lang::Unknown);
+    // CPython's compiler also checks where these statements stand.
+    check_lang("return 5", Lang::Unknown);
+    check_lang("class C:\n    return 1\n", Lang::Unknown);
+    check_lang("break", Lang::Unknown);
+    check_lang(
+        "for i in x:\n    pass\nelse:\n    continue\n",
+        Lang::Unknown,
+    );
+    check_lang("nonlocal x", Lang::Unknown);
+    check_lang("yield 1", Lang::Unknown);
+    check_lang("*a", Lang::Unknown);
 }
 
 #[test]

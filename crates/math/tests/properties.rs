@@ -108,3 +108,41 @@ proptest! {
         let _ = infer_lang(&text);
     }
 }
+
+#[test]
+fn deeply_nested_input_is_handled() {
+    for (open, close) in [("(", ")"), ("[", "]"), ("{", "}")] {
+        let nested = format!("{}1{}", open.repeat(100_000), close.repeat(100_000));
+        assert!(
+            evaluate(&nested).is_none(),
+            "{open}…{close} is too deep to evaluate"
+        );
+        assert!(check_answer_numeric(&nested, &nested).is_equivalent());
+        assert_eq!(infer_lang(&nested), Lang::Unknown);
+    }
+    // CPython's limits: 200 brackets, 100 indents, operator chains of a few thousand.
+    assert_eq!(
+        infer_lang(&format!("{}1{}", "(".repeat(200), ")".repeat(200))),
+        Lang::Python
+    );
+    assert_eq!(
+        infer_lang(&format!("{}1{}", "(".repeat(201), ")".repeat(201))),
+        Lang::Unknown
+    );
+    assert_eq!(infer_lang(&format!("{}1", "-".repeat(1000))), Lang::Python);
+    assert_eq!(
+        infer_lang(&format!("{}1", "-".repeat(100_000))),
+        Lang::Unknown
+    );
+    assert_eq!(
+        infer_lang(&format!("a{}", ".b".repeat(100_000))),
+        Lang::Unknown
+    );
+    let indented: String = (0..101)
+        .map(|i| format!("{}if x:\n", " ".repeat(i)))
+        .collect();
+    assert_eq!(
+        infer_lang(&format!("{indented}{}pass\n", " ".repeat(101))),
+        Lang::Unknown
+    );
+}
