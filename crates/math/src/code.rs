@@ -84,7 +84,9 @@ pub struct CodeBlock {
 /// With `detect_inline`: fenced blocks and single-backtick spans in order of
 /// appearance, each trimmed (as Python's `str.strip`), inline spans
 /// [`Lang::Untagged`], empty fenced blocks skipped; a text with neither yields no
-/// block (AG2 does not add the `unknown` fallback in this mode).
+/// block (AG2 does not add the `unknown` fallback in this mode). Unlike AG2, which
+/// compiles this combined pattern without `re.DOTALL`, fenced blocks still span
+/// lines here instead of falling apart into inline spans.
 #[must_use]
 pub fn extract_code(text: &str, detect_inline: bool) -> Vec<CodeBlock> {
     let pattern = if detect_inline {
