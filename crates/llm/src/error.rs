@@ -107,12 +107,16 @@ pub enum LlmError {
         message: String,
     },
     /// The spending budget is used up; no further calls are made.
-    #[error("budget exceeded: spent ${spent_usd:.4} of ${budget_usd:.4}; no further calls")]
+    #[error(
+        "budget exceeded: spent ${spent_usd:.4} and {spent_tokens} tokens, limit {limit}; no further calls"
+    )]
     BudgetExceeded {
         /// Cost so far in US dollars.
         spent_usd: f64,
-        /// The configured budget in US dollars.
-        budget_usd: f64,
+        /// Tokens so far (prompt plus completion).
+        spent_tokens: u64,
+        /// The limit that was reached, e.g. `$1.0000` or `5000 tokens`.
+        limit: String,
     },
     /// The response cache could not be read or written.
     #[error("response cache at {path}: {source}")]
