@@ -6,8 +6,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use agentopt_llm::local::{
-    LocalCache, LocalError, LocalModel, LocalServer, LocalServerOptions, Progress, RestartPolicy,
+    LocalCache, LocalModel, LocalServer, LocalServerOptions, Progress, RestartPolicy,
     ServerCommand, free_loopback_port,
+};
+use agentopt_llm::{
+    ChatMessage, ChatModel, ChatRequest, ClientOptions, FunctionSchema, LlmError, OpenAiClient,
+    ToolSchema,
 };
 
 /// A stand-in llama.cpp server: answers `/health` and `/props` like the real one.
@@ -200,7 +204,7 @@ async fn a_server_that_exits_during_start_reports_its_log_tail() {
         .await
         .expect_err("exits at once");
     match &error {
-        LocalError::ServerExited {
+        LlmError::ServerExited {
             status, log_tail, ..
         } => {
             assert!(status.contains('3'), "{status}");
@@ -228,7 +232,7 @@ async fn a_server_that_never_gets_healthy_times_out_and_is_killed() {
         .await
         .expect_err("never healthy");
     match &error {
-        LocalError::HealthTimeout {
+        LlmError::HealthTimeout {
             waited,
             log_tail,
             url,
@@ -309,7 +313,7 @@ async fn the_supervisor_gives_up_after_too_many_deaths() {
         .await
         .expect_err("not restarted");
     assert!(
-        matches!(error, LocalError::ServerGaveUp { restarts: 0, .. }),
+        matches!(error, LlmError::ServerGaveUp { restarts: 0, .. }),
         "{error}"
     );
     assert!(error.to_string().contains("signal: 9"), "{error}");
@@ -451,4 +455,45 @@ async fn start_and_answer(model: LocalModel, prepared_in: Duration) {
         answered_in.as_millis(),
         rss_mib(pid),
     );
+    chat_with_one_tool(&server).await;
+}
+
+/// Through our own client: a chat offering one tool gets back a usable tool call (native
+/// or recovered from text) or a plain text answer, never an error.
+async fn chat_with_one_tool(server: &LocalServer) {
+    let client = OpenAiClient::new(server.endpoint(), ClientOptions::default()).expect("client");
+    assert_eq!(client.context_window().await.expect("context"), 4096);
+    let add = FunctionSchema {
+        name: "add".into(),
+        description: Some("Adds two integers.".into()),
+        parameters: serde_json::json!({
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+            "required": ["a", "b"],
+        }),
+    };
+    let request = ChatRequest::new(vec![ChatMessage::user(
+        "Use the add tool to compute 17 + 25.",
+    )])
+    .with_tools([ToolSchema::from(add)])
+    .with_temperature(0.0)
+    .with_max_tokens(96);
+    let response = client.chat(request).await.expect("chat answered");
+    let message = response.message;
+    match message.requested_calls().first() {
+        Some((_, call)) => {
+            assert_eq!(call.name, "add", "{message:?}");
+            let arguments = call.parse_arguments().expect("tool arguments are JSON");
+            assert!(
+                arguments.contains_key("a") && arguments.contains_key("b"),
+                "{arguments:?}"
+            );
+            eprintln!("real model tool call: add({})", call.arguments);
+        }
+        None => {
+            let text = message.content.unwrap_or_default();
+            assert!(!text.trim().is_empty(), "neither a tool call nor text");
+            eprintln!("real model answered in text: {text}");
+        }
+    }
 }

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use fs2::FileExt;
 
-use super::error::LocalError;
 use super::spec::LocalModelSpec;
+use crate::LlmError;
 
 /// Environment variable that overrides the cache root.
 pub const AGENTOPT_HOME: &str = "AGENTOPT_HOME";
@@ -27,12 +27,12 @@ pub struct LocalCache {
 impl LocalCache {
     /// `$AGENTOPT_HOME` if set and non-empty, else `agentopt` in the per-user cache
     /// directory (e.g. `~/.cache/agentopt`).
-    pub fn from_env() -> Result<Self, LocalError> {
+    pub fn from_env() -> Result<Self, LlmError> {
         match std::env::var_os(AGENTOPT_HOME) {
             Some(home) if !home.is_empty() => Ok(Self::at(home)),
             _ => dirs::cache_dir()
                 .map(|dir| Self::at(dir.join("agentopt")))
-                .ok_or(LocalError::NoCacheDir),
+                .ok_or(LlmError::NoCacheDir),
         }
     }
 
@@ -83,20 +83,19 @@ pub(crate) struct FileLock {
 
 impl FileLock {
     /// Blocks until the lock at `path` is held, creating the file and its folder.
-    pub(crate) fn acquire_blocking(path: &Path) -> Result<Self, LocalError> {
+    pub(crate) fn acquire_blocking(path: &Path) -> Result<Self, LlmError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(LocalError::io("create", dir))?;
+            std::fs::create_dir_all(dir).map_err(LlmError::io("create", dir))?;
         }
-        let file = File::create(path).map_err(LocalError::io("create", path))?;
-        file.lock_exclusive()
-            .map_err(LocalError::io("lock", path))?;
+        let file = File::create(path).map_err(LlmError::io("create", path))?;
+        file.lock_exclusive().map_err(LlmError::io("lock", path))?;
         Ok(Self { _file: file })
     }
 
     /// Waits for the lock without blocking the async runtime.
-    pub(crate) async fn acquire(path: PathBuf) -> Result<Self, LocalError> {
+    pub(crate) async fn acquire(path: PathBuf) -> Result<Self, LlmError> {
         tokio::task::spawn_blocking(move || Self::acquire_blocking(&path))
             .await
-            .map_err(LocalError::task("file lock"))?
+            .map_err(LlmError::task("file lock"))?
     }
 }

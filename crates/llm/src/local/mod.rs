@@ -13,7 +13,6 @@
 
 mod assemble;
 mod cache;
-mod error;
 mod progress;
 mod python;
 mod server;
@@ -21,8 +20,9 @@ mod spec;
 
 use std::path::PathBuf;
 
+use crate::LlmError;
+
 pub use cache::{AGENTOPT_HOME, LocalCache};
-pub use error::LocalError;
 pub use progress::Progress;
 pub use python::{AGENTOPT_PYTHON, SERVER_RUNTIME_REQUIREMENT};
 pub use server::{
@@ -33,17 +33,17 @@ pub use spec::{LocalModel, LocalModelSpec, ModelPart};
 
 /// Obtains `model` and the server runtime in the default cache without starting a
 /// server, so a later [`LocalServer::start`] only starts; returns the model's path.
-pub async fn prepare(model: LocalModel, progress: Progress) -> Result<PathBuf, LocalError> {
+pub async fn prepare(model: LocalModel, progress: Progress) -> Result<PathBuf, LlmError> {
     let prepared = LocalCache::from_env()?.prepare(model, progress).await?;
     Ok(prepared.model_path)
 }
 
 /// [`prepare`] for synchronous callers (e.g. `cargo xtask test`); it runs its own
 /// single-threaded Tokio runtime, so call it outside any async context.
-pub fn prepare_blocking(model: LocalModel, progress: Progress) -> Result<PathBuf, LocalError> {
+pub fn prepare_blocking(model: LocalModel, progress: Progress) -> Result<PathBuf, LlmError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(LocalError::io("start a Tokio runtime for", "prepare"))?
+        .map_err(LlmError::io("start a Tokio runtime for", "prepare"))?
         .block_on(prepare(model, progress))
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use super::cache::{FileLock, LocalCache};
-use super::error::LocalError;
 use super::progress::{Progress, Step};
+use crate::LlmError;
 
 /// The pinned server runtime: llama.cpp's HTTP server, prebuilt for CPython ≥ 3.10.
 pub const SERVER_RUNTIME_REQUIREMENT: &str = "xllamacpp==2026.10.11549";
@@ -40,7 +40,7 @@ pub(crate) struct PythonEnv {
 
 impl PythonEnv {
     /// Returns the cache's venv, creating it (under the runtime lock) if needed.
-    pub(crate) async fn ensure(cache: &LocalCache, progress: Progress) -> Result<Self, LocalError> {
+    pub(crate) async fn ensure(cache: &LocalCache, progress: Progress) -> Result<Self, LlmError> {
         let env = Self {
             venv: cache.runtime_dir().join("venv"),
         };
@@ -74,7 +74,7 @@ impl PythonEnv {
         &self,
         cache: &LocalCache,
         progress: Progress,
-    ) -> Result<(), LocalError> {
+    ) -> Result<(), LlmError> {
         let marker = self.venv.join(RUNTIME_MARKER);
         let installed =
             || std::fs::read_to_string(&marker).is_ok_and(|pin| pin == SERVER_RUNTIME_REQUIREMENT);
@@ -107,7 +107,7 @@ impl PythonEnv {
         requirements: &[String],
         dir: &Path,
         step: &Step,
-    ) -> Result<(), LocalError> {
+    ) -> Result<(), LlmError> {
         let mut command = self.pip("download");
         command
             // No pip cache: it would keep a second copy of the model's bytes.
@@ -160,7 +160,7 @@ impl PythonEnv {
 }
 
 /// Finds a Python ≥ 3.10 and returns its real executable (a shim resolved).
-async fn find_python() -> Result<PathBuf, LocalError> {
+async fn find_python() -> Result<PathBuf, LlmError> {
     let candidates: Vec<String> = match std::env::var(AGENTOPT_PYTHON) {
         Ok(python) if !python.is_empty() => vec![python],
         _ => vec!["python3".to_owned(), "python".to_owned()],
@@ -184,13 +184,13 @@ async fn find_python() -> Result<PathBuf, LocalError> {
             Err(error) => tried.push(format!("{candidate}: {error}")),
         }
     }
-    Err(LocalError::NoPython {
+    Err(LlmError::NoPython {
         tried: tried.join("; "),
     })
 }
 
 /// Runs a command to completion, failing with its output tail unless it succeeds.
-async fn run(command: &mut Command) -> Result<Output, LocalError> {
+async fn run(command: &mut Command) -> Result<Output, LlmError> {
     let description = describe(command);
     let output = command
         .stdin(Stdio::null())
@@ -201,7 +201,7 @@ async fn run(command: &mut Command) -> Result<Output, LocalError> {
     check(&description, output)
 }
 
-fn check(description: &str, output: Output) -> Result<Output, LocalError> {
+fn check(description: &str, output: Output) -> Result<Output, LlmError> {
     if output.status.success() {
         return Ok(output);
     }
@@ -210,15 +210,15 @@ fn check(description: &str, output: Output) -> Result<Output, LocalError> {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    Err(LocalError::CommandFailed {
+    Err(LlmError::CommandFailed {
         command: description.to_owned(),
         status: output.status.to_string(),
         output_tail: tail_lines(&combined, OUTPUT_TAIL_LINES),
     })
 }
 
-fn spawn_failed(description: &str, error: &std::io::Error) -> LocalError {
-    LocalError::CommandFailed {
+fn spawn_failed(description: &str, error: &std::io::Error) -> LlmError {
+    LlmError::CommandFailed {
         command: description.to_owned(),
         status: format!("could not run: {error}"),
         output_tail: String::new(),
@@ -249,15 +249,15 @@ fn count_wheels(dir: &Path) -> usize {
     })
 }
 
-pub(crate) fn remove_dir_if_present(dir: &Path) -> Result<(), LocalError> {
+pub(crate) fn remove_dir_if_present(dir: &Path) -> Result<(), LlmError> {
     match std::fs::remove_dir_all(dir) {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-            Err(LocalError::io("remove", dir)(error))
+            Err(LlmError::io("remove", dir)(error))
         }
         _ => Ok(()),
     }
 }
 
-fn write_file(path: &Path, contents: &[u8]) -> Result<(), LocalError> {
-    std::fs::write(path, contents).map_err(LocalError::io("write", path))
+fn write_file(path: &Path, contents: &[u8]) -> Result<(), LlmError> {
+    std::fs::write(path, contents).map_err(LlmError::io("write", path))
 }
