@@ -17,6 +17,8 @@ use crate::isolation::{self, IO_DIR, Isolation, REQUEST_FD, RESPONSE_FD, SECCOMP
 use crate::{Protections, PythonEnvironment, SandboxError, SandboxPolicy};
 
 const BOOTSTRAP: &str = include_str!("worker.py");
+/// The file name the bootstrap's frames carry (see `format_exception` in worker.py).
+const WORKER_FILENAME: &str = "<agentopt-worker>";
 /// Bytes of worker stderr kept for diagnostics.
 const STDERR_TAIL: usize = 8 * 1024;
 /// Longest protocol line accepted (responses carry only a repr and a traceback).
@@ -94,7 +96,6 @@ impl Worker {
             "io_dir": io,
             "preload": policy.preload,
             "own_pid_namespace": sandboxed,
-            "landlock": true,
             "cpu_seconds_per_cell": policy.cpu_seconds_per_cell,
             "rlimits": {
                 "RLIMIT_AS": policy.memory_limit,
@@ -107,7 +108,11 @@ impl Worker {
         let worker_argv: Vec<OsString> = vec![
             environment.interpreter.clone().into(),
             "-I".into(),
+            // Unbuffered, so print() and os.write(1, …) keep their relative order.
+            "-u".into(),
             "-c".into(),
+            // A named code object, so tracebacks can drop the worker's own frames.
+            format!("import sys; exec(compile(sys.argv[1], {WORKER_FILENAME:?}, 'exec'))").into(),
             BOOTSTRAP.into(),
             config.to_string().into(),
         ];
