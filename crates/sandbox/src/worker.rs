@@ -97,13 +97,7 @@ impl Worker {
             "preload": policy.preload,
             "own_pid_namespace": sandboxed,
             "cpu_seconds_per_cell": policy.cpu_seconds_per_cell,
-            "rlimits": {
-                "RLIMIT_AS": policy.memory_limit,
-                "RLIMIT_FSIZE": policy.file_size_limit,
-                "RLIMIT_NOFILE": policy.max_open_files,
-                "RLIMIT_NPROC": policy.max_processes,
-                "RLIMIT_CORE": 0,
-            },
+            "rlimits": policy.rlimits(),
         });
         let worker_argv: Vec<OsString> = vec![
             environment.interpreter.clone().into(),
