@@ -19,6 +19,7 @@ struct Shared {
     policy: SandboxPolicy,
     size: usize,
     ready: Mutex<Vec<Worker>>,
+    runtime: tokio::runtime::Handle,
     /// Bounds the workers being started at once to the pool size.
     starting: Semaphore,
 }
@@ -33,13 +34,19 @@ impl std::fmt::Debug for WorkerPool {
 }
 
 impl WorkerPool {
-    /// Creates the pool and starts filling it in the background (needs a tokio
-    /// runtime). Fails early when the policy cannot be met here (no isolation).
+    /// Creates the pool and starts filling it in the background on the current tokio
+    /// runtime. Fails early when called outside one, or when the policy cannot be met
+    /// here (no isolation).
     pub fn new(
         environment: PythonEnvironment,
         policy: SandboxPolicy,
         size: usize,
     ) -> Result<Self, SandboxError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|e| SandboxError::WorkerStart {
+                detail: format!("WorkerPool::new needs a tokio runtime: {e}"),
+                stderr: String::new(),
+            })?;
         if let crate::isolation::Isolation::Unavailable(reason) = crate::isolation::isolation()
             && !policy.allow_unsandboxed
         {
@@ -53,6 +60,7 @@ impl WorkerPool {
                 policy,
                 size,
                 ready: Mutex::new(Vec::with_capacity(size)),
+                runtime,
                 starting: Semaphore::new(size.max(1)),
             }),
         };
@@ -93,7 +101,7 @@ impl WorkerPool {
 
     fn refill(&self) {
         let shared = Arc::clone(&self.shared);
-        tokio::spawn(async move {
+        self.shared.runtime.spawn(async move {
             let Ok(_permit) = shared.starting.acquire().await else {
                 return;
             };

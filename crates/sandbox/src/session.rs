@@ -201,7 +201,7 @@ impl PythonSession {
         };
         self.protections = worker.protections.clone();
         let started = Instant::now();
-        let completion = worker.request(&request, self.policy.cell_timeout).await?;
+        let completion = worker.request(request, self.policy.cell_timeout).await;
         let duration = started.elapsed();
         let (stdout, stdout_cut) = worker.captured("stdout", self.policy.output_limit);
         let (stderr, stderr_cut) = worker.captured("stderr", self.policy.output_limit);

@@ -203,7 +203,7 @@ def main():
         set_cpu_budget()
         value, error = run(request, session_globals)
         reap_leftovers()
-        send({"value": value, "error": error})
+        send({"id": request["id"], "value": value, "error": error})
 
 
 main()

@@ -34,6 +34,7 @@ struct Ready {
 /// The worker's answer to one request.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Response {
+    id: u64,
     pub(crate) value: Option<String>,
     pub(crate) error: Option<String>,
 }
@@ -51,6 +52,7 @@ pub(crate) struct Worker {
     responses: BufReader<pipe::Receiver>,
     stderr_tail: Arc<Mutex<Vec<u8>>>,
     dir: tempfile::TempDir,
+    next_id: u64,
     pub(crate) protections: Protections,
 }
 
@@ -203,6 +205,7 @@ impl Worker {
             responses: BufReader::new(responses),
             stderr_tail,
             dir,
+            next_id: 0,
             protections,
         };
         let line = match tokio::time::timeout(policy.startup_timeout, worker.read_line()).await {
@@ -264,33 +267,49 @@ impl Worker {
     }
 
     /// Sends one request and waits for its answer, killing the worker on timeout.
+    /// Lines that are not the answer to this request (a cell may write to the
+    /// protocol descriptor itself) are skipped; an oversized one ends the worker.
     pub(crate) async fn request(
         &mut self,
-        request: &serde_json::Value,
+        mut request: serde_json::Value,
         timeout: Duration,
-    ) -> Result<Completion, SandboxError> {
+    ) -> Completion {
+        self.next_id += 1;
+        let id = self.next_id;
+        request["id"] = id.into();
         let mut text = request.to_string();
         text.push('\n');
         if self.requests.write_all(text.as_bytes()).await.is_err() {
-            return Ok(Completion::Died(self.death().await));
+            return Completion::Died(self.death().await);
         }
-        let line = match tokio::time::timeout(timeout, self.read_line()).await {
-            Ok(Ok(Some(line))) => line,
-            Ok(Ok(None)) => return Ok(Completion::Died(self.death().await)),
-            Ok(Err(e)) => {
+        let answer = async {
+            loop {
+                match self.read_line().await {
+                    Ok(Some(line)) => {
+                        if let Ok(response) = serde_json::from_str::<Response>(&line)
+                            && response.id == id
+                        {
+                            return Ok(Some(response));
+                        }
+                    }
+                    other => return other.map(|_| None),
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(Some(response))) => Completion::Answered(response),
+            Ok(Ok(None)) => Completion::Died(self.death().await),
+            Ok(Err(violation)) => {
                 self.kill().await;
-                return Err(e);
+                Completion::Died(format!(
+                    "the worker broke the protocol and was killed: {violation}"
+                ))
             }
             Err(_) => {
                 self.kill().await;
-                return Ok(Completion::TimedOut);
+                Completion::TimedOut
             }
-        };
-        let response = serde_json::from_str(&line).map_err(|e| SandboxError::Protocol {
-            detail: e.to_string(),
-            raw: line.clone(),
-        })?;
-        Ok(Completion::Answered(response))
+        }
     }
 
     /// Describes how the worker ended after its protocol pipe closed.

@@ -298,3 +298,28 @@ async fn background_processes_do_not_outlive_the_cell() {
         assert_no_processes_of(uid, false).await;
     }
 }
+
+#[tokio::test]
+async fn writes_to_the_protocol_descriptor_do_not_desync() {
+    let outcome = check(
+        "import os\nos.write(4, b'garbage\\n')\nos.write(4, b'{\"id\": 999, \"value\": \"forged\", \"error\": null}\\n')\n'real'",
+        |o| o.succeeded(),
+    )
+    .await;
+    assert_eq!(outcome.value.as_deref(), Some("'real'"));
+    check("import os\nos.write(4, b'x' * (5 * 1024 * 1024))", |o| {
+        matches!(&o.status, CellStatus::Crashed { reason } if reason.contains("protocol"))
+            && o.state_lost
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dropped_sessions_leave_no_processes() {
+    let s = session().await;
+    let uid = s.protections().unprivileged_uid;
+    drop(s);
+    if let Some(uid) = uid.filter(|_| running_as_root()) {
+        assert_no_processes_of(uid, true).await;
+    }
+}
