@@ -247,7 +247,11 @@ async fn executor_trait_objects_work() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pool_hands_out_prewarmed_sympy_workers() -> anyhow::Result<()> {
-    let pool = WorkerPool::new(python_environment(), SandboxPolicy::default(), 2)?;
+    let policy = SandboxPolicy {
+        cell_timeout: Duration::from_secs(1),
+        ..SandboxPolicy::default()
+    };
+    let pool = WorkerPool::new(python_environment(), policy, 2)?;
     for _ in 0..200 {
         if pool.ready_count() == 2 {
             break;
@@ -264,5 +268,13 @@ async fn pool_hands_out_prewarmed_sympy_workers() -> anyhow::Result<()> {
         .run_cell("from sympy import symbols, solve\nx = symbols('x')\nsolve(x**2 - 4, x)")
         .await?;
     assert_eq!(solved.value.as_deref(), Some("[-2, 2]"));
+    assert!(first.run_cell("while True:\n    pass").await?.state_lost);
+    let restarted = first.run_cell(code).await?;
+    assert!(restarted.state_reset_before, "{restarted:?}");
+    assert_eq!(
+        restarted.value.as_deref(),
+        Some("True"),
+        "restarts draw warm workers too"
+    );
     Ok(())
 }

@@ -323,3 +323,64 @@ async fn dropped_sessions_leave_no_processes() {
         assert_no_processes_of(uid, true).await;
     }
 }
+
+/// Runs in a child copy of this test binary where bubblewrap is unavailable
+/// (`AGENTOPT_BWRAP` points nowhere; isolation is probed once per process).
+#[tokio::test]
+async fn unsandboxed_runs_only_when_explicitly_allowed() {
+    const CHILD: &str = "AGENTOPT_SANDBOX_TEST_CHILD";
+    if std::env::var_os(CHILD).is_none() {
+        let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "escape::unsandboxed_runs_only_when_explicitly_allowed",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .env("AGENTOPT_BWRAP", "/nonexistent/bwrap")
+            .env("OPENAI_API_KEY", "sk-agentopt-fake-key")
+            .output()
+            .expect("run child test");
+        let log = String::from_utf8_lossy(&child.stdout) + String::from_utf8_lossy(&child.stderr);
+        assert!(child.status.success(), "child test failed:\n{log}");
+        assert!(
+            log.contains("WARNING: running untrusted Python WITHOUT a sandbox"),
+            "{log}"
+        );
+        return;
+    }
+    let environment = python_environment();
+    let refused = PythonSession::start(&environment, &SandboxPolicy::default()).await;
+    assert!(
+        matches!(
+            refused,
+            Err(agentopt_sandbox::SandboxError::IsolationUnavailable { .. })
+        ),
+        "{refused:?}"
+    );
+    let policy = SandboxPolicy {
+        preload: Vec::new(),
+        allow_unsandboxed: true,
+        ..SandboxPolicy::default()
+    };
+    let mut s = PythonSession::start(&environment, &policy)
+        .await
+        .expect("opted-out session");
+    let p = s.protections();
+    assert!(
+        !p.namespaces && !p.seccomp && !p.is_fully_isolated(),
+        "{p:?}"
+    );
+    assert!(p.scrubbed_env);
+    let outcome = run(
+        &mut s,
+        "import os\nprint(os.environ.get('OPENAI_API_KEY'))\n6 * 7",
+    )
+    .await;
+    assert_eq!(
+        (outcome.stdout.as_str(), outcome.value.as_deref()),
+        ("None\n", Some("42"))
+    );
+    let slow = run(&mut s, "import time\ntime.sleep(60)").await;
+    assert!(slow.timed_out(), "timeouts still apply: {slow:?}");
+}
