@@ -252,7 +252,8 @@ async fn pool_hands_out_prewarmed_sympy_workers() -> anyhow::Result<()> {
         ..SandboxPolicy::default()
     };
     let pool = WorkerPool::new(python_environment(), policy, 2)?;
-    for _ in 0..200 {
+    // Generous: on a loaded 2-core CI machine a sympy worker takes seconds to start.
+    for _ in 0..600 {
         if pool.ready_count() == 2 {
             break;
         }
