@@ -18,6 +18,20 @@ pub struct TestArgs {
 pub fn run(args: &TestArgs) -> anyhow::Result<()> {
     let root = workspace_root();
     ensure_bubblewrap()?;
+    allow_unprivileged_user_namespaces();
+    eprintln!("==> Python environment for the sandbox (venv with sympy, numpy)");
+    let python = agentopt_sandbox::PythonEnvironment::ensure()
+        .context("setting up the sandbox's Python environment")?;
+    eprintln!("    {} (Python {})", python.venv.display(), python.version);
+    if !args.no_real_model {
+        eprintln!("==> local model for the real-model tests (0.5B, downloaded once)");
+        let model = agentopt_llm::local::prepare_blocking(
+            agentopt_llm::local::LocalModel::QwenCoder0_5B,
+            agentopt_llm::local::Progress::Show,
+        )
+        .context("obtaining the local model")?;
+        eprintln!("    {}", model.display());
+    }
     step(
         "cargo fmt --check",
         &root,
@@ -79,6 +93,33 @@ fn ensure_bubblewrap() -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Some distributions (Ubuntu 24.04) forbid unprivileged user namespaces through
+/// AppArmor, which bubblewrap needs once the worker has dropped root. Lifting it is
+/// best effort: where it stays forbidden the sandbox tests fail loudly.
+fn allow_unprivileged_user_namespaces() {
+    let knob = Path::new("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
+    if std::fs::read_to_string(knob).is_ok_and(|value| value.trim() == "1") {
+        let sysctl: &[&str] = if is_root() {
+            &["sysctl"]
+        } else {
+            &["sudo", "sysctl"]
+        };
+        let command = [
+            sysctl,
+            &["-w", "kernel.apparmor_restrict_unprivileged_userns=0"],
+        ]
+        .concat();
+        if let Err(error) = step(
+            "allow user namespaces",
+            Path::new("/"),
+            command[0],
+            &command[1..],
+        ) {
+            eprintln!("warning: {error:#}");
+        }
+    }
 }
 
 fn on_path(program: &str) -> bool {
