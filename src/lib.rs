@@ -10,3 +10,8 @@ pub use agentopt_llm as llm;
 pub use agentopt_math as math;
 pub use agentopt_optimizer as optimizer;
 pub use agentopt_sandbox as sandbox;
+
+/// The README's Rust examples, compiled and run as doctests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
