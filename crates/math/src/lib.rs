@@ -1,4 +1,38 @@
 //! MATH-benchmark utilities: fenced code-block extraction, `\boxed{}` answers and
-//! answer equivalence (Hendrycks normalisation plus numeric equivalence).
+//! answer equivalence (Hendrycks normalisation, numeric equivalence, and a hook for a
+//! symbolic checker), plus the scoring helpers used to evaluate several responses.
 //!
-//! Pure: this crate does no I/O, starts no process and opens no socket.
+//! Pure: this crate does no I/O, starts no process and opens no socket. Every public
+//! function accepts arbitrary text and never panics on it.
+//!
+//! Layers of answer checking, from AG2-identical to more forgiving:
+//! 1. [`is_equiv`]: AG2's Hendrycks comparison (normalise both strings, compare).
+//! 2. [`check_answer_numeric`]: adds exact-rational and tolerance-based numeric
+//!    equivalence ([`evaluate`]), so `7.0` matches `7` and `0.5` matches `\dfrac{2}{4}`.
+//! 3. [`check_answer`]: adds a caller-supplied [`SymbolicChecker`] for answers that need
+//!    algebra (`x(x+2)` vs `x^2+2x`).
+
+mod answer;
+mod code;
+mod error;
+mod normalize;
+mod numeric;
+mod scoring;
+mod symbolic;
+
+pub use answer::get_answer;
+pub use code::{CodeBlock, Lang, extract_code, infer_lang};
+pub use error::MathError;
+pub use normalize::{is_equiv, normalize};
+pub use numeric::{
+    ABSOLUTE_TOLERANCE, DecimalLiteral, Number, NumericAnswer, NumericComparison, NumericRule,
+    RELATIVE_TOLERANCE, ROUNDED_DECIMAL_MIN_SIGNIFICANT_DIGITS, compare_numbers, evaluate,
+};
+pub use scoring::{
+    Equivalence, ResponseEvaluation, Vote, evaluate_responses, expected_success, majority_vote,
+    pass_at_k,
+};
+pub use symbolic::{
+    AnswerVerdict, Rule, SymbolicChecker, SymbolicVerdict, UndecidedReason, check_answer,
+    check_answer_numeric,
+};
