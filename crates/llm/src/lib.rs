@@ -1,5 +1,29 @@
-//! The chat-model boundary: a `ChatModel` trait, OpenAI / Azure / OpenAI-compatible
+//! The chat-model boundary: a [`ChatModel`] trait, OpenAI / Azure / OpenAI-compatible
 //! providers over async-openai, retries, a response cache, usage and cost metering,
-//! lenient tool-call recovery and the embedded local llama.cpp model.
+//! and lenient tool-call recovery.
 //!
-//! The only crate that talks to model servers.
+//! The only crate that talks to model servers. async-openai types never leave the
+//! `openai` module; everything public is this crate's own serde types.
+
+mod cache;
+pub mod config;
+mod error;
+mod lenient;
+mod model;
+mod openai;
+mod retry;
+mod types;
+mod usage;
+
+pub use cache::{CacheStats, ResponseCache};
+pub use config::{ApiKey, ApiType, EndpointConfig};
+pub use error::LlmError;
+pub use lenient::recover_tool_calls;
+pub use model::{ChatModel, estimate_prompt_tokens};
+pub use openai::{ClientOptions, OpenAiClient};
+pub use retry::RetryPolicy;
+pub use types::{
+    CallStyle, ChatMessage, ChatRequest, ChatResponse, DEFAULT_CALLER, FinishReason, FunctionCall,
+    FunctionSchema, Role, ToolCall, ToolChoice, ToolSchema, Usage,
+};
+pub use usage::{Budget, ModelPrice, PriceTable, UsageMeter, UsageReport, UsageTotals};

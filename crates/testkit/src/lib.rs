@@ -1,2 +1,264 @@
 //! Test kit: a scripted OpenAI-compatible HTTP server bound to 127.0.0.1, so every
 //! crate's tests use the real client over real HTTP with no network.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use agentopt_testkit::{Reply, ScriptedServer};
+//! use serde_json::json;
+//!
+//! let server = ScriptedServer::start([
+//!     Reply::rate_limited(Some(1)),
+//!     Reply::tool_call("python", json!({"cell": "print(1)"})),
+//!     Reply::text("The answer is \\boxed{1}."),
+//! ])
+//! .await;
+//! // point a client at server.base_url() ("http://127.0.0.1:PORT/v1") …
+//! assert_eq!(server.requests().len(), 0);
+//! # }
+//! ```
+//!
+//! Endpoints:
+//! - `POST …/chat/completions` (any prefix, so OpenAI `/v1/…` and Azure
+//!   `/openai/deployments/D/…` both work): answered from the script or rule;
+//! - `GET /props`: llama.cpp-style `{"n_ctx", "default_generation_settings": {"n_ctx"}}`;
+//! - `GET …/models`: `{"data": [{"id": MODEL, "max_model_len": N_CTX}]}` (vLLM style);
+//! - `GET /health`: `{"status": "ok"}`.
+//!
+//! Every request (method, path, headers, body) is recorded for assertions. When the
+//! script runs out the server answers HTTP 410 "script exhausted", which no client
+//! retries, so a test that makes one call too many fails loudly.
+
+mod http;
+mod reply;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use reply::{Completion, DEFAULT_USAGE, Reply, ScriptedCall};
+
+/// Context window reported by `/props` and `/models` unless set otherwise.
+pub const DEFAULT_N_CTX: u32 = 4096;
+/// Model name reported in completions unless set otherwise.
+pub const DEFAULT_MODEL: &str = "scripted-model";
+
+/// A request the server received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path without the query string.
+    pub path: String,
+    /// Query string (without `?`), if any.
+    pub query: Option<String>,
+    /// Headers, names lower-cased, in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// The body parsed as JSON (`Value::Null` when empty or not JSON).
+    pub body: Value,
+    /// The body as received (lossy UTF-8).
+    pub raw_body: String,
+}
+
+impl RecordedRequest {
+    /// The first header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Whether this is a chat completion call.
+    pub fn is_chat(&self) -> bool {
+        self.method == "POST" && self.path.ends_with("/chat/completions")
+    }
+}
+
+/// A rule deciding the reply from the request.
+pub type Rule = dyn Fn(&RecordedRequest) -> Reply + Send + Sync;
+
+enum Source {
+    Script(VecDeque<Reply>),
+    Rule(Arc<Rule>),
+}
+
+struct State {
+    source: Mutex<Source>,
+    recorded: Mutex<Vec<RecordedRequest>>,
+    model: String,
+    n_ctx: u32,
+    sequence: Mutex<u64>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A test that panicked while holding the lock must not hide its own failure
+    // behind a poisoned-lock panic here.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl State {
+    fn next_reply(&self, request: &RecordedRequest) -> Reply {
+        let rule = match &mut *lock(&self.source) {
+            Source::Script(queue) => {
+                return queue.pop_front().unwrap_or_else(|| Reply::Status {
+                    status: 410,
+                    body: "scripted server: script exhausted".to_owned(),
+                    retry_after: None,
+                });
+            }
+            Source::Rule(rule) => Arc::clone(rule),
+        };
+        rule(request)
+    }
+
+    fn next_sequence(&self) -> u64 {
+        let mut sequence = lock(&self.sequence);
+        *sequence += 1;
+        *sequence
+    }
+}
+
+/// Options for [`ScriptedServer`]; start with [`ScriptedServer::builder`].
+#[derive(Debug, Clone)]
+pub struct ServerBuilder {
+    model: String,
+    n_ctx: u32,
+}
+
+impl ServerBuilder {
+    /// Model name the server reports.
+    #[must_use]
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.model = model.into();
+        self
+    }
+
+    /// Context window reported by `/props` and `/models`.
+    #[must_use]
+    pub fn n_ctx(mut self, n_ctx: u32) -> Self {
+        self.n_ctx = n_ctx;
+        self
+    }
+
+    /// Starts a server that replays `script` in order.
+    pub async fn script(self, script: impl IntoIterator<Item = Reply>) -> ScriptedServer {
+        self.launch(Source::Script(script.into_iter().collect()))
+            .await
+    }
+
+    /// Starts a server that answers every chat request with `rule(request)`.
+    pub async fn rule(
+        self,
+        rule: impl Fn(&RecordedRequest) -> Reply + Send + Sync + 'static,
+    ) -> ScriptedServer {
+        self.launch(Source::Rule(Arc::new(rule))).await
+    }
+
+    async fn launch(self, source: Source) -> ScriptedServer {
+        // Binding an ephemeral loopback port only fails when the machine is out of
+        // sockets; a test kit cannot do anything useful then.
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("testkit: bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("testkit: local address");
+        let state = Arc::new(State {
+            source: Mutex::new(source),
+            recorded: Mutex::new(Vec::new()),
+            model: self.model,
+            n_ctx: self.n_ctx,
+            sequence: Mutex::new(0),
+        });
+        let accept_state = Arc::clone(&state);
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(http::serve_connection(stream, Arc::clone(&accept_state)));
+            }
+        });
+        ScriptedServer { addr, state, task }
+    }
+}
+
+/// A scripted OpenAI-compatible server on 127.0.0.1:ephemeral; stops when dropped.
+pub struct ScriptedServer {
+    addr: SocketAddr,
+    state: Arc<State>,
+    task: JoinHandle<()>,
+}
+
+impl ScriptedServer {
+    /// Options: model name, context window.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            model: DEFAULT_MODEL.to_owned(),
+            n_ctx: DEFAULT_N_CTX,
+        }
+    }
+
+    /// Starts a server with default options that replays `script` in order.
+    pub async fn start(script: impl IntoIterator<Item = Reply>) -> Self {
+        Self::builder().script(script).await
+    }
+
+    /// Starts a server with default options that answers with `rule(request)`.
+    pub async fn with_rule(
+        rule: impl Fn(&RecordedRequest) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        Self::builder().rule(rule).await
+    }
+
+    /// The OpenAI-style base URL, `http://127.0.0.1:PORT/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// The server root, `http://127.0.0.1:PORT` (for Azure-style clients).
+    pub fn root_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Appends replies to the script (no effect on a rule server).
+    pub fn push(&self, replies: impl IntoIterator<Item = Reply>) {
+        if let Source::Script(queue) = &mut *lock(&self.state.source) {
+            queue.extend(replies);
+        }
+    }
+
+    /// Scripted replies not yet used.
+    pub fn remaining(&self) -> usize {
+        match &*lock(&self.state.source) {
+            Source::Script(queue) => queue.len(),
+            Source::Rule(_) => 0,
+        }
+    }
+
+    /// Every request received so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.state.recorded).clone()
+    }
+
+    /// The chat completion requests received so far.
+    pub fn chat_requests(&self) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(RecordedRequest::is_chat)
+            .collect()
+    }
+}
+
+impl Drop for ScriptedServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,0 +1,57 @@
+//! The [`ChatModel`] trait that agents and the optimizer depend on.
+
+use async_trait::async_trait;
+
+use crate::{ChatMessage, ChatRequest, ChatResponse, LlmError, ToolSchema};
+
+/// A chat model: one completion per call, plus what callers need to size prompts.
+///
+/// Implementations are cheap to share (`Arc<dyn ChatModel>`) and safe to call
+/// concurrently.
+#[async_trait]
+pub trait ChatModel: Send + Sync {
+    /// Sends one chat completion request.
+    ///
+    /// # Errors
+    /// Any [`LlmError`]: transport/HTTP failures after retries, malformed replies,
+    /// budget exhaustion, context overflow.
+    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError>;
+
+    /// The model's context window in tokens (prompt plus completion). Asked of the
+    /// server once where it can tell (llama.cpp `/props`, vLLM `/v1/models`), else
+    /// taken from configuration or a table of known models; cached afterwards.
+    ///
+    /// # Errors
+    /// When the server cannot be asked and nothing is configured.
+    async fn context_window(&self) -> Result<u32, LlmError>;
+
+    /// The default model name requests go to.
+    fn model_name(&self) -> &str;
+}
+
+/// Tokens charged per message for role markers and separators (chat templates add a
+/// handful; 8 keeps the estimate on the safe side).
+const TOKENS_PER_MESSAGE: usize = 8;
+
+/// A conservative token estimate for a prompt: about one token per 3 bytes of
+/// text plus per-message overhead. Real BPE tokenizers average 3.5–4.5 bytes per
+/// token on English and code, so a prompt whose estimate fits the window fits.
+pub fn estimate_prompt_tokens(messages: &[ChatMessage], tools: &[ToolSchema]) -> usize {
+    let message_bytes: usize = messages
+        .iter()
+        .map(|message| {
+            message.content.as_deref().map_or(0, str::len)
+                + message.name.as_deref().map_or(0, str::len)
+                + message
+                    .requested_calls()
+                    .iter()
+                    .map(|(_, call)| call.name.len() + call.arguments.len())
+                    .sum::<usize>()
+        })
+        .sum();
+    let tool_bytes: usize = tools
+        .iter()
+        .map(|tool| serde_json::to_string(tool).map_or(0, |json| json.len()))
+        .sum();
+    (message_bytes + tool_bytes).div_ceil(3) + TOKENS_PER_MESSAGE * (messages.len() + 1)
+}

@@ -1,0 +1,204 @@
+//! Token and cost accounting per model and per caller label, with an optional budget.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::{LlmError, Usage};
+
+/// Price of one model in US dollars per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelPrice {
+    /// Dollars per million prompt tokens.
+    pub prompt_per_million: f64,
+    /// Dollars per million completion tokens.
+    pub completion_per_million: f64,
+}
+
+/// Prices by model name. A model matches an entry with its exact name or, failing
+/// that, the longest entry that is a prefix of it (`gpt-4o` prices
+/// `gpt-4o-2024-08-06`). Unknown models cost nothing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PriceTable {
+    prices: HashMap<String, ModelPrice>,
+}
+
+impl PriceTable {
+    /// An empty table (everything free, e.g. local models).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds or replaces a model's price.
+    #[must_use]
+    pub fn with(
+        mut self,
+        model: impl Into<String>,
+        prompt_per_million: f64,
+        completion_per_million: f64,
+    ) -> Self {
+        self.prices.insert(
+            model.into(),
+            ModelPrice {
+                prompt_per_million,
+                completion_per_million,
+            },
+        );
+        self
+    }
+
+    /// The price that applies to `model`.
+    pub fn price(&self, model: &str) -> Option<ModelPrice> {
+        self.prices.get(model).copied().or_else(|| {
+            self.prices
+                .iter()
+                .filter(|(name, _)| model.starts_with(name.as_str()))
+                .max_by_key(|(name, _)| name.len())
+                .map(|(_, price)| *price)
+        })
+    }
+
+    /// Cost in dollars of `usage` on `model`.
+    pub fn cost(&self, model: &str, usage: Usage) -> f64 {
+        self.price(model).map_or(0.0, |price| {
+            (usage.prompt_tokens as f64 * price.prompt_per_million
+                + usage.completion_tokens as f64 * price.completion_per_million)
+                / 1e6
+        })
+    }
+}
+
+/// Spending limits; calls stop once one is reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Budget {
+    /// Maximum total cost in dollars.
+    pub max_cost_usd: Option<f64>,
+    /// Maximum total tokens (prompt plus completion), useful for free local models.
+    pub max_tokens: Option<u64>,
+}
+
+/// Totals for one model or one caller.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct UsageTotals {
+    /// Completed (uncached) calls.
+    pub calls: u64,
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+    /// Cost in dollars.
+    pub cost_usd: f64,
+}
+
+impl UsageTotals {
+    fn add(&mut self, usage: Usage, cost: f64) {
+        self.calls += 1;
+        self.prompt_tokens += usage.prompt_tokens;
+        self.completion_tokens += usage.completion_tokens;
+        self.cost_usd += cost;
+    }
+
+    /// Prompt plus completion tokens.
+    pub fn total_tokens(&self) -> u64 {
+        self.prompt_tokens + self.completion_tokens
+    }
+}
+
+/// A snapshot of everything metered so far.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UsageReport {
+    /// Totals per model name.
+    pub by_model: BTreeMap<String, UsageTotals>,
+    /// Totals per caller label.
+    pub by_caller: BTreeMap<String, UsageTotals>,
+    /// Grand total.
+    pub total: UsageTotals,
+}
+
+#[derive(Debug)]
+struct MeterState {
+    prices: PriceTable,
+    budget: Budget,
+    report: UsageReport,
+}
+
+/// Shared usage meter: clones count into the same totals, so one meter can serve
+/// every client of a run. Cached replies are not metered (they cost nothing).
+#[derive(Debug, Clone)]
+pub struct UsageMeter {
+    state: Arc<Mutex<MeterState>>,
+}
+
+impl UsageMeter {
+    /// A meter with these prices and no budget.
+    pub fn new(prices: PriceTable) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(MeterState {
+                prices,
+                budget: Budget::default(),
+                report: UsageReport::default(),
+            })),
+        }
+    }
+
+    /// Sets the budget.
+    #[must_use]
+    pub fn with_budget(self, budget: Budget) -> Self {
+        self.lock().budget = budget;
+        self
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MeterState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Fails once the budget is used up; called before every request.
+    ///
+    /// # Errors
+    /// [`LlmError::BudgetExceeded`] with what was spent and the limit.
+    pub fn check_budget(&self) -> Result<(), LlmError> {
+        let state = self.lock();
+        let total = state.report.total;
+        let over_cost = state
+            .budget
+            .max_cost_usd
+            .filter(|limit| total.cost_usd >= *limit)
+            .map(|limit| format!("${limit:.4}"));
+        let over_tokens = state
+            .budget
+            .max_tokens
+            .filter(|limit| total.total_tokens() >= *limit)
+            .map(|limit| format!("{limit} tokens"));
+        match over_cost.or(over_tokens) {
+            Some(limit) => Err(LlmError::BudgetExceeded {
+                spent_usd: total.cost_usd,
+                spent_tokens: total.total_tokens(),
+                limit,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Records one completed call; returns its cost in dollars.
+    pub fn record(&self, caller: &str, model: &str, usage: Usage) -> f64 {
+        let mut state = self.lock();
+        let cost = state.prices.cost(model, usage);
+        let report = &mut state.report;
+        report
+            .by_model
+            .entry(model.to_owned())
+            .or_default()
+            .add(usage, cost);
+        report
+            .by_caller
+            .entry(caller.to_owned())
+            .or_default()
+            .add(usage, cost);
+        report.total.add(usage, cost);
+        cost
+    }
+
+    /// Totals so far.
+    pub fn report(&self) -> UsageReport {
+        self.lock().report.clone()
+    }
+}
