@@ -1,6 +1,6 @@
 //! The chat-model boundary: a [`ChatModel`] trait, OpenAI / Azure / OpenAI-compatible
 //! providers over async-openai, retries, a response cache, usage and cost metering,
-//! and lenient tool-call recovery.
+//! lenient tool-call recovery and the embedded local llama.cpp model.
 //!
 //! The only crate that talks to model servers. async-openai types never leave the
 //! `openai` module; everything public is this crate's own serde types.
@@ -9,6 +9,7 @@ mod cache;
 pub mod config;
 mod error;
 mod lenient;
+pub mod local;
 mod model;
 mod openai;
 mod retry;
