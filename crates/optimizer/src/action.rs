@@ -9,7 +9,7 @@ use crate::function::{
     Parameters, check_identifier, check_packages, defined_parameters, normalise_schema,
     split_packages,
 };
-use crate::prompt::{ADD_FUNCTION, REMOVE_FUNCTION, REVISE_FUNCTION};
+use crate::prompt::{ADD_FUNCTION, REMOVE_FUNCTION, REVISE_FUNCTION, list_bytes};
 use crate::state::RecordedConversation;
 use crate::{LearnedFunctionSpec, OptimizerError};
 
@@ -117,6 +117,28 @@ fn static_check(
     }
 }
 
+/// The action keeps List B within its share of the prompt.
+fn fits_prompt(
+    checked: (Action, Option<Parameters>),
+    functions: &[LearnedFunctionSpec],
+    max_list_bytes: usize,
+) -> Result<(Action, Option<Parameters>), String> {
+    if matches!(checked.0, Action::Remove(_)) {
+        return Ok(checked);
+    }
+    let mut after = functions.to_vec();
+    checked.0.apply(&mut after);
+    let bytes = list_bytes(&after);
+    if bytes > max_list_bytes {
+        return Err(format!(
+            "with this change List B would take {bytes} characters of the prompt, more \
+             than the {max_list_bytes} that fit the model's context window; shorten the \
+             code or description, or remove a function first"
+        ));
+    }
+    Ok(checked)
+}
+
 /// Arguments of a call to `name` in a failing conversation, when they fit the new
 /// parameters.
 fn failing_call_arguments(
@@ -195,10 +217,11 @@ pub(crate) enum Verdict {
 }
 
 /// Validates the calls of one reply in order, each against List B with the earlier
-/// calls applied.
+/// calls applied; List B may not outgrow `max_list_bytes` of the prompt.
 pub(crate) async fn validate_calls(
     calls: &[&FunctionCall],
     incumbent: &[LearnedFunctionSpec],
+    max_list_bytes: usize,
     mut executor: Option<&mut (dyn Executor + '_)>,
     conversations: &[RecordedConversation],
 ) -> Result<Verdict, OptimizerError> {
@@ -206,7 +229,9 @@ pub(crate) async fn validate_calls(
     let mut actions = Vec::new();
     let mut errors = Vec::new();
     for call in calls {
-        let checked = match static_check(call, &scratch) {
+        let checked = match static_check(call, &scratch)
+            .and_then(|checked| fits_prompt(checked, &scratch, max_list_bytes))
+        {
             Ok((action, parameters)) => match (&action, parameters, executor.as_deref_mut()) {
                 (
                     Action::Add(function) | Action::Revise(function),

@@ -39,7 +39,7 @@ pub enum OptimizerError {
     #[error(
         "the optimizer prompt needs {needed} tokens without any conversation history, \
          but the budget is {budget} tokens (context window {context_window} minus \
-         {reply_room} reserved for the reply)"
+         {reserved} reserved for the reply, a rejected reply and its errors)"
     )]
     PromptTooLarge {
         /// Estimated tokens of the prompt without histories.
@@ -48,8 +48,8 @@ pub enum OptimizerError {
         budget: usize,
         /// The model's context window.
         context_window: u32,
-        /// Tokens reserved for the reply.
-        reply_room: u32,
+        /// Tokens reserved for the reply, a rejected reply and its errors.
+        reserved: usize,
     },
     /// A checkpoint or artifact file could not be read or written.
     #[error("{path}: {source}")]

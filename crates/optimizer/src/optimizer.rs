@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, Verdict, validate_calls};
 use crate::artifact::{FunctionArtifact, Provenance};
-use crate::prompt::{PromptBudget, PromptInputs, PromptReport, build_prompt, optimizer_tools};
+use crate::prompt::{
+    FEEDBACK_TOKENS, PromptBudget, PromptInputs, PromptReport, build_prompt, cut_middle,
+    max_list_bytes, optimizer_tools,
+};
 use crate::state::{
     CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Checkpoint, FailedTrial, OptimizerState,
     RecordedConversation, read_versioned, write_json_atomically,
@@ -27,7 +30,8 @@ pub struct OptimizerOptions {
     /// Times a rejected proposal is retried with the validation error fed back.
     pub max_retries: u32,
     /// Tokens of the context window kept free for the optimizer's reply (also its
-    /// `max_tokens`).
+    /// `max_tokens`). The prompt budget is the context window minus twice this (the
+    /// reply, and a rejected reply kept for a retry) minus room for validation errors.
     pub reply_room_tokens: u32,
     /// A prompt budget tighter than the context window minus the reply room.
     pub max_prompt_tokens: Option<usize>,
@@ -49,7 +53,7 @@ impl Default for OptimizerOptions {
         Self {
             patience: None,
             max_retries: 3,
-            reply_room_tokens: 1024,
+            reply_room_tokens: 768,
             max_prompt_tokens: None,
             max_tool_output_chars: 2000,
             validation: None,
@@ -363,7 +367,8 @@ impl AgentOptimizer {
     async fn prompt_budget(&self) -> Result<PromptBudget, OptimizerError> {
         let context_window = self.model.context_window().await?;
         let reply_room = self.options.reply_room_tokens;
-        let Some(available) = context_window.checked_sub(reply_room).filter(|t| *t > 0) else {
+        let reserved = reply_room.saturating_mul(2).saturating_add(FEEDBACK_TOKENS);
+        let Some(available) = context_window.checked_sub(reserved).filter(|t| *t > 0) else {
             return Err(OptimizerError::InvalidOption {
                 option: "reply_room_tokens",
                 value: reply_room.to_string(),
@@ -374,6 +379,7 @@ impl AgentOptimizer {
         };
         let available = available as usize;
         Ok(PromptBudget {
+            context_window,
             max_prompt_tokens: self
                 .options
                 .max_prompt_tokens
@@ -516,9 +522,8 @@ impl AgentOptimizer {
                 build_prompt(&inputs, budget).map_err(|needed| OptimizerError::PromptTooLarge {
                     needed,
                     budget: budget.max_prompt_tokens,
-                    context_window: (budget.max_prompt_tokens as u32)
-                        .saturating_add(self.options.reply_room_tokens),
-                    reply_room: self.options.reply_room_tokens,
+                    context_window: budget.context_window,
+                    reserved: budget.context_window as usize - budget.max_prompt_tokens,
                 })?;
             tracing::info!(
                 budget = report.budget_tokens,
@@ -530,7 +535,8 @@ impl AgentOptimizer {
                 "optimizer prompt built"
             );
             outcome.prompts.push(report);
-            let mut messages = vec![ChatMessage::user(prompt)];
+            let prompt_message = ChatMessage::user(prompt);
+            let mut messages = vec![prompt_message.clone()];
             for _attempt in 0..=self.options.max_retries {
                 let reply = self
                     .model
@@ -554,6 +560,7 @@ impl AgentOptimizer {
                 let verdict = validate_calls(
                     &considered,
                     incumbent,
+                    max_list_bytes(budget),
                     self.executor.as_deref_mut(),
                     recorded,
                 )
@@ -571,6 +578,8 @@ impl AgentOptimizer {
                             ?errors,
                             "optimizer proposal rejected; retrying with the errors"
                         );
+                        // Errors share the feedback room (tracebacks can be long).
+                        let limit = (FEEDBACK_TOKENS as usize * 3 / calls.len()).max(200);
                         let feedback: Vec<ChatMessage> = calls
                             .iter()
                             .enumerate()
@@ -580,6 +589,7 @@ impl AgentOptimizer {
                                     Some(None) => "Not applied: another call in this reply was rejected; send it again with the fixes.".to_owned(),
                                     None => format!("Not applied: at most {room} more action(s) are allowed in this step."),
                                 };
+                                let text = cut_middle(&text, limit).unwrap_or(text);
                                 match id {
                                     Some(id) => ChatMessage::tool(*id, text),
                                     None => ChatMessage::function(call.name.clone(), text),
@@ -593,7 +603,9 @@ impl AgentOptimizer {
                                 .collect(),
                             errors,
                         });
-                        messages.push(reply.clone());
+                        // Only the latest rejected exchange is kept, so a retry
+                        // never outgrows the budget.
+                        messages = vec![prompt_message.clone(), reply.clone()];
                         messages.extend(feedback);
                     }
                 }

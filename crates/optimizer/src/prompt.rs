@@ -133,9 +133,14 @@ Instead of returning TERMINATE directly or taking no action, you should try your
 Even adding a general function that can substitute the assistant's repeated suggestions of Python code with the same functionality could also be helpful.
 ";
 
+/// Tokens kept for the validation errors sent back with a rejected reply.
+pub(crate) const FEEDBACK_TOKENS: u32 = 384;
+
 /// Limits that keep the prompt bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PromptBudget {
+    /// The model's context window.
+    pub context_window: u32,
     /// Most tokens (as estimated by [`estimate_prompt_tokens`]) the prompt, tools
     /// included, may take.
     pub max_prompt_tokens: usize,
@@ -245,7 +250,7 @@ fn tokens(prompt: &str) -> usize {
 
 /// Keeps the head and tail of `text` around a marker when it is longer than `limit`
 /// characters.
-fn cut_middle(text: &str, limit: usize) -> Option<String> {
+pub(crate) fn cut_middle(text: &str, limit: usize) -> Option<String> {
     let length = text.chars().count();
     if length <= limit {
         return None;
@@ -280,14 +285,15 @@ fn cut_tool_outputs(messages: &[ChatMessage], limit: usize) -> (Vec<ChatMessage>
     (messages, cut)
 }
 
-fn conversation_text(index: usize, messages: &[Value]) -> String {
-    json!({ format!("Conversation {index}"): messages }).to_string()
+/// `{"Conversation i":[…]}` with each message's fields in wire order (role first).
+fn conversation_text(index: usize, messages: &[String]) -> String {
+    format!("{{\"Conversation {index}\":[{}]}}", messages.join(","))
 }
 
-fn message_values(messages: &[ChatMessage]) -> Vec<Value> {
+fn message_texts(messages: &[ChatMessage]) -> Vec<String> {
     messages
         .iter()
-        .map(|message| serde_json::to_value(message).unwrap_or(Value::Null))
+        .map(|message| serde_json::to_string(message).unwrap_or_default())
         .collect()
 }
 
@@ -304,22 +310,22 @@ fn condensed_text(index: usize, messages: &[ChatMessage], limit: usize) -> Strin
         }
         message
     };
-    let mut values = Vec::new();
+    let mut texts = Vec::new();
     if let Some(first) = messages.first() {
-        values.extend(message_values(&[shorten(first)]));
+        texts.extend(message_texts(&[shorten(first)]));
     }
     if messages.len() > 2 {
-        values.push(Value::String(format!(
-            "[... {} messages cut by agentopt ...]",
+        texts.push(format!(
+            "\"[... {} messages cut by agentopt ...]\"",
             messages.len() - 2
-        )));
+        ));
     }
     if messages.len() > 1
         && let Some(last) = messages.last()
     {
-        values.extend(message_values(&[shorten(last)]));
+        texts.extend(message_texts(&[shorten(last)]));
     }
-    conversation_text(index, &values)
+    conversation_text(index, &texts)
 }
 
 /// Failures first, alternating with successes, so a tight budget still shows both.
@@ -332,6 +338,26 @@ fn balanced_order(conversations: &[RecordedConversation]) -> Vec<usize> {
         order.extend(satisfied.get(position));
     }
     order
+}
+
+/// The most bytes List B may take in the prompt: a third of what the fixed text
+/// leaves, so List A and List B together never take more than two thirds and the
+/// failure experience and histories always keep room.
+pub(crate) fn max_list_bytes(budget: &PromptBudget) -> usize {
+    let empty = PromptInputs {
+        best: &[],
+        incumbent: &[],
+        actions_taken: 0,
+        failures: &[],
+        conversations: &[],
+    };
+    let bare = tokens(&assemble(&empty, &failure_text(&[]), 0, "", ""));
+    budget.max_prompt_tokens.saturating_sub(bare) * BYTES_PER_TOKEN / 3
+}
+
+/// How many bytes `functions` take when shown as List A or List B.
+pub(crate) fn list_bytes(functions: &[LearnedFunctionSpec]) -> usize {
+    functions_text(functions).len()
 }
 
 /// Builds the prompt within `budget`; returns it with what was cut.
@@ -372,7 +398,7 @@ pub(crate) fn build_prompt(
             &inputs.conversations[index].messages,
             budget.max_tool_output_chars,
         );
-        let full = conversation_text(index, &message_values(&messages));
+        let full = conversation_text(index, &message_texts(&messages));
         if full.len() < spare_bytes {
             spare_bytes -= full.len() + 1;
             report.tool_outputs_cut += cut;
