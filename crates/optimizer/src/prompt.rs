@@ -192,7 +192,7 @@ fn failure_text(failures: &[FailedTrial]) -> String {
         return "\n".to_owned();
     }
     let mut text = "We also provide more examples for different functions and their corresponding \
-                    performance (0-100).\n The following function signatures are arranged in \
+                    performance (0-1, the share of satisfied conversations).\n The following function signatures are arranged in \
                     ascending order based on their performance, where higher performance \
                     indicate better quality.\n"
         .to_owned();
