@@ -3,7 +3,7 @@
 
 use agentopt_llm::{ChatMessage, FunctionSchema, Role, ToolSchema, estimate_prompt_tokens};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::LearnedFunctionSpec;
 use crate::state::{FailedTrial, RecordedConversation};
@@ -178,13 +178,11 @@ pub(crate) struct PromptInputs<'a> {
 }
 
 fn functions_text(functions: &[LearnedFunctionSpec]) -> String {
-    Value::Array(
-        functions
-            .iter()
-            .map(LearnedFunctionSpec::prompt_value)
-            .collect(),
-    )
-    .to_string()
+    let forms: Vec<_> = functions
+        .iter()
+        .map(LearnedFunctionSpec::prompt_form)
+        .collect();
+    serde_json::to_string(&forms).unwrap_or_default()
 }
 
 fn failure_text(failures: &[FailedTrial]) -> String {

@@ -29,7 +29,7 @@ async fn first_step_prompt() -> anyhow::Result<()> {
     // The second round shows the action taken and List B with the new function.
     let second = prompt_of(&requests[1]);
     assert!(second.contains("after taking 1 actions to manipulate List A"));
-    assert!(second.contains("List B: [{\"arguments\""));
+    assert!(second.contains("List B: [{\"name\":\"sum_numbers\""));
     assert_eq!(requests[0].body["tool_choice"], "auto");
     Ok(())
 }
