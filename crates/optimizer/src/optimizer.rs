@@ -331,6 +331,12 @@ impl AgentOptimizer {
         self.state.best_performance
     }
 
+    /// The conversations the best list was scored on (what the prompt's histories
+    /// are drawn from).
+    pub fn best_conversations(&self) -> &[RecordedConversation] {
+        &self.state.best_conversations
+    }
+
     /// The rolled-back lists since the last acceptance, ascending by score.
     pub fn failure_experience(&self) -> &[FailedTrial] {
         &self.state.failures

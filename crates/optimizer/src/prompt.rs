@@ -137,16 +137,16 @@ Even adding a general function that can substitute the assistant's repeated sugg
 pub(crate) const FEEDBACK_TOKENS: u32 = 384;
 
 /// Limits that keep the prompt bounded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PromptBudget {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PromptBudget {
     /// The model's context window.
-    pub context_window: u32,
+    pub(crate) context_window: u32,
     /// Most tokens (as estimated by [`estimate_prompt_tokens`]) the prompt, tools
     /// included, may take.
-    pub max_prompt_tokens: usize,
+    pub(crate) max_prompt_tokens: usize,
     /// Longest tool or function output kept whole in a history, in characters; longer
     /// outputs keep their head and tail around a cut marker.
-    pub max_tool_output_chars: usize,
+    pub(crate) max_tool_output_chars: usize,
 }
 
 /// What went into one prompt and what was cut to fit the budget.
