@@ -127,20 +127,21 @@ impl Message {
         }
     }
 
-    /// The OpenAI messages this history entry becomes: one per tool response for a
-    /// tool-result message, else one.
+    /// The OpenAI messages this history entry becomes: its tool results (one tool
+    /// message each), then the message itself unless it is a tool-result message.
     pub fn to_chat_messages(&self) -> Vec<ChatMessage> {
+        let mut messages: Vec<ChatMessage> = self
+            .tool_responses
+            .iter()
+            .map(|response| ChatMessage::tool(&response.tool_call_id, &response.content))
+            .collect();
         match self.role {
-            Role::Tool => self
-                .tool_responses
-                .iter()
-                .map(|response| ChatMessage::tool(&response.tool_call_id, &response.content))
-                .collect(),
-            Role::Function => vec![ChatMessage::function(
+            Role::Tool => {}
+            Role::Function => messages.push(ChatMessage::function(
                 self.name.clone().unwrap_or_default(),
                 self.text(),
-            )],
-            role => vec![ChatMessage {
+            )),
+            role => messages.push(ChatMessage {
                 role,
                 content: if self.requests_calls() {
                     self.content.clone()
@@ -151,8 +152,9 @@ impl Message {
                 tool_calls: self.tool_calls.clone(),
                 function_call: self.function_call.clone(),
                 tool_call_id: None,
-            }],
+            }),
         }
+        messages
     }
 }
 

@@ -8,7 +8,7 @@ use agentopt_agents::{
     apply_function_update,
 };
 use agentopt_llm::{CallStyle, FunctionSchema};
-use agentopt_sandbox::SandboxPolicy;
+use agentopt_sandbox::{SandboxPolicy, WorkerPool};
 use agentopt_testkit::{RecordedRequest, Reply, ScriptedServer};
 use serde_json::{Value, json};
 
@@ -51,13 +51,17 @@ fn answer(request: &RecordedRequest) -> Reply {
 async fn hundred_concurrent_conversations_do_not_cross_talk() {
     let server = ScriptedServer::with_rule(answer).await;
     let model = client(&server, CallStyle::Tools);
-    // Two live workers at most: the machine has two cores, and only the
-    // code-solving conversations need one.
+    // Two pre-warmed workers and two live sessions at most: the machine has two
+    // cores, and only the code-solving conversations need a worker at all.
     let policy = SandboxPolicy {
         preload: Vec::new(),
         ..SandboxPolicy::default()
     };
-    let sessions = Arc::new(SandboxSessions::new(python_environment(), policy).with_max_live(2));
+    let pool = match WorkerPool::new(python_environment(), policy, 2) {
+        Ok(pool) => Arc::new(pool),
+        Err(error) => panic!("worker pool: {error}"),
+    };
+    let sessions = Arc::new(SandboxSessions::pooled(pool).with_max_live(2));
     let add = FunctionSchema {
         name: "add".to_owned(),
         description: Some("Add two integers.".to_owned()),

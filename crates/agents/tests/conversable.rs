@@ -207,3 +207,26 @@ async fn registered_reply_functions_run_in_position_order() {
     assert!(matches!(transcript.stop_reason, StopReason::Ended { .. }));
     assert_eq!(proxy.remove_reply("echo"), 1);
 }
+
+#[tokio::test]
+async fn a_human_answer_interrupts_pending_tool_calls() {
+    let server = ScriptedServer::start([
+        Reply::tool_call("slow", serde_json::json!({})),
+        Reply::text("TERMINATE"),
+    ])
+    .await;
+    let mut assistant = crate::assistant(client(&server, CallStyle::Tools));
+    let human = Arc::new(ScriptedHuman {
+        answers: Mutex::new(VecDeque::from(["skip that".to_owned()])),
+        prompts: Mutex::new(Vec::new()),
+    });
+    let mut proxy = UserProxyAgent::without_code("user")
+        .configure(|agent| agent.with_human_input(HumanInputMode::Always, human));
+    let transcript = proxy.initiate_chat(&mut assistant, "go").await;
+    assert_eq!(transcript.entries[2].message.text(), "skip that");
+    let second = &server.chat_requests()[1].body["messages"];
+    assert_eq!(second[3]["role"], "tool");
+    assert_eq!(second[3]["content"], "USER INTERRUPTED");
+    assert_eq!(second[4]["role"], "user");
+    assert_eq!(second[4]["content"], "skip that");
+}
