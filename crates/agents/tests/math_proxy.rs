@@ -336,8 +336,42 @@ async fn history_stays_readable_after_the_chat() {
     assert_eq!(history.len(), 4);
     assert_eq!(history[1].text(), "\\boxed{2}");
     assert_eq!(proxy.history("assistant").len(), 4);
-    let json = outcome.transcript.to_json();
-    assert!(json.is_ok_and(|json| json.contains("The result is Correct.")));
+    let json = match outcome.transcript.to_json() {
+        Ok(json) => json,
+        Err(error) => panic!("{error}"),
+    };
+    assert!(json.contains("The result is Correct."));
+    let read_back: Result<agentopt_agents::Transcript, _> = serde_json::from_str(&json);
+    assert!(read_back.is_ok_and(|transcript| transcript == outcome.transcript));
+}
+
+#[tokio::test]
+async fn model_errors_count_and_end_the_problem() {
+    let server = ScriptedServer::start([Reply::server_error(400)]).await;
+    let mut assistant = assistant(client(&server, CallStyle::Tools));
+    let mut proxy = MathUserProxyAgent::new(MATH_AGENT_NAME, sessions());
+    let outcome = proxy.initiate_chat(&mut assistant, "1 + 1?", "2").await;
+    assert!(!outcome.correct);
+    assert_eq!(outcome.errors, 1);
+    assert_eq!(outcome.turns, 0);
+    assert!(matches!(
+        outcome.transcript.stop_reason,
+        StopReason::Error { .. }
+    ));
+}
+
+#[test]
+fn reply_chain_is_in_the_seed_order() {
+    let proxy = MathUserProxyAgent::new(MATH_AGENT_NAME, sessions());
+    assert_eq!(
+        proxy.reply_names(),
+        [
+            "check_final_result",
+            "check_termination_and_human_reply",
+            "generate_function_call_reply",
+            "generate_math_reply"
+        ]
+    );
 }
 
 struct Fixed(SymbolicVerdict);
