@@ -1,12 +1,14 @@
 //! Fenced code blocks in model replies, with AG2's regular expressions, and the
 //! language of untagged code.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::LazyLock;
 
 use regex::Regex;
-use rustpython_parser::Parse;
 use rustpython_parser::ast::{self, Expr, Stmt};
+use rustpython_parser::lexer::lex;
+use rustpython_parser::{Mode, Parse, Tok};
 
 /// AG2's `CODE_BLOCK_PATTERN`, with Python's `re.DOTALL`.
 const FENCED: &str = r"```[ \t]*(\w+)?[ \t]*\r?\n(.*?)\r?\n[ \t]*```";
@@ -82,7 +84,9 @@ pub struct CodeBlock {
 /// With `detect_inline`: fenced blocks and single-backtick spans in order of
 /// appearance, each trimmed (as Python's `str.strip`), inline spans
 /// [`Lang::Untagged`], empty fenced blocks skipped; a text with neither yields no
-/// block (AG2 does not add the `unknown` fallback in this mode).
+/// block (AG2 does not add the `unknown` fallback in this mode). Unlike AG2, which
+/// compiles this combined pattern without `re.DOTALL`, fenced blocks still span
+/// lines here instead of falling apart into inline spans.
 #[must_use]
 pub fn extract_code(text: &str, detect_inline: bool) -> Vec<CodeBlock> {
     let pattern = if detect_inline {
@@ -128,10 +132,12 @@ fn python_strip(s: &str) -> &str {
 /// `python `, `pip` or `python3 ` is a shell command; text that parses as a Python
 /// module is Python; anything else is [`Lang::Unknown`].
 ///
-/// Parsing uses a real Python grammar (RustPython's parser), plus CPython's check of
-/// assignment targets, so `x + y = 0` and `1:2` (math, not code) are not Python. It
-/// still accepts a few programs that CPython's `compile` rejects for semantic reasons,
-/// such as `return` outside a function.
+/// Parsing uses a real Python grammar (RustPython's parser), plus CPython's limits on
+/// nesting and its compile-time statement checks (assignable targets, so `x + y = 0`
+/// and `1:2`, math rather than code, are not Python; `return`, `break`, `continue`
+/// and `nonlocal` in place). Still accepted, unlike CPython: `yield`/`await` nested
+/// in a larger expression outside a function, starred expressions misplaced inside
+/// one, and `global`/`nonlocal` binding errors.
 #[must_use]
 pub fn infer_lang(code: &str) -> Lang {
     if ["python ", "pip", "python3 "]
@@ -140,50 +146,164 @@ pub fn infer_lang(code: &str) -> Lang {
     {
         return Lang::Shell;
     }
-    // CPython refuses source containing NUL bytes before it parses anything.
+    // CPython refuses source containing NUL bytes before it parses anything; RustPython
+    // measures source positions in `u32`.
+    let code = blank_whitespace_lines(code);
+    let code = code.as_ref();
     let parses = !code.contains('\0')
-        && ast::Suite::parse(code, "<infer_lang>").is_ok_and(|suite| targets_assignable(&suite));
+        && u32::try_from(code.len()).is_ok()
+        && within_cpython_nesting_limits(code)
+        && ast::Suite::parse(code, "<infer_lang>")
+            .is_ok_and(|suite| statements_valid(&suite, Scope::MODULE));
     if parses { Lang::Python } else { Lang::Unknown }
 }
 
-/// CPython rejects, while parsing, assignments to what cannot be assigned
-/// (`x + y = 0`, `1: 2`, `del f()`); RustPython's grammar accepts them.
-fn targets_assignable(body: &[Stmt]) -> bool {
+/// Empties lines holding only spaces, tabs and form feeds: CPython ignores them,
+/// RustPython's lexer rejects a tab after a space even there.
+fn blank_whitespace_lines(code: &str) -> Cow<'_, str> {
+    let blank = |line: &str| line.trim_matches([' ', '\t', '\x0c', '\r']).is_empty();
+    if !code.split('\n').any(|line| !line.is_empty() && blank(line)) {
+        return Cow::Borrowed(code);
+    }
+    let lines: Vec<&str> = code
+        .split('\n')
+        .map(|line| if blank(line) { "" } else { line })
+        .collect();
+    Cow::Owned(lines.join("\n"))
+}
+
+/// CPython's tokenizer allows 200 open brackets (`MAXLEVEL`).
+const MAX_BRACKET_DEPTH: usize = 200;
+/// CPython's tokenizer allows fewer than 100 indentation levels (`MAXINDENT`).
+const MAX_INDENT_DEPTH: usize = 99;
+/// CPython's recursive compiler gives up on operator chains a few thousand long
+/// (`1+1+…`, `a.b.b…`, `- - -1`); this bound is below that.
+const MAX_OPERATORS_PER_LOGICAL_LINE: usize = 2000;
+
+/// Whether `code` nests no deeper than CPython accepts. Checked on tokens before
+/// parsing because RustPython's parser and its AST recurse on nesting and would
+/// overflow the stack long before they reject such source.
+fn within_cpython_nesting_limits(code: &str) -> bool {
+    let (mut brackets, mut indents, mut operators) = (0usize, 0usize, 0usize);
+    for token in lex(code, Mode::Module) {
+        let Ok((token, _)) = token else { return false };
+        match token {
+            Tok::Lpar | Tok::Lsqb | Tok::Lbrace => brackets += 1,
+            Tok::Rpar | Tok::Rsqb | Tok::Rbrace => brackets = brackets.saturating_sub(1),
+            Tok::Indent => indents += 1,
+            Tok::Dedent => indents = indents.saturating_sub(1),
+            Tok::Newline => operators = 0,
+            Tok::Name { .. }
+            | Tok::Int { .. }
+            | Tok::Float { .. }
+            | Tok::Complex { .. }
+            | Tok::String { .. }
+            | Tok::Comma
+            | Tok::Colon => {}
+            _ => operators += 1,
+        }
+        if brackets > MAX_BRACKET_DEPTH
+            || indents > MAX_INDENT_DEPTH
+            || operators > MAX_OPERATORS_PER_LOGICAL_LINE
+        {
+            return false;
+        }
+    }
+    true
+}
+
+/// Where a statement sits, for the checks CPython's compiler makes.
+#[derive(Clone, Copy)]
+struct Scope {
+    module: bool,
+    function: bool,
+    in_loop: bool,
+}
+
+impl Scope {
+    const MODULE: Self = Self {
+        module: true,
+        function: false,
+        in_loop: false,
+    };
+
+    fn function() -> Self {
+        Self {
+            module: false,
+            function: true,
+            in_loop: false,
+        }
+    }
+
+    fn class() -> Self {
+        Self {
+            module: false,
+            function: false,
+            in_loop: false,
+        }
+    }
+
+    fn looping(self) -> Self {
+        Self {
+            in_loop: true,
+            ..self
+        }
+    }
+}
+
+/// The statement checks CPython makes while compiling and RustPython's grammar does
+/// not: assignment targets must be assignable (`x + y = 0`, `1: 2`, `del f()`),
+/// `return` (and a `yield` or `await` statement) needs a function, `break`/`continue` a
+/// loop, `nonlocal` a nested scope; a starred expression cannot stand alone.
+fn statements_valid(body: &[Stmt], scope: Scope) -> bool {
     body.iter().all(|stmt| match stmt {
         Stmt::Assign(s) => s.targets.iter().all(|t| assignable(t, true)),
         Stmt::AugAssign(s) => plain_target(&s.target),
         Stmt::AnnAssign(s) => plain_target(&s.target),
         Stmt::Delete(s) => s.targets.iter().all(|t| assignable(t, false)),
+        Stmt::Return(_) => scope.function,
+        Stmt::Break(_) | Stmt::Continue(_) => scope.in_loop,
+        Stmt::Nonlocal(_) => !scope.module,
+        Stmt::Expr(s) => match s.value.as_ref() {
+            Expr::Starred(_) => false,
+            Expr::Yield(_) | Expr::YieldFrom(_) | Expr::Await(_) => scope.function,
+            _ => true,
+        },
         Stmt::For(s) => {
             assignable(&s.target, true)
-                && targets_assignable(&s.body)
-                && targets_assignable(&s.orelse)
+                && statements_valid(&s.body, scope.looping())
+                && statements_valid(&s.orelse, scope)
         }
         Stmt::AsyncFor(s) => {
             assignable(&s.target, true)
-                && targets_assignable(&s.body)
-                && targets_assignable(&s.orelse)
+                && statements_valid(&s.body, scope.looping())
+                && statements_valid(&s.orelse, scope)
         }
-        Stmt::While(s) => targets_assignable(&s.body) && targets_assignable(&s.orelse),
-        Stmt::If(s) => targets_assignable(&s.body) && targets_assignable(&s.orelse),
-        Stmt::With(s) => with_targets_assignable(&s.items) && targets_assignable(&s.body),
-        Stmt::AsyncWith(s) => with_targets_assignable(&s.items) && targets_assignable(&s.body),
+        Stmt::While(s) => {
+            statements_valid(&s.body, scope.looping()) && statements_valid(&s.orelse, scope)
+        }
+        Stmt::If(s) => statements_valid(&s.body, scope) && statements_valid(&s.orelse, scope),
+        Stmt::With(s) => with_targets_assignable(&s.items) && statements_valid(&s.body, scope),
+        Stmt::AsyncWith(s) => with_targets_assignable(&s.items) && statements_valid(&s.body, scope),
         Stmt::Try(s) => {
-            targets_assignable(&s.body)
-                && handlers_assignable(&s.handlers)
-                && targets_assignable(&s.orelse)
-                && targets_assignable(&s.finalbody)
+            statements_valid(&s.body, scope)
+                && handlers_valid(&s.handlers, scope)
+                && statements_valid(&s.orelse, scope)
+                && statements_valid(&s.finalbody, scope)
         }
         Stmt::TryStar(s) => {
-            targets_assignable(&s.body)
-                && handlers_assignable(&s.handlers)
-                && targets_assignable(&s.orelse)
-                && targets_assignable(&s.finalbody)
+            statements_valid(&s.body, scope)
+                && handlers_valid(&s.handlers, scope)
+                && statements_valid(&s.orelse, scope)
+                && statements_valid(&s.finalbody, scope)
         }
-        Stmt::FunctionDef(s) => targets_assignable(&s.body),
-        Stmt::AsyncFunctionDef(s) => targets_assignable(&s.body),
-        Stmt::ClassDef(s) => targets_assignable(&s.body),
-        Stmt::Match(s) => s.cases.iter().all(|case| targets_assignable(&case.body)),
+        Stmt::FunctionDef(s) => statements_valid(&s.body, Scope::function()),
+        Stmt::AsyncFunctionDef(s) => statements_valid(&s.body, Scope::function()),
+        Stmt::ClassDef(s) => statements_valid(&s.body, Scope::class()),
+        Stmt::Match(s) => s
+            .cases
+            .iter()
+            .all(|case| statements_valid(&case.body, scope)),
         _ => true,
     })
 }
@@ -196,10 +316,10 @@ fn with_targets_assignable(items: &[ast::WithItem]) -> bool {
     })
 }
 
-fn handlers_assignable(handlers: &[ast::ExceptHandler]) -> bool {
+fn handlers_valid(handlers: &[ast::ExceptHandler], scope: Scope) -> bool {
     handlers
         .iter()
-        .all(|ast::ExceptHandler::ExceptHandler(handler)| targets_assignable(&handler.body))
+        .all(|ast::ExceptHandler::ExceptHandler(handler)| statements_valid(&handler.body, scope))
 }
 
 /// A name, attribute or subscript: what augmented and annotated assignments accept.

@@ -24,6 +24,9 @@ pub const ABSOLUTE_TOLERANCE: f64 = 1e-12;
 /// literals only match exactly, so `0.3` does not match `\frac{1}{3}`.
 pub const ROUNDED_DECIMAL_MIN_SIGNIFICANT_DIGITS: u32 = 3;
 
+/// How `\sqrt[` is spelled while the answer is normalised (see [`evaluate`]).
+const INDEXED_ROOT: &str = "\\indexedroot[";
+
 /// Deepest nesting of groups the evaluator follows before giving up on an answer.
 const MAX_DEPTH: u32 = 64;
 /// Largest decimal exponent accepted in a literal such as `6.72e-05`.
@@ -110,7 +113,9 @@ pub struct NumericComparison {
 /// float spelling (`6.72e-05`, `7.0`) is accepted, so CRAFT's float answers evaluate.
 #[must_use]
 pub fn evaluate(answer: &str) -> Option<NumericAnswer> {
-    let mut spaced = answer.to_owned();
+    // Hendrycks' `\sqrt3` rule would turn `\sqrt[3]{x}` into `\sqrt{[}3]{x}`, so
+    // indexed roots travel through normalisation under another name.
+    let mut spaced = answer.replace("\\sqrt[", INDEXED_ROOT);
     for (from, to) in [
         ("\\displaystyle", ""),
         ("{,}", ""),
@@ -359,10 +364,11 @@ impl<'a> Parser<'a> {
 
     fn starts_atom(&self) -> bool {
         match self.peek() {
-            Some(b'0'..=b'9' | b'.' | b'(' | b'{') => true,
+            // A digit or point cannot follow a number (`1.2.3` is not a product).
+            Some(b'(' | b'{') => true,
             Some(b'\\') => matches!(
                 self.peek_command(),
-                Some("frac" | "dfrac" | "tfrac" | "sqrt" | "pi")
+                Some("frac" | "dfrac" | "tfrac" | "sqrt" | "indexedroot" | "pi")
             ),
             _ => false,
         }
@@ -418,7 +424,7 @@ impl<'a> Parser<'a> {
                         let denominator = self.argument()?;
                         divide(numerator, denominator)
                     }
-                    "sqrt" => {
+                    "sqrt" | "indexedroot" => {
                         let index = if self.eat(b'[') {
                             let index = self.expr()?;
                             self.eat(b']').then_some(index)?
