@@ -20,12 +20,14 @@ pub(crate) async fn serve_connection(mut stream: TcpStream, state: Arc<State>) {
             return;
         };
         lock(&state.recorded).push(request.clone());
-        let reply = if request.is_chat() {
-            state.next_reply(&request)
+        let (reply, guard) = if request.is_chat() {
+            (state.next_reply(&request), Some(state.enter()))
         } else {
-            info_reply(&request, &state)
+            (info_reply(&request, &state), None)
         };
-        if !send(&mut stream, reply, &state).await {
+        let keep_open = send(&mut stream, reply, &state).await;
+        drop(guard);
+        if !keep_open {
             return;
         }
     }
@@ -33,7 +35,7 @@ pub(crate) async fn serve_connection(mut stream: TcpStream, state: Arc<State>) {
 
 fn info_reply(request: &RecordedRequest, state: &State) -> Reply {
     let body = match (request.method.as_str(), request.path.as_str()) {
-        ("GET", "/props") => json!({
+        ("GET", "/props") if state.serve_props => json!({
             "n_ctx": state.n_ctx,
             "default_generation_settings": {"n_ctx": state.n_ctx},
             "model_path": format!("/models/{}.gguf", state.model),

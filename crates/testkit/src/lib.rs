@@ -92,7 +92,15 @@ struct State {
     recorded: Mutex<Vec<RecordedRequest>>,
     model: String,
     n_ctx: u32,
+    serve_props: bool,
     sequence: Mutex<u64>,
+    in_flight: Mutex<InFlight>,
+}
+
+#[derive(Default)]
+struct InFlight {
+    now: usize,
+    peak: usize,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -118,10 +126,27 @@ impl State {
         rule(request)
     }
 
+    /// Counts a chat request as in flight until the returned guard drops.
+    fn enter(self: &Arc<Self>) -> InFlightGuard {
+        let mut in_flight = lock(&self.in_flight);
+        in_flight.now += 1;
+        in_flight.peak = in_flight.peak.max(in_flight.now);
+        InFlightGuard(Arc::clone(self))
+    }
+
     fn next_sequence(&self) -> u64 {
         let mut sequence = lock(&self.sequence);
         *sequence += 1;
         *sequence
+    }
+}
+
+/// Marks one chat request in flight.
+struct InFlightGuard(Arc<State>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        lock(&self.0.in_flight).now -= 1;
     }
 }
 
@@ -130,6 +155,7 @@ impl State {
 pub struct ServerBuilder {
     model: String,
     n_ctx: u32,
+    serve_props: bool,
 }
 
 impl ServerBuilder {
@@ -144,6 +170,13 @@ impl ServerBuilder {
     #[must_use]
     pub fn n_ctx(mut self, n_ctx: u32) -> Self {
         self.n_ctx = n_ctx;
+        self
+    }
+
+    /// Answers `GET /props` with 404, like a server that is not llama.cpp (vLLM).
+    #[must_use]
+    pub fn without_props(mut self) -> Self {
+        self.serve_props = false;
         self
     }
 
@@ -173,7 +206,9 @@ impl ServerBuilder {
             recorded: Mutex::new(Vec::new()),
             model: self.model,
             n_ctx: self.n_ctx,
+            serve_props: self.serve_props,
             sequence: Mutex::new(0),
+            in_flight: Mutex::new(InFlight::default()),
         });
         let accept_state = Arc::clone(&state);
         let task = tokio::spawn(async move {
@@ -198,6 +233,7 @@ impl ScriptedServer {
         ServerBuilder {
             model: DEFAULT_MODEL.to_owned(),
             n_ctx: DEFAULT_N_CTX,
+            serve_props: true,
         }
     }
 
@@ -246,6 +282,11 @@ impl ScriptedServer {
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.state.recorded).clone()
+    }
+
+    /// The most chat requests that were ever being answered at the same time.
+    pub fn peak_in_flight(&self) -> usize {
+        lock(&self.state.in_flight).peak
     }
 
     /// The chat completion requests received so far.

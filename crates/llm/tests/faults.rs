@@ -1,0 +1,223 @@
+//! Every injected fault is either retried to success or surfaced as a clear error.
+
+use std::time::{Duration, Instant};
+
+use agentopt_llm::{ChatModel, ClientOptions, EndpointConfig, LlmError, OpenAiClient, RetryPolicy};
+use agentopt_testkit::{Reply, ScriptedServer};
+
+use crate::{ask, client, client_with, fast_options};
+
+/// Runs one request against a server scripted with `faults` followed by a good
+/// reply; returns the answer text and how many chat requests the server saw.
+async fn recover_from(faults: Vec<Reply>) -> (String, usize) {
+    let server = ScriptedServer::start(faults.into_iter().chain([Reply::text("recovered")])).await;
+    let response = client(&server)
+        .chat(ask("q"))
+        .await
+        .expect("retried to success");
+    (
+        response.message.content.unwrap_or_default(),
+        server.chat_requests().len(),
+    )
+}
+
+#[tokio::test]
+async fn transient_faults_are_retried() {
+    let cases: Vec<(&str, Vec<Reply>)> = vec![
+        ("429", vec![Reply::rate_limited(None)]),
+        ("500", vec![Reply::server_error(500)]),
+        (
+            "503 twice",
+            vec![Reply::server_error(503), Reply::server_error(503)],
+        ),
+        ("connection reset", vec![Reply::Reset]),
+        ("truncated body", vec![Reply::text("cut short").truncated()]),
+        (
+            "502 then reset",
+            vec![Reply::server_error(502), Reply::Reset],
+        ),
+    ];
+    for (name, faults) in cases {
+        let expected_requests = faults.len() + 1;
+        assert_eq!(
+            recover_from(faults).await,
+            ("recovered".to_owned(), expected_requests),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() -> anyhow::Result<()> {
+    let server = ScriptedServer::start([Reply::rate_limited(Some(1)), Reply::text("ok")]).await;
+    let started = Instant::now();
+    client(&server).chat(ask("q")).await?;
+    // The backoff alone would wait at most 5 ms; only Retry-After explains a second.
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn persistent_server_errors_give_up_after_max_attempts() {
+    let server = ScriptedServer::with_rule(|_| Reply::server_error(503)).await;
+    let error = client(&server)
+        .chat(ask("q"))
+        .await
+        .expect_err("never succeeds");
+    match &error {
+        LlmError::Http {
+            status,
+            attempts,
+            body,
+            ..
+        } => {
+            assert_eq!((*status, *attempts), (503, 3));
+            assert!(body.contains("scripted server error"), "{body}");
+        }
+        other => panic!("expected HTTP error, got {other}"),
+    }
+    assert_eq!(server.chat_requests().len(), 3);
+}
+
+#[tokio::test]
+async fn client_errors_are_not_retried() {
+    let server = ScriptedServer::start([Reply::Status {
+        status: 400,
+        body: r#"{"error": {"message": "bad field", "type": "invalid_request_error", "param": null, "code": null}}"#
+            .to_owned(),
+        retry_after: None,
+    }])
+    .await;
+    let error = client(&server).chat(ask("q")).await.expect_err("400");
+    assert!(
+        matches!(
+            error,
+            LlmError::Http {
+                status: 400,
+                attempts: 1,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(server.chat_requests().len(), 1);
+}
+
+#[tokio::test]
+async fn context_overflow_is_recognised() {
+    let server = ScriptedServer::start([Reply::Status {
+        status: 400,
+        body: r#"{"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it", "type": "exceed_context_size_error"}}"#.to_owned(),
+        retry_after: None,
+    }])
+    .await;
+    let error = client(&server).chat(ask("q")).await.expect_err("overflow");
+    assert!(matches!(error, LlmError::ContextOverflow { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn slow_replies_time_out_and_retry() -> anyhow::Result<()> {
+    let options = ClientOptions {
+        timeout: Duration::from_millis(200),
+        ..fast_options()
+    };
+    let server = ScriptedServer::start([
+        Reply::text("too late").delayed(Duration::from_secs(2)),
+        Reply::text("in time"),
+    ])
+    .await;
+    let response = client_with(&server, options.clone()).chat(ask("q")).await?;
+    assert_eq!(response.message.content.as_deref(), Some("in time"));
+
+    let always_slow =
+        ScriptedServer::with_rule(|_| Reply::text("late").delayed(Duration::from_secs(2))).await;
+    let error = client_with(&always_slow, options)
+        .chat(ask("q"))
+        .await
+        .expect_err("timeout");
+    assert!(
+        matches!(error, LlmError::Timeout { attempts: 3, .. }),
+        "{error}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn malformed_json_keeps_the_raw_body_and_is_not_retried() {
+    let server = ScriptedServer::start([Reply::malformed_json()]).await;
+    let error = client(&server).chat(ask("q")).await.expect_err("malformed");
+    match &error {
+        LlmError::MalformedResponse { body, .. } => {
+            assert!(body.contains("this is not json"), "{body}")
+        }
+        other => panic!("expected malformed response, got {other}"),
+    }
+    assert_eq!(server.chat_requests().len(), 1);
+}
+
+#[tokio::test]
+async fn empty_choices_is_a_clear_error() {
+    let server = ScriptedServer::start([Reply::empty_choices()]).await;
+    let error = client(&server)
+        .chat(ask("q"))
+        .await
+        .expect_err("no choices");
+    match &error {
+        LlmError::MalformedResponse { message, body, .. } => {
+            assert_eq!(message, "reply has no choices");
+            assert!(body.contains("chatcmpl-empty"), "{body}");
+        }
+        other => panic!("expected malformed response, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn refused_connections_are_retried_then_reported() -> anyhow::Result<()> {
+    // Bind and drop to get a port with nothing listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let endpoint = EndpointConfig::compatible(format!("http://127.0.0.1:{port}/v1"), "m");
+    let error = OpenAiClient::new(endpoint, fast_options())?
+        .chat(ask("q"))
+        .await
+        .expect_err("nothing listens");
+    assert!(
+        matches!(error, LlmError::Transport { attempts: 3, .. }),
+        "{error}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn script_exhaustion_is_reported_not_retried() {
+    let server = ScriptedServer::start([]).await;
+    let error = client(&server).chat(ask("q")).await.expect_err("exhausted");
+    assert!(error.to_string().contains("script exhausted"), "{error}");
+    assert_eq!(server.chat_requests().len(), 1);
+}
+
+#[tokio::test]
+async fn concurrency_limit_is_shared_by_clones() {
+    let server =
+        ScriptedServer::with_rule(|_| Reply::text("ok").delayed(Duration::from_millis(50))).await;
+    let options = ClientOptions {
+        max_concurrency: 2,
+        retry: RetryPolicy::none(),
+        ..fast_options()
+    };
+    let client = client_with(&server, options);
+    let calls = (0..8).map(|index| {
+        let clone = client.clone();
+        async move { clone.chat(ask(&format!("q{index}"))).await }
+    });
+    for result in futures::future::join_all(calls).await {
+        result.expect("all succeed");
+    }
+    assert_eq!(server.chat_requests().len(), 8);
+    assert_eq!(server.peak_in_flight(), 2);
+}
