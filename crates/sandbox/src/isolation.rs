@@ -55,8 +55,14 @@ pub(crate) fn isolation() -> &'static Isolation {
 }
 
 fn detect() -> Isolation {
-    let Some(bwrap) = find_program("bwrap") else {
-        return Isolation::Unavailable("bubblewrap (bwrap) is not installed".to_owned());
+    let bwrap = match std::env::var_os("AGENTOPT_BWRAP") {
+        Some(path) => Some(PathBuf::from(path)).filter(|p| p.is_file()),
+        None => find_program("bwrap"),
+    };
+    let Some(bwrap) = bwrap else {
+        return Isolation::Unavailable(
+            "bubblewrap (bwrap) is not installed (or not at $AGENTOPT_BWRAP)".to_owned(),
+        );
     };
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;

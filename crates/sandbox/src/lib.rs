@@ -29,6 +29,6 @@ pub use environment::{
     BASE_PACKAGES, EnvironmentOptions, PACKAGE_ALLOWLIST, PythonEnvironment, default_home,
 };
 pub use error::SandboxError;
-pub use policy::{Protections, SandboxPolicy};
+pub use policy::{Protections, SYMPY_PRELOAD, SandboxPolicy};
 pub use pool::WorkerPool;
 pub use session::{CellOutcome, CellStatus, Executor, LearnedFunction, PythonSession};

@@ -2,6 +2,30 @@
 
 use std::time::Duration;
 
+/// The rlimits a worker applies to itself, by Python `resource` name.
+const RLIMIT_NAMES: [&str; 5] = [
+    "RLIMIT_AS",
+    "RLIMIT_CORE",
+    "RLIMIT_FSIZE",
+    "RLIMIT_NOFILE",
+    "RLIMIT_NPROC",
+];
+
+/// The default preload: sympy plus the submodules it imports lazily on the first
+/// `solve`, `integrate`, `simplify` or `limit` (≈ 150 ms a conversation would
+/// otherwise pay inside its cells).
+pub const SYMPY_PRELOAD: &[&str] = &[
+    "sympy",
+    "sympy.assumptions.wrapper",
+    "sympy.combinatorics",
+    "sympy.integrals.heurisch",
+    "sympy.integrals.manualintegrate",
+    "sympy.integrals.risch",
+    "sympy.physics.units",
+    "sympy.sets.setexpr",
+    "sympy.tensor.tensor",
+];
+
 /// Limits and options for one sandboxed Python session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxPolicy {
@@ -30,6 +54,24 @@ pub struct SandboxPolicy {
     pub allow_unsandboxed: bool,
 }
 
+impl SandboxPolicy {
+    /// The rlimits the worker sets, hard and soft alike (CPU is handled per cell).
+    pub(crate) fn rlimits(&self) -> serde_json::Map<String, serde_json::Value> {
+        let values = [
+            self.memory_limit,
+            0,
+            self.file_size_limit,
+            self.max_open_files,
+            self.max_processes,
+        ];
+        RLIMIT_NAMES
+            .iter()
+            .zip(values)
+            .map(|(name, value)| ((*name).to_owned(), value.into()))
+            .collect()
+    }
+}
+
 impl Default for SandboxPolicy {
     fn default() -> Self {
         Self {
@@ -41,7 +83,7 @@ impl Default for SandboxPolicy {
             cpu_seconds_per_cell: 10,
             max_processes: 64,
             max_open_files: 256,
-            preload: vec!["sympy".to_owned()],
+            preload: SYMPY_PRELOAD.iter().map(|m| (*m).to_owned()).collect(),
             allow_unsandboxed: false,
         }
     }
@@ -67,9 +109,14 @@ pub struct Protections {
 }
 
 impl Protections {
-    /// Whether the code runs with no isolation at all (only possible with
-    /// [`SandboxPolicy::allow_unsandboxed`]).
-    pub fn is_unsandboxed(&self) -> bool {
-        !self.namespaces && self.landlock_abi.is_none() && !self.seccomp
+    /// Whether every layer is active: namespaces, an unprivileged uid, Landlock,
+    /// seccomp, all rlimits and a scrubbed environment.
+    pub fn is_fully_isolated(&self) -> bool {
+        self.namespaces
+            && self.unprivileged_uid.is_some()
+            && self.landlock_abi.is_some()
+            && self.seccomp
+            && self.rlimits.len() == RLIMIT_NAMES.len()
+            && self.scrubbed_env
     }
 }

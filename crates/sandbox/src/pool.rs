@@ -14,11 +14,12 @@ pub struct WorkerPool {
     shared: Arc<Shared>,
 }
 
-struct Shared {
+pub(crate) struct Shared {
     environment: PythonEnvironment,
     policy: SandboxPolicy,
     size: usize,
     ready: Mutex<Vec<Worker>>,
+    runtime: tokio::runtime::Handle,
     /// Bounds the workers being started at once to the pool size.
     starting: Semaphore,
 }
@@ -33,13 +34,19 @@ impl std::fmt::Debug for WorkerPool {
 }
 
 impl WorkerPool {
-    /// Creates the pool and starts filling it in the background (needs a tokio
-    /// runtime). Fails early when the policy cannot be met here (no isolation).
+    /// Creates the pool and starts filling it in the background on the current tokio
+    /// runtime. Fails early when called outside one, or when the policy cannot be met
+    /// here (no isolation).
     pub fn new(
         environment: PythonEnvironment,
         policy: SandboxPolicy,
         size: usize,
     ) -> Result<Self, SandboxError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|e| SandboxError::WorkerStart {
+                detail: format!("WorkerPool::new needs a tokio runtime: {e}"),
+                stderr: String::new(),
+            })?;
         if let crate::isolation::Isolation::Unavailable(reason) = crate::isolation::isolation()
             && !policy.allow_unsandboxed
         {
@@ -53,33 +60,21 @@ impl WorkerPool {
                 policy,
                 size,
                 ready: Mutex::new(Vec::with_capacity(size)),
+                runtime,
                 starting: Semaphore::new(size.max(1)),
             }),
         };
         for _ in 0..size {
-            pool.refill();
+            Shared::refill(&pool.shared);
         }
         Ok(pool)
     }
 
     /// A session on a warm worker when one is ready, else on a worker started now.
+    /// The session's restarts after a timeout or crash also draw from this pool.
     pub async fn session(&self) -> Result<PythonSession, SandboxError> {
-        let warm = self
-            .shared
-            .ready
-            .lock()
-            .ok()
-            .and_then(|mut ready| ready.pop());
-        self.refill();
-        let worker = match warm {
-            Some(worker) => worker,
-            None => Worker::start(&self.shared.environment, &self.shared.policy).await?,
-        };
-        Ok(PythonSession::from_worker(
-            self.shared.environment.clone(),
-            self.shared.policy.clone(),
-            worker,
-        ))
+        let worker = self.shared.take().await?;
+        Ok(PythonSession::from_pool(Arc::clone(&self.shared), worker))
     }
 
     /// Workers ready to hand out right now.
@@ -90,10 +85,26 @@ impl WorkerPool {
             .map(|ready| ready.len())
             .unwrap_or(0)
     }
+}
 
-    fn refill(&self) {
-        let shared = Arc::clone(&self.shared);
-        tokio::spawn(async move {
+impl Shared {
+    pub(crate) fn policy(&self) -> &SandboxPolicy {
+        &self.policy
+    }
+
+    /// A ready worker, or one started now; either way a replacement is started.
+    pub(crate) async fn take(self: &Arc<Self>) -> Result<Worker, SandboxError> {
+        let warm = self.ready.lock().ok().and_then(|mut ready| ready.pop());
+        Self::refill(self);
+        match warm {
+            Some(worker) => Ok(worker),
+            None => Worker::start(&self.environment, &self.policy).await,
+        }
+    }
+
+    fn refill(self: &Arc<Self>) {
+        let shared = Arc::clone(self);
+        self.runtime.spawn(async move {
             let Ok(_permit) = shared.starting.acquire().await else {
                 return;
             };

@@ -1,10 +1,12 @@
 //! Sessions: a warm worker that keeps its globals between cells.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::pool::Shared;
 use crate::worker::{Completion, Worker};
 use crate::{Protections, PythonEnvironment, SandboxError, SandboxPolicy};
 
@@ -103,10 +105,32 @@ pub trait Executor: Send {
     fn protections(&self) -> Protections;
 }
 
+/// Where a session gets a new worker after a restart.
+enum WorkerSource {
+    /// Boxed: it is large and sessions are moved around.
+    Direct(Box<(PythonEnvironment, SandboxPolicy)>),
+    Pool(Arc<Shared>),
+}
+
+impl WorkerSource {
+    fn policy(&self) -> &SandboxPolicy {
+        match self {
+            Self::Direct(direct) => &direct.1,
+            Self::Pool(shared) => shared.policy(),
+        }
+    }
+
+    async fn worker(&self) -> Result<Worker, SandboxError> {
+        match self {
+            Self::Direct(direct) => Worker::start(&direct.0, &direct.1).await,
+            Self::Pool(shared) => shared.take().await,
+        }
+    }
+}
+
 /// One warm, sandboxed Python worker that keeps its globals between cells.
 pub struct PythonSession {
-    environment: PythonEnvironment,
-    policy: SandboxPolicy,
+    source: WorkerSource,
     worker: Option<Worker>,
     protections: Protections,
     state_lost: bool,
@@ -129,22 +153,18 @@ impl PythonSession {
         environment: &PythonEnvironment,
         policy: &SandboxPolicy,
     ) -> Result<Self, SandboxError> {
-        let worker = Worker::start(environment, policy).await?;
-        Ok(Self::from_worker(
-            environment.clone(),
-            policy.clone(),
-            worker,
-        ))
+        let source = WorkerSource::Direct(Box::new((environment.clone(), policy.clone())));
+        let worker = source.worker().await?;
+        Ok(Self::with_worker(source, worker))
     }
 
-    pub(crate) fn from_worker(
-        environment: PythonEnvironment,
-        policy: SandboxPolicy,
-        worker: Worker,
-    ) -> Self {
+    pub(crate) fn from_pool(shared: Arc<Shared>, worker: Worker) -> Self {
+        Self::with_worker(WorkerSource::Pool(shared), worker)
+    }
+
+    fn with_worker(source: WorkerSource, worker: Worker) -> Self {
         Self {
-            environment,
-            policy,
+            source,
             protections: worker.protections.clone(),
             worker: Some(worker),
             state_lost: false,
@@ -153,7 +173,7 @@ impl PythonSession {
 
     /// The policy this session runs under.
     pub fn policy(&self) -> &SandboxPolicy {
-        &self.policy
+        self.source.policy()
     }
 
     /// Runs one cell. Globals persist across cells; a trailing expression's `repr`
@@ -184,7 +204,7 @@ impl PythonSession {
         if let Some(mut worker) = self.worker.take() {
             worker.kill().await;
         }
-        self.worker = Some(Worker::start(&self.environment, &self.policy).await?);
+        self.worker = Some(self.source.worker().await?);
         Ok(())
     }
 
@@ -197,14 +217,14 @@ impl PythonSession {
         let state_reset_before = std::mem::take(&mut self.state_lost);
         let mut worker = match self.worker.take() {
             Some(worker) => worker,
-            None => Worker::start(&self.environment, &self.policy).await?,
+            None => self.source.worker().await?,
         };
         self.protections = worker.protections.clone();
         let started = Instant::now();
-        let completion = worker.request(&request, self.policy.cell_timeout).await?;
+        let completion = worker.request(request, self.policy().cell_timeout).await;
         let duration = started.elapsed();
-        let (stdout, stdout_cut) = worker.captured("stdout", self.policy.output_limit);
-        let (stderr, stderr_cut) = worker.captured("stderr", self.policy.output_limit);
+        let (stdout, stdout_cut) = worker.captured("stdout", self.policy().output_limit);
+        let (stderr, stderr_cut) = worker.captured("stderr", self.policy().output_limit);
         let (status, value) = match completion {
             Completion::Answered(response) => match response.error {
                 Some(traceback) => (CellStatus::Raised { traceback }, response.value),

@@ -3,7 +3,7 @@
 # cell, fds 1 and 2 point at capture files that the Rust side reads itself.
 import ast, builtins, ctypes, json, linecache, os, resource, signal, sys, time, traceback
 
-CONFIG = json.loads(sys.argv[1])
+CONFIG = json.loads(sys.argv[2])
 REQUESTS = os.fdopen(3, "r", encoding="utf-8")
 RESPONSES = os.fdopen(4, "w", encoding="utf-8")
 os.set_inheritable(3, False)
@@ -84,7 +84,7 @@ def short_path(filename):
 
 
 def format_exception(exc):
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != "<string>"]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != "<agentopt-worker>"]
     for frame in frames:
         frame.filename = short_path(frame.filename)
     text = "".join(traceback.format_list(frames))
@@ -192,7 +192,9 @@ def main():
             preloaded.append(module)
         except Exception:
             pass
-    landlock = apply_landlock([CONFIG["work_dir"], CONFIG["io_dir"], "/tmp"]) if CONFIG["landlock"] else None
+    # /tmp is the sandbox's private tmpfs only inside our own namespaces.
+    writable = [CONFIG["work_dir"], CONFIG["io_dir"]] + (["/tmp"] if CONFIG["own_pid_namespace"] else [])
+    landlock = apply_landlock(writable)
     sys.argv = [""]
     session_globals = {"__name__": "__main__", "__builtins__": builtins}
     send({"ready": True, "landlock_abi": landlock, "rlimits": applied, "python": sys.version.split()[0], "preloaded": preloaded})
@@ -201,7 +203,7 @@ def main():
         set_cpu_budget()
         value, error = run(request, session_globals)
         reap_leftovers()
-        send({"value": value, "error": error})
+        send({"id": request["id"], "value": value, "error": error})
 
 
 main()

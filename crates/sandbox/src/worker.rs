@@ -17,6 +17,8 @@ use crate::isolation::{self, IO_DIR, Isolation, REQUEST_FD, RESPONSE_FD, SECCOMP
 use crate::{Protections, PythonEnvironment, SandboxError, SandboxPolicy};
 
 const BOOTSTRAP: &str = include_str!("worker.py");
+/// The file name the bootstrap's frames carry (see `format_exception` in worker.py).
+const WORKER_FILENAME: &str = "<agentopt-worker>";
 /// Bytes of worker stderr kept for diagnostics.
 const STDERR_TAIL: usize = 8 * 1024;
 /// Longest protocol line accepted (responses carry only a repr and a traceback).
@@ -32,6 +34,7 @@ struct Ready {
 /// The worker's answer to one request.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Response {
+    id: u64,
     pub(crate) value: Option<String>,
     pub(crate) error: Option<String>,
 }
@@ -49,6 +52,7 @@ pub(crate) struct Worker {
     responses: BufReader<pipe::Receiver>,
     stderr_tail: Arc<Mutex<Vec<u8>>>,
     dir: tempfile::TempDir,
+    next_id: u64,
     pub(crate) protections: Protections,
 }
 
@@ -94,20 +98,17 @@ impl Worker {
             "io_dir": io,
             "preload": policy.preload,
             "own_pid_namespace": sandboxed,
-            "landlock": true,
             "cpu_seconds_per_cell": policy.cpu_seconds_per_cell,
-            "rlimits": {
-                "RLIMIT_AS": policy.memory_limit,
-                "RLIMIT_FSIZE": policy.file_size_limit,
-                "RLIMIT_NOFILE": policy.max_open_files,
-                "RLIMIT_NPROC": policy.max_processes,
-                "RLIMIT_CORE": 0,
-            },
+            "rlimits": policy.rlimits(),
         });
         let worker_argv: Vec<OsString> = vec![
             environment.interpreter.clone().into(),
             "-I".into(),
+            // Unbuffered, so print() and os.write(1, …) keep their relative order.
+            "-u".into(),
             "-c".into(),
+            // A named code object, so tracebacks can drop the worker's own frames.
+            format!("import sys; exec(compile(sys.argv[1], {WORKER_FILENAME:?}, 'exec'))").into(),
             BOOTSTRAP.into(),
             config.to_string().into(),
         ];
@@ -204,6 +205,7 @@ impl Worker {
             responses: BufReader::new(responses),
             stderr_tail,
             dir,
+            next_id: 0,
             protections,
         };
         let line = match tokio::time::timeout(policy.startup_timeout, worker.read_line()).await {
@@ -265,33 +267,49 @@ impl Worker {
     }
 
     /// Sends one request and waits for its answer, killing the worker on timeout.
+    /// Lines that are not the answer to this request (a cell may write to the
+    /// protocol descriptor itself) are skipped; an oversized one ends the worker.
     pub(crate) async fn request(
         &mut self,
-        request: &serde_json::Value,
+        mut request: serde_json::Value,
         timeout: Duration,
-    ) -> Result<Completion, SandboxError> {
+    ) -> Completion {
+        self.next_id += 1;
+        let id = self.next_id;
+        request["id"] = id.into();
         let mut text = request.to_string();
         text.push('\n');
         if self.requests.write_all(text.as_bytes()).await.is_err() {
-            return Ok(Completion::Died(self.death().await));
+            return Completion::Died(self.death().await);
         }
-        let line = match tokio::time::timeout(timeout, self.read_line()).await {
-            Ok(Ok(Some(line))) => line,
-            Ok(Ok(None)) => return Ok(Completion::Died(self.death().await)),
-            Ok(Err(e)) => {
+        let answer = async {
+            loop {
+                match self.read_line().await {
+                    Ok(Some(line)) => {
+                        if let Ok(response) = serde_json::from_str::<Response>(&line)
+                            && response.id == id
+                        {
+                            return Ok(Some(response));
+                        }
+                    }
+                    other => return other.map(|_| None),
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(Some(response))) => Completion::Answered(response),
+            Ok(Ok(None)) => Completion::Died(self.death().await),
+            Ok(Err(violation)) => {
                 self.kill().await;
-                return Err(e);
+                Completion::Died(format!(
+                    "the worker broke the protocol and was killed: {violation}"
+                ))
             }
             Err(_) => {
                 self.kill().await;
-                return Ok(Completion::TimedOut);
+                Completion::TimedOut
             }
-        };
-        let response = serde_json::from_str(&line).map_err(|e| SandboxError::Protocol {
-            detail: e.to_string(),
-            raw: line.clone(),
-        })?;
-        Ok(Completion::Answered(response))
+        }
     }
 
     /// Describes how the worker ended after its protocol pipe closed.
