@@ -131,7 +131,10 @@ fn fake_command(dir: &Path, program: &str, args: &[&str], port: u16) -> ServerCo
 }
 
 fn fake_server(dir: &Path, n_ctx: u32) -> ServerCommand {
-    let port = free_loopback_port().expect("a free port");
+    fake_server_on(dir, free_loopback_port().expect("a free port"), n_ctx)
+}
+
+fn fake_server_on(dir: &Path, port: u16, n_ctx: u32) -> ServerCommand {
     let (port_arg, ctx_arg) = (port.to_string(), n_ctx.to_string());
     fake_command(
         dir,
@@ -246,6 +249,32 @@ async fn a_server_that_never_gets_healthy_times_out_and_is_killed() {
 }
 
 #[tokio::test]
+async fn a_port_taken_before_the_server_binds_it_is_replaced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ports = Vec::new();
+    let mut thief = None;
+    let server = LocalServer::launch_on_free_port(
+        |port| {
+            ports.push(port);
+            if thief.is_none() {
+                thief =
+                    Some(std::net::TcpListener::bind(("127.0.0.1", port)).expect("steal the port"));
+            }
+            fake_server_on(dir.path(), port, 1024)
+        },
+        Progress::Quiet,
+    )
+    .await
+    .expect("starts on another port");
+    assert_eq!(ports.len(), 2, "{ports:?}");
+    assert_eq!(
+        server.base_url(),
+        format!("http://127.0.0.1:{}/v1", ports[1])
+    );
+    assert_eq!(server.context_window(), 1024);
+}
+
+#[tokio::test]
 async fn a_dead_server_is_restarted_on_the_same_port() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = LocalServer::launch(fake_server(dir.path(), 2048), Progress::Quiet)
@@ -351,20 +380,25 @@ fn rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[test]
 #[ignore = "real model: run by cargo xtask test"]
-async fn real_model_local_server_starts_and_answers() {
+fn real_model_local_server_starts_and_answers() {
     let model = LocalModel::QwenCoder0_5B;
     let started = Instant::now();
-    let path = agentopt_llm::local::prepare(model, Progress::Show)
-        .await
+    // The synchronous entry `cargo xtask test` uses ahead of the tests.
+    let path = agentopt_llm::local::prepare_blocking(model, Progress::Show)
         .expect("model and runtime obtained");
     let prepared_in = started.elapsed();
     assert_eq!(
         std::fs::metadata(&path).expect("model file").len(),
         model.spec().size
     );
+    tokio::runtime::Runtime::new()
+        .expect("tokio runtime")
+        .block_on(start_and_answer(model, prepared_in));
+}
 
+async fn start_and_answer(model: LocalModel, prepared_in: Duration) {
     let started = Instant::now();
     let server = LocalServer::start(LocalServerOptions {
         model,

@@ -26,7 +26,8 @@ pub use error::LocalError;
 pub use progress::Progress;
 pub use python::{AGENTOPT_PYTHON, SERVER_RUNTIME_REQUIREMENT};
 pub use server::{
-    LocalServer, LocalServerOptions, RestartPolicy, ServerCommand, free_loopback_port,
+    LocalServer, LocalServerOptions, PORT_ATTEMPTS, RestartPolicy, ServerCommand,
+    free_loopback_port,
 };
 pub use spec::{LocalModel, LocalModelSpec, ModelPart};
 

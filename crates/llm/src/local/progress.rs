@@ -97,8 +97,8 @@ impl Step {
         }
     }
 
-    /// Ends the step and reports its duration, which it also returns.
-    pub(crate) fn finish(self) -> Duration {
+    /// Ends the step and reports its duration.
+    pub(crate) fn finish(self) {
         let elapsed = self.started.elapsed();
         match &self.output {
             StepOutput::Bar(bar) => bar.finish_with_message(format!(
@@ -115,6 +115,5 @@ impl Step {
             }
             StepOutput::Silent => {}
         }
-        elapsed
     }
 }

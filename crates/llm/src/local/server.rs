@@ -38,6 +38,8 @@ const SERVE_SCRIPT: &str = include_str!("serve.py");
 const LOG_TAIL_LINES: usize = 40;
 /// Bytes read from the end of the log to find those lines.
 const LOG_TAIL_BYTES: u64 = 64 * 1024;
+/// How many ports [`LocalServer::launch_on_free_port`] tries.
+pub const PORT_ATTEMPTS: u32 = 3;
 /// Pause between health probes.
 const HEALTH_POLL: Duration = Duration::from_millis(100);
 
@@ -166,35 +168,55 @@ impl LocalServer {
         let prepared = cache.prepare(options.model, options.progress).await?;
         let script = write_serve_script(&cache)?;
         let spec = options.model.spec();
-        let port = free_loopback_port()?;
         let context = options.context_size.unwrap_or(spec.default_context);
         let threads = options
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-        let args: Vec<OsString> = vec![
-            "-I".into(),
-            script.into(),
-            "--model".into(),
-            prepared.model_path.into(),
-            "--alias".into(),
-            spec.id.into(),
-            "--port".into(),
-            port.to_string().into(),
-            "--ctx".into(),
-            context.to_string().into(),
-            "--threads".into(),
-            threads.to_string().into(),
-        ];
-        let command = ServerCommand {
+        let command_on = |port: u16| ServerCommand {
             program: prepared.python.python(),
-            args,
+            args: vec![
+                "-I".into(),
+                script.clone().into(),
+                "--model".into(),
+                prepared.model_path.clone().into(),
+                "--alias".into(),
+                spec.id.into(),
+                "--port".into(),
+                port.to_string().into(),
+                "--ctx".into(),
+                context.to_string().into(),
+                "--threads".into(),
+                threads.to_string().into(),
+            ],
             port,
             model_name: spec.id.to_owned(),
             log_path: cache.log_dir().join(format!("{}-{port}.log", spec.id)),
             health_timeout: options.health_timeout,
             restart: options.restart,
         };
-        Self::launch(command, options.progress).await
+        Self::launch_on_free_port(command_on, options.progress).await
+    }
+
+    /// Launches `command_on(port)` on a free loopback port. The port is free when
+    /// chosen but another process may take it before the server binds it; if the
+    /// server then exits and the port is indeed taken, it retries on a new port (at
+    /// most [`PORT_ATTEMPTS`] ports in all).
+    pub async fn launch_on_free_port(
+        mut command_on: impl FnMut(u16) -> ServerCommand,
+        progress: Progress,
+    ) -> Result<Self, LocalError> {
+        let mut attempt = 1;
+        loop {
+            let port = free_loopback_port()?;
+            match Self::launch(command_on(port), progress).await {
+                Err(LocalError::ServerExited { .. })
+                    if attempt < PORT_ATTEMPTS && !is_port_free(port) =>
+                {
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Starts `command` under supervision, waits until `GET /health` answers 200 and
@@ -531,6 +553,10 @@ pub fn free_loopback_port() -> Result<u16, LocalError> {
         .local_addr()
         .map(|address| address.port())
         .map_err(LocalError::io("read the address of", "127.0.0.1:0"))
+}
+
+fn is_port_free(port: u16) -> bool {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
 }
 
 /// The last lines of a log file (reading at most its last 64 KiB).
