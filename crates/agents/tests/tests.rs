@@ -4,6 +4,7 @@
 mod concurrency;
 mod conversable;
 mod math_proxy;
+mod real_model;
 mod registry;
 
 use std::sync::Arc;
