@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use agentopt_llm::Usage;
-use agentopt_math::{Lang, SymbolicChecker, check_answer, extract_code, get_answer, infer_lang};
+use agentopt_math::{Lang, SymbolicChecker, check_answer, extract_code, get_answer};
 use agentopt_sandbox::CellStatus;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use crate::agent::{
     AgentState, ConversableAgent, ReplyFunction, Trigger, Turn, strip_traceback_paths,
 };
 use crate::executor::ExecutorFactory;
-use crate::replies::{TerminationAndHuman, call_results, execute_requested_calls};
+use crate::replies::{TerminationAndHuman, call_results, code_blocks, execute_requested_calls};
 use crate::transcript::{CodeExecution, Execution, StopReason, Transcript};
 use crate::{AgentError, Message};
 
@@ -416,23 +416,18 @@ impl ReplyFunction for MathCode {
         let Some(text) = agent.last_message(sender).and_then(|m| m.content.clone()) else {
             return Ok(None);
         };
-        let blocks = extract_code(&text, false);
-        if matches!(blocks.as_slice(), [only] if only.lang == Lang::Unknown) {
+        let Some(blocks) = code_blocks(&text) else {
             return Ok(None);
-        }
+        };
         let mut reply = String::new();
         let mut all_success = true;
-        for block in blocks {
-            let lang = match block.lang {
-                Lang::Untagged => infer_lang(&block.code),
-                other => other,
-            };
+        for (lang, code) in blocks {
             let execution = if lang == Lang::Python {
-                self.execute_python(agent, &block.code).await?
+                self.execute_python(agent, &code).await?
             } else {
                 CodeExecution {
                     lang: lang.to_string(),
-                    code: block.code,
+                    code,
                     success: false,
                     output: UNKNOWN_LANGUAGE.to_owned(),
                     sandbox: None,

@@ -187,6 +187,23 @@ impl ReplyFunction for FunctionCalls {
     }
 }
 
+/// The code blocks of a message with their languages (untagged blocks inferred),
+/// or `None` when it has no fenced block at all.
+pub(crate) fn code_blocks(text: &str) -> Option<Vec<(Lang, String)>> {
+    let blocks = extract_code(text, false);
+    if matches!(blocks.as_slice(), [only] if only.lang == Lang::Unknown) {
+        return None;
+    }
+    let blocks = blocks.into_iter().map(|block| {
+        let lang = match block.lang {
+            Lang::Untagged => infer_lang(&block.code),
+            other => other,
+        };
+        (lang, block.code)
+    });
+    Some(blocks.collect())
+}
+
 /// AG2's `generate_code_execution_reply`: runs the code blocks of the last message
 /// in the executor session and reports `exitcode: N (…)\nCode output: …`.
 pub(crate) struct CodeBlocks;
@@ -208,19 +225,14 @@ impl ReplyFunction for CodeBlocks {
         let Some(text) = agent.last_message(sender).and_then(|m| m.content.clone()) else {
             return Ok(None);
         };
-        let blocks = extract_code(&text, false);
-        if matches!(blocks.as_slice(), [only] if only.lang == Lang::Unknown) {
+        let Some(blocks) = code_blocks(&text) else {
             return Ok(None);
-        }
+        };
         let mut logs = String::new();
         let mut exit_code = 0;
-        for block in blocks {
-            let lang = match block.lang {
-                Lang::Untagged => infer_lang(&block.code),
-                other => other,
-            };
+        for (lang, code) in blocks {
             let (exit, output, sandbox) = if lang == Lang::Python {
-                let outcome = agent.run_cell(&block.code).await?;
+                let outcome = agent.run_cell(&code).await?;
                 match outcome {
                     Some(outcome) => {
                         let output = match outcome.error_text() {
@@ -236,7 +248,7 @@ impl ReplyFunction for CodeBlocks {
             };
             agent.record_execution(Execution::Code(CodeExecution {
                 lang: lang.to_string(),
-                code: block.code,
+                code,
                 success: exit == 0,
                 output: output.clone(),
                 sandbox,
