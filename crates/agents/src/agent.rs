@@ -274,16 +274,18 @@ impl AgentState {
     }
 
     /// Runs one cell in the conversation's executor session (started now if needed).
-    /// `Ok(None)` when the agent has no executor.
     ///
     /// # Errors
-    /// [`AgentError::Sandbox`] when the session cannot start or talk to its worker.
-    pub async fn run_cell(&mut self, code: &str) -> Result<Option<CellOutcome>, AgentError> {
+    /// [`AgentError::NoExecutor`] when the agent has none, [`AgentError::Sandbox`]
+    /// when the session cannot start or talk to its worker.
+    pub async fn run_cell(&mut self, code: &str) -> Result<CellOutcome, AgentError> {
         let Some(slot) = self.executor.as_mut() else {
-            return Ok(None);
+            return Err(AgentError::NoExecutor {
+                agent: self.name.clone(),
+            });
         };
         let outcome = async { slot.session().await?.run_cell(code).await }.await;
-        outcome.map(Some).map_err(|source| AgentError::Sandbox {
+        outcome.map_err(|source| AgentError::Sandbox {
             agent: self.name.clone(),
             source,
         })

@@ -33,4 +33,10 @@ pub enum AgentError {
         /// The package as given.
         package: String,
     },
+    /// Code was to run on an agent that has no executor.
+    #[error("agent `{agent}` has no executor to run code")]
+    NoExecutor {
+        /// The agent.
+        agent: String,
+    },
 }

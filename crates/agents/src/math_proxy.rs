@@ -476,15 +476,7 @@ impl MathCode {
         for cell in &replay {
             agent.run_cell(cell).await?;
         }
-        let Some(outcome) = agent.run_cell(&code).await? else {
-            return Ok(CodeExecution {
-                lang: "python".to_owned(),
-                code,
-                success: false,
-                output: "Error: no executor".to_owned(),
-                sandbox: None,
-            });
-        };
+        let outcome = agent.run_cell(&code).await?;
         let (mut output, mut success) = match &outcome.status {
             CellStatus::Completed if outcome.stdout.is_empty() => {
                 if code.contains("print") {

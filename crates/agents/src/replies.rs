@@ -233,16 +233,11 @@ impl ReplyFunction for CodeBlocks {
         for (lang, code) in blocks {
             let (exit, output, sandbox) = if lang == Lang::Python {
                 let outcome = agent.run_cell(&code).await?;
-                match outcome {
-                    Some(outcome) => {
-                        let output = match outcome.error_text() {
-                            None => outcome.stdout.clone(),
-                            Some(error) => strip_traceback_paths(&error),
-                        };
-                        (i32::from(!outcome.succeeded()), output, Some(outcome))
-                    }
-                    None => (1, "no executor".to_owned(), None),
-                }
+                let output = match outcome.error_text() {
+                    None => outcome.stdout.clone(),
+                    Some(error) => strip_traceback_paths(&error),
+                };
+                (i32::from(!outcome.succeeded()), output, Some(outcome))
             } else {
                 (1, format!("unknown language {lang}"), None)
             };
