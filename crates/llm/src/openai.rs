@@ -438,8 +438,11 @@ impl ChatModel for OpenAiClient {
                 if let Some(meter) = &self.inner.options.meter {
                     meter.record(&request.caller, &response.model, response.usage);
                 }
-                if let (Some(cache), Some(key)) = (cache, key.as_deref()) {
-                    cache.put(key, &response)?;
+                // A cache that cannot be written costs a future call, not this answer.
+                if let (Some(cache), Some(key)) = (cache, key.as_deref())
+                    && let Err(error) = cache.put(key, &response)
+                {
+                    tracing::warn!(%error, "response not cached");
                 }
                 response
             }

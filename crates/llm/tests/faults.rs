@@ -221,3 +221,32 @@ async fn concurrency_limit_is_shared_by_clones() {
     assert_eq!(server.chat_requests().len(), 8);
     assert_eq!(server.peak_in_flight(), 2);
 }
+
+#[test]
+fn backoff_grows_with_jitter_and_caps() {
+    let policy = RetryPolicy {
+        max_attempts: 10,
+        base_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(1_000),
+        max_retry_after: Duration::from_secs(3),
+    };
+    // (attempt, Retry-After, lowest allowed, highest allowed)
+    let cases = [
+        (1, None, 50, 100),
+        (2, None, 100, 200),
+        (3, None, 200, 400),
+        (5, None, 500, 1_000),
+        (30, None, 500, 1_000),
+        (1, Some(2_000), 2_000, 2_000),
+        (4, Some(60_000), 3_000, 3_000),
+    ];
+    for (attempt, retry_after, low, high) in cases {
+        for _ in 0..50 {
+            let delay = policy.delay(attempt, retry_after.map(Duration::from_millis));
+            assert!(
+                Duration::from_millis(low) <= delay && delay <= Duration::from_millis(high),
+                "attempt {attempt}, retry-after {retry_after:?}: {delay:?}"
+            );
+        }
+    }
+}

@@ -25,9 +25,12 @@ pub(crate) async fn serve_connection(mut stream: TcpStream, state: Arc<State>) {
         } else {
             (info_reply(&request, &state), None)
         };
+        let client_closes = request
+            .header("connection")
+            .is_some_and(|value| value.eq_ignore_ascii_case("close"));
         let keep_open = send(&mut stream, reply, &state).await;
         drop(guard);
-        if !keep_open {
+        if !keep_open || client_closes {
             return;
         }
     }

@@ -1,0 +1,161 @@
+//! The scripted server at the byte level: what a client really receives.
+
+use std::time::Duration;
+
+use agentopt_testkit::{DEFAULT_MODEL, Reply, ScriptedServer};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Sends one HTTP/1.1 request with `Connection: close` and returns everything the
+/// server sent, or the I/O error that ended the read.
+async fn exchange(
+    server: &ScriptedServer,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(server.addr()).await?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: test\r\nauthorization: Bearer k\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut received = Vec::new();
+    stream.read_to_end(&mut received).await?;
+    Ok(String::from_utf8_lossy(&received).into_owned())
+}
+
+fn body_of(response: &str) -> Value {
+    let (_, body) = response
+        .split_once("\r\n\r\n")
+        .expect("header/body separator");
+    serde_json::from_str(body).expect("JSON body")
+}
+
+const CHAT: &str = "/v1/chat/completions";
+const ASK: &str = r#"{"model": "m", "messages": [{"role": "user", "content": "hi"}]}"#;
+
+#[tokio::test]
+async fn completions_follow_the_openai_shape_and_requests_are_recorded() -> std::io::Result<()> {
+    let server = ScriptedServer::start([
+        Reply::text("hello").with_usage(3, 2),
+        Reply::tool_call("python", json!({"cell": "1"})),
+        Reply::function_call("python", json!({})),
+    ])
+    .await;
+    let text = body_of(&exchange(&server, "POST", CHAT, ASK).await?);
+    assert_eq!(
+        text["choices"][0]["message"],
+        json!({"role": "assistant", "content": "hello"})
+    );
+    assert_eq!(text["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        text["usage"],
+        json!({"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5})
+    );
+    assert_eq!(text["model"], DEFAULT_MODEL);
+
+    let tool = body_of(&exchange(&server, "POST", CHAT, ASK).await?);
+    assert_eq!(tool["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(
+        tool["choices"][0]["message"]["tool_calls"][0]["function"],
+        json!({"name": "python", "arguments": "{\"cell\":\"1\"}"})
+    );
+    let function = body_of(&exchange(&server, "POST", CHAT, ASK).await?);
+    assert_eq!(
+        function["choices"][0]["message"]["function_call"]["name"],
+        "python"
+    );
+
+    let recorded = server.chat_requests();
+    assert_eq!(recorded.len(), 3);
+    assert_eq!(recorded[0].body["messages"][0]["content"], "hi");
+    assert_eq!(recorded[0].header("Authorization"), Some("Bearer k"));
+    assert_eq!(server.remaining(), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn faults_are_real_on_the_wire() -> std::io::Result<()> {
+    let server = ScriptedServer::start([
+        Reply::rate_limited(Some(7)),
+        Reply::text("abcdefghijklmnopqrstuvwxyz").truncated(),
+        Reply::Reset,
+        Reply::empty_choices(),
+    ])
+    .await;
+    let limited = exchange(&server, "POST", CHAT, ASK).await?;
+    assert!(limited.starts_with("HTTP/1.1 429 "), "{limited}");
+    assert!(limited.contains("retry-after: 7\r\n"), "{limited}");
+
+    let truncated = exchange(&server, "POST", CHAT, ASK).await?;
+    let (head, body) = truncated.split_once("\r\n\r\n").expect("head");
+    let promised: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length: "))
+        .and_then(|length| length.parse().ok())
+        .expect("content-length");
+    assert!(body.len() < promised, "{} of {promised}", body.len());
+
+    match exchange(&server, "POST", CHAT, ASK).await {
+        Err(error) => assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset),
+        Ok(received) => assert_eq!(received, "", "a reset sends no response"),
+    }
+
+    let empty = body_of(&exchange(&server, "POST", CHAT, ASK).await?);
+    assert_eq!(empty["choices"], json!([]));
+
+    let exhausted = exchange(&server, "POST", CHAT, ASK).await?;
+    assert!(exhausted.starts_with("HTTP/1.1 410 "), "{exhausted}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn info_endpoints_report_the_context_window() -> std::io::Result<()> {
+    let server = ScriptedServer::builder()
+        .model("qwen")
+        .n_ctx(2048)
+        .script([])
+        .await;
+    let props = body_of(&exchange(&server, "GET", "/props", "").await?);
+    assert_eq!(props["default_generation_settings"]["n_ctx"], 2048);
+    let models = body_of(&exchange(&server, "GET", "/v1/models", "").await?);
+    assert_eq!(
+        models["data"][0],
+        json!({"id": "qwen", "object": "model", "max_model_len": 2048})
+    );
+    let health = body_of(&exchange(&server, "GET", "/health", "").await?);
+    assert_eq!(health["status"], "ok");
+    let unknown = exchange(&server, "GET", "/nope", "").await?;
+    assert!(unknown.starts_with("HTTP/1.1 404 "), "{unknown}");
+
+    let no_props = ScriptedServer::builder().without_props().script([]).await;
+    assert!(
+        exchange(&no_props, "GET", "/props", "")
+            .await?
+            .starts_with("HTTP/1.1 404 ")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn rules_see_the_request_and_delays_overlap() -> std::io::Result<()> {
+    let server = ScriptedServer::with_rule(|request| {
+        let question = request.body["messages"][0]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        Reply::text(format!("echo {question}")).delayed(Duration::from_millis(100))
+    })
+    .await;
+    let calls = (0..4).map(|_| exchange(&server, "POST", CHAT, ASK));
+    for response in futures::future::join_all(calls).await {
+        assert_eq!(
+            body_of(&response?)["choices"][0]["message"]["content"],
+            "echo hi"
+        );
+    }
+    assert_eq!(server.peak_in_flight(), 4);
+    Ok(())
+}
