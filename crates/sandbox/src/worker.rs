@@ -324,19 +324,36 @@ impl Worker {
         }
     }
 
-    /// Kills the whole tree: bwrap's PID namespace dies with its init; the process
-    /// group catches an unsandboxed worker's children.
+    /// Kills the whole tree and reaps it.
     pub(crate) async fn kill(&mut self) {
-        if let Some(pid) = self.child.id()
-            && let Ok(pgid) = i32::try_from(pid)
+        self.signal_tree();
+        let _ = self.child.wait().await;
+    }
+
+    /// SIGKILLs bwrap's sandbox init (its child: killing a PID namespace's init from
+    /// outside takes every process inside with it; relying on bwrap's parent-death
+    /// signal alone can leave the init lingering), then bwrap and its process group
+    /// (which holds an unsandboxed worker's children). Synchronous, for `Drop`.
+    fn signal_tree(&mut self) {
+        let Some(pid) = self.child.id().and_then(|pid| i32::try_from(pid).ok()) else {
+            return;
+        };
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        for child in children
+            .split_whitespace()
+            .filter_map(|c| c.parse::<i32>().ok())
         {
-            // SAFETY: killpg on our own child's process group.
+            // SAFETY: kill on a process our own child created and still parents.
             unsafe {
-                libc::killpg(pgid, libc::SIGKILL);
+                libc::kill(child, libc::SIGKILL);
             }
         }
+        // SAFETY: killpg on our own child's process group.
+        unsafe {
+            libc::killpg(pid, libc::SIGKILL);
+        }
         let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
     }
 
     /// Reads a capture file, at most `limit` bytes; true when it held more.
@@ -353,6 +370,12 @@ impl Worker {
         let truncated = bytes.len() > limit;
         bytes.truncate(limit);
         (String::from_utf8_lossy(&bytes).into_owned(), truncated)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.signal_tree();
     }
 }
 
