@@ -17,7 +17,7 @@ use crate::agent::{
 use crate::executor::ExecutorFactory;
 use crate::replies::{TerminationAndHuman, call_results, code_blocks, execute_requested_calls};
 use crate::transcript::{CodeExecution, Execution, StopReason, Transcript};
-use crate::{AgentError, Message};
+use crate::{AgentError, Message, ToolResponse};
 
 /// The seed's `PROMPTS`: the problem text is appended to it.
 pub const MATH_PROMPT: &str = r#"Let's solve a math problem.
@@ -81,6 +81,7 @@ const TOO_LONG: &str = "Your requested query response is too long. You might hav
 const SAME_AS_LAST: &str =
     "\nYour query or result is same from the last, please try a new approach.";
 const REVISIT: &str = "Please revisit the problem statement and your reasoning. If you think this step is correct, solve it yourself and continue the next step. Otherwise, correct this step.";
+const NOT_EXECUTED: &str = "Not executed: the final answer was already checked.";
 const UNKNOWN_LANGUAGE: &str = "Error: Unknown language.";
 const TIMEOUT: &str = "Error: Timeout";
 
@@ -312,10 +313,10 @@ impl ReplyFunction for FinalResult {
         agent: &mut AgentState,
         sender: &str,
     ) -> Result<Option<Turn>, AgentError> {
-        let Some(text) = agent.last_message(sender).and_then(|m| m.content.clone()) else {
+        let Some(message) = agent.last_message(sender).cloned() else {
             return Ok(None);
         };
-        let Some(candidate) = final_answer(&text) else {
+        let Some(candidate) = final_answer(message.text()) else {
             return Ok(None);
         };
         let (reference, checker) = {
@@ -328,7 +329,17 @@ impl ReplyFunction for FinalResult {
         let mut state = lock(&self.0);
         state.is_correct = Some(correct);
         state.last_answer = Some(candidate.to_owned());
-        Ok(correct.then(|| Turn::Reply(Message::user(CORRECT_REPLY))))
+        // Tool calls sent along with the answer must still be answered on the wire.
+        let mut reply = Message::user(CORRECT_REPLY);
+        reply.tool_responses = message
+            .tool_calls
+            .iter()
+            .map(|call| ToolResponse {
+                tool_call_id: call.id.clone(),
+                content: NOT_EXECUTED.to_owned(),
+            })
+            .collect();
+        Ok(correct.then_some(Turn::Reply(reply)))
     }
 }
 

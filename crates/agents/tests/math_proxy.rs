@@ -455,3 +455,26 @@ fn termination_rule() {
     check("\\boxed{5}\n```\nnot python\n```", true);
     check("keep going", false);
 }
+
+#[tokio::test]
+async fn an_answer_sent_with_tool_calls_keeps_the_wire_valid() {
+    let answer_with_call = match Reply::tool_call("divide", json!({"a": 84, "b": 2})) {
+        Reply::Completion(completion) => Reply::Completion(completion.content("\\boxed{42}")),
+        other => other,
+    };
+    let (outcome, server) = solve(
+        vec![answer_with_call, Reply::text("TERMINATE")],
+        CallStyle::Tools,
+        "What is 84 / 2?",
+        "42",
+        |_, _| {},
+    )
+    .await;
+    assert!(outcome.correct);
+    let second = &server.chat_requests()[1].body["messages"];
+    assert_eq!(second[3]["role"], "tool");
+    assert_eq!(
+        second[4]["content"],
+        "The result is Correct. Please reply me with TERMINATE."
+    );
+}
