@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use agentopt_llm::{FunctionCall, FunctionSchema};
-use agentopt_sandbox::{CellOutcome, LearnedFunction, PACKAGE_ALLOWLIST};
+use agentopt_sandbox::{CellOutcome, LearnedFunction, allowlisted_package};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -70,8 +70,7 @@ impl FunctionImpl {
         let name = name.into();
         let packages: Vec<String> = packages.into_iter().map(Into::into).collect();
         for package in &packages {
-            let normalised = package.trim().to_ascii_lowercase().replace('_', "-");
-            if !PACKAGE_ALLOWLIST.contains(&normalised.as_str()) {
+            if allowlisted_package(package).is_err() {
                 return Err(AgentError::PackageNotAllowed {
                     function: name,
                     package: package.clone(),

@@ -32,6 +32,10 @@ pub enum OptimizerError {
     /// The optimizer model failed (transport, HTTP, context overflow, budget, …).
     #[error("optimizer model: {0}")]
     Model(#[from] agentopt_llm::LlmError),
+    /// A learned function could not be turned into an agent function (a package off
+    /// the sandbox allowlist).
+    #[error("agents: {0}")]
+    Agents(#[from] Box<agentopt_agents::AgentError>),
     /// The sandbox used to try proposed functions failed outside a cell.
     #[error("sandbox: {0}")]
     Sandbox(#[from] agentopt_sandbox::SandboxError),

@@ -4,8 +4,9 @@
 
 use std::collections::BTreeSet;
 
+use agentopt_agents::{FunctionImpl, FunctionUpdate};
 use agentopt_llm::{FunctionSchema, ToolSchema};
-use agentopt_sandbox::{LearnedFunction, PACKAGE_ALLOWLIST};
+use agentopt_sandbox::{LearnedFunction, PACKAGE_ALLOWLIST, allowlisted_package};
 use rustpython_parser::Parse;
 use rustpython_parser::ast::{self, Stmt};
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,21 @@ impl LearnedFunctionSpec {
             name: self.name.clone(),
             code: self.code.clone(),
         }
+    }
+
+    /// The update that installs this function on both sides of an agent pair (the
+    /// assistant's signature, the executor's code) with
+    /// [`agentopt_agents::apply_function_update`].
+    ///
+    /// # Errors
+    /// [`crate::OptimizerError::Agents`] when a package is off the sandbox allowlist.
+    pub fn function_update(&self) -> Result<FunctionUpdate, crate::OptimizerError> {
+        let implementation =
+            FunctionImpl::python(&self.name, &self.code, &self.packages).map_err(Box::new)?;
+        Ok(FunctionUpdate::Upsert {
+            schema: self.signature(),
+            implementation,
+        })
     }
 
     /// The form shown to the optimizer model in List A / List B: AG2's five elements
@@ -297,7 +313,7 @@ pub(crate) fn split_packages(packages: &str) -> Vec<String> {
 /// Every package is a bare name on the sandbox allowlist.
 pub(crate) fn check_packages(packages: &[String]) -> Result<(), String> {
     for package in packages {
-        if !PACKAGE_ALLOWLIST.contains(&package.to_ascii_lowercase().as_str()) {
+        if allowlisted_package(package).is_err() {
             return Err(format!(
                 "package {package:?} is not allowed; learned functions may use only \
                  {PACKAGE_ALLOWLIST:?} (bare names, no versions) or the standard library"

@@ -135,6 +135,27 @@ pub struct StepOutcome {
     pub functions: Vec<LearnedFunctionSpec>,
 }
 
+impl StepOutcome {
+    /// This step's changes as agent updates, in order, for
+    /// [`agentopt_agents::apply_function_update`]: each removal or registration reaches
+    /// the assistant's signatures and the executor's functions together (the
+    /// [`Self::executor`] list names the same functions as [`Self::assistant`]).
+    ///
+    /// # Errors
+    /// [`OptimizerError::Agents`] when a function's package is off the allowlist.
+    pub fn function_updates(&self) -> Result<Vec<agentopt_agents::FunctionUpdate>, OptimizerError> {
+        self.executor
+            .iter()
+            .map(|update| match update {
+                ExecutorUpdate::Register(spec) => spec.function_update(),
+                ExecutorUpdate::Remove(name) => {
+                    Ok(agentopt_agents::FunctionUpdate::Remove(name.clone()))
+                }
+            })
+            .collect()
+    }
+}
+
 /// Learns the Python functions an agent may call (AG2's AgentOptimizer, with
 /// validation, early stop, bounded prompts and resume).
 pub struct AgentOptimizer {

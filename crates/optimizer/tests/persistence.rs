@@ -1,6 +1,11 @@
 //! Checkpoints, resume after a crash, and the portable artifact.
 
+use std::sync::Arc;
+
+use agentopt_agents::{ConversableAgent, SandboxSessions, UserProxyAgent, apply_function_update};
+use agentopt_llm::Role;
 use agentopt_optimizer::{AgentOptimizer, FunctionArtifact, OptimizerError, OptimizerOptions};
+use agentopt_sandbox::{PythonEnvironment, SandboxPolicy};
 use agentopt_testkit::{Reply, ScriptedServer};
 use serde_json::{Map, Value, json};
 
@@ -142,6 +147,60 @@ async fn artifact_round_trip_into_a_fresh_sandbox_that_calls_the_function() -> a
         .call_function(&loaded.learned_functions()[0], &arguments)
         .await?;
     assert_eq!(outcome.value.as_deref(), Some("42"), "{outcome:?}");
+    Ok(())
+}
+
+/// The trained artifact loads into a fresh assistant / user-proxy pair, and the
+/// assistant's call of the learned function runs its code in the proxy's sandbox.
+#[tokio::test]
+async fn artifact_loads_into_fresh_agents_that_call_the_learned_function() -> anyhow::Result<()> {
+    let server = crate::server([
+        Reply::tool_call(add_sum("sum_numbers").0, add_sum("sum_numbers").1),
+        Reply::text("TERMINATE"),
+    ])
+    .await;
+    let mut optimizer = AgentOptimizer::new(1, client(&server), OptimizerOptions::default())?;
+    record(&mut optimizer, &[false]);
+    let outcome = optimizer.step().await?;
+    assert_eq!(
+        outcome.function_updates()?.len(),
+        1,
+        "the step registered one function"
+    );
+    record(&mut optimizer, &[true]);
+    optimizer.step().await?; // sum_numbers is now the best list
+    let directory = tempfile::tempdir()?;
+    let path = directory.path().join("functions.json");
+    optimizer.export_artifact(&path)?;
+    let specs = FunctionArtifact::load(&path)?.specs();
+    assert_eq!(specs.len(), 1);
+
+    let assistant_server = crate::server([
+        Reply::tool_call("sum_numbers", json!({"a": 2, "b": 40})),
+        Reply::text("TERMINATE"),
+    ])
+    .await;
+    let mut assistant = ConversableAgent::new("assistant").with_model(client(&assistant_server));
+    let policy = SandboxPolicy {
+        preload: Vec::new(),
+        ..SandboxPolicy::default()
+    };
+    let sessions = SandboxSessions::new(PythonEnvironment::ensure()?, policy);
+    let mut proxy = UserProxyAgent::new("user", Arc::new(sessions));
+    for spec in specs {
+        apply_function_update(&mut assistant, &mut proxy, spec.function_update()?);
+    }
+    let transcript = proxy.initiate_chat(&mut assistant, "Add 2 and 40.").await;
+
+    let request = &assistant_server.chat_requests()[0].body;
+    let offered = &request["tools"];
+    assert_eq!(offered[0]["function"]["name"], "sum_numbers", "{request}");
+    let results = &transcript.entries[2].message;
+    assert_eq!(results.role, Role::Tool);
+    assert_eq!(
+        results.tool_responses[0].content,
+        "Result of sum_numbers function execution:\n42\n"
+    );
     Ok(())
 }
 

@@ -58,7 +58,7 @@ impl PythonEnvironment {
     pub fn ensure_with(options: &EnvironmentOptions) -> Result<Self, SandboxError> {
         let mut wanted: BTreeSet<String> = BASE_PACKAGES.iter().map(|p| (*p).to_owned()).collect();
         for package in &options.extra_packages {
-            wanted.insert(allowlisted(package)?);
+            wanted.insert(allowlisted_package(package)?);
         }
         let home = match &options.home {
             Some(home) => home.clone(),
@@ -133,7 +133,12 @@ pub fn default_home() -> Result<PathBuf, SandboxError> {
         })
 }
 
-fn allowlisted(package: &str) -> Result<String, SandboxError> {
+/// The normalised name (`Scipy`, `scipy ` → `scipy`) of an allowlisted package.
+///
+/// # Errors
+/// [`SandboxError::PackageNotAllowed`] for anything not on [`PACKAGE_ALLOWLIST`]
+/// (versions, URLs and paths included).
+pub fn allowlisted_package(package: &str) -> Result<String, SandboxError> {
     let normalised = package.trim().to_ascii_lowercase().replace('_', "-");
     if PACKAGE_ALLOWLIST.contains(&normalised.as_str()) {
         Ok(normalised)

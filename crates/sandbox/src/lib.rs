@@ -26,7 +26,8 @@ mod session;
 mod worker;
 
 pub use environment::{
-    BASE_PACKAGES, EnvironmentOptions, PACKAGE_ALLOWLIST, PythonEnvironment, default_home,
+    BASE_PACKAGES, EnvironmentOptions, PACKAGE_ALLOWLIST, PythonEnvironment, allowlisted_package,
+    default_home,
 };
 pub use error::SandboxError;
 pub use policy::{Protections, SYMPY_PRELOAD, SandboxPolicy};
