@@ -1,3 +1,34 @@
 //! Sandboxed Python execution: warm, stateful, isolated workers for code an LLM wrote.
 //!
-//! The only crate that runs untrusted code.
+//! The only crate that runs untrusted code. A [`PythonSession`] is one warm worker
+//! process that keeps its globals between cells (as a notebook does); a
+//! [`WorkerPool`] keeps workers pre-started with sympy imported. Workers run inside
+//! bubblewrap namespaces as an unprivileged uid, under Landlock, a seccomp filter and
+//! rlimits, with a scrubbed environment; [`Protections`] reports what is active.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), agentopt_sandbox::SandboxError> {
+//! use agentopt_sandbox::{PythonEnvironment, PythonSession, SandboxPolicy};
+//! let environment = PythonEnvironment::ensure()?; // idempotent, creates the venv once
+//! let mut session = PythonSession::start(&environment, &SandboxPolicy::default()).await?;
+//! session.run_cell("x = 6 * 7").await?;
+//! let outcome = session.run_cell("print(x)").await?;
+//! assert_eq!(outcome.stdout, "42\n");
+//! # Ok(()) }
+//! ```
+
+mod environment;
+mod error;
+mod isolation;
+mod policy;
+mod pool;
+mod session;
+mod worker;
+
+pub use environment::{
+    BASE_PACKAGES, EnvironmentOptions, PACKAGE_ALLOWLIST, PythonEnvironment, default_home,
+};
+pub use error::SandboxError;
+pub use policy::{Protections, SYMPY_PRELOAD, SandboxPolicy};
+pub use pool::WorkerPool;
+pub use session::{CellOutcome, CellStatus, Executor, LearnedFunction, PythonSession};

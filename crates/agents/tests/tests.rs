@@ -1,0 +1,89 @@
+//! Integration tests for agentopt-agents: every model call goes over real HTTP to
+//! the scripted OpenAI-compatible server; code runs in real sandbox sessions.
+
+mod concurrency;
+mod conversable;
+mod math_proxy;
+mod real_model;
+mod registry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentopt_agents::{AssistantAgent, ConversableAgent, SandboxSessions};
+use agentopt_llm::{
+    CallStyle, ChatModel, ClientOptions, EndpointConfig, OpenAiClient, RetryPolicy,
+};
+use agentopt_sandbox::{PythonEnvironment, SandboxPolicy};
+use agentopt_testkit::ScriptedServer;
+use serde_json::Value;
+
+/// A real client for the scripted server, in `style`.
+fn client(server: &ScriptedServer, style: CallStyle) -> Arc<dyn ChatModel> {
+    let endpoint = EndpointConfig::compatible(server.base_url(), "scripted-model")
+        .with_call_style(style)
+        .with_context_window(4096);
+    let options = ClientOptions {
+        retry: RetryPolicy::none(),
+        timeout: Duration::from_secs(30),
+        ..ClientOptions::default()
+    };
+    match OpenAiClient::new(endpoint, options) {
+        Ok(client) => Arc::new(client),
+        Err(error) => panic!("client for the scripted server: {error}"),
+    }
+}
+
+/// The seed notebook's assistant.
+fn assistant(model: Arc<dyn ChatModel>) -> ConversableAgent {
+    AssistantAgent::new("assistant", model)
+        .with_system_message("You are a helpful assistant.")
+        .into_inner()
+}
+
+/// The shared managed Python environment (created once, under a lock).
+fn python_environment() -> PythonEnvironment {
+    match PythonEnvironment::ensure() {
+        Ok(environment) => environment,
+        Err(error) => panic!("python environment setup failed: {error}"),
+    }
+}
+
+/// Fresh sandbox sessions with the default policy (5 s cell timeout) but no
+/// preloads, so tests do not wait for sympy to import.
+fn sessions() -> Arc<SandboxSessions> {
+    let policy = SandboxPolicy {
+        preload: Vec::new(),
+        ..SandboxPolicy::default()
+    };
+    Arc::new(SandboxSessions::new(python_environment(), policy))
+}
+
+/// Replaces every timing in a serialised transcript or outcome by a fixed marker.
+fn scrub(mut value: Value) -> Value {
+    fn walk(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                for (key, field) in map.iter_mut() {
+                    if matches!(key.as_str(), "duration" | "elapsed" | "wall_time") {
+                        *field = Value::String("[duration]".to_owned());
+                    } else {
+                        walk(field);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut value);
+    value
+}
+
+/// `value` serialised and scrubbed of timings.
+fn scrubbed(value: &impl serde::Serialize) -> Value {
+    match serde_json::to_value(value) {
+        Ok(json) => scrub(json),
+        Err(error) => panic!("serialising for a snapshot: {error}"),
+    }
+}

@@ -1,0 +1,277 @@
+//! Sessions: a warm worker that keeps its globals between cells.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::pool::Shared;
+use crate::worker::{Completion, Worker};
+use crate::{Protections, PythonEnvironment, SandboxError, SandboxPolicy};
+
+/// How a cell or function call ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CellStatus {
+    /// Ran to the end.
+    Completed,
+    /// Raised; the traceback (host paths stripped) and exception line.
+    Raised {
+        /// `Traceback (most recent call last): …` text.
+        traceback: String,
+    },
+    /// Hit the wall-clock timeout; the worker was killed.
+    TimedOut,
+    /// The worker died (segfault, CPU limit, …).
+    Crashed {
+        /// How it died, e.g. "the worker was killed by signal 11 (SIGSEGV)".
+        reason: String,
+    },
+}
+
+/// What one cell or learned-function call produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CellOutcome {
+    /// Everything written to fd 1 (print, `os.write(1, …)`, C extensions), capped.
+    pub stdout: String,
+    /// Everything written to fd 2, capped.
+    pub stderr: String,
+    /// How it ended.
+    pub status: CellStatus,
+    /// `repr` of the value: the cell's trailing expression, or a function's result.
+    pub value: Option<String>,
+    /// stdout or stderr held more than [`SandboxPolicy::output_limit`] bytes.
+    pub truncated: bool,
+    /// Wall-clock time of the request, round trip included.
+    pub duration: Duration,
+    /// This request killed the worker: everything defined so far is gone.
+    pub state_lost: bool,
+    /// This request ran in a worker restarted after earlier state was lost; earlier
+    /// definitions are not there.
+    pub state_reset_before: bool,
+}
+
+impl CellOutcome {
+    /// True when the code ran to the end without raising.
+    pub fn succeeded(&self) -> bool {
+        self.status == CellStatus::Completed
+    }
+
+    /// True when the wall-clock timeout fired.
+    pub fn timed_out(&self) -> bool {
+        self.status == CellStatus::TimedOut
+    }
+
+    /// The traceback or death description, when the cell did not complete.
+    pub fn error_text(&self) -> Option<String> {
+        match &self.status {
+            CellStatus::Completed => None,
+            CellStatus::Raised { traceback } => Some(traceback.clone()),
+            CellStatus::TimedOut => {
+                Some("Timeout: the code ran too long and was stopped".to_owned())
+            }
+            CellStatus::Crashed { reason } => Some(reason.clone()),
+        }
+    }
+}
+
+/// A learned function: Python source defining `name`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LearnedFunction {
+    /// The function to call; `code` must define it.
+    pub name: String,
+    /// Python source; executed afresh, in its own namespace, on every call.
+    pub code: String,
+}
+
+/// Runs Python code somewhere. Implement it to plug in your own executor.
+#[async_trait]
+pub trait Executor: Send {
+    /// Runs one cell; its globals persist for later cells.
+    async fn run_cell(&mut self, code: &str) -> Result<CellOutcome, SandboxError>;
+
+    /// Runs `function.code` in a fresh namespace and calls `name(**arguments)`.
+    async fn call_function(
+        &mut self,
+        function: &LearnedFunction,
+        arguments: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<CellOutcome, SandboxError>;
+
+    /// Drops all state: the next cell starts from empty globals.
+    async fn restart(&mut self) -> Result<(), SandboxError>;
+
+    /// The protections the code actually runs under.
+    fn protections(&self) -> Protections;
+}
+
+/// Where a session gets a new worker after a restart.
+enum WorkerSource {
+    /// Boxed: it is large and sessions are moved around.
+    Direct(Box<(PythonEnvironment, SandboxPolicy)>),
+    Pool(Arc<Shared>),
+}
+
+impl WorkerSource {
+    fn policy(&self) -> &SandboxPolicy {
+        match self {
+            Self::Direct(direct) => &direct.1,
+            Self::Pool(shared) => shared.policy(),
+        }
+    }
+
+    async fn worker(&self) -> Result<Worker, SandboxError> {
+        match self {
+            Self::Direct(direct) => Worker::start(&direct.0, &direct.1).await,
+            Self::Pool(shared) => shared.take().await,
+        }
+    }
+}
+
+/// One warm, sandboxed Python worker that keeps its globals between cells.
+pub struct PythonSession {
+    source: WorkerSource,
+    worker: Option<Worker>,
+    protections: Protections,
+    state_lost: bool,
+}
+
+impl std::fmt::Debug for PythonSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PythonSession")
+            .field("protections", &self.protections)
+            .field("alive", &self.worker.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PythonSession {
+    /// Starts a worker (preloading [`SandboxPolicy::preload`]). Fails with
+    /// [`SandboxError::IsolationUnavailable`] when nothing isolates it, unless the
+    /// policy allows running unsandboxed.
+    pub async fn start(
+        environment: &PythonEnvironment,
+        policy: &SandboxPolicy,
+    ) -> Result<Self, SandboxError> {
+        let source = WorkerSource::Direct(Box::new((environment.clone(), policy.clone())));
+        let worker = source.worker().await?;
+        Ok(Self::with_worker(source, worker))
+    }
+
+    pub(crate) fn from_pool(shared: Arc<Shared>, worker: Worker) -> Self {
+        Self::with_worker(WorkerSource::Pool(shared), worker)
+    }
+
+    fn with_worker(source: WorkerSource, worker: Worker) -> Self {
+        Self {
+            source,
+            protections: worker.protections.clone(),
+            worker: Some(worker),
+            state_lost: false,
+        }
+    }
+
+    /// The policy this session runs under.
+    pub fn policy(&self) -> &SandboxPolicy {
+        self.source.policy()
+    }
+
+    /// Runs one cell. Globals persist across cells; a trailing expression's `repr`
+    /// comes back as [`CellOutcome::value`].
+    pub async fn run_cell(&mut self, code: &str) -> Result<CellOutcome, SandboxError> {
+        self.request(serde_json::json!({"op": "exec", "code": code}))
+            .await
+    }
+
+    /// Executes `function.code` in a fresh namespace (never the session's globals, so
+    /// each call runs exactly that function's code) and calls `name(**arguments)`.
+    pub async fn call_function(
+        &mut self,
+        function: &LearnedFunction,
+        arguments: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<CellOutcome, SandboxError> {
+        self.request(serde_json::json!({
+            "op": "call",
+            "name": function.name,
+            "code": function.code,
+            "args": arguments,
+        }))
+        .await
+    }
+
+    /// Kills the worker and starts a fresh one.
+    pub async fn restart(&mut self) -> Result<(), SandboxError> {
+        if let Some(mut worker) = self.worker.take() {
+            worker.kill().await;
+        }
+        self.worker = Some(self.source.worker().await?);
+        Ok(())
+    }
+
+    /// The protections this session's worker runs under.
+    pub fn protections(&self) -> &Protections {
+        &self.protections
+    }
+
+    async fn request(&mut self, request: serde_json::Value) -> Result<CellOutcome, SandboxError> {
+        let state_reset_before = std::mem::take(&mut self.state_lost);
+        let mut worker = match self.worker.take() {
+            Some(worker) => worker,
+            None => self.source.worker().await?,
+        };
+        self.protections = worker.protections.clone();
+        let started = Instant::now();
+        let completion = worker.request(request, self.policy().cell_timeout).await;
+        let duration = started.elapsed();
+        let (stdout, stdout_cut) = worker.captured("stdout", self.policy().output_limit);
+        let (stderr, stderr_cut) = worker.captured("stderr", self.policy().output_limit);
+        let (status, value) = match completion {
+            Completion::Answered(response) => match response.error {
+                Some(traceback) => (CellStatus::Raised { traceback }, response.value),
+                None => (CellStatus::Completed, response.value),
+            },
+            Completion::TimedOut => (CellStatus::TimedOut, None),
+            Completion::Died(reason) => (CellStatus::Crashed { reason }, None),
+        };
+        let state_lost = matches!(status, CellStatus::TimedOut | CellStatus::Crashed { .. });
+        if state_lost {
+            worker.kill().await;
+            self.state_lost = true;
+        } else {
+            self.worker = Some(worker);
+        }
+        Ok(CellOutcome {
+            stdout,
+            stderr,
+            status,
+            value,
+            truncated: stdout_cut || stderr_cut,
+            duration,
+            state_lost,
+            state_reset_before,
+        })
+    }
+}
+
+#[async_trait]
+impl Executor for PythonSession {
+    async fn run_cell(&mut self, code: &str) -> Result<CellOutcome, SandboxError> {
+        PythonSession::run_cell(self, code).await
+    }
+
+    async fn call_function(
+        &mut self,
+        function: &LearnedFunction,
+        arguments: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<CellOutcome, SandboxError> {
+        PythonSession::call_function(self, function, arguments).await
+    }
+
+    async fn restart(&mut self) -> Result<(), SandboxError> {
+        PythonSession::restart(self).await
+    }
+
+    fn protections(&self) -> Protections {
+        self.protections.clone()
+    }
+}

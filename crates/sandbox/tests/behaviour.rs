@@ -1,0 +1,281 @@
+//! Normal behaviour: state, values, exceptions, timeouts, learned functions, pools.
+
+use std::time::Duration;
+
+use agentopt_sandbox::{CellStatus, Executor, LearnedFunction, SandboxPolicy, WorkerPool};
+use serde_json::json;
+
+use crate::{python_environment, session, session_with};
+
+fn arguments(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match value {
+        serde_json::Value::Object(map) => map,
+        other => panic!("arguments must be an object, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn state_persists_across_cells() -> anyhow::Result<()> {
+    let mut s = session().await;
+    let first = s.run_cell("x = 6 * 7\nimport math").await?;
+    assert!(first.succeeded(), "{first:?}");
+    assert_eq!(first.value, None);
+    let second = s.run_cell("print(x)\nmath.gcd(x, 35) + 1").await?;
+    assert_eq!(second.stdout, "42\n");
+    assert_eq!(second.value.as_deref(), Some("8"));
+    assert!(!second.state_reset_before && !second.state_lost);
+    Ok(())
+}
+
+#[tokio::test]
+async fn exceptions_carry_tracebacks_free_of_host_paths() -> anyhow::Result<()> {
+    let environment = python_environment();
+    let mut s = session().await;
+    let outcome = s
+        .run_cell(
+            "import sympy\n\ndef parse(text):\n    return sympy.sympify(text)\n\nparse('1 +* 2')",
+        )
+        .await?;
+    let CellStatus::Raised { traceback } = &outcome.status else {
+        panic!("expected an exception: {outcome:?}");
+    };
+    assert!(
+        traceback.starts_with("Traceback (most recent call last):\n"),
+        "{traceback}"
+    );
+    assert!(
+        traceback.contains("File \"<cell>\", line 4, in parse"),
+        "{traceback}"
+    );
+    assert!(traceback.contains("sympy/core/sympify.py"), "{traceback}");
+    assert!(traceback.contains("SympifyError"), "{traceback}");
+    let venv = environment.venv.display().to_string();
+    let base = environment.base_prefix.display().to_string();
+    for host_path in [
+        venv.as_str(),
+        base.as_str(),
+        "site-packages",
+        "<agentopt-worker>",
+    ] {
+        assert!(
+            !traceback.contains(host_path),
+            "{host_path} leaked into {traceback}"
+        );
+    }
+    assert_eq!(outcome.error_text().as_deref(), Some(traceback.as_str()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn output_is_captured_at_the_descriptor_level() -> anyhow::Result<()> {
+    let mut s = session().await;
+    let code = "import os, sys, ctypes\n\
+                print('print')\n\
+                os.write(1, b'fd one\\n')\n\
+                ctypes.CDLL(None).puts(b'from C')\n\
+                ctypes.CDLL(None).fflush(None)\n\
+                print('err', file=sys.stderr)\n\
+                os.write(2, b'fd two\\n')";
+    let outcome = s.run_cell(code).await?;
+    assert!(outcome.succeeded(), "{outcome:?}");
+    assert_eq!(outcome.stdout, "print\nfd one\nfrom C\n");
+    assert_eq!(outcome.stderr, "err\nfd two\n");
+    Ok(())
+}
+
+#[tokio::test]
+async fn output_beyond_the_limit_is_truncated() -> anyhow::Result<()> {
+    let mut s = session_with(SandboxPolicy {
+        preload: Vec::new(),
+        output_limit: 10,
+        ..SandboxPolicy::default()
+    })
+    .await;
+    let outcome = s.run_cell("print('0123456789abcdef')").await?;
+    assert_eq!(outcome.stdout, "0123456789");
+    assert!(outcome.truncated);
+    let short = s.run_cell("print('ok')").await?;
+    assert!(!short.truncated);
+    Ok(())
+}
+
+#[tokio::test]
+async fn timeout_kills_and_the_next_cell_is_told() -> anyhow::Result<()> {
+    let mut s = session_with(SandboxPolicy {
+        preload: Vec::new(),
+        cell_timeout: Duration::from_millis(500),
+        ..SandboxPolicy::default()
+    })
+    .await;
+    s.run_cell("kept = 1").await?;
+    let slow = s
+        .run_cell("import time\nprint('before', flush=True)\ntime.sleep(30)")
+        .await?;
+    assert!(slow.timed_out() && slow.state_lost, "{slow:?}");
+    assert_eq!(
+        slow.stdout, "before\n",
+        "output printed before the timeout is kept"
+    );
+    assert!(slow.duration < Duration::from_secs(5), "{slow:?}");
+    let next = s.run_cell("kept").await?;
+    assert!(next.state_reset_before && !next.state_lost, "{next:?}");
+    assert!(
+        matches!(&next.status, CellStatus::Raised { traceback } if traceback.contains("NameError"))
+    );
+    let after = s.run_cell("1 + 1").await?;
+    assert!(!after.state_reset_before);
+    assert_eq!(after.value.as_deref(), Some("2"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn concurrent_sessions_do_not_see_each_other() -> anyhow::Result<()> {
+    let (mut a, mut b) = tokio::join!(session(), session());
+    let (set_a, set_b) = tokio::join!(
+        a.run_cell("secret = 'a'\nopen('mine.txt', 'w').write('a')"),
+        b.run_cell("secret = 'b'\nopen('mine.txt', 'w').write('b')")
+    );
+    assert!(set_a?.succeeded() && set_b?.succeeded());
+    let probe = "import os\nprint(secret, open('mine.txt').read(), sorted(os.listdir('.')), len([p for p in os.listdir('/proc') if p.isdigit()]))";
+    let (seen_a, seen_b) = tokio::join!(a.run_cell(probe), b.run_cell(probe));
+    assert_eq!(seen_a?.stdout, "a a ['mine.txt'] 2\n");
+    assert_eq!(seen_b?.stdout, "b b ['mine.txt'] 2\n");
+    Ok(())
+}
+
+#[tokio::test]
+async fn learned_functions_run_their_own_code() -> anyhow::Result<()> {
+    let mut s = session().await;
+    s.run_cell("def f(a, b):\n    return 'session global'\nshared = 1")
+        .await?;
+    let add = LearnedFunction {
+        name: "f".to_owned(),
+        code: "def f(a, b):\n    print('adding', a, b)\n    return a + b".to_owned(),
+    };
+    let concat = LearnedFunction {
+        name: "f".to_owned(),
+        code: "def f(a, b):\n    return [a, b]".to_owned(),
+    };
+    let added = s
+        .call_function(&add, &arguments(json!({"a": 2, "b": 3})))
+        .await?;
+    assert!(added.succeeded(), "{added:?}");
+    assert_eq!(
+        (added.stdout.as_str(), added.value.as_deref()),
+        ("adding 2 3\n", Some("5"))
+    );
+    let joined = s
+        .call_function(&concat, &arguments(json!({"a": "x", "b": [1.5, null]})))
+        .await?;
+    assert_eq!(joined.value.as_deref(), Some("['x', [1.5, None]]"));
+    let leak = LearnedFunction {
+        name: "g".to_owned(),
+        code: "def g():\n    return shared".to_owned(),
+    };
+    let leaked = s.call_function(&leak, &serde_json::Map::new()).await?;
+    assert!(
+        matches!(&leaked.status, CellStatus::Raised { traceback } if traceback.contains("NameError")),
+        "{leaked:?}"
+    );
+    let global = s.run_cell("f(1, 2)").await?;
+    assert_eq!(
+        global.value.as_deref(),
+        Some("'session global'"),
+        "calls never touch the session's globals"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn learned_function_errors_are_reported() -> anyhow::Result<()> {
+    let mut s = session().await;
+    let check = async |s: &mut agentopt_sandbox::PythonSession,
+                       function: LearnedFunction,
+                       args,
+                       needle: &str| {
+        let outcome = s
+            .call_function(&function, &arguments(args))
+            .await
+            .expect("call");
+        assert!(
+            matches!(&outcome.status, CellStatus::Raised { traceback } if traceback.contains(needle)),
+            "{needle}: {outcome:?}"
+        );
+    };
+    let double = || LearnedFunction {
+        name: "double".to_owned(),
+        code: "def double(n):\n    return 2 * n".to_owned(),
+    };
+    check(&mut s, double(), json!({"m": 1}), "TypeError").await;
+    check(
+        &mut s,
+        LearnedFunction {
+            name: "missing".to_owned(),
+            ..double()
+        },
+        json!({}),
+        "NameError",
+    )
+    .await;
+    check(
+        &mut s,
+        LearnedFunction {
+            name: "bad".to_owned(),
+            code: "def bad(:".to_owned(),
+        },
+        json!({}),
+        "SyntaxError",
+    )
+    .await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn executor_trait_objects_work() -> anyhow::Result<()> {
+    let mut executor: Box<dyn Executor> = Box::new(session().await);
+    executor.run_cell("n = 3").await?;
+    assert_eq!(
+        executor.run_cell("n * 2").await?.value.as_deref(),
+        Some("6")
+    );
+    executor.restart().await?;
+    let after = executor.run_cell("'n' in globals()").await?;
+    assert_eq!(after.value.as_deref(), Some("False"));
+    assert!(executor.protections().namespaces);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_hands_out_prewarmed_sympy_workers() -> anyhow::Result<()> {
+    let policy = SandboxPolicy {
+        cell_timeout: Duration::from_secs(1),
+        ..SandboxPolicy::default()
+    };
+    let pool = WorkerPool::new(python_environment(), policy, 2)?;
+    // Generous: on a loaded 2-core CI machine a sympy worker takes seconds to start.
+    for _ in 0..600 {
+        if pool.ready_count() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(pool.ready_count(), 2);
+    let mut first = pool.session().await?;
+    let mut second = pool.session().await?;
+    let code = "import sys\n'sympy' in sys.modules";
+    assert_eq!(first.run_cell(code).await?.value.as_deref(), Some("True"));
+    assert_eq!(second.run_cell(code).await?.value.as_deref(), Some("True"));
+    let solved = first
+        .run_cell("from sympy import symbols, solve\nx = symbols('x')\nsolve(x**2 - 4, x)")
+        .await?;
+    assert_eq!(solved.value.as_deref(), Some("[-2, 2]"));
+    assert!(first.run_cell("while True:\n    pass").await?.state_lost);
+    let restarted = first.run_cell(code).await?;
+    assert!(restarted.state_reset_before, "{restarted:?}");
+    assert_eq!(
+        restarted.value.as_deref(),
+        Some("True"),
+        "restarts draw warm workers too"
+    );
+    Ok(())
+}
