@@ -1,3 +1,36 @@
 //! AgentOptimizer: an optimizer LLM reads conversations and their outcomes and adds,
 //! revises or removes the Python functions an agent may call, with roll-back to the
 //! best function set and early stop.
+//!
+//! Reproduces AG2's `AgentOptimizer` (prompt sections, the three tools, roll-back with
+//! a failure experience) and goes beyond it: every proposed function is validated
+//! (identifier, `def name(...)`, schema matching the parameters, allowlisted packages,
+//! one sandboxed run) with errors fed back to the model; the prompt stays inside the
+//! model's context window at any epoch; training can stop early or decide on a
+//! held-out validation batch; the whole state is checkpointed after every change; the
+//! trained set exports to a portable JSON artifact.
+
+mod action;
+mod artifact;
+mod error;
+mod function;
+mod optimizer;
+mod prompt;
+mod state;
+mod stats;
+
+pub use action::Action;
+pub use artifact::{
+    ARTIFACT_FORMAT, ARTIFACT_VERSION, ArtifactFunction, FunctionArtifact, Provenance,
+};
+pub use error::OptimizerError;
+pub use function::LearnedFunctionSpec;
+pub use optimizer::{
+    AgentOptimizer, ExecutorUpdate, OptimizerOptions, RejectedProposal, SignatureUpdate,
+    StepOutcome, ValidationOptions,
+};
+pub use prompt::{
+    ADD_FUNCTION, PromptBudget, PromptReport, REMOVE_FUNCTION, REVISE_FUNCTION, optimizer_tools,
+};
+pub use state::{FailedTrial, RecordedConversation};
+pub use stats::{PairedComparison, binomial_upper_tail};

@@ -1,0 +1,261 @@
+//! Turning the optimizer model's tool calls into validated actions on List B.
+
+use agentopt_llm::{ChatMessage, FunctionCall};
+use agentopt_sandbox::Executor;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::function::{
+    Parameters, check_identifier, check_packages, defined_parameters, normalise_schema,
+    split_packages,
+};
+use crate::prompt::{ADD_FUNCTION, REMOVE_FUNCTION, REVISE_FUNCTION, list_bytes};
+use crate::state::RecordedConversation;
+use crate::{LearnedFunctionSpec, OptimizerError};
+
+/// One accepted change to the incumbent function list (List B).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", content = "function", rename_all = "snake_case")]
+pub enum Action {
+    /// `add_function`: a new function.
+    Add(LearnedFunctionSpec),
+    /// `revise_function`: a new version of an existing function.
+    Revise(LearnedFunctionSpec),
+    /// `remove_function`: the function with this name goes.
+    Remove(String),
+}
+
+impl Action {
+    /// Applies this action to `functions`; a revised function keeps its position.
+    pub(crate) fn apply(&self, functions: &mut Vec<LearnedFunctionSpec>) {
+        match self {
+            Self::Add(function) => functions.push(function.clone()),
+            Self::Revise(function) => {
+                if let Some(slot) = functions.iter_mut().find(|f| f.name == function.name) {
+                    *slot = function.clone();
+                }
+            }
+            Self::Remove(name) => functions.retain(|function| function.name != *name),
+        }
+    }
+}
+
+fn string_field(arguments: &Map<String, Value>, field: &str) -> Result<String, String> {
+    match arguments.get(field) {
+        Some(Value::String(text)) => Ok(text.clone()),
+        Some(other) => Err(format!("`{field}` must be a string; got {other}")),
+        None => Err(format!("`{field}` is missing")),
+    }
+}
+
+/// Checks one call against `functions` (List B with this reply's earlier calls applied)
+/// without running anything.
+fn static_check(
+    call: &FunctionCall,
+    functions: &[LearnedFunctionSpec],
+) -> Result<(Action, Option<Parameters>), String> {
+    let arguments = call
+        .parse_arguments()
+        .map_err(|error| format!("the tool-call arguments are not a JSON object: {error}"))?;
+    let name = string_field(&arguments, "name")?;
+    let exists = functions.iter().any(|function| function.name == name);
+    match call.name.as_str() {
+        REMOVE_FUNCTION => {
+            if !exists {
+                return Err(format!(
+                    "cannot remove `{name}`: List B has no such function (it has {:?})",
+                    functions
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .collect::<Vec<_>>()
+                ));
+            }
+            Ok((Action::Remove(name), None))
+        }
+        ADD_FUNCTION | REVISE_FUNCTION => {
+            check_identifier(&name)?;
+            let adding = call.name == ADD_FUNCTION;
+            if adding && exists {
+                return Err(format!(
+                    "cannot add `{name}`: List B already has a function with that name; \
+                     use revise_function to change it"
+                ));
+            }
+            if !adding && !exists {
+                return Err(format!(
+                    "cannot revise `{name}`: List B has no such function; use add_function"
+                ));
+            }
+            let description = string_field(&arguments, "description")?;
+            let schema_text = string_field(&arguments, "arguments")?;
+            let packages = split_packages(&string_field(&arguments, "packages")?);
+            let code = string_field(&arguments, "code")?;
+            let schema_value: Value =
+                serde_json::from_str(schema_text.trim()).map_err(|error| {
+                    format!("`arguments` is not valid JSON: {error}; it was {schema_text:?}")
+                })?;
+            let parameters = defined_parameters(&name, &code)?;
+            let schema = normalise_schema(&schema_value, &parameters)?;
+            check_packages(&packages)?;
+            let function = LearnedFunctionSpec {
+                name,
+                description,
+                arguments: schema,
+                packages,
+                code,
+            };
+            let action = if adding {
+                Action::Add(function)
+            } else {
+                Action::Revise(function)
+            };
+            Ok((action, Some(parameters)))
+        }
+        other => Err(format!(
+            "unknown tool `{other}`; use {ADD_FUNCTION}, {REVISE_FUNCTION} or {REMOVE_FUNCTION}"
+        )),
+    }
+}
+
+/// The action keeps List B within its share of the prompt.
+fn fits_prompt(
+    checked: (Action, Option<Parameters>),
+    functions: &[LearnedFunctionSpec],
+    max_list_bytes: usize,
+) -> Result<(Action, Option<Parameters>), String> {
+    if matches!(checked.0, Action::Remove(_)) {
+        return Ok(checked);
+    }
+    let mut after = functions.to_vec();
+    checked.0.apply(&mut after);
+    let bytes = list_bytes(&after);
+    if bytes > max_list_bytes {
+        return Err(format!(
+            "with this change List B would take {bytes} characters of the prompt, more \
+             than the {max_list_bytes} that fit the model's context window; shorten the \
+             code or description, or remove a function first"
+        ));
+    }
+    Ok(checked)
+}
+
+/// Arguments of a call to `name` in a failing conversation, when they fit the new
+/// parameters.
+fn failing_call_arguments(
+    name: &str,
+    parameters: &Parameters,
+    conversations: &[RecordedConversation],
+) -> Option<(usize, Map<String, Value>)> {
+    conversations
+        .iter()
+        .enumerate()
+        .filter(|(_, conversation)| !conversation.satisfied)
+        .flat_map(|(index, conversation)| {
+            conversation
+                .messages
+                .iter()
+                .flat_map(ChatMessage::requested_calls)
+                .filter(|(_, call)| call.name == name)
+                .filter_map(move |(_, call)| call.parse_arguments().ok().map(|args| (index, args)))
+        })
+        .find(|(_, arguments)| {
+            parameters
+                .required
+                .iter()
+                .all(|p| arguments.contains_key(p))
+                && (parameters.takes_any_keyword
+                    || arguments.keys().all(|key| parameters.named.contains(key)))
+        })
+}
+
+/// Runs the function once in the sandbox: its definition, then a call with arguments
+/// from a failing conversation when one called it.
+async fn sandbox_check(
+    executor: &mut dyn Executor,
+    function: &LearnedFunctionSpec,
+    parameters: &Parameters,
+    conversations: &[RecordedConversation],
+) -> Result<Result<(), String>, OptimizerError> {
+    // The definition runs in a throwaway namespace so the session's globals stay clean.
+    let code = Value::String(function.code.clone());
+    let definition = executor
+        .run_cell(&format!(
+            "exec(compile({code}, {}, 'exec'), {{'__name__': '__learned__'}})",
+            Value::String(format!("<{}>", function.name))
+        ))
+        .await?;
+    if let Some(error) = definition.error_text() {
+        return Ok(Err(format!(
+            "the code fails when it is defined in the sandbox:\n{error}"
+        )));
+    }
+    let Some((conversation, arguments)) =
+        failing_call_arguments(&function.name, parameters, conversations)
+    else {
+        return Ok(Ok(()));
+    };
+    let call = executor
+        .call_function(&function.learned_function(), &arguments)
+        .await?;
+    Ok(match call.error_text() {
+        Some(error) => Err(format!(
+            "calling {}(**{}) with the arguments from failing conversation {conversation} \
+             fails in the sandbox:\n{error}",
+            function.name,
+            Value::Object(arguments)
+        )),
+        None => Ok(()),
+    })
+}
+
+/// The verdict on one reply: every call's action, or the error for each call.
+pub(crate) enum Verdict {
+    /// All calls are valid; apply these in order.
+    Accepted(Vec<Action>),
+    /// Some call is invalid: the message for each call (`None` for a valid one).
+    Rejected(Vec<Option<String>>),
+}
+
+/// Validates the calls of one reply in order, each against List B with the earlier
+/// calls applied; List B may not outgrow `max_list_bytes` of the prompt.
+pub(crate) async fn validate_calls(
+    calls: &[&FunctionCall],
+    incumbent: &[LearnedFunctionSpec],
+    max_list_bytes: usize,
+    mut executor: Option<&mut (dyn Executor + '_)>,
+    conversations: &[RecordedConversation],
+) -> Result<Verdict, OptimizerError> {
+    let mut scratch = incumbent.to_vec();
+    let mut actions = Vec::new();
+    let mut errors = Vec::new();
+    for call in calls {
+        let checked = match static_check(call, &scratch)
+            .and_then(|checked| fits_prompt(checked, &scratch, max_list_bytes))
+        {
+            Ok((action, parameters)) => match (&action, parameters, executor.as_deref_mut()) {
+                (
+                    Action::Add(function) | Action::Revise(function),
+                    Some(parameters),
+                    Some(executor),
+                ) => sandbox_check(executor, function, &parameters, conversations)
+                    .await?
+                    .map(|()| action),
+                _ => Ok(action),
+            },
+            Err(error) => Err(error),
+        };
+        match checked {
+            Ok(action) => {
+                action.apply(&mut scratch);
+                actions.push(action);
+                errors.push(None);
+            }
+            Err(error) => errors.push(Some(error)),
+        }
+    }
+    Ok(if errors.iter().all(Option::is_none) {
+        Verdict::Accepted(actions)
+    } else {
+        Verdict::Rejected(errors)
+    })
+}

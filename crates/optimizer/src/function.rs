@@ -1,0 +1,298 @@
+//! A learned function and the static checks every one must pass: a valid identifier,
+//! code that parses and defines `def name(...)`, an argument schema whose property
+//! names are exactly the function's parameters, and allowlisted packages.
+
+use std::collections::BTreeSet;
+
+use agentopt_llm::{FunctionSchema, ToolSchema};
+use agentopt_sandbox::{LearnedFunction, PACKAGE_ALLOWLIST};
+use rustpython_parser::Parse;
+use rustpython_parser::ast::{self, Stmt};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// JSON-Schema types a learned function's argument may have (AG2 offers string,
+/// integer, object, array and boolean; number is accepted too because models write it).
+const ARGUMENT_TYPES: &[&str] = &["string", "integer", "number", "object", "array", "boolean"];
+
+/// Python keywords, which cannot name a function.
+const PYTHON_KEYWORDS: &[&str] = &[
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue",
+    "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import",
+    "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while",
+    "with", "yield",
+];
+
+/// One learned function: everything the assistant (signature) and the executor (code,
+/// packages) need.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LearnedFunctionSpec {
+    /// Function name; the code defines `def name(...)`.
+    pub name: String,
+    /// What the function does, for the assistant model.
+    pub description: String,
+    /// JSON Schema of the arguments: `{"type": "object", "properties": …, "required": …}`.
+    pub arguments: Value,
+    /// Allowlisted pip packages the code imports (bare names).
+    pub packages: Vec<String>,
+    /// Python source defining the function.
+    pub code: String,
+}
+
+impl LearnedFunctionSpec {
+    /// The OpenAI function signature the assistant is offered.
+    pub fn signature(&self) -> FunctionSchema {
+        FunctionSchema {
+            name: self.name.clone(),
+            description: Some(self.description.clone()),
+            parameters: self.arguments.clone(),
+        }
+    }
+
+    /// The OpenAI tool schema (`{"type": "function", "function": …}`).
+    pub fn tool_schema(&self) -> ToolSchema {
+        self.signature().into()
+    }
+
+    /// What the sandbox executor runs.
+    pub fn learned_function(&self) -> LearnedFunction {
+        LearnedFunction {
+            name: self.name.clone(),
+            code: self.code.clone(),
+        }
+    }
+
+    /// The form shown to the optimizer model in List A / List B: AG2's five elements,
+    /// with the packages as one string as the tools take them.
+    pub(crate) fn prompt_value(&self) -> Value {
+        serde_json::json!({
+            "name": self.name,
+            "description": self.description,
+            "arguments": self.arguments,
+            "packages": self.packages.join(" "),
+            "code": self.code,
+        })
+    }
+
+    /// Runs every static check on this function.
+    ///
+    /// # Errors
+    /// A message naming the first rule the function breaks.
+    pub fn check(&self) -> Result<(), String> {
+        check_identifier(&self.name)?;
+        let parameters = defined_parameters(&self.name, &self.code)?;
+        check_schema_matches(&self.arguments, &parameters)?;
+        check_packages(&self.packages)
+    }
+}
+
+/// `name` is a Python identifier and not a keyword.
+pub(crate) fn check_identifier(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|first| first == '_' || first.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric());
+    if !valid {
+        return Err(format!(
+            "name {name:?} is not a valid Python identifier (letters, digits and \
+             underscores, not starting with a digit)"
+        ));
+    }
+    if PYTHON_KEYWORDS.contains(&name) {
+        return Err(format!("name {name:?} is a Python keyword"));
+    }
+    Ok(())
+}
+
+/// The parameters of `def name(...)`, a top-level definition in `code`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Parameters {
+    /// Every parameter that can be passed by keyword.
+    pub(crate) named: BTreeSet<String>,
+    /// Those without a default value.
+    pub(crate) required: BTreeSet<String>,
+    /// The function takes `**kwargs`.
+    pub(crate) takes_any_keyword: bool,
+}
+
+/// Parses `code` and finds the top-level `def name(...)`.
+pub(crate) fn defined_parameters(name: &str, code: &str) -> Result<Parameters, String> {
+    let suite = ast::Suite::parse(code, "<learned function>")
+        .map_err(|error| format!("the code does not parse as Python: {error}"))?;
+    let definition = suite.iter().find_map(|statement| match statement {
+        Stmt::FunctionDef(definition) if definition.name.as_str() == name => Some(&definition.args),
+        _ => None,
+    });
+    let Some(arguments) = definition else {
+        let defined: Vec<&str> = suite
+            .iter()
+            .filter_map(|statement| match statement {
+                Stmt::FunctionDef(definition) => Some(definition.name.as_str()),
+                _ => None,
+            })
+            .collect();
+        return Err(format!(
+            "the code must define the function at top level as `def {name}(...)`; it \
+             defines {defined:?}"
+        ));
+    };
+    let mut parameters = Parameters {
+        named: BTreeSet::new(),
+        required: BTreeSet::new(),
+        takes_any_keyword: arguments.kwarg.is_some(),
+    };
+    // Positional-only parameters cannot be passed as `name(**arguments)`.
+    if let Some(positional) = arguments.posonlyargs.first() {
+        return Err(format!(
+            "parameter `{}` is positional-only; the function is called with keyword \
+             arguments",
+            positional.def.arg.as_str()
+        ));
+    }
+    for parameter in arguments.args.iter().chain(&arguments.kwonlyargs) {
+        let parameter_name = parameter.def.arg.as_str().to_owned();
+        if parameter.default.is_none() {
+            parameters.required.insert(parameter_name.clone());
+        }
+        parameters.named.insert(parameter_name);
+    }
+    Ok(parameters)
+}
+
+/// Turns the `arguments` the model wrote into a full object schema. AG2 asks for the
+/// `properties` map (`{"x": {"type": "string"}}`); a full `{"type": "object",
+/// "properties": …}` schema is accepted as well. `required` is set to the parameters
+/// without defaults.
+pub(crate) fn normalise_schema(
+    arguments: &Value,
+    parameters: &Parameters,
+) -> Result<Value, String> {
+    let Value::Object(object) = arguments else {
+        return Err(format!(
+            "`arguments` must be a JSON object mapping each parameter name to its JSON \
+             schema; got {arguments}"
+        ));
+    };
+    let is_full_schema = object.get("type").and_then(Value::as_str) == Some("object")
+        && object.get("properties").is_some_and(Value::is_object);
+    let properties = if is_full_schema {
+        object
+            .get("properties")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    } else {
+        object.clone()
+    };
+    let required: Vec<Value> = parameters
+        .required
+        .iter()
+        .map(|name| Value::String(name.clone()))
+        .collect();
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": Value::Object(properties),
+        "required": required,
+    });
+    check_schema_matches(&schema, parameters)?;
+    Ok(schema)
+}
+
+/// The schema is an object schema whose property names are the function's parameters.
+pub(crate) fn check_schema_matches(schema: &Value, parameters: &Parameters) -> Result<(), String> {
+    let properties = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .filter(|_| schema.get("type").and_then(Value::as_str) == Some("object"))
+        .ok_or_else(|| {
+            format!("`arguments` must be a JSON-Schema object with `properties`; got {schema}")
+        })?;
+    check_property_types(properties)?;
+    let declared: BTreeSet<String> = properties.keys().cloned().collect();
+    let missing: Vec<&String> = parameters.required.difference(&declared).collect();
+    let unknown: Vec<&String> = if parameters.takes_any_keyword {
+        Vec::new()
+    } else {
+        declared.difference(&parameters.named).collect()
+    };
+    if missing.is_empty() && unknown.is_empty() {
+        return Ok(());
+    }
+    let mut problems = Vec::new();
+    if !missing.is_empty() {
+        problems.push(format!(
+            "parameters {missing:?} of the code are not in `arguments`"
+        ));
+    }
+    if !unknown.is_empty() {
+        problems.push(format!(
+            "`arguments` declares {unknown:?}, which the code's function does not take \
+             (its parameters are {:?})",
+            parameters.named
+        ));
+    }
+    Err(problems.join("; "))
+}
+
+fn check_property_types(properties: &Map<String, Value>) -> Result<(), String> {
+    for (name, property) in properties {
+        let Some(kind) = property.get("type").and_then(Value::as_str) else {
+            return Err(format!(
+                "argument `{name}` needs a schema object with a \"type\"; got {property}"
+            ));
+        };
+        if !ARGUMENT_TYPES.contains(&kind) {
+            return Err(format!(
+                "argument `{name}` has type {kind:?}; use one of {ARGUMENT_TYPES:?}"
+            ));
+        }
+        if kind == "array" && property.get("items").is_none() {
+            return Err(format!(
+                "argument `{name}` is an array schema missing \"items\""
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Standard-library modules models often list as packages; they need no install, so
+/// they are dropped rather than rejected.
+const STANDARD_LIBRARY: &[&str] = &[
+    "cmath",
+    "collections",
+    "decimal",
+    "fractions",
+    "functools",
+    "itertools",
+    "json",
+    "math",
+    "operator",
+    "random",
+    "re",
+    "statistics",
+    "string",
+];
+
+/// Splits the tools' one-string `packages` ("sympy numpy", "sympy, numpy") into names,
+/// dropping standard-library modules.
+pub(crate) fn split_packages(packages: &str) -> Vec<String> {
+    packages
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|package| !package.is_empty() && !STANDARD_LIBRARY.contains(package))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every package is a bare name on the sandbox allowlist.
+pub(crate) fn check_packages(packages: &[String]) -> Result<(), String> {
+    for package in packages {
+        if !PACKAGE_ALLOWLIST.contains(&package.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "package {package:?} is not allowed; learned functions may use only \
+                 {PACKAGE_ALLOWLIST:?} (bare names, no versions) or the standard library"
+            ));
+        }
+    }
+    Ok(())
+}

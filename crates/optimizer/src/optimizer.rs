@@ -1,0 +1,616 @@
+//! [`AgentOptimizer`]: records conversations, rolls back to the best function list,
+//! asks the optimizer model for actions, validates them and checkpoints every change.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use agentopt_llm::{ChatMessage, ChatModel, ChatRequest, FunctionSchema, ToolChoice};
+use agentopt_sandbox::Executor;
+use serde::{Deserialize, Serialize};
+
+use crate::action::{Action, Verdict, validate_calls};
+use crate::artifact::{FunctionArtifact, Provenance};
+use crate::prompt::{
+    FEEDBACK_TOKENS, PromptBudget, PromptInputs, PromptReport, build_prompt, cut_middle,
+    max_list_bytes, optimizer_tools,
+};
+use crate::state::{
+    CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Checkpoint, FailedTrial, OptimizerState,
+    RecordedConversation, read_versioned, write_json_atomically,
+};
+use crate::stats::PairedComparison;
+use crate::{LearnedFunctionSpec, OptimizerError};
+
+/// Settings of an [`AgentOptimizer`] beyond AG2's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptimizerOptions {
+    /// Report `should_stop` after this many consecutive steps without beating the best
+    /// score; `None` never stops.
+    pub patience: Option<u32>,
+    /// Times a rejected proposal is retried with the validation error fed back.
+    pub max_retries: u32,
+    /// Tokens of the context window kept free for the optimizer's reply (also its
+    /// `max_tokens`). The prompt budget is the context window minus twice this (the
+    /// reply, and a rejected reply kept for a retry) minus room for validation errors.
+    pub reply_room_tokens: u32,
+    /// A prompt budget tighter than the context window minus the reply room.
+    pub max_prompt_tokens: Option<usize>,
+    /// Longest tool output kept whole in a history, in characters.
+    pub max_tool_output_chars: usize,
+    /// Decide keep/roll-back on a held-out validation batch instead of the training
+    /// mean.
+    pub validation: Option<ValidationOptions>,
+    /// Where to checkpoint after every record and step; `None`: no checkpoints.
+    pub checkpoint: Option<PathBuf>,
+    /// Sampling temperature for the optimizer model.
+    pub temperature: Option<f32>,
+    /// Sampling seed for the optimizer model.
+    pub seed: Option<i64>,
+}
+
+impl Default for OptimizerOptions {
+    fn default() -> Self {
+        Self {
+            patience: None,
+            max_retries: 3,
+            reply_room_tokens: 768,
+            max_prompt_tokens: None,
+            max_tool_output_chars: 2000,
+            validation: None,
+            checkpoint: None,
+            temperature: None,
+            seed: None,
+        }
+    }
+}
+
+/// Validation mode: the trial list replaces the best only when it solves
+/// significantly more of the same held-out problems (exact one-sided sign test on the
+/// discordant pairs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ValidationOptions {
+    /// Significance level, in (0, 1).
+    pub significance: f64,
+}
+
+/// A change to the assistant's function signatures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "update", content = "value", rename_all = "snake_case")]
+pub enum SignatureUpdate {
+    /// Offer this new function.
+    Add(FunctionSchema),
+    /// Replace the signature of the function with this name.
+    Replace(FunctionSchema),
+    /// Stop offering the function with this name.
+    Remove(String),
+}
+
+/// A change to the executor's learned functions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "update", content = "value", rename_all = "snake_case")]
+pub enum ExecutorUpdate {
+    /// Register (or replace) this function under its own name, running its own code.
+    Register(LearnedFunctionSpec),
+    /// Unregister the function with this name.
+    Remove(String),
+}
+
+/// A reply whose calls were rejected, with the error sent back for each call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RejectedProposal {
+    /// The tool calls' names and raw arguments.
+    pub calls: Vec<(String, String)>,
+    /// The validation error of each call (`None` for a call that was valid).
+    pub errors: Vec<Option<String>>,
+}
+
+/// What one [`AgentOptimizer::step`] decided and what the agents must change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepOutcome {
+    /// Signature changes for the assistant, removals first.
+    pub assistant: Vec<SignatureUpdate>,
+    /// Function changes for the executor, removals first.
+    pub executor: Vec<ExecutorUpdate>,
+    /// The trial list became the best (otherwise it was rolled back).
+    pub accepted: bool,
+    /// The trial list beat the best score (ties are accepted but do not count).
+    pub improved: bool,
+    /// The trial's training score (mean outcome).
+    pub trial_performance: f64,
+    /// The best score after this step.
+    pub best_performance: f64,
+    /// The paired validation comparison, in validation mode after the first step.
+    pub validation: Option<PairedComparison>,
+    /// `patience` steps in a row without beating the best: stop training.
+    pub should_stop: bool,
+    /// Actions applied to List B, in order.
+    pub actions: Vec<Action>,
+    /// Replies rejected by validation (each retried with the errors).
+    pub rejected: Vec<RejectedProposal>,
+    /// The model answered without tool calls (TERMINATE) and the loop stopped.
+    pub terminated: bool,
+    /// The budget report of every prompt sent.
+    pub prompts: Vec<PromptReport>,
+    /// The function list now in force (the next trial).
+    pub functions: Vec<LearnedFunctionSpec>,
+}
+
+/// Learns the Python functions an agent may call (AG2's AgentOptimizer, with
+/// validation, early stop, bounded prompts and resume).
+pub struct AgentOptimizer {
+    max_actions_per_step: usize,
+    model: Arc<dyn ChatModel>,
+    options: OptimizerOptions,
+    executor: Option<Box<dyn Executor>>,
+    state: OptimizerState,
+}
+
+impl std::fmt::Debug for AgentOptimizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentOptimizer")
+            .field("max_actions_per_step", &self.max_actions_per_step)
+            .field("model", &self.model.model_name())
+            .field("options", &self.options)
+            .field("sandbox", &self.executor.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_options(options: &OptimizerOptions) -> Result<(), OptimizerError> {
+    if let Some(validation) = &options.validation
+        && !(validation.significance > 0.0 && validation.significance < 1.0)
+    {
+        return Err(OptimizerError::InvalidOption {
+            option: "validation.significance",
+            value: validation.significance.to_string(),
+            message: "must lie strictly between 0 and 1".to_owned(),
+        });
+    }
+    if options.max_tool_output_chars < 100 {
+        return Err(OptimizerError::InvalidOption {
+            option: "max_tool_output_chars",
+            value: options.max_tool_output_chars.to_string(),
+            message: "must be at least 100 so cut outputs stay readable".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn mean_outcome(conversations: &[RecordedConversation]) -> f64 {
+    let satisfied = conversations.iter().filter(|c| c.satisfied).count();
+    satisfied as f64 / conversations.len() as f64
+}
+
+/// The updates that take the agents from `previous` to `next`.
+fn updates(
+    previous: &[LearnedFunctionSpec],
+    next: &[LearnedFunctionSpec],
+) -> (Vec<SignatureUpdate>, Vec<ExecutorUpdate>) {
+    let mut assistant = Vec::new();
+    let mut executor = Vec::new();
+    for old in previous {
+        if !next.iter().any(|function| function.name == old.name) {
+            assistant.push(SignatureUpdate::Remove(old.name.clone()));
+            executor.push(ExecutorUpdate::Remove(old.name.clone()));
+        }
+    }
+    for function in next {
+        match previous.iter().find(|old| old.name == function.name) {
+            Some(old) if old == function => {}
+            Some(_) => {
+                assistant.push(SignatureUpdate::Replace(function.signature()));
+                executor.push(ExecutorUpdate::Register(function.clone()));
+            }
+            None => {
+                assistant.push(SignatureUpdate::Add(function.signature()));
+                executor.push(ExecutorUpdate::Register(function.clone()));
+            }
+        }
+    }
+    (assistant, executor)
+}
+
+impl AgentOptimizer {
+    /// An optimizer applying at most `max_actions_per_step` actions per step, asking
+    /// `model`.
+    ///
+    /// # Errors
+    /// [`OptimizerError::InvalidOption`] for an unusable option.
+    pub fn new(
+        max_actions_per_step: usize,
+        model: Arc<dyn ChatModel>,
+        options: OptimizerOptions,
+    ) -> Result<Self, OptimizerError> {
+        check_options(&options)?;
+        Ok(Self {
+            max_actions_per_step,
+            model,
+            options,
+            executor: None,
+            state: OptimizerState::default(),
+        })
+    }
+
+    /// Continues from the checkpoint at `path` (later checkpoints go there too unless
+    /// `options.checkpoint` names another file).
+    ///
+    /// # Errors
+    /// Reading or parsing the checkpoint, or an unusable option.
+    pub fn resume(
+        path: &Path,
+        model: Arc<dyn ChatModel>,
+        mut options: OptimizerOptions,
+    ) -> Result<Self, OptimizerError> {
+        let checkpoint: Checkpoint = read_versioned(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION)?;
+        options.checkpoint.get_or_insert_with(|| path.to_path_buf());
+        let mut optimizer = Self::new(checkpoint.max_actions_per_step, model, options)?;
+        optimizer.state = checkpoint.state;
+        Ok(optimizer)
+    }
+
+    /// Tries every proposed function in this sandbox before accepting it.
+    #[must_use]
+    pub fn with_executor(mut self, executor: Box<dyn Executor>) -> Self {
+        self.executor = Some(executor);
+        self
+    }
+
+    /// Records one conversation held with the current (trial) functions and whether
+    /// the user was satisfied.
+    ///
+    /// # Errors
+    /// Writing the checkpoint.
+    pub fn record_one_conversation(
+        &mut self,
+        history: Vec<ChatMessage>,
+        satisfied: bool,
+    ) -> Result<(), OptimizerError> {
+        self.state.trial_conversations.push(RecordedConversation {
+            messages: history,
+            satisfied,
+        });
+        self.checkpoint()
+    }
+
+    /// Records the trial functions' outcome on one held-out validation problem
+    /// (validation mode).
+    ///
+    /// # Errors
+    /// Writing the checkpoint.
+    pub fn record_validation_outcome(
+        &mut self,
+        problem_id: impl Into<String>,
+        satisfied: bool,
+    ) -> Result<(), OptimizerError> {
+        self.state
+            .trial_validation
+            .insert(problem_id.into(), satisfied);
+        self.checkpoint()
+    }
+
+    /// Forgets everything learned: functions, conversations, scores, failures.
+    ///
+    /// # Errors
+    /// Writing the checkpoint.
+    pub fn reset(&mut self) -> Result<(), OptimizerError> {
+        self.state = OptimizerState::default();
+        self.checkpoint()
+    }
+
+    /// The best function list so far.
+    pub fn best_functions(&self) -> &[LearnedFunctionSpec] {
+        &self.state.best_functions
+    }
+
+    /// The function list in force now (what the agents have).
+    pub fn trial_functions(&self) -> &[LearnedFunctionSpec] {
+        &self.state.trial_functions
+    }
+
+    /// The best score so far; `None` before the first step.
+    pub fn best_performance(&self) -> Option<f64> {
+        self.state.best_performance
+    }
+
+    /// The rolled-back lists since the last acceptance, ascending by score.
+    pub fn failure_experience(&self) -> &[FailedTrial] {
+        &self.state.failures
+    }
+
+    /// Steps taken since creation or the last reset.
+    pub fn steps_taken(&self) -> u64 {
+        self.state.steps_taken
+    }
+
+    /// The best function list as a portable artifact.
+    pub fn artifact(&self) -> FunctionArtifact {
+        let exported_at_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        FunctionArtifact::new(
+            &self.state.best_functions,
+            Provenance {
+                producer: format!("agentopt-optimizer {}", env!("CARGO_PKG_VERSION")),
+                optimizer_model: self.model.model_name().to_owned(),
+                performance: self.state.best_performance,
+                steps: self.state.steps_taken,
+                exported_at_unix,
+            },
+        )
+    }
+
+    /// Writes [`Self::artifact`] to `path`.
+    ///
+    /// # Errors
+    /// Writing the file.
+    pub fn export_artifact(&self, path: &Path) -> Result<FunctionArtifact, OptimizerError> {
+        let artifact = self.artifact();
+        artifact.save(path)?;
+        Ok(artifact)
+    }
+
+    fn checkpoint(&self) -> Result<(), OptimizerError> {
+        let Some(path) = &self.options.checkpoint else {
+            return Ok(());
+        };
+        write_json_atomically(
+            path,
+            &Checkpoint {
+                format: CHECKPOINT_FORMAT.to_owned(),
+                version: CHECKPOINT_VERSION,
+                max_actions_per_step: self.max_actions_per_step,
+                state: self.state.clone(),
+            },
+        )
+    }
+
+    async fn prompt_budget(&self) -> Result<PromptBudget, OptimizerError> {
+        let context_window = self.model.context_window().await?;
+        let reply_room = self.options.reply_room_tokens;
+        let reserved = reply_room.saturating_mul(2).saturating_add(FEEDBACK_TOKENS);
+        let Some(available) = context_window.checked_sub(reserved).filter(|t| *t > 0) else {
+            return Err(OptimizerError::InvalidOption {
+                option: "reply_room_tokens",
+                value: reply_room.to_string(),
+                message: format!(
+                    "leaves no room for a prompt in a {context_window}-token context window"
+                ),
+            });
+        };
+        let available = available as usize;
+        Ok(PromptBudget {
+            context_window,
+            max_prompt_tokens: self
+                .options
+                .max_prompt_tokens
+                .map_or(available, |m| m.min(available)),
+            max_tool_output_chars: self.options.max_tool_output_chars,
+        })
+    }
+
+    fn request(&self, messages: Vec<ChatMessage>) -> ChatRequest {
+        let mut request = ChatRequest::new(messages)
+            .with_tools(optimizer_tools())
+            .with_tool_choice(ToolChoice::Auto)
+            .with_max_tokens(self.options.reply_room_tokens)
+            .with_caller("optimizer");
+        request.temperature = self.options.temperature;
+        request.seed = self.options.seed;
+        request
+    }
+
+    /// One training step: scores the trial, keeps it or rolls back to the best list,
+    /// asks the optimizer model for up to `max_actions_per_step` validated actions and
+    /// returns what the agents must change. Nothing changes when it fails.
+    ///
+    /// # Errors
+    /// [`OptimizerError::NothingRecorded`] before any conversation was recorded for the
+    /// trial, [`OptimizerError::NothingValidated`] likewise in validation mode, model
+    /// and sandbox failures, a prompt that cannot fit, and checkpoint writes.
+    pub async fn step(&mut self) -> Result<StepOutcome, OptimizerError> {
+        if self.state.trial_conversations.is_empty() {
+            return Err(OptimizerError::NothingRecorded);
+        }
+        if self.options.validation.is_some() && self.state.trial_validation.is_empty() {
+            return Err(OptimizerError::NothingValidated);
+        }
+        let mut next = self.state.clone();
+        let trial_performance = mean_outcome(&next.trial_conversations);
+        let validation = match (&self.options.validation, next.best_performance) {
+            (Some(options), Some(_)) => Some(PairedComparison::new(
+                &next.best_validation,
+                &next.trial_validation,
+                options.significance,
+            )),
+            _ => None,
+        };
+        let (accepted, improved) = match (&validation, next.best_performance) {
+            (_, None) => (true, true),
+            (Some(comparison), Some(_)) => {
+                let better = comparison.trial_is_better();
+                (better, better)
+            }
+            (None, Some(best)) => (trial_performance >= best, trial_performance > best),
+        };
+        let recorded = std::mem::take(&mut next.trial_conversations);
+        let previous_trial = std::mem::take(&mut next.trial_functions);
+        let trial_validation = std::mem::take(&mut next.trial_validation);
+        if accepted {
+            next.failures.clear();
+            next.best_functions = previous_trial.clone();
+            next.best_conversations = recorded.clone();
+            next.best_validation = trial_validation;
+            next.best_performance = Some(trial_performance);
+        } else {
+            next.failures.push(FailedTrial {
+                functions: previous_trial.clone(),
+                performance: trial_performance,
+            });
+            next.failures
+                .sort_by(|a, b| a.performance.total_cmp(&b.performance));
+        }
+        next.steps_without_improvement = if improved {
+            0
+        } else {
+            next.steps_without_improvement + 1
+        };
+        next.steps_taken += 1;
+        tracing::info!(
+            step = next.steps_taken,
+            trial_performance,
+            accepted,
+            improved,
+            "optimizer step: trial scored"
+        );
+
+        let budget = self.prompt_budget().await?;
+        let mut outcome = StepOutcome {
+            assistant: Vec::new(),
+            executor: Vec::new(),
+            accepted,
+            improved,
+            trial_performance,
+            best_performance: next.best_performance.unwrap_or(trial_performance),
+            validation,
+            should_stop: self
+                .options
+                .patience
+                .is_some_and(|patience| next.steps_without_improvement >= patience),
+            actions: Vec::new(),
+            rejected: Vec::new(),
+            terminated: false,
+            prompts: Vec::new(),
+            functions: Vec::new(),
+        };
+        let mut incumbent = next.best_functions.clone();
+        self.action_loop(&next, &recorded, &budget, &mut incumbent, &mut outcome)
+            .await?;
+
+        let (assistant, executor) = updates(&previous_trial, &incumbent);
+        outcome.assistant = assistant;
+        outcome.executor = executor;
+        outcome.functions = incumbent.clone();
+        next.trial_functions = incumbent;
+        self.state = next;
+        self.checkpoint()?;
+        Ok(outcome)
+    }
+
+    /// Asks for actions until `max_actions_per_step` are applied, the model stops
+    /// calling tools, or every round is used.
+    async fn action_loop(
+        &mut self,
+        next: &OptimizerState,
+        recorded: &[RecordedConversation],
+        budget: &PromptBudget,
+        incumbent: &mut Vec<LearnedFunctionSpec>,
+        outcome: &mut StepOutcome,
+    ) -> Result<(), OptimizerError> {
+        for _round in 0..self.max_actions_per_step {
+            let room = self.max_actions_per_step - outcome.actions.len();
+            if room == 0 {
+                break;
+            }
+            let inputs = PromptInputs {
+                best: &next.best_functions,
+                incumbent,
+                actions_taken: outcome.actions.len(),
+                failures: &next.failures,
+                conversations: &next.best_conversations,
+            };
+            let (prompt, report) =
+                build_prompt(&inputs, budget).map_err(|needed| OptimizerError::PromptTooLarge {
+                    needed,
+                    budget: budget.max_prompt_tokens,
+                    context_window: budget.context_window,
+                    reserved: budget.context_window as usize - budget.max_prompt_tokens,
+                })?;
+            tracing::info!(
+                budget = report.budget_tokens,
+                prompt_tokens = report.prompt_tokens,
+                condensed = ?report.conversations_condensed,
+                omitted = ?report.conversations_omitted,
+                tool_outputs_cut = report.tool_outputs_cut,
+                failures_omitted = report.failures_omitted,
+                "optimizer prompt built"
+            );
+            outcome.prompts.push(report);
+            let prompt_message = ChatMessage::user(prompt);
+            let mut messages = vec![prompt_message.clone()];
+            for _attempt in 0..=self.options.max_retries {
+                let reply = self
+                    .model
+                    .chat(self.request(messages.clone()))
+                    .await?
+                    .message;
+                let calls = reply.requested_calls();
+                if calls.is_empty() {
+                    tracing::info!(reply = ?reply.content, "optimizer ended the step without a tool call");
+                    outcome.terminated = true;
+                    return Ok(());
+                }
+                if calls.len() > room {
+                    tracing::warn!(
+                        proposed = calls.len(),
+                        applied_at_most = room,
+                        "optimizer reply holds more tool calls than actions left; the rest are ignored"
+                    );
+                }
+                let considered: Vec<_> = calls.iter().take(room).map(|(_, call)| *call).collect();
+                let verdict = validate_calls(
+                    &considered,
+                    incumbent,
+                    max_list_bytes(budget),
+                    self.executor.as_deref_mut(),
+                    recorded,
+                )
+                .await?;
+                match verdict {
+                    Verdict::Accepted(actions) => {
+                        for action in actions {
+                            action.apply(incumbent);
+                            outcome.actions.push(action);
+                        }
+                        break;
+                    }
+                    Verdict::Rejected(errors) => {
+                        tracing::warn!(
+                            ?errors,
+                            "optimizer proposal rejected; retrying with the errors"
+                        );
+                        // Errors share the feedback room (tracebacks can be long).
+                        let limit = (FEEDBACK_TOKENS as usize * 3 / calls.len()).max(200);
+                        let feedback: Vec<ChatMessage> = calls
+                            .iter()
+                            .enumerate()
+                            .map(|(index, (id, call))| {
+                                let text = match errors.get(index) {
+                                    Some(Some(error)) => format!("Rejected: {error}"),
+                                    Some(None) => "Not applied: another call in this reply was rejected; send it again with the fixes.".to_owned(),
+                                    None => format!("Not applied: at most {room} more action(s) are allowed in this step."),
+                                };
+                                let text = cut_middle(&text, limit).unwrap_or(text);
+                                match id {
+                                    Some(id) => ChatMessage::tool(*id, text),
+                                    None => ChatMessage::function(call.name.clone(), text),
+                                }
+                            })
+                            .collect();
+                        outcome.rejected.push(RejectedProposal {
+                            calls: calls
+                                .iter()
+                                .map(|(_, call)| (call.name.clone(), call.arguments.clone()))
+                                .collect(),
+                            errors,
+                        });
+                        // Only the latest rejected exchange is kept, so a retry
+                        // never outgrows the budget.
+                        messages = vec![prompt_message.clone(), reply.clone()];
+                        messages.extend(feedback);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,436 @@
+//! The optimizer prompt (AG2's sections and wording, typos fixed), the three tools it
+//! offers, and the budget that keeps the prompt inside the model's context window.
+
+use agentopt_llm::{ChatMessage, FunctionSchema, Role, ToolSchema, estimate_prompt_tokens};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::LearnedFunctionSpec;
+use crate::state::{FailedTrial, RecordedConversation};
+
+/// Name of the tool that adds a function.
+pub const ADD_FUNCTION: &str = "add_function";
+/// Name of the tool that revises a function.
+pub const REVISE_FUNCTION: &str = "revise_function";
+/// Name of the tool that removes a function.
+pub const REMOVE_FUNCTION: &str = "remove_function";
+
+/// Bytes per estimated token, as in [`estimate_prompt_tokens`].
+const BYTES_PER_TOKEN: usize = 3;
+
+fn add_or_revise_tool(name: &str, verb: &str) -> ToolSchema {
+    let string = |description: &str| json!({"type": "string", "description": description});
+    FunctionSchema {
+        name: name.to_owned(),
+        description: Some(format!(
+            "{verb} a function in the context of the conversation. Necessary Python \
+             packages must be declared. The name of the function MUST be the same with \
+             the function name in the code you generated."
+        )),
+        parameters: json!({
+            "type": "object",
+            "properties": {
+                "name": string("The name of the function in the code implementation."),
+                "description": string("A short description of the function."),
+                "arguments": string(
+                    "JSON schema of arguments encoded as a string. Please note that the \
+                     JSON schema only supports specific types including string, integer, \
+                     object, array, boolean. (do not have float type) For example: { \
+                     \"url\": { \"type\": \"string\", \"description\": \"The URL\", }}. \
+                     Please avoid the error 'array schema missing items' when using array \
+                     type."
+                ),
+                "packages": string(
+                    "A list of package names imported by the function, and that need to \
+                     be installed with pip prior to invoking the function. This solves \
+                     ModuleNotFoundError. It should be string, not list."
+                ),
+                "code": string(
+                    "The implementation in Python, including the function declaration \
+                     `def NAME(...)` whose parameters are the names in `arguments`."
+                ),
+            },
+            "required": ["name", "description", "arguments", "packages", "code"],
+        }),
+    }
+    .into()
+}
+
+/// The three tools offered to the optimizer model: `add_function`, `revise_function`
+/// (all-string `name`, `description`, `arguments`, `packages`, `code`) and
+/// `remove_function` (`name`).
+pub fn optimizer_tools() -> Vec<ToolSchema> {
+    vec![
+        add_or_revise_tool(ADD_FUNCTION, "Add"),
+        add_or_revise_tool(REVISE_FUNCTION, "Revise"),
+        FunctionSchema {
+            name: REMOVE_FUNCTION.to_owned(),
+            description: Some(
+                "Remove one function in the context of the conversation. Once remove one \
+                 function, the assistant will not use this function in future conversation."
+                    .to_owned(),
+            ),
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "name": {
+                        "type": "string",
+                        "description": "The name of the function in the code implementation.",
+                    },
+                },
+                "required": ["name"],
+            }),
+        }
+        .into(),
+    ]
+}
+
+const ROLE_AND_ACTIONS: &str = r#"You are a function optimizer. Your task is to maintain a list of functions for the assistant according to the existing function list and conversation history that happens between the assistant and the user.
+You can perform one of the following four actions to manipulate the function list using the functions you have:
+1. Revise one existing function (using revise_function).
+2. Remove one existing function (using remove_function).
+3. Add one new function (using add_function).
+4. Directly return "TERMINATE" to me if no more actions are needed for the current function list.
+
+Below are the principles that you need to follow for taking these four actions.
+(1) Revise one existing function:
+1. Pay more attention to the failed tasks and corresponding error information, and optimize the function used in these tasks according to the conversation history if needed.
+2. A failed function call can occur due to incorrect input arguments (missing arguments) or an incorrect function code implementation. You should focus more on the function code implementation and make it easy to get success function call.
+3. Do not revise the function that you think works well and plays a critical role in solving the problems according to the conversation history. Only making revisions if needed.
+4. Sometimes, a NameError may occur. To fix this error, you can either revise the name of the function in the code implementation or revise the name of the function call to make these two names consistent.
+(2) Remove one existing function:
+1. Only remove the function that you think is not needed anymore in future tasks.
+(3) Add one new function:
+1. The added function should be general enough to be used in future tasks. For instance, if you encounter a problem that this function can solve, or one step of it, you can use the generated function directly instead of starting from scratch
+2. The added new function should solve a higher-level question that encompasses the original query and extend the code's functionality to make it more versatile and widely applicable.
+3. Replace specific strings or variable names with general variables to enhance the tool's applicability to various queries. All names used inside the function should be passed in as arguments.
+Below is an example of a function that potentially deserves to be added in solving MATH problems, which can be used to solve a higher-level question:
+{
+    "name": "evaluate_expression",
+    "description": "Evaluate arithmetic or mathematical expressions provided as strings.",
+    "arguments": {
+        "expression": {
+            "type": "string",
+            "description": "The mathematical expression to evaluate."
+        }
+    },
+    "packages": "sympy",
+    "code": "from sympy import sympify, SympifyError\n\ndef evaluate_expression(expression):\n    try:\n        result = sympify(expression)\n        if result.is_number:\n            result = float(result)\n        else:\n            result = str(result)\n        return result\n    except SympifyError as e:\n        return str(e)"
+}
+(4) Directly return "TERMINATE":
+If you think there is no need to perform any other actions for the current function list since the current list is optimal more actions will harm the performance in future tasks. Please directly reply to me with "TERMINATE".
+
+One function signature includes the following five elements:
+1. Function name
+2. Function description
+3. JSON schema of arguments encoded as a string
+4. A list of package names imported by the function packages
+5. The code implementation
+"#;
+
+const CLOSING: &str = "According to the information I provide, please take one of four actions to manipulate list B using the functions you know.
+Instead of returning TERMINATE directly or taking no action, you should try your best to optimize the function list. Only take no action if you really think the current list is optimal, as more actions will harm performance in future tasks.
+Even adding a general function that can substitute the assistant's repeated suggestions of Python code with the same functionality could also be helpful.
+";
+
+/// Tokens kept for the validation errors sent back with a rejected reply.
+pub(crate) const FEEDBACK_TOKENS: u32 = 384;
+
+/// Limits that keep the prompt bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromptBudget {
+    /// The model's context window.
+    pub context_window: u32,
+    /// Most tokens (as estimated by [`estimate_prompt_tokens`]) the prompt, tools
+    /// included, may take.
+    pub max_prompt_tokens: usize,
+    /// Longest tool or function output kept whole in a history, in characters; longer
+    /// outputs keep their head and tail around a cut marker.
+    pub max_tool_output_chars: usize,
+}
+
+/// What went into one prompt and what was cut to fit the budget.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PromptReport {
+    /// The token budget.
+    pub budget_tokens: usize,
+    /// Estimated tokens of the prompt, tools included.
+    pub prompt_tokens: usize,
+    /// Conversations (by index) shown whole, tool-output cuts aside.
+    pub conversations_full: Vec<usize>,
+    /// Conversations shown shortened to their first and last messages.
+    pub conversations_condensed: Vec<usize>,
+    /// Conversations left out.
+    pub conversations_omitted: Vec<usize>,
+    /// Tool or function outputs cut with a marker.
+    pub tool_outputs_cut: usize,
+    /// Failure-experience entries (the lowest scores) left out.
+    pub failures_omitted: usize,
+}
+
+/// Everything the prompt shows.
+pub(crate) struct PromptInputs<'a> {
+    pub(crate) best: &'a [LearnedFunctionSpec],
+    pub(crate) incumbent: &'a [LearnedFunctionSpec],
+    pub(crate) actions_taken: usize,
+    pub(crate) failures: &'a [FailedTrial],
+    pub(crate) conversations: &'a [RecordedConversation],
+}
+
+fn functions_text(functions: &[LearnedFunctionSpec]) -> String {
+    Value::Array(
+        functions
+            .iter()
+            .map(LearnedFunctionSpec::prompt_value)
+            .collect(),
+    )
+    .to_string()
+}
+
+fn failure_text(failures: &[FailedTrial]) -> String {
+    if failures.is_empty() {
+        return "\n".to_owned();
+    }
+    let mut text = "We also provide more examples for different functions and their corresponding \
+                    performance (0-100).\n The following function signatures are arranged in \
+                    ascending order based on their performance, where higher performance \
+                    indicate better quality.\n"
+        .to_owned();
+    for failure in failures {
+        text.push_str(&format!(
+            "Function: \n{}\nPerformance: \n{}\n",
+            functions_text(&failure.functions),
+            failure.performance
+        ));
+    }
+    text
+}
+
+fn statistics_text(conversations: &[RecordedConversation]) -> String {
+    if conversations.is_empty() {
+        return "\n".to_owned();
+    }
+    let mut text =
+        "The following table shows the statistical information for solving each task in \
+                    each conversation and indicates, whether the result is satisfied by the \
+                    users. 1 represents satisfied. 0 represents not satisfied.\n"
+            .to_owned();
+    for (index, conversation) in conversations.iter().enumerate() {
+        text.push_str(&format!(
+            "{{\"Conversation {index}\": {}}}\n",
+            u8::from(conversation.satisfied)
+        ));
+    }
+    text
+}
+
+fn assemble(
+    inputs: &PromptInputs<'_>,
+    failures: &str,
+    shown: usize,
+    note: &str,
+    history: &str,
+) -> String {
+    format!(
+        "{ROLE_AND_ACTIONS}\nBelow are the signatures of the current functions:\nList A: {}.\n\
+         The following list are the function signatures that you have after taking {} \
+         actions to manipulate List A:\nList B: {}.\n\n{failures}\n\nHere are {shown} \
+         conversation histories of solving {shown} tasks using List A.{note}\nHistory:\n\
+         {history}\n\n{}\n\n{CLOSING}",
+        functions_text(inputs.best),
+        inputs.actions_taken,
+        functions_text(inputs.incumbent),
+        statistics_text(inputs.conversations),
+    )
+}
+
+fn tokens(prompt: &str) -> usize {
+    estimate_prompt_tokens(&[ChatMessage::user(prompt)], &optimizer_tools())
+}
+
+/// Keeps the head and tail of `text` around a marker when it is longer than `limit`
+/// characters.
+pub(crate) fn cut_middle(text: &str, limit: usize) -> Option<String> {
+    let length = text.chars().count();
+    if length <= limit {
+        return None;
+    }
+    let head: String = text.chars().take(limit / 2).collect();
+    let tail: String = text.chars().skip(length - (limit - limit / 2)).collect();
+    Some(format!(
+        "{head}\n[... {} characters cut by agentopt ...]\n{tail}",
+        length - limit
+    ))
+}
+
+/// A conversation with long tool outputs cut; returns how many were cut.
+fn cut_tool_outputs(messages: &[ChatMessage], limit: usize) -> (Vec<ChatMessage>, usize) {
+    let mut cut = 0;
+    let messages = messages
+        .iter()
+        .map(|message| {
+            let mut message = message.clone();
+            if matches!(message.role, Role::Tool | Role::Function)
+                && let Some(shorter) = message
+                    .content
+                    .as_deref()
+                    .and_then(|c| cut_middle(c, limit))
+            {
+                message.content = Some(shorter);
+                cut += 1;
+            }
+            message
+        })
+        .collect();
+    (messages, cut)
+}
+
+/// `{"Conversation i":[…]}` with each message's fields in wire order (role first).
+fn conversation_text(index: usize, messages: &[String]) -> String {
+    format!("{{\"Conversation {index}\":[{}]}}", messages.join(","))
+}
+
+fn message_texts(messages: &[ChatMessage]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|message| serde_json::to_string(message).unwrap_or_default())
+        .collect()
+}
+
+/// The first and last messages around a marker, each cut to `limit` characters.
+fn condensed_text(index: usize, messages: &[ChatMessage], limit: usize) -> String {
+    let shorten = |message: &ChatMessage| {
+        let mut message = message.clone();
+        if let Some(shorter) = message
+            .content
+            .as_deref()
+            .and_then(|c| cut_middle(c, limit))
+        {
+            message.content = Some(shorter);
+        }
+        message
+    };
+    let mut texts = Vec::new();
+    if let Some(first) = messages.first() {
+        texts.extend(message_texts(&[shorten(first)]));
+    }
+    if messages.len() > 2 {
+        texts.push(format!(
+            "\"[... {} messages cut by agentopt ...]\"",
+            messages.len() - 2
+        ));
+    }
+    if messages.len() > 1
+        && let Some(last) = messages.last()
+    {
+        texts.extend(message_texts(&[shorten(last)]));
+    }
+    conversation_text(index, &texts)
+}
+
+/// Failures first, alternating with successes, so a tight budget still shows both.
+fn balanced_order(conversations: &[RecordedConversation]) -> Vec<usize> {
+    let (failed, satisfied): (Vec<usize>, Vec<usize>) =
+        (0..conversations.len()).partition(|&index| !conversations[index].satisfied);
+    let mut order = Vec::with_capacity(conversations.len());
+    for position in 0..failed.len().max(satisfied.len()) {
+        order.extend(failed.get(position));
+        order.extend(satisfied.get(position));
+    }
+    order
+}
+
+/// The most bytes List B may take in the prompt: a third of what the fixed text
+/// leaves, so List A and List B together never take more than two thirds and the
+/// failure experience and histories always keep room.
+pub(crate) fn max_list_bytes(budget: &PromptBudget) -> usize {
+    let empty = PromptInputs {
+        best: &[],
+        incumbent: &[],
+        actions_taken: 0,
+        failures: &[],
+        conversations: &[],
+    };
+    let bare = tokens(&assemble(&empty, &failure_text(&[]), 0, "", ""));
+    budget.max_prompt_tokens.saturating_sub(bare) * BYTES_PER_TOKEN / 3
+}
+
+/// How many bytes `functions` take when shown as List A or List B.
+pub(crate) fn list_bytes(functions: &[LearnedFunctionSpec]) -> usize {
+    functions_text(functions).len()
+}
+
+/// Builds the prompt within `budget`; returns it with what was cut.
+pub(crate) fn build_prompt(
+    inputs: &PromptInputs<'_>,
+    budget: &PromptBudget,
+) -> Result<(String, PromptReport), usize> {
+    let mut report = PromptReport {
+        budget_tokens: budget.max_prompt_tokens,
+        ..PromptReport::default()
+    };
+    let bare = assemble(inputs, &failure_text(&[]), 0, "", "");
+    let bare_tokens = tokens(&bare);
+    if bare_tokens > budget.max_prompt_tokens {
+        return Err(bare_tokens);
+    }
+    let mut spare_bytes = (budget.max_prompt_tokens - bare_tokens) * BYTES_PER_TOKEN;
+
+    // Failure experience gets at most a quarter of what is left; the highest scores
+    // (the end of the ascending list) are kept.
+    let failure_share = spare_bytes / 4;
+    let mut kept = inputs.failures.len();
+    let mut failures = failure_text(inputs.failures);
+    while kept > 0 && failures.len() > failure_share {
+        kept -= 1;
+        failures = failure_text(&inputs.failures[inputs.failures.len() - kept..]);
+    }
+    report.failures_omitted = inputs.failures.len() - kept;
+    spare_bytes = spare_bytes.saturating_sub(failures.len());
+    // Room for the note about what was left out (its digits vary).
+    let note_room = 160;
+    spare_bytes = spare_bytes.saturating_sub(note_room);
+
+    let condensed_limit = budget.max_tool_output_chars.min(1000);
+    let mut chosen: Vec<(usize, String)> = Vec::new();
+    for index in balanced_order(inputs.conversations) {
+        let (messages, cut) = cut_tool_outputs(
+            &inputs.conversations[index].messages,
+            budget.max_tool_output_chars,
+        );
+        let full = conversation_text(index, &message_texts(&messages));
+        if full.len() < spare_bytes {
+            spare_bytes -= full.len() + 1;
+            report.tool_outputs_cut += cut;
+            report.conversations_full.push(index);
+            chosen.push((index, full));
+            continue;
+        }
+        let condensed = condensed_text(index, &messages, condensed_limit);
+        if condensed.len() < spare_bytes {
+            spare_bytes -= condensed.len() + 1;
+            report.conversations_condensed.push(index);
+            chosen.push((index, condensed));
+        } else {
+            report.conversations_omitted.push(index);
+        }
+    }
+    chosen.sort_by_key(|(index, _)| *index);
+    report.conversations_full.sort_unstable();
+    report.conversations_condensed.sort_unstable();
+    report.conversations_omitted.sort_unstable();
+    let history: Vec<String> = chosen.into_iter().map(|(_, text)| text).collect();
+    let note =
+        if report.conversations_condensed.is_empty() && report.conversations_omitted.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " To fit the prompt, {} of them are shortened and {} more are left out.",
+                report.conversations_condensed.len(),
+                report.conversations_omitted.len()
+            )
+        };
+    let prompt = assemble(inputs, &failures, history.len(), &note, &history.join("\n"));
+    report.prompt_tokens = tokens(&prompt);
+    Ok((prompt, report))
+}

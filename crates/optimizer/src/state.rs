@@ -1,0 +1,121 @@
+//! The optimizer's whole state, its versioned checkpoint file and atomic JSON writes.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use agentopt_llm::ChatMessage;
+use serde::{Deserialize, Serialize};
+
+use crate::{LearnedFunctionSpec, OptimizerError};
+
+/// One recorded conversation and whether the user was satisfied with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedConversation {
+    /// The chat messages, in order.
+    pub messages: Vec<ChatMessage>,
+    /// The outcome: 1 in the prompt's table when satisfied, else 0.
+    pub satisfied: bool,
+}
+
+/// A rolled-back function list with the score it got (the failure experience).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedTrial {
+    /// The function list that was tried.
+    pub functions: Vec<LearnedFunctionSpec>,
+    /// Its training score (mean outcome).
+    pub performance: f64,
+}
+
+/// Everything that survives a restart.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub(crate) struct OptimizerState {
+    /// Functions in force now (what the agents have).
+    pub(crate) trial_functions: Vec<LearnedFunctionSpec>,
+    /// Conversations recorded with the trial functions since the last step.
+    pub(crate) trial_conversations: Vec<RecordedConversation>,
+    /// Validation outcomes of the trial functions, by problem id.
+    pub(crate) trial_validation: BTreeMap<String, bool>,
+    /// The best function list so far.
+    pub(crate) best_functions: Vec<LearnedFunctionSpec>,
+    /// The conversations the best list was scored on.
+    pub(crate) best_conversations: Vec<RecordedConversation>,
+    /// Validation outcomes of the best list, by problem id.
+    pub(crate) best_validation: BTreeMap<String, bool>,
+    /// The best score; `None` is below any score, so the first step accepts.
+    pub(crate) best_performance: Option<f64>,
+    /// Rolled-back lists since the last acceptance, ascending by score.
+    pub(crate) failures: Vec<FailedTrial>,
+    /// Steps taken since creation or the last reset.
+    pub(crate) steps_taken: u64,
+    /// Consecutive steps whose trial did not beat the best.
+    pub(crate) steps_without_improvement: u32,
+}
+
+/// Name written in every checkpoint file.
+pub(crate) const CHECKPOINT_FORMAT: &str = "agentopt-optimizer-checkpoint";
+/// Checkpoint layout version this build writes and reads.
+pub(crate) const CHECKPOINT_VERSION: u32 = 1;
+
+/// The checkpoint file: format tag, version, settings fixed at creation and the state.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Checkpoint {
+    pub(crate) format: String,
+    pub(crate) version: u32,
+    pub(crate) max_actions_per_step: usize,
+    pub(crate) state: OptimizerState,
+}
+
+/// The `format` and `version` fields alone, read before the rest so a newer file gets
+/// a version error rather than a field error.
+#[derive(Deserialize)]
+pub(crate) struct Header {
+    pub(crate) format: String,
+    pub(crate) version: u32,
+}
+
+/// Reads `path` as JSON of type `T` after checking its format tag and version.
+pub(crate) fn read_versioned<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    format: &str,
+    version: u32,
+) -> Result<T, OptimizerError> {
+    let text = std::fs::read_to_string(path).map_err(|source| OptimizerError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let header: Header =
+        serde_json::from_str(&text).map_err(|error| OptimizerError::format(path, &error))?;
+    if header.format != format || header.version != version {
+        return Err(OptimizerError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            format: header.format,
+            found: header.version,
+            supported: version,
+        });
+    }
+    serde_json::from_str(&text).map_err(|error| OptimizerError::format(path, &error))
+}
+
+/// Writes `value` as pretty JSON to a temporary file beside `path`, syncs it and
+/// renames it over `path`, so a crash leaves either the old file or the new one.
+pub(crate) fn write_json_atomically<T: Serialize>(
+    path: &Path,
+    value: &T,
+) -> Result<(), OptimizerError> {
+    let io_error = |source| OptimizerError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::NamedTempFile::new_in(directory).map_err(io_error)?;
+    let json =
+        serde_json::to_vec_pretty(value).map_err(|error| io_error(std::io::Error::other(error)))?;
+    file.write_all(&json).map_err(io_error)?;
+    file.as_file().sync_all().map_err(io_error)?;
+    file.persist(path).map_err(|error| io_error(error.error))?;
+    Ok(())
+}

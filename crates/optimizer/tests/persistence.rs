@@ -1,0 +1,168 @@
+//! Checkpoints, resume after a crash, and the portable artifact.
+
+use agentopt_optimizer::{AgentOptimizer, FunctionArtifact, OptimizerError, OptimizerOptions};
+use agentopt_testkit::{Reply, ScriptedServer};
+use serde_json::{Map, Value, json};
+
+use crate::{add_sum, client, record, sandbox};
+
+fn options(path: &std::path::Path) -> OptimizerOptions {
+    OptimizerOptions {
+        checkpoint: Some(path.to_path_buf()),
+        ..OptimizerOptions::default()
+    }
+}
+
+fn script() -> Vec<Reply> {
+    vec![
+        Reply::tool_call(add_sum("sum_numbers").0, add_sum("sum_numbers").1),
+        Reply::tool_call(add_sum("other").0, add_sum("other").1),
+    ]
+}
+
+#[tokio::test]
+async fn resume_after_a_crash_between_record_and_step_sends_the_same_prompt() -> anyhow::Result<()>
+{
+    let directory = tempfile::tempdir()?;
+
+    // Uninterrupted run.
+    let straight = crate::server(script()).await;
+    let path = directory.path().join("straight.json");
+    let mut optimizer = AgentOptimizer::new(1, client(&straight), options(&path))?;
+    record(&mut optimizer, &[true, false]);
+    optimizer.step().await?;
+    record(&mut optimizer, &[false, true, true]);
+    let expected = optimizer.step().await?;
+
+    // The same run, killed after recording the second batch.
+    let crashed = crate::server(script()).await;
+    let path = directory.path().join("crashed.json");
+    let mut optimizer = AgentOptimizer::new(1, client(&crashed), options(&path))?;
+    record(&mut optimizer, &[true, false]);
+    optimizer.step().await?;
+    record(&mut optimizer, &[false, true, true]);
+    drop(optimizer);
+
+    let mut resumed = AgentOptimizer::resume(&path, client(&crashed), OptimizerOptions::default())?;
+    assert_eq!(resumed.steps_taken(), 1);
+    let outcome = resumed.step().await?;
+    assert_eq!(outcome, expected);
+    let bodies = |server: &ScriptedServer| -> Vec<Value> {
+        server
+            .chat_requests()
+            .into_iter()
+            .map(|request| request.body)
+            .collect()
+    };
+    assert_eq!(bodies(&crashed), bodies(&straight));
+
+    // The resumed optimizer keeps checkpointing to the file it came from.
+    let checkpoint: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    assert_eq!(checkpoint["format"], "agentopt-optimizer-checkpoint");
+    assert_eq!(checkpoint["version"], 1);
+    assert_eq!(checkpoint["state"]["steps_taken"], 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn checkpoints_of_another_version_or_malformed_are_refused() -> anyhow::Result<()> {
+    let server = crate::server([]).await;
+    let directory = tempfile::tempdir()?;
+    let newer = directory.path().join("newer.json");
+    std::fs::write(
+        &newer,
+        json!({"format": "agentopt-optimizer-checkpoint", "version": 2}).to_string(),
+    )?;
+    let error = AgentOptimizer::resume(&newer, client(&server), OptimizerOptions::default()).err();
+    assert!(
+        matches!(
+            error,
+            Some(OptimizerError::UnsupportedVersion { found: 2, .. })
+        ),
+        "{error:?}"
+    );
+
+    let broken = directory.path().join("broken.json");
+    std::fs::write(
+        &broken,
+        "{\n  \"format\": \"agentopt-optimizer-checkpoint\",\n  \"version\": ",
+    )?;
+    let error = AgentOptimizer::resume(&broken, client(&server), OptimizerOptions::default()).err();
+    assert!(
+        matches!(&error, Some(OptimizerError::Format { line: 3, .. })),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .map(|e| e.to_string())
+            .is_some_and(|text| text.contains("broken.json:3:"))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn artifact_round_trip_into_a_fresh_sandbox_that_calls_the_function() -> anyhow::Result<()> {
+    let server = crate::server([
+        Reply::tool_call(add_sum("sum_numbers").0, add_sum("sum_numbers").1),
+        Reply::text("TERMINATE"),
+    ])
+    .await;
+    let mut optimizer = AgentOptimizer::new(1, client(&server), OptimizerOptions::default())?;
+    record(&mut optimizer, &[false]);
+    optimizer.step().await?;
+    record(&mut optimizer, &[true]);
+    optimizer.step().await?; // sum_numbers is now the best list
+    let directory = tempfile::tempdir()?;
+    let path = directory.path().join("functions.json");
+    let exported = optimizer.export_artifact(&path)?;
+
+    let loaded = FunctionArtifact::load(&path)?;
+    assert_eq!(loaded, exported);
+    assert_eq!(loaded.specs(), optimizer.best_functions());
+    assert_eq!(loaded.provenance.optimizer_model, "scripted-model");
+    assert_eq!(loaded.provenance.performance, Some(1.0));
+    let tool = serde_json::to_value(&loaded.tools()[0])?;
+    assert_eq!(tool["type"], "function");
+    assert_eq!(tool["function"]["name"], "sum_numbers");
+    assert_eq!(
+        tool["function"]["parameters"]["required"],
+        json!(["a", "b"])
+    );
+
+    let mut session = sandbox().await;
+    let mut arguments = Map::new();
+    arguments.insert("a".to_owned(), json!(2));
+    arguments.insert("b".to_owned(), json!(40));
+    let outcome = session
+        .call_function(&loaded.learned_functions()[0], &arguments)
+        .await?;
+    assert_eq!(outcome.value.as_deref(), Some("42"), "{outcome:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn artifacts_with_invalid_functions_are_refused() -> anyhow::Result<()> {
+    let directory = tempfile::tempdir()?;
+    let path = directory.path().join("bad.json");
+    let artifact = json!({
+        "format": "agentopt-functions",
+        "version": 1,
+        "functions": [{
+            "tool": {"type": "function", "function": {
+                "name": "f",
+                "description": "d",
+                "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}},
+            }},
+            "packages": [],
+            "code": "def g(x):\n    return x\n",
+        }],
+        "provenance": {"producer": "test", "optimizer_model": "m", "performance": null, "steps": 0, "exported_at_unix": 0},
+    });
+    std::fs::write(&path, artifact.to_string())?;
+    let error = FunctionArtifact::load(&path).err();
+    assert!(
+        matches!(&error, Some(OptimizerError::InvalidArtifactFunction { name, .. }) if name == "f"),
+        "{error:?}"
+    );
+    Ok(())
+}

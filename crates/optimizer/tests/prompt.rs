@@ -1,0 +1,132 @@
+//! The optimizer prompt: AG2's sections (snapshots), the tools, and the budget.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use agentopt_llm::{ChatMessage, estimate_prompt_tokens};
+use agentopt_optimizer::{OptimizerOptions, optimizer_tools};
+use agentopt_testkit::{Reply, ScriptedServer};
+
+use crate::{add_sum, conversation, optimizer, prompt_of, record};
+
+#[test]
+fn tools_match_ag2_parameters() {
+    insta::assert_json_snapshot!("optimizer_tools", optimizer_tools());
+}
+
+#[tokio::test]
+async fn first_step_prompt() -> anyhow::Result<()> {
+    let server = crate::server([
+        Reply::tool_call(add_sum("sum_numbers").0, add_sum("sum_numbers").1),
+        Reply::text("TERMINATE"),
+    ])
+    .await;
+    let mut optimizer = optimizer(&server, 2, OptimizerOptions::default());
+    record(&mut optimizer, &[true, false]);
+    optimizer.step().await?;
+    let requests = server.chat_requests();
+    insta::assert_snapshot!("first_step_prompt", prompt_of(&requests[0]));
+    // The second round shows the action taken and List B with the new function.
+    let second = prompt_of(&requests[1]);
+    assert!(second.contains("after taking 1 actions to manipulate List A"));
+    assert!(second.contains("List B: [{\"arguments\""));
+    assert_eq!(requests[0].body["tool_choice"], "auto");
+    Ok(())
+}
+
+#[tokio::test]
+async fn prompt_with_failure_experience() -> anyhow::Result<()> {
+    let server = crate::server([
+        Reply::tool_call(add_sum("sum_numbers").0, add_sum("sum_numbers").1),
+        Reply::text("TERMINATE"),
+    ])
+    .await;
+    let mut optimizer = optimizer(&server, 1, OptimizerOptions::default());
+    record(&mut optimizer, &[true]);
+    optimizer.step().await?;
+    record(&mut optimizer, &[false]);
+    let outcome = optimizer.step().await?;
+    assert!(!outcome.accepted);
+    let requests = server.chat_requests();
+    insta::assert_snapshot!("failure_experience_prompt", prompt_of(&requests[1]));
+    Ok(())
+}
+
+/// A conversation whose tool output is `output_chars` long.
+fn long_conversation(index: usize, output_chars: usize) -> Vec<ChatMessage> {
+    let mut messages = conversation(&format!("Problem {index}: what is 2 + 3?"), "5");
+    messages[2] = ChatMessage::tool("call_0", format!("{index}:{}", "7".repeat(output_chars)));
+    messages
+}
+
+#[tokio::test]
+async fn prompt_with_truncation() -> anyhow::Result<()> {
+    let server = ScriptedServer::builder()
+        .n_ctx(4096)
+        .script([Reply::text("TERMINATE")])
+        .await;
+    let options = OptimizerOptions {
+        reply_room_tokens: 200,
+        max_tool_output_chars: 300,
+        ..OptimizerOptions::default()
+    };
+    let mut optimizer = optimizer(&server, 1, options);
+    for index in 0..12 {
+        let history = long_conversation(index, 1200);
+        optimizer.record_one_conversation(history, index % 3 == 0)?;
+    }
+    let outcome = optimizer.step().await?;
+    let report = &outcome.prompts[0];
+    assert_eq!(report.budget_tokens, 4096 - 2 * 200 - 384);
+    assert!(report.prompt_tokens <= report.budget_tokens, "{report:?}");
+    assert!(report.tool_outputs_cut > 0, "{report:?}");
+    assert!(!report.conversations_omitted.is_empty(), "{report:?}");
+    // Failures come first but successes are not crowded out.
+    assert!(
+        report.conversations_full.iter().any(|index| index % 3 == 0),
+        "{report:?}"
+    );
+    assert!(
+        report.conversations_full.iter().any(|index| index % 3 != 0),
+        "{report:?}"
+    );
+    insta::assert_json_snapshot!("truncation_report", report);
+    insta::assert_snapshot!("truncated_prompt", prompt_of(&server.chat_requests()[0]));
+    Ok(())
+}
+
+#[tokio::test]
+async fn prompt_stays_bounded_over_many_epochs_on_an_8k_model() -> anyhow::Result<()> {
+    // AG2's prompt reached 11,752 tokens on an 8k model; here every prompt fits.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let server = ScriptedServer::builder()
+        .n_ctx(8192)
+        .rule(move |_| {
+            let call = counter.fetch_add(1, Ordering::SeqCst);
+            let (tool, arguments) = add_sum(&format!("helper_{call}"));
+            Reply::tool_call(tool, arguments)
+        })
+        .await;
+    let mut optimizer = optimizer(&server, 2, OptimizerOptions::default());
+    let budget = 8192 - 2 * 768 - 384;
+    for epoch in 0..25 {
+        for index in 0..12 {
+            let history = long_conversation(epoch * 100 + index, 4000);
+            optimizer.record_one_conversation(history, (epoch + index) % 4 == 0)?;
+        }
+        let outcome = optimizer.step().await?;
+        for report in &outcome.prompts {
+            assert!(report.prompt_tokens <= budget, "epoch {epoch}: {report:?}");
+        }
+    }
+    for request in server.chat_requests() {
+        let tokens = estimate_prompt_tokens(
+            &[ChatMessage::user(prompt_of(&request))],
+            &optimizer_tools(),
+        );
+        assert!(tokens <= budget, "{tokens} > {budget}");
+    }
+    assert!(server.chat_requests().len() >= 50);
+    Ok(())
+}

@@ -1,0 +1,313 @@
+//! Every validation rule rejects a bad proposal, and the retry carries the error.
+
+use agentopt_llm::{ChatMessage, FunctionCall, ToolCall};
+use agentopt_optimizer::{AgentOptimizer, OptimizerOptions, StepOutcome};
+use agentopt_testkit::{Reply, ScriptedServer};
+use serde_json::{Value, json};
+
+use crate::{add_sum, function_call, messages, optimizer, record, remove, sandbox};
+
+/// Runs one step whose first reply is `bad` and whose retry answers TERMINATE, then
+/// checks the rejection and the feedback the retry carried.
+async fn check(bad: Reply, expected: &str) {
+    let server = crate::server([bad, Reply::text("TERMINATE")]).await;
+    let mut optimizer = optimizer(&server, 2, OptimizerOptions::default());
+    let outcome = step_with_sandbox(&mut optimizer, &[true]).await;
+    assert_rejected_then_retried(&server, &outcome, expected);
+}
+
+async fn step_with_sandbox(optimizer: &mut AgentOptimizer, outcomes: &[bool]) -> StepOutcome {
+    record(optimizer, outcomes);
+    match optimizer.step().await {
+        Ok(outcome) => outcome,
+        Err(error) => panic!("step: {error}"),
+    }
+}
+
+fn assert_rejected_then_retried(server: &ScriptedServer, outcome: &StepOutcome, expected: &str) {
+    let Some(rejected) = outcome.rejected.first() else {
+        panic!("nothing rejected; actions: {:?}", outcome.actions);
+    };
+    let errors: Vec<&str> = rejected
+        .errors
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    assert!(
+        errors.iter().any(|error| error.contains(expected)),
+        "expected {expected:?} in {errors:?}"
+    );
+    let requests = server.chat_requests();
+    assert_eq!(requests.len(), 2, "one retry after the rejection");
+    let retry = messages(&requests[1]);
+    // The retry repeats the prompt, the rejected reply and a tool result per call.
+    assert_eq!(retry[1]["role"], "assistant");
+    let feedback: Vec<&str> = retry[2..]
+        .iter()
+        .filter(|message| message["role"] == "tool")
+        .filter_map(|message| message["content"].as_str())
+        .collect();
+    assert!(
+        feedback
+            .iter()
+            .any(|text| text.starts_with("Rejected: ") && text.contains(expected)),
+        "expected {expected:?} in the feedback {feedback:?}"
+    );
+    assert!(
+        outcome.functions.is_empty(),
+        "nothing applied: {:?}",
+        outcome.functions
+    );
+}
+
+fn add_with(arguments: Value) -> Reply {
+    Reply::tool_call("add_function", arguments)
+}
+
+fn sum_fields() -> Value {
+    add_sum("sum_numbers").1
+}
+
+fn with(field: &str, value: &str) -> Reply {
+    let mut arguments = sum_fields();
+    arguments[field] = Value::String(value.to_owned());
+    add_with(arguments)
+}
+
+#[tokio::test]
+async fn tool_call_arguments_must_be_json() {
+    check(
+        Reply::tool_call_raw("add_function", "{\"name\": \"f\", "),
+        "not a JSON object",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn arguments_schema_must_be_json() {
+    check(
+        with("arguments", "{\"a\": {\"type\": "),
+        "`arguments` is not valid JSON",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn schema_properties_must_be_parameters() {
+    check(
+        with(
+            "arguments",
+            &json!({"a": {"type": "integer"}, "b": {"type": "integer"}, "c": {"type": "integer"}})
+                .to_string(),
+        ),
+        "which the code's function does not take",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn every_parameter_needs_a_schema() {
+    check(
+        with("arguments", &json!({"a": {"type": "integer"}}).to_string()),
+        "[\"b\"] of the code are not in `arguments`",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn schema_types_are_restricted() {
+    check(
+        with(
+            "arguments",
+            &json!({"a": {"type": "float"}, "b": {"type": "integer"}}).to_string(),
+        ),
+        "has type \"float\"",
+    )
+    .await;
+    check(
+        with(
+            "arguments",
+            &json!({"a": {"type": "array"}, "b": {"type": "integer"}}).to_string(),
+        ),
+        "array schema missing \"items\"",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn name_must_be_an_identifier() {
+    check(with("name", "2fast"), "not a valid Python identifier").await;
+    check(with("name", "lambda"), "is a Python keyword").await;
+}
+
+#[tokio::test]
+async fn name_must_be_unique() {
+    check(
+        Reply::tool_calls([add_sum("twice"), add_sum("twice")]),
+        "already has a function",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn code_must_parse() {
+    check(
+        with("code", "def sum_numbers(a, b):\n    return a +\n"),
+        "does not parse as Python",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn code_must_define_the_named_function() {
+    check(
+        with("code", "def total(a, b):\n    return a + b\n"),
+        "must define the function at top level as `def sum_numbers(...)`",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn packages_must_be_allowlisted() {
+    check(
+        with("packages", "sympy requests"),
+        "package \"requests\" is not allowed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn removal_and_revision_need_an_existing_function() {
+    check(
+        Reply::tool_call(remove("ghost").0, remove("ghost").1),
+        "cannot remove `ghost`",
+    )
+    .await;
+    let revise = function_call(
+        "revise_function",
+        "ghost",
+        &["a"],
+        "def ghost(a):\n    return a\n",
+    );
+    check(
+        Reply::tool_call(revise.0, revise.1),
+        "cannot revise `ghost`",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_tools_are_rejected() {
+    check(
+        Reply::tool_call("rename_function", json!({"name": "f"})),
+        "unknown tool `rename_function`",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_function_that_crashes_when_defined_is_rejected_in_the_sandbox() {
+    let crashing = function_call(
+        "add_function",
+        "sum_numbers",
+        &["a", "b"],
+        "import json\nCONFIG = json.loads('not json')\n\ndef sum_numbers(a, b):\n    return a + b\n",
+    );
+    let server = crate::server([
+        Reply::tool_call(crashing.0, crashing.1),
+        Reply::text("TERMINATE"),
+    ])
+    .await;
+    let mut optimizer =
+        optimizer(&server, 1, OptimizerOptions::default()).with_executor(Box::new(sandbox().await));
+    let outcome = step_with_sandbox(&mut optimizer, &[true]).await;
+    assert_rejected_then_retried(&server, &outcome, "fails when it is defined in the sandbox");
+    assert_rejected_then_retried(&server, &outcome, "JSONDecodeError");
+}
+
+#[tokio::test]
+async fn a_revision_is_called_with_the_arguments_of_a_failing_conversation() -> anyhow::Result<()> {
+    let divide = |code: &str, tool: &str| function_call(tool, "ratio", &["a", "b"], code);
+    let first = divide("def ratio(a, b):\n    return a / b\n", "add_function");
+    let broken = divide("def ratio(a, b):\n    return a // b\n", "revise_function");
+    let fixed = divide(
+        "def ratio(a, b):\n    return None if b == 0 else a / b\n",
+        "revise_function",
+    );
+    let server = crate::server([
+        Reply::tool_call(first.0, first.1),
+        Reply::tool_call(broken.0, broken.1),
+        Reply::tool_call(fixed.0, fixed.1),
+    ])
+    .await;
+    let mut optimizer =
+        optimizer(&server, 1, OptimizerOptions::default()).with_executor(Box::new(sandbox().await));
+    record(&mut optimizer, &[false]);
+    optimizer.step().await?;
+
+    // A failing conversation called ratio(a=1, b=0).
+    let failing = vec![
+        ChatMessage::user("What is 1 / 0?"),
+        ChatMessage::assistant_tool_calls(vec![ToolCall {
+            id: "call_7".to_owned(),
+            function: FunctionCall {
+                name: "ratio".to_owned(),
+                arguments: json!({"a": 1, "b": 0}).to_string(),
+            },
+        }]),
+        ChatMessage::tool("call_7", "ZeroDivisionError: division by zero"),
+    ];
+    optimizer.record_one_conversation(failing, false)?;
+    let outcome = optimizer.step().await?;
+    let errors: Vec<&String> = outcome
+        .rejected
+        .iter()
+        .flat_map(|r| r.errors.iter().flatten())
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("calling ratio(**{\"a\":1,\"b\":0})"),
+        "{}",
+        errors[0]
+    );
+    assert!(errors[0].contains("ZeroDivisionError"), "{}", errors[0]);
+    assert!(outcome.functions[0].code.contains("b == 0"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn retries_stop_after_the_limit() -> anyhow::Result<()> {
+    let bad = with("name", "2fast");
+    let server = crate::server(std::iter::repeat_n(bad, 4)).await;
+    let mut optimizer = optimizer(&server, 1, OptimizerOptions::default());
+    record(&mut optimizer, &[true]);
+    let outcome = optimizer.step().await?;
+    assert_eq!(outcome.rejected.len(), 4, "the first try and 3 retries");
+    assert_eq!(server.chat_requests().len(), 4);
+    // Each retry carries the prompt and only the latest rejected exchange.
+    let last = server
+        .chat_requests()
+        .pop()
+        .map(|request| messages(&request).len());
+    assert_eq!(last, Some(3));
+    assert!(outcome.functions.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn standard_library_packages_are_dropped_and_full_schemas_accepted() -> anyhow::Result<()> {
+    let mut arguments = sum_fields();
+    arguments["packages"] = json!("math, sympy");
+    arguments["arguments"] = json!(
+        json!({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}}).to_string()
+    );
+    let server = crate::server([add_with(arguments)]).await;
+    let mut optimizer = optimizer(&server, 1, OptimizerOptions::default());
+    record(&mut optimizer, &[true]);
+    let outcome = optimizer.step().await?;
+    let function = &outcome.functions[0];
+    assert_eq!(function.packages, ["sympy"]);
+    assert_eq!(function.arguments["required"], json!(["a", "b"]));
+    Ok(())
+}
