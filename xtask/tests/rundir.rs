@@ -18,7 +18,11 @@ fn record(phase: Phase, index: usize, correct: bool) -> ConversationRecord {
         correct,
         answer: Some("7".to_owned()),
         reference: "7".to_owned(),
-        transcript: serde_json::json!({"messages": [{"role": "user", "content": "hi"}]}),
+        history: vec![
+            agentopt_llm::ChatMessage::user("What is 6 * 7?"),
+            agentopt_llm::ChatMessage::assistant("\\boxed{42}"),
+        ],
+        transcript: serde_json::json!({"entries": [{"sender": "MathChatAgent", "content": "hi"}]}),
     }
 }
 

@@ -15,6 +15,7 @@ mod error;
 pub mod plot;
 pub mod progress;
 pub mod report;
+pub mod run;
 pub mod rundir;
 pub mod stats;
 

@@ -6,8 +6,11 @@
 //! - `config.json` — the resolved settings (no secrets), written once.
 //! - `transcripts.jsonl` — one [`ConversationRecord`] per finished conversation,
 //!   appended and fsync'd before the run moves on.
-//! - `steps.jsonl` — one line per finished optimizer step.
-//! - `checkpoints/` — optimizer state after each step.
+//! - `steps.jsonl` — one [`StepRecord`] per finished optimizer step.
+//! - `phases.jsonl` — one [`PhaseRecord`] per finished phase (time and spend).
+//! - `checkpoints/` — the optimizer's live checkpoint (`optimizer.json`, rewritten
+//!   after every record and step) and a copy after each step
+//!   (`after-epoch-NNN.json`), from which `--resume` continues.
 //! - `functions.json` — the trained function set (the artifact).
 //! - `bench.log` — tracing log.
 //! - `report.json`, `report.md`, `learning_curve.svg` — results.
@@ -92,6 +95,16 @@ impl RunDir {
         self.root.join("steps.jsonl")
     }
 
+    /// `phases.jsonl`.
+    pub fn phases_path(&self) -> PathBuf {
+        self.root.join("phases.jsonl")
+    }
+
+    /// The optimizer's live checkpoint.
+    pub fn optimizer_checkpoint_path(&self) -> PathBuf {
+        self.checkpoints_dir().join("optimizer.json")
+    }
+
     /// `checkpoints/`.
     pub fn checkpoints_dir(&self) -> PathBuf {
         self.root.join("checkpoints")
@@ -140,6 +153,11 @@ pub enum Phase {
         /// The epoch.
         epoch: u32,
     },
+    /// Held-out validation problems of one epoch (validation mode).
+    Validation {
+        /// The epoch.
+        epoch: u32,
+    },
     /// The test set after training.
     TestAfter,
 }
@@ -149,6 +167,7 @@ impl std::fmt::Display for Phase {
         match self {
             Self::TestBefore => f.write_str("test before training"),
             Self::Train { epoch } => write!(f, "training epoch {epoch}"),
+            Self::Validation { epoch } => write!(f, "validation epoch {epoch}"),
             Self::TestAfter => f.write_str("test after training"),
         }
     }
@@ -170,8 +189,36 @@ pub struct ConversationRecord {
     pub answer: Option<String>,
     /// The reference answer.
     pub reference: String,
-    /// The conversation itself (the agents crate's transcript JSON).
+    /// The conversation as the assistant saw it: what the optimizer is given.
+    pub history: Vec<agentopt_llm::ChatMessage>,
+    /// The whole conversation (the agents crate's transcript JSON).
     pub transcript: serde_json::Value,
+}
+
+/// One finished optimizer step, as stored in `steps.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// The epoch whose conversations the step read.
+    pub epoch: u32,
+    /// The epoch's function list became (or stayed) the best.
+    pub kept: bool,
+    /// Actions applied.
+    pub actions: u32,
+    /// Function names in force after the step.
+    pub functions_after: Vec<String>,
+    /// The optimizer asked to stop (patience used up).
+    pub should_stop: bool,
+}
+
+/// One finished phase, as stored in `phases.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    /// Phase name.
+    pub phase: String,
+    /// Wall time in seconds (of the last process that ran it).
+    pub seconds: f64,
+    /// Metered spend during the phase, per caller role.
+    pub usage: Vec<crate::bench_math::report::RoleUsage>,
 }
 
 /// An append-only JSON-lines file where every line is on disk (fsync'd) before
