@@ -3,6 +3,7 @@
 
 mod cli;
 mod data;
+mod e2e;
 mod report;
 mod rundir;
 mod stats;

@@ -18,6 +18,9 @@ use super::data::{DataFormat, Selection, subject_key};
 /// not given.
 pub const DEFAULT_REMOTE_MODEL: &str = "gpt-4o-mini";
 
+/// Subject of the bundled data used when none is given (the seed notebook's).
+pub const DEFAULT_SUBJECT: &str = "algebra";
+
 /// Default name of the AG2 config list (environment variable or file).
 pub const OAI_CONFIG_LIST: &str = "OAI_CONFIG_LIST";
 
@@ -45,12 +48,9 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = DataFormat::Auto, help_heading = "Data")]
     pub format: DataFormat,
     /// Subjects, comma-separated (`algebra`, `number_theory`, …, or `all`).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "algebra",
-        help_heading = "Data"
-    )]
+    /// Default: `algebra` for the bundled data (as the seed notebook), all for
+    /// --train-data / --test-data.
+    #[arg(long, value_delimiter = ',', help_heading = "Data")]
     pub subject: Vec<String>,
     /// Levels 1–5 to keep, comma-separated (default: all).
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=5), help_heading = "Data")]
@@ -500,16 +500,21 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
             .map(|subject| subject_key(subject))
             .collect()
     };
+    let bundled_subjects = if args.subject.is_empty() {
+        vec![DEFAULT_SUBJECT.to_owned()]
+    } else {
+        subjects.clone()
+    };
     let spec = |explicit: &Option<PathBuf>, craft_dir: PathBuf, count: usize| {
         let (path, format, subjects) = match explicit {
             Some(path) => (path.clone(), args.format, subjects.clone()),
             // A CRAFT file holds one subject; with one subject asked for, read just it.
-            None if subjects.len() == 1 => (
-                craft_dir.join(format!("{}.jsonl", subjects[0])),
+            None if bundled_subjects.len() == 1 => (
+                craft_dir.join(format!("{}.jsonl", bundled_subjects[0])),
                 DataFormat::Craft,
-                Vec::new(),
+                bundled_subjects.clone(),
             ),
-            None => (craft_dir, DataFormat::Craft, subjects.clone()),
+            None => (craft_dir, DataFormat::Craft, bundled_subjects.clone()),
         };
         DataSpec {
             path,

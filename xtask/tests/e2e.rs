@@ -1,0 +1,342 @@
+//! `cargo xtask bench-math` end to end, as a real process, against the scripted
+//! OpenAI-compatible server: the assistant cannot multiply until the scripted
+//! optimizer teaches it a `multiply` function.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use agentopt_testkit::{RecordedRequest, Reply, ScriptedServer};
+use serde_json::{Value, json};
+use xtask::bench_math::report::Report;
+use xtask::bench_math::rundir::{ConversationRecord, Phase, read_json, read_json_lines};
+
+const TRAIN: &str = "{\"question\": \"What is 6 times 7?\", \"answer\": 42.0, \"level\": \"Level 1\"}\n\
+                     {\"question\": \"What is 12 times 11?\", \"answer\": 132.0, \"level\": \"Level 1\"}\n";
+const TEST: &str = "{\"question\": \"What is 3 times 9?\", \"answer\": 27.0, \"level\": \"Level 1\"}\n\
+                    {\"question\": \"What is 8 times 8?\", \"answer\": 64.0, \"level\": \"Level 2\"}\n";
+
+/// The integers in `text`, in order.
+fn integers(text: &str) -> Vec<i64> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|digits| digits.parse().ok())
+        .collect()
+}
+
+fn text_of(message: &Value) -> &str {
+    message["content"].as_str().unwrap_or_default()
+}
+
+/// Answers like a model that multiplies only through a learned function, and an
+/// optimizer that adds `multiply` once and then says TERMINATE. Stateless, so a
+/// resumed run gets the same answers.
+fn reply(request: &RecordedRequest) -> Reply {
+    let body = &request.body;
+    let tools: Vec<&str> = body["tools"]
+        .as_array()
+        .map(|tools| {
+            tools
+                .iter()
+                .filter_map(|tool| tool["function"]["name"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    if tools.contains(&"add_function") {
+        let prompt: String = messages.iter().map(text_of).collect();
+        if prompt.contains("def multiply") {
+            return Reply::text("TERMINATE");
+        }
+        return Reply::tool_call(
+            "add_function",
+            json!({
+                "name": "multiply",
+                "description": "Multiply two integers exactly.",
+                "arguments": json!({
+                    "a": {"type": "integer", "description": "first factor"},
+                    "b": {"type": "integer", "description": "second factor"},
+                }).to_string(),
+                "packages": "",
+                "code": "def multiply(a, b):\n    return a * b\n",
+            }),
+        );
+    }
+    let last = messages.last().cloned().unwrap_or(Value::Null);
+    let answer = if last["role"] == "tool" {
+        let product = integers(text_of(&last)).last().copied().unwrap_or(0);
+        Reply::text(format!("So the product is \\boxed{{{product}}}."))
+    } else if text_of(&last).contains("Please reply me with TERMINATE") {
+        Reply::text("TERMINATE")
+    } else if tools.contains(&"multiply") {
+        let problem = messages
+            .iter()
+            .map(text_of)
+            .find_map(|text| {
+                text.rsplit_once("Problem:")
+                    .map(|(_, problem)| problem.to_owned())
+            })
+            .unwrap_or_default();
+        let factors = integers(&problem);
+        Reply::tool_call("multiply", json!({"a": factors[0], "b": factors[1]}))
+    } else {
+        Reply::text("Multiplying is hard; I guess \\boxed{0}.")
+    };
+    answer.delayed(Duration::from_millis(40))
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    server: ScriptedServer,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(dir.path().join("train.jsonl"), TRAIN).expect("write train data");
+        std::fs::write(dir.path().join("test.jsonl"), TEST).expect("write test data");
+        let server = ScriptedServer::builder().n_ctx(16384).rule(reply).await;
+        Self { dir, server }
+    }
+
+    fn command(&self, run_dir: &Path, extra: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        command
+            .current_dir(self.dir.path())
+            .env_remove("OAI_CONFIG_LIST")
+            .env_remove("OPENAI_API_KEY")
+            .args(["bench-math", "--quiet", "--no-cache"])
+            .arg("--base-url")
+            .arg(self.server.base_url())
+            .args(["--model", "scripted-model", "--train-data", "train.jsonl"])
+            .args([
+                "--test-data",
+                "test.jsonl",
+                "--train-size",
+                "2",
+                "--test-size",
+                "2",
+            ])
+            .args(["--epochs", "2", "--max-actions-per-step", "1"])
+            .arg("--run-dir")
+            .arg(run_dir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn run_dir(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+async fn finish(command: Command) -> Output {
+    let mut command = tokio::process::Command::from(command);
+    let output = command.output().await.expect("xtask runs");
+    assert!(
+        output.status.success(),
+        "bench-math failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The report without what legitimately differs between runs: wall times and the
+/// spend of conversations a kill interrupted.
+fn comparable(mut report: Report) -> Report {
+    report.phases.clear();
+    report.usage.clear();
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_epochs_teach_multiply_and_the_test_improves() {
+    let setup = Setup::new().await;
+    let run_dir = setup.run_dir("run");
+    let output = finish(setup.command(&run_dir, &[])).await;
+
+    let report: Report = read_json(&run_dir.join("report.json")).expect("report.json");
+    assert_eq!(
+        (
+            report.test_before.accuracy.correct,
+            report.test_before.accuracy.total
+        ),
+        (0, 2)
+    );
+    assert_eq!(
+        (
+            report.test_after.accuracy.correct,
+            report.test_after.accuracy.total
+        ),
+        (2, 2)
+    );
+    assert_eq!(
+        (report.paired.after_only, report.paired.before_only),
+        (2, 0)
+    );
+    assert_eq!(report.mcnemar_p, 0.5);
+    let epochs: Vec<(u32, u64, bool, u32, Vec<String>)> = report
+        .epochs
+        .iter()
+        .map(|epoch| {
+            (
+                epoch.epoch,
+                epoch.accuracy.correct,
+                epoch.kept,
+                epoch.actions,
+                epoch.functions_after.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        epochs,
+        vec![
+            (1, 0, true, 1, vec!["multiply".to_owned()]),
+            (2, 2, true, 0, vec!["multiply".to_owned()]),
+        ]
+    );
+    assert_eq!(report.functions.len(), 1);
+    let multiply = &report.functions[0];
+    assert_eq!(multiply.name, "multiply");
+    assert_eq!(multiply.description, "Multiply two integers exactly.");
+    assert_eq!(
+        (multiply.training.calls, multiply.training.succeeded),
+        (2, 2)
+    );
+    assert_eq!(
+        (multiply.test_after.calls, multiply.test_after.succeeded),
+        (2, 2)
+    );
+    let assistant = report.usage.iter().find(|usage| usage.role == "assistant");
+    assert!(
+        assistant.is_some_and(|usage| usage.calls > 0),
+        "{:?}",
+        report.usage
+    );
+    assert!(report.usage.iter().any(|usage| usage.role == "optimizer"));
+
+    // The seed notebook's summary, on stdout.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("Functions learned"), "{stdout}");
+    assert!(
+        stdout.contains("multiply: Multiply two integers exactly."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("success_rate_without_agent_training: 0/2 (0.0%"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("success_rate_with_agent_training: 2/2 (100.0%"),
+        "{stdout}"
+    );
+
+    // Every conversation of every phase is on disk, in its phase.
+    let records: Vec<ConversationRecord> =
+        read_json_lines(&run_dir.join("transcripts.jsonl")).expect("transcripts");
+    let phases: Vec<Phase> = records.iter().map(|record| record.phase).collect();
+    assert_eq!(records.len(), 8);
+    assert_eq!(
+        phases
+            .iter()
+            .filter(|phase| **phase == Phase::TestAfter)
+            .count(),
+        2
+    );
+    assert!(records.iter().all(|record| !record.history.is_empty()));
+
+    let svg = std::fs::read_to_string(run_dir.join("learning_curve.svg")).expect("svg");
+    roxmltree::Document::parse(&svg).expect("the learning curve is well-formed SVG");
+    let markdown = std::fs::read_to_string(run_dir.join("report.md")).expect("report.md");
+    assert!(
+        markdown.contains("| after training | 2/2 | 100.0% |"),
+        "{markdown}"
+    );
+    let functions: Value = read_json(&run_dir.join("functions.json")).expect("functions.json");
+    assert_eq!(
+        functions["functions"][0]["tool"]["function"]["name"],
+        "multiply"
+    );
+    for file in [
+        "config.json",
+        "bench.log",
+        "steps.jsonl",
+        "phases.jsonl",
+        "checkpoints/after-epoch-002.json",
+    ] {
+        assert!(run_dir.join(file).is_file(), "{file} missing");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_epoch_then_resumed_reports_like_an_uninterrupted_run() {
+    let setup = Setup::new().await;
+    let straight_dir = setup.run_dir("straight");
+    finish(setup.command(&straight_dir, &[])).await;
+    let straight: Report = read_json(&straight_dir.join("report.json")).expect("report");
+
+    // Same run at concurrency 2, killed (SIGKILL) once epoch 2 has begun: one optimizer
+    // step done, some epoch-2 conversation recorded, and the rest in flight.
+    let killed_dir = setup.run_dir("killed");
+    let mut child = setup
+        .command(&killed_dir, &["--concurrency", "2"])
+        .spawn()
+        .expect("xtask starts");
+    let transcripts = killed_dir.join("transcripts.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let records: Vec<ConversationRecord> = read_json_lines(&transcripts).unwrap_or_default();
+        if records
+            .iter()
+            .any(|record| record.phase == Phase::Train { epoch: 2 })
+        {
+            break;
+        }
+        assert!(
+            child.try_wait().expect("child status").is_none(),
+            "the run ended before the kill"
+        );
+        assert!(Instant::now() < deadline, "epoch 2 never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().expect("kill");
+    child.wait().expect("reaped");
+    assert!(!killed_dir.join("report.json").exists());
+
+    finish(setup.command(&killed_dir, &["--resume"])).await;
+    let resumed: Report = read_json(&killed_dir.join("report.json")).expect("report");
+    assert_eq!(comparable(resumed), comparable(straight));
+
+    // No conversation was recorded twice.
+    let records: Vec<ConversationRecord> = read_json_lines(&transcripts).expect("transcripts");
+    let mut keys: Vec<String> = records
+        .iter()
+        .map(|r| format!("{:?}/{}", r.phase, r.index))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), records.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_data_file_fails_naming_file_and_line() {
+    let setup = Setup::new().await;
+    std::fs::write(
+        setup.dir.path().join("test.jsonl"),
+        "{\"question\": \"q\", \"answer\": 1}\n{\"question\": \"q\", \"answer\": [1]}\n",
+    )
+    .expect("write bad data");
+    let mut command = tokio::process::Command::from(setup.command(&setup.run_dir("bad"), &[]));
+    let output = command.output().await.expect("xtask runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("test.jsonl:2: field `answer`: expected a number or a string, found [1]"),
+        "{stderr}"
+    );
+    assert!(
+        setup.server.chat_requests().is_empty(),
+        "no model call before the data loads"
+    );
+}
