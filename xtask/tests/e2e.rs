@@ -84,6 +84,8 @@ fn reply(request: &RecordedRequest) -> Reply {
     answer.delayed(Duration::from_millis(40))
 }
 
+const SECRET: &str = "sk-bench-test-0123456789abcdef";
+
 struct Setup {
     dir: tempfile::TempDir,
     server: ScriptedServer,
@@ -154,7 +156,9 @@ fn comparable(mut report: Report) -> Report {
 async fn two_epochs_teach_multiply_and_the_test_improves() {
     let setup = Setup::new().await;
     let run_dir = setup.run_dir("run");
-    let output = finish(setup.command(&run_dir, &[])).await;
+    let mut command = setup.command(&run_dir, &["--api-key-env", "BENCH_TEST_KEY"]);
+    command.env("BENCH_TEST_KEY", SECRET);
+    let output = finish(command).await;
 
     let report: Report = read_json(&run_dir.join("report.json")).expect("report.json");
     assert_eq!(
@@ -258,6 +262,22 @@ async fn two_epochs_teach_multiply_and_the_test_improves() {
         functions["functions"][0]["tool"]["function"]["name"],
         "multiply"
     );
+    // The key reached the server but no file of the run.
+    let authorization = setup.server.chat_requests()[0]
+        .header("authorization")
+        .map(str::to_owned);
+    assert_eq!(authorization, Some(format!("Bearer {SECRET}")));
+    for entry in std::fs::read_dir(&run_dir).expect("run dir") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            let text = std::fs::read_to_string(&path).expect("text file");
+            assert!(
+                !text.contains(SECRET),
+                "{} holds the API key",
+                path.display()
+            );
+        }
+    }
     for file in [
         "config.json",
         "bench.log",

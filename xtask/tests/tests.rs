@@ -4,6 +4,7 @@
 mod cli;
 mod data;
 mod e2e;
+mod real_model;
 mod report;
 mod rundir;
 mod stats;

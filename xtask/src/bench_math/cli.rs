@@ -211,9 +211,11 @@ pub enum LocalModelArg {
     /// Qwen2.5-Coder-1.5B-Instruct (default).
     #[default]
     #[value(name = "1.5b")]
+    #[serde(rename = "1.5b")]
     Qwen1_5b,
     /// Qwen2.5-Coder-0.5B-Instruct (faster, weaker).
     #[value(name = "0.5b")]
+    #[serde(rename = "0.5b")]
     Qwen0_5b,
 }
 

@@ -180,6 +180,7 @@ pub fn init_tracing(log_path: &Path, progress: &Progress) -> Result<(), BenchErr
         .with_writer(std::sync::Mutex::new(file))
         .with_filter(file_filter);
     let stderr_layer = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .with_writer(progress.stderr_writer())
         .with_filter(EnvFilter::new(stderr_level));
