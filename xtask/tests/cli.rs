@@ -3,7 +3,7 @@ use std::path::Path;
 
 use clap::Parser;
 use xtask::bench_math::cli::{
-    BenchArgs, EndpointSource, Endpoints, LocalModelArg, resolve_endpoints, run_config,
+    BenchArgs, EndpointSource, Endpoints, LocalModelArg, parse_price, resolve_endpoints, run_config,
 };
 use xtask::bench_math::data::DataFormat;
 
@@ -245,4 +245,44 @@ fn bad_flags_are_rejected() {
     assert!(argv(&["--resume"]).is_err(), "--resume needs --run-dir");
     assert!(argv(&["--resume", "--run-dir", "runs/x"]).is_ok());
     assert!(argv(&["--preset", "huge"]).is_err());
+}
+
+#[test]
+fn prices() {
+    let check = |text: &str, expected: Result<(&str, f64, f64), &str>| {
+        let parsed = parse_price(text).map(|price| {
+            (
+                price.model,
+                price.prompt_per_million,
+                price.completion_per_million,
+            )
+        });
+        match expected {
+            Ok((model, prompt, completion)) => {
+                assert_eq!(parsed, Ok((model.to_owned(), prompt, completion)), "{text}");
+            }
+            Err(message) => {
+                let error = parsed.expect_err(text);
+                assert!(error.contains(message), "{text}: {error}");
+            }
+        }
+    };
+    check("gpt-4o-mini=0.15:0.6", Ok(("gpt-4o-mini", 0.15, 0.6)));
+    check(" gpt-4o = 2.5 : 10 ", Ok(("gpt-4o", 2.5, 10.0)));
+    check("gpt-4o", Err("expected MODEL=PROMPT:COMPLETION"));
+    check("gpt-4o=2.5", Err("expected PROMPT:COMPLETION"));
+    check("gpt-4o=-1:2", Err("\"-1\" is not a non-negative number"));
+    check("gpt-4o=1:x", Err("\"x\" is not a non-negative number"));
+    check("=1:2", Err("the model name is empty"));
+
+    let args = parse(&["--price", "a=1:2", "--price", "b=3:4"]);
+    let config = run_config(
+        &args,
+        &Endpoints::Local(LocalModelArg::Qwen0_5b),
+        Path::new("/ws"),
+    );
+    assert_eq!(config.prices.len(), 2);
+    assert_eq!(config.prices[1].model, "b");
+    let text = serde_json::to_string(&config.endpoint).expect("serialises");
+    assert_eq!(text, r#"{"source":"local","model":"0.5b"}"#);
 }

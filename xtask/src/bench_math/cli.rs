@@ -125,6 +125,10 @@ pub struct BenchArgs {
     /// Response cache directory (default: `runs/cache` in the workspace, shared by runs).
     #[arg(long, value_name = "DIR", help_heading = "Cost")]
     pub cache_dir: Option<PathBuf>,
+    /// Price of a model in US dollars per million tokens, prompt and completion,
+    /// e.g. `gpt-4o-mini=0.15:0.6`; repeatable. Unpriced models cost 0.
+    #[arg(long = "price", value_name = "MODEL=PROMPT:COMPLETION", value_parser = parse_price, help_heading = "Cost")]
+    pub prices: Vec<Price>,
     /// Stop calling the model once this many US dollars are spent.
     #[arg(long, help_heading = "Cost")]
     pub budget_usd: Option<f64>,
@@ -142,6 +146,46 @@ pub struct BenchArgs {
     /// No progress bars: log lines only.
     #[arg(long, help_heading = "Output")]
     pub quiet: bool,
+}
+
+/// A model's price (`--price`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Price {
+    /// Model name (longest-prefix match, as the llm crate's `PriceTable`).
+    pub model: String,
+    /// US dollars per million prompt tokens.
+    pub prompt_per_million: f64,
+    /// US dollars per million completion tokens.
+    pub completion_per_million: f64,
+}
+
+/// Parses `MODEL=PROMPT:COMPLETION`.
+///
+/// # Errors
+/// A message naming what is missing or not a non-negative number.
+pub fn parse_price(text: &str) -> Result<Price, String> {
+    let (model, prices) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected MODEL=PROMPT:COMPLETION"))?;
+    let (prompt, completion) = prices
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?}: expected PROMPT:COMPLETION after `=`"))?;
+    let number = |value: &str| {
+        value
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|price| price.is_finite() && *price >= 0.0)
+            .ok_or_else(|| format!("{text:?}: {value:?} is not a non-negative number"))
+    };
+    if model.trim().is_empty() {
+        return Err(format!("{text:?}: the model name is empty"));
+    }
+    Ok(Price {
+        model: model.trim().to_owned(),
+        prompt_per_million: number(prompt)?,
+        completion_per_million: number(completion)?,
+    })
 }
 
 /// Settings bundles.
@@ -315,6 +359,9 @@ pub struct RunConfig {
     pub cache: bool,
     /// Response cache directory.
     pub cache_dir: PathBuf,
+    /// Model prices.
+    #[serde(default)]
+    pub prices: Vec<Price>,
     /// Spending limit in dollars.
     pub budget_usd: Option<f64>,
     /// Spending limit in tokens.
@@ -563,6 +610,7 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
             .cache_dir
             .clone()
             .unwrap_or_else(|| workspace.join("runs").join("cache")),
+        prices: args.prices.clone(),
         budget_usd: args.budget_usd,
         budget_tokens: args.budget_tokens,
     }

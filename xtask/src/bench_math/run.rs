@@ -6,14 +6,14 @@
 //! instead of re-run, and the optimizer restarts from its copy after the last
 //! finished step and is given the epoch's conversations again, in problem order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use agentopt_agents::{
     AssistantAgent, ExecutorFactory, FunctionImpl, FunctionUpdate, MATH_AGENT_NAME, MathOutcome,
-    MathUserProxyAgent, Message, SandboxSessions, SandboxSymbolicChecker, Transcript,
+    MathUserProxyAgent, Message, SandboxSessions, SandboxSymbolicChecker, StopReason, Transcript,
     apply_function_update,
 };
 use agentopt_llm::local::{LocalServer, LocalServerOptions};
@@ -80,6 +80,15 @@ pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<RunOutcom
                 models.1
             );
         }
+        let mut config = config;
+        // Spending limits and parallelism may change on resume; results do not
+        // depend on them.
+        config.budget_usd = args.budget_usd.or(config.budget_usd);
+        config.budget_tokens = args.budget_tokens.or(config.budget_tokens);
+        if !args.prices.is_empty() {
+            config.prices.clone_from(&args.prices);
+        }
+        config.concurrency = args.concurrency.unwrap_or(config.concurrency).max(1);
         (run, config)
     } else {
         let config = run_config(args, &endpoints, workspace);
@@ -98,10 +107,22 @@ pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<RunOutcom
     };
     init_tracing(&run.log_path(), &progress)?;
     tracing::info!(run_dir = %run.root().display(), resume = args.resume, "bench-math starting");
-    let report = Bench::start(run.clone(), config, endpoints, progress)
-        .await?
-        .execute()
-        .await?;
+    let bench = async {
+        Bench::start(run.clone(), config, endpoints, progress)
+            .await?
+            .execute()
+            .await
+    };
+    // Everything finished is already on disk; dropping the run stops the local
+    // model server and the sandboxes.
+    let report = tokio::select! {
+        report = bench => report?,
+        _ = tokio::signal::ctrl_c() => bail!(
+            "interrupted; nothing recorded is lost. Continue with: cargo xtask bench-math \
+             --resume --run-dir {}",
+            run.root().display()
+        ),
+    };
     println!("{}", report.terminal_summary());
     println!("Run directory: {}", run.root().display());
     Ok(RunOutcome {
@@ -149,6 +170,8 @@ struct Bench {
     steps: JsonLines,
     phases: JsonLines,
     recorded: HashMap<(Phase, usize), ConversationRecord>,
+    /// Phases with a line in `phases.jsonl` already.
+    finished_phases: HashSet<String>,
     environment: PythonEnvironment,
     policy: SandboxPolicy,
     /// Keeps the embedded model's server alive for the run.
@@ -187,7 +210,17 @@ impl Bench {
                 (endpoint.clone(), endpoint, Some(server))
             }
         };
-        let meter = UsageMeter::new(PriceTable::new()).with_budget(Budget {
+        let prices = config
+            .prices
+            .iter()
+            .fold(PriceTable::new(), |table, price| {
+                table.with(
+                    price.model.clone(),
+                    price.prompt_per_million,
+                    price.completion_per_million,
+                )
+            });
+        let meter = UsageMeter::new(prices).with_budget(Budget {
             max_cost_usd: config.budget_usd,
             max_tokens: config.budget_tokens,
         });
@@ -224,7 +257,12 @@ impl Bench {
         for record in read_json_lines::<ConversationRecord>(&run.transcripts_path())? {
             recorded.insert((record.phase, record.index), record);
         }
+        let finished_phases = read_json_lines::<PhaseRecord>(&run.phases_path())?
+            .into_iter()
+            .map(|record| record.phase)
+            .collect();
         Ok(Self {
+            finished_phases,
             transcripts: JsonLines::open(&run.transcripts_path())?,
             steps: JsonLines::open(&run.steps_path())?,
             phases: JsonLines::open(&run.phases_path())?,
@@ -417,6 +455,7 @@ impl Bench {
                 None => pending.push(index),
             }
         }
+        let nothing_to_do = pending.is_empty() && self.finished_phases.contains(name);
         let solver = &self.solver;
         let mut finished = futures::stream::iter(pending.into_iter().map(|index| {
             let problem = &problems[index];
@@ -427,6 +466,17 @@ impl Bench {
             let problem = &problems[index];
             let (outcome, history) =
                 solved.with_context(|| format!("{phase}: problem {}", problem.id))?;
+            if matches!(outcome.transcript.stop_reason, StopReason::Error { .. })
+                && let Err(exhausted) = self.meter.check_budget()
+            {
+                // Not recorded: the conversation was cut short by the budget, not
+                // failed by the agents.
+                bail!(
+                    "{exhausted}. Raise --budget-usd / --budget-tokens and continue with: \
+                     cargo xtask bench-math --resume --run-dir {}",
+                    self.run.root().display()
+                );
+            }
             let record = ConversationRecord {
                 phase,
                 index,
@@ -448,7 +498,9 @@ impl Bench {
         }
         drop(finished);
         display.finish();
-        self.finish_phase(name, started, &spent_before)?;
+        if !nothing_to_do {
+            self.finish_phase(name, started, &spent_before)?;
+        }
         Ok(records.into_iter().flatten().collect())
     }
 
@@ -484,6 +536,7 @@ impl Bench {
             seconds: started.elapsed().as_secs_f64(),
             usage,
         })?;
+        self.finished_phases.insert(name.to_owned());
         Ok(())
     }
 
@@ -554,13 +607,13 @@ impl Bench {
             .collect();
 
         let phase_records: Vec<PhaseRecord> = read_json_lines(&self.run.phases_path())?;
-        // A phase finished again on --resume (from its records) keeps its last time
-        // and the spend of every run of it.
+        // A phase continued on --resume has one line per process that worked on it:
+        // its time and spend are the sums.
         let mut phases: Vec<PhaseTime> = Vec::new();
         let mut usage: BTreeMap<String, RoleUsage> = BTreeMap::new();
         for record in &phase_records {
             match phases.iter_mut().find(|phase| phase.phase == record.phase) {
-                Some(phase) => phase.seconds = record.seconds,
+                Some(phase) => phase.seconds += record.seconds,
                 None => phases.push(PhaseTime {
                     phase: record.phase.clone(),
                     seconds: record.seconds,
