@@ -44,8 +44,10 @@ fn reply(request: &RecordedRequest) -> Reply {
     let messages = body["messages"].as_array().cloned().unwrap_or_default();
     if tools.contains(&"add_function") {
         let prompt: String = messages.iter().map(text_of).collect();
+        // Slow enough for a test to kill the run during a step.
+        let delay = Duration::from_millis(300);
         if prompt.contains("def multiply") {
-            return Reply::text("TERMINATE");
+            return Reply::text("TERMINATE").delayed(delay);
         }
         return Reply::tool_call(
             "add_function",
@@ -59,7 +61,8 @@ fn reply(request: &RecordedRequest) -> Reply {
                 "packages": "",
                 "code": "def multiply(a, b):\n    return a * b\n",
             }),
-        );
+        )
+        .delayed(delay);
     }
     let last = messages.last().cloned().unwrap_or(Value::Null);
     let answer = if last["role"] == "tool" {
@@ -100,7 +103,15 @@ impl Setup {
         Self { dir, server }
     }
 
+    /// The benchmark over the scripted server: 2 train and 2 test problems, 2 epochs,
+    /// 1 action per step; `extra` flags add to or replace these.
     fn command(&self, run_dir: &Path, extra: &[&str]) -> Command {
+        let defaults = [
+            ("--train-size", "2"),
+            ("--test-size", "2"),
+            ("--epochs", "2"),
+            ("--max-actions-per-step", "1"),
+        ];
         let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
         command
             .current_dir(self.dir.path())
@@ -110,17 +121,15 @@ impl Setup {
             .arg("--base-url")
             .arg(self.server.base_url())
             .args(["--model", "scripted-model", "--train-data", "train.jsonl"])
-            .args([
-                "--test-data",
-                "test.jsonl",
-                "--train-size",
-                "2",
-                "--test-size",
-                "2",
-            ])
-            .args(["--epochs", "2", "--max-actions-per-step", "1"])
+            .args(["--test-data", "test.jsonl"])
             .arg("--run-dir")
-            .arg(run_dir)
+            .arg(run_dir);
+        for (flag, value) in defaults {
+            if !extra.contains(&flag) {
+                command.args([flag, value]);
+            }
+        }
+        command
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -289,15 +298,14 @@ async fn two_epochs_teach_multiply_and_the_test_improves() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_mid_epoch_then_resumed_reports_like_an_uninterrupted_run() {
+/// Runs the same benchmark straight and at concurrency 2 killed (SIGKILL) as soon as
+/// `kill_when(records, steps)` holds, then resumed: both reports must agree.
+async fn kill_then_resume(kill_when: impl Fn(&[ConversationRecord], usize) -> bool) {
     let setup = Setup::new().await;
     let straight_dir = setup.run_dir("straight");
     finish(setup.command(&straight_dir, &[])).await;
     let straight: Report = read_json(&straight_dir.join("report.json")).expect("report");
 
-    // Same run at concurrency 2, killed (SIGKILL) once epoch 2 has begun: one optimizer
-    // step done, some epoch-2 conversation recorded, and the rest in flight.
     let killed_dir = setup.run_dir("killed");
     let mut child = setup
         .command(&killed_dir, &["--concurrency", "2"])
@@ -307,17 +315,16 @@ async fn killed_mid_epoch_then_resumed_reports_like_an_uninterrupted_run() {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let records: Vec<ConversationRecord> = read_json_lines(&transcripts).unwrap_or_default();
-        if records
-            .iter()
-            .any(|record| record.phase == Phase::Train { epoch: 2 })
-        {
+        let steps: Vec<Value> =
+            read_json_lines(&killed_dir.join("steps.jsonl")).unwrap_or_default();
+        if kill_when(&records, steps.len()) {
             break;
         }
         assert!(
             child.try_wait().expect("child status").is_none(),
             "the run ended before the kill"
         );
-        assert!(Instant::now() < deadline, "epoch 2 never started");
+        assert!(Instant::now() < deadline, "the kill point never came");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     child.kill().expect("kill");
@@ -337,6 +344,90 @@ async fn killed_mid_epoch_then_resumed_reports_like_an_uninterrupted_run() {
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), records.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_epoch_then_resumed_reports_like_an_uninterrupted_run() {
+    // One step done, an epoch-2 conversation recorded, the other in flight.
+    kill_then_resume(|records, _| {
+        records
+            .iter()
+            .any(|record| record.phase == Phase::Train { epoch: 2 })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_during_an_optimizer_step_then_resumed_reports_like_an_uninterrupted_run() {
+    // Epoch 1 recorded, its step (slow optimizer reply, sandbox check) under way.
+    kill_then_resume(|records, steps| {
+        steps == 0
+            && records
+                .iter()
+                .filter(|record| record.phase == Phase::Train { epoch: 1 })
+                .count()
+                == 2
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_mode_rolls_back_an_insignificant_gain() {
+    // One training and one held-out problem: the gain of `multiply` on a single
+    // validation problem is not significant at 5 %, so the step after epoch 2
+    // rolls back to the empty list and the test after training sees no function.
+    let setup = Setup::new().await;
+    let run_dir = setup.run_dir("validation");
+    finish(setup.command(&run_dir, &["--train-size", "1", "--validation-size", "1"])).await;
+    let report: Report = read_json(&run_dir.join("report.json")).expect("report.json");
+    let kept: Vec<bool> = report.epochs.iter().map(|epoch| epoch.kept).collect();
+    assert_eq!(kept, [true, false]);
+    assert_eq!(
+        report.epochs[1].accuracy.correct, 1,
+        "multiply was in force in epoch 2"
+    );
+    let records: Vec<ConversationRecord> =
+        read_json_lines(&run_dir.join("transcripts.jsonl")).expect("transcripts");
+    let validation: Vec<(Phase, &str, bool)> = records
+        .iter()
+        .filter(|record| matches!(record.phase, Phase::Validation { .. }))
+        .map(|record| (record.phase, record.problem_id.as_str(), record.correct))
+        .collect();
+    assert_eq!(
+        validation,
+        [
+            (Phase::Validation { epoch: 1 }, "train.jsonl:2", false),
+            (Phase::Validation { epoch: 2 }, "train.jsonl:2", true),
+        ]
+    );
+    assert!(report.functions.is_empty());
+    assert_eq!(report.test_after.accuracy.correct, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patience_stops_training_early() {
+    // Epoch 1: 0/2, epoch 2: 2/2 (improved), epoch 3: 2/2 (a tie is no
+    // improvement): with patience 1 training stops after epoch 3 of 5.
+    let setup = Setup::new().await;
+    let run_dir = setup.run_dir("patience");
+    let output = finish(setup.command(&run_dir, &["--epochs", "5", "--patience", "1"])).await;
+    let report: Report = read_json(&run_dir.join("report.json")).expect("report.json");
+    assert_eq!(report.epochs.len(), 3);
+    assert!(
+        report
+            .stopped_early
+            .as_deref()
+            .is_some_and(|reason| reason.starts_with("after epoch 3")),
+        "{:?}",
+        report.stopped_early
+    );
+    assert_eq!(report.test_after.accuracy.correct, 2);
+    let markdown = std::fs::read_to_string(run_dir.join("report.md")).expect("report.md");
+    assert!(
+        markdown.contains("| training | 3 of 5 epochs"),
+        "{markdown}"
+    );
+    assert!(output.status.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,11 +28,6 @@ impl Progress {
         Self { bars }
     }
 
-    /// Log lines only.
-    pub fn quiet() -> Self {
-        Self { bars: None }
-    }
-
     /// Whether bars are drawn.
     pub fn shows_bars(&self) -> bool {
         self.bars.is_some()

@@ -100,11 +100,7 @@ pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<RunOutcom
         });
         (RunDir::create(&root, &config)?, config)
     };
-    let progress = if args.quiet {
-        Progress::quiet()
-    } else {
-        Progress::new(false)
-    };
+    let progress = Progress::new(args.quiet);
     init_tracing(&run.log_path(), &progress)?;
     tracing::info!(run_dir = %run.root().display(), resume = args.resume, "bench-math starting");
     let bench = async {
