@@ -95,11 +95,20 @@ struct Setup {
 }
 
 impl Setup {
+    /// The multiplication problems and the `reply` rule.
     async fn new() -> Self {
+        Self::with(TRAIN, TEST, reply).await
+    }
+
+    async fn with(
+        train: &str,
+        test: &str,
+        rule: impl Fn(&RecordedRequest) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        std::fs::write(dir.path().join("train.jsonl"), TRAIN).expect("write train data");
-        std::fs::write(dir.path().join("test.jsonl"), TEST).expect("write test data");
-        let server = ScriptedServer::builder().n_ctx(16384).rule(reply).await;
+        std::fs::write(dir.path().join("train.jsonl"), train).expect("write train data");
+        std::fs::write(dir.path().join("test.jsonl"), test).expect("write test data");
+        let server = ScriptedServer::builder().n_ctx(16384).rule(rule).await;
         Self { dir, server }
     }
 
@@ -143,6 +152,8 @@ impl Setup {
 
 async fn finish(command: Command) -> Output {
     let mut command = tokio::process::Command::from(command);
+    // A test that gives up on the run (timeout) must not leave it behind.
+    command.kill_on_drop(true);
     let output = command.output().await.expect("xtask runs");
     assert!(
         output.status.success(),
@@ -450,4 +461,60 @@ async fn a_bad_data_file_fails_naming_file_and_line() {
         setup.server.chat_requests().is_empty(),
         "no model call before the data loads"
     );
+}
+
+/// Runs code first, then answers with an expression only sympy can compare.
+fn code_then_symbolic_answer(request: &RecordedRequest) -> Reply {
+    let messages = request.body["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let last = messages.last().map(text_of).unwrap_or_default();
+    if request.body["tools"]
+        .as_array()
+        .is_some_and(|tools| !tools.is_empty() && tools[0]["function"]["name"] == "add_function")
+    {
+        return Reply::text("TERMINATE");
+    }
+    if last.contains("Please reply me with TERMINATE") {
+        return Reply::text("TERMINATE");
+    }
+    let ran_code = messages
+        .iter()
+        .any(|message| message["role"] == "assistant" && text_of(message).contains("```python"));
+    if ran_code {
+        Reply::text("Hence the expansion is \\boxed{(x+1)^2}.")
+    } else {
+        Reply::text("Let me check.\n```python\nprint((2+1)**2)\n```")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symbolic_answer_check_inside_a_conversation_holding_a_session() {
+    // At concurrency 1 the conversation holds the only conversation sandbox slot when
+    // its answer needs sympy: the checker must not wait for that slot.
+    let problem =
+        "{\"question\": \"Expand (x+1)^2.\", \"answer\": \"x^2+2x+1\", \"level\": \"Level 1\"}\n";
+    let setup = Setup::with(problem, problem, code_then_symbolic_answer).await;
+    let run_dir = setup.run_dir("symbolic");
+    let command = setup.command(
+        &run_dir,
+        &[
+            "--train-size",
+            "1",
+            "--test-size",
+            "1",
+            "--epochs",
+            "1",
+            "--concurrency",
+            "1",
+        ],
+    );
+    let output = tokio::time::timeout(Duration::from_secs(180), finish(command))
+        .await
+        .expect("the run finishes (no sandbox-slot deadlock)");
+    assert!(output.status.success());
+    let report: Report = read_json(&run_dir.join("report.json")).expect("report.json");
+    assert_eq!(report.test_before.accuracy.correct, 1, "(x+1)^2 = x^2+2x+1");
+    assert_eq!(report.epochs[0].accuracy.correct, 1);
 }

@@ -80,6 +80,25 @@ pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<RunOutcom
                 models.1
             );
         }
+        let shaping_flags = args.data.is_some()
+            || args.train_data.is_some()
+            || args.test_data.is_some()
+            || !args.subject.is_empty()
+            || !args.level.is_empty()
+            || args.train_size.is_some()
+            || args.test_size.is_some()
+            || args.sample_seed.is_some()
+            || args.preset.is_some()
+            || args.epochs.is_some()
+            || args.max_actions_per_step.is_some()
+            || args.patience.is_some()
+            || args.validation_size != 0;
+        if shaping_flags {
+            eprintln!(
+                "warning: data and training flags are ignored on --resume; {} decides them",
+                run.config_path().display()
+            );
+        }
         let mut config = config;
         // Spending limits and parallelism may change on resume; results do not
         // depend on them.
@@ -243,9 +262,14 @@ impl Bench {
             SandboxSessions::new(environment.clone(), policy.clone())
                 .with_max_live(config.concurrency),
         );
+        // The checker keeps one session of its own for the whole run; taken from the
+        // conversations' capped factory it would hold one of their slots forever, and
+        // a conversation waiting on its answer check could wait for itself.
+        let checker_sessions: Arc<dyn ExecutorFactory> =
+            Arc::new(SandboxSessions::new(environment.clone(), policy.clone()));
         let solver = Solver {
             model: agent_model,
-            checker: Arc::new(SandboxSymbolicChecker::new(Arc::clone(&sessions))),
+            checker: Arc::new(SandboxSymbolicChecker::new(checker_sessions)),
             sessions,
         };
 
