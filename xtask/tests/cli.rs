@@ -158,6 +158,11 @@ fn presets_and_overrides() {
     );
     assert_eq!(config.concurrency, 1);
     assert_eq!(
+        config.max_reply_tokens,
+        Some(1024),
+        "a small local model is capped"
+    );
+    assert_eq!(
         config.train.path,
         Path::new("/ws/data/math-craft/train/algebra.jsonl")
     );
@@ -233,6 +238,16 @@ fn presets_and_overrides() {
     assert!(config.train.selection.subjects.is_empty());
     assert_eq!(config.test.path, Path::new("/m500/test.jsonl"));
     assert_eq!(config.test.format, DataFormat::Math500);
+
+    let cwd = tempfile::tempdir().expect("temporary directory");
+    let remote = resolve_endpoints(
+        &parse(&[]),
+        env(&[("OPENAI_API_KEY", "sk-env-cccccccccccccccccc")]),
+        cwd.path(),
+    )
+    .expect("resolves");
+    let config = run_config(&parse(&[]), &remote, workspace);
+    assert_eq!((config.concurrency, config.max_reply_tokens), (4, None));
 }
 
 #[test]

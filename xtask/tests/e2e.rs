@@ -176,7 +176,15 @@ fn comparable(mut report: Report) -> Report {
 async fn two_epochs_teach_multiply_and_the_test_improves() {
     let setup = Setup::new().await;
     let run_dir = setup.run_dir("run");
-    let mut command = setup.command(&run_dir, &["--api-key-env", "BENCH_TEST_KEY"]);
+    let mut command = setup.command(
+        &run_dir,
+        &[
+            "--api-key-env",
+            "BENCH_TEST_KEY",
+            "--max-reply-tokens",
+            "777",
+        ],
+    );
     command.env("BENCH_TEST_KEY", SECRET);
     let output = finish(command).await;
 
@@ -282,6 +290,23 @@ async fn two_epochs_teach_multiply_and_the_test_improves() {
         functions["functions"][0]["tool"]["function"]["name"],
         "multiply"
     );
+    // Assistant requests carry the reply limit (the optimizer sets its own).
+    let limits: Vec<Option<u64>> = setup
+        .server
+        .chat_requests()
+        .iter()
+        .filter(|request| {
+            !request.body["tools"].as_array().is_some_and(|tools| {
+                tools
+                    .iter()
+                    .any(|tool| tool["function"]["name"] == "add_function")
+            })
+        })
+        .map(|request| request.body["max_tokens"].as_u64())
+        .collect();
+    assert!(!limits.is_empty());
+    assert!(limits.iter().all(|limit| *limit == Some(777)), "{limits:?}");
+
     // The key reached the server but no file of the run.
     let authorization = setup.server.chat_requests()[0]
         .header("authorization")

@@ -21,6 +21,9 @@ pub const DEFAULT_REMOTE_MODEL: &str = "gpt-4o-mini";
 /// Subject of the bundled data used when none is given (the seed notebook's).
 pub const DEFAULT_SUBJECT: &str = "algebra";
 
+/// Assistant reply limit on the embedded local model.
+pub const LOCAL_MAX_REPLY_TOKENS: u32 = 1024;
+
 /// Default name of the AG2 config list (environment variable or file).
 pub const OAI_CONFIG_LIST: &str = "OAI_CONFIG_LIST";
 
@@ -90,6 +93,12 @@ pub struct BenchArgs {
     /// 4 on a remote endpoint). Results do not depend on it.
     #[arg(long, help_heading = "Training")]
     pub concurrency: Option<usize>,
+
+    /// Longest assistant reply in tokens (default: 1024 on the local model, where a
+    /// small model can otherwise ramble until the context is full; no limit on a
+    /// remote endpoint, as in the seed).
+    #[arg(long, help_heading = "Training")]
+    pub max_reply_tokens: Option<u32>,
 
     /// OpenAI-compatible base URL (e.g. `http://127.0.0.1:8000/v1`), or the Azure
     /// resource endpoint with `--api-type azure`. Overrides every other source.
@@ -349,6 +358,9 @@ pub struct RunConfig {
     pub patience: Option<u32>,
     /// Conversations at once.
     pub concurrency: usize,
+    /// Longest assistant reply in tokens.
+    #[serde(default)]
+    pub max_reply_tokens: Option<u32>,
     /// Where the model is.
     pub endpoint: EndpointSource,
     /// Model answering the problems.
@@ -602,6 +614,9 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
             .unwrap_or(preset.max_actions_per_step),
         patience: args.patience,
         concurrency: args.concurrency.unwrap_or(if local { 1 } else { 4 }).max(1),
+        max_reply_tokens: args
+            .max_reply_tokens
+            .or(local.then_some(LOCAL_MAX_REPLY_TOKENS)),
         endpoint: endpoints.source(),
         model,
         optimizer_model,

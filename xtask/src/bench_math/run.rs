@@ -18,8 +18,8 @@ use agentopt_agents::{
 };
 use agentopt_llm::local::{LocalServer, LocalServerOptions};
 use agentopt_llm::{
-    Budget, ChatModel, ClientOptions, EndpointConfig, OpenAiClient, PriceTable, ResponseCache,
-    UsageMeter, UsageReport,
+    Budget, ChatModel, ChatRequest, ClientOptions, EndpointConfig, OpenAiClient, PriceTable,
+    ResponseCache, UsageMeter, UsageReport,
 };
 use agentopt_optimizer::{
     AgentOptimizer, FunctionArtifact, LearnedFunctionSpec, OptimizerOptions, Provenance,
@@ -41,6 +41,9 @@ use super::rundir::{
     ConversationRecord, JsonLines, Phase, PhaseRecord, RunDir, StepRecord, read_json_lines,
     write_atomic, write_json_atomic,
 };
+
+/// The assistant's name (and its caller label in the usage report).
+pub const ASSISTANT_NAME: &str = "assistant";
 
 /// The assistant's system message in the seed notebook.
 pub const ASSISTANT_SYSTEM_MESSAGE: &str = "You are a helpful assistant.";
@@ -268,6 +271,7 @@ impl Bench {
         let checker_sessions: Arc<dyn ExecutorFactory> =
             Arc::new(SandboxSessions::new(environment.clone(), policy.clone()));
         let solver = Solver {
+            max_reply_tokens: config.max_reply_tokens,
             model: agent_model,
             checker: Arc::new(SandboxSymbolicChecker::new(checker_sessions)),
             sessions,
@@ -728,6 +732,7 @@ fn count_function_calls(
 /// Builds the agents of one conversation and runs it.
 struct Solver {
     model: Arc<dyn ChatModel>,
+    max_reply_tokens: Option<u32>,
     sessions: Arc<dyn ExecutorFactory>,
     checker: Arc<SandboxSymbolicChecker>,
 }
@@ -740,8 +745,13 @@ impl Solver {
         problem: &Problem,
         functions: &[LearnedFunctionSpec],
     ) -> anyhow::Result<(MathOutcome, Vec<agentopt_llm::ChatMessage>)> {
-        let mut assistant = AssistantAgent::new("assistant", Arc::clone(&self.model))
+        let template = ChatRequest {
+            max_tokens: self.max_reply_tokens,
+            ..ChatRequest::new(Vec::new()).with_caller(ASSISTANT_NAME)
+        };
+        let mut assistant = AssistantAgent::new(ASSISTANT_NAME, Arc::clone(&self.model))
             .with_system_message(ASSISTANT_SYSTEM_MESSAGE)
+            .configure(|agent| agent.with_request_template(template))
             .into_inner();
         let mut proxy = MathUserProxyAgent::new(MATH_AGENT_NAME, Arc::clone(&self.sessions))
             .with_symbolic_checker(self.checker.clone());
