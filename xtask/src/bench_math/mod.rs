@@ -7,7 +7,8 @@
 //! - [`report`]: `report.json` and its Markdown and terminal renderings;
 //! - [`plot`]: the learning-curve SVG;
 //! - [`rundir`]: the run directory, fsync'd JSON-lines logs, atomic JSON files;
-//! - [`progress`]: per-phase progress bars or log lines, and the tracing setup.
+//! - [`progress`]: per-phase progress bars or log lines, and the tracing setup;
+//! - [`run`]: the run itself (agents, optimizer, local model, sandbox), resumable.
 
 pub mod cli;
 pub mod data;

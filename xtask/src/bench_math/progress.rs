@@ -14,6 +14,10 @@ use tracing_subscriber::{EnvFilter, Layer as _};
 
 use super::error::BenchError;
 
+/// One phase's bar: name, bar, count, solved so far and tokens, time and ETA.
+const PHASE_TEMPLATE: &str =
+    "{prefix:>24.bold} [{bar:28.cyan/blue}] {pos}/{len} {msg} · {elapsed} (ETA {eta})";
+
 /// Progress display for a run: bars on stderr, or nothing but logs.
 #[derive(Debug, Clone)]
 pub struct Progress {
@@ -38,11 +42,9 @@ impl Progress {
         let bar = self.bars.as_ref().map(|multi| {
             let bar = multi.add(ProgressBar::new(total));
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{prefix:>24.bold} [{bar:28.cyan/blue}] {pos}/{len} {msg} · {elapsed} (ETA {eta})",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+                ProgressStyle::with_template(PHASE_TEMPLATE)
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
             );
             bar.set_prefix(name.to_owned());
             bar.enable_steady_tick(Duration::from_millis(500));
@@ -232,6 +234,26 @@ impl Drop for StderrLine {
         match &self.bars {
             Some(bars) => bars.suspend(write),
             None => write(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_phase_template_parses() {
+        assert!(indicatif::ProgressStyle::with_template(super::PHASE_TEMPLATE).is_ok());
+    }
+
+    #[test]
+    fn compact_counts() {
+        for (count, text) in [
+            (0, "0"),
+            (999, "999"),
+            (12_345, "12.3k"),
+            (4_560_000, "4.56M"),
+        ] {
+            assert_eq!(super::compact(count), text);
         }
     }
 }
