@@ -62,16 +62,16 @@ impl LearnedFunctionSpec {
         }
     }
 
-    /// The form shown to the optimizer model in List A / List B: AG2's five elements,
-    /// with the packages as one string as the tools take them.
-    pub(crate) fn prompt_value(&self) -> Value {
-        serde_json::json!({
-            "name": self.name,
-            "description": self.description,
-            "arguments": self.arguments,
-            "packages": self.packages.join(" "),
-            "code": self.code,
-        })
+    /// The form shown to the optimizer model in List A / List B: AG2's five elements
+    /// in AG2's order, with the packages as one string as the tools take them.
+    pub(crate) fn prompt_form(&self) -> PromptFunction<'_> {
+        PromptFunction {
+            name: &self.name,
+            description: &self.description,
+            arguments: &self.arguments,
+            packages: self.packages.join(" "),
+            code: &self.code,
+        }
     }
 
     /// Runs every static check on this function.
@@ -84,6 +84,16 @@ impl LearnedFunctionSpec {
         check_schema_matches(&self.arguments, &parameters)?;
         check_packages(&self.packages)
     }
+}
+
+/// A function as List A / List B show it.
+#[derive(Serialize)]
+pub(crate) struct PromptFunction<'a> {
+    name: &'a str,
+    description: &'a str,
+    arguments: &'a Value,
+    packages: String,
+    code: &'a str,
 }
 
 /// `name` is a Python identifier and not a keyword.

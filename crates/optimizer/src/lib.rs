@@ -29,8 +29,6 @@ pub use optimizer::{
     AgentOptimizer, ExecutorUpdate, OptimizerOptions, RejectedProposal, SignatureUpdate,
     StepOutcome, ValidationOptions,
 };
-pub use prompt::{
-    ADD_FUNCTION, PromptBudget, PromptReport, REMOVE_FUNCTION, REVISE_FUNCTION, optimizer_tools,
-};
+pub use prompt::{ADD_FUNCTION, PromptReport, REMOVE_FUNCTION, REVISE_FUNCTION, optimizer_tools};
 pub use state::{FailedTrial, RecordedConversation};
 pub use stats::{PairedComparison, binomial_upper_tail};

@@ -21,8 +21,8 @@ use crate::state::{
 use crate::stats::PairedComparison;
 use crate::{LearnedFunctionSpec, OptimizerError};
 
-/// Settings of an [`AgentOptimizer`] beyond AG2's.
-#[derive(Debug, Clone, PartialEq)]
+/// Settings of an [`AgentOptimizer`] beyond AG2's; saved in every checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerOptions {
     /// Report `should_stop` after this many consecutive steps without beating the best
     /// score; `None` never stops.
@@ -67,7 +67,7 @@ impl Default for OptimizerOptions {
 /// Validation mode: the trial list replaces the best only when it solves
 /// significantly more of the same held-out problems (exact one-sided sign test on the
 /// discordant pairs).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ValidationOptions {
     /// Significance level, in (0, 1).
     pub significance: f64,
@@ -231,21 +231,40 @@ impl AgentOptimizer {
         })
     }
 
-    /// Continues from the checkpoint at `path` (later checkpoints go there too unless
-    /// `options.checkpoint` names another file).
+    /// Continues from the checkpoint at `path` with the options saved in it; later
+    /// checkpoints go to `path`. The next step sends the same prompt an uninterrupted
+    /// run would have sent.
+    ///
+    /// # Errors
+    /// Reading or parsing the checkpoint, or an unusable saved option.
+    pub fn resume(path: &Path, model: Arc<dyn ChatModel>) -> Result<Self, OptimizerError> {
+        let checkpoint: Checkpoint = read_versioned(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION)?;
+        let options = OptimizerOptions {
+            checkpoint: Some(path.to_path_buf()),
+            ..checkpoint.options.clone()
+        };
+        Self::resume_with_options(path, model, options)
+    }
+
+    /// As [`Self::resume`], with other options (a longer patience, say); options that
+    /// shape the prompt change what the next step sends.
     ///
     /// # Errors
     /// Reading or parsing the checkpoint, or an unusable option.
-    pub fn resume(
+    pub fn resume_with_options(
         path: &Path,
         model: Arc<dyn ChatModel>,
-        mut options: OptimizerOptions,
+        options: OptimizerOptions,
     ) -> Result<Self, OptimizerError> {
         let checkpoint: Checkpoint = read_versioned(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION)?;
-        options.checkpoint.get_or_insert_with(|| path.to_path_buf());
         let mut optimizer = Self::new(checkpoint.max_actions_per_step, model, options)?;
         optimizer.state = checkpoint.state;
         Ok(optimizer)
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &OptimizerOptions {
+        &self.options
     }
 
     /// Tries every proposed function in this sandbox before accepting it.
@@ -312,6 +331,12 @@ impl AgentOptimizer {
         self.state.best_performance
     }
 
+    /// The conversations the best list was scored on (what the prompt's histories
+    /// are drawn from).
+    pub fn best_conversations(&self) -> &[RecordedConversation] {
+        &self.state.best_conversations
+    }
+
     /// The rolled-back lists since the last acceptance, ascending by score.
     pub fn failure_experience(&self) -> &[FailedTrial] {
         &self.state.failures
@@ -359,6 +384,7 @@ impl AgentOptimizer {
                 format: CHECKPOINT_FORMAT.to_owned(),
                 version: CHECKPOINT_VERSION,
                 max_actions_per_step: self.max_actions_per_step,
+                options: self.options.clone(),
                 state: self.state.clone(),
             },
         )

@@ -3,7 +3,7 @@
 
 use agentopt_llm::{ChatMessage, FunctionSchema, Role, ToolSchema, estimate_prompt_tokens};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::LearnedFunctionSpec;
 use crate::state::{FailedTrial, RecordedConversation};
@@ -137,16 +137,16 @@ Even adding a general function that can substitute the assistant's repeated sugg
 pub(crate) const FEEDBACK_TOKENS: u32 = 384;
 
 /// Limits that keep the prompt bounded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PromptBudget {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PromptBudget {
     /// The model's context window.
-    pub context_window: u32,
+    pub(crate) context_window: u32,
     /// Most tokens (as estimated by [`estimate_prompt_tokens`]) the prompt, tools
     /// included, may take.
-    pub max_prompt_tokens: usize,
+    pub(crate) max_prompt_tokens: usize,
     /// Longest tool or function output kept whole in a history, in characters; longer
     /// outputs keep their head and tail around a cut marker.
-    pub max_tool_output_chars: usize,
+    pub(crate) max_tool_output_chars: usize,
 }
 
 /// What went into one prompt and what was cut to fit the budget.
@@ -178,13 +178,11 @@ pub(crate) struct PromptInputs<'a> {
 }
 
 fn functions_text(functions: &[LearnedFunctionSpec]) -> String {
-    Value::Array(
-        functions
-            .iter()
-            .map(LearnedFunctionSpec::prompt_value)
-            .collect(),
-    )
-    .to_string()
+    let forms: Vec<_> = functions
+        .iter()
+        .map(LearnedFunctionSpec::prompt_form)
+        .collect();
+    serde_json::to_string(&forms).unwrap_or_default()
 }
 
 fn failure_text(failures: &[FailedTrial]) -> String {
@@ -192,7 +190,7 @@ fn failure_text(failures: &[FailedTrial]) -> String {
         return "\n".to_owned();
     }
     let mut text = "We also provide more examples for different functions and their corresponding \
-                    performance (0-100).\n The following function signatures are arranged in \
+                    performance (0-1, the share of satisfied conversations).\n The following function signatures are arranged in \
                     ascending order based on their performance, where higher performance \
                     indicate better quality.\n"
         .to_owned();

@@ -7,7 +7,7 @@ use std::path::Path;
 use agentopt_llm::ChatMessage;
 use serde::{Deserialize, Serialize};
 
-use crate::{LearnedFunctionSpec, OptimizerError};
+use crate::{LearnedFunctionSpec, OptimizerError, OptimizerOptions};
 
 /// One recorded conversation and whether the user was satisfied with it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +63,7 @@ pub(crate) struct Checkpoint {
     pub(crate) format: String,
     pub(crate) version: u32,
     pub(crate) max_actions_per_step: usize,
+    pub(crate) options: OptimizerOptions,
     pub(crate) state: OptimizerState,
 }
 

@@ -6,9 +6,14 @@ use serde_json::{Map, Value, json};
 
 use crate::{add_sum, client, record, sandbox};
 
+/// Non-default options, so a resume that lost them would send another request.
 fn options(path: &std::path::Path) -> OptimizerOptions {
     OptimizerOptions {
         checkpoint: Some(path.to_path_buf()),
+        max_tool_output_chars: 150,
+        patience: Some(3),
+        temperature: Some(0.25),
+        seed: Some(7),
         ..OptimizerOptions::default()
     }
 }
@@ -43,7 +48,7 @@ async fn resume_after_a_crash_between_record_and_step_sends_the_same_prompt() ->
     record(&mut optimizer, &[false, true, true]);
     drop(optimizer);
 
-    let mut resumed = AgentOptimizer::resume(&path, client(&crashed), OptimizerOptions::default())?;
+    let mut resumed = AgentOptimizer::resume(&path, client(&crashed))?;
     assert_eq!(resumed.steps_taken(), 1);
     let outcome = resumed.step().await?;
     assert_eq!(outcome, expected);
@@ -73,7 +78,7 @@ async fn checkpoints_of_another_version_or_malformed_are_refused() -> anyhow::Re
         &newer,
         json!({"format": "agentopt-optimizer-checkpoint", "version": 2}).to_string(),
     )?;
-    let error = AgentOptimizer::resume(&newer, client(&server), OptimizerOptions::default()).err();
+    let error = AgentOptimizer::resume(&newer, client(&server)).err();
     assert!(
         matches!(
             error,
@@ -87,7 +92,7 @@ async fn checkpoints_of_another_version_or_malformed_are_refused() -> anyhow::Re
         &broken,
         "{\n  \"format\": \"agentopt-optimizer-checkpoint\",\n  \"version\": ",
     )?;
-    let error = AgentOptimizer::resume(&broken, client(&server), OptimizerOptions::default()).err();
+    let error = AgentOptimizer::resume(&broken, client(&server)).err();
     assert!(
         matches!(&error, Some(OptimizerError::Format { line: 3, .. })),
         "{error:?}"

@@ -253,3 +253,44 @@ async fn validation_mode_keeps_the_best_unless_significantly_beaten() -> anyhow:
     assert!(clear.accepted && clear.improved, "{:?}", clear.validation);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_failed_step_changes_nothing() -> anyhow::Result<()> {
+    let server = crate::server([Reply::server_error(500)]).await;
+    let mut optimizer = optimizer(&server, 1, OptimizerOptions::default());
+    record(&mut optimizer, &[true, false]);
+    let error = optimizer.step().await.err();
+    assert!(matches!(error, Some(OptimizerError::Model(_))), "{error:?}");
+    assert_eq!(optimizer.steps_taken(), 0);
+    assert_eq!(optimizer.best_performance(), None);
+
+    // The recorded conversations are still there: the retried step scores them.
+    server.push([Reply::text("TERMINATE")]);
+    let outcome = optimizer.step().await?;
+    assert_eq!(outcome.trial_performance, 0.5);
+    assert_eq!(optimizer.steps_taken(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn reset_forgets_everything() -> anyhow::Result<()> {
+    let server = crate::server([Reply::tool_call(
+        add_sum("sum_numbers").0,
+        add_sum("sum_numbers").1,
+    )])
+    .await;
+    let mut optimizer = optimizer(&server, 1, OptimizerOptions::default());
+    record(&mut optimizer, &[true]);
+    optimizer.step().await?;
+    record(&mut optimizer, &[false]);
+    optimizer.reset()?;
+    assert_eq!(optimizer.best_performance(), None);
+    assert!(optimizer.trial_functions().is_empty() && optimizer.best_functions().is_empty());
+    assert_eq!(optimizer.steps_taken(), 0);
+    let error = optimizer.step().await.err();
+    assert!(
+        matches!(error, Some(OptimizerError::NothingRecorded)),
+        "{error:?}"
+    );
+    Ok(())
+}
