@@ -434,7 +434,7 @@ impl Bench {
             Some(epoch) => {
                 let path = self.run.checkpoint_path(epoch);
                 tracing::info!(checkpoint = %path.display(), "resuming the optimizer");
-                AgentOptimizer::resume(&path, model, options)?
+                AgentOptimizer::resume_with_options(&path, model, options)?
             }
             None => AgentOptimizer::new(
                 usize::try_from(self.config.max_actions_per_step).unwrap_or(usize::MAX),
