@@ -154,7 +154,7 @@ fn presets_and_overrides() {
             config.epochs,
             config.max_actions_per_step
         ),
-        (Some(3), Some(5), 2, 1)
+        (Some(2), Some(3), 2, 1)
     );
     assert_eq!(config.concurrency, 1);
     assert_eq!(
@@ -162,6 +162,7 @@ fn presets_and_overrides() {
         Some(1024),
         "a small local model is capped"
     );
+    assert_eq!(config.max_turns, Some(6));
     assert_eq!(
         config.train.path,
         Path::new("/ws/data/math-craft/train/algebra.jsonl")
@@ -247,7 +248,14 @@ fn presets_and_overrides() {
     )
     .expect("resolves");
     let config = run_config(&parse(&[]), &remote, workspace);
-    assert_eq!((config.concurrency, config.max_reply_tokens), (4, None));
+    assert_eq!(
+        (
+            config.concurrency,
+            config.max_reply_tokens,
+            config.max_turns
+        ),
+        (4, None, None)
+    );
 }
 
 #[test]

@@ -543,3 +543,28 @@ async fn symbolic_answer_check_inside_a_conversation_holding_a_session() {
     assert_eq!(report.test_before.accuracy.correct, 1, "(x+1)^2 = x^2+2x+1");
     assert_eq!(report.epochs[0].accuracy.correct, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_turns_bounds_the_assistant() {
+    // With `multiply` learned the assistant needs two replies (call, answer); one
+    // allowed reply ends every post-training conversation after the call.
+    let setup = Setup::new().await;
+    let run_dir = setup.run_dir("turns");
+    finish(setup.command(&run_dir, &["--max-turns", "1"])).await;
+    let records: Vec<ConversationRecord> =
+        read_json_lines(&run_dir.join("transcripts.jsonl")).expect("transcripts");
+    let after: Vec<&ConversationRecord> = records
+        .iter()
+        .filter(|record| record.phase == Phase::TestAfter)
+        .collect();
+    assert_eq!(after.len(), 2);
+    for record in after {
+        assert!(!record.correct);
+        assert_eq!(
+            record.transcript["stop_reason"],
+            json!({"reason": "max_auto_replies", "agent": "assistant", "limit": 1}),
+            "{}",
+            record.transcript
+        );
+    }
+}

@@ -24,6 +24,9 @@ pub const DEFAULT_SUBJECT: &str = "algebra";
 /// Assistant reply limit on the embedded local model.
 pub const LOCAL_MAX_REPLY_TOKENS: u32 = 1024;
 
+/// Assistant replies per conversation on the embedded local model.
+pub const LOCAL_MAX_TURNS: u32 = 6;
+
 /// Default name of the AG2 config list (environment variable or file).
 pub const OAI_CONFIG_LIST: &str = "OAI_CONFIG_LIST";
 
@@ -99,6 +102,13 @@ pub struct BenchArgs {
     /// remote endpoint, as in the seed).
     #[arg(long, help_heading = "Training")]
     pub max_reply_tokens: Option<u32>,
+
+    /// Most assistant replies per conversation (default: 6 on the local model, where
+    /// a stuck small model would otherwise run all 15 of the proxy's auto replies
+    /// into the context limit; no limit of its own on a remote endpoint, as in the
+    /// seed).
+    #[arg(long, help_heading = "Training")]
+    pub max_turns: Option<u32>,
 
     /// OpenAI-compatible base URL (e.g. `http://127.0.0.1:8000/v1`), or the Azure
     /// resource endpoint with `--api-type azure`. Overrides every other source.
@@ -227,8 +237,8 @@ impl Preset {
     pub fn values(self) -> PresetValues {
         match self {
             Self::Quick => PresetValues {
-                train_size: 3,
-                test_size: 5,
+                train_size: 2,
+                test_size: 3,
                 epochs: 2,
                 max_actions_per_step: 1,
             },
@@ -361,6 +371,9 @@ pub struct RunConfig {
     /// Longest assistant reply in tokens.
     #[serde(default)]
     pub max_reply_tokens: Option<u32>,
+    /// Most assistant replies per conversation.
+    #[serde(default)]
+    pub max_turns: Option<u32>,
     /// Where the model is.
     pub endpoint: EndpointSource,
     /// Model answering the problems.
@@ -617,6 +630,7 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
         max_reply_tokens: args
             .max_reply_tokens
             .or(local.then_some(LOCAL_MAX_REPLY_TOKENS)),
+        max_turns: args.max_turns.or(local.then_some(LOCAL_MAX_TURNS)),
         endpoint: endpoints.source(),
         model,
         optimizer_model,

@@ -272,6 +272,7 @@ impl Bench {
             Arc::new(SandboxSessions::new(environment.clone(), policy.clone()));
         let solver = Solver {
             max_reply_tokens: config.max_reply_tokens,
+            max_turns: config.max_turns,
             model: agent_model,
             checker: Arc::new(SandboxSymbolicChecker::new(checker_sessions)),
             sessions,
@@ -733,6 +734,7 @@ fn count_function_calls(
 struct Solver {
     model: Arc<dyn ChatModel>,
     max_reply_tokens: Option<u32>,
+    max_turns: Option<u32>,
     sessions: Arc<dyn ExecutorFactory>,
     checker: Arc<SandboxSymbolicChecker>,
 }
@@ -751,7 +753,13 @@ impl Solver {
         };
         let mut assistant = AssistantAgent::new(ASSISTANT_NAME, Arc::clone(&self.model))
             .with_system_message(ASSISTANT_SYSTEM_MESSAGE)
-            .configure(|agent| agent.with_request_template(template))
+            .configure(|agent| {
+                let agent = agent.with_request_template(template);
+                match self.max_turns {
+                    Some(turns) => agent.with_max_consecutive_auto_reply(turns),
+                    None => agent,
+                }
+            })
             .into_inner();
         let mut proxy = MathUserProxyAgent::new(MATH_AGENT_NAME, Arc::clone(&self.sessions))
             .with_symbolic_checker(self.checker.clone());
