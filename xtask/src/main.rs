@@ -3,6 +3,7 @@
 mod test;
 
 use clap::{Parser, Subcommand};
+use xtask::bench_math;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "agentopt project automation")]
@@ -16,10 +17,22 @@ enum Command {
     /// The project's test command: installs what the tests need, then runs
     /// rustfmt, clippy and every test (real-model tests included).
     Test(test::TestArgs),
+    /// The end-to-end MATH benchmark: test, train with AgentOptimizer, test again,
+    /// report (offline on the embedded local model unless an endpoint is configured).
+    BenchMath(Box<bench_math::cli::BenchArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Test(args) => test::run(&args),
+        Command::BenchMath(args) => {
+            let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .to_owned();
+            tokio::runtime::Runtime::new()?
+                .block_on(bench_math::run::run(&args, &workspace))
+                .map(|_| ())
+        }
     }
 }

@@ -1,0 +1,646 @@
+//! Command-line flags of `cargo xtask bench-math`, presets, and their resolution
+//! into a [`RunConfig`] (saved as `config.json`) and an endpoint.
+//!
+//! Endpoint precedence: explicit flags (`--base-url`) > an AG2 `OAI_CONFIG_LIST`
+//! (variable or file) > `OPENAI_*` / `AZURE_OPENAI_*` environment > the embedded
+//! local model.
+
+use std::path::{Path, PathBuf};
+
+use agentopt_llm::config::load_config_list;
+use agentopt_llm::local::LocalModel;
+use agentopt_llm::{ApiKey, EndpointConfig, LlmError};
+use serde::{Deserialize, Serialize};
+
+use super::data::{DataFormat, Selection, subject_key};
+
+/// Model used with an OpenAI / Azure key from the environment when `--model` is
+/// not given.
+pub const DEFAULT_REMOTE_MODEL: &str = "gpt-4o-mini";
+
+/// Subject of the bundled data used when none is given (the seed notebook's).
+pub const DEFAULT_SUBJECT: &str = "algebra";
+
+/// Assistant reply limit on the embedded local model.
+pub const LOCAL_MAX_REPLY_TOKENS: u32 = 1024;
+
+/// Assistant replies per conversation on the embedded local model.
+pub const LOCAL_MAX_TURNS: u32 = 6;
+
+/// Default name of the AG2 config list (environment variable or file).
+pub const OAI_CONFIG_LIST: &str = "OAI_CONFIG_LIST";
+
+/// Version of `config.json`.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// Flags of `cargo xtask bench-math`.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(
+    about = "Train agents with AgentOptimizer on MATH problems and report before/after accuracy"
+)]
+pub struct BenchArgs {
+    /// Directory in the CRAFT layout (`SUBJECT.jsonl` test files, `train/SUBJECT.jsonl`
+    /// training files). Default: the bundled `data/math-craft`.
+    #[arg(long, value_name = "DIR", help_heading = "Data")]
+    pub data: Option<PathBuf>,
+    /// Training problems from this file or directory instead (CRAFT, Hendrycks
+    /// MATH, MATH-500 or GSM8K; see --format).
+    #[arg(long, value_name = "PATH", help_heading = "Data")]
+    pub train_data: Option<PathBuf>,
+    /// Test problems from this file or directory instead.
+    #[arg(long, value_name = "PATH", help_heading = "Data")]
+    pub test_data: Option<PathBuf>,
+    /// Record format of --train-data / --test-data.
+    #[arg(long, value_enum, default_value_t = DataFormat::Auto, help_heading = "Data")]
+    pub format: DataFormat,
+    /// Subjects, comma-separated (`algebra`, `number_theory`, …, or `all`).
+    /// Default: `algebra` for the bundled data (as the seed notebook), all for
+    /// --train-data / --test-data.
+    #[arg(long, value_delimiter = ',', help_heading = "Data")]
+    pub subject: Vec<String>,
+    /// Levels 1–5 to keep, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=5), help_heading = "Data")]
+    pub level: Vec<u8>,
+    /// Training problems per epoch.
+    #[arg(long, help_heading = "Data")]
+    pub train_size: Option<usize>,
+    /// Test problems (the same ones before and after training).
+    #[arg(long, help_heading = "Data")]
+    pub test_size: Option<usize>,
+    /// Shuffle the problems with this seed before taking them (default: the first
+    /// ones in file order, as the seed notebook does).
+    #[arg(long, help_heading = "Data")]
+    pub sample_seed: Option<u64>,
+
+    /// Settings bundle; explicit flags override it. Default: `quick`.
+    #[arg(long, value_enum, help_heading = "Training")]
+    pub preset: Option<Preset>,
+    /// Training epochs.
+    #[arg(long, help_heading = "Training")]
+    pub epochs: Option<u32>,
+    /// Optimizer actions (add / revise / remove a function) per step.
+    #[arg(long, help_heading = "Training")]
+    pub max_actions_per_step: Option<u32>,
+    /// Stop after this many steps without beating the best training accuracy
+    /// (default: never, like AG2).
+    #[arg(long, help_heading = "Training")]
+    pub patience: Option<u32>,
+    /// Validation mode: hold out this many training-file problems and decide
+    /// keep / roll back on them with a paired test instead of the training mean.
+    #[arg(long, default_value_t = 0, help_heading = "Training")]
+    pub validation_size: usize,
+    /// Significance level of the validation-mode paired test.
+    #[arg(long, default_value_t = 0.05, help_heading = "Training")]
+    pub significance: f64,
+    /// Conversations run at once within a phase (default: 1 on the local model,
+    /// 4 on a remote endpoint). Results do not depend on it.
+    #[arg(long, help_heading = "Training")]
+    pub concurrency: Option<usize>,
+
+    /// Longest assistant reply in tokens (default: 1024 on the local model, where a
+    /// small model can otherwise ramble until the context is full; no limit on a
+    /// remote endpoint, as in the seed).
+    #[arg(long, help_heading = "Training")]
+    pub max_reply_tokens: Option<u32>,
+
+    /// Most assistant replies per conversation (default: 6 on the local model, where
+    /// a stuck small model would otherwise run all 15 of the proxy's auto replies
+    /// into the context limit; no limit of its own on a remote endpoint, as in the
+    /// seed).
+    #[arg(long, help_heading = "Training")]
+    pub max_turns: Option<u32>,
+
+    /// OpenAI-compatible base URL (e.g. `http://127.0.0.1:8000/v1`), or the Azure
+    /// resource endpoint with `--api-type azure`. Overrides every other source.
+    #[arg(long, value_name = "URL", help_heading = "Endpoint")]
+    pub base_url: Option<String>,
+    /// Dialect of --base-url.
+    #[arg(long, value_enum, default_value_t = ApiTypeArg::Openai, help_heading = "Endpoint")]
+    pub api_type: ApiTypeArg,
+    /// Environment variable holding the key for --base-url (keys never go on the
+    /// command line).
+    #[arg(long, value_name = "VAR", help_heading = "Endpoint")]
+    pub api_key_env: Option<String>,
+    /// Azure `api-version` for --base-url.
+    #[arg(long, help_heading = "Endpoint")]
+    pub api_version: Option<String>,
+    /// Model answering the problems (also the filter for OAI_CONFIG_LIST).
+    #[arg(long, help_heading = "Endpoint")]
+    pub model: Option<String>,
+    /// Model proposing functions (default: --model).
+    #[arg(long, help_heading = "Endpoint")]
+    pub optimizer_model: Option<String>,
+    /// AG2 config list: an environment variable holding the JSON or a path, or a
+    /// file (default: `OAI_CONFIG_LIST`, used when set or present).
+    #[arg(long, value_name = "VAR_OR_FILE", help_heading = "Endpoint")]
+    pub oai_config_list: Option<String>,
+    /// Embedded local model used when no endpoint is configured.
+    #[arg(long, value_enum, default_value_t = LocalModelArg::Qwen1_5b, help_heading = "Endpoint")]
+    pub local_model: LocalModelArg,
+
+    /// Do not read or write the response cache.
+    #[arg(long, help_heading = "Cost")]
+    pub no_cache: bool,
+    /// Response cache directory (default: `runs/cache` in the workspace, shared by runs).
+    #[arg(long, value_name = "DIR", help_heading = "Cost")]
+    pub cache_dir: Option<PathBuf>,
+    /// Price of a model in US dollars per million tokens, prompt and completion,
+    /// e.g. `gpt-4o-mini=0.15:0.6`; repeatable. Unpriced models cost 0.
+    #[arg(long = "price", value_name = "MODEL=PROMPT:COMPLETION", value_parser = parse_price, help_heading = "Cost")]
+    pub prices: Vec<Price>,
+    /// Stop calling the model once this many US dollars are spent.
+    #[arg(long, help_heading = "Cost")]
+    pub budget_usd: Option<f64>,
+    /// Stop calling the model once this many tokens are spent.
+    #[arg(long, help_heading = "Cost")]
+    pub budget_tokens: Option<u64>,
+
+    /// Run directory (default: `runs/bench-math-<unix time>`).
+    #[arg(long, value_name = "DIR", help_heading = "Output")]
+    pub run_dir: Option<PathBuf>,
+    /// Continue the run in --run-dir where it stopped (its config.json decides
+    /// the data and training settings).
+    #[arg(long, requires = "run_dir", help_heading = "Output")]
+    pub resume: bool,
+    /// No progress bars: log lines only.
+    #[arg(long, help_heading = "Output")]
+    pub quiet: bool,
+}
+
+/// A model's price (`--price`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Price {
+    /// Model name (longest-prefix match, as the llm crate's `PriceTable`).
+    pub model: String,
+    /// US dollars per million prompt tokens.
+    pub prompt_per_million: f64,
+    /// US dollars per million completion tokens.
+    pub completion_per_million: f64,
+}
+
+/// Parses `MODEL=PROMPT:COMPLETION`.
+///
+/// # Errors
+/// A message naming what is missing or not a non-negative number.
+pub fn parse_price(text: &str) -> Result<Price, String> {
+    let (model, prices) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected MODEL=PROMPT:COMPLETION"))?;
+    let (prompt, completion) = prices
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?}: expected PROMPT:COMPLETION after `=`"))?;
+    let number = |value: &str| {
+        value
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|price| price.is_finite() && *price >= 0.0)
+            .ok_or_else(|| format!("{text:?}: {value:?} is not a non-negative number"))
+    };
+    if model.trim().is_empty() {
+        return Err(format!("{text:?}: the model name is empty"));
+    }
+    Ok(Price {
+        model: model.trim().to_owned(),
+        prompt_per_million: number(prompt)?,
+        completion_per_million: number(completion)?,
+    })
+}
+
+/// Settings bundles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// Sized for the embedded local model on 2 CPU cores.
+    Quick,
+    /// The seed notebook: 10 train, 10 test, 10 epochs, 3 actions per step.
+    Seed,
+    /// One problem each, one epoch, one action: checks that everything runs.
+    Smoke,
+}
+
+/// Sizes a preset sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresetValues {
+    /// Training problems.
+    pub train_size: usize,
+    /// Test problems.
+    pub test_size: usize,
+    /// Epochs.
+    pub epochs: u32,
+    /// Actions per step.
+    pub max_actions_per_step: u32,
+}
+
+impl Preset {
+    /// The preset's sizes.
+    pub fn values(self) -> PresetValues {
+        match self {
+            Self::Quick => PresetValues {
+                train_size: 2,
+                test_size: 3,
+                epochs: 2,
+                max_actions_per_step: 1,
+            },
+            Self::Seed => PresetValues {
+                train_size: 10,
+                test_size: 10,
+                epochs: 10,
+                max_actions_per_step: 3,
+            },
+            Self::Smoke => PresetValues {
+                train_size: 1,
+                test_size: 1,
+                epochs: 1,
+                max_actions_per_step: 1,
+            },
+        }
+    }
+}
+
+/// `--api-type`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ApiTypeArg {
+    /// OpenAI or any OpenAI-compatible server.
+    #[default]
+    Openai,
+    /// Azure OpenAI.
+    Azure,
+}
+
+/// `--local-model`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum LocalModelArg {
+    /// Qwen2.5-Coder-1.5B-Instruct (default).
+    #[default]
+    #[value(name = "1.5b")]
+    #[serde(rename = "1.5b")]
+    Qwen1_5b,
+    /// Qwen2.5-Coder-0.5B-Instruct (faster, weaker).
+    #[value(name = "0.5b")]
+    #[serde(rename = "0.5b")]
+    Qwen0_5b,
+}
+
+impl LocalModelArg {
+    /// The llm crate's model.
+    pub fn model(self) -> LocalModel {
+        match self {
+            Self::Qwen1_5b => LocalModel::QwenCoder1_5B,
+            Self::Qwen0_5b => LocalModel::QwenCoder0_5B,
+        }
+    }
+}
+
+/// Where problems come from and which are taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSpec {
+    /// File or directory.
+    pub path: PathBuf,
+    /// Record format.
+    pub format: DataFormat,
+    /// Filters and count.
+    pub selection: Selection,
+}
+
+/// Which endpoint source was used; recorded in `config.json` without secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum EndpointSource {
+    /// `--base-url` and friends.
+    Flags {
+        /// Base URL.
+        base_url: String,
+    },
+    /// An AG2 config list.
+    ConfigList {
+        /// Variable or file it came from.
+        from: String,
+        /// Base URL of the chosen entry.
+        base_url: String,
+    },
+    /// `OPENAI_*` / `AZURE_OPENAI_*` variables.
+    Environment {
+        /// Base URL.
+        base_url: String,
+    },
+    /// The embedded local model.
+    Local {
+        /// Which one.
+        model: LocalModelArg,
+    },
+}
+
+impl std::fmt::Display for EndpointSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Flags { base_url } => write!(f, "{base_url} (flags)"),
+            Self::ConfigList { from, base_url } => write!(f, "{base_url} (from {from})"),
+            Self::Environment { base_url } => write!(f, "{base_url} (environment)"),
+            Self::Local { model } => write!(
+                f,
+                "embedded local model {} (llama.cpp on 127.0.0.1)",
+                model.model().spec().id
+            ),
+        }
+    }
+}
+
+/// The resolved settings of a run: everything needed to repeat or resume it,
+/// no secrets. Saved as `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// [`CONFIG_VERSION`].
+    pub version: u32,
+    /// Training problems.
+    pub train: DataSpec,
+    /// Test problems.
+    pub test: DataSpec,
+    /// Validation-mode hold-out size (0: off).
+    pub validation_size: usize,
+    /// Validation-mode significance level.
+    pub significance: f64,
+    /// Epochs.
+    pub epochs: u32,
+    /// Optimizer actions per step.
+    pub max_actions_per_step: u32,
+    /// Early-stop patience in steps.
+    pub patience: Option<u32>,
+    /// Conversations at once.
+    pub concurrency: usize,
+    /// Longest assistant reply in tokens.
+    #[serde(default)]
+    pub max_reply_tokens: Option<u32>,
+    /// Most assistant replies per conversation.
+    #[serde(default)]
+    pub max_turns: Option<u32>,
+    /// Where the model is.
+    pub endpoint: EndpointSource,
+    /// Model answering the problems.
+    pub model: String,
+    /// Model proposing functions.
+    pub optimizer_model: String,
+    /// Whether the response cache is used.
+    pub cache: bool,
+    /// Response cache directory.
+    pub cache_dir: PathBuf,
+    /// Model prices.
+    #[serde(default)]
+    pub prices: Vec<Price>,
+    /// Spending limit in dollars.
+    pub budget_usd: Option<f64>,
+    /// Spending limit in tokens.
+    pub budget_tokens: Option<u64>,
+}
+
+/// The endpoints to talk to: one for the agents, one for the optimizer (the same
+/// server unless a config list names another), or the local model to start.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Endpoints {
+    /// Remote (or user-run) servers.
+    Remote(Box<RemoteEndpoints>),
+    /// Start the embedded local model; both roles use it.
+    Local(LocalModelArg),
+}
+
+/// Servers that are already running somewhere.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteEndpoints {
+    /// For the assistant.
+    pub agent: EndpointConfig,
+    /// For the optimizer.
+    pub optimizer: EndpointConfig,
+    /// Where they came from.
+    pub source: EndpointSource,
+}
+
+impl Endpoints {
+    /// Where the endpoints came from.
+    pub fn source(&self) -> EndpointSource {
+        match self {
+            Self::Remote(remote) => remote.source.clone(),
+            Self::Local(model) => EndpointSource::Local { model: *model },
+        }
+    }
+
+    /// (agent model, optimizer model) names.
+    pub fn model_names(&self) -> (String, String) {
+        match self {
+            Self::Remote(remote) => (remote.agent.model.clone(), remote.optimizer.model.clone()),
+            Self::Local(model) => {
+                let id = model.model().spec().id.to_owned();
+                (id.clone(), id)
+            }
+        }
+    }
+}
+
+/// Chooses the endpoints; `lookup` reads environment variables and `cwd` is where
+/// a config-list file named by a relative path is looked for.
+///
+/// # Errors
+/// The llm crate's configuration errors, naming the variable, file, entry or field.
+pub fn resolve_endpoints(
+    args: &BenchArgs,
+    lookup: impl Fn(&str) -> Option<String>,
+    cwd: &Path,
+) -> Result<Endpoints, LlmError> {
+    let env = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+    if let Some(base_url) = &args.base_url {
+        let model = args
+            .model
+            .clone()
+            .unwrap_or_else(|| DEFAULT_REMOTE_MODEL.to_owned());
+        let key = args
+            .api_key_env
+            .as_deref()
+            .map(|name| {
+                env(name).map(ApiKey::new).ok_or_else(|| LlmError::Config {
+                    source_name: "--api-key-env".to_owned(),
+                    field: name.to_owned(),
+                    message: "environment variable not set".to_owned(),
+                })
+            })
+            .transpose()?;
+        let agent = match args.api_type {
+            ApiTypeArg::Openai => EndpointConfig {
+                api_key: key,
+                ..EndpointConfig::compatible(base_url.clone(), model)
+            },
+            ApiTypeArg::Azure => {
+                let key = key.ok_or_else(|| LlmError::Config {
+                    source_name: "flags".to_owned(),
+                    field: "--api-key-env".to_owned(),
+                    message: "Azure needs a key".to_owned(),
+                })?;
+                let version = args
+                    .api_version
+                    .clone()
+                    .unwrap_or_else(|| agentopt_llm::config::DEFAULT_AZURE_API_VERSION.to_owned());
+                EndpointConfig::azure(base_url.clone(), model, key, version)
+            }
+        };
+        agent.validate("flags", "")?;
+        let optimizer = with_model(&agent, args.optimizer_model.as_deref());
+        return Ok(Endpoints::Remote(Box::new(RemoteEndpoints {
+            source: EndpointSource::Flags {
+                base_url: agent.base_url.clone(),
+            },
+            agent,
+            optimizer,
+        })));
+    }
+
+    let list_name = args.oai_config_list.as_deref().unwrap_or(OAI_CONFIG_LIST);
+    let list_given =
+        args.oai_config_list.is_some() || env(list_name).is_some() || cwd.join(list_name).is_file();
+    if list_given {
+        let file_lookup = |name: &str| {
+            env(name).map(|value| {
+                if value.trim_start().starts_with('[') || Path::new(&value).is_absolute() {
+                    value
+                } else {
+                    cwd.join(value).to_string_lossy().into_owned()
+                }
+            })
+        };
+        let list_path = if Path::new(list_name).is_absolute() || env(list_name).is_some() {
+            list_name.to_owned()
+        } else {
+            cwd.join(list_name).to_string_lossy().into_owned()
+        };
+        let filter: Vec<&str> = args.model.as_deref().into_iter().collect();
+        let configs = load_config_list(&list_path, &filter, file_lookup)?;
+        let agent = configs[0].clone();
+        let optimizer = match args.optimizer_model.as_deref() {
+            Some(name) => load_config_list(&list_path, &[name], file_lookup)
+                .map(|mut found| found.swap_remove(0))
+                .unwrap_or_else(|_| with_model(&agent, Some(name))),
+            None => agent.clone(),
+        };
+        return Ok(Endpoints::Remote(Box::new(RemoteEndpoints {
+            source: EndpointSource::ConfigList {
+                from: list_name.to_owned(),
+                base_url: agent.base_url.clone(),
+            },
+            agent,
+            optimizer,
+        })));
+    }
+
+    let has_openai = env("OPENAI_API_KEY").is_some();
+    let has_azure = env("AZURE_OPENAI_API_KEY").is_some() && env("AZURE_OPENAI_ENDPOINT").is_some();
+    if has_openai || has_azure {
+        let model = args.model.as_deref().unwrap_or(DEFAULT_REMOTE_MODEL);
+        let agent = EndpointConfig::from_env_lookup(model, &lookup)?;
+        let optimizer = with_model(&agent, args.optimizer_model.as_deref());
+        return Ok(Endpoints::Remote(Box::new(RemoteEndpoints {
+            source: EndpointSource::Environment {
+                base_url: agent.base_url.clone(),
+            },
+            agent,
+            optimizer,
+        })));
+    }
+
+    Ok(Endpoints::Local(args.local_model))
+}
+
+/// `endpoint` with another model (for Azure: another deployment).
+fn with_model(endpoint: &EndpointConfig, model: Option<&str>) -> EndpointConfig {
+    let mut other = endpoint.clone();
+    if let Some(model) = model {
+        model.clone_into(&mut other.model);
+        if other.deployment.is_some() {
+            other.deployment = Some(model.to_owned());
+        }
+    }
+    other
+}
+
+/// Builds the run's settings from the flags, the chosen endpoints and the
+/// workspace root (for the bundled data and the default directories).
+pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> RunConfig {
+    let preset = args.preset.unwrap_or(Preset::Quick).values();
+    let craft = args
+        .data
+        .clone()
+        .unwrap_or_else(|| workspace.join("data").join("math-craft"));
+    let subjects: Vec<String> = if args.subject.iter().any(|subject| subject == "all") {
+        Vec::new()
+    } else {
+        args.subject
+            .iter()
+            .map(|subject| subject_key(subject))
+            .collect()
+    };
+    let bundled_subjects = if args.subject.is_empty() {
+        vec![DEFAULT_SUBJECT.to_owned()]
+    } else {
+        subjects.clone()
+    };
+    let spec = |explicit: &Option<PathBuf>, craft_dir: PathBuf, count: usize| {
+        let (path, format, subjects) = match explicit {
+            Some(path) => (path.clone(), args.format, subjects.clone()),
+            // A CRAFT file holds one subject; with one subject asked for, read just it.
+            None if bundled_subjects.len() == 1 => (
+                craft_dir.join(format!("{}.jsonl", bundled_subjects[0])),
+                DataFormat::Craft,
+                bundled_subjects.clone(),
+            ),
+            None => (craft_dir, DataFormat::Craft, bundled_subjects.clone()),
+        };
+        DataSpec {
+            path,
+            format,
+            selection: Selection {
+                subjects,
+                levels: args.level.clone(),
+                count: Some(count),
+                shuffle_seed: args.sample_seed,
+            },
+        }
+    };
+    let train_size = args.train_size.unwrap_or(preset.train_size);
+    // Validation problems are held out from the training file, after the training ones.
+    let train = spec(
+        &args.train_data,
+        craft.join("train"),
+        train_size + args.validation_size,
+    );
+    let test = spec(
+        &args.test_data,
+        craft.clone(),
+        args.test_size.unwrap_or(preset.test_size),
+    );
+    let (model, optimizer_model) = endpoints.model_names();
+    let local = matches!(endpoints, Endpoints::Local(_));
+    RunConfig {
+        version: CONFIG_VERSION,
+        train,
+        test,
+        validation_size: args.validation_size,
+        significance: args.significance,
+        epochs: args.epochs.unwrap_or(preset.epochs),
+        max_actions_per_step: args
+            .max_actions_per_step
+            .unwrap_or(preset.max_actions_per_step),
+        patience: args.patience,
+        concurrency: args.concurrency.unwrap_or(if local { 1 } else { 4 }).max(1),
+        max_reply_tokens: args
+            .max_reply_tokens
+            .or(local.then_some(LOCAL_MAX_REPLY_TOKENS)),
+        max_turns: args.max_turns.or(local.then_some(LOCAL_MAX_TURNS)),
+        endpoint: endpoints.source(),
+        model,
+        optimizer_model,
+        cache: !args.no_cache,
+        cache_dir: args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| workspace.join("runs").join("cache")),
+        prices: args.prices.clone(),
+        budget_usd: args.budget_usd,
+        budget_tokens: args.budget_tokens,
+    }
+}

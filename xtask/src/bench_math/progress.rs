@@ -1,0 +1,259 @@
+//! What a person watching the run sees: one progress bar per phase (count, solved
+//! so far, tokens, ETA), or with `--quiet` plain log lines; and the tracing setup
+//! that writes the full log into the run directory.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
+
+use super::error::BenchError;
+
+/// One phase's bar: name, bar, count, solved so far and tokens, time and ETA.
+const PHASE_TEMPLATE: &str =
+    "{prefix:>24.bold} [{bar:28.cyan/blue}] {pos}/{len} {msg} · {elapsed} (ETA {eta})";
+
+/// Progress display for a run: bars on stderr, or nothing but logs.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    bars: Option<MultiProgress>,
+}
+
+impl Progress {
+    /// Bars unless `quiet` (or stderr is not a terminal, where bars would be noise).
+    pub fn new(quiet: bool) -> Self {
+        let bars = (!quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Self { bars }
+    }
+
+    /// Whether bars are drawn.
+    pub fn shows_bars(&self) -> bool {
+        self.bars.is_some()
+    }
+
+    /// Starts the display of a phase of `total` conversations.
+    pub fn phase(&self, name: &str, total: u64) -> PhaseProgress {
+        let bar = self.bars.as_ref().map(|multi| {
+            let bar = multi.add(ProgressBar::new(total));
+            bar.set_style(
+                ProgressStyle::with_template(PHASE_TEMPLATE)
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(name.to_owned());
+            bar.enable_steady_tick(Duration::from_millis(500));
+            bar
+        });
+        tracing::info!(phase = name, conversations = total, "phase started");
+        PhaseProgress {
+            bar,
+            name: name.to_owned(),
+            total,
+            done: 0,
+            solved: 0,
+            tokens: 0,
+        }
+    }
+
+    /// The writer tracing uses for stderr: through the bars (so lines do not tear
+    /// them) when they are shown.
+    fn stderr_writer(&self) -> StderrWriter {
+        StderrWriter {
+            bars: self.bars.clone(),
+        }
+    }
+}
+
+/// The display of one phase.
+#[derive(Debug)]
+pub struct PhaseProgress {
+    bar: Option<ProgressBar>,
+    name: String,
+    total: u64,
+    done: u64,
+    solved: u64,
+    tokens: u64,
+}
+
+impl PhaseProgress {
+    /// Counts a conversation that was already recorded (on `--resume`).
+    pub fn resumed(&mut self, correct: bool, tokens: u64) {
+        self.count(correct, tokens);
+        if let Some(bar) = &self.bar {
+            bar.set_message(self.message());
+        }
+    }
+
+    /// Counts a finished conversation.
+    pub fn record(&mut self, correct: bool, tokens: u64) {
+        self.count(correct, tokens);
+        tracing::info!(
+            phase = %self.name,
+            done = self.done,
+            total = self.total,
+            solved = self.solved,
+            tokens = self.tokens,
+            "conversation finished ({})",
+            if correct { "correct" } else { "wrong" }
+        );
+        if let Some(bar) = &self.bar {
+            bar.set_message(self.message());
+        }
+    }
+
+    fn count(&mut self, correct: bool, tokens: u64) {
+        self.done += 1;
+        self.solved += u64::from(correct);
+        self.tokens += tokens;
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.done);
+        }
+    }
+
+    /// `solved 2/3 (67%) · 12.3k tokens`.
+    fn message(&self) -> String {
+        let rate = if self.done == 0 {
+            0.0
+        } else {
+            self.solved as f64 * 100.0 / self.done as f64
+        };
+        format!(
+            "solved {}/{} ({rate:.0}%) · {} tokens",
+            self.solved,
+            self.done,
+            compact(self.tokens)
+        )
+    }
+
+    /// Ends the phase display.
+    pub fn finish(self) {
+        tracing::info!(
+            phase = %self.name,
+            solved = self.solved,
+            total = self.done,
+            tokens = self.tokens,
+            "phase finished"
+        );
+        if let Some(bar) = &self.bar {
+            bar.finish_with_message(self.message());
+        }
+    }
+}
+
+/// `12345` → `12.3k`.
+fn compact(count: u64) -> String {
+    match count {
+        0..1_000 => count.to_string(),
+        1_000..1_000_000 => format!("{:.1}k", count as f64 / 1e3),
+        _ => format!("{:.2}M", count as f64 / 1e6),
+    }
+}
+
+/// Sets the global tracing subscriber: everything at `info` (or `RUST_LOG`) into
+/// `log_path`; on stderr, warnings and errors when bars are shown, `info` when not.
+///
+/// # Errors
+/// [`BenchError::Io`] when the log file cannot be opened.
+pub fn init_tracing(log_path: &Path, progress: &Progress) -> Result<(), BenchError> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .map_err(BenchError::io("open", log_path))?;
+    let file_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let stderr_level = if progress.shows_bars() {
+        "warn"
+    } else {
+        "info"
+    };
+    let file_layer = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .with_filter(file_filter);
+    let stderr_layer = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .with_writer(progress.stderr_writer())
+        .with_filter(EnvFilter::new(stderr_level));
+    // A second initialisation (tests running several benches in one process)
+    // keeps the first subscriber; that is fine.
+    let _ = tracing_subscriber::registry()
+        .with(file_layer)
+        .with(stderr_layer)
+        .try_init();
+    Ok(())
+}
+
+/// Writes each tracing event to stderr, suspending the bars while it does.
+#[derive(Debug, Clone)]
+struct StderrWriter {
+    bars: Option<MultiProgress>,
+}
+
+impl<'a> MakeWriter<'a> for StderrWriter {
+    type Writer = StderrLine;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        StderrLine {
+            bars: self.bars.clone(),
+            buffer: Vec::new(),
+        }
+    }
+}
+
+/// One event's text, written out when tracing drops the writer.
+#[derive(Debug)]
+struct StderrLine {
+    bars: Option<MultiProgress>,
+    buffer: Vec<u8>,
+}
+
+impl std::io::Write for StderrLine {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for StderrLine {
+    fn drop(&mut self) {
+        let write = || {
+            // Losing a log line on a closed stderr is acceptable; the file has it.
+            let _ = std::io::stderr().write_all(&self.buffer);
+        };
+        match &self.bars {
+            Some(bars) => bars.suspend(write),
+            None => write(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_phase_template_parses() {
+        assert!(indicatif::ProgressStyle::with_template(super::PHASE_TEMPLATE).is_ok());
+    }
+
+    #[test]
+    fn compact_counts() {
+        for (count, text) in [
+            (0, "0"),
+            (999, "999"),
+            (12_345, "12.3k"),
+            (4_560_000, "4.56M"),
+        ] {
+            assert_eq!(super::compact(count), text);
+        }
+    }
+}

@@ -1,0 +1,311 @@
+use std::collections::HashMap;
+use std::path::Path;
+
+use clap::Parser;
+use xtask::bench_math::cli::{
+    BenchArgs, EndpointSource, Endpoints, LocalModelArg, parse_price, resolve_endpoints, run_config,
+};
+use xtask::bench_math::data::DataFormat;
+
+#[derive(Parser)]
+struct Command {
+    #[command(flatten)]
+    args: BenchArgs,
+}
+
+fn parse(flags: &[&str]) -> BenchArgs {
+    let argv = std::iter::once("bench-math").chain(flags.iter().copied());
+    Command::try_parse_from(argv).expect("flags parse").args
+}
+
+fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+const CONFIG_LIST: &str = r#"[
+  {"model": "gpt-4o-mini", "api_key": "sk-list-aaaaaaaaaaaaaaaa", "base_url": "https://list.example/v1"},
+  {"model": "gpt-4o", "api_key": "sk-list-bbbbbbbbbbbbbbbb", "base_url": "https://other.example/v1"}
+]"#;
+
+fn source(endpoints: &Endpoints) -> EndpointSource {
+    endpoints.source()
+}
+
+#[test]
+fn endpoint_precedence() {
+    let cwd = tempfile::tempdir().expect("temporary directory");
+    let openai_env = [("OPENAI_API_KEY", "sk-env-cccccccccccccccccc")];
+    let everything = [
+        ("OPENAI_API_KEY", "sk-env-cccccccccccccccccc"),
+        ("OAI_CONFIG_LIST", CONFIG_LIST),
+        ("MY_KEY", "sk-flag-dddddddddddddddd"),
+    ];
+
+    // Nothing configured: the embedded local model.
+    let chosen = resolve_endpoints(&parse(&[]), env(&[]), cwd.path()).expect("resolves");
+    assert_eq!(chosen, Endpoints::Local(LocalModelArg::Qwen1_5b));
+    let chosen = resolve_endpoints(&parse(&["--local-model", "0.5b"]), env(&[]), cwd.path())
+        .expect("resolves");
+    assert_eq!(chosen, Endpoints::Local(LocalModelArg::Qwen0_5b));
+
+    // The environment beats the local model.
+    let chosen = resolve_endpoints(&parse(&[]), env(&openai_env), cwd.path()).expect("resolves");
+    assert_eq!(
+        source(&chosen),
+        EndpointSource::Environment {
+            base_url: "https://api.openai.com/v1".to_owned()
+        }
+    );
+    assert_eq!(
+        chosen.model_names(),
+        ("gpt-4o-mini".to_owned(), "gpt-4o-mini".to_owned())
+    );
+
+    // A config list beats the environment; --model filters it, --optimizer-model
+    // picks its own entry.
+    let args = parse(&["--model", "gpt-4o-mini", "--optimizer-model", "gpt-4o"]);
+    let chosen = resolve_endpoints(&args, env(&everything), cwd.path()).expect("resolves");
+    let Endpoints::Remote(remote) = &chosen else {
+        panic!("expected a remote endpoint, got {chosen:?}");
+    };
+    assert_eq!(remote.agent.base_url, "https://list.example/v1");
+    assert_eq!(remote.optimizer.base_url, "https://other.example/v1");
+    assert_eq!(remote.optimizer.model, "gpt-4o");
+    assert_eq!(
+        remote.source,
+        EndpointSource::ConfigList {
+            from: "OAI_CONFIG_LIST".to_owned(),
+            base_url: "https://list.example/v1".to_owned()
+        }
+    );
+
+    // Explicit flags beat everything.
+    let args = parse(&[
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--api-key-env",
+        "MY_KEY",
+        "--model",
+        "m",
+    ]);
+    let chosen = resolve_endpoints(&args, env(&everything), cwd.path()).expect("resolves");
+    let Endpoints::Remote(remote) = &chosen else {
+        panic!("expected a remote endpoint, got {chosen:?}");
+    };
+    assert_eq!(remote.agent.base_url, "http://127.0.0.1:9/v1");
+    assert_eq!(
+        remote
+            .agent
+            .api_key
+            .as_ref()
+            .map(|key| key.expose().to_owned()),
+        Some("sk-flag-dddddddddddddddd".to_owned())
+    );
+    assert_eq!(chosen.model_names(), ("m".to_owned(), "m".to_owned()));
+}
+
+#[test]
+fn config_list_file_in_the_working_directory() {
+    let cwd = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(cwd.path().join("OAI_CONFIG_LIST"), CONFIG_LIST).expect("write list");
+    let chosen =
+        resolve_endpoints(&parse(&["--model", "gpt-4o"]), env(&[]), cwd.path()).expect("resolves");
+    assert_eq!(
+        chosen.model_names(),
+        ("gpt-4o".to_owned(), "gpt-4o".to_owned())
+    );
+
+    let error = resolve_endpoints(&parse(&["--model", "o1"]), env(&[]), cwd.path())
+        .expect_err("no entry for o1");
+    assert!(error.to_string().contains("o1"), "{error}");
+}
+
+#[test]
+fn endpoint_errors_name_their_source() {
+    let cwd = tempfile::tempdir().expect("temporary directory");
+    let args = parse(&[
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--api-key-env",
+        "UNSET_KEY",
+    ]);
+    let error = resolve_endpoints(&args, env(&[]), cwd.path()).expect_err("key variable unset");
+    assert!(error.to_string().contains("UNSET_KEY"), "{error}");
+
+    let args = parse(&["--oai-config-list", "missing-list.json"]);
+    let error = resolve_endpoints(&args, env(&[]), cwd.path()).expect_err("no such file");
+    assert!(error.to_string().contains("missing-list.json"), "{error}");
+}
+
+#[test]
+fn presets_and_overrides() {
+    let workspace = Path::new("/ws");
+    let local = Endpoints::Local(LocalModelArg::Qwen1_5b);
+
+    let config = run_config(&parse(&[]), &local, workspace);
+    assert_eq!(
+        (
+            config.train.selection.count,
+            config.test.selection.count,
+            config.epochs,
+            config.max_actions_per_step
+        ),
+        (Some(2), Some(3), 2, 1)
+    );
+    assert_eq!(config.concurrency, 1);
+    assert_eq!(
+        config.max_reply_tokens,
+        Some(1024),
+        "a small local model is capped"
+    );
+    assert_eq!(config.max_turns, Some(6));
+    assert_eq!(
+        config.train.path,
+        Path::new("/ws/data/math-craft/train/algebra.jsonl")
+    );
+    assert_eq!(
+        config.test.path,
+        Path::new("/ws/data/math-craft/algebra.jsonl")
+    );
+    assert_eq!(config.train.format, DataFormat::Craft);
+    assert!(config.cache);
+
+    let config = run_config(&parse(&["--preset", "seed"]), &local, workspace);
+    assert_eq!(
+        (
+            config.train.selection.count,
+            config.test.selection.count,
+            config.epochs,
+            config.max_actions_per_step
+        ),
+        (Some(10), Some(10), 10, 3)
+    );
+
+    let args = parse(&[
+        "--preset",
+        "seed",
+        "--epochs",
+        "4",
+        "--train-size",
+        "6",
+        "--validation-size",
+        "2",
+        "--subject",
+        "algebra,Number Theory",
+        "--level",
+        "1,2",
+        "--sample-seed",
+        "9",
+        "--no-cache",
+        "--concurrency",
+        "8",
+        "--patience",
+        "2",
+    ]);
+    let config = run_config(&args, &local, workspace);
+    assert_eq!(config.epochs, 4);
+    assert_eq!(
+        config.train.selection.count,
+        Some(8),
+        "training plus held-out validation problems"
+    );
+    assert_eq!(config.train.path, Path::new("/ws/data/math-craft/train"));
+    assert_eq!(
+        config.train.selection.subjects,
+        ["algebra", "number_theory"]
+    );
+    assert_eq!(config.train.selection.levels, [1, 2]);
+    assert_eq!(config.train.selection.shuffle_seed, Some(9));
+    assert_eq!(config.concurrency, 8);
+    assert_eq!(config.patience, Some(2));
+    assert!(!config.cache);
+
+    let config = run_config(
+        &parse(&[
+            "--subject",
+            "all",
+            "--test-data",
+            "/m500/test.jsonl",
+            "--format",
+            "math500",
+        ]),
+        &local,
+        workspace,
+    );
+    assert!(config.train.selection.subjects.is_empty());
+    assert_eq!(config.test.path, Path::new("/m500/test.jsonl"));
+    assert_eq!(config.test.format, DataFormat::Math500);
+
+    let cwd = tempfile::tempdir().expect("temporary directory");
+    let remote = resolve_endpoints(
+        &parse(&[]),
+        env(&[("OPENAI_API_KEY", "sk-env-cccccccccccccccccc")]),
+        cwd.path(),
+    )
+    .expect("resolves");
+    let config = run_config(&parse(&[]), &remote, workspace);
+    assert_eq!(
+        (
+            config.concurrency,
+            config.max_reply_tokens,
+            config.max_turns
+        ),
+        (4, None, None)
+    );
+}
+
+#[test]
+fn bad_flags_are_rejected() {
+    let argv = |flags: &[&str]| {
+        Command::try_parse_from(std::iter::once("bench-math").chain(flags.iter().copied()))
+            .map(|_| ())
+    };
+    assert!(argv(&["--level", "6"]).is_err());
+    assert!(argv(&["--resume"]).is_err(), "--resume needs --run-dir");
+    assert!(argv(&["--resume", "--run-dir", "runs/x"]).is_ok());
+    assert!(argv(&["--preset", "huge"]).is_err());
+}
+
+#[test]
+fn prices() {
+    let check = |text: &str, expected: Result<(&str, f64, f64), &str>| {
+        let parsed = parse_price(text).map(|price| {
+            (
+                price.model,
+                price.prompt_per_million,
+                price.completion_per_million,
+            )
+        });
+        match expected {
+            Ok((model, prompt, completion)) => {
+                assert_eq!(parsed, Ok((model.to_owned(), prompt, completion)), "{text}");
+            }
+            Err(message) => {
+                let error = parsed.expect_err(text);
+                assert!(error.contains(message), "{text}: {error}");
+            }
+        }
+    };
+    check("gpt-4o-mini=0.15:0.6", Ok(("gpt-4o-mini", 0.15, 0.6)));
+    check(" gpt-4o = 2.5 : 10 ", Ok(("gpt-4o", 2.5, 10.0)));
+    check("gpt-4o", Err("expected MODEL=PROMPT:COMPLETION"));
+    check("gpt-4o=2.5", Err("expected PROMPT:COMPLETION"));
+    check("gpt-4o=-1:2", Err("\"-1\" is not a non-negative number"));
+    check("gpt-4o=1:x", Err("\"x\" is not a non-negative number"));
+    check("=1:2", Err("the model name is empty"));
+
+    let args = parse(&["--price", "a=1:2", "--price", "b=3:4"]);
+    let config = run_config(
+        &args,
+        &Endpoints::Local(LocalModelArg::Qwen0_5b),
+        Path::new("/ws"),
+    );
+    assert_eq!(config.prices.len(), 2);
+    assert_eq!(config.prices[1].model, "b");
+    let text = serde_json::to_string(&config.endpoint).expect("serialises");
+    assert_eq!(text, r#"{"source":"local","model":"0.5b"}"#);
+}

@@ -1,0 +1,570 @@
+//! `cargo xtask bench-math` end to end, as a real process, against the scripted
+//! OpenAI-compatible server: the assistant cannot multiply until the scripted
+//! optimizer teaches it a `multiply` function.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use agentopt_testkit::{RecordedRequest, Reply, ScriptedServer};
+use serde_json::{Value, json};
+use xtask::bench_math::report::Report;
+use xtask::bench_math::rundir::{ConversationRecord, Phase, read_json, read_json_lines};
+
+const TRAIN: &str = "{\"question\": \"What is 6 times 7?\", \"answer\": 42.0, \"level\": \"Level 1\"}\n\
+                     {\"question\": \"What is 12 times 11?\", \"answer\": 132.0, \"level\": \"Level 1\"}\n";
+const TEST: &str = "{\"question\": \"What is 3 times 9?\", \"answer\": 27.0, \"level\": \"Level 1\"}\n\
+                    {\"question\": \"What is 8 times 8?\", \"answer\": 64.0, \"level\": \"Level 2\"}\n";
+
+/// The integers in `text`, in order.
+fn integers(text: &str) -> Vec<i64> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|digits| digits.parse().ok())
+        .collect()
+}
+
+fn text_of(message: &Value) -> &str {
+    message["content"].as_str().unwrap_or_default()
+}
+
+/// Answers like a model that multiplies only through a learned function, and an
+/// optimizer that adds `multiply` once and then says TERMINATE. Stateless, so a
+/// resumed run gets the same answers.
+fn reply(request: &RecordedRequest) -> Reply {
+    let body = &request.body;
+    let tools: Vec<&str> = body["tools"]
+        .as_array()
+        .map(|tools| {
+            tools
+                .iter()
+                .filter_map(|tool| tool["function"]["name"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    if tools.contains(&"add_function") {
+        let prompt: String = messages.iter().map(text_of).collect();
+        // Slow enough for a test to kill the run during a step.
+        let delay = Duration::from_millis(300);
+        if prompt.contains("def multiply") {
+            return Reply::text("TERMINATE").delayed(delay);
+        }
+        return Reply::tool_call(
+            "add_function",
+            json!({
+                "name": "multiply",
+                "description": "Multiply two integers exactly.",
+                "arguments": json!({
+                    "a": {"type": "integer", "description": "first factor"},
+                    "b": {"type": "integer", "description": "second factor"},
+                }).to_string(),
+                "packages": "",
+                "code": "def multiply(a, b):\n    return a * b\n",
+            }),
+        )
+        .delayed(delay);
+    }
+    let last = messages.last().cloned().unwrap_or(Value::Null);
+    let answer = if last["role"] == "tool" {
+        let product = integers(text_of(&last)).last().copied().unwrap_or(0);
+        Reply::text(format!("So the product is \\boxed{{{product}}}."))
+    } else if text_of(&last).contains("Please reply me with TERMINATE") {
+        Reply::text("TERMINATE")
+    } else if tools.contains(&"multiply") {
+        let problem = messages
+            .iter()
+            .map(text_of)
+            .find_map(|text| {
+                text.rsplit_once("Problem:")
+                    .map(|(_, problem)| problem.to_owned())
+            })
+            .unwrap_or_default();
+        let factors = integers(&problem);
+        Reply::tool_call("multiply", json!({"a": factors[0], "b": factors[1]}))
+    } else {
+        Reply::text("Multiplying is hard; I guess \\boxed{0}.")
+    };
+    answer.delayed(Duration::from_millis(40))
+}
+
+const SECRET: &str = "sk-bench-test-0123456789abcdef";
+
+struct Setup {
+    dir: tempfile::TempDir,
+    server: ScriptedServer,
+}
+
+impl Setup {
+    /// The multiplication problems and the `reply` rule.
+    async fn new() -> Self {
+        Self::with(TRAIN, TEST, reply).await
+    }
+
+    async fn with(
+        train: &str,
+        test: &str,
+        rule: impl Fn(&RecordedRequest) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(dir.path().join("train.jsonl"), train).expect("write train data");
+        std::fs::write(dir.path().join("test.jsonl"), test).expect("write test data");
+        let server = ScriptedServer::builder().n_ctx(16384).rule(rule).await;
+        Self { dir, server }
+    }
+
+    /// The benchmark over the scripted server: 2 train and 2 test problems, 2 epochs,
+    /// 1 action per step; `extra` flags add to or replace these.
+    fn command(&self, run_dir: &Path, extra: &[&str]) -> Command {
+        let defaults = [
+            ("--train-size", "2"),
+            ("--test-size", "2"),
+            ("--epochs", "2"),
+            ("--max-actions-per-step", "1"),
+        ];
+        let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        command
+            .current_dir(self.dir.path())
+            .env_remove("OAI_CONFIG_LIST")
+            .env_remove("OPENAI_API_KEY")
+            .args(["bench-math", "--quiet", "--no-cache"])
+            .arg("--base-url")
+            .arg(self.server.base_url())
+            .args(["--model", "scripted-model", "--train-data", "train.jsonl"])
+            .args(["--test-data", "test.jsonl"])
+            .arg("--run-dir")
+            .arg(run_dir);
+        for (flag, value) in defaults {
+            if !extra.contains(&flag) {
+                command.args([flag, value]);
+            }
+        }
+        command
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn run_dir(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+async fn finish(command: Command) -> Output {
+    let mut command = tokio::process::Command::from(command);
+    // A test that gives up on the run (timeout) must not leave it behind.
+    command.kill_on_drop(true);
+    let output = command.output().await.expect("xtask runs");
+    assert!(
+        output.status.success(),
+        "bench-math failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The report without what legitimately differs between runs: wall times and the
+/// spend of conversations a kill interrupted.
+fn comparable(mut report: Report) -> Report {
+    report.phases.clear();
+    report.usage.clear();
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_epochs_teach_multiply_and_the_test_improves() {
+    let setup = Setup::new().await;
+    let run_dir = setup.run_dir("run");
+    let mut command = setup.command(
+        &run_dir,
+        &[
+            "--api-key-env",
+            "BENCH_TEST_KEY",
+            "--max-reply-tokens",
+            "777",
+        ],
+    );
+    command.env("BENCH_TEST_KEY", SECRET);
+    let output = finish(command).await;
+
+    let report: Report = read_json(&run_dir.join("report.json")).expect("report.json");
+    assert_eq!(
+        (
+            report.test_before.accuracy.correct,
+            report.test_before.accuracy.total
+        ),
+        (0, 2)
+    );
+    assert_eq!(
+        (
+            report.test_after.accuracy.correct,
+            report.test_after.accuracy.total
+        ),
+        (2, 2)
+    );
+    assert_eq!(
+        (report.paired.after_only, report.paired.before_only),
+        (2, 0)
+    );
+    assert_eq!(report.mcnemar_p, 0.5);
+    let epochs: Vec<(u32, u64, bool, u32, Vec<String>)> = report
+        .epochs
+        .iter()
+        .map(|epoch| {
+            (
+                epoch.epoch,
+                epoch.accuracy.correct,
+                epoch.kept,
+                epoch.actions,
+                epoch.functions_after.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        epochs,
+        vec![
+            (1, 0, true, 1, vec!["multiply".to_owned()]),
+            (2, 2, true, 0, vec!["multiply".to_owned()]),
+        ]
+    );
+    assert_eq!(report.functions.len(), 1);
+    let multiply = &report.functions[0];
+    assert_eq!(multiply.name, "multiply");
+    assert_eq!(multiply.description, "Multiply two integers exactly.");
+    assert_eq!(
+        (multiply.training.calls, multiply.training.succeeded),
+        (2, 2)
+    );
+    assert_eq!(
+        (multiply.test_after.calls, multiply.test_after.succeeded),
+        (2, 2)
+    );
+    let assistant = report.usage.iter().find(|usage| usage.role == "assistant");
+    assert!(
+        assistant.is_some_and(|usage| usage.calls > 0),
+        "{:?}",
+        report.usage
+    );
+    assert!(report.usage.iter().any(|usage| usage.role == "optimizer"));
+
+    // The seed notebook's summary, on stdout.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("Functions learned"), "{stdout}");
+    assert!(
+        stdout.contains("multiply: Multiply two integers exactly."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("success_rate_without_agent_training: 0/2 (0.0%"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("success_rate_with_agent_training: 2/2 (100.0%"),
+        "{stdout}"
+    );
+
+    // Every conversation of every phase is on disk, in its phase.
+    let records: Vec<ConversationRecord> =
+        read_json_lines(&run_dir.join("transcripts.jsonl")).expect("transcripts");
+    let phases: Vec<Phase> = records.iter().map(|record| record.phase).collect();
+    assert_eq!(records.len(), 8);
+    assert_eq!(
+        phases
+            .iter()
+            .filter(|phase| **phase == Phase::TestAfter)
+            .count(),
+        2
+    );
+    assert!(records.iter().all(|record| !record.history.is_empty()));
+
+    let svg = std::fs::read_to_string(run_dir.join("learning_curve.svg")).expect("svg");
+    roxmltree::Document::parse(&svg).expect("the learning curve is well-formed SVG");
+    let markdown = std::fs::read_to_string(run_dir.join("report.md")).expect("report.md");
+    assert!(
+        markdown.contains("| after training | 2/2 | 100.0% |"),
+        "{markdown}"
+    );
+    let functions: Value = read_json(&run_dir.join("functions.json")).expect("functions.json");
+    assert_eq!(
+        functions["functions"][0]["tool"]["function"]["name"],
+        "multiply"
+    );
+    // Assistant requests carry the reply limit (the optimizer sets its own).
+    let limits: Vec<Option<u64>> = setup
+        .server
+        .chat_requests()
+        .iter()
+        .filter(|request| {
+            !request.body["tools"].as_array().is_some_and(|tools| {
+                tools
+                    .iter()
+                    .any(|tool| tool["function"]["name"] == "add_function")
+            })
+        })
+        .map(|request| request.body["max_tokens"].as_u64())
+        .collect();
+    assert!(!limits.is_empty());
+    assert!(limits.iter().all(|limit| *limit == Some(777)), "{limits:?}");
+
+    // The key reached the server but no file of the run.
+    let authorization = setup.server.chat_requests()[0]
+        .header("authorization")
+        .map(str::to_owned);
+    assert_eq!(authorization, Some(format!("Bearer {SECRET}")));
+    for entry in std::fs::read_dir(&run_dir).expect("run dir") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            let text = std::fs::read_to_string(&path).expect("text file");
+            assert!(
+                !text.contains(SECRET),
+                "{} holds the API key",
+                path.display()
+            );
+        }
+    }
+    for file in [
+        "config.json",
+        "bench.log",
+        "steps.jsonl",
+        "phases.jsonl",
+        "checkpoints/after-epoch-002.json",
+    ] {
+        assert!(run_dir.join(file).is_file(), "{file} missing");
+    }
+}
+
+/// Runs the same benchmark straight and at concurrency 2 killed (SIGKILL) as soon as
+/// `kill_when(records, steps)` holds, then resumed: both reports must agree.
+async fn kill_then_resume(kill_when: impl Fn(&[ConversationRecord], usize) -> bool) {
+    let setup = Setup::new().await;
+    let straight_dir = setup.run_dir("straight");
+    finish(setup.command(&straight_dir, &[])).await;
+    let straight: Report = read_json(&straight_dir.join("report.json")).expect("report");
+
+    let killed_dir = setup.run_dir("killed");
+    let mut child = setup
+        .command(&killed_dir, &["--concurrency", "2"])
+        .spawn()
+        .expect("xtask starts");
+    let transcripts = killed_dir.join("transcripts.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let records: Vec<ConversationRecord> = read_json_lines(&transcripts).unwrap_or_default();
+        let steps: Vec<Value> =
+            read_json_lines(&killed_dir.join("steps.jsonl")).unwrap_or_default();
+        if kill_when(&records, steps.len()) {
+            break;
+        }
+        assert!(
+            child.try_wait().expect("child status").is_none(),
+            "the run ended before the kill"
+        );
+        assert!(Instant::now() < deadline, "the kill point never came");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().expect("kill");
+    child.wait().expect("reaped");
+    assert!(!killed_dir.join("report.json").exists());
+
+    finish(setup.command(&killed_dir, &["--resume"])).await;
+    let resumed: Report = read_json(&killed_dir.join("report.json")).expect("report");
+    assert_eq!(comparable(resumed), comparable(straight));
+
+    // No conversation was recorded twice.
+    let records: Vec<ConversationRecord> = read_json_lines(&transcripts).expect("transcripts");
+    let mut keys: Vec<String> = records
+        .iter()
+        .map(|r| format!("{:?}/{}", r.phase, r.index))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), records.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_epoch_then_resumed_reports_like_an_uninterrupted_run() {
+    // One step done, an epoch-2 conversation recorded, the other in flight.
+    kill_then_resume(|records, _| {
+        records
+            .iter()
+            .any(|record| record.phase == Phase::Train { epoch: 2 })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_during_an_optimizer_step_then_resumed_reports_like_an_uninterrupted_run() {
+    // Epoch 1 recorded, its step (slow optimizer reply, sandbox check) under way.
+    kill_then_resume(|records, steps| {
+        steps == 0
+            && records
+                .iter()
+                .filter(|record| record.phase == Phase::Train { epoch: 1 })
+                .count()
+                == 2
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_mode_rolls_back_an_insignificant_gain() {
+    // One training and one held-out problem: the gain of `multiply` on a single
+    // validation problem is not significant at 5 %, so the step after epoch 2
+    // rolls back to the empty list and the test after training sees no function.
+    let setup = Setup::new().await;
+    let run_dir = setup.run_dir("validation");
+    finish(setup.command(&run_dir, &["--train-size", "1", "--validation-size", "1"])).await;
+    let report: Report = read_json(&run_dir.join("report.json")).expect("report.json");
+    let kept: Vec<bool> = report.epochs.iter().map(|epoch| epoch.kept).collect();
+    assert_eq!(kept, [true, false]);
+    assert_eq!(
+        report.epochs[1].accuracy.correct, 1,
+        "multiply was in force in epoch 2"
+    );
+    let records: Vec<ConversationRecord> =
+        read_json_lines(&run_dir.join("transcripts.jsonl")).expect("transcripts");
+    let validation: Vec<(Phase, &str, bool)> = records
+        .iter()
+        .filter(|record| matches!(record.phase, Phase::Validation { .. }))
+        .map(|record| (record.phase, record.problem_id.as_str(), record.correct))
+        .collect();
+    assert_eq!(
+        validation,
+        [
+            (Phase::Validation { epoch: 1 }, "train.jsonl:2", false),
+            (Phase::Validation { epoch: 2 }, "train.jsonl:2", true),
+        ]
+    );
+    assert!(report.functions.is_empty());
+    assert_eq!(report.test_after.accuracy.correct, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patience_stops_training_early() {
+    // Epoch 1: 0/2, epoch 2: 2/2 (improved), epoch 3: 2/2 (a tie is no
+    // improvement): with patience 1 training stops after epoch 3 of 5.
+    let setup = Setup::new().await;
+    let run_dir = setup.run_dir("patience");
+    let output = finish(setup.command(&run_dir, &["--epochs", "5", "--patience", "1"])).await;
+    let report: Report = read_json(&run_dir.join("report.json")).expect("report.json");
+    assert_eq!(report.epochs.len(), 3);
+    assert!(
+        report
+            .stopped_early
+            .as_deref()
+            .is_some_and(|reason| reason.starts_with("after epoch 3")),
+        "{:?}",
+        report.stopped_early
+    );
+    assert_eq!(report.test_after.accuracy.correct, 2);
+    let markdown = std::fs::read_to_string(run_dir.join("report.md")).expect("report.md");
+    assert!(
+        markdown.contains("| training | 3 of 5 epochs"),
+        "{markdown}"
+    );
+    assert!(output.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_data_file_fails_naming_file_and_line() {
+    let setup = Setup::new().await;
+    std::fs::write(
+        setup.dir.path().join("test.jsonl"),
+        "{\"question\": \"q\", \"answer\": 1}\n{\"question\": \"q\", \"answer\": [1]}\n",
+    )
+    .expect("write bad data");
+    let mut command = tokio::process::Command::from(setup.command(&setup.run_dir("bad"), &[]));
+    let output = command.output().await.expect("xtask runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("test.jsonl:2: field `answer`: expected a number or a string, found [1]"),
+        "{stderr}"
+    );
+    assert!(
+        setup.server.chat_requests().is_empty(),
+        "no model call before the data loads"
+    );
+}
+
+/// Runs code first, then answers with an expression only sympy can compare.
+fn code_then_symbolic_answer(request: &RecordedRequest) -> Reply {
+    let messages = request.body["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let last = messages.last().map(text_of).unwrap_or_default();
+    if request.body["tools"]
+        .as_array()
+        .is_some_and(|tools| !tools.is_empty() && tools[0]["function"]["name"] == "add_function")
+    {
+        return Reply::text("TERMINATE");
+    }
+    if last.contains("Please reply me with TERMINATE") {
+        return Reply::text("TERMINATE");
+    }
+    let ran_code = messages
+        .iter()
+        .any(|message| message["role"] == "assistant" && text_of(message).contains("```python"));
+    if ran_code {
+        Reply::text("Hence the expansion is \\boxed{(x+1)^2}.")
+    } else {
+        Reply::text("Let me check.\n```python\nprint((2+1)**2)\n```")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symbolic_answer_check_inside_a_conversation_holding_a_session() {
+    // At concurrency 1 the conversation holds the only conversation sandbox slot when
+    // its answer needs sympy: the checker must not wait for that slot.
+    let problem =
+        "{\"question\": \"Expand (x+1)^2.\", \"answer\": \"x^2+2x+1\", \"level\": \"Level 1\"}\n";
+    let setup = Setup::with(problem, problem, code_then_symbolic_answer).await;
+    let run_dir = setup.run_dir("symbolic");
+    let command = setup.command(
+        &run_dir,
+        &[
+            "--train-size",
+            "1",
+            "--test-size",
+            "1",
+            "--epochs",
+            "1",
+            "--concurrency",
+            "1",
+        ],
+    );
+    let output = tokio::time::timeout(Duration::from_secs(180), finish(command))
+        .await
+        .expect("the run finishes (no sandbox-slot deadlock)");
+    assert!(output.status.success());
+    let report: Report = read_json(&run_dir.join("report.json")).expect("report.json");
+    assert_eq!(report.test_before.accuracy.correct, 1, "(x+1)^2 = x^2+2x+1");
+    assert_eq!(report.epochs[0].accuracy.correct, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_turns_bounds_the_assistant() {
+    // With `multiply` learned the assistant needs two replies (call, answer); one
+    // allowed reply ends every post-training conversation after the call.
+    let setup = Setup::new().await;
+    let run_dir = setup.run_dir("turns");
+    finish(setup.command(&run_dir, &["--max-turns", "1"])).await;
+    let records: Vec<ConversationRecord> =
+        read_json_lines(&run_dir.join("transcripts.jsonl")).expect("transcripts");
+    let after: Vec<&ConversationRecord> = records
+        .iter()
+        .filter(|record| record.phase == Phase::TestAfter)
+        .collect();
+    assert_eq!(after.len(), 2);
+    for record in after {
+        assert!(!record.correct);
+        assert_eq!(
+            record.transcript["stop_reason"],
+            json!({"reason": "max_auto_replies", "agent": "assistant", "limit": 1}),
+            "{}",
+            record.transcript
+        );
+    }
+}
