@@ -12,9 +12,8 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use agentopt_agents::{
-    AssistantAgent, ExecutorFactory, FunctionImpl, FunctionUpdate, MATH_AGENT_NAME, MathOutcome,
-    MathUserProxyAgent, Message, SandboxSessions, SandboxSymbolicChecker, StopReason, Transcript,
-    apply_function_update,
+    AssistantAgent, ExecutorFactory, MATH_AGENT_NAME, MathOutcome, MathUserProxyAgent, Message,
+    SandboxSessions, SandboxSymbolicChecker, StopReason, Transcript, apply_function_update,
 };
 use agentopt_llm::local::{LocalServer, LocalServerOptions};
 use agentopt_llm::{
@@ -764,16 +763,7 @@ impl Solver {
         let mut proxy = MathUserProxyAgent::new(MATH_AGENT_NAME, Arc::clone(&self.sessions))
             .with_symbolic_checker(self.checker.clone());
         for function in functions {
-            let implementation =
-                FunctionImpl::python(&function.name, &function.code, &function.packages)?;
-            apply_function_update(
-                &mut assistant,
-                &mut proxy,
-                FunctionUpdate::Upsert {
-                    schema: function.signature(),
-                    implementation,
-                },
-            );
+            apply_function_update(&mut assistant, &mut proxy, function.function_update()?);
         }
         let outcome = proxy
             .initiate_chat(&mut assistant, &problem.question, &problem.answer)
