@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use agentopt_agents::{ConversableAgent, SandboxSessions, UserProxyAgent, apply_function_update};
 use agentopt_llm::Role;
-use agentopt_optimizer::{AgentOptimizer, FunctionArtifact, OptimizerError, OptimizerOptions};
+use agentopt_optimizer::{
+    AgentOptimizer, FunctionArtifact, OptimizerError, OptimizerOptions, StepOutcome,
+};
 use agentopt_sandbox::{PythonEnvironment, SandboxPolicy};
 use agentopt_testkit::{Reply, ScriptedServer};
 use serde_json::{Map, Value, json};
@@ -110,8 +112,12 @@ async fn checkpoints_of_another_version_or_malformed_are_refused() -> anyhow::Re
     Ok(())
 }
 
-#[tokio::test]
-async fn artifact_round_trip_into_a_fresh_sandbox_that_calls_the_function() -> anyhow::Result<()> {
+/// Trains `sum_numbers` into the best list (added by the first step, accepted by the
+/// second) and exports the artifact to `path`; returns the optimizer, the first
+/// step's outcome and the exported artifact.
+async fn train_and_export_sum_numbers(
+    path: &std::path::Path,
+) -> anyhow::Result<(AgentOptimizer, StepOutcome, FunctionArtifact)> {
     let server = crate::server([
         Reply::tool_call(add_sum("sum_numbers").0, add_sum("sum_numbers").1),
         Reply::text("TERMINATE"),
@@ -119,12 +125,18 @@ async fn artifact_round_trip_into_a_fresh_sandbox_that_calls_the_function() -> a
     .await;
     let mut optimizer = AgentOptimizer::new(1, client(&server), OptimizerOptions::default())?;
     record(&mut optimizer, &[false]);
-    optimizer.step().await?;
+    let first_step = optimizer.step().await?;
     record(&mut optimizer, &[true]);
     optimizer.step().await?; // sum_numbers is now the best list
+    let exported = optimizer.export_artifact(path)?;
+    Ok((optimizer, first_step, exported))
+}
+
+#[tokio::test]
+async fn artifact_round_trip_into_a_fresh_sandbox_that_calls_the_function() -> anyhow::Result<()> {
     let directory = tempfile::tempdir()?;
     let path = directory.path().join("functions.json");
-    let exported = optimizer.export_artifact(&path)?;
+    let (optimizer, _, exported) = train_and_export_sum_numbers(&path).await?;
 
     let loaded = FunctionArtifact::load(&path)?;
     assert_eq!(loaded, exported);
@@ -154,24 +166,14 @@ async fn artifact_round_trip_into_a_fresh_sandbox_that_calls_the_function() -> a
 /// assistant's call of the learned function runs its code in the proxy's sandbox.
 #[tokio::test]
 async fn artifact_loads_into_fresh_agents_that_call_the_learned_function() -> anyhow::Result<()> {
-    let server = crate::server([
-        Reply::tool_call(add_sum("sum_numbers").0, add_sum("sum_numbers").1),
-        Reply::text("TERMINATE"),
-    ])
-    .await;
-    let mut optimizer = AgentOptimizer::new(1, client(&server), OptimizerOptions::default())?;
-    record(&mut optimizer, &[false]);
-    let outcome = optimizer.step().await?;
-    assert_eq!(
-        outcome.function_updates()?.len(),
-        1,
-        "the step registered one function"
-    );
-    record(&mut optimizer, &[true]);
-    optimizer.step().await?; // sum_numbers is now the best list
     let directory = tempfile::tempdir()?;
     let path = directory.path().join("functions.json");
-    optimizer.export_artifact(&path)?;
+    let (_, first_step, _) = train_and_export_sum_numbers(&path).await?;
+    assert_eq!(
+        first_step.function_updates()?.len(),
+        1,
+        "the first step registered one function"
+    );
     let specs = FunctionArtifact::load(&path)?.specs();
     assert_eq!(specs.len(), 1);
 
