@@ -59,12 +59,7 @@ fn training_answers_are_equivalent_to_their_normalisation() -> anyhow::Result<()
         }
     }
     println!("{not_idempotent} of 7500 training answers change on a second normalisation");
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures);
     Ok(())
 }
 
@@ -94,12 +89,7 @@ fn numeric_training_answers_match_their_values() -> anyhow::Result<()> {
     }
     println!("{numeric} of 7500 training answers are numeric");
     assert!(numeric > 4000, "only {numeric} numeric training answers");
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures);
     Ok(())
 }
 
@@ -131,11 +121,16 @@ fn numeric_test_answers_match_their_fraction_renderings() -> anyhow::Result<()> 
             }
         }
     }
+    assert_no_failures(&failures);
+    Ok(())
+}
+
+/// Fails with every collected failure listed, one per line.
+fn assert_no_failures(failures: &[String]) {
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",
         failures.len(),
         failures.join("\n")
     );
-    Ok(())
 }
