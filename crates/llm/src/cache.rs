@@ -8,7 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::{CallStyle, ChatMessage, ChatRequest, ChatResponse, LlmError, ToolChoice, ToolSchema};
+use crate::{
+    CallStyle, ChatMessage, ChatRequest, ChatResponse, LlmError, ResponseFormat, ToolChoice,
+    ToolSchema,
+};
 
 /// Bumped whenever the key or the stored format changes, so old entries miss.
 const FORMAT_VERSION: u32 = 1;
@@ -25,6 +28,9 @@ struct KeyMaterial<'a> {
     tools: &'a [ToolSchema],
     call_style: CallStyle,
     tool_choice: &'a Option<ToolChoice>,
+    // Skipped when absent so keys of requests without it stay as they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: &'a Option<ResponseFormat>,
     temperature: Option<f32>,
     max_tokens: Option<u32>,
     seed: Option<i64>,
@@ -114,6 +120,7 @@ impl ResponseCache {
             tools: &request.tools,
             call_style: style,
             tool_choice: &request.tool_choice,
+            response_format: &request.response_format,
             temperature: request.temperature,
             max_tokens: request.max_tokens,
             seed: request.seed,

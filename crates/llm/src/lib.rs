@@ -25,6 +25,6 @@ pub use openai::{ClientOptions, OpenAiClient};
 pub use retry::RetryPolicy;
 pub use types::{
     CallStyle, ChatMessage, ChatRequest, ChatResponse, DEFAULT_CALLER, FinishReason, FunctionCall,
-    FunctionSchema, Role, ToolCall, ToolChoice, ToolSchema, Usage,
+    FunctionSchema, ResponseFormat, Role, ToolCall, ToolChoice, ToolSchema, Usage,
 };
 pub use usage::{Budget, ModelPrice, PriceTable, UsageMeter, UsageReport, UsageTotals};

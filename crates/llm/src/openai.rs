@@ -23,7 +23,8 @@ use crate::config::{ApiType, EndpointConfig, redact};
 use crate::lenient::{recover_tool_calls, recovered_finish_reason};
 use crate::{
     CallStyle, ChatMessage, ChatModel, ChatRequest, ChatResponse, FinishReason, FunctionCall,
-    LlmError, ResponseCache, RetryPolicy, Role, ToolCall, ToolChoice, Usage, UsageMeter,
+    LlmError, ResponseCache, ResponseFormat, RetryPolicy, Role, ToolCall, ToolChoice, Usage,
+    UsageMeter,
 };
 
 /// Transport settings and shared services for an [`OpenAiClient`].
@@ -583,6 +584,17 @@ fn to_wire(
         seed: request.seed,
         stop: (!request.stop.is_empty())
             .then(|| wire::StopConfiguration::StringArray(request.stop.clone())),
+        response_format: request.response_format.as_ref().map(|format| match format {
+            ResponseFormat::JsonObject => wire::ResponseFormat::JsonObject,
+            ResponseFormat::JsonSchema { name, schema } => wire::ResponseFormat::JsonSchema {
+                json_schema: wire::ResponseFormatJsonSchema {
+                    description: None,
+                    name: name.clone(),
+                    schema: schema.clone(),
+                    strict: None,
+                },
+            },
+        }),
         ..Default::default()
     };
     if request.tools.is_empty() {

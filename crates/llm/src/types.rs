@@ -235,6 +235,22 @@ pub enum ToolChoice {
     Function(String),
 }
 
+/// A constraint on the shape of the reply's text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    /// Any JSON object (OpenAI's "JSON mode").
+    JsonObject,
+    /// A JSON value matching `schema` (OpenAI's Structured Outputs; llama.cpp turns
+    /// the schema into a sampling grammar, so even small models comply).
+    JsonSchema {
+        /// Name of the format (`a-z`, `A-Z`, `0-9`, `_`, `-`; at most 64).
+        name: String,
+        /// The JSON Schema the reply must match.
+        schema: serde_json::Value,
+    },
+}
+
 /// A chat completion request in provider-neutral form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
@@ -249,6 +265,9 @@ pub struct ChatRequest {
     /// Tool choice; `None` leaves the server default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoice>,
+    /// Constrains the reply's text; `None`: free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
     /// Sampling temperature.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
@@ -285,6 +304,7 @@ impl ChatRequest {
             tools: Vec::new(),
             call_style: None,
             tool_choice: None,
+            response_format: None,
             temperature: None,
             max_tokens: None,
             seed: None,
@@ -340,6 +360,13 @@ impl ChatRequest {
     #[must_use]
     pub fn with_tool_choice(mut self, choice: ToolChoice) -> Self {
         self.tool_choice = Some(choice);
+        self
+    }
+
+    /// Constrains the reply's text.
+    #[must_use]
+    pub fn with_response_format(mut self, format: ResponseFormat) -> Self {
+        self.response_format = Some(format);
         self
     }
 }

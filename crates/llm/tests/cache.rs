@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use agentopt_llm::{
     CacheStats, CallStyle, ChatMessage, ChatModel, ChatResponse, ClientOptions, ResponseCache,
-    Role, Usage,
+    ResponseFormat, Role, Usage,
 };
 use agentopt_testkit::{Reply, ScriptedServer};
 
@@ -136,5 +136,21 @@ fn concurrent_writers_leave_complete_entries() -> anyhow::Result<()> {
     }
     let files = std::fs::read_dir(dir.path())?.count();
     assert_eq!(files, 8 * 20 + 1, "no temporary files left behind");
+    Ok(())
+}
+
+#[test]
+fn response_format_is_part_of_the_key_and_absent_leaves_old_keys() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cache = ResponseCache::open(dir.path(), 0)?;
+    let plain = cache.key("m", CallStyle::Tools, &ask("q"));
+    // Pinned: the key this request had before `response_format` existed, so caches
+    // written then still hit.
+    assert_eq!(
+        plain,
+        "3a712ac7e441394cd9e9be971f149408cc69caf6142fd13296135e96f56bdcd7"
+    );
+    let json = ask("q").with_response_format(ResponseFormat::JsonObject);
+    assert_ne!(cache.key("m", CallStyle::Tools, &json), plain);
     Ok(())
 }

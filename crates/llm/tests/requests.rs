@@ -3,7 +3,8 @@
 
 use agentopt_llm::{
     ApiKey, CallStyle, ChatMessage, ChatModel, ChatRequest, EndpointConfig, FinishReason,
-    FunctionCall, FunctionSchema, LlmError, OpenAiClient, ToolCall, ToolChoice, ToolSchema,
+    FunctionCall, FunctionSchema, LlmError, OpenAiClient, ResponseFormat, ToolCall, ToolChoice,
+    ToolSchema,
 };
 use agentopt_testkit::{Reply, ScriptedServer};
 use serde_json::json;
@@ -220,5 +221,21 @@ async fn invalid_history_is_refused_before_sending() -> anyhow::Result<()> {
         .expect_err("empty");
     assert_eq!(error.to_string(), "invalid request: no messages");
     assert!(server.requests().is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn response_format_goes_on_the_wire() -> anyhow::Result<()> {
+    let server = ScriptedServer::start([Reply::text(r#"{"a": 1}"#)]).await;
+    let schema = json!({"type": "object", "properties": {"a": {"type": "integer"}}});
+    let request = ask("q").with_response_format(ResponseFormat::JsonSchema {
+        name: "numbers".to_owned(),
+        schema: schema.clone(),
+    });
+    client(&server).chat(request).await?;
+    assert_eq!(
+        server.chat_requests()[0].body["response_format"],
+        json!({"type": "json_schema", "json_schema": {"name": "numbers", "schema": schema}})
+    );
     Ok(())
 }
