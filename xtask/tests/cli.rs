@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use agentopt_optimizer::ActionFormat;
 use clap::Parser;
 use xtask::bench_math::cli::{
     BenchArgs, EndpointSource, Endpoints, LocalModelArg, parse_price, resolve_endpoints, run_config,
@@ -164,6 +165,11 @@ fn presets_and_overrides() {
     );
     assert_eq!(config.max_turns, Some(6));
     assert_eq!(
+        config.optimizer_actions,
+        ActionFormat::JsonSchema,
+        "a small local model states actions as schema-constrained JSON"
+    );
+    assert_eq!(
         config.train.path,
         Path::new("/ws/data/math-craft/train/algebra.jsonl")
     );
@@ -205,6 +211,8 @@ fn presets_and_overrides() {
         "8",
         "--patience",
         "2",
+        "--optimizer-actions",
+        "tool-calls",
     ]);
     let config = run_config(&args, &local, workspace);
     assert_eq!(config.epochs, 4);
@@ -222,6 +230,7 @@ fn presets_and_overrides() {
     assert_eq!(config.train.selection.shuffle_seed, Some(9));
     assert_eq!(config.concurrency, 8);
     assert_eq!(config.patience, Some(2));
+    assert_eq!(config.optimizer_actions, ActionFormat::ToolCalls);
     assert!(!config.cache);
 
     let config = run_config(
@@ -252,9 +261,10 @@ fn presets_and_overrides() {
         (
             config.concurrency,
             config.max_reply_tokens,
-            config.max_turns
+            config.max_turns,
+            config.optimizer_actions
         ),
-        (4, None, None)
+        (4, None, None, ActionFormat::ToolCalls)
     );
 }
 

@@ -9,7 +9,9 @@ use crate::function::{
     Parameters, check_identifier, check_packages, defined_parameters, normalise_schema,
     split_packages,
 };
-use crate::prompt::{ADD_FUNCTION, REMOVE_FUNCTION, REVISE_FUNCTION, list_bytes};
+use crate::prompt::{
+    ADD_FUNCTION, ActionFormat, REMOVE_FUNCTION, REVISE_FUNCTION, TERMINATE_ACTION, list_bytes,
+};
 use crate::state::RecordedConversation;
 use crate::{LearnedFunctionSpec, OptimizerError};
 
@@ -37,6 +39,68 @@ impl Action {
             }
             Self::Remove(name) => functions.retain(|function| function.name != *name),
         }
+    }
+}
+
+/// What one optimizer reply proposes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Proposal {
+    /// End the step: no tool call, or `TERMINATE` in [`ActionFormat::JsonSchema`].
+    Terminate,
+    /// These calls, with the tool-call id where the reply has one.
+    Calls(Vec<(Option<String>, FunctionCall)>),
+    /// A reply in [`ActionFormat::JsonSchema`] that is no action; the error goes back to
+    /// the model.
+    Unreadable(String),
+}
+
+/// Reads the actions `reply` proposes. Tool calls count in either format, so a model
+/// that calls tools anyway is understood.
+pub(crate) fn read_reply(reply: &ChatMessage, format: ActionFormat) -> Proposal {
+    let calls = reply.requested_calls();
+    if !calls.is_empty() {
+        return Proposal::Calls(
+            calls
+                .into_iter()
+                .map(|(id, call)| (id.map(str::to_owned), call.clone()))
+                .collect(),
+        );
+    }
+    if format == ActionFormat::ToolCalls {
+        return Proposal::Terminate;
+    }
+    let text = reply.content.as_deref().unwrap_or_default().trim();
+    let object = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(object)) => object,
+        Ok(other) => {
+            return Proposal::Unreadable(format!(
+                "the reply must be one JSON object with an \"action\"; got {other}"
+            ));
+        }
+        Err(error) => {
+            return Proposal::Unreadable(format!(
+                "the reply is not one JSON object ({error}); reply with {{\"action\": \
+                 FUNCTION NAME, \"arguments\": {{...}}}} or {{\"action\": \"{TERMINATE_ACTION}\"}}"
+            ));
+        }
+    };
+    let Some(Value::String(action)) = object.get("action") else {
+        return Proposal::Unreadable("the reply's `action` is missing or not a string".to_owned());
+    };
+    if action == TERMINATE_ACTION {
+        return Proposal::Terminate;
+    }
+    match object.get("arguments") {
+        Some(arguments @ Value::Object(_)) => Proposal::Calls(vec![(
+            None,
+            FunctionCall {
+                name: action.clone(),
+                arguments: arguments.to_string(),
+            },
+        )]),
+        _ => Proposal::Unreadable(format!(
+            "the reply's `arguments` for `{action}` is missing or not a JSON object"
+        )),
     }
 }
 

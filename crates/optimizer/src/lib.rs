@@ -29,6 +29,9 @@ pub use optimizer::{
     AgentOptimizer, ExecutorUpdate, OptimizerOptions, RejectedProposal, SignatureUpdate,
     StepOutcome, ValidationOptions,
 };
-pub use prompt::{ADD_FUNCTION, PromptReport, REMOVE_FUNCTION, REVISE_FUNCTION, optimizer_tools};
+pub use prompt::{
+    ADD_FUNCTION, ActionFormat, PromptReport, REMOVE_FUNCTION, REVISE_FUNCTION, TERMINATE_ACTION,
+    action_schema, optimizer_tools,
+};
 pub use state::{FailedTrial, RecordedConversation};
 pub use stats::{PairedComparison, binomial_upper_tail};

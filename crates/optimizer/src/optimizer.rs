@@ -4,15 +4,17 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use agentopt_llm::{ChatMessage, ChatModel, ChatRequest, FunctionSchema, ToolChoice};
+use agentopt_llm::{
+    ChatMessage, ChatModel, ChatRequest, FunctionSchema, ResponseFormat, ToolChoice,
+};
 use agentopt_sandbox::Executor;
 use serde::{Deserialize, Serialize};
 
-use crate::action::{Action, Verdict, validate_calls};
+use crate::action::{Action, Proposal, Verdict, read_reply, validate_calls};
 use crate::artifact::{FunctionArtifact, Provenance};
 use crate::prompt::{
-    FEEDBACK_TOKENS, PromptBudget, PromptInputs, PromptReport, build_prompt, cut_middle,
-    max_list_bytes, optimizer_tools,
+    ActionFormat, FEEDBACK_TOKENS, PromptBudget, PromptInputs, PromptReport, action_schema,
+    build_prompt, cut_middle, max_list_bytes, optimizer_tools,
 };
 use crate::state::{
     CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Checkpoint, FailedTrial, OptimizerState,
@@ -46,6 +48,10 @@ pub struct OptimizerOptions {
     pub temperature: Option<f32>,
     /// Sampling seed for the optimizer model.
     pub seed: Option<i64>,
+    /// How the optimizer model states its actions (checkpoints from before this
+    /// option read as AG2's tool calls).
+    #[serde(default)]
+    pub action_format: ActionFormat,
 }
 
 impl Default for OptimizerOptions {
@@ -60,6 +66,7 @@ impl Default for OptimizerOptions {
             checkpoint: None,
             temperature: None,
             seed: None,
+            action_format: ActionFormat::ToolCalls,
         }
     }
 }
@@ -432,15 +439,23 @@ impl AgentOptimizer {
                 .max_prompt_tokens
                 .map_or(available, |m| m.min(available)),
             max_tool_output_chars: self.options.max_tool_output_chars,
+            action_format: self.options.action_format,
         })
     }
 
     fn request(&self, messages: Vec<ChatMessage>) -> ChatRequest {
-        let mut request = ChatRequest::new(messages)
-            .with_tools(optimizer_tools())
-            .with_tool_choice(ToolChoice::Auto)
-            .with_max_tokens(self.options.reply_room_tokens)
-            .with_caller("optimizer");
+        let request = ChatRequest::new(messages);
+        let mut request = match self.options.action_format {
+            ActionFormat::ToolCalls => request
+                .with_tools(optimizer_tools())
+                .with_tool_choice(ToolChoice::Auto),
+            ActionFormat::JsonSchema => request.with_response_format(ResponseFormat::JsonSchema {
+                name: "optimizer_action".to_owned(),
+                schema: action_schema(),
+            }),
+        }
+        .with_max_tokens(self.options.reply_room_tokens)
+        .with_caller("optimizer");
         request.temperature = self.options.temperature;
         request.seed = self.options.seed;
         request
@@ -590,12 +605,30 @@ impl AgentOptimizer {
                     .chat(self.request(messages.clone()))
                     .await?
                     .message;
-                let calls = reply.requested_calls();
-                if calls.is_empty() {
-                    tracing::info!(reply = ?reply.content, "optimizer ended the step without a tool call");
-                    outcome.terminated = true;
-                    return Ok(());
-                }
+                let calls = match read_reply(&reply, self.options.action_format) {
+                    Proposal::Terminate => {
+                        tracing::info!(reply = ?reply.content, "optimizer ended the step");
+                        outcome.terminated = true;
+                        return Ok(());
+                    }
+                    Proposal::Calls(calls) => calls,
+                    Proposal::Unreadable(error) => {
+                        tracing::warn!(%error, "optimizer reply is no action; retrying with the error");
+                        outcome.rejected.push(RejectedProposal {
+                            calls: vec![(
+                                "(reply)".to_owned(),
+                                reply.content.clone().unwrap_or_default(),
+                            )],
+                            errors: vec![Some(error.clone())],
+                        });
+                        messages = vec![
+                            prompt_message.clone(),
+                            reply,
+                            ChatMessage::user(format!("Rejected: {error}")),
+                        ];
+                        continue;
+                    }
+                };
                 if calls.len() > room {
                     tracing::warn!(
                         proposed = calls.len(),
@@ -603,7 +636,7 @@ impl AgentOptimizer {
                         "optimizer reply holds more tool calls than actions left; the rest are ignored"
                     );
                 }
-                let considered: Vec<_> = calls.iter().take(room).map(|(_, call)| *call).collect();
+                let considered: Vec<_> = calls.iter().take(room).map(|(_, call)| call).collect();
                 let verdict = validate_calls(
                     &considered,
                     incumbent,
@@ -627,22 +660,27 @@ impl AgentOptimizer {
                         );
                         // Errors share the feedback room (tracebacks can be long).
                         let limit = (FEEDBACK_TOKENS as usize * 3 / calls.len()).max(200);
-                        let feedback: Vec<ChatMessage> = calls
-                            .iter()
-                            .enumerate()
-                            .map(|(index, (id, call))| {
-                                let text = match errors.get(index) {
-                                    Some(Some(error)) => format!("Rejected: {error}"),
-                                    Some(None) => "Not applied: another call in this reply was rejected; send it again with the fixes.".to_owned(),
-                                    None => format!("Not applied: at most {room} more action(s) are allowed in this step."),
-                                };
-                                let text = cut_middle(&text, limit).unwrap_or(text);
-                                match id {
-                                    Some(id) => ChatMessage::tool(*id, text),
+                        let texts = calls.iter().enumerate().map(|(index, _)| {
+                            let text = match errors.get(index) {
+                                Some(Some(error)) => format!("Rejected: {error}"),
+                                Some(None) => "Not applied: another call in this reply was rejected; send it again with the fixes.".to_owned(),
+                                None => format!("Not applied: at most {room} more action(s) are allowed in this step."),
+                            };
+                            cut_middle(&text, limit).unwrap_or(text)
+                        });
+                        // Tool calls get tool results; a JSON action gets its errors
+                        // from the user, as no tools were offered.
+                        let feedback: Vec<ChatMessage> = if reply.requested_calls().is_empty() {
+                            vec![ChatMessage::user(texts.collect::<Vec<_>>().join("\n"))]
+                        } else {
+                            texts
+                                .zip(&calls)
+                                .map(|(text, (id, call))| match id {
+                                    Some(id) => ChatMessage::tool(id.clone(), text),
                                     None => ChatMessage::function(call.name.clone(), text),
-                                }
-                            })
-                            .collect();
+                                })
+                                .collect()
+                        };
                         outcome.rejected.push(RejectedProposal {
                             calls: calls
                                 .iter()

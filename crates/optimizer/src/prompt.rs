@@ -3,7 +3,7 @@
 
 use agentopt_llm::{ChatMessage, FunctionSchema, Role, ToolSchema, estimate_prompt_tokens};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::LearnedFunctionSpec;
 use crate::state::{FailedTrial, RecordedConversation};
@@ -128,6 +128,64 @@ One function signature includes the following five elements:
 5. The code implementation
 "#;
 
+/// How the optimizer model states its actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionFormat {
+    /// AG2's way: the three tools are offered; a reply without a tool call ends the
+    /// step.
+    #[default]
+    ToolCalls,
+    /// The prompt lists the three functions and asks for one JSON object,
+    /// `{"action": NAME, "arguments": {...}}` or `{"action": "TERMINATE"}`, and the
+    /// request constrains the reply with [`action_schema`]. For models that answer
+    /// tool prompts in prose (small local ones): llama.cpp turns the schema into a
+    /// sampling grammar, so every reply is a well-formed action.
+    JsonSchema,
+}
+
+/// The `action` value that ends a step in [`ActionFormat::JsonSchema`].
+pub const TERMINATE_ACTION: &str = "TERMINATE";
+
+/// The JSON Schema of one reply in [`ActionFormat::JsonSchema`]: one of the three
+/// functions with its arguments, or `TERMINATE`.
+pub fn action_schema() -> Value {
+    let mut choices: Vec<Value> = optimizer_tools()
+        .iter()
+        .map(|tool| {
+            let function = tool.function();
+            json!({
+                "type": "object",
+                "properties": {
+                    "action": {"const": function.name},
+                    "arguments": function.parameters,
+                },
+                "required": ["action", "arguments"],
+            })
+        })
+        .collect();
+    choices.push(json!({
+        "type": "object",
+        "properties": {"action": {"const": TERMINATE_ACTION}},
+        "required": ["action"],
+    }));
+    json!({"anyOf": choices})
+}
+
+/// What [`ActionFormat::JsonSchema`] appends to the prompt in place of offered tools.
+fn json_action_instruction() -> String {
+    let functions: Vec<_> = optimizer_tools()
+        .iter()
+        .map(|tool| tool.function().clone())
+        .collect();
+    format!(
+        "The functions you know:\n{}\nTake an action by replying with one JSON object and \
+         nothing else: {{\"action\": FUNCTION NAME, \"arguments\": {{...the function's \
+         arguments...}}}}, or {{\"action\": \"{TERMINATE_ACTION}\"}}.\n",
+        serde_json::to_string(&functions).unwrap_or_default()
+    )
+}
+
 const CLOSING: &str = "According to the information I provide, please take one of four actions to manipulate list B using the functions you know.
 Instead of returning TERMINATE directly or taking no action, you should try your best to optimize the function list. Only take no action if you really think the current list is optimal, as more actions will harm performance in future tasks.
 Even adding a general function that can substitute the assistant's repeated suggestions of Python code with the same functionality could also be helpful.
@@ -147,6 +205,8 @@ pub(crate) struct PromptBudget {
     /// Longest tool or function output kept whole in a history, in characters; longer
     /// outputs keep their head and tail around a cut marker.
     pub(crate) max_tool_output_chars: usize,
+    /// Tools offered, or the functions listed in the prompt: both take room.
+    pub(crate) action_format: ActionFormat,
 }
 
 /// What went into one prompt and what was cut to fit the budget.
@@ -224,6 +284,7 @@ fn statistics_text(conversations: &[RecordedConversation]) -> String {
 
 fn assemble(
     inputs: &PromptInputs<'_>,
+    format: ActionFormat,
     failures: &str,
     shown: usize,
     note: &str,
@@ -234,16 +295,24 @@ fn assemble(
          The following list are the function signatures that you have after taking {} \
          actions to manipulate List A:\nList B: {}.\n\n{failures}\n\nHere are {shown} \
          conversation histories of solving {shown} tasks using List A.{note}\nHistory:\n\
-         {history}\n\n{}\n\n{CLOSING}",
+         {history}\n\n{}\n\n{CLOSING}{}",
         functions_text(inputs.best),
         inputs.actions_taken,
         functions_text(inputs.incumbent),
         statistics_text(inputs.conversations),
+        match format {
+            ActionFormat::ToolCalls => String::new(),
+            ActionFormat::JsonSchema => json_action_instruction(),
+        },
     )
 }
 
-fn tokens(prompt: &str) -> usize {
-    estimate_prompt_tokens(&[ChatMessage::user(prompt)], &optimizer_tools())
+fn tokens(prompt: &str, format: ActionFormat) -> usize {
+    let tools = match format {
+        ActionFormat::ToolCalls => optimizer_tools(),
+        ActionFormat::JsonSchema => Vec::new(),
+    };
+    estimate_prompt_tokens(&[ChatMessage::user(prompt)], &tools)
 }
 
 /// Keeps the head and tail of `text` around a marker when it is longer than `limit`
@@ -349,7 +418,10 @@ pub(crate) fn max_list_bytes(budget: &PromptBudget) -> usize {
         failures: &[],
         conversations: &[],
     };
-    let bare = tokens(&assemble(&empty, &failure_text(&[]), 0, "", ""));
+    let bare = tokens(
+        &assemble(&empty, budget.action_format, &failure_text(&[]), 0, "", ""),
+        budget.action_format,
+    );
     budget.max_prompt_tokens.saturating_sub(bare) * BYTES_PER_TOKEN / 3
 }
 
@@ -367,8 +439,9 @@ pub(crate) fn build_prompt(
         budget_tokens: budget.max_prompt_tokens,
         ..PromptReport::default()
     };
-    let bare = assemble(inputs, &failure_text(&[]), 0, "", "");
-    let bare_tokens = tokens(&bare);
+    let format = budget.action_format;
+    let bare = assemble(inputs, format, &failure_text(&[]), 0, "", "");
+    let bare_tokens = tokens(&bare, format);
     if bare_tokens > budget.max_prompt_tokens {
         return Err(bare_tokens);
     }
@@ -428,7 +501,14 @@ pub(crate) fn build_prompt(
                 report.conversations_omitted.len()
             )
         };
-    let prompt = assemble(inputs, &failures, history.len(), &note, &history.join("\n"));
-    report.prompt_tokens = tokens(&prompt);
+    let prompt = assemble(
+        inputs,
+        format,
+        &failures,
+        history.len(),
+        &note,
+        &history.join("\n"),
+    );
+    report.prompt_tokens = tokens(&prompt, format);
     Ok((prompt, report))
 }

@@ -1,6 +1,7 @@
 //! Integration tests for agentopt-optimizer: every LLM call goes over real HTTP to the
 //! scripted server from agentopt-testkit; proposed functions run in a real sandbox.
 
+mod json_actions;
 mod persistence;
 mod prompt;
 mod stats;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use agentopt_llm::config::load_config_list;
 use agentopt_llm::local::LocalModel;
 use agentopt_llm::{ApiKey, EndpointConfig, LlmError};
+use agentopt_optimizer::ActionFormat;
 use serde::{Deserialize, Serialize};
 
 use super::data::{DataFormat, Selection, subject_key};
@@ -109,6 +110,12 @@ pub struct BenchArgs {
     /// seed).
     #[arg(long, help_heading = "Training")]
     pub max_turns: Option<u32>,
+
+    /// How the optimizer model states its actions (default: json-schema on the local
+    /// model, whose small models answer tool prompts in prose; tool-calls, as in AG2,
+    /// on a remote endpoint).
+    #[arg(long, value_enum, help_heading = "Training")]
+    pub optimizer_actions: Option<ActionFormatArg>,
 
     /// OpenAI-compatible base URL (e.g. `http://127.0.0.1:8000/v1`), or the Azure
     /// resource endpoint with `--api-type azure`. Overrides every other source.
@@ -268,6 +275,24 @@ pub enum ApiTypeArg {
     Azure,
 }
 
+/// `--optimizer-actions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ActionFormatArg {
+    /// The three tools are offered; a reply without a tool call ends the step (AG2).
+    ToolCalls,
+    /// One JSON object per reply, constrained by a JSON Schema.
+    JsonSchema,
+}
+
+impl From<ActionFormatArg> for ActionFormat {
+    fn from(arg: ActionFormatArg) -> Self {
+        match arg {
+            ActionFormatArg::ToolCalls => Self::ToolCalls,
+            ActionFormatArg::JsonSchema => Self::JsonSchema,
+        }
+    }
+}
+
 /// `--local-model`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 pub enum LocalModelArg {
@@ -374,6 +399,10 @@ pub struct RunConfig {
     /// Most assistant replies per conversation.
     #[serde(default)]
     pub max_turns: Option<u32>,
+    /// How the optimizer states its actions (configs from before this setting: tool
+    /// calls).
+    #[serde(default)]
+    pub optimizer_actions: ActionFormat,
     /// Where the model is.
     pub endpoint: EndpointSource,
     /// Model answering the problems.
@@ -631,6 +660,14 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
             .max_reply_tokens
             .or(local.then_some(LOCAL_MAX_REPLY_TOKENS)),
         max_turns: args.max_turns.or(local.then_some(LOCAL_MAX_TURNS)),
+        optimizer_actions: args.optimizer_actions.map_or(
+            if local {
+                ActionFormat::JsonSchema
+            } else {
+                ActionFormat::ToolCalls
+            },
+            ActionFormat::from,
+        ),
         endpoint: endpoints.source(),
         model,
         optimizer_model,

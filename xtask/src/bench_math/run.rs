@@ -427,6 +427,7 @@ impl Bench {
                 significance: self.config.significance,
             }),
             checkpoint: Some(self.run.optimizer_checkpoint_path()),
+            action_format: self.config.optimizer_actions,
             ..OptimizerOptions::default()
         };
         let model = Arc::clone(&self.optimizer_model);
