@@ -169,6 +169,7 @@ fn presets_and_overrides() {
         ActionFormat::JsonSchema,
         "a small local model states actions as schema-constrained JSON"
     );
+    assert!(config.require_action);
     assert_eq!(
         config.train.path,
         Path::new("/ws/data/math-craft/train/algebra.jsonl")
@@ -213,6 +214,8 @@ fn presets_and_overrides() {
         "2",
         "--optimizer-actions",
         "tool-calls",
+        "--require-action",
+        "false",
     ]);
     let config = run_config(&args, &local, workspace);
     assert_eq!(config.epochs, 4);
@@ -231,6 +234,7 @@ fn presets_and_overrides() {
     assert_eq!(config.concurrency, 8);
     assert_eq!(config.patience, Some(2));
     assert_eq!(config.optimizer_actions, ActionFormat::ToolCalls);
+    assert!(!config.require_action);
     assert!(!config.cache);
 
     let config = run_config(
@@ -262,9 +266,10 @@ fn presets_and_overrides() {
             config.concurrency,
             config.max_reply_tokens,
             config.max_turns,
-            config.optimizer_actions
+            config.optimizer_actions,
+            config.require_action
         ),
-        (4, None, None, ActionFormat::ToolCalls)
+        (4, None, None, ActionFormat::ToolCalls, false)
     );
 }
 

@@ -1,6 +1,6 @@
 //! Retry timing: exponential backoff with jitter, capped, honouring `Retry-After`.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rand::Rng;
 
@@ -54,17 +54,69 @@ impl RetryPolicy {
     }
 }
 
-/// Reads `retry-after-ms` (OpenAI) or `Retry-After` in seconds. HTTP-date values
-/// are ignored: backoff applies then.
+/// Reads `retry-after-ms` (OpenAI) or `Retry-After` in seconds or as an HTTP date
+/// (a date already past means now). Anything else is ignored: backoff applies then.
 pub(crate) fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let number = |name: &str| {
+    parse_retry_after_at(headers, SystemTime::now())
+}
+
+fn parse_retry_after_at(headers: &reqwest::header::HeaderMap, now: SystemTime) -> Option<Duration> {
+    let text = |name: &str| {
         headers
             .get(name)
             .and_then(|value| value.to_str().ok())
-            .and_then(|text| text.trim().parse::<f64>().ok())
+            .map(str::trim)
+    };
+    let number = |name: &str| {
+        text(name)
+            .and_then(|text| text.parse::<f64>().ok())
             .filter(|value| value.is_finite() && *value >= 0.0)
+    };
+    let date = || {
+        text("retry-after")
+            .and_then(|text| httpdate::parse_http_date(text).ok())
+            .map(|at| at.duration_since(now).unwrap_or_default())
     };
     number("retry-after-ms")
         .map(|ms| Duration::from_secs_f64(ms / 1000.0))
         .or_else(|| number("retry-after").map(Duration::from_secs_f64))
+        .or_else(date)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    use super::parse_retry_after_at;
+
+    fn wait(header: &str, value: &str, now: SystemTime) -> Option<Duration> {
+        let mut headers = HeaderMap::new();
+        if let (Ok(name), Ok(value)) = (
+            reqwest::header::HeaderName::from_bytes(header.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(name, value);
+        }
+        parse_retry_after_at(&headers, now)
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let in_90_s = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(90));
+        for (header, value, expected) in [
+            ("retry-after-ms", "250", Some(Duration::from_millis(250))),
+            ("retry-after", "2", Some(Duration::from_secs(2))),
+            ("retry-after", "1.5", Some(Duration::from_millis(1500))),
+            ("retry-after", &in_90_s, Some(Duration::from_secs(90))),
+            ("retry-after", &past, Some(Duration::ZERO)),
+            ("retry-after", "soon", None),
+            ("retry-after", "-3", None),
+        ] {
+            assert_eq!(wait(header, value, now), expected, "{header}: {value}");
+        }
+    }
 }

@@ -10,7 +10,8 @@ use crate::function::{
     split_packages,
 };
 use crate::prompt::{
-    ADD_FUNCTION, ActionFormat, REMOVE_FUNCTION, REVISE_FUNCTION, TERMINATE_ACTION, list_bytes,
+    ADD_FUNCTION, ActionFormat, JSON_PARAMETERS_FIELD, REMOVE_FUNCTION, REVISE_FUNCTION,
+    TERMINATE_ACTION, list_bytes,
 };
 use crate::state::RecordedConversation;
 use crate::{LearnedFunctionSpec, OptimizerError};
@@ -91,13 +92,24 @@ pub(crate) fn read_reply(reply: &ChatMessage, format: ActionFormat) -> Proposal 
         return Proposal::Terminate;
     }
     match object.get("arguments") {
-        Some(arguments @ Value::Object(_)) => Proposal::Calls(vec![(
-            None,
-            FunctionCall {
-                name: action.clone(),
-                arguments: arguments.to_string(),
-            },
-        )]),
+        Some(Value::Object(arguments)) => {
+            // The tools carry the parameter schemas as AG2's `arguments` JSON string,
+            // which is what validation reads.
+            let mut arguments = arguments.clone();
+            if let Some(parameters) = arguments.remove(JSON_PARAMETERS_FIELD) {
+                arguments.insert(
+                    "arguments".to_owned(),
+                    Value::String(parameters.to_string()),
+                );
+            }
+            Proposal::Calls(vec![(
+                None,
+                FunctionCall {
+                    name: action.clone(),
+                    arguments: Value::Object(arguments).to_string(),
+                },
+            )])
+        }
         _ => Proposal::Unreadable(format!(
             "the reply's `arguments` for `{action}` is missing or not a JSON object"
         )),

@@ -30,8 +30,8 @@ pub use optimizer::{
     StepOutcome, ValidationOptions,
 };
 pub use prompt::{
-    ADD_FUNCTION, ActionFormat, PromptReport, REMOVE_FUNCTION, REVISE_FUNCTION, TERMINATE_ACTION,
-    action_schema, optimizer_tools,
+    ADD_FUNCTION, ActionFormat, JSON_PARAMETERS_FIELD, PromptReport, REMOVE_FUNCTION,
+    REVISE_FUNCTION, TERMINATE_ACTION, action_schema, optimizer_tools,
 };
 pub use state::{FailedTrial, RecordedConversation};
 pub use stats::{PairedComparison, binomial_upper_tail};

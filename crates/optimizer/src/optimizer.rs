@@ -52,6 +52,11 @@ pub struct OptimizerOptions {
     /// option read as AG2's tool calls).
     #[serde(default)]
     pub action_format: ActionFormat,
+    /// The first reply of each step must be an action: `tool_choice: required`, or no
+    /// `TERMINATE` in the action schema. Small models otherwise end most steps at
+    /// once; AG2's prompt asks for an action but leaves the choice (default: off).
+    #[serde(default)]
+    pub require_action: bool,
 }
 
 impl Default for OptimizerOptions {
@@ -67,6 +72,7 @@ impl Default for OptimizerOptions {
             temperature: None,
             seed: None,
             action_format: ActionFormat::ToolCalls,
+            require_action: false,
         }
     }
 }
@@ -443,15 +449,27 @@ impl AgentOptimizer {
         })
     }
 
-    fn request(&self, messages: Vec<ChatMessage>) -> ChatRequest {
+    /// The request for `messages`; `must_act` withholds the way to end the step.
+    fn request(
+        &self,
+        messages: Vec<ChatMessage>,
+        incumbent: &[LearnedFunctionSpec],
+        must_act: bool,
+    ) -> ChatRequest {
         let request = ChatRequest::new(messages);
         let mut request = match self.options.action_format {
-            ActionFormat::ToolCalls => request
-                .with_tools(optimizer_tools())
-                .with_tool_choice(ToolChoice::Auto),
+            ActionFormat::ToolCalls => {
+                request
+                    .with_tools(optimizer_tools())
+                    .with_tool_choice(if must_act {
+                        ToolChoice::Required
+                    } else {
+                        ToolChoice::Auto
+                    })
+            }
             ActionFormat::JsonSchema => request.with_response_format(ResponseFormat::JsonSchema {
                 name: "optimizer_action".to_owned(),
-                schema: action_schema(),
+                schema: action_schema(incumbent, !must_act),
             }),
         }
         .with_max_tokens(self.options.reply_room_tokens)
@@ -597,12 +615,13 @@ impl AgentOptimizer {
                 "optimizer prompt built"
             );
             outcome.prompts.push(report);
+            let must_act = self.options.require_action && outcome.actions.is_empty();
             let prompt_message = ChatMessage::user(prompt);
             let mut messages = vec![prompt_message.clone()];
             for _attempt in 0..=self.options.max_retries {
                 let reply = self
                     .model
-                    .chat(self.request(messages.clone()))
+                    .chat(self.request(messages.clone(), incumbent, must_act))
                     .await?
                     .message;
                 let calls = match read_reply(&reply, self.options.action_format) {
@@ -613,7 +632,7 @@ impl AgentOptimizer {
                     }
                     Proposal::Calls(calls) => calls,
                     Proposal::Unreadable(error) => {
-                        tracing::warn!(%error, "optimizer reply is no action; retrying with the error");
+                        tracing::info!(%error, "optimizer reply is no action; retrying with the error");
                         outcome.rejected.push(RejectedProposal {
                             calls: vec![(
                                 "(reply)".to_owned(),
@@ -654,7 +673,9 @@ impl AgentOptimizer {
                         break;
                     }
                     Verdict::Rejected(errors) => {
-                        tracing::warn!(
+                        // Expected with weak models and answered by a retry: not a
+                        // warning (the step's outcome counts the rejections).
+                        tracing::info!(
                             ?errors,
                             "optimizer proposal rejected; retrying with the errors"
                         );

@@ -147,13 +147,88 @@ pub enum ActionFormat {
 /// The `action` value that ends a step in [`ActionFormat::JsonSchema`].
 pub const TERMINATE_ACTION: &str = "TERMINATE";
 
-/// The JSON Schema of one reply in [`ActionFormat::JsonSchema`]: one of the three
-/// functions with its arguments, or `TERMINATE`.
-pub fn action_schema() -> Value {
-    let mut choices: Vec<Value> = optimizer_tools()
-        .iter()
+/// Where [`ActionFormat::JsonSchema`] takes the argument schema of an added or
+/// revised function: a map, not AG2's JSON string, so the grammar shapes it too;
+/// named so that it sorts after `code` (the grammar keeps keys in order), and the
+/// model writes the parameters of a `def` it has already written.
+pub const JSON_PARAMETERS_FIELD: &str = "parameters";
+
+/// The three functions as [`ActionFormat::JsonSchema`] lists them in the prompt;
+/// `parameters` (see [`JSON_PARAMETERS_FIELD`]) replaces `arguments`.
+fn json_action_functions() -> Vec<FunctionSchema> {
+    optimizer_tools()
+        .into_iter()
         .map(|tool| {
-            let function = tool.function();
+            let mut function = tool.function().clone();
+            let parameters = &mut function.parameters;
+            let properties = parameters["properties"].as_object_mut();
+            if let Some(properties) = properties
+                && properties.remove("arguments").is_some()
+            {
+                properties.insert(
+                    JSON_PARAMETERS_FIELD.to_owned(),
+                    json!({
+                        "type": "object",
+                        "description": "Each parameter of the `def` in `code`, by name: its \
+                            JSON type (string, integer, number, boolean or array) and what \
+                            it is. For example: {\"expression\": {\"type\": \"string\", \
+                            \"description\": \"The expression to evaluate.\"}}",
+                    }),
+                );
+                parameters["required"] = json!([
+                    "name",
+                    "description",
+                    "packages",
+                    "code",
+                    JSON_PARAMETERS_FIELD
+                ]);
+            }
+            function
+        })
+        .collect()
+}
+
+/// The grammar of [`JSON_PARAMETERS_FIELD`]: each parameter's JSON type and
+/// description (`items` for arrays).
+fn parameter_map_schema() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": {
+            "type": "object",
+            "properties": {
+                "type": {"enum": ["string", "integer", "number", "boolean", "array"]},
+                "description": {"type": "string"},
+                "items": {
+                    "type": "object",
+                    "properties": {"type": {"enum": ["string", "integer", "number", "boolean"]}},
+                    "required": ["type"],
+                },
+            },
+            "required": ["type", "description"],
+        },
+    })
+}
+
+/// The JSON Schema of one reply in [`ActionFormat::JsonSchema`] with `functions` as
+/// List B: one of [`json_action_functions`] with its arguments, where `add_function`
+/// takes an identifier and `revise_function` / `remove_function` (only offered when
+/// List B is not empty) take one of List B's names; or, when `may_terminate`,
+/// `TERMINATE`.
+pub fn action_schema(functions: &[LearnedFunctionSpec], may_terminate: bool) -> Value {
+    let names: Vec<&str> = functions.iter().map(|f| f.name.as_str()).collect();
+    let mut choices: Vec<Value> = json_action_functions()
+        .into_iter()
+        .filter(|function| function.name == ADD_FUNCTION || !names.is_empty())
+        .map(|mut function| {
+            let properties = &mut function.parameters["properties"];
+            if function.name == ADD_FUNCTION {
+                properties["name"]["pattern"] = json!("^[A-Za-z_][A-Za-z0-9_]*$");
+            } else {
+                properties["name"]["enum"] = json!(names);
+            }
+            if let Some(parameters) = properties.get_mut(JSON_PARAMETERS_FIELD) {
+                *parameters = parameter_map_schema();
+            }
             json!({
                 "type": "object",
                 "properties": {
@@ -164,25 +239,24 @@ pub fn action_schema() -> Value {
             })
         })
         .collect();
-    choices.push(json!({
-        "type": "object",
-        "properties": {"action": {"const": TERMINATE_ACTION}},
-        "required": ["action"],
-    }));
+    if may_terminate {
+        choices.push(json!({
+            "type": "object",
+            "properties": {"action": {"const": TERMINATE_ACTION}},
+            "required": ["action"],
+        }));
+    }
     json!({"anyOf": choices})
 }
 
-/// What [`ActionFormat::JsonSchema`] appends to the prompt in place of offered tools.
+/// What [`ActionFormat::JsonSchema`] appends to the prompt in place of offered tools
+/// (the same text whatever List B holds, so the budget's fixed part is fixed).
 fn json_action_instruction() -> String {
-    let functions: Vec<_> = optimizer_tools()
-        .iter()
-        .map(|tool| tool.function().clone())
-        .collect();
     format!(
         "The functions you know:\n{}\nTake an action by replying with one JSON object and \
          nothing else: {{\"action\": FUNCTION NAME, \"arguments\": {{...the function's \
          arguments...}}}}, or {{\"action\": \"{TERMINATE_ACTION}\"}}.\n",
-        serde_json::to_string(&functions).unwrap_or_default()
+        serde_json::to_string(&json_action_functions()).unwrap_or_default()
     )
 }
 

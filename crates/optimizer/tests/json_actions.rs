@@ -2,7 +2,7 @@
 //! for models that answer tool prompts in prose.
 
 use agentopt_optimizer::{
-    ActionFormat, OptimizerOptions, TERMINATE_ACTION, action_schema, optimizer_tools,
+    ActionFormat, JSON_PARAMETERS_FIELD, OptimizerOptions, TERMINATE_ACTION, action_schema,
 };
 use agentopt_testkit::Reply;
 use serde_json::{Value, json};
@@ -16,8 +16,15 @@ fn json_options() -> OptimizerOptions {
     }
 }
 
-/// A reply stating `(tool, arguments)` as a JSON action.
-fn json_action((tool, arguments): (String, Value)) -> Reply {
+/// A reply stating `(tool, arguments)` as a JSON action, with the parameter schemas
+/// as a map under `parameters` (as the action schema asks) instead of `arguments`.
+fn json_action((tool, mut arguments): (String, Value)) -> Reply {
+    if let Some(Value::String(schema)) = arguments
+        .as_object_mut()
+        .and_then(|arguments| arguments.remove("arguments"))
+    {
+        arguments[JSON_PARAMETERS_FIELD] = serde_json::from_str(&schema).unwrap_or(Value::Null);
+    }
     Reply::text(json!({"action": tool, "arguments": arguments}).to_string())
 }
 
@@ -43,16 +50,21 @@ async fn json_actions_apply_and_terminate_ends_the_step() -> anyhow::Result<()> 
     assert_eq!(body["response_format"]["type"], "json_schema");
     assert_eq!(
         body["response_format"]["json_schema"]["schema"],
-        action_schema()
+        action_schema(&[], true)
     );
-    // The prompt lists the three functions the tools would have carried.
+    // The prompt lists the three functions, whatever List B holds.
     let prompt = prompt_of(&requests[0]);
-    for tool in optimizer_tools() {
-        assert!(prompt.contains(&serde_json::to_string(tool.function())?));
+    for name in ["add_function", "revise_function", "remove_function"] {
+        assert!(prompt.contains(&format!("\"name\":\"{name}\"")), "{name}");
     }
     assert!(prompt.ends_with(&format!("{{\"action\": \"{TERMINATE_ACTION}\"}}.\n")));
-    // The second prompt shows List B with the added function.
+    // The second request shows List B with the added function, and may now revise
+    // or remove it.
     assert!(prompt_of(&requests[1]).contains("after taking 1 actions"));
+    assert_eq!(
+        requests[1].body["response_format"]["json_schema"]["schema"],
+        action_schema(&outcome.functions, true)
+    );
     Ok(())
 }
 
@@ -108,8 +120,38 @@ async fn prose_and_invalid_actions_are_retried_with_the_error_from_the_user() ->
 }
 
 #[test]
-fn action_schema_offers_each_tool_and_terminate() {
-    insta::assert_json_snapshot!(action_schema());
+fn action_schema_offers_add_and_terminate_on_an_empty_list() {
+    insta::assert_json_snapshot!(action_schema(&[], true));
+}
+
+#[tokio::test]
+async fn action_schema_limits_revise_and_remove_to_list_b() -> anyhow::Result<()> {
+    let server = crate::server([json_action(add_sum("sum_two"))]).await;
+    let mut optimizer = optimizer(&server, 1, json_options());
+    record(&mut optimizer, &[false]);
+    let functions = optimizer.step().await?.functions;
+    let schema = action_schema(&functions, true);
+    let choices = schema["anyOf"].as_array().cloned().unwrap_or_default();
+    let actions: Vec<&Value> = choices
+        .iter()
+        .map(|choice| &choice["properties"]["action"]["const"])
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "add_function",
+            "revise_function",
+            "remove_function",
+            TERMINATE_ACTION
+        ]
+    );
+    for choice in &choices[1..3] {
+        assert_eq!(
+            choice["properties"]["arguments"]["properties"]["name"]["enum"],
+            json!(["sum_two"])
+        );
+    }
+    Ok(())
 }
 
 #[test]
@@ -120,5 +162,52 @@ fn options_saved_before_the_format_existed_read_as_tool_calls() -> anyhow::Resul
         .map(|options| options.remove("action_format"));
     let options: OptimizerOptions = serde_json::from_value(saved)?;
     assert_eq!(options.action_format, ActionFormat::ToolCalls);
+    Ok(())
+}
+
+#[tokio::test]
+async fn require_action_withholds_the_end_until_the_first_action() -> anyhow::Result<()> {
+    // JSON format: no TERMINATE in the first schema, back once an action is applied.
+    let server = crate::server([
+        json_action(add_sum("sum_two")),
+        Reply::text(json!({"action": TERMINATE_ACTION}).to_string()),
+    ])
+    .await;
+    let options = OptimizerOptions {
+        require_action: true,
+        ..json_options()
+    };
+    let mut json_optimizer = optimizer(&server, 3, options);
+    record(&mut json_optimizer, &[false]);
+    let outcome = json_optimizer.step().await?;
+    let requests = server.chat_requests();
+    assert_eq!(
+        requests[0].body["response_format"]["json_schema"]["schema"],
+        action_schema(&[], false)
+    );
+    assert_eq!(
+        requests[1].body["response_format"]["json_schema"]["schema"],
+        action_schema(&outcome.functions, true)
+    );
+
+    // Tool calls: `required` first, then `auto`.
+    let server = crate::server([
+        Reply::tool_calls([add_sum("sum_two")]),
+        Reply::text("TERMINATE"),
+    ])
+    .await;
+    let options = OptimizerOptions {
+        require_action: true,
+        ..OptimizerOptions::default()
+    };
+    let mut tools_optimizer = optimizer(&server, 3, options);
+    record(&mut tools_optimizer, &[false]);
+    tools_optimizer.step().await?;
+    let choices: Vec<Value> = server
+        .chat_requests()
+        .iter()
+        .map(|request| request.body["tool_choice"].clone())
+        .collect();
+    assert_eq!(choices, [json!("required"), json!("auto")]);
     Ok(())
 }

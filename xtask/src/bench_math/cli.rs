@@ -116,6 +116,11 @@ pub struct BenchArgs {
     /// on a remote endpoint).
     #[arg(long, value_enum, help_heading = "Training")]
     pub optimizer_actions: Option<ActionFormatArg>,
+    /// Whether the optimizer's first reply of a step must be an action rather than
+    /// TERMINATE (default: true on the local model, whose small models otherwise end
+    /// most steps at once; false, as in AG2, on a remote endpoint).
+    #[arg(long, value_name = "BOOL", help_heading = "Training")]
+    pub require_action: Option<bool>,
 
     /// OpenAI-compatible base URL (e.g. `http://127.0.0.1:8000/v1`), or the Azure
     /// resource endpoint with `--api-type azure`. Overrides every other source.
@@ -403,6 +408,9 @@ pub struct RunConfig {
     /// calls).
     #[serde(default)]
     pub optimizer_actions: ActionFormat,
+    /// The optimizer's first reply of a step must be an action.
+    #[serde(default)]
+    pub require_action: bool,
     /// Where the model is.
     pub endpoint: EndpointSource,
     /// Model answering the problems.
@@ -668,6 +676,7 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
             },
             ActionFormat::from,
         ),
+        require_action: args.require_action.unwrap_or(local),
         endpoint: endpoints.source(),
         model,
         optimizer_model,

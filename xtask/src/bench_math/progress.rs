@@ -16,7 +16,35 @@ use super::error::BenchError;
 
 /// One phase's bar: name, bar, count, solved so far and tokens, time and ETA.
 const PHASE_TEMPLATE: &str =
-    "{prefix:>24.bold} [{bar:28.cyan/blue}] {pos}/{len} {msg} · {elapsed} (ETA {eta})";
+    "{prefix:>20.bold} [{bar:20.cyan/blue}] {pos}/{len} {msg} · {elapsed_precise} (ETA {mean_eta})";
+
+/// An optimizer step's spinner: name, what it is doing, time.
+const STEP_TEMPLATE: &str = "{prefix:>20.bold} {spinner:.cyan} {msg} · {elapsed_precise}";
+
+/// Time left at the mean pace of the conversations finished so far, `?` before the
+/// first: a phase is a handful of minute-long conversations, where indicatif's
+/// decaying rate estimate swings from 0 s to hours (seen: "ETA 2h" after 1 of 5).
+fn mean_eta(state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write) {
+    let done = state.pos();
+    let text = eta_text(done, state.len().unwrap_or(done), state.elapsed());
+    let _ = out.write_str(&text);
+}
+
+/// `?` before the first of `total` is `done`, else the mean pace times what is left,
+/// as `HH:MM:SS` like `{elapsed_precise}`.
+fn eta_text(done: u64, total: u64, elapsed: Duration) -> String {
+    if done == 0 {
+        return "?".to_owned();
+    }
+    let left = total.saturating_sub(done);
+    let seconds = (elapsed.as_secs_f64() / done as f64 * left as f64).round() as u64;
+    format!(
+        "{:02}:{:02}:{:02}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
 
 /// Progress display for a run: bars on stderr, or nothing but logs.
 #[derive(Debug, Clone)]
@@ -44,6 +72,7 @@ impl Progress {
             bar.set_style(
                 ProgressStyle::with_template(PHASE_TEMPLATE)
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .with_key("mean_eta", mean_eta)
                     .progress_chars("=> "),
             );
             bar.set_prefix(name.to_owned());
@@ -51,14 +80,34 @@ impl Progress {
             bar
         });
         tracing::info!(phase = name, conversations = total, "phase started");
-        PhaseProgress {
+        let phase = PhaseProgress {
             bar,
             name: name.to_owned(),
             total,
             done: 0,
             solved: 0,
             tokens: 0,
+        };
+        if let Some(bar) = &phase.bar {
+            bar.set_message(phase.message());
         }
+        phase
+    }
+
+    /// Starts the display of an optimizer step; `finish` it with what it decided.
+    pub fn step(&self, name: &str) -> StepProgress {
+        let spinner = self.bars.as_ref().map(|multi| {
+            let spinner = multi.add(ProgressBar::new_spinner());
+            spinner.set_style(
+                ProgressStyle::with_template(STEP_TEMPLATE)
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            spinner.set_prefix(name.to_owned());
+            spinner.set_message("the optimizer model is reading the conversations");
+            spinner.enable_steady_tick(Duration::from_millis(200));
+            spinner
+        });
+        StepProgress { spinner }
     }
 
     /// The writer tracing uses for stderr: through the bars (so lines do not tear
@@ -116,15 +165,15 @@ impl PhaseProgress {
         }
     }
 
-    /// `solved 2/3 (67%) · 12.3k tokens`.
+    /// `solved 2/3 (67%) · 12.3k tokens`, or `solved 0/0 · 0 tokens` before the first.
     fn message(&self) -> String {
         let rate = if self.done == 0 {
-            0.0
+            String::new()
         } else {
-            self.solved as f64 * 100.0 / self.done as f64
+            format!(" ({:.0}%)", self.solved as f64 * 100.0 / self.done as f64)
         };
         format!(
-            "solved {}/{} ({rate:.0}%) · {} tokens",
+            "solved {}/{}{rate} · {} tokens",
             self.solved,
             self.done,
             compact(self.tokens)
@@ -142,6 +191,25 @@ impl PhaseProgress {
         );
         if let Some(bar) = &self.bar {
             bar.finish_with_message(self.message());
+        }
+    }
+}
+
+/// The display of one optimizer step.
+#[derive(Debug)]
+pub struct StepProgress {
+    spinner: Option<ProgressBar>,
+}
+
+impl StepProgress {
+    /// Ends the display with what the step decided.
+    pub fn finish(self, summary: &str) {
+        if let Some(spinner) = self.spinner {
+            spinner.set_style(
+                ProgressStyle::with_template("{prefix:>20.bold} {msg} · {elapsed_precise}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            spinner.finish_with_message(summary.to_owned());
         }
     }
 }
@@ -241,8 +309,19 @@ impl Drop for StderrLine {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_phase_template_parses() {
-        assert!(indicatif::ProgressStyle::with_template(super::PHASE_TEMPLATE).is_ok());
+    fn the_templates_parse() {
+        for template in [super::PHASE_TEMPLATE, super::STEP_TEMPLATE] {
+            assert!(indicatif::ProgressStyle::with_template(template).is_ok());
+        }
+    }
+
+    #[test]
+    fn eta_is_the_mean_pace_and_unknown_before_the_first() {
+        let minute = std::time::Duration::from_secs(60);
+        assert_eq!(super::eta_text(0, 5, minute), "?");
+        assert_eq!(super::eta_text(2, 5, 2 * minute), "00:03:00");
+        assert_eq!(super::eta_text(3, 5, 100 * minute), "01:06:40");
+        assert_eq!(super::eta_text(5, 5, minute), "00:00:00");
     }
 
     #[test]

@@ -352,6 +352,7 @@ impl Bench {
 
             let started = Instant::now();
             let spent_before = self.meter.report();
+            let display = self.progress.step(&format!("step {epoch}"));
             let outcome = optimizer
                 .step()
                 .await
@@ -383,6 +384,7 @@ impl Bench {
                 "optimizer step finished"
             );
             self.steps.append(&step)?;
+            display.finish(&step_summary(&step, outcome.rejected.len()));
             self.finish_phase(&format!("step {epoch}"), started, &spent_before)?;
             if step.should_stop {
                 stopped_early = Some(stop_message(epoch, self.config.patience));
@@ -428,6 +430,7 @@ impl Bench {
             }),
             checkpoint: Some(self.run.optimizer_checkpoint_path()),
             action_format: self.config.optimizer_actions,
+            require_action: self.config.require_action,
             ..OptimizerOptions::default()
         };
         let model = Arc::clone(&self.optimizer_model);
@@ -775,5 +778,59 @@ impl Solver {
             .flat_map(Message::to_chat_messages)
             .collect();
         Ok((outcome, history))
+    }
+}
+
+/// `kept the trial · 1 action (2 rejected) · functions: solve, simplify`.
+fn step_summary(step: &StepRecord, rejected: usize) -> String {
+    let decision = if step.kept {
+        "kept the trial"
+    } else {
+        "rolled back to the best"
+    };
+    let plural = if step.actions == 1 { "" } else { "s" };
+    let rejected = if rejected == 0 {
+        String::new()
+    } else {
+        format!(" ({rejected} rejected)")
+    };
+    let functions = if step.functions_after.is_empty() {
+        "none".to_owned()
+    } else {
+        step.functions_after.join(", ")
+    };
+    format!(
+        "{decision} · {} action{plural}{rejected} · functions: {functions}",
+        step.actions
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{StepRecord, step_summary};
+
+    #[test]
+    fn step_summaries() {
+        let step = |kept, actions, functions: &[&str]| StepRecord {
+            epoch: 1,
+            kept,
+            actions,
+            functions_after: functions.iter().map(|name| (*name).to_owned()).collect(),
+            should_stop: false,
+        };
+        for (record, rejected, text) in [
+            (
+                step(true, 1, &["solve"]),
+                0,
+                "kept the trial · 1 action · functions: solve",
+            ),
+            (
+                step(false, 0, &[]),
+                2,
+                "rolled back to the best · 0 actions (2 rejected) · functions: none",
+            ),
+        ] {
+            assert_eq!(step_summary(&record, rejected), text);
+        }
     }
 }
