@@ -160,10 +160,10 @@ fn presets_and_overrides() {
     assert_eq!(config.concurrency, 1);
     assert_eq!(
         config.max_reply_tokens,
-        Some(1024),
+        Some(768),
         "a small local model is capped"
     );
-    assert_eq!(config.max_turns, Some(6));
+    assert_eq!(config.max_turns, Some(4));
     assert_eq!(
         config.optimizer_actions,
         ActionFormat::JsonSchema,

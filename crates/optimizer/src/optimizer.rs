@@ -618,7 +618,12 @@ impl AgentOptimizer {
             let must_act = self.options.require_action && outcome.actions.is_empty();
             let prompt_message = ChatMessage::user(prompt);
             let mut messages = vec![prompt_message.clone()];
-            for _attempt in 0..=self.options.max_retries {
+            let attempts = self.options.max_retries + 1;
+            for attempt in 1..=attempts {
+                // Numbering the attempt keeps a retry from being byte-identical to
+                // the last one when the model repeats itself: a cached reply would
+                // come back and the retry would be wasted.
+                let attempt_note = format!(" (attempt {attempt} of {attempts})");
                 let reply = self
                     .model
                     .chat(self.request(messages.clone(), incumbent, must_act))
@@ -643,7 +648,7 @@ impl AgentOptimizer {
                         messages = vec![
                             prompt_message.clone(),
                             reply,
-                            ChatMessage::user(format!("Rejected: {error}")),
+                            ChatMessage::user(format!("Rejected: {error}{attempt_note}")),
                         ];
                         continue;
                     }
@@ -683,7 +688,7 @@ impl AgentOptimizer {
                         let limit = (FEEDBACK_TOKENS as usize * 3 / calls.len()).max(200);
                         let texts = calls.iter().enumerate().map(|(index, _)| {
                             let text = match errors.get(index) {
-                                Some(Some(error)) => format!("Rejected: {error}"),
+                                Some(Some(error)) => format!("Rejected: {error}{attempt_note}"),
                                 Some(None) => "Not applied: another call in this reply was rejected; send it again with the fixes.".to_owned(),
                                 None => format!("Not applied: at most {room} more action(s) are allowed in this step."),
                             };

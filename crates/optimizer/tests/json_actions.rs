@@ -98,7 +98,7 @@ async fn prose_and_invalid_actions_are_retried_with_the_error_from_the_user() ->
 
     let requests = server.chat_requests();
     assert_eq!(requests.len(), 3);
-    for retry in &requests[1..] {
+    for (attempt, retry) in requests[1..].iter().enumerate() {
         let retry = messages(retry);
         assert_eq!(retry.len(), 3, "prompt, rejected reply, error");
         assert_eq!(retry[1]["role"], "assistant");
@@ -106,7 +106,10 @@ async fn prose_and_invalid_actions_are_retried_with_the_error_from_the_user() ->
         assert!(
             retry[2]["content"]
                 .as_str()
-                .is_some_and(|text| text.starts_with("Rejected: "))
+                .is_some_and(|text| text.starts_with("Rejected: ")
+                    && text.ends_with(&format!("(attempt {} of 4)", attempt + 1))),
+            "numbered, so a repeated reply still gets a fresh request: {}",
+            retry[2]
         );
     }
     assert!(

@@ -22,11 +22,13 @@ pub const DEFAULT_REMOTE_MODEL: &str = "gpt-4o-mini";
 /// Subject of the bundled data used when none is given (the seed notebook's).
 pub const DEFAULT_SUBJECT: &str = "algebra";
 
-/// Assistant reply limit on the embedded local model.
-pub const LOCAL_MAX_REPLY_TOKENS: u32 = 1024;
+/// Assistant reply limit on the embedded local model. With [`LOCAL_MAX_TURNS`] it
+/// bounds a conversation at about 3,000 generated tokens (5 min on 2 cores): a
+/// rambling 1.5B model took 10 min with 6 × 1,024.
+pub const LOCAL_MAX_REPLY_TOKENS: u32 = 768;
 
 /// Assistant replies per conversation on the embedded local model.
-pub const LOCAL_MAX_TURNS: u32 = 6;
+pub const LOCAL_MAX_TURNS: u32 = 4;
 
 /// Default name of the AG2 config list (environment variable or file).
 pub const OAI_CONFIG_LIST: &str = "OAI_CONFIG_LIST";
@@ -98,13 +100,13 @@ pub struct BenchArgs {
     #[arg(long, help_heading = "Training")]
     pub concurrency: Option<usize>,
 
-    /// Longest assistant reply in tokens (default: 1024 on the local model, where a
+    /// Longest assistant reply in tokens (default: 768 on the local model, where a
     /// small model can otherwise ramble until the context is full; no limit on a
     /// remote endpoint, as in the seed).
     #[arg(long, help_heading = "Training")]
     pub max_reply_tokens: Option<u32>,
 
-    /// Most assistant replies per conversation (default: 6 on the local model, where
+    /// Most assistant replies per conversation (default: 4 on the local model, where
     /// a stuck small model would otherwise run all 15 of the proxy's auto replies
     /// into the context limit; no limit of its own on a remote endpoint, as in the
     /// seed).
