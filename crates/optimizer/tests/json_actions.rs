@@ -4,7 +4,7 @@
 use agentopt_optimizer::{
     ActionFormat, JSON_PARAMETERS_FIELD, OptimizerOptions, TERMINATE_ACTION, action_schema,
 };
-use agentopt_testkit::Reply;
+use agentopt_testkit::{Reply, ScriptedServer};
 use serde_json::{Value, json};
 
 use crate::{add_sum, messages, optimizer, prompt_of, record, sandbox};
@@ -28,13 +28,18 @@ fn json_action((tool, mut arguments): (String, Value)) -> Reply {
     Reply::text(json!({"action": tool, "arguments": arguments}).to_string())
 }
 
-#[tokio::test]
-async fn json_actions_apply_and_terminate_ends_the_step() -> anyhow::Result<()> {
-    let server = crate::server([
+/// A server whose optimizer adds `sum_two`, then ends the step.
+async fn add_then_terminate() -> ScriptedServer {
+    crate::server([
         json_action(add_sum("sum_two")),
         Reply::text(json!({"action": TERMINATE_ACTION}).to_string()),
     ])
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn json_actions_apply_and_terminate_ends_the_step() -> anyhow::Result<()> {
+    let server = add_then_terminate().await;
     let mut optimizer =
         optimizer(&server, 3, json_options()).with_executor(Box::new(sandbox().await));
     record(&mut optimizer, &[false]);
@@ -171,11 +176,7 @@ fn options_saved_before_the_format_existed_read_as_tool_calls() -> anyhow::Resul
 #[tokio::test]
 async fn require_action_withholds_the_end_until_the_first_action() -> anyhow::Result<()> {
     // JSON format: no TERMINATE in the first schema, back once an action is applied.
-    let server = crate::server([
-        json_action(add_sum("sum_two")),
-        Reply::text(json!({"action": TERMINATE_ACTION}).to_string()),
-    ])
-    .await;
+    let server = add_then_terminate().await;
     let options = OptimizerOptions {
         require_action: true,
         ..json_options()
