@@ -170,6 +170,7 @@ fn presets_and_overrides() {
         "a small local model states actions as schema-constrained JSON"
     );
     assert!(config.require_action);
+    assert_eq!(config.sampling_seed, Some(0), "a local run repeats exactly");
     assert_eq!(
         config.train.path,
         Path::new("/ws/data/math-craft/train/algebra.jsonl")
@@ -216,6 +217,8 @@ fn presets_and_overrides() {
         "tool-calls",
         "--require-action",
         "false",
+        "--sampling-seed",
+        "7",
     ]);
     let config = run_config(&args, &local, workspace);
     assert_eq!(config.epochs, 4);
@@ -235,6 +238,7 @@ fn presets_and_overrides() {
     assert_eq!(config.patience, Some(2));
     assert_eq!(config.optimizer_actions, ActionFormat::ToolCalls);
     assert!(!config.require_action);
+    assert_eq!(config.sampling_seed, Some(7));
     assert!(!config.cache);
 
     let config = run_config(
@@ -267,9 +271,10 @@ fn presets_and_overrides() {
             config.max_reply_tokens,
             config.max_turns,
             config.optimizer_actions,
-            config.require_action
+            config.require_action,
+            config.sampling_seed
         ),
-        (4, None, None, ActionFormat::ToolCalls, false)
+        (4, None, None, ActionFormat::ToolCalls, false, None)
     );
 }
 

@@ -568,3 +568,15 @@ async fn max_turns_bounds_the_assistant() {
         );
     }
 }
+
+#[tokio::test]
+async fn sampling_seed_reaches_every_request() {
+    let setup = Setup::new().await;
+    let run_dir = setup.run_dir("seeded");
+    finish(setup.command(&run_dir, &["--sampling-seed", "5"])).await;
+    let requests = setup.server.chat_requests();
+    assert!(requests.len() > 4, "assistant and optimizer requests");
+    for request in requests {
+        assert_eq!(request.body["seed"], 5, "{}", request.raw_body);
+    }
+}

@@ -27,6 +27,10 @@ pub const DEFAULT_SUBJECT: &str = "algebra";
 /// rambling 1.5B model took 10 min with 6 × 1,024.
 pub const LOCAL_MAX_REPLY_TOKENS: u32 = 768;
 
+/// Sampling seed of every request on the embedded local model: a repeated run is the
+/// same run.
+pub const LOCAL_SAMPLING_SEED: i64 = 0;
+
 /// Assistant replies per conversation on the embedded local model.
 pub const LOCAL_MAX_TURNS: u32 = 4;
 
@@ -123,6 +127,11 @@ pub struct BenchArgs {
     /// most steps at once; false, as in AG2, on a remote endpoint).
     #[arg(long, value_name = "BOOL", help_heading = "Training")]
     pub require_action: Option<bool>,
+    /// Sampling seed sent with every model request, so a run can be repeated
+    /// (default: 0 on the local model, where llama.cpp honours it exactly; none on a
+    /// remote endpoint, as in the seed notebook).
+    #[arg(long, value_name = "N", help_heading = "Training")]
+    pub sampling_seed: Option<i64>,
 
     /// OpenAI-compatible base URL (e.g. `http://127.0.0.1:8000/v1`), or the Azure
     /// resource endpoint with `--api-type azure`. Overrides every other source.
@@ -413,6 +422,9 @@ pub struct RunConfig {
     /// The optimizer's first reply of a step must be an action.
     #[serde(default)]
     pub require_action: bool,
+    /// Sampling seed of every model request.
+    #[serde(default)]
+    pub sampling_seed: Option<i64>,
     /// Where the model is.
     pub endpoint: EndpointSource,
     /// Model answering the problems.
@@ -679,6 +691,7 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
             ActionFormat::from,
         ),
         require_action: args.require_action.unwrap_or(local),
+        sampling_seed: args.sampling_seed.or(local.then_some(LOCAL_SAMPLING_SEED)),
         endpoint: endpoints.source(),
         model,
         optimizer_model,

@@ -271,6 +271,7 @@ impl Bench {
             Arc::new(SandboxSessions::new(environment.clone(), policy.clone()));
         let solver = Solver {
             max_reply_tokens: config.max_reply_tokens,
+            sampling_seed: config.sampling_seed,
             max_turns: config.max_turns,
             model: agent_model,
             checker: Arc::new(SandboxSymbolicChecker::new(checker_sessions)),
@@ -431,6 +432,7 @@ impl Bench {
             checkpoint: Some(self.run.optimizer_checkpoint_path()),
             action_format: self.config.optimizer_actions,
             require_action: self.config.require_action,
+            seed: self.config.sampling_seed,
             ..OptimizerOptions::default()
         };
         let model = Arc::clone(&self.optimizer_model);
@@ -737,6 +739,7 @@ fn count_function_calls(
 struct Solver {
     model: Arc<dyn ChatModel>,
     max_reply_tokens: Option<u32>,
+    sampling_seed: Option<i64>,
     max_turns: Option<u32>,
     sessions: Arc<dyn ExecutorFactory>,
     checker: Arc<SandboxSymbolicChecker>,
@@ -752,6 +755,7 @@ impl Solver {
     ) -> anyhow::Result<(MathOutcome, Vec<agentopt_llm::ChatMessage>)> {
         let template = ChatRequest {
             max_tokens: self.max_reply_tokens,
+            seed: self.sampling_seed,
             ..ChatRequest::new(Vec::new()).with_caller(ASSISTANT_NAME)
         };
         let mut assistant = AssistantAgent::new(ASSISTANT_NAME, Arc::clone(&self.model))
