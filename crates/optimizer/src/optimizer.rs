@@ -629,55 +629,54 @@ impl AgentOptimizer {
                     .chat(self.request(messages.clone(), incumbent, must_act))
                     .await?
                     .message;
-                let calls = match read_reply(&reply, self.options.action_format) {
+                let (rejected, feedback) = match read_reply(&reply, self.options.action_format) {
                     Proposal::Terminate => {
                         tracing::info!(reply = ?reply.content, "optimizer ended the step");
                         outcome.terminated = true;
                         return Ok(());
                     }
-                    Proposal::Calls(calls) => calls,
                     Proposal::Unreadable(error) => {
                         tracing::info!(%error, "optimizer reply is no action; retrying with the error");
-                        outcome.rejected.push(RejectedProposal {
+                        let feedback = vec![ChatMessage::user(format!(
+                            "Rejected: {error}{attempt_note}"
+                        ))];
+                        let rejected = RejectedProposal {
                             calls: vec![(
                                 "(reply)".to_owned(),
                                 reply.content.clone().unwrap_or_default(),
                             )],
-                            errors: vec![Some(error.clone())],
-                        });
-                        messages = vec![
-                            prompt_message.clone(),
-                            reply,
-                            ChatMessage::user(format!("Rejected: {error}{attempt_note}")),
-                        ];
-                        continue;
+                            errors: vec![Some(error)],
+                        };
+                        (rejected, feedback)
                     }
-                };
-                if calls.len() > room {
-                    tracing::warn!(
-                        proposed = calls.len(),
-                        applied_at_most = room,
-                        "optimizer reply holds more tool calls than actions left; the rest are ignored"
-                    );
-                }
-                let considered: Vec<_> = calls.iter().take(room).map(|(_, call)| call).collect();
-                let verdict = validate_calls(
-                    &considered,
-                    incumbent,
-                    max_list_bytes(budget),
-                    self.executor.as_deref_mut(),
-                    recorded,
-                )
-                .await?;
-                match verdict {
-                    Verdict::Accepted(actions) => {
-                        for action in actions {
-                            action.apply(incumbent);
-                            outcome.actions.push(action);
+                    Proposal::Calls(calls) => {
+                        if calls.len() > room {
+                            tracing::warn!(
+                                proposed = calls.len(),
+                                applied_at_most = room,
+                                "optimizer reply holds more tool calls than actions left; the rest are ignored"
+                            );
                         }
-                        break;
-                    }
-                    Verdict::Rejected(errors) => {
+                        let considered: Vec<_> =
+                            calls.iter().take(room).map(|(_, call)| call).collect();
+                        let verdict = validate_calls(
+                            &considered,
+                            incumbent,
+                            max_list_bytes(budget),
+                            self.executor.as_deref_mut(),
+                            recorded,
+                        )
+                        .await?;
+                        let errors = match verdict {
+                            Verdict::Accepted(actions) => {
+                                for action in actions {
+                                    action.apply(incumbent);
+                                    outcome.actions.push(action);
+                                }
+                                break;
+                            }
+                            Verdict::Rejected(errors) => errors,
+                        };
                         // Expected with weak models and answered by a retry: not a
                         // warning (the step's outcome counts the rejections).
                         tracing::info!(
@@ -686,7 +685,7 @@ impl AgentOptimizer {
                         );
                         // Errors share the feedback room (tracebacks can be long).
                         let limit = (FEEDBACK_TOKENS as usize * 3 / calls.len()).max(200);
-                        let texts = calls.iter().enumerate().map(|(index, _)| {
+                        let texts = (0..calls.len()).map(|index| {
                             let text = match errors.get(index) {
                                 Some(Some(error)) => format!("Rejected: {error}{attempt_note}"),
                                 Some(None) => "Not applied: another call in this reply was rejected; send it again with the fixes.".to_owned(),
@@ -707,19 +706,21 @@ impl AgentOptimizer {
                                 })
                                 .collect()
                         };
-                        outcome.rejected.push(RejectedProposal {
+                        let rejected = RejectedProposal {
                             calls: calls
                                 .iter()
                                 .map(|(_, call)| (call.name.clone(), call.arguments.clone()))
                                 .collect(),
                             errors,
-                        });
-                        // Only the latest rejected exchange is kept, so a retry
-                        // never outgrows the budget.
-                        messages = vec![prompt_message.clone(), reply.clone()];
-                        messages.extend(feedback);
+                        };
+                        (rejected, feedback)
                     }
-                }
+                };
+                outcome.rejected.push(rejected);
+                // Only the latest rejected exchange is kept, so a retry never
+                // outgrows the budget.
+                messages = vec![prompt_message.clone(), reply];
+                messages.extend(feedback);
             }
         }
         Ok(())
