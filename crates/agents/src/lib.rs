@@ -1,8 +1,10 @@
 //! Conversable agents in the style of AG2: a reply-function chain, termination and
 //! auto-reply limits, human input, per-peer histories, function calling (tools and
 //! legacy `function_call`) with a two-sided function registry, code execution in a
-//! sandbox session, JSON transcripts — and the seed notebook's
-//! [`MathUserProxyAgent`].
+//! sandbox session, JSON transcripts. The reply functions a user proxy is made of
+//! ([`TerminationAndHuman`], [`execute_requested_calls`], [`call_results`],
+//! [`code_blocks`]) are public, so a task-specific proxy (the MATH one lives in
+//! `agentopt-mathchat`) is composed from them.
 //!
 //! Each conversation owns its agents and (lazily, on the first code) one executor
 //! session; only the chat-model client (with its cache and usage meter) is shared,
@@ -11,12 +13,12 @@
 //! ```no_run
 //! # async fn demo(model: std::sync::Arc<dyn agentopt_llm::ChatModel>,
 //! #               sessions: std::sync::Arc<agentopt_agents::SandboxSessions>) {
-//! use agentopt_agents::{AssistantAgent, MathUserProxyAgent, MATH_AGENT_NAME};
+//! use agentopt_agents::{AssistantAgent, UserProxyAgent};
 //! let mut assistant = AssistantAgent::new("assistant", model)
 //!     .with_system_message("You are a helpful assistant.");
-//! let mut proxy = MathUserProxyAgent::new(MATH_AGENT_NAME, sessions);
-//! let outcome = proxy.initiate_chat(&mut assistant, "What is 6 * 7?", "42").await;
-//! println!("correct: {}, answer: {:?}", outcome.correct, outcome.answer);
+//! let mut proxy = UserProxyAgent::new("user", sessions);
+//! let transcript = proxy.initiate_chat(&mut assistant, "Print 6 * 7 in Python.").await;
+//! println!("{:?} after {} messages", transcript.stop_reason, transcript.entries.len());
 //! # }
 //! ```
 
@@ -24,10 +26,8 @@ mod agent;
 mod error;
 mod executor;
 mod functions;
-mod math_proxy;
 mod message;
 mod replies;
-mod symbolic;
 mod transcript;
 
 pub use agent::{
@@ -42,13 +42,8 @@ pub use functions::{
     FunctionExecution, FunctionImpl, FunctionMap, PythonFunction, RustFunction, SignatureUpdate,
     Signatures, lenient_json, parse_arguments,
 };
-pub use math_proxy::{
-    MATH_AGENT_NAME, MATH_DEFAULT_REPLY, MATH_MAX_CONSECUTIVE_AUTO_REPLY, MATH_PROMPT,
-    MAX_FUNCTION_CALL_TRIALS, MAX_INVALID_QUERIES_PER_STEP, MAX_OUTPUT_CHARS, MathOutcome,
-    MathUserProxyAgent, add_print_to_last_line, is_termination_msg_mathchat,
-};
 pub use message::{Message, ToolResponse};
-pub use symbolic::SandboxSymbolicChecker;
+pub use replies::{TerminationAndHuman, call_results, code_blocks, execute_requested_calls};
 pub use transcript::{
     CodeExecution, Execution, ReplyWork, StopReason, Transcript, TranscriptEntry, TranscriptTotals,
 };

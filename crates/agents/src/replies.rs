@@ -12,7 +12,7 @@ use crate::{AgentError, Message};
 /// AG2's `check_termination_and_human_reply`: stops at the auto-reply limit or on a
 /// termination message, asks the human when the mode says so, else counts one more
 /// automatic reply and lets the chain continue.
-pub(crate) struct TerminationAndHuman;
+pub struct TerminationAndHuman;
 
 #[async_trait]
 impl ReplyFunction for TerminationAndHuman {
@@ -120,7 +120,7 @@ fn human_reply(message: &Message, answer: String) -> Message {
 }
 
 /// Executes every call a message requests; returns the executions in order.
-pub(crate) async fn execute_requested_calls(
+pub async fn execute_requested_calls(
     agent: &mut AgentState,
     message: &Message,
 ) -> Result<Vec<FunctionExecution>, AgentError> {
@@ -139,7 +139,7 @@ pub(crate) async fn execute_requested_calls(
 
 /// The reply carrying call results: tool results for `tool_calls`, a function
 /// result for a legacy call. `content` maps each execution to the text sent back.
-pub(crate) fn call_results(
+pub fn call_results(
     executions: &[FunctionExecution],
     content: impl Fn(&FunctionExecution) -> String,
 ) -> Message {
@@ -189,7 +189,7 @@ impl ReplyFunction for FunctionCalls {
 
 /// The code blocks of a message with their languages (untagged blocks inferred),
 /// or `None` when it has no fenced block at all.
-pub(crate) fn code_blocks(text: &str) -> Option<Vec<(Lang, String)>> {
+pub fn code_blocks(text: &str) -> Option<Vec<(Lang, String)>> {
     let blocks = extract_code(text, false);
     if matches!(blocks.as_slice(), [only] if only.lang == Lang::Unknown) {
         return None;

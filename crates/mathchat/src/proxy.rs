@@ -11,13 +11,11 @@ use agentopt_sandbox::CellStatus;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{
-    AgentState, ConversableAgent, ReplyFunction, Trigger, Turn, strip_traceback_paths,
+use agentopt_agents::{
+    AgentError, AgentState, CodeExecution, ConversableAgent, Execution, ExecutorFactory, Message,
+    ReplyFunction, StopReason, TerminationAndHuman, ToolResponse, Transcript, Trigger, Turn,
+    call_results, code_blocks, execute_requested_calls, strip_traceback_paths,
 };
-use crate::executor::ExecutorFactory;
-use crate::replies::{TerminationAndHuman, call_results, code_blocks, execute_requested_calls};
-use crate::transcript::{CodeExecution, Execution, StopReason, Transcript};
-use crate::{AgentError, Message, ToolResponse};
 
 /// The seed's `PROMPTS`: the problem text is appended to it.
 pub const MATH_PROMPT: &str = r#"Let's solve a math problem.

@@ -3,11 +3,9 @@
 
 use std::sync::Arc;
 
-use agentopt_agents::{
-    FunctionImpl, FunctionUpdate, MATH_AGENT_NAME, MathUserProxyAgent, SandboxSessions,
-    apply_function_update,
-};
+use agentopt_agents::{FunctionImpl, FunctionUpdate, SandboxSessions, apply_function_update};
 use agentopt_llm::{CallStyle, FunctionSchema};
+use agentopt_mathchat::{MATH_AGENT_NAME, MathUserProxyAgent};
 use agentopt_sandbox::{SandboxPolicy, WorkerPool};
 use agentopt_testkit::{RecordedRequest, Reply, ScriptedServer};
 use serde_json::{Value, json};

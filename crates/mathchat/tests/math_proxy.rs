@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use agentopt_agents::{
-    FunctionImpl, FunctionUpdate, MATH_AGENT_NAME, MathOutcome, MathUserProxyAgent, Message,
-    SandboxSymbolicChecker, StopReason, add_print_to_last_line, apply_function_update,
-    is_termination_msg_mathchat,
-};
+use agentopt_agents::{FunctionImpl, FunctionUpdate, Message, StopReason, apply_function_update};
 use agentopt_llm::{CallStyle, FunctionSchema};
 use agentopt_math::{SymbolicChecker, SymbolicVerdict};
+use agentopt_mathchat::{
+    MATH_AGENT_NAME, MathOutcome, MathUserProxyAgent, SandboxSymbolicChecker,
+    add_print_to_last_line, is_termination_msg_mathchat,
+};
 use agentopt_testkit::{Reply, ScriptedServer};
 use serde::Deserialize;
 use serde_json::json;
