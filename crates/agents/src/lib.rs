@@ -21,6 +21,64 @@
 //! println!("{:?} after {} messages", transcript.stop_reason, transcript.entries.len());
 //! # }
 //! ```
+//!
+//! # Composing your own user proxy
+//!
+//! A proxy is a [`ConversableAgent`] with its own reply chain. The building blocks
+//! are the ones the built-in chain and `agentopt-mathchat`'s proxy use:
+//! [`TerminationAndHuman`] (termination, auto-reply limit, human input),
+//! [`execute_requested_calls`] + [`call_results`] (run the model's function/tool
+//! calls and answer them on the wire), and [`code_blocks`] +
+//! [`AgentState::run_cell`] (run its Python in the conversation's sandbox session).
+//! This one answers calls with their results and any code with `Result: …`:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use agentopt_agents::{
+//!     AgentError, AgentState, ConversableAgent, ExecutorFactory, Lang, Message,
+//!     ReplyFunction, TerminationAndHuman, Trigger, Turn, call_results, code_blocks,
+//!     execute_requested_calls,
+//! };
+//!
+//! struct CallsThenCode;
+//!
+//! #[async_trait::async_trait]
+//! impl ReplyFunction for CallsThenCode {
+//!     fn name(&self) -> &str {
+//!         "calls_then_code"
+//!     }
+//!
+//!     async fn reply(&self, agent: &mut AgentState, sender: &str)
+//!         -> Result<Option<Turn>, AgentError> {
+//!         if let Some(executions) = execute_requested_calls(agent, sender).await? {
+//!             let reply = call_results(&executions, |execution| execution.content.clone());
+//!             return Ok(Some(Turn::Reply(reply)));
+//!         }
+//!         let text = agent.last_message(sender).map(|m| m.text().to_owned());
+//!         let Some(blocks) = text.as_deref().and_then(code_blocks) else {
+//!             return Ok(None);
+//!         };
+//!         let mut outputs = Vec::new();
+//!         for (_, code) in blocks.into_iter().filter(|(lang, _)| *lang == Lang::Python) {
+//!             let outcome = agent.run_cell(&code).await?;
+//!             outputs.push(outcome.error_text().unwrap_or(outcome.stdout));
+//!         }
+//!         Ok(Some(Turn::Reply(Message::user(format!("Result: {}", outputs.join("\n"))))))
+//!     }
+//! }
+//!
+//! fn my_proxy(executor: Arc<dyn ExecutorFactory>) -> ConversableAgent {
+//!     let mut proxy = ConversableAgent::new("checker")
+//!         .with_executor(executor)
+//!         .with_max_consecutive_auto_reply(10)
+//!         .with_default_auto_reply("Continue.");
+//!     proxy.clear_replies();
+//!     proxy.register_reply(0, Trigger::Any, Arc::new(TerminationAndHuman));
+//!     proxy.register_reply(1, Trigger::Any, Arc::new(CallsThenCode));
+//!     proxy
+//! }
+//! ```
 
 mod agent;
 mod error;
@@ -36,6 +94,7 @@ pub use agent::{
     StdinInput, TerminationPredicate, Trigger, Turn, UserProxyAgent, apply_function_update,
     content_is_terminate, strip_traceback_paths,
 };
+pub use agentopt_math::Lang;
 pub use error::AgentError;
 pub use executor::{ExecutorFactory, SandboxSessions};
 pub use functions::{

@@ -2,6 +2,7 @@
 //! the scripted OpenAI-compatible server; code runs in real sandbox sessions.
 
 mod conversable;
+mod custom_proxy;
 mod registry;
 
 use std::sync::Arc;

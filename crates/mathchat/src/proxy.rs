@@ -214,14 +214,7 @@ impl MathUserProxyAgent {
             .with_termination(is_termination_msg_mathchat)
             .with_max_consecutive_auto_reply(MATH_MAX_CONSECUTIVE_AUTO_REPLY)
             .with_default_auto_reply(MATH_DEFAULT_REPLY);
-        for name in agent
-            .reply_names()
-            .iter()
-            .map(|name| (*name).to_owned())
-            .collect::<Vec<_>>()
-        {
-            agent.remove_reply(&name);
-        }
+        agent.clear_replies();
         let chain: [Arc<dyn ReplyFunction>; 4] = [
             Arc::new(FinalResult(Arc::clone(&shared))),
             Arc::new(TerminationAndHuman),
@@ -363,13 +356,9 @@ impl ReplyFunction for MathFunctionCalls {
                 detail: format!("function calls failed {MAX_FUNCTION_CALL_TRIALS} times in a row"),
             })));
         }
-        let Some(message) = agent.last_message(sender).cloned() else {
+        let Some(executions) = execute_requested_calls(agent, sender).await? else {
             return Ok(None);
         };
-        if !message.requests_calls() {
-            return Ok(None);
-        }
-        let executions = execute_requested_calls(agent, &message).await?;
         let mut state = lock(&self.0);
         if executions.iter().all(|execution| execution.success) {
             state.trials_left = MAX_FUNCTION_CALL_TRIALS;
