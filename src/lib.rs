@@ -8,6 +8,7 @@
 pub use agentopt_agents as agents;
 pub use agentopt_llm as llm;
 pub use agentopt_math as math;
+pub use agentopt_mathchat as mathchat;
 pub use agentopt_optimizer as optimizer;
 pub use agentopt_sandbox as sandbox;
 

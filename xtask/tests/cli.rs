@@ -1,12 +1,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use agentopt_mathchat::DataFormat;
 use agentopt_optimizer::ActionFormat;
 use clap::Parser;
 use xtask::bench_math::cli::{
     BenchArgs, EndpointSource, Endpoints, LocalModelArg, parse_price, resolve_endpoints, run_config,
 };
-use xtask::bench_math::data::DataFormat;
 
 #[derive(Parser)]
 struct Command {

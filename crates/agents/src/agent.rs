@@ -556,6 +556,12 @@ impl ConversableAgent {
         before - self.replies.len()
     }
 
+    /// Empties the reply chain (the default auto reply stays), so a custom proxy can
+    /// register its own chain from the start.
+    pub fn clear_replies(&mut self) {
+        self.replies.clear();
+    }
+
     /// The names of the reply chain, in order.
     pub fn reply_names(&self) -> Vec<&str> {
         self.replies

@@ -30,6 +30,7 @@
 
 mod http;
 mod reply;
+mod snapshot;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -40,6 +41,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use reply::{Completion, DEFAULT_USAGE, Reply, ScriptedCall};
+pub use snapshot::{TIMING_FIELDS, scrub_timings};
 
 /// Context window reported by `/props` and `/models` unless set otherwise.
 pub const DEFAULT_N_CTX: u32 = 4096;

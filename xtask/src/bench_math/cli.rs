@@ -13,7 +13,7 @@ use agentopt_llm::{ApiKey, EndpointConfig, LlmError};
 use agentopt_optimizer::ActionFormat;
 use serde::{Deserialize, Serialize};
 
-use super::data::{DataFormat, Selection, subject_key};
+use agentopt_mathchat::{DataFormat, Selection, subject_key};
 
 /// Model used with an OpenAI / Azure key from the environment when `--model` is
 /// not given.

@@ -18,64 +18,9 @@ pub enum BenchError {
         #[source]
         source: std::io::Error,
     },
-    /// A line (or a whole one-record file) is not valid JSON.
-    #[error("{}:{line}: not valid JSON ({message}): {}", path.display(), excerpt(raw))]
-    Json {
-        /// The data file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// serde_json's message.
-        message: String,
-        /// The raw line (or file text).
-        raw: String,
-    },
-    /// A record lacks a field, or the field has the wrong type or an unusable value.
-    #[error("{}:{line}: field `{field}`: {message}: {}", path.display(), excerpt(raw))]
-    Field {
-        /// The data file.
-        path: PathBuf,
-        /// 1-based line number of the record.
-        line: usize,
-        /// The field's name.
-        field: &'static str,
-        /// What is wrong with it.
-        message: String,
-        /// The raw record.
-        raw: String,
-    },
-    /// The first record of a file fits none of the known formats.
-    #[error(
-        "{}:{line}: unknown record format (expected CRAFT `question`+`answer`, Hendrycks \
-         `problem`+`solution`, MATH-500 `problem`+`answer` or GSM8K `question`+`answer` \
-         with `#### N`): {}", path.display(), excerpt(raw)
-    )]
-    UnknownFormat {
-        /// The data file.
-        path: PathBuf,
-        /// 1-based line number of the record.
-        line: usize,
-        /// The raw record.
-        raw: String,
-    },
-    /// A data path holds no record files.
-    #[error("{}: no .jsonl or .json data files", path.display())]
-    NoDataFiles {
-        /// The path given.
-        path: PathBuf,
-    },
-    /// Fewer problems match the selection than were asked for.
-    #[error("{split}: {wanted} problems wanted but only {available} match ({selection})")]
-    NotEnoughProblems {
-        /// "train", "test" or "validation".
-        split: String,
-        /// Problems asked for.
-        wanted: usize,
-        /// Problems matching the filters.
-        available: usize,
-        /// The filters, for the message.
-        selection: String,
-    },
+    /// The problem data could not be loaded or selected (names file, line, field).
+    #[error(transparent)]
+    Data(#[from] agentopt_mathchat::MathChatError),
     /// A run-directory file (config, transcripts, report) could not be parsed.
     #[error("{}:{line}: {message}", path.display())]
     RunFile {
@@ -116,16 +61,5 @@ impl BenchError {
             path,
             source,
         }
-    }
-}
-
-/// The first 120 characters of a raw record, for messages (the whole text stays in
-/// the error value).
-fn excerpt(raw: &str) -> String {
-    const LIMIT: usize = 120;
-    let trimmed = raw.trim();
-    match trimmed.char_indices().nth(LIMIT) {
-        Some((end, _)) => format!("{}…", &trimmed[..end]),
-        None => trimmed.to_owned(),
     }
 }

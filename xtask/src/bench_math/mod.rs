@@ -1,7 +1,6 @@
 //! `cargo xtask bench-math`: the end-to-end MATH benchmark of AgentOptimizer.
 //!
 //! The pure parts live in their own modules so tests reach them directly:
-//! - [`data`]: problem loaders (CRAFT, Hendrycks MATH, MATH-500, GSM8K) and selection;
 //! - [`cli`]: flags, presets, endpoint resolution, the saved [`cli::RunConfig`];
 //! - [`stats`]: Wilson intervals and the exact McNemar test;
 //! - [`report`]: `report.json` and its Markdown and terminal renderings;
@@ -11,7 +10,6 @@
 //! - [`run`]: the run itself (agents, optimizer, local model, sandbox), resumable.
 
 pub mod cli;
-pub mod data;
 mod error;
 pub mod plot;
 pub mod progress;

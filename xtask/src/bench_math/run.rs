@@ -12,13 +12,15 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use agentopt_agents::{
-    AssistantAgent, ExecutorFactory, MATH_AGENT_NAME, MathOutcome, MathUserProxyAgent, Message,
-    SandboxSessions, SandboxSymbolicChecker, StopReason, Transcript, install,
+    AssistantAgent, ExecutorFactory, Message, SandboxSessions, StopReason, Transcript, install,
 };
 use agentopt_llm::local::{LocalServer, LocalServerOptions};
 use agentopt_llm::{
     Budget, ChatModel, ChatRequest, ClientOptions, EndpointConfig, OpenAiClient, PriceTable,
     ResponseCache, UsageMeter, UsageReport,
+};
+use agentopt_mathchat::{
+    MATH_AGENT_NAME, MathOutcome, MathUserProxyAgent, Problem, SandboxSymbolicChecker,
 };
 use agentopt_optimizer::{
     AgentOptimizer, FunctionSet, LearnedFunction, OptimizerOptions, Provenance, ValidationOptions,
@@ -28,7 +30,6 @@ use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
 
 use super::cli::{BenchArgs, Endpoints, RunConfig, resolve_endpoints, run_config};
-use super::data::{self, Problem};
 use super::plot::write_learning_curve;
 use super::progress::{Progress, init_tracing};
 use super::report::{
@@ -157,14 +158,14 @@ struct ProblemSets {
 impl ProblemSets {
     fn load(config: &RunConfig) -> anyhow::Result<Self> {
         let mut train = config.train.selection.apply(
-            data::load(&config.train.path, config.train.format)?,
+            agentopt_mathchat::load(&config.train.path, config.train.format)?,
             "train",
         )?;
         let validation = train.split_off(train.len() - config.validation_size.min(train.len()));
-        let test = config
-            .test
-            .selection
-            .apply(data::load(&config.test.path, config.test.format)?, "test")?;
+        let test = config.test.selection.apply(
+            agentopt_mathchat::load(&config.test.path, config.test.format)?,
+            "test",
+        )?;
         Ok(Self {
             train,
             validation,

@@ -11,13 +11,11 @@ use agentopt_sandbox::CellStatus;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{
-    AgentState, ConversableAgent, ReplyFunction, Trigger, Turn, strip_traceback_paths,
+use agentopt_agents::{
+    AgentError, AgentState, CodeExecution, ConversableAgent, Execution, ExecutorFactory, Message,
+    ReplyFunction, StopReason, TerminationAndHuman, ToolResponse, Transcript, Trigger, Turn,
+    call_results, code_blocks, execute_requested_calls, strip_traceback_paths,
 };
-use crate::executor::ExecutorFactory;
-use crate::replies::{TerminationAndHuman, call_results, code_blocks, execute_requested_calls};
-use crate::transcript::{CodeExecution, Execution, StopReason, Transcript};
-use crate::{AgentError, Message, ToolResponse};
 
 /// The seed's `PROMPTS`: the problem text is appended to it.
 pub const MATH_PROMPT: &str = r#"Let's solve a math problem.
@@ -216,14 +214,7 @@ impl MathUserProxyAgent {
             .with_termination(is_termination_msg_mathchat)
             .with_max_consecutive_auto_reply(MATH_MAX_CONSECUTIVE_AUTO_REPLY)
             .with_default_auto_reply(MATH_DEFAULT_REPLY);
-        for name in agent
-            .reply_names()
-            .iter()
-            .map(|name| (*name).to_owned())
-            .collect::<Vec<_>>()
-        {
-            agent.remove_reply(&name);
-        }
+        agent.clear_replies();
         let chain: [Arc<dyn ReplyFunction>; 4] = [
             Arc::new(FinalResult(Arc::clone(&shared))),
             Arc::new(TerminationAndHuman),
@@ -365,13 +356,9 @@ impl ReplyFunction for MathFunctionCalls {
                 detail: format!("function calls failed {MAX_FUNCTION_CALL_TRIALS} times in a row"),
             })));
         }
-        let Some(message) = agent.last_message(sender).cloned() else {
+        let Some(executions) = execute_requested_calls(agent, sender).await? else {
             return Ok(None);
         };
-        if !message.requests_calls() {
-            return Ok(None);
-        }
-        let executions = execute_requested_calls(agent, &message).await?;
         let mut state = lock(&self.0);
         if executions.iter().all(|execution| execution.success) {
             state.trials_left = MAX_FUNCTION_CALL_TRIALS;

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use agentopt_agents::{
-    FunctionImpl, LearnedFunction, MATH_AGENT_NAME, MathOutcome, MathUserProxyAgent, Message,
-    SandboxSymbolicChecker, StopReason, add_print_to_last_line, is_termination_msg_mathchat,
-    register_function_pair,
-};
+use agentopt_agents::{FunctionImpl, LearnedFunction, Message, StopReason, register_function_pair};
 use agentopt_llm::{CallStyle, FunctionSchema};
 use agentopt_math::{SymbolicChecker, SymbolicVerdict};
+use agentopt_mathchat::{
+    MATH_AGENT_NAME, MathOutcome, MathUserProxyAgent, SandboxSymbolicChecker,
+    add_print_to_last_line, is_termination_msg_mathchat,
+};
 use agentopt_testkit::{Reply, ScriptedServer};
 use serde::Deserialize;
 use serde_json::json;

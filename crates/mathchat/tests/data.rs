@@ -1,4 +1,6 @@
-use xtask::bench_math::data::{DataFormat, Problem, Selection, load, subject_key};
+//! Problem sets: every format, errors that name file:line and field, selection.
+
+use agentopt_mathchat::{DataFormat, Problem, Selection, load, subject_key};
 
 use crate::workspace_root;
 
@@ -266,6 +268,50 @@ fn empty_or_missing_paths() {
     let missing = dir.path().join("absent.jsonl");
     let error = load(&missing, DataFormat::Auto).expect_err("missing file");
     assert!(error.to_string().starts_with("cannot read "), "{error}");
+}
+
+/// An empty file and a file that is not UTF-8 are errors naming the file (and the
+/// line of the first bad byte), not an empty problem set.
+#[test]
+fn empty_and_non_utf8_files_name_the_file() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let check = |name: &str, bytes: &[u8], expected: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write data file");
+        let error = load(&path, DataFormat::Auto).expect_err("must fail");
+        assert_eq!(
+            error.to_string(),
+            format!("{}{expected}", path.display()),
+            "{name}"
+        );
+    };
+    check("empty.jsonl", b"", ": empty data file (no records)");
+    check("blank.jsonl", b"\n  \n\n", ": empty data file (no records)");
+    check("empty.json", b" \n", ": empty data file (no records)");
+    let good = b"{\"question\": \"q\", \"answer\": 1}\n";
+    let latin1 = [good.as_slice(), good, b"{\"question\": \"caf\xe9\"}\n"].concat();
+    check(
+        "latin1.jsonl",
+        &latin1,
+        ":3: not valid UTF-8 (byte 18 of the line)",
+    );
+    check(
+        "start.jsonl",
+        b"\xff",
+        ":1: not valid UTF-8 (byte 1 of the line)",
+    );
+    // A directory with an empty file among good ones names the empty one.
+    let mixed = data_dir(&[
+        ("a.jsonl", "{\"question\": \"q\", \"answer\": 1}\n"),
+        ("b.jsonl", ""),
+    ]);
+    let error = load(mixed.path(), DataFormat::Auto).expect_err("must fail");
+    assert!(
+        error
+            .to_string()
+            .ends_with("b.jsonl: empty data file (no records)"),
+        "{error}"
+    );
 }
 
 #[test]

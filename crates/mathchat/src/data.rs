@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::error::BenchError;
+use crate::MathChatError;
 
 /// The record layouts understood.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum DataFormat {
     /// Recognise each file from its first record.
@@ -53,10 +54,11 @@ pub struct Problem {
 /// an empty string cannot be graded and are skipped with a warning.
 ///
 /// # Errors
-/// [`BenchError::Io`], [`BenchError::NoDataFiles`], and for a bad record
-/// [`BenchError::Json`], [`BenchError::Field`] or [`BenchError::UnknownFormat`]
+/// [`MathChatError::Io`], [`MathChatError::NoDataFiles`],
+/// [`MathChatError::EmptyFile`], [`MathChatError::NotUtf8`], and for a bad record
+/// [`MathChatError::Json`], [`MathChatError::Field`] or [`MathChatError::UnknownFormat`]
 /// naming the file and line.
-pub fn load(path: &Path, format: DataFormat) -> Result<Vec<Problem>, BenchError> {
+pub fn load(path: &Path, format: DataFormat) -> Result<Vec<Problem>, MathChatError> {
     let files = data_files(path)?;
     let mut problems = Vec::new();
     for file in &files {
@@ -67,17 +69,17 @@ pub fn load(path: &Path, format: DataFormat) -> Result<Vec<Problem>, BenchError>
 }
 
 /// The record files under `path`, sorted.
-fn data_files(path: &Path) -> Result<Vec<PathBuf>, BenchError> {
-    let metadata = std::fs::metadata(path).map_err(BenchError::io("read", path))?;
+fn data_files(path: &Path) -> Result<Vec<PathBuf>, MathChatError> {
+    let metadata = std::fs::metadata(path).map_err(MathChatError::io("read", path))?;
     if !metadata.is_dir() {
         return Ok(vec![path.to_owned()]);
     }
     let mut files = Vec::new();
     let mut pending = vec![path.to_owned()];
     while let Some(dir) = pending.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(BenchError::io("list", &dir))?;
+        let entries = std::fs::read_dir(&dir).map_err(MathChatError::io("list", &dir))?;
         for entry in entries {
-            let entry = entry.map_err(BenchError::io("list", &dir))?;
+            let entry = entry.map_err(MathChatError::io("list", &dir))?;
             let entry_path = entry.path();
             if entry_path.is_dir() {
                 pending.push(entry_path);
@@ -90,7 +92,7 @@ fn data_files(path: &Path) -> Result<Vec<PathBuf>, BenchError> {
         }
     }
     if files.is_empty() {
-        return Err(BenchError::NoDataFiles {
+        return Err(MathChatError::NoDataFiles {
             path: path.to_owned(),
         });
     }
@@ -109,8 +111,14 @@ fn file_label(root: &Path, file: &Path) -> String {
 }
 
 /// Loads one file; `label` prefixes problem ids.
-fn load_file(path: &Path, label: &str, format: DataFormat) -> Result<Vec<Problem>, BenchError> {
-    let text = std::fs::read_to_string(path).map_err(BenchError::io("read", path))?;
+fn load_file(path: &Path, label: &str, format: DataFormat) -> Result<Vec<Problem>, MathChatError> {
+    let text = read_text(path)?;
+    if text.trim().is_empty() {
+        // Caught here, it names the file; later it would be "0 problems match".
+        return Err(MathChatError::EmptyFile {
+            path: path.to_owned(),
+        });
+    }
     let stem = path
         .file_stem()
         .map(|stem| stem.to_string_lossy().into_owned())
@@ -148,6 +156,23 @@ fn load_file(path: &Path, label: &str, format: DataFormat) -> Result<Vec<Problem
     Ok(problems)
 }
 
+/// A data file's text; bytes that are not UTF-8 are an error naming their line.
+fn read_text(path: &Path) -> Result<String, MathChatError> {
+    let bytes = std::fs::read(path).map_err(MathChatError::io("read", path))?;
+    String::from_utf8(bytes).map_err(|error| {
+        let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
+        let line_start = valid
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |at| at + 1);
+        MathChatError::NotUtf8 {
+            path: path.to_owned(),
+            line: valid.iter().filter(|&&b| b == b'\n').count() + 1,
+            byte: valid.len() - line_start + 1,
+        }
+    })
+}
+
 /// One parsed JSON record, with where it came from for errors.
 struct Record<'a> {
     path: &'a Path,
@@ -157,8 +182,8 @@ struct Record<'a> {
 }
 
 impl<'a> Record<'a> {
-    fn parse(path: &'a Path, line: usize, raw: &'a str) -> Result<Self, BenchError> {
-        let value: Value = serde_json::from_str(raw).map_err(|error| BenchError::Json {
+    fn parse(path: &'a Path, line: usize, raw: &'a str) -> Result<Self, MathChatError> {
+        let value: Value = serde_json::from_str(raw).map_err(|error| MathChatError::Json {
             path: path.to_owned(),
             // A one-record file reports the line inside it.
             line: line + error.line().saturating_sub(1),
@@ -166,7 +191,7 @@ impl<'a> Record<'a> {
             raw: raw.to_owned(),
         })?;
         let Value::Object(fields) = value else {
-            return Err(BenchError::Json {
+            return Err(MathChatError::Json {
                 path: path.to_owned(),
                 line,
                 message: "expected a JSON object".to_owned(),
@@ -181,8 +206,8 @@ impl<'a> Record<'a> {
         })
     }
 
-    fn field_error(&self, field: &'static str, message: impl Into<String>) -> BenchError {
-        BenchError::Field {
+    fn field_error(&self, field: &'static str, message: impl Into<String>) -> MathChatError {
+        MathChatError::Field {
             path: self.path.to_owned(),
             line: self.line,
             field,
@@ -196,7 +221,7 @@ impl<'a> Record<'a> {
         matches!(self.fields.get("answer"), Some(Value::String(text)) if text.trim().is_empty())
     }
 
-    fn detect_format(&self) -> Result<DataFormat, BenchError> {
+    fn detect_format(&self) -> Result<DataFormat, MathChatError> {
         let has = |name: &str| self.fields.contains_key(name);
         let gsm8k_answer = self
             .fields
@@ -212,7 +237,7 @@ impl<'a> Record<'a> {
         } else if has("question") && has("answer") {
             DataFormat::Craft
         } else {
-            return Err(BenchError::UnknownFormat {
+            return Err(MathChatError::UnknownFormat {
                 path: self.path.to_owned(),
                 line: self.line,
                 raw: self.raw.to_owned(),
@@ -220,7 +245,7 @@ impl<'a> Record<'a> {
         })
     }
 
-    fn text(&self, field: &'static str) -> Result<&str, BenchError> {
+    fn text(&self, field: &'static str) -> Result<&str, MathChatError> {
         match self.fields.get(field) {
             Some(Value::String(text)) if !text.trim().is_empty() => Ok(text),
             Some(Value::String(_)) => Err(self.field_error(field, "is empty")),
@@ -232,7 +257,7 @@ impl<'a> Record<'a> {
     }
 
     /// A level given as "Level N", a bare number, or absent; "Level ?" counts as none.
-    fn level(&self, field: &'static str) -> Result<Option<u8>, BenchError> {
+    fn level(&self, field: &'static str) -> Result<Option<u8>, MathChatError> {
         let parsed = match self.fields.get(field) {
             None | Some(Value::Null) => return Ok(None),
             Some(Value::Number(number)) => number.as_u64().and_then(|n| u8::try_from(n).ok()),
@@ -256,7 +281,7 @@ impl<'a> Record<'a> {
         format: DataFormat,
         id: String,
         file_stem: &str,
-    ) -> Result<Problem, BenchError> {
+    ) -> Result<Problem, MathChatError> {
         let (question, answer, level, subject) = match format {
             DataFormat::Auto | DataFormat::Craft => (
                 self.text("question")?,
@@ -313,7 +338,7 @@ impl<'a> Record<'a> {
 
     /// `answer` as text: a JSON number is written without a trailing `.0` (the seed
     /// notebook strips it too); a string is kept as it is.
-    fn craft_answer(&self) -> Result<String, BenchError> {
+    fn craft_answer(&self) -> Result<String, MathChatError> {
         match self.fields.get("answer") {
             Some(Value::Number(number)) => Ok(number_text(number)),
             Some(Value::String(_)) => self.text("answer").map(str::to_owned),
@@ -389,8 +414,12 @@ impl Selection {
     /// `count`. `split` names the set in errors.
     ///
     /// # Errors
-    /// [`BenchError::NotEnoughProblems`] when fewer than `count` (or none) match.
-    pub fn apply(&self, problems: Vec<Problem>, split: &str) -> Result<Vec<Problem>, BenchError> {
+    /// [`MathChatError::NotEnoughProblems`] when fewer than `count` (or none) match.
+    pub fn apply(
+        &self,
+        problems: Vec<Problem>,
+        split: &str,
+    ) -> Result<Vec<Problem>, MathChatError> {
         let mut kept: Vec<Problem> = problems
             .into_iter()
             .filter(|problem| self.subjects.is_empty() || self.subjects.contains(&problem.subject))
@@ -406,7 +435,7 @@ impl Selection {
         }
         let wanted = self.count.unwrap_or(kept.len()).max(1);
         if kept.len() < wanted {
-            return Err(BenchError::NotEnoughProblems {
+            return Err(MathChatError::NotEnoughProblems {
                 split: split.to_owned(),
                 wanted,
                 available: kept.len(),
