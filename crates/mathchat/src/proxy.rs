@@ -5,17 +5,16 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use agentopt_llm::Usage;
-use agentopt_math::{Lang, SymbolicChecker, check_answer, extract_code, get_answer};
-use agentopt_sandbox::CellStatus;
-use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
-
 use agentopt_agents::{
     AgentError, AgentState, CodeExecution, ConversableAgent, Execution, ExecutorFactory, Message,
     ReplyFunction, StopReason, TerminationAndHuman, ToolResponse, Transcript, Trigger, Turn,
     call_results, code_blocks, execute_requested_calls, strip_traceback_paths,
 };
+use agentopt_llm::Usage;
+use agentopt_math::{Lang, SymbolicChecker, check_answer, extract_code, get_answer};
+use agentopt_sandbox::CellStatus;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 /// The seed's `PROMPTS`: the problem text is appended to it.
 pub const MATH_PROMPT: &str = r#"Let's solve a math problem.
