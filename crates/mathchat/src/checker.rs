@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use agentopt_agents::ExecutorFactory;
 use agentopt_math::{SymbolicChecker, SymbolicVerdict, latex_answer_to_sympy};
-use agentopt_sandbox::{Executor, LearnedFunction};
+use agentopt_sandbox::{CellStatus, Executor, LearnedFunction};
 use async_trait::async_trait;
 use serde_json::{Map, json};
 use tokio::sync::Mutex;
@@ -84,7 +84,7 @@ impl SymbolicChecker for SandboxSymbolicChecker {
             Some(session) => session,
             None => match self.factory.start().await {
                 Ok(session) => session,
-                Err(error) => return SymbolicVerdict::Undecided(error.to_string()),
+                Err(error) => return SymbolicVerdict::Failed(error.to_string()),
             },
         };
         let session = guard.insert(session);
@@ -93,16 +93,23 @@ impl SymbolicChecker for SandboxSymbolicChecker {
         arguments.insert("a".to_owned(), json!(left.items));
         arguments.insert("b".to_owned(), json!(right.items));
         match session.call_function(&function, &arguments).await {
-            Ok(outcome) => match (outcome.value.as_deref(), outcome.error_text()) {
-                (Some("'equivalent'"), None) => SymbolicVerdict::Equivalent,
-                (Some("'different'"), None) => SymbolicVerdict::NotEquivalent,
-                (value, error) => SymbolicVerdict::Undecided(
-                    error.unwrap_or_else(|| format!("unexpected result {value:?}")),
-                ),
+            Ok(outcome) => match (&outcome.status, outcome.value.as_deref()) {
+                (CellStatus::Completed, Some("'equivalent'")) => SymbolicVerdict::Equivalent,
+                (CellStatus::Completed, Some("'different'")) => SymbolicVerdict::NotEquivalent,
+                // sympy refused these answers: about the answers, not the checker.
+                (CellStatus::Raised { traceback }, _) => {
+                    SymbolicVerdict::Undecided(traceback.clone())
+                }
+                (CellStatus::Completed, value) => {
+                    SymbolicVerdict::Failed(format!("unexpected result {value:?}"))
+                }
+                (CellStatus::TimedOut | CellStatus::Crashed { .. }, _) => {
+                    SymbolicVerdict::Failed(outcome.error_text().unwrap_or_default())
+                }
             },
             Err(error) => {
                 *guard = None;
-                SymbolicVerdict::Undecided(error.to_string())
+                SymbolicVerdict::Failed(error.to_string())
             }
         }
     }

@@ -30,6 +30,7 @@ mod checker;
 mod data;
 mod error;
 mod proxy;
+mod task;
 
 pub use checker::SandboxSymbolicChecker;
 pub use data::{DataFormat, Problem, Selection, load, subject_key};
@@ -39,3 +40,4 @@ pub use proxy::{
     MAX_FUNCTION_CALL_TRIALS, MAX_INVALID_QUERIES_PER_STEP, MAX_OUTPUT_CHARS, MathOutcome,
     MathUserProxyAgent, add_print_to_last_line, is_termination_msg_mathchat,
 };
+pub use task::{ASSISTANT_NAME, ASSISTANT_SYSTEM_MESSAGE, MathTask, MathTaskOptions};

@@ -11,7 +11,7 @@ use agentopt_agents::{
     call_results, code_blocks, execute_requested_calls, strip_traceback_paths,
 };
 use agentopt_llm::Usage;
-use agentopt_math::{Lang, SymbolicChecker, check_answer, extract_code, get_answer};
+use agentopt_math::{AnswerVerdict, Lang, SymbolicChecker, check_answer, extract_code, get_answer};
 use agentopt_sandbox::CellStatus;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -129,7 +129,7 @@ pub fn add_print_to_last_line(code: &str) -> String {
 struct MathState {
     reference: String,
     checker: Option<Arc<dyn SymbolicChecker>>,
-    is_correct: Option<bool>,
+    verdict: Option<AnswerVerdict>,
     last_answer: Option<String>,
     trials_left: u32,
     end_after_failures: bool,
@@ -163,6 +163,11 @@ fn lock(shared: &Shared) -> MutexGuard<'_, MathState> {
 pub struct MathOutcome {
     /// Whether the assistant's final answer matched the reference.
     pub correct: bool,
+    /// How the last final answer was judged (`None`: no final answer was given).
+    /// An undecided verdict whose checker failed is an infrastructure failure, not
+    /// a wrong answer.
+    #[serde(skip)]
+    pub verdict: Option<AnswerVerdict>,
     /// The last `\boxed{}` answer the assistant gave outside a code message.
     pub answer: Option<String>,
     /// The reference answer.
@@ -251,9 +256,9 @@ impl MathUserProxyAgent {
         lock(&self.shared).reset(answer);
         let prompt = format!("{MATH_PROMPT}{problem}");
         let transcript = self.agent.initiate_chat(assistant, prompt).await;
-        let (correct, extracted) = {
+        let (verdict, extracted) = {
             let state = lock(&self.shared);
-            (state.is_correct == Some(true), state.last_answer.clone())
+            (state.verdict.clone(), state.last_answer.clone())
         };
         let turns = transcript
             .entries
@@ -263,7 +268,8 @@ impl MathUserProxyAgent {
         let errors = transcript.totals.failed_executions
             + usize::from(matches!(transcript.stop_reason, StopReason::Error { .. }));
         MathOutcome {
-            correct,
+            correct: verdict.as_ref().is_some_and(AnswerVerdict::is_equivalent),
+            verdict,
             answer: extracted,
             reference: answer.to_owned(),
             turns,
@@ -313,11 +319,10 @@ impl ReplyFunction for FinalResult {
             let state = lock(&self.0);
             (state.reference.clone(), state.checker.clone())
         };
-        let correct = check_answer(candidate, &reference, checker.as_deref())
-            .await
-            .is_equivalent();
+        let verdict = check_answer(candidate, &reference, checker.as_deref()).await;
+        let correct = verdict.is_equivalent();
         let mut state = lock(&self.0);
-        state.is_correct = Some(correct);
+        state.verdict = Some(verdict);
         state.last_answer = Some(candidate.to_owned());
         // Tool calls sent along with the answer must still be answered on the wire.
         let mut reply = Message::user(CORRECT_REPLY);
