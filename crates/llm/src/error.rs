@@ -78,11 +78,13 @@ pub enum LlmError {
         /// Attempts made, retries included.
         attempts: u32,
     },
-    /// The server's reply is not a chat completion we can read.
-    #[error("{endpoint}: malformed response: {message}; body: {body}")]
+    /// The server's reply is not a chat completion we can read (after any retries).
+    #[error("{endpoint}: malformed response after {attempts} attempt(s): {message}; body: {body}")]
     MalformedResponse {
         /// Base URL of the endpoint.
         endpoint: String,
+        /// Attempts made, retries included.
+        attempts: u32,
         /// Why it could not be read.
         message: String,
         /// The raw body (redacted, as received).
@@ -296,5 +298,11 @@ impl LlmError {
             Self::Transport { .. } | Self::Timeout { .. } => true,
             _ => false,
         }
+    }
+
+    /// Whether the server answered 200 with something that is not a readable chat
+    /// completion (retried against [`crate::RetryPolicy::max_malformed_attempts`]).
+    pub fn is_malformed(&self) -> bool {
+        matches!(self, Self::MalformedResponse { .. })
     }
 }

@@ -240,6 +240,7 @@ impl OpenAiClient {
             OpenAIError::JSONDeserialize(error, body) => (
                 LlmError::MalformedResponse {
                     endpoint,
+                    attempts: 1,
                     message: error.to_string(),
                     body: self.redact(&body),
                 },
@@ -267,7 +268,9 @@ impl OpenAiClient {
         }
     }
 
-    /// Sends with retries; returns the reply converted to our types.
+    /// Sends with retries; returns the reply converted to our types. Transient
+    /// failures and malformed replies are retried, each against its own limit
+    /// (see [`RetryPolicy`]); `attempts` in the final error counts both.
     async fn send(
         &self,
         request: &ChatRequest,
@@ -276,19 +279,32 @@ impl OpenAiClient {
         let wire_request = to_wire(request, &self.inner.endpoint.model, style)?;
         let policy = self.inner.options.retry;
         let mut attempt = 1;
+        let (mut transient, mut malformed) = (0, 0);
         loop {
-            match self.attempt(wire_request.clone()).await {
-                Ok(response) => return self.read_reply(response),
-                Err((error, retry_after)) => {
-                    if !error.is_transient() || attempt >= policy.max_attempts.max(1) {
-                        return Err(with_attempts(error, attempt));
-                    }
-                    let delay = policy.delay(attempt, retry_after);
-                    tracing::warn!(attempt, ?delay, %error, "retrying chat completion");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
+            let outcome = match self.attempt(wire_request.clone()).await {
+                Ok(response) => self.read_reply(response).map_err(|error| (error, None)),
+                Err(failure) => Err(failure),
+            };
+            let (error, retry_after) = match outcome {
+                Ok(response) => return Ok(response),
+                Err(failure) => failure,
+            };
+            let (failures, limit) = if error.is_malformed() {
+                malformed += 1;
+                (malformed, policy.max_malformed_attempts)
+            } else if error.is_transient() {
+                transient += 1;
+                (transient, policy.max_attempts)
+            } else {
+                return Err(with_attempts(error, attempt));
+            };
+            if failures >= limit.max(1) {
+                return Err(with_attempts(error, attempt));
             }
+            let delay = policy.delay(failures, retry_after);
+            tracing::warn!(attempt, ?delay, %error, "retrying chat completion");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
         }
     }
 
@@ -301,6 +317,7 @@ impl OpenAiClient {
         let Some(choice) = response.choices.first() else {
             return Err(LlmError::MalformedResponse {
                 endpoint: self.inner.endpoint.base_url.clone(),
+                attempts: 1,
                 message: "reply has no choices".to_owned(),
                 body: self.redact(&serde_json::to_string(&response).unwrap_or_default()),
             });
@@ -551,6 +568,17 @@ fn with_attempts(error: LlmError, attempts: u32) -> LlmError {
             endpoint,
             timeout,
             attempts,
+        },
+        LlmError::MalformedResponse {
+            endpoint,
+            message,
+            body,
+            ..
+        } => LlmError::MalformedResponse {
+            endpoint,
+            attempts,
+            message,
+            body,
         },
         other => other,
     }
