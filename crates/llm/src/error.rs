@@ -98,6 +98,17 @@ pub enum LlmError {
         /// The server's explanation (redacted).
         body: String,
     },
+    /// An endpoint failed its check before any conversation (see
+    /// [`crate::ChatModel::preflight`]).
+    #[error("preflight of model {model:?} at {endpoint} failed: {problem}")]
+    Preflight {
+        /// Base URL of the endpoint.
+        endpoint: String,
+        /// The model that was to be checked.
+        model: String,
+        /// What is wrong (unreachable, model not served, no answer in time, …).
+        problem: String,
+    },
     /// A tool call's arguments are not a JSON object.
     #[error("invalid arguments for `{function}`: {message}; arguments: {arguments}")]
     InvalidToolArguments {
@@ -298,6 +309,21 @@ impl LlmError {
             Self::Transport { .. } | Self::Timeout { .. } => true,
             _ => false,
         }
+    }
+
+    /// Whether the endpoint itself failed the call (after its retries): any HTTP
+    /// error status, transport failure, timeout, malformed reply or context
+    /// overflow. A config list falls back to its next entry on these, as AG2 does
+    /// on API errors; local refusals (budget, invalid request) stop at once.
+    pub fn is_endpoint_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::Http { .. }
+                | Self::Transport { .. }
+                | Self::Timeout { .. }
+                | Self::MalformedResponse { .. }
+                | Self::ContextOverflow { .. }
+        )
     }
 
     /// Whether the server answered 200 with something that is not a readable chat

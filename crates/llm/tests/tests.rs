@@ -4,9 +4,11 @@
 mod cache;
 mod config;
 mod context;
+mod fallback;
 mod faults;
 mod lenient;
 mod local;
+mod preflight;
 mod redaction;
 mod requests;
 mod usage;
