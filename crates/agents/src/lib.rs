@@ -26,6 +26,7 @@ mod executor;
 mod functions;
 mod math_proxy;
 mod message;
+mod replay;
 mod replies;
 mod symbolic;
 mod transcript;
@@ -48,6 +49,7 @@ pub use math_proxy::{
     MathUserProxyAgent, add_print_to_last_line, is_termination_msg_mathchat,
 };
 pub use message::{Message, ToolResponse};
+pub use replay::{Replay, ReplayFailure};
 pub use symbolic::SandboxSymbolicChecker;
 pub use transcript::{
     CodeExecution, Execution, ReplyWork, StopReason, Transcript, TranscriptEntry, TranscriptTotals,

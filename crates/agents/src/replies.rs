@@ -229,6 +229,14 @@ impl ReplyFunction for CodeBlocks {
             return Ok(None);
         };
         let mut logs = String::new();
+        if let Some(note) = agent
+            .restore_lost_state()
+            .await?
+            .and_then(|replay| replay.failure_note())
+        {
+            logs.push('\n');
+            logs.push_str(&note);
+        }
         let mut exit_code = 0;
         for (lang, code) in blocks {
             let (exit, output, sandbox) = if lang == Lang::Python {

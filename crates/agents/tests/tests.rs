@@ -6,6 +6,7 @@ mod conversable;
 mod math_proxy;
 mod real_model;
 mod registry;
+mod state_loss;
 
 use std::sync::Arc;
 use std::time::Duration;
