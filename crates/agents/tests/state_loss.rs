@@ -2,29 +2,18 @@
 //! had completed are run again before the next cell, and replayed cells that fail are
 //! reported.
 
-use agentopt_agents::{
-    FunctionImpl, FunctionUpdate, Transcript, UserProxyAgent, apply_function_update,
-};
-use agentopt_llm::{CallStyle, FunctionSchema};
+use agentopt_agents::{FunctionSet, LearnedFunction, Transcript, UserProxyAgent, install};
+use agentopt_llm::CallStyle;
 use agentopt_testkit::{Reply, ScriptedServer};
 use serde_json::json;
 
 use crate::{client, sessions};
 
 /// `die()`: a learned function that kills its worker.
-fn dying_function() -> FunctionUpdate {
+fn dying_function() -> FunctionSet {
     let code = "def die():\n    import os\n    os._exit(3)\n";
-    match FunctionImpl::python("die", code, Vec::<String>::new()) {
-        Ok(implementation) => FunctionUpdate::Upsert {
-            schema: FunctionSchema {
-                name: "die".to_owned(),
-                description: Some("Ends the worker.".to_owned()),
-                parameters: json!({"type": "object", "properties": {}}),
-            },
-            implementation,
-        },
-        Err(error) => panic!("{error}"),
-    }
+    let die = LearnedFunction::new("die", code).with_description("Ends the worker.");
+    FunctionSet::new([die])
 }
 
 /// The texts the proxy sent back, in order (tool results as their contents).
@@ -53,7 +42,9 @@ async fn converse(script: Vec<Reply>) -> Vec<String> {
     let server = ScriptedServer::start(script).await;
     let mut assistant = crate::assistant(client(&server, CallStyle::Tools));
     let mut proxy = UserProxyAgent::new("user", sessions());
-    apply_function_update(&mut assistant, &mut proxy, dying_function());
+    if let Err(error) = install(&mut assistant, &mut proxy, &dying_function()) {
+        panic!("{error}");
+    }
     let transcript = proxy.initiate_chat(&mut assistant, "Go.").await;
     proxy_replies(&transcript)
 }
