@@ -29,7 +29,8 @@ pub struct OptimizerOptions {
     /// Report `should_stop` after this many consecutive steps without beating the best
     /// score; `None` never stops.
     pub patience: Option<u32>,
-    /// Times a rejected proposal is retried with the validation error fed back.
+    /// Times a rejected proposal is retried with the validation error fed back; at
+    /// most [`MAX_RETRIES_LIMIT`].
     pub max_retries: u32,
     /// Tokens of the context window kept free for the optimizer's reply (also its
     /// `max_tokens`). The prompt budget is the context window minus twice this (the
@@ -146,7 +147,18 @@ impl std::fmt::Debug for AgentOptimizer {
     }
 }
 
+/// Most retries of a rejected proposal per round: each is a model call, and the
+/// attempt count (`max_retries + 1`) must not overflow.
+pub const MAX_RETRIES_LIMIT: u32 = 100;
+
 fn check_options(options: &OptimizerOptions) -> Result<(), OptimizerError> {
+    if options.max_retries > MAX_RETRIES_LIMIT {
+        return Err(OptimizerError::InvalidOption {
+            option: "max_retries",
+            value: options.max_retries.to_string(),
+            message: format!("must be at most {MAX_RETRIES_LIMIT}"),
+        });
+    }
     if let Some(validation) = &options.validation
         && !(validation.significance > 0.0 && validation.significance < 1.0)
     {

@@ -198,12 +198,18 @@ async fn removal_and_revision_need_an_existing_function() {
 }
 
 #[tokio::test]
-async fn unknown_tools_are_rejected() {
-    check(
-        Reply::tool_call("rename_function", json!({"name": "f"})),
-        "unknown tool `rename_function`",
-    )
-    .await;
+async fn unknown_tools_are_rejected_by_name() {
+    for arguments in [
+        json!({"name": "f"}),
+        json!({"old": "f", "new": "g"}),
+        json!({}),
+    ] {
+        check(
+            Reply::tool_call("rename_function", arguments),
+            "unknown tool `rename_function`; use add_function, revise_function or remove_function",
+        )
+        .await;
+    }
 }
 
 #[tokio::test]
@@ -310,4 +316,47 @@ async fn standard_library_packages_are_dropped_and_full_schemas_accepted() -> an
     assert_eq!(function.packages, ["sympy"]);
     assert_eq!(function.parameters["required"], json!(["a", "b"]));
     Ok(())
+}
+
+/// The function `sum_numbers` is accepted with `packages` = `given`, and keeps
+/// `expected` (standard-library modules dropped).
+async fn check_packages(given: Value, expected: &[&str]) {
+    let mut arguments = sum_fields();
+    if given == Value::Bool(false) {
+        arguments
+            .as_object_mut()
+            .map(|fields| fields.remove("packages"));
+    } else {
+        arguments["packages"] = given;
+    }
+    let server = crate::server([add_with(arguments)]).await;
+    let mut optimizer = optimizer(&server, 1, OptimizerOptions::default());
+    let outcome = step_with_sandbox(&mut optimizer, &[true]).await;
+    assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
+    assert_eq!(outcome.functions[0].packages, expected);
+}
+
+#[tokio::test]
+async fn no_packages_in_any_form_and_every_standard_module_are_accepted() {
+    // `false` stands for a call without the field.
+    for none in [Value::Null, json!([]), json!(""), Value::Bool(false)] {
+        check_packages(none, &[]).await;
+    }
+    let standard = "typing datetime heapq bisect dataclasses enum itertools collections.abc";
+    check_packages(json!(standard), &[]).await;
+    check_packages(json!(format!("{standard} sympy")), &["sympy"]).await;
+    check_packages(json!(["typing", "sympy numpy"]), &["sympy", "numpy"]).await;
+}
+
+#[tokio::test]
+async fn packages_of_another_kind_are_refused_naming_the_field() {
+    check(
+        add_with({
+            let mut arguments = sum_fields();
+            arguments["packages"] = json!(7);
+            arguments
+        }),
+        "`packages` must be a string of package names",
+    )
+    .await;
 }
