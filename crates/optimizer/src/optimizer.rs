@@ -499,7 +499,7 @@ impl AgentOptimizer {
             functions: FunctionSet::default(),
         };
         let mut incumbent = next.best_functions.clone();
-        self.action_loop(&next, &recorded, &budget, &mut incumbent, &mut outcome)
+        self.action_loop(&next, &budget, &mut incumbent, &mut outcome)
             .await?;
 
         outcome.functions = FunctionSet::new(incumbent.iter().cloned());
@@ -511,11 +511,12 @@ impl AgentOptimizer {
     }
 
     /// Asks for actions until `max_actions_per_step` are applied, the model stops
-    /// calling tools, or every round is used.
+    /// calling tools, or every round is used. Proposals are tried on the arguments of
+    /// the conversations the prompt shows (the best list's, after a roll-back too), so
+    /// an error's "failing conversation N" is the prompt's "Conversation N".
     async fn action_loop(
         &mut self,
         next: &OptimizerState,
-        recorded: &[RecordedConversation],
         budget: &PromptBudget,
         incumbent: &mut Vec<LearnedFunction>,
         outcome: &mut StepOutcome,
@@ -598,7 +599,7 @@ impl AgentOptimizer {
                             incumbent,
                             max_list_bytes(budget),
                             self.executor.as_deref_mut(),
-                            recorded,
+                            &next.best_conversations,
                         )
                         .await?;
                         let errors = match verdict {

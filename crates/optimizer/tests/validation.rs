@@ -360,3 +360,66 @@ async fn packages_of_another_kind_are_refused_naming_the_field() {
     )
     .await;
 }
+
+/// A failing conversation that called `ratio(a=1, b=0)`.
+fn ratio_by_zero() -> Vec<ChatMessage> {
+    vec![
+        ChatMessage::user("What is 1 / 0?"),
+        ChatMessage::assistant_tool_calls(vec![ToolCall {
+            id: "call_7".to_owned(),
+            function: FunctionCall {
+                name: "ratio".to_owned(),
+                arguments: json!({"a": 1, "b": 0}).to_string(),
+            },
+        }]),
+        ChatMessage::tool("call_7", "None"),
+    ]
+}
+
+#[tokio::test]
+async fn after_a_roll_back_errors_cite_the_conversation_the_prompt_shows() -> anyhow::Result<()> {
+    let ratio = |code: &str, tool: &str| function_call(tool, "ratio", &["a", "b"], code);
+    let safe = ratio(
+        "def ratio(a, b):\n    return None if b == 0 else a / b\n",
+        "add_function",
+    );
+    let broken = ratio("def ratio(a, b):\n    return a // b\n", "revise_function");
+    let server = crate::server([
+        Reply::tool_call(safe.0, safe.1),
+        Reply::text("TERMINATE"),
+        Reply::tool_call(broken.0, broken.1),
+        Reply::text("TERMINATE"),
+    ])
+    .await;
+    let mut optimizer =
+        optimizer(&server, 1, OptimizerOptions::default()).with_executor(Box::new(sandbox().await));
+    record(&mut optimizer, &[false]);
+    optimizer.step().await?; // adds `ratio`
+    // Scored 2/3 with `ratio`: accepted; the call by zero is conversation 2.
+    record(&mut optimizer, &[true, true]);
+    optimizer.record_one_conversation(ratio_by_zero(), false)?;
+    optimizer.step().await?;
+    // Scored 0: rolled back. Here the call by zero is conversation 1 of the trial.
+    record(&mut optimizer, &[false]);
+    optimizer.record_one_conversation(ratio_by_zero(), false)?;
+    let outcome = optimizer.step().await?;
+    assert!(!outcome.accepted);
+
+    let prompt = crate::prompt_of(&server.chat_requests()[2]);
+    assert!(
+        prompt.contains("{\"Conversation 2\":[{\"role\":\"user\",\"content\":\"What is 1 / 0?\"}"),
+        "{prompt}"
+    );
+    let errors: Vec<&String> = outcome
+        .rejected
+        .iter()
+        .flat_map(|r| r.errors.iter().flatten())
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("with the arguments from failing conversation 2 fails"),
+        "{}",
+        errors[0]
+    );
+    Ok(())
+}
