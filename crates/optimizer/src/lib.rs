@@ -11,6 +11,7 @@
 //! trained set exports to a portable JSON artifact.
 
 mod action;
+mod checkpoint;
 mod error;
 mod function;
 mod optimizer;
