@@ -188,10 +188,11 @@ impl ReplyFunction for FunctionCalls {
 }
 
 /// The code blocks of a message with their languages (untagged blocks inferred),
-/// or `None` when it has no fenced block at all.
+/// or `None` when it has no code: no fenced block at all, or, as AG2 compares the
+/// language with `"unknown"`, one block fenced ```` ```unknown ````.
 pub(crate) fn code_blocks(text: &str) -> Option<Vec<(Lang, String)>> {
     let blocks = extract_code(text, false);
-    if matches!(blocks.as_slice(), [only] if only.lang == Lang::Unknown) {
+    if matches!(blocks.as_slice(), [only] if only.lang.as_str() == Lang::Unknown.as_str()) {
         return None;
     }
     let blocks = blocks.into_iter().map(|block| {
