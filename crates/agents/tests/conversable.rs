@@ -24,14 +24,8 @@ async fn user_proxy_runs_code_blocks_in_a_warm_session() {
     let mut assistant = crate::assistant(client(&server, CallStyle::Tools));
     let mut proxy = UserProxyAgent::new("user", sessions());
     let transcript = proxy.initiate_chat(&mut assistant, "Compute.").await;
-    let replies: Vec<&str> = transcript
-        .entries
-        .iter()
-        .filter(|entry| entry.sender == "user")
-        .map(|entry| entry.message.text())
-        .collect();
     assert_eq!(
-        replies,
+        crate::sent_by(&transcript, "user"),
         [
             "Compute.",
             "exitcode: 0 (execution succeeded)\nCode output: \n21\n",
@@ -247,14 +241,8 @@ async fn a_lone_block_fenced_unknown_is_no_code_as_in_ag2() {
     let mut proxy = UserProxyAgent::new("user", sessions())
         .configure(|agent| agent.with_default_auto_reply("no code"));
     let transcript = proxy.initiate_chat(&mut assistant, "start").await;
-    let replies: Vec<&str> = transcript
-        .entries
-        .iter()
-        .filter(|entry| entry.sender == "user")
-        .map(|entry| entry.message.text())
-        .collect();
     assert_eq!(
-        replies[1..],
+        crate::sent_by(&transcript, "user")[1..],
         [
             "no code",
             "exitcode: 1 (execution failed)\nCode output: \nunknown language Unknown",

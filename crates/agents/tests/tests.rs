@@ -35,6 +35,16 @@ fn client(server: &ScriptedServer, style: CallStyle) -> Arc<dyn ChatModel> {
     }
 }
 
+/// The texts `sender` sent in `transcript`, in order.
+fn sent_by<'a>(transcript: &'a agentopt_agents::Transcript, sender: &str) -> Vec<&'a str> {
+    transcript
+        .entries
+        .iter()
+        .filter(|entry| entry.sender == sender)
+        .map(|entry| entry.message.text())
+        .collect()
+}
+
 /// The seed notebook's assistant.
 fn assistant(model: Arc<dyn ChatModel>) -> ConversableAgent {
     AssistantAgent::new("assistant", model)

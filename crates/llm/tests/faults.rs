@@ -21,6 +21,18 @@ async fn recover_from(faults: Vec<Reply>) -> (String, usize) {
     )
 }
 
+/// Each case's faults are retried to success, one request per fault plus one.
+async fn all_recover(cases: Vec<(&str, Vec<Reply>)>) {
+    for (name, faults) in cases {
+        let expected_requests = faults.len() + 1;
+        assert_eq!(
+            recover_from(faults).await,
+            ("recovered".to_owned(), expected_requests),
+            "{name}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn transient_faults_are_retried() {
     let cases: Vec<(&str, Vec<Reply>)> = vec![
@@ -37,14 +49,7 @@ async fn transient_faults_are_retried() {
             vec![Reply::server_error(502), Reply::Reset],
         ),
     ];
-    for (name, faults) in cases {
-        let expected_requests = faults.len() + 1;
-        assert_eq!(
-            recover_from(faults).await,
-            ("recovered".to_owned(), expected_requests),
-            "{name}"
-        );
-    }
+    all_recover(cases).await;
 }
 
 #[tokio::test]
@@ -165,14 +170,7 @@ async fn malformed_replies_are_retried() {
             ],
         ),
     ];
-    for (name, faults) in cases {
-        let expected_requests = faults.len() + 1;
-        assert_eq!(
-            recover_from(faults).await,
-            ("recovered".to_owned(), expected_requests),
-            "{name}"
-        );
-    }
+    all_recover(cases).await;
 }
 
 #[tokio::test]

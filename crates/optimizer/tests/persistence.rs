@@ -315,6 +315,15 @@ async fn version_1_checkpoints_still_load() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A directory `run` in a fresh temporary one (kept while the guard lives), for
+/// [`with_directory_gone`].
+fn run_directory() -> anyhow::Result<(tempfile::TempDir, std::path::PathBuf)> {
+    let root = tempfile::tempdir()?;
+    let directory = root.path().join("run");
+    std::fs::create_dir(&directory)?;
+    Ok((root, directory))
+}
+
 /// Moves the checkpoint's directory away while `act` runs, so every write fails.
 async fn with_directory_gone<T>(
     directory: &std::path::Path,
@@ -329,9 +338,7 @@ async fn with_directory_gone<T>(
 
 #[tokio::test]
 async fn a_failed_record_changes_nothing_and_its_retry_records_once() -> anyhow::Result<()> {
-    let root = tempfile::tempdir()?;
-    let directory = root.path().join("run");
-    std::fs::create_dir(&directory)?;
+    let (_root, directory) = run_directory()?;
     let path = directory.join("optimizer.json");
     let server = crate::server([Reply::text("TERMINATE"), Reply::text("TERMINATE")]).await;
     let mut optimizer = AgentOptimizer::new(1, client(&server), options(&path))?;
@@ -353,9 +360,7 @@ async fn a_failed_record_changes_nothing_and_its_retry_records_once() -> anyhow:
 
 #[tokio::test]
 async fn a_step_whose_checkpoint_cannot_be_written_is_undone() -> anyhow::Result<()> {
-    let root = tempfile::tempdir()?;
-    let directory = root.path().join("run");
-    std::fs::create_dir(&directory)?;
+    let (_root, directory) = run_directory()?;
     let path = directory.join("optimizer.json");
     let straight = crate::server(script()).await;
     let mut optimizer = AgentOptimizer::new(1, client(&straight), options(&path))?;

@@ -253,31 +253,15 @@ async fn a_revision_is_called_with_the_arguments_of_a_failing_conversation() -> 
     optimizer.step().await?;
 
     // A failing conversation called ratio(a=1, b=0).
-    let failing = vec![
-        ChatMessage::user("What is 1 / 0?"),
-        ChatMessage::assistant_tool_calls(vec![ToolCall {
-            id: "call_7".to_owned(),
-            function: FunctionCall {
-                name: "ratio".to_owned(),
-                arguments: json!({"a": 1, "b": 0}).to_string(),
-            },
-        }]),
-        ChatMessage::tool("call_7", "ZeroDivisionError: division by zero"),
-    ];
+    let failing = ratio_by_zero("ZeroDivisionError: division by zero");
     optimizer.record_one_conversation(failing, false)?;
     let outcome = optimizer.step().await?;
-    let errors: Vec<&String> = outcome
-        .rejected
-        .iter()
-        .flat_map(|r| r.errors.iter().flatten())
-        .collect();
-    assert_eq!(errors.len(), 1, "{errors:?}");
+    let error = only_error(&outcome);
     assert!(
-        errors[0].contains("calling ratio(**{\"a\":1,\"b\":0})"),
-        "{}",
-        errors[0]
+        error.contains("calling ratio(**{\"a\":1,\"b\":0})"),
+        "{error}"
     );
-    assert!(errors[0].contains("ZeroDivisionError"), "{}", errors[0]);
+    assert!(error.contains("ZeroDivisionError"), "{error}");
     assert!(outcome.functions[0].code.contains("b == 0"));
     Ok(())
 }
@@ -361,8 +345,8 @@ async fn packages_of_another_kind_are_refused_naming_the_field() {
     .await;
 }
 
-/// A failing conversation that called `ratio(a=1, b=0)`.
-fn ratio_by_zero() -> Vec<ChatMessage> {
+/// A conversation that called `ratio(a=1, b=0)`, which returned `output`.
+fn ratio_by_zero(output: &str) -> Vec<ChatMessage> {
     vec![
         ChatMessage::user("What is 1 / 0?"),
         ChatMessage::assistant_tool_calls(vec![ToolCall {
@@ -372,8 +356,19 @@ fn ratio_by_zero() -> Vec<ChatMessage> {
                 arguments: json!({"a": 1, "b": 0}).to_string(),
             },
         }]),
-        ChatMessage::tool("call_7", "None"),
+        ChatMessage::tool("call_7", output),
     ]
+}
+
+/// The one validation error of a step.
+fn only_error(outcome: &StepOutcome) -> &str {
+    let errors: Vec<&String> = outcome
+        .rejected
+        .iter()
+        .flat_map(|r| r.errors.iter().flatten())
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    errors[0]
 }
 
 #[tokio::test]
@@ -397,11 +392,11 @@ async fn after_a_roll_back_errors_cite_the_conversation_the_prompt_shows() -> an
     optimizer.step().await?; // adds `ratio`
     // Scored 2/3 with `ratio`: accepted; the call by zero is conversation 2.
     record(&mut optimizer, &[true, true]);
-    optimizer.record_one_conversation(ratio_by_zero(), false)?;
+    optimizer.record_one_conversation(ratio_by_zero("None"), false)?;
     optimizer.step().await?;
     // Scored 0: rolled back. Here the call by zero is conversation 1 of the trial.
     record(&mut optimizer, &[false]);
-    optimizer.record_one_conversation(ratio_by_zero(), false)?;
+    optimizer.record_one_conversation(ratio_by_zero("None"), false)?;
     let outcome = optimizer.step().await?;
     assert!(!outcome.accepted);
 
@@ -410,16 +405,10 @@ async fn after_a_roll_back_errors_cite_the_conversation_the_prompt_shows() -> an
         prompt.contains("{\"Conversation 2\":[{\"role\":\"user\",\"content\":\"What is 1 / 0?\"}"),
         "{prompt}"
     );
-    let errors: Vec<&String> = outcome
-        .rejected
-        .iter()
-        .flat_map(|r| r.errors.iter().flatten())
-        .collect();
-    assert_eq!(errors.len(), 1, "{errors:?}");
+    let error = only_error(&outcome);
     assert!(
-        errors[0].contains("with the arguments from failing conversation 2 fails"),
-        "{}",
-        errors[0]
+        error.contains("with the arguments from failing conversation 2 fails"),
+        "{error}"
     );
     Ok(())
 }
