@@ -86,6 +86,7 @@ mod executor;
 mod functions;
 mod install;
 mod message;
+mod replay;
 mod replies;
 mod transcript;
 
@@ -105,6 +106,7 @@ pub use functions::{
 };
 pub use install::{apply_diff, install, register_function_pair, remove_function_pair};
 pub use message::{Message, ToolResponse};
+pub use replay::{Replay, ReplayFailure};
 pub use replies::{TerminationAndHuman, call_results, code_blocks, execute_requested_calls};
 pub use transcript::{
     CodeExecution, Execution, FailureKind, ReplyWork, StopReason, Transcript, TranscriptEntry,

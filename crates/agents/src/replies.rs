@@ -208,9 +208,10 @@ impl ReplyFunction for FunctionCalls {
 }
 
 /// The fenced code blocks of a message's text with their languages (an untagged
-/// block's language inferred from its code, as AG2 does), or `None` when the text
-/// has no fenced block at all. Run the Python ones with [`AgentState::run_cell`] and
-/// record them with [`AgentState::record_execution`].
+/// block's language inferred from its code, as AG2 does), or `None` when it has no
+/// code: no fenced block at all, or, as AG2 compares the language with
+/// `"unknown"`, one block fenced ```` ```unknown ````. Run the Python ones with
+/// [`AgentState::run_cell`] and record them with [`AgentState::record_execution`].
 ///
 /// ```
 /// use agentopt_agents::{Lang, code_blocks};
@@ -221,7 +222,7 @@ impl ReplyFunction for FunctionCalls {
 /// ```
 pub fn code_blocks(text: &str) -> Option<Vec<(Lang, String)>> {
     let blocks = extract_code(text, false);
-    if matches!(blocks.as_slice(), [only] if only.lang == Lang::Unknown) {
+    if matches!(blocks.as_slice(), [only] if only.lang.as_str() == Lang::Unknown.as_str()) {
         return None;
     }
     let blocks = blocks.into_iter().map(|block| {
@@ -259,6 +260,14 @@ impl ReplyFunction for CodeBlocks {
             return Ok(None);
         };
         let mut logs = String::new();
+        if let Some(note) = agent
+            .restore_lost_state()
+            .await?
+            .and_then(|replay| replay.failure_note())
+        {
+            logs.push('\n');
+            logs.push_str(&note);
+        }
         let mut exit_code = 0;
         for (lang, code) in blocks {
             let (exit, output, sandbox) = if lang == Lang::Python {

@@ -4,6 +4,7 @@
 mod conversable;
 mod custom_proxy;
 mod registry;
+mod state_loss;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,16 @@ fn client(server: &ScriptedServer, style: CallStyle) -> Arc<dyn ChatModel> {
         Ok(client) => Arc::new(client),
         Err(error) => panic!("client for the scripted server: {error}"),
     }
+}
+
+/// The texts `sender` sent in `transcript`, in order.
+fn sent_by<'a>(transcript: &'a agentopt_agents::Transcript, sender: &str) -> Vec<&'a str> {
+    transcript
+        .entries
+        .iter()
+        .filter(|entry| entry.sender == sender)
+        .map(|entry| entry.message.text())
+        .collect()
 }
 
 /// The seed notebook's assistant.

@@ -8,6 +8,7 @@
 mod cache;
 pub mod config;
 mod error;
+mod fallback;
 mod lenient;
 pub mod local;
 mod model;
@@ -19,8 +20,9 @@ mod usage;
 pub use cache::{CacheStats, ResponseCache};
 pub use config::{ApiKey, ApiType, EndpointConfig};
 pub use error::LlmError;
+pub use fallback::ConfigListModel;
 pub use lenient::recover_tool_calls;
-pub use model::{ChatModel, estimate_prompt_tokens};
+pub use model::{ChatModel, EndpointCheck, estimate_prompt_tokens};
 pub use openai::{ClientOptions, OpenAiClient};
 pub use retry::RetryPolicy;
 pub use types::{

@@ -76,11 +76,14 @@ pub struct Budget {
     pub max_tokens: Option<u64>,
 }
 
-/// Totals for one model or one caller.
+/// Totals for one model, caller or endpoint.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct UsageTotals {
     /// Completed (uncached) calls.
     pub calls: u64,
+    /// Calls the endpoint failed after its retries (no tokens counted; never
+    /// counted per model, since no model answered).
+    pub failed_calls: u64,
     /// Prompt tokens.
     pub prompt_tokens: u64,
     /// Completion tokens.
@@ -110,6 +113,9 @@ pub struct UsageReport {
     pub by_model: BTreeMap<String, UsageTotals>,
     /// Totals per caller label.
     pub by_caller: BTreeMap<String, UsageTotals>,
+    /// Totals per endpoint ([`crate::EndpointConfig::label`]): with a config list,
+    /// how often each entry answered and failed.
+    pub by_endpoint: BTreeMap<String, UsageTotals>,
     /// Grand total.
     pub total: UsageTotals,
 }
@@ -178,23 +184,34 @@ impl UsageMeter {
         }
     }
 
-    /// Records one completed call; returns its cost in dollars.
-    pub fn record(&self, caller: &str, model: &str, usage: Usage) -> f64 {
+    /// Records one completed call of `caller` answered by `endpoint`; returns its
+    /// cost in dollars.
+    pub fn record(&self, endpoint: &str, caller: &str, model: &str, usage: Usage) -> f64 {
         let mut state = self.lock();
         let cost = state.prices.cost(model, usage);
         let report = &mut state.report;
-        report
-            .by_model
-            .entry(model.to_owned())
-            .or_default()
-            .add(usage, cost);
-        report
-            .by_caller
-            .entry(caller.to_owned())
-            .or_default()
-            .add(usage, cost);
-        report.total.add(usage, cost);
+        for totals in [
+            report.by_model.entry(model.to_owned()).or_default(),
+            report.by_caller.entry(caller.to_owned()).or_default(),
+            report.by_endpoint.entry(endpoint.to_owned()).or_default(),
+            &mut report.total,
+        ] {
+            totals.add(usage, cost);
+        }
         cost
+    }
+
+    /// Records one call of `caller` that `endpoint` failed after its retries.
+    pub fn record_failure(&self, endpoint: &str, caller: &str) {
+        let mut state = self.lock();
+        let report = &mut state.report;
+        for totals in [
+            report.by_caller.entry(caller.to_owned()).or_default(),
+            report.by_endpoint.entry(endpoint.to_owned()).or_default(),
+            &mut report.total,
+        ] {
+            totals.failed_calls += 1;
+        }
     }
 
     /// Totals so far.

@@ -136,8 +136,6 @@ struct MathState {
     last_reply: Option<String>,
     invalid_in_step: u32,
     max_invalid_per_step: u32,
-    successful_cells: Vec<String>,
-    replay_needed: bool,
 }
 
 impl MathState {
@@ -467,17 +465,7 @@ impl MathCode {
         code: &str,
     ) -> Result<CodeExecution, AgentError> {
         let code = add_print_to_last_line(&code.replace("; ", "\n").replace(';', "\n"));
-        let replay = {
-            let mut state = lock(&self.0);
-            if std::mem::take(&mut state.replay_needed) {
-                state.successful_cells.clone()
-            } else {
-                Vec::new()
-            }
-        };
-        for cell in &replay {
-            agent.run_cell(cell).await?;
-        }
+        let replay = agent.restore_lost_state().await?;
         let outcome = agent.run_cell(&code).await?;
         let (mut output, mut success) = match &outcome.status {
             CellStatus::Completed if outcome.stdout.is_empty() => {
@@ -499,14 +487,8 @@ impl MathCode {
             output = TOO_LONG.to_owned();
             success = false;
         }
-        {
-            let mut state = lock(&self.0);
-            if outcome.state_lost {
-                state.replay_needed = true;
-            }
-            if success {
-                state.successful_cells.push(code.clone());
-            }
+        if let Some(note) = replay.and_then(|replay| replay.failure_note()) {
+            output = format!("{note}\n{output}");
         }
         Ok(CodeExecution {
             lang: "python".to_owned(),

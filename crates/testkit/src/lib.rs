@@ -95,6 +95,7 @@ struct State {
     model: String,
     n_ctx: u32,
     serve_props: bool,
+    report_n_ctx: bool,
     sequence: Mutex<u64>,
     in_flight: Mutex<InFlight>,
 }
@@ -158,6 +159,7 @@ pub struct ServerBuilder {
     model: String,
     n_ctx: u32,
     serve_props: bool,
+    report_n_ctx: bool,
 }
 
 impl ServerBuilder {
@@ -179,6 +181,15 @@ impl ServerBuilder {
     #[must_use]
     pub fn without_props(mut self) -> Self {
         self.serve_props = false;
+        self
+    }
+
+    /// Reports no context window anywhere: `GET /props` answers 404 and `GET …/models`
+    /// lists the model without `max_model_len`, like the hosted OpenAI API.
+    #[must_use]
+    pub fn without_context_window(mut self) -> Self {
+        self.serve_props = false;
+        self.report_n_ctx = false;
         self
     }
 
@@ -209,6 +220,7 @@ impl ServerBuilder {
             model: self.model,
             n_ctx: self.n_ctx,
             serve_props: self.serve_props,
+            report_n_ctx: self.report_n_ctx,
             sequence: Mutex::new(0),
             in_flight: Mutex::new(InFlight::default()),
         });
@@ -236,6 +248,7 @@ impl ScriptedServer {
             model: DEFAULT_MODEL.to_owned(),
             n_ctx: DEFAULT_N_CTX,
             serve_props: true,
+            report_n_ctx: true,
         }
     }
 
