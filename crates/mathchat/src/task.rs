@@ -90,6 +90,10 @@ impl Task for MathTask {
         problem.id.clone()
     }
 
+    fn models(&self) -> Vec<Arc<dyn ChatModel>> {
+        vec![Arc::clone(&self.model)]
+    }
+
     async fn attempt(&self, problem: &Problem, functions: &FunctionSet) -> Attempt {
         let mut assistant = self.assistant();
         let mut proxy = MathUserProxyAgent::new(MATH_AGENT_NAME, Arc::clone(&self.sessions))
