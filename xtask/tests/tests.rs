@@ -1,9 +1,7 @@
-//! The xtask test binary: the benchmark's pure parts (statistics, reports,
-//! plot, run directory, flags).
+//! The xtask test binary: bench-math's flags, config, plot, and the end-to-end runs.
 
 mod cli;
 mod e2e;
+mod plot;
 mod real_model;
-mod report;
 mod rundir;
-mod stats;

@@ -180,6 +180,20 @@ impl<T: Task> Trainer<T> {
     /// Bad options or problem ids (before any model call), run-directory I/O, a
     /// failed optimizer step.
     pub async fn run(&self, problems: &Problems<T::Problem>) -> Result<TrainingReport, TrainError> {
+        self.check(problems).await?;
+        let mut run = Run::open(self, problems)?;
+        run.execute().await
+    }
+
+    /// Everything [`Self::run`] checks before it writes or runs anything: the
+    /// options, unique problem ids, and (with [`TrainerOptions::preflight`]) the
+    /// optimizer's and the task's models. A front end that writes files of its own
+    /// calls this first, so bad input leaves nothing behind.
+    ///
+    /// # Errors
+    /// [`TrainError::InvalidOption`], [`TrainError::DuplicateProblemId`],
+    /// [`TrainError::Preflight`].
+    pub async fn check(&self, problems: &Problems<T::Problem>) -> Result<(), TrainError> {
         self.options.check()?;
         for (set, list) in [
             ("train", &problems.train),
@@ -188,9 +202,7 @@ impl<T: Task> Trainer<T> {
         ] {
             self.check_unique_ids(set, list)?;
         }
-        self.preflight().await?;
-        let mut run = Run::open(self, problems)?;
-        run.execute().await
+        self.preflight().await
     }
 
     /// Checks the optimizer's and the task's models before anything runs.

@@ -69,10 +69,10 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=5), help_heading = "Data")]
     pub level: Vec<u8>,
     /// Training problems per epoch.
-    #[arg(long, help_heading = "Data")]
+    #[arg(long, value_parser = at_least_one, help_heading = "Data")]
     pub train_size: Option<usize>,
     /// Test problems (the same ones before and after training).
-    #[arg(long, help_heading = "Data")]
+    #[arg(long, value_parser = at_least_one, help_heading = "Data")]
     pub test_size: Option<usize>,
     /// Shuffle the problems with this seed before taking them (default: the first
     /// ones in file order, as the seed notebook does).
@@ -83,10 +83,10 @@ pub struct BenchArgs {
     #[arg(long, value_enum, help_heading = "Training")]
     pub preset: Option<Preset>,
     /// Training epochs.
-    #[arg(long, help_heading = "Training")]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Training")]
     pub epochs: Option<u32>,
     /// Optimizer actions (add / revise / remove a function) per step.
-    #[arg(long, help_heading = "Training")]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Training")]
     pub max_actions_per_step: Option<u32>,
     /// Stop after this many steps without beating the best training accuracy
     /// (default: never, like AG2).
@@ -101,7 +101,7 @@ pub struct BenchArgs {
     pub significance: f64,
     /// Conversations run at once within a phase (default: 1 on the local model,
     /// 4 on a remote endpoint). Results do not depend on it.
-    #[arg(long, help_heading = "Training")]
+    #[arg(long, value_parser = at_least_one, help_heading = "Training")]
     pub concurrency: Option<usize>,
 
     /// Longest assistant reply in tokens (default: 768 on the local model, where a
@@ -153,6 +153,9 @@ pub struct BenchArgs {
     /// Model proposing functions (default: --model).
     #[arg(long, help_heading = "Endpoint")]
     pub optimizer_model: Option<String>,
+    /// Context window of the model(s) in tokens, for servers that do not report it.
+    #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u32).range(512..), help_heading = "Endpoint")]
+    pub context_window: Option<u32>,
     /// AG2 config list: an environment variable holding the JSON or a path, or a
     /// file (default: `OAI_CONFIG_LIST`, used when set or present).
     #[arg(long, value_name = "VAR_OR_FILE", help_heading = "Endpoint")]
@@ -188,6 +191,16 @@ pub struct BenchArgs {
     /// No progress bars: log lines only.
     #[arg(long, help_heading = "Output")]
     pub quiet: bool,
+}
+
+/// A count that must be at least 1 (`--train-size 0` would otherwise run nothing
+/// and report it as a result).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(count) => Ok(count),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 /// A model's price (`--price`).
@@ -442,6 +455,9 @@ pub struct RunConfig {
     pub budget_usd: Option<f64>,
     /// Spending limit in tokens.
     pub budget_tokens: Option<u64>,
+    /// Context window given with `--context-window`.
+    #[serde(default)]
+    pub context_window: Option<u32>,
 }
 
 /// The endpoints to talk to: one for the agents, one for the optimizer (the same
@@ -677,7 +693,7 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
             .max_actions_per_step
             .unwrap_or(preset.max_actions_per_step),
         patience: args.patience,
-        concurrency: args.concurrency.unwrap_or(if local { 1 } else { 4 }).max(1),
+        concurrency: args.concurrency.unwrap_or(if local { 1 } else { 4 }),
         max_reply_tokens: args
             .max_reply_tokens
             .or(local.then_some(LOCAL_MAX_REPLY_TOKENS)),
@@ -703,5 +719,26 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
         prices: args.prices.clone(),
         budget_usd: args.budget_usd,
         budget_tokens: args.budget_tokens,
+        context_window: args.context_window,
+    }
+}
+
+impl BenchArgs {
+    /// Whether a flag that shapes the run (data, selection, training) was given;
+    /// `--resume` ignores them.
+    pub fn shapes_the_run(&self) -> bool {
+        self.data.is_some()
+            || self.train_data.is_some()
+            || self.test_data.is_some()
+            || !self.subject.is_empty()
+            || !self.level.is_empty()
+            || self.train_size.is_some()
+            || self.test_size.is_some()
+            || self.sample_seed.is_some()
+            || self.preset.is_some()
+            || self.epochs.is_some()
+            || self.max_actions_per_step.is_some()
+            || self.patience.is_some()
+            || self.validation_size != 0
     }
 }

@@ -2,35 +2,16 @@
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong while loading data, writing the run directory or
-/// reading it back. Every variant names the offending file (and line and field
-/// where there is one) and keeps the raw input.
+/// What can go wrong in bench-math outside the training run itself. Every variant
+/// names the offending file (and line and field where there is one).
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
-    /// A file or directory could not be read or written.
-    #[error("cannot {action} {}: {source}", path.display())]
-    Io {
-        /// What was being done ("read", "create", "append to" …).
-        action: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file could not be read or written, or does not parse (names file and line).
+    #[error(transparent)]
+    File(#[from] agentopt_core::CoreError),
     /// The problem data could not be loaded or selected (names file, line, field).
     #[error(transparent)]
     Data(#[from] agentopt_mathchat::MathChatError),
-    /// A run-directory file (config, transcripts, report) could not be parsed.
-    #[error("{}:{line}: {message}", path.display())]
-    RunFile {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line (1 for whole-file JSON).
-        line: usize,
-        /// What is wrong.
-        message: String,
-    },
     /// The run directory is not in a state the command can use.
     #[error("run directory {}: {message}", path.display())]
     RunDir {
@@ -47,19 +28,4 @@ pub enum BenchError {
         /// The plotters error.
         message: String,
     },
-}
-
-impl BenchError {
-    /// An `Io` error constructor for `map_err`.
-    pub(crate) fn io(
-        action: &'static str,
-        path: &std::path::Path,
-    ) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.to_owned();
-        move |source| Self::Io {
-            action,
-            path,
-            source,
-        }
-    }
 }

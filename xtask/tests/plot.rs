@@ -1,71 +1,15 @@
+//! The learning-curve SVG, drawn from the training crate's report fixture.
+
 use std::path::{Path, PathBuf};
 
+use agentopt_core::files::read_json;
+use agentopt_train::TrainingReport;
 use xtask::bench_math::plot::write_learning_curve;
-use xtask::bench_math::report::{ProblemOutcome, Report, TestResult, pair_outcomes};
-use xtask::bench_math::rundir::read_json;
 
-fn fixture() -> Report {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report.json");
+fn fixture() -> TrainingReport {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/train/tests/fixtures/report.json");
     read_json(&path).expect("fixture report.json parses")
-}
-
-#[test]
-fn report_markdown() {
-    insta::assert_snapshot!(fixture().to_markdown());
-}
-
-#[test]
-fn terminal_summary_mirrors_the_seed_notebook() {
-    insta::assert_snapshot!(fixture().terminal_summary());
-}
-
-#[test]
-fn report_json_round_trips() {
-    let report = fixture();
-    let text = serde_json::to_string(&report).expect("serialises");
-    let back: Report = serde_json::from_str(&text).expect("parses");
-    assert_eq!(back, report);
-}
-
-#[test]
-fn fixture_statistics_agree_with_the_outcomes() {
-    let report = fixture();
-    let rebuilt_before = TestResult::from_outcomes(report.test_before.outcomes.clone());
-    let rebuilt_after = TestResult::from_outcomes(report.test_after.outcomes.clone());
-    assert_eq!(rebuilt_before, report.test_before);
-    assert_eq!(rebuilt_after, report.test_after);
-    let paired = pair_outcomes(&report.test_before, &report.test_after);
-    assert_eq!(paired, report.paired);
-    assert_eq!(paired.mcnemar_exact_p(), report.mcnemar_p);
-}
-
-#[test]
-fn pairing_matches_problems_by_id() {
-    let outcome = |id: &str, correct| ProblemOutcome {
-        id: id.to_owned(),
-        correct,
-    };
-    let before = TestResult::from_outcomes(vec![
-        outcome("a", false),
-        outcome("b", true),
-        outcome("c", false),
-    ]);
-    // Other order, and a problem missing from the first run.
-    let after = TestResult::from_outcomes(vec![
-        outcome("c", true),
-        outcome("d", true),
-        outcome("a", true),
-    ]);
-    let paired = pair_outcomes(&before, &after);
-    assert_eq!(
-        (
-            paired.after_only,
-            paired.before_only,
-            paired.both,
-            paired.neither
-        ),
-        (2, 0, 0, 0)
-    );
 }
 
 /// Parses the SVG and returns it with the texts it shows.
