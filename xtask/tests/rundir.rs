@@ -7,7 +7,10 @@ fn local() -> (BenchArgs, Endpoints) {
     let args = BenchArgs::default();
     let endpoints = resolve_endpoints(&args, |_| None, std::path::Path::new("."))
         .expect("no endpoint configured: the local model");
-    assert_eq!(endpoints, Endpoints::Local(LocalModelArg::default()));
+    assert_eq!(
+        endpoints,
+        Endpoints::Local(LocalModelArg::default().model())
+    );
     (args, endpoints)
 }
 

@@ -7,6 +7,7 @@
 
 mod cache;
 pub mod config;
+pub mod endpoints;
 mod error;
 mod fallback;
 mod lenient;
@@ -29,4 +30,4 @@ pub use types::{
     CallStyle, ChatMessage, ChatRequest, ChatResponse, DEFAULT_CALLER, FinishReason, FunctionCall,
     FunctionSchema, ResponseFormat, Role, ToolCall, ToolChoice, ToolSchema, Usage,
 };
-pub use usage::{Budget, ModelPrice, PriceTable, UsageMeter, UsageReport, UsageTotals};
+pub use usage::{Budget, ModelPrice, NamedPrice, PriceTable, UsageMeter, UsageReport, UsageTotals};

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use agentopt_agents::{ExecutorFactory, SandboxSessions};
 use agentopt_llm::local::{LocalServer, LocalServerOptions};
 use agentopt_llm::{
-    Budget, ChatModel, ClientOptions, EndpointConfig, OpenAiClient, PriceTable, ResponseCache,
+    Budget, ChatModel, ClientOptions, ConfigListModel, EndpointConfig, PriceTable, ResponseCache,
     UsageMeter,
 };
 use agentopt_mathchat::{MathTask, MathTaskOptions, Problem};
@@ -126,7 +126,7 @@ impl Models {
             Endpoints::Remote(remote) => (remote.agent, remote.optimizer, None),
             Endpoints::Local(model) => {
                 let server = LocalServer::start(LocalServerOptions {
-                    model: model.model(),
+                    model,
                     progress: if progress.shows_bars() {
                         agentopt_llm::local::Progress::Show
                     } else {
@@ -137,7 +137,7 @@ impl Models {
                 .await
                 .context("starting the embedded local model")?;
                 let endpoint = server.endpoint();
-                (endpoint.clone(), endpoint, Some(server))
+                (vec![endpoint.clone()], vec![endpoint], Some(server))
             }
         };
         let prices = config
@@ -159,18 +159,22 @@ impl Models {
         } else {
             None
         };
-        let client = |endpoint: EndpointConfig| -> anyhow::Result<Arc<dyn ChatModel>> {
-            let endpoint = match config.context_window {
-                Some(tokens) => endpoint.with_context_window(tokens),
-                None => endpoint,
-            };
+        // A config list's entries are tried in order when one fails, as in AG2.
+        let client = |entries: Vec<EndpointConfig>| -> anyhow::Result<Arc<dyn ChatModel>> {
+            let entries = entries
+                .into_iter()
+                .map(|endpoint| match config.context_window {
+                    Some(tokens) => endpoint.with_context_window(tokens),
+                    None => endpoint,
+                })
+                .collect();
             let options = ClientOptions {
                 max_concurrency: config.concurrency,
                 cache: cache.clone(),
                 meter: Some(meter.clone()),
                 ..ClientOptions::default()
             };
-            Ok(Arc::new(OpenAiClient::new(endpoint, options)?))
+            Ok(Arc::new(ConfigListModel::from_configs(entries, &options)?))
         };
         Ok(Self {
             agent: client(agent)?,
