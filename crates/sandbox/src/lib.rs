@@ -17,13 +17,16 @@
 //! # Ok(()) }
 //! ```
 
+mod cgroup;
 mod environment;
 mod error;
 mod isolation;
+mod owner;
 mod policy;
 mod pool;
 mod session;
 mod worker;
+mod zygote;
 
 pub use environment::{
     BASE_PACKAGES, EnvironmentOptions, PACKAGE_ALLOWLIST, PythonEnvironment, allowlisted_package,
