@@ -66,8 +66,12 @@ fn own_dir(controller: &str) -> Result<PathBuf, String> {
         .ok_or_else(|| format!("our {controller} cgroup {own} is outside the mounted {root}"))?;
     let dir = Path::new(&mount_point).join(relative.trim_start_matches('/'));
     let probe = dir.join(format!("{PREFIX}{}-probe", owner::tag()));
-    std::fs::create_dir(&probe)
-        .map_err(|e| format!("cannot create a {controller} cgroup in {}: {e}", dir.display()))?;
+    std::fs::create_dir(&probe).map_err(|e| {
+        format!(
+            "cannot create a {controller} cgroup in {}: {e}",
+            dir.display()
+        )
+    })?;
     remove_dir(&probe);
     Ok(dir)
 }

@@ -72,9 +72,14 @@ fn detect() -> Isolation {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     let mut probe = std::process::Command::new(&bwrap);
-    probe
-        .args(namespace_args(root))
-        .args(["--cap-add", ZYGOTE_CAPS, "--ro-bind", "/", "/", "true"]);
+    probe.args(namespace_args(root)).args([
+        "--cap-add",
+        ZYGOTE_CAPS,
+        "--ro-bind",
+        "/",
+        "/",
+        "true",
+    ]);
     match probe.output() {
         Ok(out) if out.status.success() => Isolation::Bubblewrap { bwrap, root },
         Ok(out) => Isolation::Unavailable(format!(

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::pipe;
 
 use crate::cgroup::SessionCgroups;
@@ -29,6 +29,10 @@ const MAX_RESPONSE: u64 = 4 * 1024 * 1024;
 /// How long a worker back in its loop may keep extra threads or processes before the
 /// session is ended for it.
 const LEFTOVER_GRACE: Duration = Duration::from_millis(200);
+/// How far from where it was first seen the loop's own read may sit: glibc's paths
+/// for one and for several threads differ by a few dozen bytes, while a read made by
+/// cell code is nested kilobytes deeper (under `exec` and the cell's frames).
+const STACK_SLACK: u64 = 256;
 /// How often the host looks whether an answered worker is back in its loop.
 const QUIESCENCE_POLL: Duration = Duration::from_micros(200);
 
@@ -121,7 +125,8 @@ impl Worker {
                 process_cap: caps.processes,
                 missing: caps.missing,
                 // SAFETY: getuid has no preconditions.
-                unprivileged_uid: uid.or_else(|| Some(unsafe { libc::getuid() }).filter(|u| *u != 0)),
+                unprivileged_uid: uid
+                    .or_else(|| Some(unsafe { libc::getuid() }).filter(|u| *u != 0)),
                 ..Protections::default()
             },
             server,
@@ -143,7 +148,9 @@ impl Worker {
         match started {
             Ok(Ok(())) => Ok(worker),
             Ok(Err(detail)) => Err(worker.start_failure(&detail).await),
-            Err(_) => Err(worker.start_failure("the session did not become ready in time").await),
+            Err(_) => Err(worker
+                .start_failure("the session did not become ready in time")
+                .await),
         }
     }
 
@@ -297,9 +304,7 @@ impl Worker {
             }
         }
         // Idle in the loop: every line the worker wrote is in the pipe by now.
-        if let Ok(Ok(Some(extra))) =
-            tokio::time::timeout(Duration::ZERO, self.read_line()).await
-        {
+        if let Ok(Ok(Some(extra))) = tokio::time::timeout(Duration::ZERO, self.read_line()).await {
             return Err(format!(
                 "the cell wrote its own answer to the protocol channel ({}); the session was ended",
                 extra.trim_end().chars().take(200).collect::<String>()
@@ -310,7 +315,9 @@ impl Worker {
     }
 
     fn quiet(&self) -> Quiet {
-        if blocked_reading_requests(self.worker_pid) != Some(self.base) {
+        let at_base = blocked_reading_requests(self.worker_pid)
+            .is_some_and(|sp| sp.abs_diff(self.base) <= STACK_SLACK);
+        if !at_base {
             return Quiet::Busy;
         }
         let threads = std::fs::read_dir(format!("/proc/{}/task", self.worker_pid))

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, Interest};
 use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncReadExt, Interest};
 use tokio::process::{Child, Command};
 
 use crate::isolation::{self, CONTROL_FD, IO_DIR, Isolation, SECCOMP_FD, SESSIONS_DIR, WORK_DIR};
@@ -157,8 +157,12 @@ impl ForkServer {
         .await;
         match ready {
             Ok(Ok((message, _))) if message.contains("\"ready\"") => Ok(Arc::new(server)),
-            Ok(Ok(_)) | Ok(Err(_)) => Err(server.failure("the fork server exited before it was ready").await),
-            Err(_) => Err(server.failure("the fork server did not become ready in time").await),
+            Ok(Ok(_)) | Ok(Err(_)) => Err(server
+                .failure("the fork server exited before it was ready")
+                .await),
+            Err(_) => Err(server
+                .failure("the fork server did not become ready in time")
+                .await),
         }
     }
 
@@ -188,7 +192,10 @@ impl ForkServer {
 
     /// Forks a new session: its host directory, its protocol pipes, its init's pidfd.
     pub(crate) async fn session(self: &Arc<Self>) -> Result<Worker, SandboxError> {
-        let name = self.next_session.fetch_add(1, Ordering::Relaxed).to_string();
+        let name = self
+            .next_session
+            .fetch_add(1, Ordering::Relaxed)
+            .to_string();
         let dir = self.sessions.path().join(&name);
         for sub in [dir.clone(), dir.join("io")] {
             std::fs::create_dir(&sub)
@@ -404,7 +411,11 @@ async fn send(
                 (*cmsg).cmsg_level = libc::SOL_SOCKET;
                 (*cmsg).cmsg_type = libc::SCM_RIGHTS;
                 (*cmsg).cmsg_len = libc::CMSG_LEN(space) as _;
-                std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast(), fds.len());
+                std::ptr::copy_nonoverlapping(
+                    fds.as_ptr(),
+                    libc::CMSG_DATA(cmsg).cast(),
+                    fds.len(),
+                );
                 match libc::sendmsg(fd.as_raw_fd(), &header, libc::MSG_NOSIGNAL) {
                     -1 => Err(std::io::Error::last_os_error()),
                     _ => Ok(()),

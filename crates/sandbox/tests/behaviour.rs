@@ -279,3 +279,89 @@ async fn pool_hands_out_prewarmed_sympy_workers() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn learned_function_results_arrive_as_printed() -> anyhow::Result<()> {
+    let mut s = session().await;
+    let check = async |s: &mut agentopt_sandbox::PythonSession, body: &str, expected: &str| {
+        let function = LearnedFunction {
+            name: "f".to_owned(),
+            code: format!("def f():\n    return {body}"),
+        };
+        let outcome = s
+            .call_function(&function, &serde_json::Map::new())
+            .await
+            .expect("call");
+        assert_eq!(
+            outcome.value.as_deref(),
+            Some(expected),
+            "{body}: {outcome:?}"
+        );
+    };
+    check(&mut s, "'x = 2'", "x = 2").await;
+    check(&mut s, "42", "42").await;
+    check(&mut s, "[1, 'a']", "[1, 'a']").await;
+    check(&mut s, "None", "None").await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn learned_functions_have_their_own_timeout() -> anyhow::Result<()> {
+    let mut s = session_with(SandboxPolicy {
+        preload: Vec::new(),
+        cell_timeout: Duration::from_millis(500),
+        function_timeout: Duration::from_secs(5),
+        ..SandboxPolicy::default()
+    })
+    .await;
+    let slow = LearnedFunction {
+        name: "slow".to_owned(),
+        code: "def slow():\n    import time\n    time.sleep(1.5)\n    return 'done'".to_owned(),
+    };
+    let called = s.call_function(&slow, &serde_json::Map::new()).await?;
+    assert_eq!(called.value.as_deref(), Some("done"), "{called:?}");
+    let cell = s.run_cell("import time\ntime.sleep(1.5)").await?;
+    assert!(cell.timed_out(), "{cell:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_sees_nothing_of_an_earlier_one() -> anyhow::Result<()> {
+    let pool = WorkerPool::new(
+        python_environment(),
+        SandboxPolicy {
+            preload: Vec::new(),
+            ..SandboxPolicy::default()
+        },
+        1,
+    )?;
+    let mut first = pool.session().await?;
+    let left = first
+        .run_cell(
+            "import os, subprocess\n\
+             secret = 'first'\n\
+             open('/work/left.txt', 'w').write('first')\n\
+             open('/tmp/left.txt', 'w').write('first')\n\
+             subprocess.Popen(['sleep', '300'], start_new_session=True)\n\
+             os.listdir('/work')",
+        )
+        .await?;
+    assert_eq!(left.value.as_deref(), Some("['left.txt']"), "{left:?}");
+    let first_uid = first.protections().unprivileged_uid;
+    drop(first);
+    let mut second = pool.session().await?;
+    assert_ne!(second.protections().unprivileged_uid, first_uid);
+    let seen = second
+        .run_cell(
+            "import os\n\
+             ('secret' in globals(), os.listdir('/work'), os.listdir('/tmp'),\n \
+              sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))",
+        )
+        .await?;
+    assert_eq!(
+        seen.value.as_deref(),
+        Some("(False, [], [], [1, 2])"),
+        "{seen:?}"
+    );
+    Ok(())
+}
