@@ -99,8 +99,8 @@ impl SymbolicChecker for SandboxSymbolicChecker {
         arguments.insert("b".to_owned(), json!(right.items));
         match session.call_function(&function, &arguments).await {
             Ok(outcome) => match (outcome.value.as_deref(), outcome.error_text()) {
-                (Some("'equivalent'"), None) => SymbolicVerdict::Equivalent,
-                (Some("'different'"), None) => SymbolicVerdict::NotEquivalent,
+                (Some("equivalent"), None) => SymbolicVerdict::Equivalent,
+                (Some("different"), None) => SymbolicVerdict::NotEquivalent,
                 (value, error) => SymbolicVerdict::Undecided(
                     error.unwrap_or_else(|| format!("unexpected result {value:?}")),
                 ),
