@@ -95,10 +95,19 @@ async fn session_starts(
     }
     for (name, samples) in [
         ("session start, fresh server, p50 / p99", &mut fresh_start),
-        ("first cell after asking, fresh server, p50 / p99", &mut fresh_first),
+        (
+            "first cell after asking, fresh server, p50 / p99",
+            &mut fresh_first,
+        ),
         ("session start, warm pool, p50 / p99", &mut warm_start),
-        ("first cell after asking, warm pool, p50 / p99 (goal p50 <= 10 ms)", &mut warm_first),
-        ("session start, warm pool asked back to back", &mut rushed_start),
+        (
+            "first cell after asking, warm pool, p50 / p99 (goal p50 <= 10 ms)",
+            &mut warm_first,
+        ),
+        (
+            "session start, warm pool asked back to back",
+            &mut rushed_start,
+        ),
         ("first cell after asking, back to back", &mut rushed_first),
     ] {
         rows.push((name.into(), p50_p99(samples)));

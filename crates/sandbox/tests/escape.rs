@@ -500,6 +500,7 @@ async fn session_memory_is_capped_as_a_whole() {
     let mut s = session_with(SandboxPolicy {
         preload: Vec::new(),
         session_memory_limit: CAP,
+        cell_timeout: Duration::from_secs(10),
         ..SandboxPolicy::default()
     })
     .await;
@@ -513,7 +514,7 @@ async fn session_memory_is_capped_as_a_whole() {
     // Four processes of 200 MB each: every one is within RLIMIT_AS, together over the cap.
     let outcome = run(
         &mut s,
-        "import os, time\n\
+        "import os, select, time\n\
          read, write = os.pipe()\n\
          for _ in range(4):\n    \
              if os.fork() == 0:\n        \
@@ -521,8 +522,11 @@ async fn session_memory_is_capped_as_a_whole() {
                  os.write(write, b'+')\n        \
                  time.sleep(30)\n\
          os.close(write)\n\
-         time.sleep(2)\n\
-         print(len(os.read(read, 16)))",
+         held = 0\n\
+         deadline = time.time() + 4\n\
+         while held < 4 and select.select([read], [], [], max(0, deadline - time.time()))[0]:\n    \
+             held += len(os.read(read, 4))\n\
+         print(held)",
     )
     .await;
     let all_four = outcome.succeeded() && outcome.stdout == "4\n";
