@@ -295,6 +295,9 @@ def start_worker(session, work, io_dir, seccomp_program, sandboxed):
     os.environ["HOME"] = work
     sys.argv = [""]
     config = dict(CONFIG, io_dir=io_dir)
+    # One throwaway cell now, while the session waits in the pool, so the first real
+    # cell does not pay for copying the pages this path writes (fork is copy-on-write).
+    run({"op": "exec", "code": "None"}, {"__builtins__": builtins}, io_dir)
     os.write(RESPONSE_FD, (json.dumps({"ready": True, "landlock_abi": landlock, "rlimits": applied, "seccomp": seccomp}) + "\n").encode())
     serve(config, sandboxed)
 
@@ -408,12 +411,12 @@ def zygote():
             pid = fork_session(session, fds, seccomp_program, sandboxed)
             pidfd = os.pidfd_open(pid) if pid else None
         except OSError as error:
-            control.send(json.dumps({"error": str(error)}).encode())
+            control.send(json.dumps({"name": session["name"], "error": str(error)}).encode())
             continue
         if pidfd is None:
-            control.send(json.dumps({"error": "the session did not start"}).encode())
+            control.send(json.dumps({"name": session["name"], "error": "the session did not start"}).encode())
             continue
-        socket.send_fds(control, [json.dumps({"pid": pid}).encode()], [pidfd])
+        socket.send_fds(control, [json.dumps({"name": session["name"], "pid": pid}).encode()], [pidfd])
         os.close(pidfd)
 
 

@@ -33,8 +33,10 @@ const LEFTOVER_GRACE: Duration = Duration::from_millis(200);
 /// for one and for several threads differ by a few dozen bytes, while a read made by
 /// cell code is nested kilobytes deeper (under `exec` and the cell's frames).
 const STACK_SLACK: u64 = 256;
-/// How often the host looks whether an answered worker is back in its loop.
-const QUIESCENCE_POLL: Duration = Duration::from_micros(200);
+/// How long the host keeps looking, without sleeping, whether an answered worker is
+/// back in its loop; then how often it looks.
+const QUIESCENCE_SPIN: Duration = Duration::from_millis(2);
+const QUIESCENCE_POLL: Duration = Duration::from_millis(1);
 
 /// What the worker sends once it is ready.
 #[derive(Debug, Deserialize)]
@@ -177,7 +179,7 @@ impl Worker {
         loop {
             if let Some(sp) = blocked_reading_requests(self.worker_pid) {
                 self.base = sp;
-                self.idle_cpu_ns = cpu_ns(self.worker_pid);
+                self.idle_cpu_ns = cpu_ns(self.worker_pid).unwrap_or_default();
                 return Ok(());
             }
             tokio::time::sleep(QUIESCENCE_POLL).await;
@@ -233,7 +235,8 @@ impl Worker {
         mut request: serde_json::Value,
         timeout: Duration,
     ) -> Completion {
-        if cpu_ns(self.worker_pid) != self.idle_cpu_ns {
+        // A worker that is gone is found out by the request itself.
+        if cpu_ns(self.worker_pid).is_some_and(|ns| ns != self.idle_cpu_ns) {
             self.kill().await;
             return Completion::Died(
                 "code of an earlier cell kept running after that cell had ended (a thread, \
@@ -282,7 +285,8 @@ impl Worker {
             }
         };
         let mut leftovers_since = None;
-        for attempt in 0u32.. {
+        let spin_started = Instant::now();
+        loop {
             match self.quiet() {
                 Quiet::Idle => break,
                 Quiet::Busy => leftovers_since = None,
@@ -296,22 +300,37 @@ impl Worker {
                     self.kill_leftovers();
                 }
             }
-            // Usually the worker is back in its read within microseconds.
-            if attempt < 64 {
+            // The worker is usually back in its read within microseconds: give it the
+            // CPU (sched_yield) and look again, and only later sleep between looks.
+            if spin_started.elapsed() < QUIESCENCE_SPIN {
+                std::thread::yield_now();
                 tokio::task::yield_now().await;
             } else {
                 tokio::time::sleep(QUIESCENCE_POLL).await;
             }
         }
-        // Idle in the loop: every line the worker wrote is in the pipe by now.
-        if let Ok(Ok(Some(extra))) = tokio::time::timeout(Duration::ZERO, self.read_line()).await {
-            return Err(format!(
-                "the cell wrote its own answer to the protocol channel ({}); the session was ended",
-                extra.trim_end().chars().take(200).collect::<String>()
-            ));
+        // Idle in the loop: every byte the worker wrote is in the pipe by now.
+        if self.more_to_read() {
+            return Err(
+                "the cell wrote its own answer to the protocol channel; the session was ended"
+                    .to_owned(),
+            );
         }
-        self.idle_cpu_ns = cpu_ns(self.worker_pid);
+        self.idle_cpu_ns = cpu_ns(self.worker_pid).unwrap_or_default();
         Ok(response)
+    }
+
+    /// Whether the response pipe holds anything beyond the line just read.
+    fn more_to_read(&self) -> bool {
+        let mut poll = libc::pollfd {
+            fd: self.responses.get_ref().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout.
+        let readable =
+            unsafe { libc::poll(&mut poll, 1, 0) } > 0 && poll.revents & libc::POLLIN != 0;
+        readable || !self.responses.buffer().is_empty()
     }
 
     fn quiet(&self) -> Quiet {
@@ -501,27 +520,25 @@ fn blocked_reading_requests(pid: i32) -> Option<u64> {
     u64::from_str_radix(fields.get(7)?.trim_start_matches("0x"), 16).ok()
 }
 
-/// CPU time `pid` has used, in nanoseconds (schedstat), else in clock ticks.
-fn cpu_ns(pid: i32) -> u64 {
+/// CPU time `pid` has used, in nanoseconds (schedstat), else in clock ticks; `None`
+/// once it is gone.
+fn cpu_ns(pid: i32) -> Option<u64> {
     if let Some(ns) = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
     {
-        return ns;
+        return Some(ns);
     }
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let (_, after) = stat.rsplit_once(')')?;
-            let fields: Vec<u64> = after
-                .split_whitespace()
-                .skip(11)
-                .take(2)
-                .filter_map(|f| f.parse().ok())
-                .collect();
-            Some(fields.iter().sum())
-        })
-        .unwrap_or(0)
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after) = stat.rsplit_once(')')?;
+    Some(
+        after
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|f| f.parse::<u64>().ok())
+            .sum(),
+    )
 }
 
 /// Registers a descriptor with the tokio reactor for the `interest` given.

@@ -31,6 +31,7 @@ const MAX_MESSAGE: usize = 64 * 1024;
 /// The fork server's answer to a session request.
 #[derive(Debug, Deserialize)]
 struct Forked {
+    name: String,
     pid: Option<i32>,
     error: Option<String>,
 }
@@ -207,17 +208,26 @@ impl ForkServer {
         let (request_read, request_write) = pipe_pair()?;
         let (response_read, response_write) = pipe_pair()?;
         let message = serde_json::json!({"name": name, "uid": uid}).to_string();
-        let (answer, pidfd) = {
+        let (forked, pidfd) = {
             let mut control = self.control.lock().await;
             let fds = [request_read.as_raw_fd(), response_write.as_raw_fd()];
             send(&mut control, message.as_bytes(), &fds).await?;
-            receive(&mut control).await?
+            loop {
+                let (answer, pidfd) = receive(&mut control).await?;
+                let forked: Forked =
+                    serde_json::from_str(&answer).map_err(|e| SandboxError::Protocol {
+                        detail: format!("expected the fork server's answer: {e}"),
+                        raw: answer.clone(),
+                    })?;
+                // The answer to a request whose caller gave up (a cancelled future):
+                // dropping its pidfd leaves that session waiting for a go that never
+                // comes, and its pipes are already closed, so its init exits.
+                if forked.name == name {
+                    break (forked, pidfd);
+                }
+            }
         };
         drop((request_read, response_write));
-        let forked: Forked = serde_json::from_str(&answer).map_err(|e| SandboxError::Protocol {
-            detail: format!("expected the fork server's answer: {e}"),
-            raw: answer.clone(),
-        })?;
         let (Some(_), Some(pidfd)) = (forked.pid, pidfd) else {
             return Err(SandboxError::WorkerStart {
                 detail: format!(
