@@ -40,7 +40,10 @@ fn own_dir(controller: &str) -> Result<PathBuf, String> {
         .map_err(|e| format!("reading /proc/self/cgroup: {e}"))?;
     let own = cgroups
         .lines()
-        .filter_map(|line| line.splitn(3, ':').nth(1).zip(line.splitn(3, ':').nth(2)))
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, ':').skip(1);
+            fields.next().zip(fields.next())
+        })
         .find(|(controllers, _)| controllers.split(',').any(|c| c == controller))
         .map(|(_, path)| path.to_owned())
         .ok_or_else(|| format!("no cgroup v1 {controller} controller here"))?;
@@ -105,44 +108,24 @@ impl SessionCgroups {
         );
         let mut caps = Caps::default();
         let mut cgroups = Self::default();
-        let limits: [(&str, &Result<PathBuf, String>, &[(&str, u64)]); 2] = [
-            (
-                "memory",
-                &roots().memory,
-                &[
-                    ("memory.limit_in_bytes", memory),
-                    ("memory.memsw.limit_in_bytes", memory),
-                ],
-            ),
-            ("pids", &roots().pids, &[("pids.max", processes)]),
+        let memory_settings = [
+            ("memory.limit_in_bytes", memory),
+            // Exists only with swap accounting; without it there is no swap to escape to.
+            ("memory.memsw.limit_in_bytes", memory),
         ];
-        for (controller, root, settings) in limits {
-            let made = root.clone().and_then(|root| {
-                let dir = root.join(&name);
-                std::fs::create_dir(&dir)
-                    .map_err(|e| format!("creating {}: {e}", dir.display()))?;
-                // The first setting is the cap; the swap one exists only with swap accounting.
-                for (index, (file, value)) in settings.iter().enumerate() {
-                    if let Err(e) = std::fs::write(dir.join(file), value.to_string())
-                        && index == 0
-                    {
-                        remove_dir(&dir);
-                        return Err(format!("setting {file} in {}: {e}", dir.display()));
-                    }
-                }
-                Ok(dir)
-            });
-            match (controller, made) {
-                ("memory", Ok(dir)) => {
-                    caps.memory = Some(memory);
-                    cgroups.memory = Some(dir);
-                }
-                (_, Ok(dir)) => {
-                    caps.processes = Some(processes);
-                    cgroups.pids = Some(dir);
-                }
-                (_, Err(why)) => caps.missing.push(format!("no {controller} cap: {why}")),
+        match make(&roots().memory, &name, &memory_settings) {
+            Ok(dir) => {
+                caps.memory = Some(memory);
+                cgroups.memory = Some(dir);
             }
+            Err(why) => caps.missing.push(format!("no memory cap: {why}")),
+        }
+        match make(&roots().pids, &name, &[("pids.max", processes)]) {
+            Ok(dir) => {
+                caps.processes = Some(processes);
+                cgroups.pids = Some(dir);
+            }
+            Err(why) => caps.missing.push(format!("no pids cap: {why}")),
         }
         (cgroups, caps)
     }
@@ -185,6 +168,26 @@ impl SessionCgroups {
             remove_dir(dir);
         }
     }
+}
+
+/// Creates cgroup `name` under `root` with `settings` written; the first one is the
+/// cap itself and must succeed, the others are best effort.
+fn make(
+    root: &Result<PathBuf, String>,
+    name: &str,
+    settings: &[(&str, u64)],
+) -> Result<PathBuf, String> {
+    let dir = root.as_ref().map_err(Clone::clone)?.join(name);
+    std::fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    for (index, (file, value)) in settings.iter().enumerate() {
+        if let Err(e) = std::fs::write(dir.join(file), value.to_string())
+            && index == 0
+        {
+            remove_dir(&dir);
+            return Err(format!("setting {file} in {}: {e}", dir.display()));
+        }
+    }
+    Ok(dir)
 }
 
 fn kill_members(dir: &Path) {

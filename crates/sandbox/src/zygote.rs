@@ -85,58 +85,13 @@ impl ForkServer {
         }
         let sessions = session_root()?;
         let (control, control_child) = control_socket()?;
-        let (seccomp_read, fresh_uids, mut command) = match isolation {
-            Isolation::Bubblewrap { bwrap, root } => {
-                let program = isolation::seccomp_program()?;
-                let (read, write) = pipe_pair()?;
-                // The program is far smaller than a pipe buffer, so this cannot block.
-                std::io::Write::write_all(&mut std::fs::File::from(write), &program)
-                    .map_err(|e| SandboxError::io("writing the seccomp program to its pipe", e))?;
-                let argv = server_argv(environment, policy, Path::new(SESSIONS_DIR), true);
-                let mut command = Command::new(bwrap);
-                command.args(isolation::bwrap_args(
-                    environment,
-                    *root,
-                    sessions.path(),
-                    &argv,
-                ));
-                (Some(read), *root, command)
-            }
-            Isolation::Unavailable(_) => {
-                let argv = server_argv(environment, policy, sessions.path(), false);
-                let mut command = Command::new(&argv[0]);
-                command.args(&argv[1..]).current_dir(sessions.path());
-                (None, false, command)
-            }
-        };
-        command.env_clear();
-        command.envs(isolation::worker_env().iter().copied());
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        command.kill_on_drop(true).process_group(0);
-        let inherited = [
-            (control_child.as_raw_fd(), CONTROL_FD),
-            (
-                seccomp_read.as_ref().map_or(-1, AsRawFd::as_raw_fd),
-                SECCOMP_FD,
-            ),
-        ];
-        // SAFETY: the closure only calls async-signal-safe functions (fcntl, dup2).
-        unsafe {
-            command.pre_exec(move || place_fds(&inherited));
-        }
-        let mut child = command.spawn().map_err(|e| {
-            SandboxError::io(
-                format!(
-                    "starting the python fork server {:?}",
-                    command.as_std().get_program()
-                ),
-                e,
-            )
-        })?;
-        drop((control_child, seccomp_read));
+        let (mut child, fresh_uids) = spawn_server(
+            environment,
+            policy,
+            isolation,
+            sessions.path(),
+            control_child,
+        )?;
         let stderr_tail = Arc::new(Mutex::new(Vec::new()));
         if let Some(stderr) = child.stderr.take() {
             keep_tail(stderr, Arc::clone(&stderr_tail));
@@ -281,6 +236,65 @@ impl Drop for ForkServer {
     fn drop(&mut self) {
         self.signal_tree();
     }
+}
+
+/// Spawns the fork server (in bubblewrap when `isolation` has it) with its control
+/// socket and seccomp program on their fixed descriptors; true when its sessions get
+/// fresh uids.
+fn spawn_server(
+    environment: &PythonEnvironment,
+    policy: &SandboxPolicy,
+    isolation: &Isolation,
+    sessions: &Path,
+    control_child: OwnedFd,
+) -> Result<(Child, bool), SandboxError> {
+    let (seccomp_read, fresh_uids, mut command) = match isolation {
+        Isolation::Bubblewrap { bwrap, root } => {
+            let program = isolation::seccomp_program()?;
+            let (read, write) = pipe_pair()?;
+            // The program is far smaller than a pipe buffer, so this cannot block.
+            std::io::Write::write_all(&mut std::fs::File::from(write), &program)
+                .map_err(|e| SandboxError::io("writing the seccomp program to its pipe", e))?;
+            let argv = server_argv(environment, policy, Path::new(SESSIONS_DIR), true);
+            let mut command = Command::new(bwrap);
+            command.args(isolation::bwrap_args(environment, *root, sessions, &argv));
+            (Some(read), *root, command)
+        }
+        Isolation::Unavailable(_) => {
+            let argv = server_argv(environment, policy, sessions, false);
+            let mut command = Command::new(&argv[0]);
+            command.args(&argv[1..]).current_dir(sessions);
+            (None, false, command)
+        }
+    };
+    command.env_clear();
+    command.envs(isolation::worker_env().iter().copied());
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command.kill_on_drop(true).process_group(0);
+    let inherited = [
+        (control_child.as_raw_fd(), CONTROL_FD),
+        (
+            seccomp_read.as_ref().map_or(-1, AsRawFd::as_raw_fd),
+            SECCOMP_FD,
+        ),
+    ];
+    // SAFETY: the closure only calls async-signal-safe functions (fcntl, dup2).
+    unsafe {
+        command.pre_exec(move || place_fds(&inherited));
+    }
+    let child = command.spawn().map_err(|e| {
+        SandboxError::io(
+            format!(
+                "starting the python fork server {:?}",
+                command.as_std().get_program()
+            ),
+            e,
+        )
+    })?;
+    Ok((child, fresh_uids))
 }
 
 /// The interpreter command line running worker.py as the fork server.
