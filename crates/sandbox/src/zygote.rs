@@ -404,6 +404,18 @@ fn control_socket() -> Result<(AsyncFd<OwnedFd>, OwnedFd), SandboxError> {
     Ok((ours, theirs))
 }
 
+/// A message header for one data buffer and one control buffer; the pointers are
+/// valid while both buffers are.
+fn message_header(iov: &mut libc::iovec, control: &mut [u8]) -> libc::msghdr {
+    // SAFETY: an all-zero msghdr is a valid, empty one.
+    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+    header.msg_iov = iov;
+    header.msg_iovlen = 1;
+    header.msg_control = control.as_mut_ptr().cast();
+    header.msg_controllen = control.len() as _;
+    header
+}
+
 /// Sends one message with descriptors attached (SCM_RIGHTS).
 async fn send(
     control: &mut AsyncFd<OwnedFd>,
@@ -423,14 +435,10 @@ async fn send(
                 iov_base: message.as_ptr() as *mut libc::c_void,
                 iov_len: message.len(),
             };
-            // SAFETY: zeroed msghdr is valid; every pointer set below outlives the call,
-            // and the control buffer has CMSG_SPACE(space) bytes for one cmsg.
+            let header = message_header(&mut iov, &mut buffer);
+            // SAFETY: the header's pointers outlive the call, and the control buffer has
+            // CMSG_SPACE(space) bytes for one cmsg.
             unsafe {
-                let mut header: libc::msghdr = std::mem::zeroed();
-                header.msg_iov = &mut iov;
-                header.msg_iovlen = 1;
-                header.msg_control = buffer.as_mut_ptr().cast();
-                header.msg_controllen = buffer.len() as _;
                 let cmsg = libc::CMSG_FIRSTHDR(&header);
                 (*cmsg).cmsg_level = libc::SOL_SOCKET;
                 (*cmsg).cmsg_type = libc::SCM_RIGHTS;
@@ -472,13 +480,9 @@ async fn receive(
                 iov_base: data.as_mut_ptr().cast(),
                 iov_len: data.len(),
             };
+            let mut header = message_header(&mut iov, &mut buffer);
             // SAFETY: as in `send`; the kernel writes at most the lengths given.
             unsafe {
-                let mut header: libc::msghdr = std::mem::zeroed();
-                header.msg_iov = &mut iov;
-                header.msg_iovlen = 1;
-                header.msg_control = buffer.as_mut_ptr().cast();
-                header.msg_controllen = buffer.len() as _;
                 let n = libc::recvmsg(fd.as_raw_fd(), &mut header, libc::MSG_CMSG_CLOEXEC);
                 if n < 0 {
                     return Err(std::io::Error::last_os_error());
