@@ -15,8 +15,8 @@ SHORTEN_PREFIXES = sorted({p for p in sys.path if p} | {sys.prefix, sys.base_pre
 LIBC = ctypes.CDLL(None, use_errno=True)
 LIBC.syscall.restype = ctypes.c_long
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x4000000, 0x8000000, 0x20000000, 0x40000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 0x1000, 0x4000, 0x40000
-MNT_DETACH = 2
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
+MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
 PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE = 38, 22, 36, 4
 
 
@@ -246,6 +246,12 @@ def serve(config, own_pid_namespace, read=os.read, write=os.write):
 
 # ---------------------------------------------------------------- sessions
 
+def mount_points():
+    with open("/proc/self/mountinfo") as mountinfo:
+        # Field 5 is the mount point, with spaces and the like octal-escaped.
+        return [line.split()[4].encode().decode("unicode_escape") for line in mountinfo]
+
+
 def mount_session(session, sandboxed):
     """In the session's own mount namespace: its host io dir at /io, a private tmpfs of
     `workspace_limit` bytes behind /work and /tmp, the other sessions' dirs gone, and a
@@ -258,15 +264,26 @@ def mount_session(session, sandboxed):
     checked(LIBC.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "making / private")
     host_io = os.path.join(sessions, session["name"], "io").encode()
     checked(LIBC.mount(host_io, io_dir.encode(), None, MS_BIND, None), "binding /io")
-    checked(LIBC.umount2(sessions.encode(), MNT_DETACH), "hiding the other sessions")
+    # The workspace tmpfs goes over the host's session dirs, hiding them (in a user
+    # namespace that mount is locked and cannot be unmounted), and stays there
+    # read-only once its two dirs are bound at /work and /tmp.
     options = ("size=%d,mode=0755" % CONFIG["workspace_limit"]).encode()
     checked(LIBC.mount(b"tmpfs", sessions.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options), "mounting the workspace")
+    # The venv or interpreter may live under /tmp: keep those mounts visible above it
+    # (a bind keeps the flags, read-only included, of the mount it copies).
+    under_tmp = [point for point in mount_points() if point.startswith("/tmp/")]
+    kept = [os.open(point, os.O_PATH | os.O_CLOEXEC) for point in under_tmp]
     for name, target in (("work", CONFIG["work_dir"]), ("tmp", "/tmp")):
         staged = os.path.join(sessions, name)
         os.mkdir(staged)
         os.chmod(staged, 0o1777 if name == "tmp" else 0o777)
         checked(LIBC.mount(staged.encode(), target.encode(), None, MS_BIND, None), "binding " + target)
-    checked(LIBC.umount2(sessions.encode(), MNT_DETACH), "unmounting the staging tmpfs")
+    for point, fd in zip(under_tmp, kept):
+        os.makedirs(point, exist_ok=True)
+        checked(LIBC.mount(b"/proc/self/fd/%d" % fd, point.encode(), None, MS_BIND | MS_REC, None), "keeping " + point)
+        os.close(fd)
+    read_only = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV
+    checked(LIBC.mount(None, sessions.encode(), None, read_only, None), "making the staging dir read-only")
     checked(LIBC.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mounting /proc")
     return CONFIG["work_dir"], io_dir
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use agentopt_sandbox::{CellOutcome, CellStatus, PythonSession, SandboxPolicy};
+use agentopt_sandbox::{CellOutcome, CellStatus, PythonSession, SandboxPolicy, WorkerPool};
 
 use crate::{python_environment, session, session_with};
 
@@ -568,4 +568,48 @@ async fn session_processes_are_capped_as_a_whole() {
         .and_then(|l| l.parse().ok())
         .expect("a count");
     assert!(started < 16, "{started} processes started: {outcome:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_sees_nothing_of_an_earlier_one() -> anyhow::Result<()> {
+    let pool = WorkerPool::new(
+        python_environment(),
+        SandboxPolicy {
+            preload: Vec::new(),
+            ..SandboxPolicy::default()
+        },
+        1,
+    )?;
+    let mut first = pool.session().await?;
+    let left = first
+        .run_cell(
+            "import os, subprocess\n\
+             secret = 'first'\n\
+             open('/work/left.txt', 'w').write('first')\n\
+             open('/tmp/left.txt', 'w').write('first')\n\
+             subprocess.Popen(['sleep', '300'], start_new_session=True)\n\
+             os.listdir('/work')",
+        )
+        .await?;
+    assert_eq!(left.value.as_deref(), Some("['left.txt']"), "{left:?}");
+    let first_uid = first.protections().unprivileged_uid;
+    drop(first);
+    let mut second = pool.session().await?;
+    if let Some(uid) = first_uid.filter(|_| running_as_root()) {
+        assert_ne!(second.protections().unprivileged_uid, first_uid);
+        assert_no_processes_of(uid, true).await;
+    }
+    let seen = second
+        .run_cell(
+            "import os\n\
+             ('secret' in globals(), os.listdir('/work'), os.path.exists('/tmp/left.txt'),\n \
+              sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))",
+        )
+        .await?;
+    assert_eq!(
+        seen.value.as_deref(),
+        Some("(False, [], False, [1, 2])"),
+        "{seen:?}"
+    );
+    Ok(())
 }
