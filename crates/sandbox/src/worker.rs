@@ -182,6 +182,9 @@ impl Worker {
                 self.idle_cpu_ns = cpu_ns(self.worker_pid).unwrap_or_default();
                 return Ok(());
             }
+            if cpu_ns(self.worker_pid).is_none() {
+                return Err("the session's worker ended after it was ready".to_owned());
+            }
             tokio::time::sleep(QUIESCENCE_POLL).await;
         }
     }
