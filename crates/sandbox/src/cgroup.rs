@@ -19,19 +19,21 @@ struct Roots {
 
 fn roots() -> &'static Roots {
     static ROOTS: OnceLock<Roots> = OnceLock::new();
-    ROOTS.get_or_init(|| {
-        let roots = Roots {
-            memory: own_dir("memory"),
-            pids: own_dir("pids"),
-        };
-        for dir in [&roots.memory, &roots.pids].into_iter().flatten() {
-            owner::sweep(dir, PREFIX, |stale| {
-                kill_members(stale);
-                remove_dir(stale);
-            });
-        }
-        roots
+    ROOTS.get_or_init(|| Roots {
+        memory: own_dir("memory"),
+        pids: own_dir("pids"),
     })
+}
+
+/// Kills what is left in, and removes, the session cgroups of owners that have ended.
+pub(crate) fn sweep_stale() {
+    let roots = roots();
+    for dir in [&roots.memory, &roots.pids].into_iter().flatten() {
+        owner::sweep(dir, PREFIX, |stale| {
+            kill_members(stale);
+            remove_dir(stale);
+        });
+    }
 }
 
 /// The directory of our own cgroup in a v1 `controller` hierarchy, checked writable.

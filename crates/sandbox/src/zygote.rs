@@ -16,7 +16,7 @@ use tokio::process::{Child, Command};
 
 use crate::isolation::{self, CONTROL_FD, IO_DIR, Isolation, SECCOMP_FD, SESSIONS_DIR, WORK_DIR};
 use crate::worker::{Worker, pipe_pair, place_fds, register};
-use crate::{PythonEnvironment, SandboxError, SandboxPolicy, owner};
+use crate::{PythonEnvironment, SandboxError, SandboxPolicy, cgroup, owner};
 
 const BOOTSTRAP: &str = include_str!("worker.py");
 /// The file name the bootstrap's frames carry (see `format_exception` in worker.py).
@@ -84,6 +84,7 @@ impl ForkServer {
             );
         }
         let sessions = session_root()?;
+        cgroup::sweep_stale();
         let (control, control_child) = control_socket()?;
         let (mut child, fresh_uids) = spawn_server(
             environment,

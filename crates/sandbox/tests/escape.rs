@@ -490,8 +490,29 @@ async fn directories_left_by_a_killed_owner_are_removed() {
     let stale = std::env::temp_dir().join(format!("agentopt-sandbox-{}.1-stale", dead.id()));
     std::fs::create_dir_all(stale.join("0/io")).expect("stale dir");
     std::fs::write(stale.join("0/io/stdout"), "left behind").expect("stale file");
+    // A session cgroup of the same dead owner, where we may create cgroups.
+    let stale_cgroup = own_memory_cgroup()
+        .map(|dir| dir.join(format!("agentopt-{}.1-0", dead.id())))
+        .filter(|dir| std::fs::create_dir(dir).is_ok());
     let _s = session().await;
     assert!(!stale.exists(), "{} is still there", stale.display());
+    if let Some(cgroup) = stale_cgroup {
+        assert!(!cgroup.exists(), "{} is still there", cgroup.display());
+    }
+}
+
+/// Our own cgroup v1 memory directory, where the hierarchy is mounted at the usual place.
+fn own_memory_cgroup() -> Option<std::path::PathBuf> {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = cgroups.lines().find_map(|line| {
+        line.strip_prefix(|c: char| c.is_ascii_digit())
+            .and_then(|l| {
+                l.trim_start_matches(|c: char| c.is_ascii_digit())
+                    .strip_prefix(":memory:")
+            })
+    })?;
+    let dir = std::path::Path::new("/sys/fs/cgroup/memory").join(path.trim_start_matches('/'));
+    dir.is_dir().then_some(dir)
 }
 
 #[tokio::test]
