@@ -83,7 +83,9 @@ pub(crate) struct Worker {
     cgroups: SessionCgroups,
     dir: PathBuf,
     next_id: u64,
-    base: u64,
+    /// Where the loop's own read sits; `None` where `/proc/<pid>/syscall` cannot be
+    /// read (the end-of-request check is then missing, and reported so).
+    base: Option<u64>,
     idle_cpu_ns: u64,
     pub(crate) protections: Protections,
 }
@@ -117,7 +119,7 @@ impl Worker {
             cgroups,
             dir,
             next_id: 0,
-            base: 0,
+            base: None,
             idle_cpu_ns: 0,
             protections: Protections {
                 scrubbed_env: true,
@@ -177,15 +179,19 @@ impl Worker {
             .copied()
             .ok_or("the session's worker is gone")?;
         loop {
-            if let Some(sp) = blocked_reading_requests(self.worker_pid) {
-                self.base = sp;
-                self.idle_cpu_ns = cpu_ns(self.worker_pid).unwrap_or_default();
-                return Ok(());
+            match blocked_reading_requests(self.worker_pid) {
+                Ok(Some(sp)) => self.base = Some(sp),
+                Ok(None) if cpu_ns(self.worker_pid).is_some() => {
+                    tokio::time::sleep(QUIESCENCE_POLL).await;
+                    continue;
+                }
+                Ok(None) => return Err("the session's worker ended after it was ready".to_owned()),
+                Err(e) => self.protections.missing.push(format!(
+                    "no check that a request has ended before its answer is accepted: {e}"
+                )),
             }
-            if cpu_ns(self.worker_pid).is_none() {
-                return Err("the session's worker ended after it was ready".to_owned());
-            }
-            tokio::time::sleep(QUIESCENCE_POLL).await;
+            self.idle_cpu_ns = cpu_ns(self.worker_pid).unwrap_or_default();
+            return Ok(());
         }
     }
 
@@ -337,8 +343,11 @@ impl Worker {
     }
 
     fn quiet(&self) -> Quiet {
-        let at_base = blocked_reading_requests(self.worker_pid)
-            .is_some_and(|sp| sp.abs_diff(self.base) <= STACK_SLACK);
+        let at_base = match self.base {
+            Some(base) => blocked_reading_requests(self.worker_pid)
+                .is_ok_and(|sp| sp.is_some_and(|sp| sp.abs_diff(base) <= STACK_SLACK)),
+            None => true,
+        };
         if !at_base {
             return Quiet::Busy;
         }
@@ -511,16 +520,25 @@ fn is_zombie(pid: i32) -> bool {
         .unwrap_or(true)
 }
 
-/// The stack pointer of `pid` when it is blocked in `read` on the request fd.
-fn blocked_reading_requests(pid: i32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    let number: i64 = fields.first()?.parse().ok()?;
-    let fd = u64::from_str_radix(fields.get(1)?.trim_start_matches("0x"), 16).ok()?;
-    if number != libc::SYS_read || fd != REQUEST_FD {
-        return None;
+/// The stack pointer of `pid` when it is blocked in `read` on the request fd,
+/// `None` when it is not (or is gone); `Err` when its syscall cannot be read here
+/// (permissions, a kernel without the file).
+fn blocked_reading_requests(pid: i32) -> Result<Option<u64>, String> {
+    let path = format!("/proc/{pid}/syscall");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("reading {path}: {e}")),
+    };
+    let field = |index: usize| {
+        let field: &str = text.split_whitespace().nth(index)?;
+        u64::from_str_radix(field.trim_start_matches("0x"), 16).ok()
+    };
+    let number: Option<i64> = text.split_whitespace().next().and_then(|n| n.parse().ok());
+    if number != Some(libc::SYS_read) || field(1) != Some(REQUEST_FD) {
+        return Ok(None);
     }
-    u64::from_str_radix(fields.get(7)?.trim_start_matches("0x"), 16).ok()
+    Ok(field(7))
 }
 
 /// CPU time `pid` has used, in nanoseconds (schedstat), else in clock ticks; `None`

@@ -101,6 +101,10 @@ async fn protections_are_all_active() {
     assert!(p.unprivileged_uid.is_some(), "{p:?}");
     assert_eq!(p.rlimits.len(), 5, "{p:?}");
     assert!(p.is_fully_isolated());
+    assert!(
+        !p.missing.iter().any(|m| m.contains("request has ended")),
+        "{p:?}"
+    );
 }
 
 #[tokio::test]
