@@ -254,7 +254,7 @@ def mount_points():
 
 def mount_session(session, sandboxed):
     """In the session's own mount namespace: its host io dir at /io, a private tmpfs of
-    `workspace_limit` bytes behind /work and /tmp, the other sessions' dirs gone, and a
+    `workspace_limit` bytes behind /work and /tmp, the other sessions' dirs hidden, and a
     /proc of its own PID namespace. Unsandboxed, the work dir is a host dir."""
     sessions, io_dir = CONFIG["sessions_dir"], CONFIG["io_dir"]
     if not sandboxed:
