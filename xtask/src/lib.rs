@@ -2,3 +2,4 @@
 //! statistics, reports, plots) are reachable from the integration tests.
 
 pub mod bench_math;
+pub mod bench_overhead;

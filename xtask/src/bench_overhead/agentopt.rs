@@ -1,0 +1,246 @@
+//! One measured agentopt run: the library's [`Trainer`] over [`MathTask`] against a
+//! scripted server, instrumented by [`super::measure`]; run in a process of its own
+//! so its peak RSS is the orchestrator's alone (the Python workers are other
+//! processes).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agentopt_agents::{ExecutorFactory, SandboxSessions};
+use agentopt_llm::{ChatModel, ClientOptions, EndpointConfig, OpenAiClient};
+use agentopt_mathchat::{DataFormat, MathTask, Problem, Selection};
+use agentopt_sandbox::{PythonEnvironment, SandboxPolicy};
+use agentopt_train::{Problems, Trainer, TrainerOptions};
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use super::measure::{PhaseCounter, Recorder, TimedModel, TimedSessions, TimedTask};
+
+/// The model name the scripted server serves.
+pub const MODEL: &str = "scripted-model";
+
+/// What one run solves, and how.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Shape {
+    /// What the table calls it.
+    pub label: String,
+    /// Training problems per epoch.
+    pub train: usize,
+    /// Test problems (before and after training).
+    pub test: usize,
+    /// Training epochs.
+    pub epochs: u32,
+    /// Optimizer actions per step.
+    pub actions: usize,
+    /// Attempts at once.
+    pub concurrency: usize,
+    /// The server's latency per call, in milliseconds.
+    pub latency_ms: u64,
+    /// Subject of the bundled data (`None`: all subjects).
+    pub subject: Option<String>,
+}
+
+impl Shape {
+    /// The server's latency per call.
+    pub fn latency(&self) -> Duration {
+        Duration::from_millis(self.latency_ms)
+    }
+}
+
+/// The shape's problems from the CRAFT-layout directory `data`: the first ones in
+/// file order, as the seed notebook takes them.
+///
+/// # Errors
+/// Unreadable data, or fewer problems than the shape asks for.
+pub fn load_problems(shape: &Shape, data: &Path) -> anyhow::Result<Problems<Problem>> {
+    let select = |path: PathBuf, count, split| -> anyhow::Result<Vec<Problem>> {
+        let selection = Selection {
+            subjects: shape.subject.iter().cloned().collect(),
+            count: Some(count),
+            ..Selection::default()
+        };
+        let all = agentopt_mathchat::load(&path, DataFormat::Auto)?;
+        Ok(selection.apply(all, split)?)
+    };
+    // The test files sit beside the `train/` folder; loading the directory itself
+    // would mix both.
+    let test_files = data.join(format!("{}.jsonl", shape.subject.as_deref().unwrap_or("")));
+    let test_path = if shape.subject.is_some() {
+        test_files
+    } else {
+        data.to_owned()
+    };
+    let mut test = select(test_path, shape.test, "test")?;
+    if shape.subject.is_none() {
+        // A directory load includes `train/`: keep the test files' problems.
+        test.retain(|problem| !problem.id.starts_with("train/"));
+    }
+    Ok(Problems {
+        train: select(data.join("train"), shape.train, "train")?,
+        validation: Vec::new(),
+        test,
+    })
+}
+
+/// Reference answers by problem text, for the scripted assistant.
+pub fn answers(problems: &Problems<Problem>) -> HashMap<String, String> {
+    problems
+        .train
+        .iter()
+        .chain(&problems.test)
+        .map(|problem| (problem.question.trim().to_owned(), problem.answer.clone()))
+        .collect()
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Measurement {
+    /// The run's shape.
+    pub shape: Shape,
+    /// Conversations run.
+    pub conversations: usize,
+    /// Wall time of the training run.
+    pub wall_s: f64,
+    /// Model calls (conversations and optimizer).
+    pub model_calls: u32,
+    /// The longest chain of dependent calls: per phase the most calls of one
+    /// conversation, plus every optimizer call.
+    pub critical_path_calls: u32,
+    /// Median over conversations of (wall − model wait) / model calls.
+    pub overhead_per_turn_ms: f64,
+    /// The same without the time spent in Python cells.
+    pub orchestration_per_turn_ms: f64,
+    /// Session asked for → first cell answered, median and 99th percentile.
+    pub first_cell_p50_ms: f64,
+    /// See `first_cell_p50_ms`.
+    pub first_cell_p99_ms: f64,
+    /// The orchestrating process's peak RSS (`VmHWM`).
+    pub peak_rss_mib: f64,
+}
+
+/// Runs the shape's training run against the server at `base_url` and measures it.
+/// Call it in a process of its own: the peak RSS is this process's.
+///
+/// # Errors
+/// Bad data, the sandbox, or a failed training run.
+pub async fn measure(
+    shape: &Shape,
+    data: &Path,
+    base_url: &str,
+    run_dir: &Path,
+) -> anyhow::Result<Measurement> {
+    let problems = load_problems(shape, data)?;
+    let recorder = Arc::new(Recorder::default());
+    let endpoint = EndpointConfig::compatible(base_url, MODEL);
+    let options = ClientOptions {
+        max_concurrency: shape.concurrency.max(1),
+        ..ClientOptions::default()
+    };
+    let client: Arc<dyn ChatModel> = Arc::new(OpenAiClient::new(endpoint, options)?);
+    let model: Arc<dyn ChatModel> = Arc::new(TimedModel::new(client, Arc::clone(&recorder)));
+    let trainer = trainer(shape, run_dir, model, &recorder)?;
+    let started = Instant::now();
+    let report = trainer.run(&problems).await?;
+    let wall = started.elapsed();
+    if let Some(reason) = report.incomplete {
+        anyhow::bail!("the measured run is incomplete: {reason}");
+    }
+    Ok(summarise(shape, &recorder, wall, peak_rss_mib()?))
+}
+
+fn trainer(
+    shape: &Shape,
+    run_dir: &Path,
+    model: Arc<dyn ChatModel>,
+    recorder: &Arc<Recorder>,
+) -> anyhow::Result<Trainer<TimedTask<MathTask>>> {
+    let environment = PythonEnvironment::ensure().context("preparing the Python sandbox")?;
+    let sessions = |max_live: Option<usize>| -> Arc<dyn ExecutorFactory> {
+        let sessions = SandboxSessions::new(environment.clone(), SandboxPolicy::default());
+        Arc::new(match max_live {
+            Some(limit) => sessions.with_max_live(limit),
+            None => sessions,
+        })
+    };
+    let conversations: Arc<dyn ExecutorFactory> = Arc::new(TimedSessions::new(
+        sessions(Some(shape.concurrency)),
+        Arc::clone(recorder),
+    ));
+    let task = MathTask::new(Arc::clone(&model), conversations, sessions(None));
+    let options = TrainerOptions {
+        run_dir: run_dir.to_owned(),
+        epochs: shape.epochs,
+        max_actions_per_step: shape.actions,
+        concurrency: shape.concurrency,
+        proposal_sandbox: Some(sessions(None)),
+        preflight: None,
+        ..TrainerOptions::default()
+    };
+    Ok(
+        Trainer::new(TimedTask::new(task, Arc::clone(recorder)), model, options)
+            .with_observer(Arc::new(PhaseCounter(Arc::clone(recorder)))),
+    )
+}
+
+fn summarise(shape: &Shape, recorder: &Recorder, wall: Duration, peak_rss_mib: f64) -> Measurement {
+    let attempts = recorder.attempts();
+    let optimizer_calls = recorder.optimizer_calls();
+    let mut longest: HashMap<usize, u32> = HashMap::new();
+    for attempt in &attempts {
+        let phase = longest.entry(attempt.phase).or_default();
+        *phase = (*phase).max(attempt.model_calls);
+    }
+    let per_turn = |exclude_python: bool| -> Vec<f64> {
+        attempts
+            .iter()
+            .filter(|attempt| attempt.model_calls > 0)
+            .map(|attempt| {
+                let mut rest = attempt.wall.saturating_sub(attempt.model_wait);
+                if exclude_python {
+                    rest = rest.saturating_sub(attempt.python);
+                }
+                millis(rest) / f64::from(attempt.model_calls)
+            })
+            .collect()
+    };
+    let first_cells: Vec<f64> = recorder.first_cells().into_iter().map(millis).collect();
+    Measurement {
+        shape: shape.clone(),
+        conversations: attempts.len(),
+        wall_s: wall.as_secs_f64(),
+        model_calls: attempts.iter().map(|a| a.model_calls).sum::<u32>() + optimizer_calls,
+        critical_path_calls: longest.values().sum::<u32>() + optimizer_calls,
+        overhead_per_turn_ms: percentile(per_turn(false), 0.5),
+        orchestration_per_turn_ms: percentile(per_turn(true), 0.5),
+        first_cell_p50_ms: percentile(first_cells.clone(), 0.5),
+        first_cell_p99_ms: percentile(first_cells, 0.99),
+        peak_rss_mib,
+    }
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
+
+/// The `q` quantile (nearest rank) of `values`; NaN when there are none.
+pub fn percentile(mut values: Vec<f64>, q: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = (q * values.len() as f64).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1]
+}
+
+/// This process's peak resident set (`VmHWM` in `/proc/self/status`), in MiB.
+fn peak_rss_mib() -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM line in /proc/self/status")?;
+    Ok(kib / 1024.0)
+}
