@@ -58,6 +58,26 @@ impl SandboxSessions {
         )))
     }
 
+    /// Warm sessions under `policy`, started now: the fork server boots in the
+    /// background at once and `ahead` sessions are kept forked from then on (size it
+    /// to the conversations run at once, so none waits for a fork). Call it inside a
+    /// tokio runtime.
+    ///
+    /// # Errors
+    /// [`SandboxError::WorkerStart`] outside a tokio runtime;
+    /// [`SandboxError::IsolationUnavailable`] when the policy cannot be met here.
+    pub fn warm(
+        environment: PythonEnvironment,
+        policy: SandboxPolicy,
+        ahead: usize,
+    ) -> Result<Self, SandboxError> {
+        Ok(Self::pooled(Arc::new(WorkerPool::new(
+            environment,
+            policy,
+            ahead.max(1),
+        )?)))
+    }
+
     /// Takes sessions from `pool`.
     pub fn pooled(pool: Arc<WorkerPool>) -> Self {
         Self { pool, live: None }

@@ -256,6 +256,12 @@ impl AgentOptimizer {
         self
     }
 
+    /// Tries every proposed function in this sandbox from now on (for a session
+    /// started after the optimizer, see [`Self::with_executor`]).
+    pub fn set_executor(&mut self, executor: Box<dyn Executor>) {
+        self.executor = Some(executor);
+    }
+
     /// Records one conversation held with the current (trial) functions and whether
     /// the user was satisfied. All or nothing: when the checkpoint cannot be written,
     /// nothing is recorded, and calling again records the conversation once.

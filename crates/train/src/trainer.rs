@@ -16,6 +16,7 @@ use agentopt_agents::ExecutorFactory;
 use agentopt_core::files::{JsonLines, read_json_lines, write_atomic, write_json_atomic};
 use agentopt_core::{FunctionSet, Provenance};
 use agentopt_llm::{ChatModel, UsageMeter, UsageReport, UsageTotals};
+use agentopt_sandbox::{Executor, SandboxError};
 use agentopt_optimizer::{
     AgentOptimizer, OptimizerError, OptimizerOptions, StepOutcome, ValidationOptions,
 };
@@ -297,7 +298,12 @@ impl<'a, T: Task> Run<'a, T> {
             .rev()
             .find(|step| step.skipped.is_none())
             .map(|step| step.epoch);
-        let mut optimizer = self.optimizer(resume_from).await?;
+        let mut optimizer = self.optimizer(resume_from)?;
+        // The proposal sandbox is needed from the first step on: it starts while the
+        // test before training runs instead of delaying it.
+        let mut proposal_session = self.options().proposal_sandbox.clone().map(|sessions| {
+            tokio::spawn(async move { sessions.start().await })
+        });
         let mut functions = FunctionSet::new(optimizer.trial_functions().iter().cloned());
         let test = &self.problems.test;
         if let Some(stop) = self
@@ -325,6 +331,7 @@ impl<'a, T: Task> Run<'a, T> {
             if let Some(stop) = self.epoch(epoch, &functions, &mut optimizer).await? {
                 return self.finish(&functions, stopped_early, Some(stop));
             }
+            attach_proposal_session(&mut optimizer, &mut proposal_session).await?;
             match self.step(epoch, &mut optimizer).await? {
                 StepResult::Done(step) => {
                     functions = step.functions.clone();
@@ -489,7 +496,7 @@ impl<'a, T: Task> Run<'a, T> {
     }
 
     /// A fresh optimizer, or the one saved after the step of `last_epoch`.
-    async fn optimizer(&self, last_epoch: Option<u32>) -> Result<AgentOptimizer, TrainError> {
+    fn optimizer(&self, last_epoch: Option<u32>) -> Result<AgentOptimizer, TrainError> {
         let trainer = self.trainer;
         let mut options = self.options().optimizer.clone();
         options.checkpoint = Some(self.dir.optimizer_checkpoint_path());
@@ -499,17 +506,13 @@ impl<'a, T: Task> Run<'a, T> {
             });
         }
         let model = Arc::clone(&trainer.optimizer_model);
-        let optimizer = match last_epoch {
+        Ok(match last_epoch {
             Some(epoch) => {
                 let path = self.dir.checkpoint_path(epoch);
                 tracing::info!(checkpoint = %path.display(), "resuming the optimizer");
                 AgentOptimizer::resume_with_options(&path, model, options)?
             }
             None => AgentOptimizer::new(self.options().max_actions_per_step, model, options)?,
-        };
-        Ok(match &self.options().proposal_sandbox {
-            Some(sessions) => optimizer.with_executor(sessions.start().await?),
-            None => optimizer,
         })
     }
 
@@ -741,6 +744,24 @@ impl InfraTally {
             )
         })
     }
+}
+
+/// A proposal-sandbox session being started in the background.
+type StartingSession = tokio::task::JoinHandle<Result<Box<dyn Executor>, SandboxError>>;
+
+/// Gives `optimizer` the proposal session once it has started (the first time only).
+async fn attach_proposal_session(
+    optimizer: &mut AgentOptimizer,
+    starting: &mut Option<StartingSession>,
+) -> Result<(), TrainError> {
+    if let Some(starting) = starting.take() {
+        let session = starting.await.map_err(|error| SandboxError::WorkerStart {
+            detail: format!("the task starting the proposal sandbox ended: {error}"),
+            stderr: String::new(),
+        })??;
+        optimizer.set_executor(session);
+    }
+    Ok(())
 }
 
 fn stop_message(epoch: u32, patience: Option<u32>) -> String {

@@ -110,7 +110,7 @@ pub struct Measurement {
     pub critical_path_calls: u32,
     /// Median over conversations of (wall − model wait) / model calls.
     pub overhead_per_turn_ms: f64,
-    /// The same without the time spent in Python cells.
+    /// The same without the time spent getting the sandbox session and in its cells.
     pub orchestration_per_turn_ms: f64,
     /// Session asked for → first cell answered, median and 99th percentile.
     pub first_cell_p50_ms: f64,
@@ -140,8 +140,9 @@ pub async fn measure(
     };
     let client: Arc<dyn ChatModel> = Arc::new(OpenAiClient::new(endpoint, options)?);
     let model: Arc<dyn ChatModel> = Arc::new(TimedModel::new(client, Arc::clone(&recorder)));
-    let trainer = trainer(shape, run_dir, model, &recorder)?;
+    // The sandbox's start is part of the run (as AG2's imports are part of its loop).
     let started = Instant::now();
+    let trainer = trainer(shape, run_dir, model, &recorder)?;
     let report = trainer.run(&problems).await?;
     let wall = started.elapsed();
     if let Some(reason) = report.incomplete {
@@ -157,24 +158,22 @@ fn trainer(
     recorder: &Arc<Recorder>,
 ) -> anyhow::Result<Trainer<TimedTask<MathTask>>> {
     let environment = PythonEnvironment::ensure().context("preparing the Python sandbox")?;
-    let sessions = |max_live: Option<usize>| -> Arc<dyn ExecutorFactory> {
-        let sessions = SandboxSessions::new(environment.clone(), SandboxPolicy::default());
-        Arc::new(match max_live {
-            Some(limit) => sessions.with_max_live(limit),
-            None => sessions,
-        })
-    };
-    let conversations: Arc<dyn ExecutorFactory> = Arc::new(TimedSessions::new(
-        sessions(Some(shape.concurrency)),
-        Arc::clone(recorder),
-    ));
-    let task = MathTask::new(Arc::clone(&model), conversations, sessions(None));
+    let policy = SandboxPolicy::default();
+    // Conversations: a warm pool sized to the concurrency, so none waits for a fork.
+    let conversations = SandboxSessions::warm(environment.clone(), policy.clone(), shape.concurrency)?
+        .with_max_live(shape.concurrency);
+    let conversations: Arc<dyn ExecutorFactory> =
+        Arc::new(TimedSessions::new(Arc::new(conversations), Arc::clone(recorder)));
+    // Symbolic checks are rare (the scripted answers are the references): lazy.
+    let checker = Arc::new(SandboxSessions::new(environment.clone(), policy.clone()));
+    let proposals = Arc::new(SandboxSessions::warm(environment, policy, 1)?);
+    let task = MathTask::new(Arc::clone(&model), conversations, checker);
     let options = TrainerOptions {
         run_dir: run_dir.to_owned(),
         epochs: shape.epochs,
         max_actions_per_step: shape.actions,
         concurrency: shape.concurrency,
-        proposal_sandbox: Some(sessions(None)),
+        proposal_sandbox: Some(proposals),
         preflight: None,
         ..TrainerOptions::default()
     };

@@ -47,7 +47,7 @@ pub struct AttemptSample {
     pub wall: Duration,
     /// Time inside the model client (request sent to answer parsed).
     pub model_wait: Duration,
-    /// Time inside its sandbox session's cells and function calls.
+    /// Time getting its sandbox session and inside its cells and function calls.
     pub python: Duration,
 }
 
@@ -152,10 +152,14 @@ impl ExecutorFactory for TimedSessions {
     async fn start(&self) -> Result<Box<dyn Executor>, SandboxError> {
         let asked = Instant::now();
         let session = self.inner.start().await?;
+        let attempt = ATTEMPT.try_with(Arc::clone).ok();
+        if let Some(clock) = &attempt {
+            lock(&clock.inner).python += asked.elapsed();
+        }
         Ok(Box::new(TimedExecutor {
             inner: session,
             asked: Some(asked),
-            attempt: ATTEMPT.try_with(Arc::clone).ok(),
+            attempt,
             recorder: Arc::clone(&self.recorder),
         }))
     }

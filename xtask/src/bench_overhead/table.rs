@@ -24,7 +24,7 @@ pub fn render(rows: &[Measurement], ag2: Option<&Ag2Measurement>) -> String {
     let mut out = String::new();
     out.push_str(
         "| run | latency | wall | model calls | critical path | wall / critical path | \
-         wall / (calls × latency) | overhead / turn (p50) | without Python | \
+         wall / (calls × latency) | overhead / turn (p50) | without sandbox | \
          first cell p50 / p99 | orchestrator peak RSS |\n",
     );
     out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -34,7 +34,7 @@ pub fn render(rows: &[Measurement], ag2: Option<&Ag2Measurement>) -> String {
         let model_time = f64::from(row.model_calls) * latency;
         let _ = writeln!(
             out,
-            "| {} | {} ms | {:.1} s | {} | {} calls = {:.1} s | {:.2} | {:.3} | {:.2} ms | {:.2} ms | {:.1} / {:.1} ms | {:.1} MiB |",
+            "| {} | {} ms | {:.1} s | {} | {} calls = {:.2} s | {:.2} | {:.3} | {:.2} ms | {:.2} ms | {:.1} / {:.1} ms | {:.1} MiB |",
             row.shape.label,
             row.shape.latency_ms,
             row.wall_s,
