@@ -206,7 +206,7 @@ def main():
     train_data = first(args.train_file, args.train_size)
     # No response cache: every call reaches the server, as agentopt's run with --no-cache.
     llm_config = autogen.LLMConfig(
-        config_list={"model": args.model, "api_key": "sk-scripted", "base_url": args.base_url},
+        {"model": args.model, "api_key": "sk-scripted", "base_url": args.base_url},
         cache_seed=None,
     )
     work_dir = tempfile.mkdtemp(prefix="ag2-seed-loop-")

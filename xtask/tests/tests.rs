@@ -1,7 +1,9 @@
-//! The xtask test binary: bench-math's flags, config, plot, and the end-to-end runs.
+//! The xtask test binary: bench-math's flags, config, plot, and the end-to-end runs;
+//! bench-overhead at a tiny size.
 
 mod cli;
 mod e2e;
+mod overhead;
 mod plot;
 mod real_model;
 mod rundir;

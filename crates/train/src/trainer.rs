@@ -16,10 +16,10 @@ use agentopt_agents::ExecutorFactory;
 use agentopt_core::files::{JsonLines, read_json_lines, write_atomic, write_json_atomic};
 use agentopt_core::{FunctionSet, Provenance};
 use agentopt_llm::{ChatModel, UsageMeter, UsageReport, UsageTotals};
-use agentopt_sandbox::{Executor, SandboxError};
 use agentopt_optimizer::{
     AgentOptimizer, OptimizerError, OptimizerOptions, StepOutcome, ValidationOptions,
 };
+use agentopt_sandbox::{Executor, SandboxError};
 use futures::StreamExt as _;
 
 use crate::journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord};
@@ -301,9 +301,11 @@ impl<'a, T: Task> Run<'a, T> {
         let mut optimizer = self.optimizer(resume_from)?;
         // The proposal sandbox is needed from the first step on: it starts while the
         // test before training runs instead of delaying it.
-        let mut proposal_session = self.options().proposal_sandbox.clone().map(|sessions| {
-            tokio::spawn(async move { sessions.start().await })
-        });
+        let mut proposal_session = self
+            .options()
+            .proposal_sandbox
+            .clone()
+            .map(|sessions| tokio::spawn(async move { sessions.start().await }));
         let mut functions = FunctionSet::new(optimizer.trial_functions().iter().cloned());
         let test = &self.problems.test;
         if let Some(stop) = self

@@ -184,23 +184,32 @@ fn trainer(
     progress: Progress,
 ) -> anyhow::Result<Trainer<MathTask>> {
     let environment = PythonEnvironment::ensure().context("preparing the Python sandbox")?;
-    let sessions = |policy: SandboxPolicy, max_live: Option<usize>| -> Arc<dyn ExecutorFactory> {
-        let sessions = SandboxSessions::new(environment.clone(), policy);
-        Arc::new(match max_live {
-            Some(limit) => sessions.with_max_live(limit),
-            None => sessions,
-        })
-    };
     // Checking an answer or trying a proposed function is the run's own work: a
     // function that hangs there must not hold it for AG2's 600 s.
     let checks = SandboxPolicy {
         function_timeout: CHECK_TIMEOUT,
         ..SandboxPolicy::default()
     };
+    // Conversations and proposal checks get fork servers that boot now, while the
+    // first model calls are on their way; the conversations' pool keeps a session
+    // forked for every conversation that may run at once.
+    let conversations = SandboxSessions::warm(
+        environment.clone(),
+        SandboxPolicy::default(),
+        config.concurrency,
+    )?
+    .with_max_live(config.concurrency);
+    let proposals: Arc<dyn ExecutorFactory> = Arc::new(SandboxSessions::warm(
+        environment.clone(),
+        checks.clone(),
+        1,
+    )?);
+    // Symbolic checks are rare: their fork server starts with the first one.
+    let checker = SandboxSessions::new(environment, checks);
     let task = MathTask::new(
         Arc::clone(&models.agent),
-        sessions(SandboxPolicy::default(), Some(config.concurrency)),
-        sessions(checks.clone(), None),
+        Arc::new(conversations),
+        Arc::new(checker),
     )
     .with_options(MathTaskOptions {
         max_reply_tokens: config.max_reply_tokens,
@@ -221,7 +230,7 @@ fn trainer(
         },
         significance: config.significance,
         meter: Some(models.meter.clone()),
-        proposal_sandbox: Some(sessions(checks, None)),
+        proposal_sandbox: Some(proposals),
         preflight: Some(Duration::from_secs(20)),
         setup: Setup {
             task: "MATH".to_owned(),

@@ -74,7 +74,12 @@ pub async fn measure(
     let file = |dir: PathBuf| dir.join(format!("{subject}.jsonl"));
     std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
     let output = tokio::process::Command::new(venv.python())
-        .arg(workspace.join("xtask").join("bench").join("ag2_seed_loop.py"))
+        .arg(
+            workspace
+                .join("xtask")
+                .join("bench")
+                .join("ag2_seed_loop.py"),
+        )
         .arg("--base-url")
         .arg(server.base_url())
         .arg("--test-file")

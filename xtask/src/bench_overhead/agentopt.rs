@@ -49,39 +49,52 @@ impl Shape {
     }
 }
 
-/// The shape's problems from the CRAFT-layout directory `data`: the first ones in
+/// The shape's problems from the CRAFT-layout directory `data` (test problems in
+/// `SUBJECT.jsonl`, training problems in `train/SUBJECT.jsonl`): the first ones in
 /// file order, as the seed notebook takes them.
 ///
 /// # Errors
 /// Unreadable data, or fewer problems than the shape asks for.
 pub fn load_problems(shape: &Shape, data: &Path) -> anyhow::Result<Problems<Problem>> {
-    let select = |path: PathBuf, count, split| -> anyhow::Result<Vec<Problem>> {
+    let select = |dir: &Path, count, split| -> anyhow::Result<Vec<Problem>> {
+        let mut all = Vec::new();
+        for file in subject_files(dir, shape.subject.as_deref())? {
+            all.extend(agentopt_mathchat::load(&file, DataFormat::Auto)?);
+        }
         let selection = Selection {
-            subjects: shape.subject.iter().cloned().collect(),
             count: Some(count),
             ..Selection::default()
         };
-        let all = agentopt_mathchat::load(&path, DataFormat::Auto)?;
         Ok(selection.apply(all, split)?)
     };
-    // The test files sit beside the `train/` folder; loading the directory itself
-    // would mix both.
-    let test_files = data.join(format!("{}.jsonl", shape.subject.as_deref().unwrap_or("")));
-    let test_path = if shape.subject.is_some() {
-        test_files
-    } else {
-        data.to_owned()
-    };
-    let mut test = select(test_path, shape.test, "test")?;
-    if shape.subject.is_none() {
-        // A directory load includes `train/`: keep the test files' problems.
-        test.retain(|problem| !problem.id.starts_with("train/"));
-    }
     Ok(Problems {
-        train: select(data.join("train"), shape.train, "train")?,
+        train: select(&data.join("train"), shape.train, "train")?,
         validation: Vec::new(),
-        test,
+        test: select(data, shape.test, "test")?,
     })
+}
+
+/// `dir/SUBJECT.jsonl`, or every `*.jsonl` directly in `dir` (sorted) without a
+/// subject.
+fn subject_files(dir: &Path, subject: Option<&str>) -> anyhow::Result<Vec<PathBuf>> {
+    if let Some(subject) = subject {
+        return Ok(vec![dir.join(format!("{subject}.jsonl"))]);
+    }
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("reading {}", dir.display()))?
+            .path();
+        if path
+            .extension()
+            .is_some_and(|extension| extension == "jsonl")
+        {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Reference answers by problem text, for the scripted assistant.
@@ -160,10 +173,13 @@ fn trainer(
     let environment = PythonEnvironment::ensure().context("preparing the Python sandbox")?;
     let policy = SandboxPolicy::default();
     // Conversations: a warm pool sized to the concurrency, so none waits for a fork.
-    let conversations = SandboxSessions::warm(environment.clone(), policy.clone(), shape.concurrency)?
-        .with_max_live(shape.concurrency);
-    let conversations: Arc<dyn ExecutorFactory> =
-        Arc::new(TimedSessions::new(Arc::new(conversations), Arc::clone(recorder)));
+    let conversations =
+        SandboxSessions::warm(environment.clone(), policy.clone(), shape.concurrency)?
+            .with_max_live(shape.concurrency);
+    let conversations: Arc<dyn ExecutorFactory> = Arc::new(TimedSessions::new(
+        Arc::new(conversations),
+        Arc::clone(recorder),
+    ));
     // Symbolic checks are rare (the scripted answers are the references): lazy.
     let checker = Arc::new(SandboxSessions::new(environment.clone(), policy.clone()));
     let proposals = Arc::new(SandboxSessions::warm(environment, policy, 1)?);
@@ -204,6 +220,18 @@ fn summarise(shape: &Shape, recorder: &Recorder, wall: Duration, peak_rss_mib: f
             })
             .collect()
     };
+    let total = |f: fn(&super::measure::AttemptSample) -> Duration| {
+        attempts.iter().map(f).sum::<Duration>()
+    };
+    let _ = std::fs::write(
+        "/tmp/debug.txt",
+        format!(
+            "DEBUG attempts wall {:?} model {:?} python {:?}",
+            total(|a| a.wall),
+            total(|a| a.model_wait),
+            total(|a| a.python)
+        ),
+    );
     let first_cells: Vec<f64> = recorder.first_cells().into_iter().map(millis).collect();
     Measurement {
         shape: shape.clone(),
@@ -235,7 +263,8 @@ pub fn percentile(mut values: Vec<f64>, q: f64) -> f64 {
 
 /// This process's peak resident set (`VmHWM` in `/proc/self/status`), in MiB.
 fn peak_rss_mib() -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
     let kib: f64 = status
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))

@@ -100,7 +100,10 @@ pub async fn run(args: &OverheadArgs, workspace: &Path) -> anyhow::Result<()> {
     for shape in shapes(args) {
         eprintln!("bench-overhead: {} …", shape.label);
         let row = measure_in_child(&shape, &data, &work).await?;
-        eprintln!("bench-overhead: {} done in {:.1} s", shape.label, row.wall_s);
+        eprintln!(
+            "bench-overhead: {} done in {:.1} s",
+            shape.label, row.wall_s
+        );
         rows.push(row);
     }
     let ag2 = if args.ag2 {
@@ -161,16 +164,18 @@ async fn measure_in_child(shape: &Shape, data: &Path, work: &Path) -> anyhow::Re
     let server = ScriptedServer::builder()
         .model(agentopt::MODEL)
         .n_ctx(1 << 20)
-        .rule(scripted::rule(agentopt::answers(&problems), shape.latency()))
+        .rule(scripted::rule(
+            agentopt::answers(&problems),
+            shape.latency(),
+        ))
         .await;
     let run_dir = work.join(format!(
         "c{}-n{}",
         shape.concurrency,
         shape.train + shape.test
     ));
-    let mut command = tokio::process::Command::new(
-        std::env::current_exe().context("finding the xtask binary")?,
-    );
+    let mut command =
+        tokio::process::Command::new(std::env::current_exe().context("finding the xtask binary")?);
     command
         .arg("bench-overhead-run")
         .arg("--shape")
@@ -182,9 +187,16 @@ async fn measure_in_child(shape: &Shape, data: &Path, work: &Path) -> anyhow::Re
         .arg("--data")
         .arg(data)
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
-    let output = command.output().await.context("running the measured run")?;
+    // `output()` would capture stderr too; the run's own messages belong on ours.
+    let output = command
+        .spawn()
+        .context("starting the measured run")?
+        .wait_with_output()
+        .await
+        .context("running the measured run")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     anyhow::ensure!(
         output.status.success(),

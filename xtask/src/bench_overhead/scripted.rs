@@ -63,7 +63,9 @@ fn offers_tool(body: &Value, name: &str) -> bool {
     let tool_names = tools.filter_map(|tool| tool["function"]["name"].as_str());
     let functions = body["functions"].as_array().into_iter().flatten();
     let function_names = functions.filter_map(|function| function["name"].as_str());
-    tool_names.chain(function_names).any(|offered| offered == name)
+    tool_names
+        .chain(function_names)
+        .any(|offered| offered == name)
 }
 
 /// Adds `helper_N`, N one more than the highest helper the prompt mentions.

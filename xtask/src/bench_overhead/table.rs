@@ -61,7 +61,10 @@ pub fn render(rows: &[Measurement], ag2: Option<&Ag2Measurement>) -> String {
             ag2.wall_s / (f64::from(ag2.model_calls) * latency),
         );
         out.push('\n');
-        for row in rows.iter().filter(|row| row.shape.latency_ms == ag2.latency_ms) {
+        for row in rows
+            .iter()
+            .filter(|row| row.shape.latency_ms == ag2.latency_ms)
+        {
             let _ = writeln!(
                 out,
                 "{} vs AG2: wall {:.2}× ({:.1} s vs {:.1} s)",
