@@ -147,10 +147,19 @@ impl SessionCgroups {
     }
 
     /// SIGKILLs every process in the cgroups (a process that escaped its namespace's
-    /// tree or process group included).
+    /// tree or process group included), waiting until they are gone.
     pub(crate) fn kill_all(&self) {
         for dir in self.dirs() {
             kill_members(dir);
+        }
+    }
+
+    /// SIGKILLs every process in the cgroups now, without waiting for them to go
+    /// (a SIGKILLed Python takes milliseconds to exit): for paths that must not
+    /// block, such as a session's drop on an async runtime's thread.
+    pub(crate) fn signal_all(&self) {
+        for dir in self.dirs() {
+            signal_members(dir);
         }
     }
 
@@ -194,19 +203,24 @@ fn make(
 
 fn kill_members(dir: &Path) {
     for _ in 0..100 {
-        let members = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        let pids: Vec<i32> = members.lines().filter_map(|p| p.parse().ok()).collect();
-        if pids.is_empty() {
+        if !signal_members(dir) {
             return;
-        }
-        for pid in pids {
-            // SAFETY: kill has no memory-safety preconditions.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
+}
+
+/// SIGKILLs the processes now in the cgroup `dir`; false when there were none.
+fn signal_members(dir: &Path) -> bool {
+    let members = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    let pids: Vec<i32> = members.lines().filter_map(|p| p.parse().ok()).collect();
+    for &pid in &pids {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+    !pids.is_empty()
 }
 
 /// rmdir, retried briefly: a cgroup is busy until its last task is fully gone.

@@ -220,18 +220,6 @@ fn summarise(shape: &Shape, recorder: &Recorder, wall: Duration, peak_rss_mib: f
             })
             .collect()
     };
-    let total = |f: fn(&super::measure::AttemptSample) -> Duration| {
-        attempts.iter().map(f).sum::<Duration>()
-    };
-    let _ = std::fs::write(
-        "/tmp/debug.txt",
-        format!(
-            "DEBUG attempts wall {:?} model {:?} python {:?}",
-            total(|a| a.wall),
-            total(|a| a.model_wait),
-            total(|a| a.python)
-        ),
-    );
     let first_cells: Vec<f64> = recorder.first_cells().into_iter().map(millis).collect();
     Measurement {
         shape: shape.clone(),
