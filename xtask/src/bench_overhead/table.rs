@@ -24,7 +24,7 @@ pub fn render(rows: &[Measurement], ag2: Option<&Ag2Measurement>) -> String {
     let mut out = String::new();
     out.push_str(
         "| run | latency | wall | model calls | critical path | wall / critical path | \
-         wall / (calls × latency) | overhead / turn (p50) | without sandbox | \
+         wall / (calls × latency) | all but the model / turn (p50) | of which orchestration | \
          first cell p50 / p99 | orchestrator peak RSS |\n",
     );
     out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -105,19 +105,25 @@ fn targets(row: &Measurement) -> Vec<(String, bool)> {
             row.wall_s <= CRITICAL_PATH_FACTOR * f64::from(row.critical_path_calls) * latency,
         ));
     }
+    if problems > SEED_PROBLEMS {
+        // The large run shows memory; its pace is bound by the machine's cores.
+        targets.push((
+            format!("peak RSS < {LARGE_RSS_MIB} MiB"),
+            row.peak_rss_mib < LARGE_RSS_MIB,
+        ));
+        return targets;
+    }
     targets.push((
         format!("first cell p50 ≤ {FIRST_CELL_P50_MS} ms"),
         row.first_cell_p50_ms <= FIRST_CELL_P50_MS,
     ));
     targets.push((
-        format!("overhead per turn p50 < {PER_TURN_MS} ms"),
+        format!("all but the model per turn p50 < {PER_TURN_MS} ms"),
         row.overhead_per_turn_ms < PER_TURN_MS,
     ));
-    let rss = if problems <= SEED_PROBLEMS {
-        SEED_RSS_MIB
-    } else {
-        LARGE_RSS_MIB
-    };
-    targets.push((format!("peak RSS ≤ {rss} MiB"), row.peak_rss_mib <= rss));
+    targets.push((
+        format!("peak RSS ≤ {SEED_RSS_MIB} MiB"),
+        row.peak_rss_mib <= SEED_RSS_MIB,
+    ));
     targets
 }
