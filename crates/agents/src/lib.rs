@@ -34,7 +34,7 @@ pub use agent::{
     ASSISTANT_SYSTEM_MESSAGE, AgentState, AssistantAgent, ConversableAgent,
     DEFAULT_MAX_CONSECUTIVE_AUTO_REPLY, FunctionUpdate, HumanInput, HumanInputMode, ReplyFunction,
     StdinInput, TerminationPredicate, Trigger, Turn, UserProxyAgent, apply_function_update,
-    content_is_terminate, strip_traceback_paths,
+    content_is_terminate, learned_function_reply, strip_traceback_paths,
 };
 pub use error::AgentError;
 pub use executor::{ExecutorFactory, SandboxSessions};
