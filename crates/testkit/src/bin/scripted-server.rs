@@ -23,7 +23,8 @@
 //! last reply answers every later match. No route left: HTTP 410. A reply is
 //! `{"text": …}`, `{"tool_calls": [{"name", "arguments"}]}` (arguments a JSON value,
 //! or a string sent as is), `{"function_call": {"name", "arguments"}}`, or
-//! `{"status": N, "body": …}`.
+//! `{"status": N, "body": …}`; any of them with `"delay_ms": N` is sent after that
+//! delay.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -185,6 +186,14 @@ fn parse_call(call: &Value) -> Result<ScriptedCall, String> {
 }
 
 fn parse_reply(reply: &Value) -> Result<Reply, String> {
+    let parsed = parse_undelayed_reply(reply)?;
+    Ok(match reply["delay_ms"].as_u64() {
+        Some(delay) => parsed.delayed(std::time::Duration::from_millis(delay)),
+        None => parsed,
+    })
+}
+
+fn parse_undelayed_reply(reply: &Value) -> Result<Reply, String> {
     if let Some(status) = reply["status"].as_u64() {
         return Ok(Reply::Status {
             status: u16::try_from(status).map_err(|_| "`status`: not an HTTP status")?,
