@@ -4,6 +4,7 @@ called by the assistant through AG2, executed in the sandbox, and changes the
 answer."""
 
 import json
+import signal
 import threading
 import _thread
 
@@ -159,11 +160,17 @@ def test_ctrl_c_stops_a_step_and_keeps_what_was_recorded(scripted_server):
     optimizer = agentopt.AgentOptimizer(1, server.llm_config())
     optimizer.record_one_conversation([{"role": "user", "content": "hi"}], is_satisfied=True)
 
+    # As in an interactive session: a background job (CI) may inherit SIGINT ignored,
+    # and then Python delivers no KeyboardInterrupt at all.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.3, _thread.interrupt_main)
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        optimizer.step()
-    timer.join()
+    try:
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            optimizer.step()
+    finally:
+        timer.join()
+        signal.signal(signal.SIGINT, previous)
 
     assert optimizer.best_performance is None  # the interrupted step committed nothing
     optimizer.step()
