@@ -11,9 +11,7 @@ use agentopt_sandbox::CellOutcome;
 use async_trait::async_trait;
 
 use crate::executor::{ExecutorFactory, ExecutorSlot};
-use crate::functions::{
-    FunctionExecution, FunctionImpl, FunctionMap, SignatureUpdate, Signatures, parse_arguments,
-};
+use crate::functions::{FunctionExecution, FunctionImpl, FunctionMap, Signatures, parse_arguments};
 use crate::replies;
 use crate::transcript::{Execution, ReplyWork, StopReason};
 use crate::{AgentError, Message};
@@ -342,7 +340,7 @@ impl AgentState {
                 let outcome = async {
                     slot.session()
                         .await?
-                        .call_function(&python.function, &arguments)
+                        .call_function(&python, &arguments)
                         .await
                 }
                 .await
@@ -576,10 +574,16 @@ impl ConversableAgent {
             .collect()
     }
 
-    /// Adds, replaces or removes a function signature offered to the model (AG2's
-    /// `update_function_signature`); returns whether anything changed.
-    pub fn update_function_signature(&mut self, update: SignatureUpdate) -> bool {
-        self.state.signatures.apply(update)
+    /// Offers `schema` to the model, replacing the signature of the same name (AG2's
+    /// `update_function_signature`).
+    pub fn update_function_signature(&mut self, schema: agentopt_llm::FunctionSchema) {
+        self.state.signatures.upsert(schema);
+    }
+
+    /// Stops offering the function called `name` (AG2's
+    /// `update_function_signature(…, is_remove=True)`); returns whether it was offered.
+    pub fn remove_function_signature(&mut self, name: &str) -> bool {
+        self.state.signatures.remove(name)
     }
 
     /// Registers (or replaces) an executor-side function.
@@ -712,43 +716,6 @@ impl AgentState {
 
     pub(crate) fn has_executor(&self) -> bool {
         self.executor.is_some()
-    }
-}
-
-/// A change to one function on both sides of a conversation: the signature the
-/// model sees and the implementation the executor runs.
-#[derive(Debug, Clone)]
-pub enum FunctionUpdate {
-    /// Adds (or replaces) a function.
-    Upsert {
-        /// The signature offered to the model.
-        schema: agentopt_llm::FunctionSchema,
-        /// What runs when it is called.
-        implementation: FunctionImpl,
-    },
-    /// Removes the function with this name from both sides.
-    Remove(String),
-}
-
-/// Applies `update` to the model side (`llm_side`'s signatures) and the executor
-/// side (`executor_side`'s function map) together, so they never disagree.
-pub fn apply_function_update(
-    llm_side: &mut ConversableAgent,
-    executor_side: &mut ConversableAgent,
-    update: FunctionUpdate,
-) {
-    match update {
-        FunctionUpdate::Upsert {
-            schema,
-            implementation,
-        } => {
-            executor_side.register_function(schema.name.clone(), implementation);
-            llm_side.update_function_signature(SignatureUpdate::Upsert(schema));
-        }
-        FunctionUpdate::Remove(name) => {
-            executor_side.remove_function(&name);
-            llm_side.update_function_signature(SignatureUpdate::Remove(name));
-        }
     }
 }
 

@@ -22,7 +22,7 @@ pub enum FunctionImpl {
     /// A Rust closure, run in-process.
     Rust(Arc<RustFunction>),
     /// A learned Python function, run in the conversation's sandbox session.
-    Python(PythonFunction),
+    Python(LearnedFunction),
 }
 
 impl fmt::Debug for FunctionImpl {
@@ -62,48 +62,28 @@ impl FunctionImpl {
     /// # Errors
     /// [`AgentError::PackageNotAllowed`] when a package is not on the sandbox
     /// allowlist (the sandbox has no network, so nothing is installed at call time).
-    pub fn python(
-        name: impl Into<String>,
-        code: impl Into<String>,
-        packages: impl IntoIterator<Item = impl Into<String>>,
-    ) -> Result<Self, AgentError> {
-        let name = name.into();
-        let packages: Vec<String> = packages.into_iter().map(Into::into).collect();
-        for package in &packages {
-            if allowlisted_package(package).is_err() {
-                return Err(AgentError::PackageNotAllowed {
-                    function: name,
-                    package: package.clone(),
-                });
-            }
+    pub fn learned(function: LearnedFunction) -> Result<Self, AgentError> {
+        if let Some(package) = function
+            .packages
+            .iter()
+            .find(|package| allowlisted_package(package).is_err())
+        {
+            return Err(AgentError::PackageNotAllowed {
+                function: function.name.clone(),
+                package: package.clone(),
+            });
         }
-        Ok(Self::Python(PythonFunction {
-            function: LearnedFunction {
-                name,
-                code: code.into(),
-            },
-            packages,
-        }))
+        Ok(Self::Python(function))
     }
 }
 
-/// A learned Python function: its source (which must define `function.name`) and the
-/// allowlisted packages it uses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PythonFunction {
-    /// Name and source.
-    pub function: LearnedFunction,
-    /// Packages the code imports (all on the sandbox allowlist).
-    pub packages: Vec<String>,
-}
-
-/// A change to the functions the model is offered (AG2's `update_function_signature`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum SignatureUpdate {
-    /// Adds the signature, replacing one with the same name.
-    Upsert(FunctionSchema),
-    /// Removes the signature with this name.
-    Remove(String),
+/// The OpenAI signature the model is offered for a learned function.
+pub fn signature(function: &LearnedFunction) -> FunctionSchema {
+    FunctionSchema {
+        name: function.name.clone(),
+        description: Some(function.description.clone()),
+        parameters: function.parameters.clone(),
+    }
 }
 
 /// The signatures a model-backed agent offers, in insertion order.
@@ -113,22 +93,19 @@ pub struct Signatures {
 }
 
 impl Signatures {
-    /// Applies one update; returns whether anything changed.
-    pub fn apply(&mut self, update: SignatureUpdate) -> bool {
-        match update {
-            SignatureUpdate::Upsert(schema) => {
-                match self.list.iter_mut().find(|known| known.name == schema.name) {
-                    Some(known) => *known = schema,
-                    None => self.list.push(schema),
-                }
-                true
-            }
-            SignatureUpdate::Remove(name) => {
-                let before = self.list.len();
-                self.list.retain(|known| known.name != name);
-                self.list.len() != before
-            }
+    /// Adds `schema`, replacing the signature with its name (in place).
+    pub fn upsert(&mut self, schema: FunctionSchema) {
+        match self.list.iter_mut().find(|known| known.name == schema.name) {
+            Some(known) => *known = schema,
+            None => self.list.push(schema),
         }
+    }
+
+    /// Removes the signature called `name`; returns whether it was there.
+    pub fn remove(&mut self, name: &str) -> bool {
+        let before = self.list.len();
+        self.list.retain(|known| known.name != name);
+        self.list.len() != before
     }
 
     /// The signatures, in the order they were added.
@@ -167,6 +144,14 @@ impl FunctionMap {
     /// Whether nothing is registered.
     pub fn is_empty(&self) -> bool {
         self.functions.is_empty()
+    }
+
+    /// Names of the learned Python functions, sorted.
+    pub fn learned_names(&self) -> impl Iterator<Item = &str> {
+        self.functions
+            .iter()
+            .filter(|(_, implementation)| matches!(implementation, FunctionImpl::Python(_)))
+            .map(|(name, _)| name.as_str())
     }
 }
 

@@ -24,6 +24,7 @@ mod agent;
 mod error;
 mod executor;
 mod functions;
+mod install;
 mod math_proxy;
 mod message;
 mod replies;
@@ -32,16 +33,18 @@ mod transcript;
 
 pub use agent::{
     ASSISTANT_SYSTEM_MESSAGE, AgentState, AssistantAgent, ConversableAgent,
-    DEFAULT_MAX_CONSECUTIVE_AUTO_REPLY, FunctionUpdate, HumanInput, HumanInputMode, ReplyFunction,
-    StdinInput, TerminationPredicate, Trigger, Turn, UserProxyAgent, apply_function_update,
-    content_is_terminate, learned_function_reply, strip_traceback_paths,
+    DEFAULT_MAX_CONSECUTIVE_AUTO_REPLY, HumanInput, HumanInputMode, ReplyFunction, StdinInput,
+    TerminationPredicate, Trigger, Turn, UserProxyAgent, content_is_terminate,
+    learned_function_reply, strip_traceback_paths,
 };
+pub use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction};
 pub use error::AgentError;
 pub use executor::{ExecutorFactory, SandboxSessions};
 pub use functions::{
-    FunctionExecution, FunctionImpl, FunctionMap, PythonFunction, RustFunction, SignatureUpdate,
-    Signatures, lenient_json, parse_arguments,
+    FunctionExecution, FunctionImpl, FunctionMap, RustFunction, Signatures, lenient_json,
+    parse_arguments, signature,
 };
+pub use install::{apply_diff, install, register_function_pair, remove_function_pair};
 pub use math_proxy::{
     MATH_AGENT_NAME, MATH_DEFAULT_REPLY, MATH_MAX_CONSECUTIVE_AUTO_REPLY, MATH_PROMPT,
     MAX_FUNCTION_CALL_TRIALS, MAX_INVALID_QUERIES_PER_STEP, MAX_OUTPUT_CHARS, MathOutcome,

@@ -90,10 +90,7 @@ impl SymbolicChecker for SandboxSymbolicChecker {
             },
         };
         let session = guard.insert(session);
-        let function = LearnedFunction {
-            name: CHECK_NAME.to_owned(),
-            code: CHECK_CODE.to_owned(),
-        };
+        let function = LearnedFunction::new(CHECK_NAME, CHECK_CODE);
         let mut arguments = Map::new();
         arguments.insert("a".to_owned(), json!(left.items));
         arguments.insert("b".to_owned(), json!(right.items));

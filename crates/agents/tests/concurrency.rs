@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use agentopt_agents::{
-    FunctionImpl, FunctionUpdate, MATH_AGENT_NAME, MathUserProxyAgent, SandboxSessions,
-    apply_function_update,
+    FunctionImpl, MATH_AGENT_NAME, MathUserProxyAgent, SandboxSessions, register_function_pair,
 };
 use agentopt_llm::{CallStyle, FunctionSchema};
 use agentopt_sandbox::{SandboxPolicy, WorkerPool};
@@ -81,14 +80,7 @@ async fn hundred_concurrent_conversations_do_not_cross_talk() {
                     _ => Err("a and b must be integers".to_owned()),
                 }
             });
-            apply_function_update(
-                &mut assistant,
-                &mut proxy,
-                FunctionUpdate::Upsert {
-                    schema: add,
-                    implementation,
-                },
-            );
+            register_function_pair(&mut assistant, &mut proxy, add, implementation);
             let problem = format!("Compute {i} + {i} please.");
             let outcome = proxy
                 .initiate_chat(&mut assistant, &problem, &(2 * i).to_string())

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use agentopt_agents::{
-    FunctionImpl, FunctionUpdate, MATH_AGENT_NAME, MathOutcome, MathUserProxyAgent, Message,
-    SandboxSymbolicChecker, StopReason, add_print_to_last_line, apply_function_update,
-    is_termination_msg_mathchat,
+    FunctionImpl, LearnedFunction, MATH_AGENT_NAME, MathOutcome, MathUserProxyAgent, Message,
+    SandboxSymbolicChecker, StopReason, add_print_to_last_line, is_termination_msg_mathchat,
+    register_function_pair,
 };
 use agentopt_llm::{CallStyle, FunctionSchema};
 use agentopt_math::{SymbolicChecker, SymbolicVerdict};
@@ -108,20 +108,14 @@ async fn solved_via_a_learned_function_call() {
         "What is $6 \\times 7$?",
         "42",
         |assistant, proxy| {
-            let implementation = FunctionImpl::python(
-                "multiply",
-                "def multiply(a, b):\n    return a * b\n",
-                ["sympy"],
+            let implementation = FunctionImpl::learned(
+                LearnedFunction::new("multiply", "def multiply(a, b):\n    return a * b\n")
+                    .with_packages(["sympy"]),
             );
             match implementation {
-                Ok(implementation) => apply_function_update(
-                    assistant,
-                    proxy,
-                    FunctionUpdate::Upsert {
-                        schema: multiply_schema(),
-                        implementation,
-                    },
-                ),
+                Ok(implementation) => {
+                    register_function_pair(assistant, proxy, multiply_schema(), implementation)
+                }
                 Err(error) => panic!("{error}"),
             }
         },
@@ -142,14 +136,7 @@ async fn function_call_failures_end_the_chat_after_three() {
         "What is 1/0?",
         "undefined",
         |assistant, proxy| {
-            apply_function_update(
-                assistant,
-                proxy,
-                FunctionUpdate::Upsert {
-                    schema: divide_schema(),
-                    implementation: rust_divide(),
-                },
-            );
+            register_function_pair(assistant, proxy, divide_schema(), rust_divide());
         },
     )
     .await;
@@ -249,14 +236,7 @@ async fn malformed_tool_arguments() {
         "What is 84 / 2?",
         "42",
         |assistant, proxy| {
-            apply_function_update(
-                assistant,
-                proxy,
-                FunctionUpdate::Upsert {
-                    schema: divide_schema(),
-                    implementation: rust_divide(),
-                },
-            );
+            register_function_pair(assistant, proxy, divide_schema(), rust_divide());
         },
     )
     .await;

@@ -1,8 +1,9 @@
 //! The function registry: both sides, late binding, removal, argument leniency.
 
 use agentopt_agents::{
-    ConversableAgent, FunctionImpl, FunctionUpdate, SignatureUpdate, StopReason, UserProxyAgent,
-    apply_function_update, lenient_json, parse_arguments,
+    ConversableAgent, FunctionImpl, FunctionSet, LearnedFunction, StopReason, UserProxyAgent,
+    apply_diff, install, lenient_json, parse_arguments, register_function_pair,
+    remove_function_pair,
 };
 use agentopt_llm::{CallStyle, FunctionCall, FunctionSchema, Role};
 use agentopt_testkit::{Reply, ScriptedServer};
@@ -40,15 +41,12 @@ async fn each_function_name_runs_its_own_code() {
     let mut proxy = UserProxyAgent::new("user", sessions());
     for (name, factor) in [("double", 2), ("triple", 3)] {
         let code = format!("def {name}(x):\n    return x * {factor}\n");
-        match FunctionImpl::python(name, code, Vec::<String>::new()) {
-            Ok(implementation) => apply_function_update(
-                &mut assistant,
-                &mut proxy,
-                FunctionUpdate::Upsert {
-                    schema: schema(name),
-                    implementation,
-                },
-            ),
+        match FunctionImpl::learned(
+            LearnedFunction::new(name, code).with_packages(Vec::<String>::new()),
+        ) {
+            Ok(implementation) => {
+                register_function_pair(&mut assistant, &mut proxy, schema(name), implementation)
+            }
             Err(error) => panic!("{error}"),
         }
     }
@@ -58,14 +56,7 @@ async fn each_function_name_runs_its_own_code() {
             x.map(|x| (x + offset).to_string())
                 .ok_or_else(|| "x must be an integer".to_owned())
         });
-        apply_function_update(
-            &mut assistant,
-            &mut proxy,
-            FunctionUpdate::Upsert {
-                schema: schema(name),
-                implementation,
-            },
-        );
+        register_function_pair(&mut assistant, &mut proxy, schema(name), implementation);
     }
     let transcript = proxy
         .initiate_chat(&mut assistant, "Use the tools on 5.")
@@ -104,20 +95,14 @@ async fn removal_reaches_both_sides() {
     let mut assistant = model_agent(&server);
     let mut proxy = UserProxyAgent::without_code("user");
     for name in ["double", "keep"] {
-        apply_function_update(
+        register_function_pair(
             &mut assistant,
             &mut proxy,
-            FunctionUpdate::Upsert {
-                schema: schema(name),
-                implementation: FunctionImpl::rust(|_| Ok("ran".to_owned())),
-            },
+            schema(name),
+            FunctionImpl::rust(|_| Ok("ran".to_owned())),
         );
     }
-    apply_function_update(
-        &mut assistant,
-        &mut proxy,
-        FunctionUpdate::Remove("double".to_owned()),
-    );
+    remove_function_pair(&mut assistant, &mut proxy, "double");
     assert_eq!(
         proxy.state().functions().names().collect::<Vec<_>>(),
         ["keep"]
@@ -133,25 +118,83 @@ async fn removal_reaches_both_sides() {
 }
 
 #[test]
+fn install_makes_a_set_the_learned_functions_of_a_pair() {
+    let mut assistant = ConversableAgent::new("assistant");
+    let mut proxy = ConversableAgent::new("user");
+    let learned = |name: &str, body: &str| {
+        LearnedFunction::new(name, format!("def {name}(x):\n    return {body}\n")).with_parameters(
+            serde_json::json!({"type": "object", "properties": {"x": {"type": "integer"}}}),
+        )
+    };
+    register_function_pair(
+        &mut assistant,
+        &mut proxy,
+        schema("rust_tool"),
+        FunctionImpl::rust(|_| Ok("ran".to_owned())),
+    );
+    let first = FunctionSet::new([learned("double", "2 * x"), learned("stale", "x")]);
+    install(&mut assistant, &mut proxy, &first).expect("allowlisted");
+    let second = FunctionSet::new([learned("double", "x + x"), learned("triple", "3 * x")]);
+    install(&mut assistant, &mut proxy, &second).expect("allowlisted");
+    let offered: Vec<&str> = assistant
+        .state()
+        .signatures()
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(offered, ["rust_tool", "double", "triple"]);
+    assert_eq!(
+        proxy.state().functions().names().collect::<Vec<_>>(),
+        ["double", "rust_tool", "triple"]
+    );
+    assert!(matches!(
+        proxy.state().functions().get("double"),
+        Some(FunctionImpl::Python(function)) if function.code.contains("x + x")
+    ));
+
+    let diff = second.diff(&FunctionSet::new([learned("triple", "3 * x")]));
+    apply_diff(&mut assistant, &mut proxy, &diff).expect("allowlisted");
+    assert_eq!(
+        proxy
+            .state()
+            .functions()
+            .learned_names()
+            .collect::<Vec<_>>(),
+        ["triple"]
+    );
+
+    let refused = FunctionSet::new([learned("net", "x").with_packages(["requests"])]);
+    let error = install(&mut assistant, &mut proxy, &refused).expect_err("off the allowlist");
+    assert!(error.to_string().contains("`requests`"), "{error}");
+    assert_eq!(
+        proxy.state().functions().learned_names().count(),
+        1,
+        "nothing changed"
+    );
+}
+
+#[test]
 fn signature_updates_add_replace_remove() {
     let mut agent = ConversableAgent::new("assistant");
-    assert!(agent.update_function_signature(SignatureUpdate::Upsert(schema("f"))));
+    agent.update_function_signature(schema("f"));
     let mut replacement = schema("f");
     replacement.description = Some("new".to_owned());
-    assert!(agent.update_function_signature(SignatureUpdate::Upsert(replacement)));
+    agent.update_function_signature(replacement);
     assert_eq!(agent.state().signatures().len(), 1);
     assert_eq!(
         agent.state().signatures()[0].description.as_deref(),
         Some("new")
     );
-    assert!(!agent.update_function_signature(SignatureUpdate::Remove("g".to_owned())));
-    assert!(agent.update_function_signature(SignatureUpdate::Remove("f".to_owned())));
+    assert!(!agent.remove_function_signature("g"));
+    assert!(agent.remove_function_signature("f"));
     assert!(agent.state().signatures().is_empty());
 }
 
 #[test]
 fn disallowed_packages_are_refused() {
-    let refused = FunctionImpl::python("f", "def f():\n    pass\n", ["requests"]);
+    let refused = FunctionImpl::learned(
+        LearnedFunction::new("f", "def f():\n    pass\n").with_packages(["requests"]),
+    );
     assert!(refused.is_err_and(|error| error.to_string().contains("`requests`")));
 }
 

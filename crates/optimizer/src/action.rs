@@ -14,23 +14,25 @@ use crate::prompt::{
     TERMINATE_ACTION, list_bytes,
 };
 use crate::state::RecordedConversation;
-use crate::{LearnedFunctionSpec, OptimizerError};
+use agentopt_core::LearnedFunction;
+
+use crate::OptimizerError;
 
 /// One accepted change to the incumbent function list (List B).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", content = "function", rename_all = "snake_case")]
 pub enum Action {
     /// `add_function`: a new function.
-    Add(LearnedFunctionSpec),
+    Add(LearnedFunction),
     /// `revise_function`: a new version of an existing function.
-    Revise(LearnedFunctionSpec),
+    Revise(LearnedFunction),
     /// `remove_function`: the function with this name goes.
     Remove(String),
 }
 
 impl Action {
     /// Applies this action to `functions`; a revised function keeps its position.
-    pub(crate) fn apply(&self, functions: &mut Vec<LearnedFunctionSpec>) {
+    pub(crate) fn apply(&self, functions: &mut Vec<LearnedFunction>) {
         match self {
             Self::Add(function) => functions.push(function.clone()),
             Self::Revise(function) => {
@@ -128,7 +130,7 @@ fn string_field(arguments: &Map<String, Value>, field: &str) -> Result<String, S
 /// without running anything.
 fn static_check(
     call: &FunctionCall,
-    functions: &[LearnedFunctionSpec],
+    functions: &[LearnedFunction],
 ) -> Result<(Action, Option<Parameters>), String> {
     let arguments = call
         .parse_arguments()
@@ -173,10 +175,10 @@ fn static_check(
             let parameters = defined_parameters(&name, &code)?;
             let schema = normalise_schema(&schema_value, &parameters)?;
             check_packages(&packages)?;
-            let function = LearnedFunctionSpec {
+            let function = LearnedFunction {
                 name,
                 description,
-                arguments: schema,
+                parameters: schema,
                 packages,
                 code,
             };
@@ -196,7 +198,7 @@ fn static_check(
 /// The action keeps List B within its share of the prompt.
 fn fits_prompt(
     checked: (Action, Option<Parameters>),
-    functions: &[LearnedFunctionSpec],
+    functions: &[LearnedFunction],
     max_list_bytes: usize,
 ) -> Result<(Action, Option<Parameters>), String> {
     if matches!(checked.0, Action::Remove(_)) {
@@ -248,7 +250,7 @@ fn failing_call_arguments(
 /// from a failing conversation when one called it.
 async fn sandbox_check(
     executor: &mut dyn Executor,
-    function: &LearnedFunctionSpec,
+    function: &LearnedFunction,
     parameters: &Parameters,
     conversations: &[RecordedConversation],
 ) -> Result<Result<(), String>, OptimizerError> {
@@ -270,9 +272,7 @@ async fn sandbox_check(
     else {
         return Ok(Ok(()));
     };
-    let call = executor
-        .call_function(&function.learned_function(), &arguments)
-        .await?;
+    let call = executor.call_function(function, &arguments).await?;
     Ok(match call.error_text() {
         Some(error) => Err(format!(
             "calling {}(**{}) with the arguments from failing conversation {conversation} \
@@ -296,7 +296,7 @@ pub(crate) enum Verdict {
 /// calls applied; List B may not outgrow `max_list_bytes` of the prompt.
 pub(crate) async fn validate_calls(
     calls: &[&FunctionCall],
-    incumbent: &[LearnedFunctionSpec],
+    incumbent: &[LearnedFunction],
     max_list_bytes: usize,
     mut executor: Option<&mut (dyn Executor + '_)>,
     conversations: &[RecordedConversation],

@@ -1,7 +1,5 @@
 //! The crate's single error type.
 
-use std::path::PathBuf;
-
 /// Everything that can go wrong in `agentopt-optimizer`. A rejected proposal from the
 /// optimizer model is not an error: it is fed back to the model and reported in
 /// [`crate::StepOutcome::rejected`].
@@ -32,10 +30,6 @@ pub enum OptimizerError {
     /// The optimizer model failed (transport, HTTP, context overflow, budget, …).
     #[error("optimizer model: {0}")]
     Model(#[from] agentopt_llm::LlmError),
-    /// A learned function could not be turned into an agent function (a package off
-    /// the sandbox allowlist).
-    #[error("agents: {0}")]
-    Agents(#[from] Box<agentopt_agents::AgentError>),
     /// The sandbox used to try proposed functions failed outside a cell.
     #[error("sandbox: {0}")]
     Sandbox(#[from] agentopt_sandbox::SandboxError),
@@ -55,58 +49,8 @@ pub enum OptimizerError {
         /// Tokens reserved for the reply, a rejected reply and its errors.
         reserved: usize,
     },
-    /// A checkpoint or artifact file could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A checkpoint or artifact file is not the JSON we wrote.
-    #[error("{path}:{line}:{column}: {message}")]
-    Format {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line of the problem (0 when not a syntax error).
-        line: usize,
-        /// 1-based column of the problem (0 when not a syntax error).
-        column: usize,
-        /// What is wrong.
-        message: String,
-    },
-    /// A checkpoint or artifact file has a format version this build cannot read.
-    #[error("{path}: format `{format}` version {found}, this build reads version {supported}")]
-    UnsupportedVersion {
-        /// The file.
-        path: PathBuf,
-        /// The format name found in the file.
-        format: String,
-        /// The version found.
-        found: u32,
-        /// The version this build reads.
-        supported: u32,
-    },
-    /// A function in a loaded artifact does not pass the static checks.
-    #[error("{path}: function `{name}`: {message}")]
-    InvalidArtifactFunction {
-        /// The artifact file.
-        path: PathBuf,
-        /// The function's name.
-        name: String,
-        /// What is wrong with it.
-        message: String,
-    },
-}
-
-impl OptimizerError {
-    pub(crate) fn format(path: &std::path::Path, error: &serde_json::Error) -> Self {
-        Self::Format {
-            path: path.to_path_buf(),
-            line: error.line(),
-            column: error.column(),
-            message: error.to_string(),
-        }
-    }
+    /// A checkpoint or artifact file could not be read or written, or is not what
+    /// this build writes (the error names the file, line and version).
+    #[error(transparent)]
+    File(#[from] agentopt_core::CoreError),
 }

@@ -4,101 +4,40 @@
 
 use std::collections::BTreeSet;
 
-use agentopt_agents::{FunctionImpl, FunctionUpdate};
-use agentopt_llm::{FunctionSchema, ToolSchema};
-use agentopt_sandbox::{LearnedFunction, PACKAGE_ALLOWLIST, allowlisted_package};
+use agentopt_core::LearnedFunction;
+pub(crate) use agentopt_core::check_identifier;
+use agentopt_sandbox::{PACKAGE_ALLOWLIST, allowlisted_package};
 use rustpython_parser::Parse;
 use rustpython_parser::ast::{self, Stmt};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// JSON-Schema types a learned function's argument may have (AG2 offers string,
 /// integer, object, array and boolean; number is accepted too because models write it).
 const ARGUMENT_TYPES: &[&str] = &["string", "integer", "number", "object", "array", "boolean"];
 
-/// Python keywords, which cannot name a function.
-const PYTHON_KEYWORDS: &[&str] = &[
-    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue",
-    "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import",
-    "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while",
-    "with", "yield",
-];
-
-/// One learned function: everything the assistant (signature) and the executor (code,
-/// packages) need.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LearnedFunctionSpec {
-    /// Function name; the code defines `def name(...)`.
-    pub name: String,
-    /// What the function does, for the assistant model.
-    pub description: String,
-    /// JSON Schema of the arguments: `{"type": "object", "properties": …, "required": …}`.
-    pub arguments: Value,
-    /// Allowlisted pip packages the code imports (bare names).
-    pub packages: Vec<String>,
-    /// Python source defining the function.
-    pub code: String,
+/// Runs every static check on a learned function: identifier, code that parses
+/// and defines `def name(...)` at top level, an argument schema whose properties are
+/// exactly the keyword parameters, and allowlisted packages.
+///
+/// # Errors
+/// A message naming the first rule the function breaks.
+pub fn check_function(function: &LearnedFunction) -> Result<(), String> {
+    check_identifier(&function.name)?;
+    let parameters = defined_parameters(&function.name, &function.code)?;
+    check_schema_matches(&function.parameters, &parameters)?;
+    check_packages(&function.packages)
 }
 
-impl LearnedFunctionSpec {
-    /// The OpenAI function signature the assistant is offered.
-    pub fn signature(&self) -> FunctionSchema {
-        FunctionSchema {
-            name: self.name.clone(),
-            description: Some(self.description.clone()),
-            parameters: self.arguments.clone(),
-        }
-    }
-
-    /// The OpenAI tool schema (`{"type": "function", "function": …}`).
-    pub fn tool_schema(&self) -> ToolSchema {
-        self.signature().into()
-    }
-
-    /// What the sandbox executor runs.
-    pub fn learned_function(&self) -> LearnedFunction {
-        LearnedFunction {
-            name: self.name.clone(),
-            code: self.code.clone(),
-        }
-    }
-
-    /// The update that installs this function on both sides of an agent pair (the
-    /// assistant's signature, the executor's code) with
-    /// [`agentopt_agents::apply_function_update`].
-    ///
-    /// # Errors
-    /// [`crate::OptimizerError::Agents`] when a package is off the sandbox allowlist.
-    pub fn function_update(&self) -> Result<FunctionUpdate, crate::OptimizerError> {
-        let implementation =
-            FunctionImpl::python(&self.name, &self.code, &self.packages).map_err(Box::new)?;
-        Ok(FunctionUpdate::Upsert {
-            schema: self.signature(),
-            implementation,
-        })
-    }
-
-    /// The form shown to the optimizer model in List A / List B: AG2's five elements
-    /// in AG2's order, with the packages as one string as the tools take them.
-    pub(crate) fn prompt_form(&self) -> PromptFunction<'_> {
-        PromptFunction {
-            name: &self.name,
-            description: &self.description,
-            arguments: &self.arguments,
-            packages: self.packages.join(" "),
-            code: &self.code,
-        }
-    }
-
-    /// Runs every static check on this function.
-    ///
-    /// # Errors
-    /// A message naming the first rule the function breaks.
-    pub fn check(&self) -> Result<(), String> {
-        check_identifier(&self.name)?;
-        let parameters = defined_parameters(&self.name, &self.code)?;
-        check_schema_matches(&self.arguments, &parameters)?;
-        check_packages(&self.packages)
+/// The form shown to the optimizer model in List A / List B: AG2's five elements in
+/// AG2's order, with the packages as one string as the tools take them.
+pub(crate) fn prompt_form(function: &LearnedFunction) -> PromptFunction<'_> {
+    PromptFunction {
+        name: &function.name,
+        description: &function.description,
+        arguments: &function.parameters,
+        packages: function.packages.join(" "),
+        code: &function.code,
     }
 }
 
@@ -110,25 +49,6 @@ pub(crate) struct PromptFunction<'a> {
     arguments: &'a Value,
     packages: String,
     code: &'a str,
-}
-
-/// `name` is a Python identifier and not a keyword.
-pub(crate) fn check_identifier(name: &str) -> Result<(), String> {
-    let mut chars = name.chars();
-    let valid = chars
-        .next()
-        .is_some_and(|first| first == '_' || first.is_ascii_alphabetic())
-        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric());
-    if !valid {
-        return Err(format!(
-            "name {name:?} is not a valid Python identifier (letters, digits and \
-             underscores, not starting with a digit)"
-        ));
-    }
-    if PYTHON_KEYWORDS.contains(&name) {
-        return Err(format!("name {name:?} is a Python keyword"));
-    }
-    Ok(())
 }
 
 /// The parameters of `def name(...)`, a top-level definition in `code`.

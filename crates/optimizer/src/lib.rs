@@ -11,7 +11,6 @@
 //! trained set exports to a portable JSON artifact.
 
 mod action;
-mod artifact;
 mod error;
 mod function;
 mod optimizer;
@@ -20,14 +19,11 @@ mod state;
 mod stats;
 
 pub use action::Action;
-pub use artifact::{
-    ARTIFACT_FORMAT, ARTIFACT_VERSION, ArtifactFunction, FunctionArtifact, Provenance,
-};
+pub use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction, Provenance};
 pub use error::OptimizerError;
-pub use function::LearnedFunctionSpec;
+pub use function::check_function;
 pub use optimizer::{
-    AgentOptimizer, ExecutorUpdate, OptimizerOptions, RejectedProposal, SignatureUpdate,
-    StepOutcome, ValidationOptions,
+    AgentOptimizer, OptimizerOptions, RejectedProposal, StepOutcome, ValidationOptions,
 };
 pub use prompt::{
     ADD_FUNCTION, ActionFormat, JSON_PARAMETERS_FIELD, PromptReport, REMOVE_FUNCTION,

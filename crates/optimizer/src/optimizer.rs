@@ -4,24 +4,24 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use agentopt_llm::{
-    ChatMessage, ChatModel, ChatRequest, FunctionSchema, ResponseFormat, ToolChoice,
-};
+use agentopt_llm::{ChatMessage, ChatModel, ChatRequest, ResponseFormat, ToolChoice};
 use agentopt_sandbox::Executor;
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, Proposal, Verdict, read_reply, validate_calls};
-use crate::artifact::{FunctionArtifact, Provenance};
 use crate::prompt::{
     ActionFormat, FEEDBACK_TOKENS, PromptBudget, PromptInputs, PromptReport, action_schema,
     build_prompt, cut_middle, max_list_bytes, optimizer_tools,
 };
 use crate::state::{
     CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Checkpoint, FailedTrial, OptimizerState,
-    RecordedConversation, read_versioned, write_json_atomically,
+    RecordedConversation,
 };
 use crate::stats::PairedComparison;
-use crate::{LearnedFunctionSpec, OptimizerError};
+use agentopt_core::files::{read_versioned, write_json_atomic};
+use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction, Provenance};
+
+use crate::OptimizerError;
 
 /// Settings of an [`AgentOptimizer`] beyond AG2's; saved in every checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,28 +86,6 @@ pub struct ValidationOptions {
     pub significance: f64,
 }
 
-/// A change to the assistant's function signatures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "update", content = "value", rename_all = "snake_case")]
-pub enum SignatureUpdate {
-    /// Offer this new function.
-    Add(FunctionSchema),
-    /// Replace the signature of the function with this name.
-    Replace(FunctionSchema),
-    /// Stop offering the function with this name.
-    Remove(String),
-}
-
-/// A change to the executor's learned functions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "update", content = "value", rename_all = "snake_case")]
-pub enum ExecutorUpdate {
-    /// Register (or replace) this function under its own name, running its own code.
-    Register(LearnedFunctionSpec),
-    /// Unregister the function with this name.
-    Remove(String),
-}
-
 /// A reply whose calls were rejected, with the error sent back for each call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RejectedProposal {
@@ -120,10 +98,9 @@ pub struct RejectedProposal {
 /// What one [`AgentOptimizer::step`] decided and what the agents must change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepOutcome {
-    /// Signature changes for the assistant, removals first.
-    pub assistant: Vec<SignatureUpdate>,
-    /// Function changes for the executor, removals first.
-    pub executor: Vec<ExecutorUpdate>,
+    /// What changes for the agents, from the previous trial list to the new one:
+    /// apply it with `agentopt_agents::apply_diff`, or install [`Self::functions`].
+    pub changes: FunctionDiff,
     /// The trial list became the best (otherwise it was rolled back).
     pub accepted: bool,
     /// The trial list beat the best score (ties are accepted but do not count).
@@ -145,28 +122,7 @@ pub struct StepOutcome {
     /// The budget report of every prompt sent.
     pub prompts: Vec<PromptReport>,
     /// The function list now in force (the next trial).
-    pub functions: Vec<LearnedFunctionSpec>,
-}
-
-impl StepOutcome {
-    /// This step's changes as agent updates, in order, for
-    /// [`agentopt_agents::apply_function_update`]: each removal or registration reaches
-    /// the assistant's signatures and the executor's functions together (the
-    /// [`Self::executor`] list names the same functions as [`Self::assistant`]).
-    ///
-    /// # Errors
-    /// [`OptimizerError::Agents`] when a function's package is off the allowlist.
-    pub fn function_updates(&self) -> Result<Vec<agentopt_agents::FunctionUpdate>, OptimizerError> {
-        self.executor
-            .iter()
-            .map(|update| match update {
-                ExecutorUpdate::Register(spec) => spec.function_update(),
-                ExecutorUpdate::Remove(name) => {
-                    Ok(agentopt_agents::FunctionUpdate::Remove(name.clone()))
-                }
-            })
-            .collect()
-    }
+    pub functions: FunctionSet,
 }
 
 /// Learns the Python functions an agent may call (AG2's AgentOptimizer, with
@@ -213,35 +169,6 @@ fn check_options(options: &OptimizerOptions) -> Result<(), OptimizerError> {
 fn mean_outcome(conversations: &[RecordedConversation]) -> f64 {
     let satisfied = conversations.iter().filter(|c| c.satisfied).count();
     satisfied as f64 / conversations.len() as f64
-}
-
-/// The updates that take the agents from `previous` to `next`.
-fn updates(
-    previous: &[LearnedFunctionSpec],
-    next: &[LearnedFunctionSpec],
-) -> (Vec<SignatureUpdate>, Vec<ExecutorUpdate>) {
-    let mut assistant = Vec::new();
-    let mut executor = Vec::new();
-    for old in previous {
-        if !next.iter().any(|function| function.name == old.name) {
-            assistant.push(SignatureUpdate::Remove(old.name.clone()));
-            executor.push(ExecutorUpdate::Remove(old.name.clone()));
-        }
-    }
-    for function in next {
-        match previous.iter().find(|old| old.name == function.name) {
-            Some(old) if old == function => {}
-            Some(_) => {
-                assistant.push(SignatureUpdate::Replace(function.signature()));
-                executor.push(ExecutorUpdate::Register(function.clone()));
-            }
-            None => {
-                assistant.push(SignatureUpdate::Add(function.signature()));
-                executor.push(ExecutorUpdate::Register(function.clone()));
-            }
-        }
-    }
-    (assistant, executor)
 }
 
 impl AgentOptimizer {
@@ -351,12 +278,12 @@ impl AgentOptimizer {
     }
 
     /// The best function list so far.
-    pub fn best_functions(&self) -> &[LearnedFunctionSpec] {
+    pub fn best_functions(&self) -> &[LearnedFunction] {
         &self.state.best_functions
     }
 
     /// The function list in force now (what the agents have).
-    pub fn trial_functions(&self) -> &[LearnedFunctionSpec] {
+    pub fn trial_functions(&self) -> &[LearnedFunction] {
         &self.state.trial_functions
     }
 
@@ -381,28 +308,25 @@ impl AgentOptimizer {
         self.state.steps_taken
     }
 
-    /// The best function list as a portable artifact.
-    pub fn artifact(&self) -> FunctionArtifact {
+    /// The best function list, with its provenance, ready to save as the artifact.
+    pub fn artifact(&self) -> FunctionSet {
         let exported_at_unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs());
-        FunctionArtifact::new(
-            &self.state.best_functions,
-            Provenance {
-                producer: format!("agentopt-optimizer {}", env!("CARGO_PKG_VERSION")),
-                optimizer_model: self.model.model_name().to_owned(),
-                performance: self.state.best_performance,
-                steps: self.state.steps_taken,
-                exported_at_unix,
-            },
-        )
+        FunctionSet::new(self.state.best_functions.iter().cloned()).with_provenance(Provenance {
+            producer: format!("agentopt-optimizer {}", env!("CARGO_PKG_VERSION")),
+            optimizer_model: self.model.model_name().to_owned(),
+            performance: self.state.best_performance,
+            steps: self.state.steps_taken,
+            exported_at_unix,
+        })
     }
 
     /// Writes [`Self::artifact`] to `path`.
     ///
     /// # Errors
     /// Writing the file.
-    pub fn export_artifact(&self, path: &Path) -> Result<FunctionArtifact, OptimizerError> {
+    pub fn export_artifact(&self, path: &Path) -> Result<FunctionSet, OptimizerError> {
         let artifact = self.artifact();
         artifact.save(path)?;
         Ok(artifact)
@@ -412,7 +336,7 @@ impl AgentOptimizer {
         let Some(path) = &self.options.checkpoint else {
             return Ok(());
         };
-        write_json_atomically(
+        write_json_atomic(
             path,
             &Checkpoint {
                 format: CHECKPOINT_FORMAT.to_owned(),
@@ -421,7 +345,8 @@ impl AgentOptimizer {
                 options: self.options.clone(),
                 state: self.state.clone(),
             },
-        )
+        )?;
+        Ok(())
     }
 
     async fn prompt_budget(&self) -> Result<PromptBudget, OptimizerError> {
@@ -453,7 +378,7 @@ impl AgentOptimizer {
     fn request(
         &self,
         messages: Vec<ChatMessage>,
-        incumbent: &[LearnedFunctionSpec],
+        incumbent: &[LearnedFunction],
         must_act: bool,
     ) -> ChatRequest {
         let request = ChatRequest::new(messages);
@@ -545,8 +470,7 @@ impl AgentOptimizer {
 
         let budget = self.prompt_budget().await?;
         let mut outcome = StepOutcome {
-            assistant: Vec::new(),
-            executor: Vec::new(),
+            changes: FunctionDiff::default(),
             accepted,
             improved,
             trial_performance,
@@ -560,16 +484,14 @@ impl AgentOptimizer {
             rejected: Vec::new(),
             terminated: false,
             prompts: Vec::new(),
-            functions: Vec::new(),
+            functions: FunctionSet::default(),
         };
         let mut incumbent = next.best_functions.clone();
         self.action_loop(&next, &recorded, &budget, &mut incumbent, &mut outcome)
             .await?;
 
-        let (assistant, executor) = updates(&previous_trial, &incumbent);
-        outcome.assistant = assistant;
-        outcome.executor = executor;
-        outcome.functions = incumbent.clone();
+        outcome.functions = FunctionSet::new(incumbent.iter().cloned());
+        outcome.changes = FunctionSet::new(previous_trial).diff(&outcome.functions);
         next.trial_functions = incumbent;
         self.state = next;
         self.checkpoint()?;
@@ -583,7 +505,7 @@ impl AgentOptimizer {
         next: &OptimizerState,
         recorded: &[RecordedConversation],
         budget: &PromptBudget,
-        incumbent: &mut Vec<LearnedFunctionSpec>,
+        incumbent: &mut Vec<LearnedFunction>,
         outcome: &mut StepOutcome,
     ) -> Result<(), OptimizerError> {
         for _round in 0..self.max_actions_per_step {

@@ -5,8 +5,8 @@ use agentopt_llm::{ChatMessage, FunctionSchema, Role, ToolSchema, estimate_promp
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::LearnedFunctionSpec;
 use crate::state::{FailedTrial, RecordedConversation};
+use agentopt_core::LearnedFunction;
 
 /// Name of the tool that adds a function.
 pub const ADD_FUNCTION: &str = "add_function";
@@ -214,7 +214,7 @@ fn parameter_map_schema() -> Value {
 /// takes an identifier and `revise_function` / `remove_function` (only offered when
 /// List B is not empty) take one of List B's names; or, when `may_terminate`,
 /// `TERMINATE`.
-pub fn action_schema(functions: &[LearnedFunctionSpec], may_terminate: bool) -> Value {
+pub fn action_schema(functions: &[LearnedFunction], may_terminate: bool) -> Value {
     let names: Vec<&str> = functions.iter().map(|f| f.name.as_str()).collect();
     let mut choices: Vec<Value> = json_action_functions()
         .into_iter()
@@ -304,18 +304,15 @@ pub struct PromptReport {
 
 /// Everything the prompt shows.
 pub(crate) struct PromptInputs<'a> {
-    pub(crate) best: &'a [LearnedFunctionSpec],
-    pub(crate) incumbent: &'a [LearnedFunctionSpec],
+    pub(crate) best: &'a [LearnedFunction],
+    pub(crate) incumbent: &'a [LearnedFunction],
     pub(crate) actions_taken: usize,
     pub(crate) failures: &'a [FailedTrial],
     pub(crate) conversations: &'a [RecordedConversation],
 }
 
-fn functions_text(functions: &[LearnedFunctionSpec]) -> String {
-    let forms: Vec<_> = functions
-        .iter()
-        .map(LearnedFunctionSpec::prompt_form)
-        .collect();
+fn functions_text(functions: &[LearnedFunction]) -> String {
+    let forms: Vec<_> = functions.iter().map(crate::function::prompt_form).collect();
     serde_json::to_string(&forms).unwrap_or_default()
 }
 
@@ -500,7 +497,7 @@ pub(crate) fn max_list_bytes(budget: &PromptBudget) -> usize {
 }
 
 /// How many bytes `functions` take when shown as List A or List B.
-pub(crate) fn list_bytes(functions: &[LearnedFunctionSpec]) -> usize {
+pub(crate) fn list_bytes(functions: &[LearnedFunction]) -> usize {
     functions_text(functions).len()
 }
 

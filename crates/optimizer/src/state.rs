@@ -1,13 +1,13 @@
 //! The optimizer's whole state, its versioned checkpoint file and atomic JSON writes.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::Path;
 
 use agentopt_llm::ChatMessage;
 use serde::{Deserialize, Serialize};
 
-use crate::{LearnedFunctionSpec, OptimizerError, OptimizerOptions};
+use agentopt_core::LearnedFunction;
+
+use crate::OptimizerOptions;
 
 /// One recorded conversation and whether the user was satisfied with it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,7 +22,7 @@ pub struct RecordedConversation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FailedTrial {
     /// The function list that was tried.
-    pub functions: Vec<LearnedFunctionSpec>,
+    pub functions: Vec<LearnedFunction>,
     /// Its training score (mean outcome).
     pub performance: f64,
 }
@@ -31,13 +31,13 @@ pub struct FailedTrial {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub(crate) struct OptimizerState {
     /// Functions in force now (what the agents have).
-    pub(crate) trial_functions: Vec<LearnedFunctionSpec>,
+    pub(crate) trial_functions: Vec<LearnedFunction>,
     /// Conversations recorded with the trial functions since the last step.
     pub(crate) trial_conversations: Vec<RecordedConversation>,
     /// Validation outcomes of the trial functions, by problem id.
     pub(crate) trial_validation: BTreeMap<String, bool>,
     /// The best function list so far.
-    pub(crate) best_functions: Vec<LearnedFunctionSpec>,
+    pub(crate) best_functions: Vec<LearnedFunction>,
     /// The conversations the best list was scored on.
     pub(crate) best_conversations: Vec<RecordedConversation>,
     /// Validation outcomes of the best list, by problem id.
@@ -65,58 +65,4 @@ pub(crate) struct Checkpoint {
     pub(crate) max_actions_per_step: usize,
     pub(crate) options: OptimizerOptions,
     pub(crate) state: OptimizerState,
-}
-
-/// The `format` and `version` fields alone, read before the rest so a newer file gets
-/// a version error rather than a field error.
-#[derive(Deserialize)]
-pub(crate) struct Header {
-    pub(crate) format: String,
-    pub(crate) version: u32,
-}
-
-/// Reads `path` as JSON of type `T` after checking its format tag and version.
-pub(crate) fn read_versioned<T: serde::de::DeserializeOwned>(
-    path: &Path,
-    format: &str,
-    version: u32,
-) -> Result<T, OptimizerError> {
-    let text = std::fs::read_to_string(path).map_err(|source| OptimizerError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let header: Header =
-        serde_json::from_str(&text).map_err(|error| OptimizerError::format(path, &error))?;
-    if header.format != format || header.version != version {
-        return Err(OptimizerError::UnsupportedVersion {
-            path: path.to_path_buf(),
-            format: header.format,
-            found: header.version,
-            supported: version,
-        });
-    }
-    serde_json::from_str(&text).map_err(|error| OptimizerError::format(path, &error))
-}
-
-/// Writes `value` as pretty JSON to a temporary file beside `path`, syncs it and
-/// renames it over `path`, so a crash leaves either the old file or the new one.
-pub(crate) fn write_json_atomically<T: Serialize>(
-    path: &Path,
-    value: &T,
-) -> Result<(), OptimizerError> {
-    let io_error = |source| OptimizerError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let mut file = tempfile::NamedTempFile::new_in(directory).map_err(io_error)?;
-    let json =
-        serde_json::to_vec_pretty(value).map_err(|error| io_error(std::io::Error::other(error)))?;
-    file.write_all(&json).map_err(io_error)?;
-    file.as_file().sync_all().map_err(io_error)?;
-    file.persist(path).map_err(|error| io_error(error.error))?;
-    Ok(())
 }

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use agentopt_agents::{ConversableAgent, SandboxSessions, UserProxyAgent, apply_function_update};
+use agentopt_agents::{ConversableAgent, SandboxSessions, UserProxyAgent, install};
 use agentopt_llm::Role;
 use agentopt_optimizer::{
-    AgentOptimizer, FunctionArtifact, OptimizerError, OptimizerOptions, StepOutcome,
+    AgentOptimizer, FunctionSet, OptimizerError, OptimizerOptions, StepOutcome, check_function,
 };
 use agentopt_sandbox::{PythonEnvironment, SandboxPolicy};
 use agentopt_testkit::{Reply, ScriptedServer};
@@ -89,7 +89,9 @@ async fn checkpoints_of_another_version_or_malformed_are_refused() -> anyhow::Re
     assert!(
         matches!(
             error,
-            Some(OptimizerError::UnsupportedVersion { found: 2, .. })
+            Some(OptimizerError::File(
+                agentopt_core::CoreError::UnsupportedVersion { found: 2, .. }
+            ))
         ),
         "{error:?}"
     );
@@ -101,7 +103,13 @@ async fn checkpoints_of_another_version_or_malformed_are_refused() -> anyhow::Re
     )?;
     let error = AgentOptimizer::resume(&broken, client(&server)).err();
     assert!(
-        matches!(&error, Some(OptimizerError::Format { line: 3, .. })),
+        matches!(
+            &error,
+            Some(OptimizerError::File(agentopt_core::CoreError::Format {
+                line: Some(3),
+                ..
+            }))
+        ),
         "{error:?}"
     );
     assert!(
@@ -117,7 +125,7 @@ async fn checkpoints_of_another_version_or_malformed_are_refused() -> anyhow::Re
 /// step's outcome and the exported artifact.
 async fn train_and_export_sum_numbers(
     path: &std::path::Path,
-) -> anyhow::Result<(AgentOptimizer, StepOutcome, FunctionArtifact)> {
+) -> anyhow::Result<(AgentOptimizer, StepOutcome, FunctionSet)> {
     let server = crate::server([
         Reply::tool_call(add_sum("sum_numbers").0, add_sum("sum_numbers").1),
         Reply::text("TERMINATE"),
@@ -138,12 +146,14 @@ async fn artifact_round_trip_into_a_fresh_sandbox_that_calls_the_function() -> a
     let path = directory.path().join("functions.json");
     let (optimizer, _, exported) = train_and_export_sum_numbers(&path).await?;
 
-    let loaded = FunctionArtifact::load(&path)?;
+    let loaded = FunctionSet::load(&path)?;
     assert_eq!(loaded, exported);
-    assert_eq!(loaded.specs(), optimizer.best_functions());
-    assert_eq!(loaded.provenance.optimizer_model, "scripted-model");
-    assert_eq!(loaded.provenance.performance, Some(1.0));
-    let tool = serde_json::to_value(&loaded.tools()[0])?;
+    assert_eq!(loaded.functions(), optimizer.best_functions());
+    let provenance = loaded.provenance().expect("exported with provenance");
+    assert_eq!(provenance.optimizer_model, "scripted-model");
+    assert_eq!(provenance.performance, Some(1.0));
+    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    let tool = &file["functions"][0]["tool"];
     assert_eq!(tool["type"], "function");
     assert_eq!(tool["function"]["name"], "sum_numbers");
     assert_eq!(
@@ -155,9 +165,7 @@ async fn artifact_round_trip_into_a_fresh_sandbox_that_calls_the_function() -> a
     let mut arguments = Map::new();
     arguments.insert("a".to_owned(), json!(2));
     arguments.insert("b".to_owned(), json!(40));
-    let outcome = session
-        .call_function(&loaded.learned_functions()[0], &arguments)
-        .await?;
+    let outcome = session.call_function(&loaded[0], &arguments).await?;
     assert_eq!(outcome.value.as_deref(), Some("42"), "{outcome:?}");
     Ok(())
 }
@@ -170,12 +178,12 @@ async fn artifact_loads_into_fresh_agents_that_call_the_learned_function() -> an
     let path = directory.path().join("functions.json");
     let (_, first_step, _) = train_and_export_sum_numbers(&path).await?;
     assert_eq!(
-        first_step.function_updates()?.len(),
+        first_step.changes.added.len(),
         1,
         "the first step registered one function"
     );
-    let specs = FunctionArtifact::load(&path)?.specs();
-    assert_eq!(specs.len(), 1);
+    let functions = FunctionSet::load(&path)?;
+    assert_eq!(functions.len(), 1);
 
     let assistant_server = crate::server([
         Reply::tool_call("sum_numbers", json!({"a": 2, "b": 40})),
@@ -189,9 +197,7 @@ async fn artifact_loads_into_fresh_agents_that_call_the_learned_function() -> an
     };
     let sessions = SandboxSessions::new(PythonEnvironment::ensure()?, policy);
     let mut proxy = UserProxyAgent::new("user", Arc::new(sessions));
-    for spec in specs {
-        apply_function_update(&mut assistant, &mut proxy, spec.function_update()?);
-    }
+    install(&mut assistant, &mut proxy, &functions)?;
     let transcript = proxy.initiate_chat(&mut assistant, "Add 2 and 40.").await;
 
     let request = &assistant_server.chat_requests()[0].body;
@@ -225,10 +231,10 @@ async fn artifacts_with_invalid_functions_are_refused() -> anyhow::Result<()> {
         "provenance": {"producer": "test", "optimizer_model": "m", "performance": null, "steps": 0, "exported_at_unix": 0},
     });
     std::fs::write(&path, artifact.to_string())?;
-    let error = FunctionArtifact::load(&path).err();
-    assert!(
-        matches!(&error, Some(OptimizerError::InvalidArtifactFunction { name, .. }) if name == "f"),
-        "{error:?}"
-    );
+    // The artifact reads without a Python parser; the optimizer's full check finds
+    // that the code does not define `f`.
+    let loaded = FunctionSet::load(&path)?;
+    let error = check_function(&loaded[0]).expect_err("defines g, not f");
+    assert!(error.contains("def f(...)"), "{error}");
     Ok(())
 }

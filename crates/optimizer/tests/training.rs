@@ -1,8 +1,6 @@
 //! Roll-back, failure experience, early stop, the action loop and agent updates.
 
-use agentopt_optimizer::{
-    Action, ExecutorUpdate, OptimizerError, OptimizerOptions, SignatureUpdate, StepOutcome,
-};
+use agentopt_optimizer::{Action, OptimizerError, OptimizerOptions, StepOutcome};
 use agentopt_testkit::Reply;
 
 use crate::{add_sum, optimizer, record, remove};
@@ -53,9 +51,9 @@ async fn roll_back_is_strict_and_failures_clear_on_acceptance() -> anyhow::Resul
     assert!(better.accepted && better.improved);
     assert_eq!(optimizer.best_performance(), Some(0.5));
     assert!(
-        better.assistant.is_empty(),
+        better.changes.is_empty(),
         "nothing changed: {:?}",
-        better.assistant
+        better.changes
     );
     Ok(())
 }
@@ -79,16 +77,9 @@ async fn worse_trial_rolls_back_to_best_and_joins_failure_experience() -> anyhow
     assert_eq!(rolled_back.best_performance, 0.5);
     assert!(optimizer.best_functions().is_empty());
     // List B restarts from the best list: sum_numbers leaves both agents, other arrives.
-    assert!(matches!(
-        &rolled_back.assistant[..],
-        [SignatureUpdate::Remove(removed), SignatureUpdate::Add(added)]
-            if removed == "sum_numbers" && added.name == "other"
-    ));
-    assert!(matches!(
-        &rolled_back.executor[..],
-        [ExecutorUpdate::Remove(removed), ExecutorUpdate::Register(added)]
-            if removed == "sum_numbers" && added.name == "other"
-    ));
+    assert_eq!(rolled_back.changes.removed, ["sum_numbers"]);
+    assert!(matches!(&rolled_back.changes.added[..], [added] if added.name == "other"));
+    assert!(rolled_back.changes.revised.is_empty());
     assert_eq!(optimizer.failure_experience().len(), 1);
 
     // [other] scores 0.25 < 0.5: rolled back too; the failures stay ascending.
@@ -181,24 +172,18 @@ async fn removal_reaches_both_agents_and_revision_replaces() -> anyhow::Result<(
     let mut optimizer = optimizer(&server, 2, OptimizerOptions::default());
     record(&mut optimizer, &[true]);
     let first = optimizer.step().await?;
-    assert!(
-        matches!(&first.assistant[..], [SignatureUpdate::Add(a), SignatureUpdate::Add(b)] if a.name == "first" && b.name == "second")
-    );
+    assert!(matches!(&first.changes.added[..], [a, b] if a.name == "first" && b.name == "second"));
 
     record(&mut optimizer, &[true]);
     let second = optimizer.step().await?;
     assert!(
         matches!(&second.actions[..], [Action::Remove(name), Action::Revise(_)] if name == "first")
     );
+    assert_eq!(second.changes.removed, ["first"]);
+    assert!(second.changes.added.is_empty());
     assert!(matches!(
-        &second.assistant[..],
-        [SignatureUpdate::Remove(removed), SignatureUpdate::Replace(replaced)]
-            if removed == "first" && replaced.name == "second"
-    ));
-    assert!(matches!(
-        &second.executor[..],
-        [ExecutorUpdate::Remove(removed), ExecutorUpdate::Register(registered)]
-            if removed == "first" && registered.code.contains("a * b")
+        &second.changes.revised[..],
+        [revised] if revised.name == "second" && revised.code.contains("a * b")
     ));
     Ok(())
 }

@@ -308,6 +308,6 @@ async fn standard_library_packages_are_dropped_and_full_schemas_accepted() -> an
     let outcome = optimizer.step().await?;
     let function = &outcome.functions[0];
     assert_eq!(function.packages, ["sympy"]);
-    assert_eq!(function.arguments["required"], json!(["a", "b"]));
+    assert_eq!(function.parameters["required"], json!(["a", "b"]));
     Ok(())
 }

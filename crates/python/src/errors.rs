@@ -2,6 +2,7 @@
 //! `ConfigError` can also be a `ValueError`). Each carries the Rust error's message
 //! and, where the error names one, the offending `field` and `value`.
 
+use agentopt_core::CoreError;
 use agentopt_llm::LlmError;
 use agentopt_optimizer::OptimizerError;
 use agentopt_sandbox::SandboxError;
@@ -70,16 +71,18 @@ pub(crate) fn optimizer_error(error: OptimizerError) -> PyErr {
         }
         OptimizerError::Model(inner) => llm_error(inner),
         OptimizerError::Sandbox(inner) => sandbox_error(inner),
-        OptimizerError::Agents(_) => raise("SandboxError", message, None, None),
-        OptimizerError::Io { path, .. }
-        | OptimizerError::Format { path, .. }
-        | OptimizerError::UnsupportedVersion { path, .. }
-        | OptimizerError::InvalidArtifactFunction { path, .. } => raise(
-            "CheckpointError",
-            message,
-            None,
-            Some(path.display().to_string()),
-        ),
+        OptimizerError::File(inner) => {
+            let (CoreError::Io { path, .. }
+            | CoreError::Format { path, .. }
+            | CoreError::UnsupportedVersion { path, .. }
+            | CoreError::InvalidFunction { path, .. }) = &inner;
+            raise(
+                "CheckpointError",
+                message,
+                None,
+                Some(path.display().to_string()),
+            )
+        }
         _ => raise("OptimizerError", message, None, None),
     }
 }

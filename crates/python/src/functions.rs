@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentopt_agents::learned_function_reply;
-use agentopt_optimizer::LearnedFunctionSpec;
 use agentopt_sandbox::{
-    CellOutcome, Executor, LearnedFunction as SandboxFunction, Protections, PythonEnvironment,
+    CellOutcome, Executor, LearnedFunction as Function, Protections, PythonEnvironment,
     PythonSession, SandboxError, SandboxPolicy,
 };
 use async_trait::async_trait;
@@ -83,7 +82,7 @@ impl Executor for SharedSandbox {
 
     async fn call_function(
         &mut self,
-        function: &SandboxFunction,
+        function: &Function,
         arguments: &Map<String, Value>,
     ) -> Result<CellOutcome, SandboxError> {
         self.0
@@ -116,13 +115,16 @@ impl Executor for SharedSandbox {
 /// function:…")`, which AG2 turns into an "Error: …" reply to the model.
 #[pyclass(frozen, module = "agentopt")]
 pub(crate) struct LearnedFunction {
-    spec: LearnedFunctionSpec,
+    function: Arc<Function>,
     sandbox: Arc<Sandbox>,
 }
 
 impl LearnedFunction {
-    pub(crate) fn new(spec: LearnedFunctionSpec, sandbox: Arc<Sandbox>) -> Self {
-        Self { spec, sandbox }
+    pub(crate) fn new(function: Function, sandbox: Arc<Sandbox>) -> Self {
+        Self {
+            function: Arc::new(function),
+            sandbox,
+        }
     }
 }
 
@@ -139,14 +141,14 @@ impl LearnedFunction {
             None => Map::new(),
         };
         let sandbox = Arc::clone(&self.sandbox);
-        let function = self.spec.learned_function();
+        let function = Arc::clone(&self.function);
         let outcome = wait(py, move || async move {
             sandbox
                 .with_session(async |session| session.call_function(&function, &arguments).await)
                 .await
         })?
         .map_err(sandbox_error)?;
-        learned_function_reply(&self.spec.name, &outcome).map_err(|error| {
+        learned_function_reply(&self.function.name, &outcome).map_err(|error| {
             raise(
                 "LearnedFunctionError",
                 format!("Error in executing function:{error}"),
@@ -159,34 +161,37 @@ impl LearnedFunction {
     /// The function's name.
     #[getter]
     fn name(&self) -> &str {
-        &self.spec.name
+        &self.function.name
     }
 
     /// What the function does, as the assistant model is told.
     #[getter]
     fn description(&self) -> &str {
-        &self.spec.description
+        &self.function.description
     }
 
     /// The JSON schema of the arguments (`{"type": "object", "properties": …}`).
     #[getter]
     fn parameters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        from_json(py, &self.spec.arguments)
+        from_json(py, &self.function.parameters)
     }
 
     /// Allowlisted packages the code imports.
     #[getter]
     fn packages(&self) -> Vec<String> {
-        self.spec.packages.clone()
+        self.function.packages.clone()
     }
 
     /// The Python source defining the function.
     #[getter]
     fn code(&self) -> &str {
-        &self.spec.code
+        &self.function.code
     }
 
     fn __repr__(&self) -> String {
-        format!("<agentopt.LearnedFunction {} (sandboxed)>", self.spec.name)
+        format!(
+            "<agentopt.LearnedFunction {} (sandboxed)>",
+            self.function.name
+        )
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use agentopt_agents::Message;
 use agentopt_llm::{ChatMessage, ChatModel, ClientOptions, OpenAiClient};
 use agentopt_optimizer::{
-    ActionFormat, AgentOptimizer as Core, ExecutorUpdate, LearnedFunctionSpec, OptimizerOptions,
+    ActionFormat, AgentOptimizer as Core, LearnedFunction as Function, OptimizerOptions,
     StepOutcome, ValidationOptions,
 };
 use pyo3::prelude::*;
@@ -196,19 +196,9 @@ fn history_messages(history: &Bound<'_, PyAny>) -> PyResult<Vec<ChatMessage>> {
 }
 
 /// AG2's `register_for_llm` item for a function in force.
-fn signature_item<'py>(
-    py: Python<'py>,
-    function: &LearnedFunctionSpec,
-) -> PyResult<Bound<'py, PyAny>> {
+fn signature_item<'py>(py: Python<'py>, function: &Function) -> PyResult<Bound<'py, PyAny>> {
     let item = PyDict::new(py);
-    item.set_item(
-        "func_sig",
-        from_json(
-            py,
-            &serde_json::to_value(function.signature())
-                .map_err(|e| raise("OptimizerError", e.to_string(), None, None))?,
-        )?,
-    )?;
+    item.set_item("func_sig", from_json(py, &function.openai_function())?)?;
     item.set_item("is_remove", false)?;
     Ok(item.into_any())
 }
@@ -228,7 +218,7 @@ impl AgentOptimizer {
         &self,
         py: Python<'py>,
         removed: &[String],
-        functions: &[LearnedFunctionSpec],
+        functions: &[Function],
     ) -> PyResult<Bound<'py, PyTuple>> {
         let for_llm = PyList::empty(py);
         let for_executor = PyDict::new(py);
@@ -357,15 +347,8 @@ impl AgentOptimizer {
         let core = Arc::clone(&self.core);
         let outcome = wait(py, move || async move { core.lock().await.step().await })?
             .map_err(optimizer_error)?;
-        let removed: Vec<String> = outcome
-            .executor
-            .iter()
-            .filter_map(|update| match update {
-                ExecutorUpdate::Remove(name) => Some(name.clone()),
-                ExecutorUpdate::Register(_) => None,
-            })
-            .collect();
-        let result = self.registrations(py, &removed, &outcome.functions)?;
+        let result =
+            self.registrations(py, &outcome.changes.removed, outcome.functions.functions())?;
         *self.lock_step() = Some(outcome);
         Ok(result)
     }

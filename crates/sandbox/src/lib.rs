@@ -25,6 +25,7 @@ mod pool;
 mod session;
 mod worker;
 
+pub use agentopt_core::LearnedFunction;
 pub use environment::{
     BASE_PACKAGES, EnvironmentOptions, PACKAGE_ALLOWLIST, PythonEnvironment, allowlisted_package,
     default_home,
@@ -32,4 +33,4 @@ pub use environment::{
 pub use error::SandboxError;
 pub use policy::{Protections, SYMPY_PRELOAD, SandboxPolicy};
 pub use pool::WorkerPool;
-pub use session::{CellOutcome, CellStatus, Executor, LearnedFunction, PythonSession};
+pub use session::{CellOutcome, CellStatus, Executor, PythonSession};

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use agentopt_core::LearnedFunction;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -74,15 +75,6 @@ impl CellOutcome {
             CellStatus::Crashed { reason } => Some(reason.clone()),
         }
     }
-}
-
-/// A learned function: Python source defining `name`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LearnedFunction {
-    /// The function to call; `code` must define it.
-    pub name: String,
-    /// Python source; executed afresh, in its own namespace, on every call.
-    pub code: String,
 }
 
 /// Runs Python code somewhere. Implement it to plug in your own executor.

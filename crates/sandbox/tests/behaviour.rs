@@ -148,14 +148,11 @@ async fn learned_functions_run_their_own_code() -> anyhow::Result<()> {
     let mut s = session().await;
     s.run_cell("def f(a, b):\n    return 'session global'\nshared = 1")
         .await?;
-    let add = LearnedFunction {
-        name: "f".to_owned(),
-        code: "def f(a, b):\n    print('adding', a, b)\n    return a + b".to_owned(),
-    };
-    let concat = LearnedFunction {
-        name: "f".to_owned(),
-        code: "def f(a, b):\n    return [a, b]".to_owned(),
-    };
+    let add = LearnedFunction::new(
+        "f",
+        "def f(a, b):\n    print('adding', a, b)\n    return a + b",
+    );
+    let concat = LearnedFunction::new("f", "def f(a, b):\n    return [a, b]");
     let added = s
         .call_function(&add, &arguments(json!({"a": 2, "b": 3})))
         .await?;
@@ -168,10 +165,7 @@ async fn learned_functions_run_their_own_code() -> anyhow::Result<()> {
         .call_function(&concat, &arguments(json!({"a": "x", "b": [1.5, null]})))
         .await?;
     assert_eq!(joined.value.as_deref(), Some("['x', [1.5, None]]"));
-    let leak = LearnedFunction {
-        name: "g".to_owned(),
-        code: "def g():\n    return shared".to_owned(),
-    };
+    let leak = LearnedFunction::new("g", "def g():\n    return shared");
     let leaked = s.call_function(&leak, &serde_json::Map::new()).await?;
     assert!(
         matches!(&leaked.status, CellStatus::Raised { traceback } if traceback.contains("NameError")),
@@ -202,10 +196,7 @@ async fn learned_function_errors_are_reported() -> anyhow::Result<()> {
             "{needle}: {outcome:?}"
         );
     };
-    let double = || LearnedFunction {
-        name: "double".to_owned(),
-        code: "def double(n):\n    return 2 * n".to_owned(),
-    };
+    let double = || LearnedFunction::new("double", "def double(n):\n    return 2 * n");
     check(&mut s, double(), json!({"m": 1}), "TypeError").await;
     check(
         &mut s,
@@ -219,10 +210,7 @@ async fn learned_function_errors_are_reported() -> anyhow::Result<()> {
     .await;
     check(
         &mut s,
-        LearnedFunction {
-            name: "bad".to_owned(),
-            code: "def bad(:".to_owned(),
-        },
+        LearnedFunction::new("bad", "def bad(:"),
         json!({}),
         "SyntaxError",
     )

@@ -29,7 +29,7 @@ pub struct Report {
     /// One entry per training epoch that ran.
     pub epochs: Vec<EpochResult>,
     /// The functions the agents hold after training.
-    pub functions: Vec<LearnedFunction>,
+    pub functions: Vec<FunctionUsage>,
     /// Tokens and cost per caller role (assistant, optimizer …), metered calls only.
     pub usage: Vec<RoleUsage>,
     /// Wall time per phase, in run order.
@@ -160,7 +160,7 @@ pub struct EpochResult {
 
 /// A learned function and how it was used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LearnedFunction {
+pub struct FunctionUsage {
     /// Function name.
     pub name: String,
     /// Its description, as the assistant sees it.

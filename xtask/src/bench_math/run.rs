@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use agentopt_agents::{
     AssistantAgent, ExecutorFactory, MATH_AGENT_NAME, MathOutcome, MathUserProxyAgent, Message,
-    SandboxSessions, SandboxSymbolicChecker, StopReason, Transcript, apply_function_update,
+    SandboxSessions, SandboxSymbolicChecker, StopReason, Transcript, install,
 };
 use agentopt_llm::local::{LocalServer, LocalServerOptions};
 use agentopt_llm::{
@@ -21,8 +21,7 @@ use agentopt_llm::{
     ResponseCache, UsageMeter, UsageReport,
 };
 use agentopt_optimizer::{
-    AgentOptimizer, FunctionArtifact, LearnedFunctionSpec, OptimizerOptions, Provenance,
-    ValidationOptions,
+    AgentOptimizer, FunctionSet, LearnedFunction, OptimizerOptions, Provenance, ValidationOptions,
 };
 use agentopt_sandbox::{PythonEnvironment, PythonSession, SandboxPolicy};
 use anyhow::{Context as _, bail};
@@ -33,7 +32,7 @@ use super::data::{self, Problem};
 use super::plot::write_learning_curve;
 use super::progress::{Progress, init_tracing};
 use super::report::{
-    Accuracy, CallCounts, EpochResult, LearnedFunction, PhaseTime, ProblemOutcome, REPORT_VERSION,
+    Accuracy, CallCounts, EpochResult, FunctionUsage, PhaseTime, ProblemOutcome, REPORT_VERSION,
     Report, RoleUsage, Setup, TestResult, pair_outcomes,
 };
 use super::rundir::{
@@ -399,18 +398,15 @@ impl Bench {
             .phase(Phase::TestAfter, "test after training", &test, &functions)
             .await?;
 
-        let artifact = FunctionArtifact::new(
-            &functions,
-            Provenance {
-                producer: format!("agentopt xtask bench-math {}", env!("CARGO_PKG_VERSION")),
-                optimizer_model: self.config.optimizer_model.clone(),
-                performance: None,
-                steps: optimizer.steps_taken(),
-                exported_at_unix: SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |elapsed| elapsed.as_secs()),
-            },
-        );
+        let artifact = FunctionSet::new(functions.iter().cloned()).with_provenance(Provenance {
+            producer: format!("agentopt xtask bench-math {}", env!("CARGO_PKG_VERSION")),
+            optimizer_model: self.config.optimizer_model.clone(),
+            performance: None,
+            steps: optimizer.steps_taken(),
+            exported_at_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_secs()),
+        });
         artifact
             .save(&self.run.functions_path())
             .context("writing functions.json")?;
@@ -462,7 +458,7 @@ impl Bench {
         phase: Phase,
         name: &str,
         problems: &[Problem],
-        functions: &[LearnedFunctionSpec],
+        functions: &[LearnedFunction],
     ) -> anyhow::Result<Vec<ConversationRecord>> {
         let started = Instant::now();
         let spent_before = self.meter.report();
@@ -576,7 +572,7 @@ impl Bench {
         &self,
         before: &[ConversationRecord],
         after: &[ConversationRecord],
-        functions: &[LearnedFunctionSpec],
+        functions: &[LearnedFunction],
         stopped_early: Option<String>,
     ) -> anyhow::Result<Report> {
         let outcomes = |records: &[ConversationRecord]| {
@@ -625,7 +621,7 @@ impl Bench {
         }
         let learned = functions
             .iter()
-            .map(|function| LearnedFunction {
+            .map(|function| FunctionUsage {
                 name: function.name.clone(),
                 description: function.description.clone(),
                 training: training_calls
@@ -751,7 +747,7 @@ impl Solver {
     async fn solve(
         &self,
         problem: &Problem,
-        functions: &[LearnedFunctionSpec],
+        functions: &[LearnedFunction],
     ) -> anyhow::Result<(MathOutcome, Vec<agentopt_llm::ChatMessage>)> {
         let template = ChatRequest {
             max_tokens: self.max_reply_tokens,
@@ -770,9 +766,11 @@ impl Solver {
             .into_inner();
         let mut proxy = MathUserProxyAgent::new(MATH_AGENT_NAME, Arc::clone(&self.sessions))
             .with_symbolic_checker(self.checker.clone());
-        for function in functions {
-            apply_function_update(&mut assistant, &mut proxy, function.function_update()?);
-        }
+        install(
+            &mut assistant,
+            &mut proxy,
+            &FunctionSet::new(functions.iter().cloned()),
+        )?;
         let outcome = proxy
             .initiate_chat(&mut assistant, &problem.question, &problem.answer)
             .await;
