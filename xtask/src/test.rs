@@ -60,14 +60,19 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
     let mut totals = TestTotals::default();
     let mut test_args: Vec<&str> = vec!["test", "--workspace"];
     test_args.extend(args.cargo_test_args.iter().map(String::as_str));
-    test_step("cargo test", &root, &test_args, &mut totals)?;
+    test_step(
+        "cargo test",
+        Command::new("cargo").args(&test_args).current_dir(&root),
+        &mut totals,
+    )?;
     if !args.no_real_model {
         // Real-model tests are `#[ignore]`d so a plain `cargo test` stays offline and
         // fast; their names start with `real_model_` and only they run here.
         test_step(
             "real-model tests",
-            &root,
-            &["test", "--workspace", "--", "--ignored", "real_model_"],
+            Command::new("cargo")
+                .args(["test", "--workspace", "--", "--ignored", "real_model_"])
+                .current_dir(&root),
             &mut totals,
         )?;
     }
@@ -237,48 +242,32 @@ pub(crate) fn prepare_python(root: &Path, profile: &str) -> anyhow::Result<Pytho
 /// The Python package's pytest suite, against the scripted server.
 fn python_tests(root: &Path, totals: &mut TestTotals) -> anyhow::Result<()> {
     let tooling = prepare_python(root, "dev")?;
-    eprintln!("==> pytest: crates/python/tests");
-    let mut child = Command::new(&tooling.python)
-        .args(["-m", "pytest", "crates/python/tests"])
-        .current_dir(root)
-        .env("AGENTOPT_SCRIPTED_SERVER", &tooling.scripted_server)
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("could not start pytest")?;
-    let stdout = child.stdout.take().context("pytest's stdout")?;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.context("reading pytest's output")?;
-        println!("{line}");
-        totals.add_pytest_line(&line);
-    }
-    let status = child.wait().context("waiting for pytest")?;
-    if !status.success() {
-        bail!("pytest failed ({status})");
-    }
-    Ok(())
+    test_step(
+        "pytest",
+        Command::new(&tooling.python)
+            .args(["-m", "pytest", "crates/python/tests"])
+            .current_dir(root)
+            .env("AGENTOPT_SCRIPTED_SERVER", &tooling.scripted_server),
+        totals,
+    )
 }
 
-/// Runs `cargo <args>`, echoing its output while counting test results.
-fn test_step(
-    title: &str,
-    dir: &Path,
-    args: &[&str],
-    totals: &mut TestTotals,
-) -> anyhow::Result<()> {
-    eprintln!("==> {title}: cargo {}", args.join(" "));
-    let mut child = Command::new("cargo")
-        .args(args)
-        .current_dir(dir)
+/// Runs `command`, echoing its output while counting test results (libtest's and
+/// pytest's closing lines).
+fn test_step(title: &str, command: &mut Command, totals: &mut TestTotals) -> anyhow::Result<()> {
+    eprintln!("==> {title}: {command:?}");
+    let mut child = command
         .stdout(Stdio::piped())
         .spawn()
-        .context("could not start `cargo`")?;
-    let stdout = child.stdout.take().context("cargo's stdout")?;
+        .with_context(|| format!("could not start {title}"))?;
+    let stdout = child.stdout.take().context("the test runner's stdout")?;
     for line in BufReader::new(stdout).lines() {
-        let line = line.context("reading cargo's output")?;
+        let line = line.context("reading the test runner's output")?;
         println!("{line}");
         totals.add_summary_line(&line);
+        totals.add_pytest_line(&line);
     }
-    let status = child.wait().context("waiting for cargo")?;
+    let status = child.wait().context("waiting for the test runner")?;
     if !status.success() {
         bail!("{title} failed ({status})");
     }

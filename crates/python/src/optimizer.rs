@@ -8,8 +8,8 @@ use std::time::Duration;
 use agentopt_agents::Message;
 use agentopt_llm::{ChatMessage, ChatModel, ClientOptions, OpenAiClient};
 use agentopt_optimizer::{
-    ActionFormat, AgentOptimizer as Core, LearnedFunction as Function, OptimizerOptions,
-    StepOutcome, ValidationOptions,
+    ActionFormat, AgentOptimizer as Core, LearnedFunction as Function, OptimizerError,
+    OptimizerOptions, StepOutcome, ValidationOptions,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple, PyType};
@@ -21,6 +21,9 @@ use crate::errors::{config_error, llm_error, optimizer_error, raise};
 use crate::functions::{LearnedFunction, Sandbox, SharedSandbox};
 use crate::json::{from_json, to_json};
 use crate::runtime::wait;
+
+/// The keyword options `resume` accepts: those a checkpoint does not save.
+const RESUME_OPTIONS: &[&str] = &["context_window", "function_timeout", "allow_unsandboxed"];
 
 /// AG2's default optimizer model.
 const DEFAULT_OPTIMIZER_MODEL: &str = "gpt-4-1106-preview";
@@ -204,12 +207,27 @@ fn signature_item<'py>(py: Python<'py>, function: &Function) -> PyResult<Bound<'
 }
 
 impl AgentOptimizer {
-    fn from_core(core: Core, sandbox: Arc<Sandbox>) -> Self {
-        Self {
+    /// The optimizer `make` builds from the model client and options, trying
+    /// proposals in a sandbox it shares with the functions it hands out.
+    fn build(
+        llm_config: Option<&Bound<'_, PyAny>>,
+        optimizer_model: Option<String>,
+        options: Option<&Bound<'_, PyDict>>,
+        make: impl FnOnce(Arc<dyn ChatModel>, OptimizerOptions) -> Result<Core, OptimizerError>,
+    ) -> PyResult<Self> {
+        let (model, extras) = model_client(llm_config, optimizer_model.as_deref(), options)?;
+        let sandbox = Arc::new(Sandbox::new(
+            extras.function_timeout,
+            extras.allow_unsandboxed,
+        ));
+        let core = make(model, extras.options)
+            .map_err(optimizer_error)?
+            .with_executor(Box::new(SharedSandbox(Arc::clone(&sandbox))));
+        Ok(Self {
             core: Arc::new(Mutex::new(core)),
             sandbox,
             last_step: std::sync::Mutex::new(None),
-        }
+        })
     }
 
     /// `(register_for_llm, register_for_executor)` for `removed` names and the
@@ -260,21 +278,16 @@ impl AgentOptimizer {
         optimizer_model: Option<String>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let (model, extras) = model_client(llm_config, optimizer_model.as_deref(), options)?;
-        let sandbox = Arc::new(Sandbox::new(
-            extras.function_timeout,
-            extras.allow_unsandboxed,
-        ));
-        let core = Core::new(max_actions_per_step, model, extras.options)
-            .map_err(optimizer_error)?
-            .with_executor(Box::new(SharedSandbox(Arc::clone(&sandbox))));
-        Ok(Self::from_core(core, sandbox))
+        Self::build(llm_config, optimizer_model, options, |model, options| {
+            Core::new(max_actions_per_step, model, options)
+        })
     }
 
-    /// Continues from a checkpoint written with `checkpoint=PATH`, with the options
-    /// saved in it; the next `step()` sends what an uninterrupted run would have.
-    /// `register_for_llm, register_for_executor = optimizer.registrations()` then
-    /// gives the functions in force, to install on fresh agents.
+    /// Continues from a checkpoint written with `checkpoint=PATH`, with the optimizer
+    /// options saved in it (only `context_window`, `function_timeout` and
+    /// `allow_unsandboxed` may be given again); the next `step()` sends what an
+    /// uninterrupted run would have. `registrations_in_force()` then gives the
+    /// functions in force, to install on fresh agents.
     #[classmethod]
     #[pyo3(signature = (checkpoint, llm_config=None, optimizer_model=Some(DEFAULT_OPTIMIZER_MODEL.to_owned()), **options))]
     fn resume(
@@ -284,15 +297,23 @@ impl AgentOptimizer {
         optimizer_model: Option<String>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let (model, extras) = model_client(llm_config, optimizer_model.as_deref(), options)?;
-        let sandbox = Arc::new(Sandbox::new(
-            extras.function_timeout,
-            extras.allow_unsandboxed,
-        ));
-        let core = Core::resume(&checkpoint, model)
-            .map_err(optimizer_error)?
-            .with_executor(Box::new(SharedSandbox(Arc::clone(&sandbox))));
-        Ok(Self::from_core(core, sandbox))
+        if let Some(options) = options {
+            for key in options.keys() {
+                let name: String = key.extract()?;
+                if !RESUME_OPTIONS.contains(&name.as_str()) {
+                    return Err(config_error(
+                        &name,
+                        None,
+                        format!(
+                            "option `{name}`: resume() takes the optimizer options saved in the checkpoint; only {RESUME_OPTIONS:?} may be given"
+                        ),
+                    ));
+                }
+            }
+        }
+        Self::build(llm_config, optimizer_model, options, |model, _options| {
+            Core::resume(&checkpoint, model)
+        })
     }
 
     /// Records one conversation held with the functions in force and whether the

@@ -13,21 +13,20 @@ from autogen.code_utils import extract_code
 from autogen.math_utils import get_answer
 
 
+def contains_python_code(message):
+    """Whether the message holds a python code block (the notebook inlines this twice)."""
+    return any(block[0] == "python" for block in extract_code(message))
+
+
 def is_termination_msg_mathchat(message):
     """Check if a message is a termination message."""
     if isinstance(message, dict):
         message = message.get("content")
         if message is None:
             return False
-    cb = extract_code(message)
-    contain_code = False
-    for c in cb:
-        if c[0] == "python":
-            contain_code = True
-            break
     if message.rstrip().find("TERMINATE") >= 0:
         return True
-    return not contain_code and get_answer(message) is not None and get_answer(message) != ""
+    return not contains_python_code(message) and get_answer(message) is not None and get_answer(message) != ""
 
 
 class MathUserProxyAgent(AG2MathUserProxyAgent):
@@ -155,13 +154,7 @@ Problem:
             if messages is None:
                 return False, None
 
-        cb = extract_code(messages)
-        contain_code = False
-        for c in cb:
-            if c[0] == "python":
-                contain_code = True
-                break
-        if not contain_code and get_answer(messages) is not None and get_answer(messages) != "":
+        if not contains_python_code(messages) and get_answer(messages) is not None and get_answer(messages) != "":
             if get_answer(messages) == self._answer:
                 self.is_correct = 1
                 return True, "The result is Correct. Please reply me with TERMINATE."

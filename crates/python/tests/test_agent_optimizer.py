@@ -192,6 +192,9 @@ def test_checkpoint_and_resume_continue_with_the_functions_in_force(scripted_ser
     resumed.record_one_conversation([{"role": "user", "content": "6*7?"}], is_satisfied=False)
     resumed.step()
     assert resumed.should_stop  # patience=1 came back from the checkpoint
+    with pytest.raises(agentopt.ConfigError, match="saved in the checkpoint") as raised:
+        agentopt.AgentOptimizer.resume(checkpoint, server.llm_config(), patience=3)
+    assert raised.value.field == "patience"
 
 
 def test_llm_config_may_be_an_ag2_llm_config(scripted_server):
