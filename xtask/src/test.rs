@@ -166,22 +166,25 @@ pub(crate) fn prepare_python(root: &Path, profile: &str) -> anyhow::Result<Pytho
         )?;
     }
     let python_text = python.to_string_lossy().into_owned();
-    step(
+    let pip_install = |title: &str, packages: &[&str]| {
+        let args = [
+            &[
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ][..],
+            packages,
+        ]
+        .concat();
+        step(title, root, &python_text, &args)
+    };
+    pip_install(
         "install maturin, ag2 and pytest",
-        root,
-        &python_text,
-        &[
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "maturin==1.16.0",
-            "ag2[openai]==0.13.4",
-            "pytest",
-        ],
+        &["maturin==1.16.0", "ag2[openai]==0.13.4", "pytest"],
     )?;
-    let wheels = root.join("target/wheels");
+    let wheels = root.join("target/wheels").join(profile);
     // A wheel of an earlier version must not be picked up below.
     let _ = std::fs::remove_dir_all(&wheels);
     step(
@@ -201,25 +204,14 @@ pub(crate) fn prepare_python(root: &Path, profile: &str) -> anyhow::Result<Pytho
         ],
     )?;
     let wheel = std::fs::read_dir(&wheels)
-        .context("listing target/wheels")?
+        .with_context(|| format!("listing {}", wheels.display()))?
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
-        .context("maturin built no wheel into target/wheels")?;
-    step(
+        .with_context(|| format!("maturin built no wheel into {}", wheels.display()))?;
+    pip_install(
         "install the agentopt wheel",
-        root,
-        &python_text,
-        &[
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--force-reinstall",
-            "--no-deps",
-            &wheel.to_string_lossy(),
-        ],
+        &["--force-reinstall", "--no-deps", &wheel.to_string_lossy()],
     )?;
     step(
         "build the scripted server",

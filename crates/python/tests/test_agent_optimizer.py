@@ -240,3 +240,27 @@ def test_bad_option_raises_a_config_error_naming_it():
     with pytest.raises(agentopt.ConfigError, match="validation.significance") as raised:
         agentopt.AgentOptimizer(3, config, validation_significance=1.5)
     assert raised.value.field == "validation.significance"
+
+
+def test_the_gil_is_released_while_waiting_on_the_model(scripted_server):
+    server = scripted_server(math_script([{"text": "TERMINATE", "delay_ms": 1000}]))
+    optimizer = agentopt.AgentOptimizer(1, server.llm_config())
+    optimizer.record_one_conversation([{"role": "user", "content": "hi"}], is_satisfied=True)
+    ticks = []
+    stop = threading.Event()
+
+    def count():
+        while not stop.is_set():
+            ticks.append(1)
+            stop.wait(0.01)
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    try:
+        optimizer.step()
+    finally:
+        stop.set()
+        counter.join()
+    # Another Python thread ran throughout the one-second wait (≈100 ticks); with
+    # the GIL held it would have run at most a few times.
+    assert len(ticks) > 50
