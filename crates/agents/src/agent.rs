@@ -659,6 +659,7 @@ impl ConversableAgent {
                 Err(error) => {
                     break StopReason::Error {
                         agent: receiver.name().to_owned(),
+                        kind: error.failure_kind(),
                         message: error.to_string(),
                     };
                 }

@@ -40,3 +40,22 @@ pub enum AgentError {
         agent: String,
     },
 }
+
+impl AgentError {
+    /// What kind of failure this is (for [`crate::StopReason::Error`]).
+    pub fn failure_kind(&self) -> crate::FailureKind {
+        use crate::FailureKind;
+        match self {
+            Self::Model { source, .. } => match source {
+                LlmError::MalformedResponse { .. } | LlmError::InvalidToolArguments { .. } => {
+                    FailureKind::MalformedReply
+                }
+                LlmError::ContextOverflow { .. } => FailureKind::ContextOverflow,
+                LlmError::BudgetExceeded { .. } => FailureKind::Budget,
+                _ => FailureKind::Model,
+            },
+            Self::Sandbox { .. } => FailureKind::Sandbox,
+            Self::PackageNotAllowed { .. } | Self::NoExecutor { .. } => FailureKind::Other,
+        }
+    }
+}

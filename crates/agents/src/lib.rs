@@ -53,5 +53,6 @@ pub use math_proxy::{
 pub use message::{Message, ToolResponse};
 pub use symbolic::SandboxSymbolicChecker;
 pub use transcript::{
-    CodeExecution, Execution, ReplyWork, StopReason, Transcript, TranscriptEntry, TranscriptTotals,
+    CodeExecution, Execution, FailureKind, ReplyWork, StopReason, Transcript, TranscriptEntry,
+    TranscriptTotals,
 };

@@ -116,9 +116,33 @@ pub enum StopReason {
     Error {
         /// The agent that failed.
         agent: String,
+        /// What failed (model, malformed reply, budget, sandbox …).
+        #[serde(default)]
+        kind: FailureKind,
         /// The error.
         message: String,
     },
+}
+
+/// What kind of failure ended a chat: lets a caller tell an outage (worth a retry)
+/// from what the agents did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The model call failed after the client's retries (HTTP, transport, timeout,
+    /// a refused request).
+    #[default]
+    Model,
+    /// The model server answered, but not with a readable reply.
+    MalformedReply,
+    /// The conversation no longer fits the model's context window.
+    ContextOverflow,
+    /// The spending budget is used up.
+    Budget,
+    /// The sandbox could not start or talk to a Python worker.
+    Sandbox,
+    /// Anything else (no executor, a function refused at registration …).
+    Other,
 }
 
 /// Totals over a conversation.

@@ -157,7 +157,7 @@ async fn model_errors_end_the_chat_without_a_crash() {
     let transcript = proxy.initiate_chat(&mut assistant, "start").await;
     assert!(matches!(
         &transcript.stop_reason,
-        StopReason::Error { agent, message } if agent == "assistant" && message.contains("HTTP 400")
+        StopReason::Error { agent, message, .. } if agent == "assistant" && message.contains("HTTP 400")
     ));
     assert_eq!(transcript.entries.len(), 3);
     assert_eq!(

@@ -30,4 +30,6 @@ pub use prompt::{
     REVISE_FUNCTION, TERMINATE_ACTION, action_schema, optimizer_tools,
 };
 pub use state::{FailedTrial, RecordedConversation};
-pub use stats::{PairedComparison, binomial_upper_tail};
+pub use stats::{
+    Interval, PairedComparison, PairedCounts, Z_95, binomial_upper_tail, wilson_interval,
+};

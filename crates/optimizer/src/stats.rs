@@ -1,5 +1,7 @@
-//! The paired comparison behind validation mode: an exact one-sided sign test on the
-//! discordant pairs (the exact McNemar test).
+//! Exact statistics for small samples, in one place: the one-sided sign test behind
+//! validation mode, the two-sided exact McNemar test for before/after pairs, and
+//! Wilson score intervals for success rates. Every binomial tail comes from one
+//! exact Binomial(n, ½) CDF.
 
 use std::collections::BTreeMap;
 
@@ -60,7 +62,7 @@ impl PairedComparison {
     }
 }
 
-/// P(X >= k) for X ~ Binomial(n, 1/2), summed in log space so large n stays finite.
+/// `P(X >= k)` for `X ~ Binomial(n, ½)`: the one-sided exact sign test.
 pub fn binomial_upper_tail(n: usize, k: usize) -> f64 {
     if k == 0 {
         return 1.0;
@@ -68,17 +70,110 @@ pub fn binomial_upper_tail(n: usize, k: usize) -> f64 {
     if k > n {
         return 0.0;
     }
-    let ln_half_n = n as f64 * 0.5_f64.ln();
-    // ln C(n, i), built up from ln C(n, 0) = 0.
-    let mut ln_choose = 0.0;
-    let mut total = 0.0;
-    for i in 0..=n {
-        if i > 0 {
-            ln_choose += ((n - i + 1) as f64).ln() - (i as f64).ln();
+    // By symmetry of Binomial(n, ½), P(X >= k) = P(X <= n - k).
+    binomial_half_cdf((n - k) as u64, n as u64)
+}
+
+/// z for a two-sided 95 % interval.
+pub const Z_95: f64 = 1.959_963_984_540_054;
+
+/// A closed interval of rates in [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    /// Lower bound.
+    pub low: f64,
+    /// Upper bound.
+    pub high: f64,
+}
+
+/// The Wilson score interval for `successes` out of `trials` at normal quantile `z`.
+/// Unlike the normal approximation it stays inside [0, 1] and is sensible at 0 and
+/// n successes, which matter with 10 problems. No trials → [0, 1].
+pub fn wilson_interval(successes: u64, trials: u64, z: f64) -> Interval {
+    if trials == 0 {
+        return Interval {
+            low: 0.0,
+            high: 1.0,
+        };
+    }
+    let n = trials as f64;
+    let p = successes.min(trials) as f64 / n;
+    let z2 = z * z;
+    let denominator = 1.0 + z2 / n;
+    let centre = (p + z2 / (2.0 * n)) / denominator;
+    let half_width = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denominator;
+    Interval {
+        low: (centre - half_width).max(0.0),
+        high: (centre + half_width).min(1.0),
+    }
+}
+
+/// Paired outcomes of the same problems before and after training.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairedCounts {
+    /// Solved before and after.
+    pub both: u64,
+    /// Solved before only (training broke it).
+    pub before_only: u64,
+    /// Solved after only (training fixed it).
+    pub after_only: u64,
+    /// Solved neither time.
+    pub neither: u64,
+}
+
+impl PairedCounts {
+    /// Counts the pairs `(before, after)`.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (bool, bool)>) -> Self {
+        let mut counts = Self::default();
+        for pair in pairs {
+            match pair {
+                (true, true) => counts.both += 1,
+                (true, false) => counts.before_only += 1,
+                (false, true) => counts.after_only += 1,
+                (false, false) => counts.neither += 1,
+            }
         }
-        if i >= k {
-            total += (ln_choose + ln_half_n).exp();
+        counts
+    }
+
+    /// The two-sided exact McNemar p-value: under "training changed nothing" each
+    /// discordant pair is a fair coin, so the smaller discordant count is
+    /// Binomial(b + c, ½); p = min(1, 2·P[X ≤ min(b, c)]). No discordant pairs → 1.
+    pub fn mcnemar_exact_p(&self) -> f64 {
+        let discordant = self.before_only + self.after_only;
+        if discordant == 0 {
+            return 1.0;
+        }
+        let smaller = self.before_only.min(self.after_only);
+        (2.0 * binomial_half_cdf(smaller, discordant)).min(1.0)
+    }
+}
+
+/// P[X ≤ k] for X ~ Binomial(n, ½) = 2⁻ⁿ·Σᵢ₌₀ᵏ C(n, i). The terms are summed as
+/// f64 with a separate power-of-two exponent, so large n neither overflows the
+/// coefficients nor underflows 2⁻ⁿ, and small cases come out exact.
+fn binomial_half_cdf(k: u64, n: u64) -> f64 {
+    const RESCALE_ABOVE: f64 = 1e150;
+    const RESCALE_BY: i32 = 500;
+    let mut term = 1.0_f64; // C(n, 0), times 2^-exponent
+    let mut sum = 1.0_f64;
+    let mut exponent: i64 = 0;
+    for i in 1..=k.min(n) {
+        term *= (n - i + 1) as f64 / i as f64;
+        sum += term;
+        if sum > RESCALE_ABOVE {
+            let scale = 2.0_f64.powi(-RESCALE_BY);
+            term *= scale;
+            sum *= scale;
+            exponent += i64::from(RESCALE_BY);
         }
     }
-    total.min(1.0)
+    let power = exponent - n as i64;
+    let cdf = if power >= -1000 {
+        // Multiplying by a power of two is exact.
+        sum * 2.0_f64.powi(power as i32)
+    } else {
+        (sum.log2() + power as f64).exp2()
+    };
+    cdf.min(1.0)
 }

@@ -1,0 +1,58 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+/// What stops a training run. Infrastructure failures of single attempts are not
+/// errors (they are counted and re-run); these are the failures of the run itself.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A run file could not be read or written, or is not what this build writes.
+    #[error(transparent)]
+    File(#[from] agentopt_core::CoreError),
+    /// The optimizer failed (its model, its checkpoint, its options).
+    #[error("optimizer: {0}")]
+    Optimizer(#[from] agentopt_optimizer::OptimizerError),
+    /// The sandbox that checks proposed functions could not start.
+    #[error("sandbox for checking proposed functions: {0}")]
+    Sandbox(#[from] agentopt_sandbox::SandboxError),
+    /// A trainer option cannot work.
+    #[error("option `{option}` = {value}: {message}")]
+    InvalidOption {
+        /// The option.
+        option: &'static str,
+        /// Its value.
+        value: String,
+        /// Why.
+        message: String,
+    },
+    /// Two problems of one set have the same id.
+    #[error("{set} problems {first} and {second} have the same id {id:?}; ids must be unique")]
+    DuplicateProblemId {
+        /// `train`, `validation` or `test`.
+        set: &'static str,
+        /// The id.
+        id: String,
+        /// Index of its first occurrence.
+        first: usize,
+        /// Index of its second occurrence.
+        second: usize,
+    },
+    /// The run directory holds another run's conversation at this position.
+    #[error(
+        "{}: {phase} problem {index} was {recorded:?} but is now {now:?}; the problems \
+         changed since the run started (use another run directory)",
+        path.display()
+    )]
+    ProblemChanged {
+        /// `transcripts.jsonl`.
+        path: PathBuf,
+        /// The phase.
+        phase: crate::Phase,
+        /// The position.
+        index: usize,
+        /// The id recorded there.
+        recorded: String,
+        /// The id now at that position.
+        now: String,
+    },
+}

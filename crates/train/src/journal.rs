@@ -1,0 +1,205 @@
+//! The run directory: every conversation, step and phase of a run, on disk before
+//! the run moves on, so a kill at any moment loses nothing recorded and the next
+//! run continues exactly where it stopped.
+//!
+//! Layout (the trainer's files; a front end may add its own, e.g. `config.json`):
+//! - `transcripts.jsonl` — one [`ConversationRecord`] per finished attempt,
+//!   appended and fsync'd; a later line for the same phase and index supersedes an
+//!   earlier one (an infrastructure error re-run on resume).
+//! - `steps.jsonl` — one [`StepRecord`] per finished optimizer step.
+//! - `phases.jsonl` — one [`PhaseRecord`] per phase a process finished (time and
+//!   spend).
+//! - `checkpoints/optimizer.json` — the optimizer's live checkpoint, and a copy
+//!   `after-epoch-NNN.json` after each step, from which a resume continues.
+//! - `functions.json` — the trained function set (the artifact).
+//! - `report.json`, `report.md` — the [`crate::TrainingReport`].
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+use crate::task::Attempt;
+
+/// A run directory on disk.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    /// The run directory at `root`, created (with `checkpoints/`) if missing.
+    ///
+    /// # Errors
+    /// [`TrainError::File`] when the directories cannot be created.
+    pub fn open(root: &Path) -> Result<Self, TrainError> {
+        let run = Self {
+            root: root.to_owned(),
+        };
+        std::fs::create_dir_all(run.checkpoints_dir()).map_err(agentopt_core::CoreError::io(
+            "create",
+            &run.checkpoints_dir(),
+        ))?;
+        Ok(run)
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `transcripts.jsonl`.
+    pub fn transcripts_path(&self) -> PathBuf {
+        self.root.join("transcripts.jsonl")
+    }
+
+    /// `steps.jsonl`.
+    pub fn steps_path(&self) -> PathBuf {
+        self.root.join("steps.jsonl")
+    }
+
+    /// `phases.jsonl`.
+    pub fn phases_path(&self) -> PathBuf {
+        self.root.join("phases.jsonl")
+    }
+
+    /// `checkpoints/`.
+    pub fn checkpoints_dir(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+
+    /// The optimizer's live checkpoint.
+    pub fn optimizer_checkpoint_path(&self) -> PathBuf {
+        self.checkpoints_dir().join("optimizer.json")
+    }
+
+    /// The optimizer checkpoint written after the step of `epoch`.
+    pub fn checkpoint_path(&self, epoch: u32) -> PathBuf {
+        self.checkpoints_dir()
+            .join(format!("after-epoch-{epoch:03}.json"))
+    }
+
+    /// `functions.json`.
+    pub fn functions_path(&self) -> PathBuf {
+        self.root.join("functions.json")
+    }
+
+    /// `report.json`.
+    pub fn report_json_path(&self) -> PathBuf {
+        self.root.join("report.json")
+    }
+
+    /// `report.md`.
+    pub fn report_md_path(&self) -> PathBuf {
+        self.root.join("report.md")
+    }
+}
+
+/// Which phase of the run a conversation belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    /// The test set before any training.
+    TestBefore,
+    /// Training conversations of one epoch (1-based).
+    Train {
+        /// The epoch.
+        epoch: u32,
+    },
+    /// Held-out validation problems of one epoch (validation mode).
+    Validation {
+        /// The epoch.
+        epoch: u32,
+    },
+    /// The test set after training.
+    TestAfter,
+}
+
+impl Phase {
+    /// The phase's name in `phases.jsonl` and the report's wall-time table.
+    pub fn name(self) -> String {
+        match self {
+            Self::TestBefore => "test before training".to_owned(),
+            Self::Train { epoch } => format!("epoch {epoch}"),
+            Self::Validation { epoch } => format!("validation {epoch}"),
+            Self::TestAfter => "test after training".to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TestBefore => f.write_str("test before training"),
+            Self::Train { epoch } => write!(f, "training epoch {epoch}"),
+            Self::Validation { epoch } => write!(f, "validation epoch {epoch}"),
+            Self::TestAfter => f.write_str("test after training"),
+        }
+    }
+}
+
+/// One finished attempt, as stored in `transcripts.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationRecord {
+    /// The phase.
+    #[serde(flatten)]
+    pub phase: Phase,
+    /// Position of the problem in the phase's problem list.
+    pub index: usize,
+    /// The problem's id.
+    pub problem_id: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub attempt: Attempt,
+}
+
+/// One finished optimizer step, as stored in `steps.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// The epoch whose conversations the step read.
+    pub epoch: u32,
+    /// The epoch's function list became (or stayed) the best.
+    pub kept: bool,
+    /// Actions applied.
+    pub actions: u32,
+    /// Function names in force after the step.
+    pub functions_after: Vec<String>,
+    /// The optimizer asked to stop (patience used up).
+    pub should_stop: bool,
+}
+
+/// One phase finished by one process, as stored in `phases.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    /// Phase name ([`Phase::name`], or `step N`).
+    pub phase: String,
+    /// Wall time in seconds (of the process that ran it).
+    pub seconds: f64,
+    /// Metered spend during the phase, per caller role.
+    pub usage: Vec<RoleUsage>,
+}
+
+/// Metered usage of one caller role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleUsage {
+    /// Caller label (`assistant`, `optimizer`, …).
+    pub role: String,
+    /// Uncached calls.
+    pub calls: u64,
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+    /// Cost in US dollars (0 for unpriced models).
+    pub cost_usd: f64,
+}
+
+impl RoleUsage {
+    /// Adds `other`'s counts (same role).
+    pub fn merge(&mut self, other: &RoleUsage) {
+        self.calls += other.calls;
+        self.prompt_tokens += other.prompt_tokens;
+        self.completion_tokens += other.completion_tokens;
+        self.cost_usd += other.cost_usd;
+    }
+}

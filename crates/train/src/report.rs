@@ -1,0 +1,653 @@
+//! The run's results (`report.json`) and their renderings: `report.md` and the
+//! terminal summary that mirrors the seed notebook's final print.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use agentopt_optimizer::{Interval, PairedCounts, Z_95, wilson_interval};
+
+use std::collections::BTreeMap;
+
+use agentopt_core::FunctionSet;
+
+use crate::journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, StepRecord};
+use crate::task::{CallCounts, InfraKind};
+
+/// Format version of `report.json`.
+pub const REPORT_VERSION: u32 = 2;
+
+/// Everything a run reports. Pure data: built from the run directory, read by the
+/// renderers and plots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingReport {
+    /// [`REPORT_VERSION`].
+    pub version: u32,
+    /// What was run.
+    pub setup: Setup,
+    /// Test set, before training.
+    pub test_before: TestResult,
+    /// The same test set, after training.
+    pub test_after: TestResult,
+    /// Before/after pairs on the same problems.
+    pub paired: PairedCounts,
+    /// Exact McNemar p-value of `paired`.
+    pub mcnemar_p: f64,
+    /// One entry per training epoch that ran.
+    pub epochs: Vec<EpochResult>,
+    /// The functions the agents hold after training.
+    pub functions: Vec<FunctionUsage>,
+    /// Tokens and cost per caller role (assistant, optimizer …), metered calls only.
+    pub usage: Vec<RoleUsage>,
+    /// Wall time per phase, in run order.
+    pub phases: Vec<PhaseTime>,
+    /// Why training ended before the planned epochs, if it did.
+    pub stopped_early: Option<String>,
+    /// Attempts stopped by infrastructure, per phase (left out of every accuracy
+    /// and never given to the optimizer; a resume runs them again).
+    pub infrastructure: Vec<InfrastructureCounts>,
+    /// Why the run stopped before its end (infrastructure errors to re-run, a
+    /// budget), if it did; `None` for a finished run.
+    pub incomplete: Option<String>,
+}
+
+/// Infrastructure errors of one phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InfrastructureCounts {
+    /// Phase name.
+    pub phase: String,
+    /// Attempts stopped by infrastructure, per kind.
+    pub by_kind: Vec<(InfraKind, u64)>,
+    /// The first error's message, for a first look.
+    pub first_message: String,
+}
+
+impl InfrastructureCounts {
+    /// All errors of the phase.
+    pub fn total(&self) -> u64 {
+        self.by_kind.iter().map(|(_, count)| count).sum()
+    }
+}
+
+/// The run's settings, as shown in the report (given by the front end).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Setup {
+    /// The task's name (`MATH`, …).
+    pub task: String,
+    /// Model answering the problems.
+    pub model: String,
+    /// Model proposing functions.
+    pub optimizer_model: String,
+    /// Endpoint kind and address (no secrets).
+    pub endpoint: String,
+    /// Data source(s).
+    pub data: String,
+    /// Subject/level/shuffle filters.
+    pub selection: String,
+    /// Training problems per epoch.
+    pub train_problems: usize,
+    /// Test problems.
+    pub test_problems: usize,
+    /// Epochs planned.
+    pub epochs: u32,
+    /// Optimizer actions allowed per step.
+    pub max_actions_per_step: u32,
+}
+
+/// One problem's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProblemOutcome {
+    /// The problem's id (`file:line`).
+    pub id: String,
+    /// Whether the agents' answer matched the reference.
+    pub correct: bool,
+}
+
+/// Accuracy on a set of problems.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Accuracy {
+    /// Problems solved.
+    pub correct: u64,
+    /// Problems attempted (infrastructure errors left out).
+    pub total: u64,
+    /// `correct / total` (0 when nothing was attempted).
+    pub rate: f64,
+    /// 95 % Wilson interval of `rate`.
+    pub interval: Interval,
+}
+
+impl Accuracy {
+    /// The accuracy of `correct` out of `total`.
+    pub fn new(correct: u64, total: u64) -> Self {
+        Self {
+            correct,
+            total,
+            rate: if total == 0 {
+                0.0
+            } else {
+                correct as f64 / total as f64
+            },
+            interval: wilson_interval(correct, total, Z_95),
+        }
+    }
+
+    /// `correct/total (rate%, 95 % CI low–high%)`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{}/{} ({}, 95% CI {}–{})",
+            self.correct,
+            self.total,
+            percent(self.rate),
+            percent(self.interval.low),
+            percent(self.interval.high)
+        )
+    }
+}
+
+/// A test phase's result, per problem and overall.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestResult {
+    /// Overall accuracy.
+    pub accuracy: Accuracy,
+    /// Per problem, in test-set order.
+    pub outcomes: Vec<ProblemOutcome>,
+}
+
+impl TestResult {
+    /// Scores a list of outcomes.
+    pub fn from_outcomes(outcomes: Vec<ProblemOutcome>) -> Self {
+        let correct = outcomes.iter().filter(|outcome| outcome.correct).count() as u64;
+        Self {
+            accuracy: Accuracy::new(correct, outcomes.len() as u64),
+            outcomes,
+        }
+    }
+}
+
+/// Pairs the outcomes of the problems present in both results, by id.
+pub fn pair_outcomes(before: &TestResult, after: &TestResult) -> PairedCounts {
+    PairedCounts::from_pairs(before.outcomes.iter().filter_map(|first| {
+        after
+            .outcomes
+            .iter()
+            .find(|second| second.id == first.id)
+            .map(|second| (first.correct, second.correct))
+    }))
+}
+
+/// One training epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochResult {
+    /// 1-based epoch number.
+    pub epoch: u32,
+    /// Accuracy on the training problems with the functions in force this epoch.
+    pub accuracy: Accuracy,
+    /// Whether the optimizer kept this epoch's function list as the best so far
+    /// (false: rolled back).
+    pub kept: bool,
+    /// Actions the optimizer applied in its step after this epoch.
+    pub actions: u32,
+    /// Function names in force after the step.
+    pub functions_after: Vec<String>,
+}
+
+/// A learned function and how it was used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionUsage {
+    /// Function name.
+    pub name: String,
+    /// Its description, as the assistant sees it.
+    pub description: String,
+    /// Calls during training conversations.
+    pub training: CallCounts,
+    /// Calls during the test after training.
+    pub test_after: CallCounts,
+}
+
+/// Wall time of one phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseTime {
+    /// Phase name (`test before`, `epoch 1`, `step 1`, `test after`, …).
+    pub phase: String,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+/// `0.5` → `50.0%`.
+fn percent(rate: f64) -> String {
+    format!("{:.1}%", rate * 100.0)
+}
+
+/// A duration for people: `42.0 s`, `3 min 05 s`, `1 h 02 min`.
+fn duration(seconds: f64) -> String {
+    let whole = seconds.round() as u64;
+    if seconds < 60.0 {
+        format!("{seconds:.1} s")
+    } else if whole < 3600 {
+        format!("{} min {:02} s", whole / 60, whole % 60)
+    } else {
+        format!("{} h {:02} min", whole / 3600, (whole % 3600) / 60)
+    }
+}
+
+/// Markdown table cells must not contain `|` or line breaks.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+impl TrainingReport {
+    /// `report.md`: a self-contained summary for people.
+    pub fn to_markdown(&self) -> String {
+        let mut md = String::new();
+        let setup = &self.setup;
+        let _ = writeln!(md, "# AgentOptimizer on {}\n", setup.task);
+        let _ = writeln!(md, "![learning curve](learning_curve.svg)\n");
+        let _ = writeln!(md, "| setting | value |\n|---|---|");
+        let _ = writeln!(md, "| model | `{}` |", cell(&setup.model));
+        let _ = writeln!(
+            md,
+            "| optimizer model | `{}` |",
+            cell(&setup.optimizer_model)
+        );
+        let _ = writeln!(md, "| endpoint | {} |", cell(&setup.endpoint));
+        let _ = writeln!(md, "| data | {} |", cell(&setup.data));
+        let _ = writeln!(md, "| selection | {} |", cell(&setup.selection));
+        let _ = writeln!(
+            md,
+            "| problems | {} train, {} test |",
+            setup.train_problems, setup.test_problems
+        );
+        let epochs_ran = self.epochs.len();
+        let _ = writeln!(
+            md,
+            "| training | {epochs_ran} of {} epochs, at most {} actions per step |",
+            setup.epochs, setup.max_actions_per_step
+        );
+        if let Some(reason) = &self.stopped_early {
+            let _ = writeln!(md, "| stopped early | {} |", cell(reason));
+        }
+        if let Some(reason) = &self.incomplete {
+            let _ = writeln!(md, "| **incomplete** | {} |", cell(reason));
+        }
+        self.infrastructure_markdown(&mut md);
+
+        let _ = writeln!(md, "\n## Test accuracy before and after training\n");
+        let _ = writeln!(
+            md,
+            "| agents | solved | success rate | 95% Wilson interval |\n|---|---:|---:|---|"
+        );
+        for (label, result) in [
+            ("before training", &self.test_before),
+            ("after training", &self.test_after),
+        ] {
+            let accuracy = &result.accuracy;
+            let _ = writeln!(
+                md,
+                "| {label} | {}/{} | {} | {}–{} |",
+                accuracy.correct,
+                accuracy.total,
+                percent(accuracy.rate),
+                percent(accuracy.interval.low),
+                percent(accuracy.interval.high)
+            );
+        }
+        let paired = &self.paired;
+        let _ = writeln!(
+            md,
+            "\nPaired on the same {} problems: {} solved only after training, {} only \
+             before, {} both times, {} neither time. Exact McNemar test: p = {:.4}{}.",
+            paired.both + paired.before_only + paired.after_only + paired.neither,
+            paired.after_only,
+            paired.before_only,
+            paired.both,
+            paired.neither,
+            self.mcnemar_p,
+            if self.mcnemar_p < 0.05 {
+                " (significant at 5%)"
+            } else {
+                " (not significant at 5%)"
+            }
+        );
+
+        let _ = writeln!(md, "\n## Training accuracy per epoch\n");
+        if self.epochs.is_empty() {
+            let _ = writeln!(md, "No training epoch ran.");
+        } else {
+            let _ = writeln!(
+                md,
+                "| epoch | solved | accuracy | 95% Wilson interval | step | actions | functions after step |\n\
+                 |---:|---:|---:|---|---|---:|---|"
+            );
+            for epoch in &self.epochs {
+                let accuracy = &epoch.accuracy;
+                let functions = if epoch.functions_after.is_empty() {
+                    "—".to_owned()
+                } else {
+                    epoch
+                        .functions_after
+                        .iter()
+                        .map(|name| format!("`{}`", cell(name)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {}/{} | {} | {}–{} | {} | {} | {functions} |",
+                    epoch.epoch,
+                    accuracy.correct,
+                    accuracy.total,
+                    percent(accuracy.rate),
+                    percent(accuracy.interval.low),
+                    percent(accuracy.interval.high),
+                    if epoch.kept { "kept" } else { "rolled back" },
+                    epoch.actions
+                );
+            }
+        }
+
+        let _ = writeln!(md, "\n## Functions learned\n");
+        if self.functions.is_empty() {
+            let _ = writeln!(
+                md,
+                "None: the agents end with the functions they started with."
+            );
+        } else {
+            let _ = writeln!(
+                md,
+                "| function | description | calls in training (ok) | calls in test after (ok) |\n\
+                 |---|---|---:|---:|"
+            );
+            for function in &self.functions {
+                let _ = writeln!(
+                    md,
+                    "| `{}` | {} | {} ({}) | {} ({}) |",
+                    cell(&function.name),
+                    cell(&function.description),
+                    function.training.calls,
+                    function.training.succeeded,
+                    function.test_after.calls,
+                    function.test_after.succeeded
+                );
+            }
+        }
+
+        let _ = writeln!(md, "\n## Tokens and cost\n");
+        let _ = writeln!(
+            md,
+            "| role | calls | prompt tokens | completion tokens | cost (USD) |\n|---|---:|---:|---:|---:|"
+        );
+        let mut total = RoleUsage {
+            role: "total".to_owned(),
+            calls: 0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cost_usd: 0.0,
+        };
+        for usage in &self.usage {
+            total.calls += usage.calls;
+            total.prompt_tokens += usage.prompt_tokens;
+            total.completion_tokens += usage.completion_tokens;
+            total.cost_usd += usage.cost_usd;
+        }
+        for usage in self.usage.iter().chain(std::iter::once(&total)) {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {:.4} |",
+                cell(&usage.role),
+                usage.calls,
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.cost_usd
+            );
+        }
+        let _ = writeln!(md, "\nCached replies cost nothing and are not counted.");
+
+        let _ = writeln!(md, "\n## Wall time\n");
+        let _ = writeln!(md, "| phase | time |\n|---|---:|");
+        let mut total_seconds = 0.0;
+        for phase in &self.phases {
+            total_seconds += phase.seconds;
+            let _ = writeln!(
+                md,
+                "| {} | {} |",
+                cell(&phase.phase),
+                duration(phase.seconds)
+            );
+        }
+        let _ = writeln!(md, "| total | {} |", duration(total_seconds));
+        md
+    }
+
+    /// The infrastructure section, when any attempt was stopped by infrastructure.
+    fn infrastructure_markdown(&self, md: &mut String) {
+        if self.infrastructure.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            md,
+            "\n## Infrastructure errors\n\nNot training signal: left out of every accuracy \
+             and never shown to the optimizer; a resume runs them again.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| phase | errors | kinds | first error |\n|---|---:|---|---|"
+        );
+        for counts in &self.infrastructure {
+            let kinds: Vec<String> = counts
+                .by_kind
+                .iter()
+                .map(|(kind, count)| format!("{kind:?} × {count}"))
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                cell(&counts.phase),
+                counts.total(),
+                kinds.join(", "),
+                cell(&counts.first_message)
+            );
+        }
+    }
+
+    /// The final terminal print: the seed notebook's "Functions learned" and
+    /// "Summary" sections, with intervals and the paired test added.
+    pub fn terminal_summary(&self) -> String {
+        let rule = "-".repeat(48);
+        let mut out = String::new();
+        let _ = writeln!(out, "{rule}Functions learned{rule}");
+        if self.functions.is_empty() {
+            let _ = writeln!(out, "(none)\n");
+        }
+        for function in &self.functions {
+            let _ = writeln!(out, "{}: {}\n", function.name, function.description);
+        }
+        let _ = writeln!(out, "{rule}Summary{rule}\n");
+        let _ = writeln!(
+            out,
+            "success_rate_without_agent_training: {}\n",
+            self.test_before.accuracy.summary()
+        );
+        let _ = writeln!(
+            out,
+            "success_rate_with_agent_training: {}\n",
+            self.test_after.accuracy.summary()
+        );
+        let _ = writeln!(
+            out,
+            "paired on the same problems: +{} / -{}, exact McNemar p = {:.4}",
+            self.paired.after_only, self.paired.before_only, self.mcnemar_p
+        );
+        let errors: u64 = self
+            .infrastructure
+            .iter()
+            .map(InfrastructureCounts::total)
+            .sum();
+        if errors > 0 {
+            let _ = writeln!(out, "infrastructure errors (not counted above): {errors}");
+        }
+        if let Some(reason) = &self.incomplete {
+            let _ = writeln!(out, "INCOMPLETE: {reason}");
+        }
+        out
+    }
+}
+
+/// What [`build`] reads: the run's files, already parsed.
+pub(crate) struct Inputs<'a> {
+    pub(crate) setup: Setup,
+    /// The latest record of each (phase, index).
+    pub(crate) records: &'a BTreeMap<(Phase, usize), &'a ConversationRecord>,
+    pub(crate) steps: &'a [StepRecord],
+    pub(crate) phases: &'a [PhaseRecord],
+    /// The functions in force at the end.
+    pub(crate) functions: &'a FunctionSet,
+    pub(crate) stopped_early: Option<String>,
+    pub(crate) incomplete: Option<String>,
+}
+
+/// The report of a run, from its records: a continued run reports what an
+/// uninterrupted one does (wall times and the spend of interrupted phases aside).
+pub(crate) fn build(inputs: Inputs<'_>) -> TrainingReport {
+    let counted = |phase: Phase| -> Vec<&ConversationRecord> {
+        inputs
+            .records
+            .range((phase, 0)..=(phase, usize::MAX))
+            .map(|(_, record)| *record)
+            .filter(|record| record.attempt.outcome.infrastructure().is_none())
+            .collect()
+    };
+    let test_result = |phase| {
+        TestResult::from_outcomes(
+            counted(phase)
+                .into_iter()
+                .map(|record| ProblemOutcome {
+                    id: record.problem_id.clone(),
+                    correct: record.attempt.outcome.is_solved(),
+                })
+                .collect(),
+        )
+    };
+    let test_before = test_result(Phase::TestBefore);
+    let test_after = test_result(Phase::TestAfter);
+    let paired = pair_outcomes(&test_before, &test_after);
+    let epochs = inputs
+        .steps
+        .iter()
+        .map(|step| {
+            let records = counted(Phase::Train { epoch: step.epoch });
+            let solved = records
+                .iter()
+                .filter(|r| r.attempt.outcome.is_solved())
+                .count();
+            EpochResult {
+                epoch: step.epoch,
+                accuracy: Accuracy::new(solved as u64, records.len() as u64),
+                kept: step.kept,
+                actions: step.actions,
+                functions_after: step.functions_after.clone(),
+            }
+        })
+        .collect();
+    let (phases, usage) = phase_totals(inputs.phases);
+    TrainingReport {
+        version: REPORT_VERSION,
+        setup: inputs.setup,
+        mcnemar_p: paired.mcnemar_exact_p(),
+        paired,
+        test_before,
+        test_after,
+        epochs,
+        functions: function_usage(inputs.records, inputs.functions),
+        usage,
+        phases,
+        stopped_early: inputs.stopped_early,
+        infrastructure: infrastructure_counts(inputs.records),
+        incomplete: inputs.incomplete,
+    }
+}
+
+/// Calls of each function in force, in training and in the test after training.
+fn function_usage(
+    records: &BTreeMap<(Phase, usize), &ConversationRecord>,
+    functions: &FunctionSet,
+) -> Vec<FunctionUsage> {
+    let mut training: BTreeMap<&str, CallCounts> = BTreeMap::new();
+    let mut test_after: BTreeMap<&str, CallCounts> = BTreeMap::new();
+    for ((phase, _), record) in records {
+        let counts = match phase {
+            Phase::Train { .. } => &mut training,
+            Phase::TestAfter => &mut test_after,
+            Phase::TestBefore | Phase::Validation { .. } => continue,
+        };
+        for (name, calls) in &record.attempt.calls {
+            counts.entry(name.as_str()).or_default().merge(*calls);
+        }
+    }
+    functions
+        .iter()
+        .map(|function| FunctionUsage {
+            name: function.name.clone(),
+            description: function.description.clone(),
+            training: training
+                .get(function.name.as_str())
+                .copied()
+                .unwrap_or_default(),
+            test_after: test_after
+                .get(function.name.as_str())
+                .copied()
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Time and spend per phase: a phase continued by several processes has one line
+/// per process, summed here.
+fn phase_totals(records: &[PhaseRecord]) -> (Vec<PhaseTime>, Vec<RoleUsage>) {
+    let mut phases: Vec<PhaseTime> = Vec::new();
+    let mut usage: BTreeMap<String, RoleUsage> = BTreeMap::new();
+    for record in records {
+        match phases.iter_mut().find(|phase| phase.phase == record.phase) {
+            Some(phase) => phase.seconds += record.seconds,
+            None => phases.push(PhaseTime {
+                phase: record.phase.clone(),
+                seconds: record.seconds,
+            }),
+        }
+        for spent in &record.usage {
+            usage
+                .entry(spent.role.clone())
+                .or_insert_with(|| RoleUsage {
+                    role: spent.role.clone(),
+                    calls: 0,
+                    prompt_tokens: 0,
+                    completion_tokens: 0,
+                    cost_usd: 0.0,
+                })
+                .merge(spent);
+        }
+    }
+    (phases, usage.into_values().collect())
+}
+
+/// Infrastructure errors still standing (not re-run successfully), per phase.
+fn infrastructure_counts(
+    records: &BTreeMap<(Phase, usize), &ConversationRecord>,
+) -> Vec<InfrastructureCounts> {
+    let mut by_phase: BTreeMap<Phase, (BTreeMap<InfraKind, u64>, String)> = BTreeMap::new();
+    for ((phase, _), record) in records {
+        if let Some(error) = record.attempt.outcome.infrastructure() {
+            let (kinds, _) = by_phase
+                .entry(*phase)
+                .or_insert_with(|| (BTreeMap::new(), error.message.clone()));
+            *kinds.entry(error.kind).or_default() += 1;
+        }
+    }
+    by_phase
+        .into_iter()
+        .map(|(phase, (kinds, first_message))| InfrastructureCounts {
+            phase: phase.name(),
+            by_kind: kinds.into_iter().collect(),
+            first_message,
+        })
+        .collect()
+}

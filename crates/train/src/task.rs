@@ -1,0 +1,223 @@
+//! What a user implements: one problem, run with the current functions.
+
+use std::collections::BTreeMap;
+
+use agentopt_agents::{Execution, FailureKind, StopReason, Transcript};
+use agentopt_core::FunctionSet;
+use agentopt_llm::ChatMessage;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// A kind of problem agents are trained on (MATH, your tickets, your tables …).
+///
+/// The [`crate::Trainer`] calls [`Task::attempt`] for every problem of every phase,
+/// up to `concurrency` at once, each time with the function set in force.
+#[async_trait]
+pub trait Task: Send + Sync {
+    /// One problem.
+    type Problem: Send + Sync;
+
+    /// A stable id for `problem`, unique within its set: the journal checks it on
+    /// resume, and before/after outcomes are paired by it.
+    fn problem_id(&self, problem: &Self::Problem) -> String;
+
+    /// Runs `problem` with `functions` installed on fresh agents and says what
+    /// happened. Failures of the model, the sandbox or the checker are returned as
+    /// [`Outcome::Infrastructure`], never as a wrong answer.
+    async fn attempt(&self, problem: &Self::Problem, functions: &FunctionSet) -> Attempt;
+}
+
+/// What one attempt at a problem produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Solved, failed, or stopped by infrastructure.
+    pub outcome: Outcome,
+    /// The conversation as the assistant saw it: what the optimizer reads.
+    pub history: Vec<ChatMessage>,
+    /// The answer the agents gave, if the task has one.
+    #[serde(default)]
+    pub answer: Option<String>,
+    /// The reference answer, if the task has one.
+    #[serde(default)]
+    pub expected: Option<String>,
+    /// Calls of learned functions, per name.
+    #[serde(default)]
+    pub calls: BTreeMap<String, CallCounts>,
+    /// Model tokens spent (prompt + completion).
+    #[serde(default)]
+    pub tokens: u64,
+    /// The whole conversation, when the task ran agentopt agents.
+    #[serde(default)]
+    pub transcript: Option<Transcript>,
+}
+
+impl Attempt {
+    /// An attempt with `outcome` and the assistant's `history`, nothing else known.
+    pub fn new(outcome: Outcome, history: Vec<ChatMessage>) -> Self {
+        Self {
+            outcome,
+            history,
+            answer: None,
+            expected: None,
+            calls: BTreeMap::new(),
+            tokens: 0,
+            transcript: None,
+        }
+    }
+
+    /// An attempt read off an agentopt conversation: the learned-function calls and
+    /// tokens come from `transcript`, and a chat that ended on an infrastructure
+    /// failure becomes [`Outcome::Infrastructure`] whatever `judged` says.
+    pub fn from_transcript(
+        judged: Outcome,
+        history: Vec<ChatMessage>,
+        transcript: Transcript,
+    ) -> Self {
+        let mut calls: BTreeMap<String, CallCounts> = BTreeMap::new();
+        for entry in &transcript.entries {
+            for execution in &entry.work.executions {
+                if let Execution::Function(call) = execution {
+                    calls
+                        .entry(call.name.clone())
+                        .or_default()
+                        .add(call.success);
+                }
+            }
+        }
+        let usage = transcript.totals.usage;
+        Self {
+            outcome: Outcome::from_stop_reason(&transcript.stop_reason).unwrap_or(judged),
+            history,
+            answer: None,
+            expected: None,
+            calls,
+            tokens: usage.prompt_tokens + usage.completion_tokens,
+            transcript: Some(transcript),
+        }
+    }
+
+    /// Sets the answer and the reference.
+    #[must_use]
+    pub fn with_answers(mut self, answer: Option<String>, expected: Option<String>) -> Self {
+        self.answer = answer;
+        self.expected = expected;
+        self
+    }
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The task's checker accepted the result.
+    Solved,
+    /// The agents finished and the checker rejected the result.
+    Failed {
+        /// Why, for people (the wrong answer, the limit hit …).
+        reason: String,
+    },
+    /// Something outside the agents' control stopped the attempt: not training
+    /// signal.
+    Infrastructure(InfraError),
+}
+
+impl Outcome {
+    /// [`Outcome::Solved`] when `solved`, else [`Outcome::Failed`] with `reason`.
+    pub fn judged(solved: bool, reason: impl FnOnce() -> String) -> Self {
+        if solved {
+            Self::Solved
+        } else {
+            Self::Failed { reason: reason() }
+        }
+    }
+
+    /// The outcome a chat's end imposes, if any: infrastructure failures become
+    /// [`Outcome::Infrastructure`]; a conversation that outgrew the context window
+    /// is the agents' failure.
+    pub fn from_stop_reason(reason: &StopReason) -> Option<Self> {
+        let StopReason::Error { kind, message, .. } = reason else {
+            return None;
+        };
+        let infra = |kind| Some(Self::Infrastructure(InfraError::new(kind, message.clone())));
+        match kind {
+            FailureKind::ContextOverflow => Some(Self::Failed {
+                reason: format!("the conversation outgrew the context window: {message}"),
+            }),
+            FailureKind::Model | FailureKind::Other => infra(InfraKind::Model),
+            FailureKind::MalformedReply => infra(InfraKind::MalformedReply),
+            FailureKind::Budget => infra(InfraKind::Budget),
+            FailureKind::Sandbox => infra(InfraKind::Sandbox),
+        }
+    }
+
+    /// Solved.
+    pub fn is_solved(&self) -> bool {
+        matches!(self, Self::Solved)
+    }
+
+    /// Stopped by infrastructure.
+    pub fn infrastructure(&self) -> Option<&InfraError> {
+        match self {
+            Self::Infrastructure(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// An infrastructure failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InfraError {
+    /// What failed.
+    pub kind: InfraKind,
+    /// The error, as the failing part reported it.
+    pub message: String,
+}
+
+impl InfraError {
+    /// An error of `kind`.
+    pub fn new(kind: InfraKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// What kind of infrastructure failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InfraKind {
+    /// A model call failed after the client's retries.
+    Model,
+    /// The model answered with something unreadable.
+    MalformedReply,
+    /// The sandbox failed outside the agents' code.
+    Sandbox,
+    /// The checker could not decide whether the answer is right.
+    CheckerUndecided,
+    /// The spending budget is used up; the run stops.
+    Budget,
+}
+
+/// How often a function was called and how often that worked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallCounts {
+    /// Calls.
+    pub calls: u64,
+    /// Calls that returned without error.
+    pub succeeded: u64,
+}
+
+impl CallCounts {
+    /// Counts one call.
+    pub fn add(&mut self, succeeded: bool) {
+        self.calls += 1;
+        self.succeeded += u64::from(succeeded);
+    }
+
+    /// Adds `other`'s counts.
+    pub fn merge(&mut self, other: CallCounts) {
+        self.calls += other.calls;
+        self.succeeded += other.succeeded;
+    }
+}

@@ -1,0 +1,643 @@
+//! The training run: test before → epochs of (training attempts, validation
+//! attempts, optimizer step, new functions) → test after → artifact and report.
+//!
+//! Everything the run learns is on disk before it moves on ([`crate::RunDir`]), so a
+//! run over a directory that holds part of a run continues it: recorded attempts
+//! are read back instead of re-run (except infrastructure errors, which run again),
+//! and the optimizer restarts from its copy after the last finished step and is given
+//! the epoch's attempts again, in problem order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use agentopt_agents::ExecutorFactory;
+use agentopt_core::files::{JsonLines, read_json_lines, write_atomic, write_json_atomic};
+use agentopt_core::{FunctionSet, Provenance};
+use agentopt_llm::{ChatModel, UsageMeter, UsageReport};
+use agentopt_optimizer::{AgentOptimizer, OptimizerOptions, StepOutcome, ValidationOptions};
+use futures::StreamExt as _;
+
+use crate::journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord};
+use crate::progress::{Event, NoProgress, Observer};
+use crate::report::{Setup, TrainingReport};
+use crate::task::{InfraKind, Task};
+use crate::{TrainError, report};
+
+/// The problems of a run. Validation problems, when there are any, switch the
+/// optimizer to validation mode (a trial is kept only when it solves significantly
+/// more of them).
+#[derive(Debug, Clone)]
+pub struct Problems<P> {
+    /// Solved every epoch; their conversations teach the optimizer.
+    pub train: Vec<P>,
+    /// Held out, solved every epoch by each trial (validation mode).
+    pub validation: Vec<P>,
+    /// Solved before and after training.
+    pub test: Vec<P>,
+}
+
+/// How a [`Trainer`] runs.
+#[derive(Clone)]
+pub struct TrainerOptions {
+    /// Where the journal, checkpoints, artifact and report go; a directory holding
+    /// part of a run is continued.
+    pub run_dir: PathBuf,
+    /// Training epochs (at least 1).
+    pub epochs: u32,
+    /// Optimizer actions allowed per step (at least 1).
+    pub max_actions_per_step: usize,
+    /// Attempts run at once (at least 1). Results do not depend on it: the
+    /// optimizer is given each phase's attempts in problem order.
+    pub concurrency: usize,
+    /// The optimizer's options; `checkpoint` is set by the trainer.
+    pub optimizer: OptimizerOptions,
+    /// Significance level of validation mode (used when there are validation
+    /// problems).
+    pub significance: f64,
+    /// The meter the task's and the optimizer's clients share: phase spend in the
+    /// report. `None`: no spend is reported.
+    pub meter: Option<UsageMeter>,
+    /// Sessions in which proposed functions are tried once before they are
+    /// accepted. `None`: only static checks.
+    pub proposal_sandbox: Option<Arc<dyn ExecutorFactory>>,
+    /// After this many infrastructure errors in a row, a phase stops starting new
+    /// attempts (an outage should not burn through the whole set).
+    pub max_consecutive_infrastructure_errors: usize,
+    /// What the report says about the run.
+    pub setup: Setup,
+}
+
+impl Default for TrainerOptions {
+    fn default() -> Self {
+        Self {
+            run_dir: PathBuf::from("runs/train"),
+            epochs: 2,
+            max_actions_per_step: 3,
+            concurrency: 1,
+            optimizer: OptimizerOptions::default(),
+            significance: 0.05,
+            meter: None,
+            proposal_sandbox: None,
+            max_consecutive_infrastructure_errors: 3,
+            setup: Setup::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for TrainerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrainerOptions")
+            .field("run_dir", &self.run_dir)
+            .field("epochs", &self.epochs)
+            .field("max_actions_per_step", &self.max_actions_per_step)
+            .field("concurrency", &self.concurrency)
+            .field("optimizer", &self.optimizer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TrainerOptions {
+    fn check(&self) -> Result<(), TrainError> {
+        let invalid = |option, value: String, message: &str| TrainError::InvalidOption {
+            option,
+            value,
+            message: message.to_owned(),
+        };
+        if self.epochs == 0 {
+            return Err(invalid(
+                "epochs",
+                "0".into(),
+                "train for at least one epoch",
+            ));
+        }
+        if self.max_actions_per_step == 0 {
+            return Err(invalid(
+                "max_actions_per_step",
+                "0".into(),
+                "allow at least one action",
+            ));
+        }
+        if self.concurrency == 0 {
+            return Err(invalid(
+                "concurrency",
+                "0".into(),
+                "run at least one attempt at a time",
+            ));
+        }
+        if !(self.significance > 0.0 && self.significance < 1.0) {
+            return Err(invalid(
+                "significance",
+                self.significance.to_string(),
+                "must be in (0, 1)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Trains the functions of a [`Task`]'s agents.
+pub struct Trainer<T: Task> {
+    task: T,
+    optimizer_model: Arc<dyn ChatModel>,
+    options: TrainerOptions,
+    observer: Arc<dyn Observer>,
+}
+
+impl<T: Task> Trainer<T> {
+    /// A trainer for `task` whose functions are proposed by `optimizer_model`.
+    pub fn new(task: T, optimizer_model: Arc<dyn ChatModel>, options: TrainerOptions) -> Self {
+        Self {
+            task,
+            optimizer_model,
+            options,
+            observer: Arc::new(NoProgress),
+        }
+    }
+
+    /// Sends progress events to `observer`.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// The task.
+    pub fn task(&self) -> &T {
+        &self.task
+    }
+
+    /// Runs (or continues) the training run and returns its report, which is also
+    /// written to the run directory. A run stopped by infrastructure errors or the
+    /// budget returns a report marked incomplete; running again continues it.
+    ///
+    /// # Errors
+    /// Bad options or problem ids (before any model call), run-directory I/O, a
+    /// failed optimizer step.
+    pub async fn run(&self, problems: &Problems<T::Problem>) -> Result<TrainingReport, TrainError> {
+        self.options.check()?;
+        for (set, list) in [
+            ("train", &problems.train),
+            ("validation", &problems.validation),
+            ("test", &problems.test),
+        ] {
+            self.check_unique_ids(set, list)?;
+        }
+        let mut run = Run::open(self, problems)?;
+        run.execute().await
+    }
+
+    fn check_unique_ids(
+        &self,
+        set: &'static str,
+        problems: &[T::Problem],
+    ) -> Result<(), TrainError> {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (index, problem) in problems.iter().enumerate() {
+            let id = self.task.problem_id(problem);
+            if let Some(&first) = seen.get(&id) {
+                return Err(TrainError::DuplicateProblemId {
+                    set,
+                    id,
+                    first,
+                    second: index,
+                });
+            }
+            seen.insert(id, index);
+        }
+        Ok(())
+    }
+}
+
+/// The attempts of one phase that count, and what stopped it early.
+struct PhaseResult {
+    /// Solved or failed attempts, in problem order (infrastructure errors left out).
+    records: Vec<ConversationRecord>,
+    /// Why the phase did not finish cleanly, if it did not.
+    stop: Option<String>,
+}
+
+/// One run in progress: its journal, records and optimizer.
+struct Run<'a, T: Task> {
+    trainer: &'a Trainer<T>,
+    problems: &'a Problems<T::Problem>,
+    dir: RunDir,
+    transcripts: JsonLines,
+    steps: JsonLines,
+    phases: JsonLines,
+    /// The latest record of each (phase, index).
+    recorded: HashMap<(Phase, usize), ConversationRecord>,
+}
+
+impl<'a, T: Task> Run<'a, T> {
+    fn open(
+        trainer: &'a Trainer<T>,
+        problems: &'a Problems<T::Problem>,
+    ) -> Result<Self, TrainError> {
+        let dir = RunDir::open(&trainer.options.run_dir)?;
+        let mut recorded = HashMap::new();
+        for record in read_json_lines::<ConversationRecord>(&dir.transcripts_path())? {
+            recorded.insert((record.phase, record.index), record);
+        }
+        Ok(Self {
+            transcripts: JsonLines::open(&dir.transcripts_path())?,
+            steps: JsonLines::open(&dir.steps_path())?,
+            phases: JsonLines::open(&dir.phases_path())?,
+            trainer,
+            problems,
+            dir,
+            recorded,
+        })
+    }
+
+    fn options(&self) -> &TrainerOptions {
+        &self.trainer.options
+    }
+
+    async fn execute(&mut self) -> Result<TrainingReport, TrainError> {
+        let done_steps: Vec<StepRecord> = read_json_lines(&self.dir.steps_path())?;
+        let mut optimizer = self
+            .optimizer(done_steps.last().map(|step| step.epoch))
+            .await?;
+        let mut functions = FunctionSet::new(optimizer.trial_functions().iter().cloned());
+        let test = &self.problems.test;
+        if let Some(stop) = self
+            .phase(Phase::TestBefore, test, &FunctionSet::default())
+            .await?
+            .stop
+        {
+            return self.finish(&functions, None, Some(stop));
+        }
+        let mut stopped_early = None;
+        let mut epoch = done_steps.last().map_or(1, |step| step.epoch + 1);
+        if let Some(last) = done_steps.last().filter(|step| step.should_stop) {
+            stopped_early = Some(stop_message(last.epoch, self.options().optimizer.patience));
+            epoch = self.options().epochs + 1;
+        }
+        while epoch <= self.options().epochs {
+            if let Some(stop) = self.epoch(epoch, &functions, &mut optimizer).await? {
+                return self.finish(&functions, stopped_early, Some(stop));
+            }
+            let step = self.step(epoch, &mut optimizer).await?;
+            functions = step.functions.clone();
+            if step.should_stop {
+                stopped_early = Some(stop_message(epoch, self.options().optimizer.patience));
+                break;
+            }
+            epoch += 1;
+        }
+        let stop = self.phase(Phase::TestAfter, test, &functions).await?.stop;
+        let steps = optimizer.steps_taken();
+        let provenance = Provenance {
+            producer: format!("agentopt-train {}", env!("CARGO_PKG_VERSION")),
+            optimizer_model: self.trainer.optimizer_model.model_name().to_owned(),
+            performance: optimizer.best_performance(),
+            steps,
+            exported_at_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_secs()),
+        };
+        functions
+            .clone()
+            .with_provenance(provenance)
+            .save(&self.dir.functions_path())?;
+        self.finish(&functions, stopped_early, stop)
+    }
+
+    /// The training (and validation) attempts of one epoch, given to the optimizer
+    /// when every one of them counts; otherwise why the run stops here.
+    async fn epoch(
+        &mut self,
+        epoch: u32,
+        functions: &FunctionSet,
+        optimizer: &mut AgentOptimizer,
+    ) -> Result<Option<String>, TrainError> {
+        let train = self
+            .phase(Phase::Train { epoch }, &self.problems.train, functions)
+            .await?;
+        if train.stop.is_some() {
+            return Ok(train.stop);
+        }
+        let validation = if self.problems.validation.is_empty() {
+            None
+        } else {
+            let phase = Phase::Validation { epoch };
+            let result = self
+                .phase(phase, &self.problems.validation, functions)
+                .await?;
+            if result.stop.is_some() {
+                return Ok(result.stop);
+            }
+            Some(result.records)
+        };
+        for record in train.records {
+            optimizer.record_one_conversation(
+                record.attempt.history,
+                record.attempt.outcome.is_solved(),
+            )?;
+        }
+        for record in validation.into_iter().flatten() {
+            optimizer
+                .record_validation_outcome(record.problem_id, record.attempt.outcome.is_solved())?;
+        }
+        Ok(None)
+    }
+
+    /// The optimizer step after `epoch`, journaled with a copy of the checkpoint.
+    async fn step(
+        &mut self,
+        epoch: u32,
+        optimizer: &mut AgentOptimizer,
+    ) -> Result<StepOutcome, TrainError> {
+        let started = Instant::now();
+        let spent_before = self.spent();
+        self.trainer.observer.event(Event::StepStarted { epoch });
+        let outcome = optimizer.step().await?;
+        // The live checkpoint now holds the state after this step; keep a copy to
+        // resume from.
+        let live = self.dir.optimizer_checkpoint_path();
+        let checkpoint =
+            std::fs::read(&live).map_err(agentopt_core::CoreError::io("read", &live))?;
+        write_atomic(&self.dir.checkpoint_path(epoch), &checkpoint)?;
+        let step = StepRecord {
+            epoch,
+            kept: outcome.accepted,
+            actions: u32::try_from(outcome.actions.len()).unwrap_or(u32::MAX),
+            functions_after: outcome
+                .functions
+                .names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            should_stop: outcome.should_stop,
+        };
+        tracing::info!(
+            epoch,
+            kept = step.kept,
+            actions = step.actions,
+            trial_performance = outcome.trial_performance,
+            best_performance = outcome.best_performance,
+            rejected = outcome.rejected.len(),
+            "optimizer step finished"
+        );
+        self.steps.append(&step)?;
+        self.trainer.observer.event(Event::StepFinished {
+            step: &step,
+            rejected: outcome.rejected.len(),
+        });
+        self.finish_phase(&format!("step {epoch}"), started, &spent_before)?;
+        Ok(outcome)
+    }
+
+    /// A fresh optimizer, or the one saved after the step of `last_epoch`.
+    async fn optimizer(&self, last_epoch: Option<u32>) -> Result<AgentOptimizer, TrainError> {
+        let trainer = self.trainer;
+        let mut options = self.options().optimizer.clone();
+        options.checkpoint = Some(self.dir.optimizer_checkpoint_path());
+        if !self.problems.validation.is_empty() {
+            options.validation = Some(ValidationOptions {
+                significance: self.options().significance,
+            });
+        }
+        let model = Arc::clone(&trainer.optimizer_model);
+        let optimizer = match last_epoch {
+            Some(epoch) => {
+                let path = self.dir.checkpoint_path(epoch);
+                tracing::info!(checkpoint = %path.display(), "resuming the optimizer");
+                AgentOptimizer::resume_with_options(&path, model, options)?
+            }
+            None => AgentOptimizer::new(self.options().max_actions_per_step, model, options)?,
+        };
+        Ok(match &self.options().proposal_sandbox {
+            Some(sessions) => optimizer.with_executor(sessions.start().await?),
+            None => optimizer,
+        })
+    }
+
+    /// Runs the attempts of one phase (reusing those recorded, re-running
+    /// infrastructure errors) and returns those that count, in problem order.
+    async fn phase(
+        &mut self,
+        phase: Phase,
+        problems: &'a [T::Problem],
+        functions: &FunctionSet,
+    ) -> Result<PhaseResult, TrainError> {
+        let started = Instant::now();
+        let spent_before = self.spent();
+        let observer = Arc::clone(&self.trainer.observer);
+        observer.event(Event::PhaseStarted {
+            phase,
+            total: problems.len(),
+        });
+        let pending = self.pending(phase, problems)?;
+        let ran_anything = !pending.is_empty();
+        let stop = self
+            .run_attempts(phase, problems, pending, functions)
+            .await?;
+        observer.event(Event::PhaseFinished { phase });
+        if ran_anything {
+            self.finish_phase(&phase.name(), started, &spent_before)?;
+        }
+        let records = (0..problems.len())
+            .filter_map(|index| self.recorded.get(&(phase, index)))
+            .filter(|record| record.attempt.outcome.infrastructure().is_none())
+            .cloned()
+            .collect();
+        Ok(PhaseResult { records, stop })
+    }
+
+    /// Indices of `problems` to run: not recorded, or recorded as an infrastructure
+    /// error. Reports the recorded ones to the observer.
+    fn pending(&self, phase: Phase, problems: &[T::Problem]) -> Result<Vec<usize>, TrainError> {
+        let mut pending = Vec::new();
+        for (index, problem) in problems.iter().enumerate() {
+            let id = self.trainer.task.problem_id(problem);
+            match self.recorded.get(&(phase, index)) {
+                Some(record) if record.problem_id != id => {
+                    return Err(TrainError::ProblemChanged {
+                        path: self.dir.transcripts_path(),
+                        phase,
+                        index,
+                        recorded: record.problem_id.clone(),
+                        now: id,
+                    });
+                }
+                Some(record) if record.attempt.outcome.infrastructure().is_none() => {
+                    self.trainer.observer.event(Event::Resumed {
+                        phase,
+                        outcome: &record.attempt.outcome,
+                        tokens: record.attempt.tokens,
+                    });
+                }
+                _ => pending.push(index),
+            }
+        }
+        Ok(pending)
+    }
+
+    /// Runs `pending` attempts, `concurrency` at a time, journaling each as it
+    /// finishes. Returns why the phase stopped early or left errors to re-run.
+    async fn run_attempts(
+        &mut self,
+        phase: Phase,
+        problems: &'a [T::Problem],
+        pending: Vec<usize>,
+        functions: &FunctionSet,
+    ) -> Result<Option<String>, TrainError> {
+        let task = &self.trainer.task;
+        let mut finished = futures::stream::iter(pending.into_iter().map(|index| {
+            let problem = &problems[index];
+            async move { (index, task.attempt(problem, functions).await) }
+        }))
+        .buffer_unordered(self.options().concurrency);
+        let mut errors = InfraTally::default();
+        while let Some((index, attempt)) = finished.next().await {
+            let record = ConversationRecord {
+                phase,
+                index,
+                problem_id: task.problem_id(&problems[index]),
+                attempt,
+            };
+            self.transcripts.append(&record)?;
+            let outcome = &record.attempt.outcome;
+            self.trainer.observer.event(Event::Finished {
+                phase,
+                problem_id: &record.problem_id,
+                outcome,
+                tokens: record.attempt.tokens,
+            });
+            errors.count(outcome.infrastructure().map(|error| error.kind));
+            self.recorded.insert((phase, index), record);
+            if errors.budget
+                || errors.consecutive >= self.options().max_consecutive_infrastructure_errors
+            {
+                break;
+            }
+        }
+        Ok(errors.stop_reason(phase, self.dir.root()))
+    }
+
+    /// Appends the phase's time and spend to `phases.jsonl`.
+    fn finish_phase(
+        &mut self,
+        name: &str,
+        started: Instant,
+        spent_before: &UsageReport,
+    ) -> Result<(), TrainError> {
+        let spent_after = self.spent();
+        let usage = spent_after
+            .by_caller
+            .iter()
+            .map(|(role, totals)| {
+                let before = spent_before
+                    .by_caller
+                    .get(role)
+                    .copied()
+                    .unwrap_or_default();
+                RoleUsage {
+                    role: role.clone(),
+                    calls: totals.calls - before.calls,
+                    prompt_tokens: totals.prompt_tokens - before.prompt_tokens,
+                    completion_tokens: totals.completion_tokens - before.completion_tokens,
+                    cost_usd: totals.cost_usd - before.cost_usd,
+                }
+            })
+            .filter(|usage| usage.calls > 0)
+            .collect();
+        self.phases.append(&PhaseRecord {
+            phase: name.to_owned(),
+            seconds: started.elapsed().as_secs_f64(),
+            usage,
+        })?;
+        Ok(())
+    }
+
+    fn spent(&self) -> UsageReport {
+        self.options()
+            .meter
+            .as_ref()
+            .map(UsageMeter::report)
+            .unwrap_or_default()
+    }
+
+    /// Builds the report from what is on disk and writes `report.json` and `report.md`.
+    fn finish(
+        &self,
+        functions: &FunctionSet,
+        stopped_early: Option<String>,
+        incomplete: Option<String>,
+    ) -> Result<TrainingReport, TrainError> {
+        let steps: Vec<StepRecord> = read_json_lines(&self.dir.steps_path())?;
+        let phases: Vec<PhaseRecord> = read_json_lines(&self.dir.phases_path())?;
+        let mut setup = self.options().setup.clone();
+        setup.train_problems = self.problems.train.len();
+        setup.test_problems = self.problems.test.len();
+        setup.epochs = self.options().epochs;
+        setup.max_actions_per_step =
+            u32::try_from(self.options().max_actions_per_step).unwrap_or(u32::MAX);
+        let records: BTreeMap<(Phase, usize), &ConversationRecord> = self
+            .recorded
+            .iter()
+            .map(|(key, record)| (*key, record))
+            .collect();
+        let report = report::build(report::Inputs {
+            setup,
+            records: &records,
+            steps: &steps,
+            phases: &phases,
+            functions,
+            stopped_early,
+            incomplete,
+        });
+        write_json_atomic(&self.dir.report_json_path(), &report)?;
+        write_atomic(&self.dir.report_md_path(), report.to_markdown().as_bytes())?;
+        Ok(report)
+    }
+}
+
+/// Infrastructure errors of a phase as its attempts finish.
+#[derive(Default)]
+struct InfraTally {
+    /// Errors in a row (a solved or failed attempt resets it).
+    consecutive: usize,
+    total: usize,
+    budget: bool,
+}
+
+impl InfraTally {
+    fn count(&mut self, error: Option<InfraKind>) {
+        match error {
+            Some(kind) => {
+                self.consecutive += 1;
+                self.total += 1;
+                self.budget |= kind == InfraKind::Budget;
+            }
+            None => self.consecutive = 0,
+        }
+    }
+
+    fn stop_reason(&self, phase: Phase, run_dir: &std::path::Path) -> Option<String> {
+        if self.budget {
+            return Some(format!(
+                "the budget is used up during {phase}; raise it and run again on {} to continue",
+                run_dir.display()
+            ));
+        }
+        (self.total > 0).then(|| {
+            format!(
+                "{} infrastructure error(s) during {phase} (see the report); nothing was \
+                 recorded for them: run again on {} to re-run them",
+                self.total,
+                run_dir.display()
+            )
+        })
+    }
+}
+
+fn stop_message(epoch: u32, patience: Option<u32>) -> String {
+    format!(
+        "after epoch {epoch}: {} steps in a row without beating the best training accuracy",
+        patience.unwrap_or(0)
+    )
+}

@@ -1,0 +1,138 @@
+//! A whole run: the optimizer learns `halve`, the test after training uses it, the
+//! run directory holds the journal, the artifact and the report.
+
+use agentopt_train::{FunctionSet, Phase, TrainerOptions, TrainingReport};
+
+use crate::{Halving, optimizer_server, problems, trainer};
+
+#[tokio::test]
+async fn a_task_that_is_not_math_trains_end_to_end() -> anyhow::Result<()> {
+    let server = optimizer_server().await;
+    let dir = tempfile::tempdir()?;
+    let report = trainer(Halving::default(), &server, dir.path())
+        .run(&problems())
+        .await?;
+
+    assert_eq!(
+        (
+            report.test_before.accuracy.correct,
+            report.test_before.accuracy.total
+        ),
+        (0, 4)
+    );
+    assert_eq!(
+        (
+            report.test_after.accuracy.correct,
+            report.test_after.accuracy.total
+        ),
+        (3, 4)
+    );
+    assert_eq!(
+        (report.paired.after_only, report.paired.before_only),
+        (3, 0)
+    );
+    let epochs: Vec<(u64, bool, u32)> = report
+        .epochs
+        .iter()
+        .map(|epoch| (epoch.accuracy.correct, epoch.kept, epoch.actions))
+        .collect();
+    assert_eq!(
+        epochs,
+        [(0, true, 1), (2, true, 0)],
+        "learned in step 1, used in epoch 2"
+    );
+    assert_eq!(report.functions.len(), 1);
+    let halve = &report.functions[0];
+    assert_eq!(
+        (
+            halve.name.as_str(),
+            halve.training.calls,
+            halve.test_after.calls
+        ),
+        ("halve", 3, 4)
+    );
+    assert_eq!(halve.test_after.succeeded, 3);
+    assert!(report.incomplete.is_none() && report.infrastructure.is_empty());
+
+    let learned = FunctionSet::load(&dir.path().join("functions.json"))?;
+    assert_eq!(learned.names(), ["halve"]);
+    let on_disk: TrainingReport =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json"))?)?;
+    assert_eq!(on_disk, report);
+    let markdown = std::fs::read_to_string(dir.path().join("report.md"))?;
+    assert!(markdown.contains("| before training | 0/4 |"), "{markdown}");
+    assert!(
+        markdown.contains("| `halve` | half of an even number | 3 (2) | 4 (3) |"),
+        "{markdown}"
+    );
+    let phases: Vec<&str> = report
+        .phases
+        .iter()
+        .map(|phase| phase.phase.as_str())
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "test before training",
+            "epoch 1",
+            "step 1",
+            "epoch 2",
+            "step 2",
+            "test after training"
+        ]
+    );
+    assert_eq!(Phase::Train { epoch: 2 }.name(), "epoch 2");
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_options_and_ids_fail_before_any_model_call() -> anyhow::Result<()> {
+    let server = optimizer_server().await;
+    let dir = tempfile::tempdir()?;
+    let check = async |options: TrainerOptions, problems, expected: &str| {
+        let task = Halving::default();
+        let trainer = agentopt_train::Trainer::new(task, crate::client(&server), options);
+        let error = trainer.run(&problems).await.expect_err(expected);
+        assert!(error.to_string().contains(expected), "{error}");
+        assert_eq!(
+            trainer
+                .task()
+                .attempts
+                .load(std::sync::atomic::Ordering::SeqCst),
+            0
+        );
+    };
+    let base = crate::options(dir.path());
+    check(
+        TrainerOptions {
+            epochs: 0,
+            ..base.clone()
+        },
+        problems(),
+        "option `epochs` = 0",
+    )
+    .await;
+    check(
+        TrainerOptions {
+            concurrency: 0,
+            ..base.clone()
+        },
+        problems(),
+        "`concurrency` = 0",
+    )
+    .await;
+    check(
+        TrainerOptions {
+            significance: 1.5,
+            ..base.clone()
+        },
+        problems(),
+        "`significance` = 1.5",
+    )
+    .await;
+    let mut twice = problems();
+    twice.test = vec![6, 7, 6];
+    check(base, twice, "test problems 0 and 2 have the same id \"n6\"").await;
+    assert!(server.chat_requests().is_empty());
+    Ok(())
+}
