@@ -6,6 +6,7 @@ use agentopt_core::CoreError;
 use agentopt_llm::LlmError;
 use agentopt_optimizer::OptimizerError;
 use agentopt_sandbox::SandboxError;
+use agentopt_train::TrainError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -84,5 +85,44 @@ pub(crate) fn optimizer_error(error: OptimizerError) -> PyErr {
             )
         }
         _ => raise("OptimizerError", message, None, None),
+    }
+}
+
+/// A run, checkpoint or artifact file error: `CheckpointError` with the path as
+/// `value`.
+pub(crate) fn core_error(error: &CoreError) -> PyErr {
+    let (CoreError::Io { path, .. }
+    | CoreError::Format { path, .. }
+    | CoreError::UnsupportedVersion { path, .. }
+    | CoreError::InvalidFunction { path, .. }) = error;
+    raise(
+        "CheckpointError",
+        error.to_string(),
+        None,
+        Some(path.display().to_string()),
+    )
+}
+
+/// A training run's failure: bad options and problem ids → `ConfigError`, run files
+/// (and a run directory holding other problems) → `CheckpointError`, the rest by
+/// their source.
+pub(crate) fn train_error(error: TrainError) -> PyErr {
+    let message = error.to_string();
+    match error {
+        TrainError::File(inner) => core_error(&inner),
+        TrainError::Optimizer(inner) => optimizer_error(inner),
+        TrainError::Sandbox(inner) => sandbox_error(inner),
+        TrainError::InvalidOption { option, value, .. } => {
+            raise("ConfigError", message, Some(option.to_owned()), Some(value))
+        }
+        TrainError::DuplicateProblemId { set, id, .. } => {
+            raise("ConfigError", message, Some(set.to_owned()), Some(id))
+        }
+        TrainError::ProblemChanged { path, .. } => raise(
+            "CheckpointError",
+            message,
+            None,
+            Some(path.display().to_string()),
+        ),
     }
 }

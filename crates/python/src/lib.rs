@@ -13,6 +13,7 @@ mod functions;
 mod json;
 mod optimizer;
 mod runtime;
+mod train;
 
 use pyo3::prelude::*;
 
@@ -21,6 +22,9 @@ use pyo3::prelude::*;
 fn _agentopt(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<optimizer::AgentOptimizer>()?;
     module.add_class::<functions::LearnedFunction>()?;
+    module.add_class::<functions::FunctionSet>()?;
+    module.add_class::<train::Trainer>()?;
+    module.add_class::<train::TrainingReport>()?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

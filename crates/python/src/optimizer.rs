@@ -8,17 +8,17 @@ use std::time::Duration;
 use agentopt_agents::Message;
 use agentopt_llm::{ChatMessage, ChatModel, ClientOptions, OpenAiClient};
 use agentopt_optimizer::{
-    ActionFormat, AgentOptimizer as Core, LearnedFunction as Function, OptimizerError,
-    OptimizerOptions, StepOutcome, ValidationOptions,
+    ActionFormat, AgentOptimizer as Core, OptimizerError, OptimizerOptions, StepOutcome,
+    ValidationOptions,
 };
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple, PyType};
+use pyo3::types::{PyDict, PyTuple, PyType};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::config::optimizer_endpoint;
 use crate::errors::{config_error, llm_error, optimizer_error, raise};
-use crate::functions::{LearnedFunction, Sandbox, SharedSandbox};
+use crate::functions::{Sandbox, SharedSandbox, registrations, timeout_from_seconds};
 use crate::json::{from_json, to_json};
 use crate::runtime::wait;
 
@@ -26,7 +26,7 @@ use crate::runtime::wait;
 const RESUME_OPTIONS: &[&str] = &["context_window", "function_timeout", "allow_unsandboxed"];
 
 /// AG2's default optimizer model.
-const DEFAULT_OPTIMIZER_MODEL: &str = "gpt-4-1106-preview";
+pub(crate) const DEFAULT_OPTIMIZER_MODEL: &str = "gpt-4-1106-preview";
 
 /// Learns the Python functions an AG2 agent pair may call (AG2's AgentOptimizer,
 /// with validated actions, bounded prompts, roll-back, early stop, checkpoints and a
@@ -39,11 +39,11 @@ pub(crate) struct AgentOptimizer {
 }
 
 /// The keyword options beyond AG2's, read from `**options`.
-struct Extras {
-    options: OptimizerOptions,
+pub(crate) struct Extras {
+    pub(crate) options: OptimizerOptions,
     context_window: Option<u32>,
-    function_timeout: Duration,
-    allow_unsandboxed: bool,
+    pub(crate) function_timeout: Duration,
+    pub(crate) allow_unsandboxed: bool,
 }
 
 fn option_value(value: &Bound<'_, PyAny>) -> Option<String> {
@@ -128,16 +128,7 @@ fn read_extras(options: Option<&Bound<'_, PyDict>>, temperature: Option<f32>) ->
             "context_window" => extras.context_window = optional(&name, &value, "an int or None")?,
             "function_timeout" => {
                 let seconds: f64 = extract(&name, &value, "a number of seconds")?;
-                extras.function_timeout = Duration::try_from_secs_f64(seconds)
-                    .ok()
-                    .filter(|timeout| !timeout.is_zero())
-                    .ok_or_else(|| {
-                        config_error(
-                            &name,
-                            option_value(&value),
-                            "option `function_timeout`: expected a positive number of seconds",
-                        )
-                    })?;
+                extras.function_timeout = timeout_from_seconds(&name, seconds)?;
             }
             "allow_unsandboxed" => extras.allow_unsandboxed = extract(&name, &value, "a bool")?,
             _ => {
@@ -153,7 +144,7 @@ fn read_extras(options: Option<&Bound<'_, PyDict>>, temperature: Option<f32>) ->
 }
 
 /// The optimizer model's client, from `llm_config`.
-fn model_client(
+pub(crate) fn model_client(
     llm_config: Option<&Bound<'_, PyAny>>,
     optimizer_model: Option<&str>,
     options: Option<&Bound<'_, PyDict>>,
@@ -171,7 +162,7 @@ fn model_client(
 /// AG2 message dicts → chat messages. AG2's keys are read (role, content, name,
 /// function_call, tool_calls, tool_responses); content that is not text (a
 /// multimodal list) is kept as its JSON text.
-fn history_messages(history: &Bound<'_, PyAny>) -> PyResult<Vec<ChatMessage>> {
+pub(crate) fn history_messages(history: &Bound<'_, PyAny>) -> PyResult<Vec<ChatMessage>> {
     let Value::Array(entries) = to_json(history)? else {
         return Err(config_error(
             "conversation_history",
@@ -198,14 +189,6 @@ fn history_messages(history: &Bound<'_, PyAny>) -> PyResult<Vec<ChatMessage>> {
     Ok(messages)
 }
 
-/// AG2's `register_for_llm` item for a function in force.
-fn signature_item<'py>(py: Python<'py>, function: &Function) -> PyResult<Bound<'py, PyAny>> {
-    let item = PyDict::new(py);
-    item.set_item("func_sig", from_json(py, &function.openai_function())?)?;
-    item.set_item("is_remove", false)?;
-    Ok(item.into_any())
-}
-
 impl AgentOptimizer {
     /// The optimizer `make` builds from the model client and options, trying
     /// proposals in a sandbox it shares with the functions it hands out.
@@ -228,34 +211,6 @@ impl AgentOptimizer {
             sandbox,
             last_step: std::sync::Mutex::new(None),
         })
-    }
-
-    /// `(register_for_llm, register_for_executor)` for `removed` names and the
-    /// `functions` in force, in AG2's shapes.
-    fn registrations<'py>(
-        &self,
-        py: Python<'py>,
-        removed: &[String],
-        functions: &[Function],
-    ) -> PyResult<Bound<'py, PyTuple>> {
-        let for_llm = PyList::empty(py);
-        let for_executor = PyDict::new(py);
-        for name in removed {
-            // The name itself: AG2's `update_function_signature(is_remove=True)`
-            // compares it with each function's name (AG2's optimizer passed
-            // `{"name": NAME}`, so its removals never happened).
-            let item = PyDict::new(py);
-            item.set_item("func_sig", name)?;
-            item.set_item("is_remove", true)?;
-            for_llm.append(item)?;
-            for_executor.set_item(name, py.None())?;
-        }
-        for function in functions {
-            for_llm.append(signature_item(py, function)?)?;
-            let callable = LearnedFunction::new(function.clone(), Arc::clone(&self.sandbox));
-            for_executor.set_item(&function.name, Py::new(py, callable)?)?;
-        }
-        PyTuple::new(py, [for_llm.into_any(), for_executor.into_any()])
     }
 
     fn lock_step(&self) -> std::sync::MutexGuard<'_, Option<StepOutcome>> {
@@ -368,8 +323,12 @@ impl AgentOptimizer {
         let core = Arc::clone(&self.core);
         let outcome = wait(py, move || async move { core.lock().await.step().await })?
             .map_err(optimizer_error)?;
-        let result =
-            self.registrations(py, &outcome.changes.removed, outcome.functions.functions())?;
+        let result = registrations(
+            py,
+            &outcome.changes.removed,
+            outcome.functions.functions(),
+            &self.sandbox,
+        )?;
         *self.lock_step() = Some(outcome);
         Ok(result)
     }
@@ -389,7 +348,7 @@ impl AgentOptimizer {
         let functions = wait(py, move || async move {
             core.lock().await.trial_functions().to_vec()
         })?;
-        self.registrations(py, &[], &functions)
+        registrations(py, &[], &functions, &self.sandbox)
     }
 
     /// The last step's report as a dict (accepted, improved, trial_performance,

@@ -8,10 +8,15 @@ validated before it is accepted, and learned code run in an isolated sandbox
 worker instead of the user's process. Moving a notebook over is one import::
 
     from agentopt import AgentOptimizer
+
+``agentopt.Trainer`` runs a whole training run (test, epochs of attempts and
+optimizer steps, test) over a task written in Python, with a crash-safe run
+directory that a second ``run()`` continues; ``agentopt.FunctionSet.load`` reads the
+trained ``functions.json`` and installs it into AG2 agents.
 """
 
 from . import errors
-from ._agentopt import AgentOptimizer, LearnedFunction, __version__
+from ._agentopt import AgentOptimizer, FunctionSet, LearnedFunction, Trainer, TrainingReport, __version__
 from .errors import (
     AgentOptError,
     CheckpointError,
@@ -24,7 +29,10 @@ from .errors import (
 
 __all__ = [
     "AgentOptimizer",
+    "FunctionSet",
     "LearnedFunction",
+    "Trainer",
+    "TrainingReport",
     "AgentOptError",
     "CheckpointError",
     "ConfigError",

@@ -1,7 +1,7 @@
 """Type stubs of the extension module (re-exported by ``agentopt``)."""
 
 from os import PathLike
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 __version__: str
 
@@ -95,3 +95,79 @@ class AgentOptimizer:
     @property
     def best_performance(self) -> Optional[float]: ...
     def export_artifact(self, path: Union[str, "PathLike[str]"]) -> Dict[str, Any]: ...
+
+class FunctionSet:
+    """A set of learned functions (a trained ``functions.json``), ready for AG2 agents."""
+
+    @classmethod
+    def load(
+        cls, path: Union[str, "PathLike[str]"], *, function_timeout: float = 5.0, allow_unsandboxed: bool = False
+    ) -> "FunctionSet": ...
+    def save(self, path: Union[str, "PathLike[str]"]) -> None: ...
+    @property
+    def names(self) -> List[str]: ...
+    @property
+    def functions(self) -> List[LearnedFunction]: ...
+    def __len__(self) -> int: ...
+    def __contains__(self, name: str) -> bool: ...
+    def __getitem__(self, name: str) -> LearnedFunction: ...
+    def registrations(self) -> Tuple[List[FuncSigItem], Dict[str, Optional[LearnedFunction]]]:
+        """``step()``-shaped lists for agents that should hold exactly this set."""
+    def install(self, assistant: Any, executor: Optional[Any] = None) -> None:
+        """``update_function_signature`` on ``assistant``, ``register_function`` on ``executor``."""
+
+AttemptResult = Union[bool, Dict[str, Any]]
+"""What a task's ``attempt`` returns: a bool (solved), or a dict with ``solved`` and
+optionally ``history`` (AG2 messages, what the optimizer reads), ``answer``,
+``expected``, ``reason``, ``tokens``, or ``infrastructure`` (a message: the attempt
+failed outside the agents; not training signal, run again on resume). An exception
+raised by ``attempt`` counts as an infrastructure failure."""
+
+class TrainingReport:
+    """A training run's report (also ``report.json`` / ``report.md`` in the run dir)."""
+
+    @property
+    def test_before(self) -> Dict[str, Any]: ...
+    @property
+    def test_after(self) -> Dict[str, Any]: ...
+    @property
+    def epochs(self) -> List[Dict[str, Any]]: ...
+    @property
+    def functions(self) -> List[Dict[str, Any]]: ...
+    @property
+    def mcnemar_p(self) -> float: ...
+    @property
+    def stopped_early(self) -> Optional[str]: ...
+    @property
+    def incomplete(self) -> Optional[str]: ...
+    @property
+    def infrastructure(self) -> List[Dict[str, Any]]: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+    def to_markdown(self) -> str: ...
+    def summary(self) -> str: ...
+
+class Trainer:
+    """agentopt's Trainer over a task written in Python.
+
+    ``task`` is an object with ``attempt(problem, functions: FunctionSet) ->
+    AttemptResult`` (and optionally ``problem_id(problem) -> str``), or such a
+    callable. Keyword options: ``run_dir`` (required), ``epochs`` (2),
+    ``max_actions_per_step`` (3), ``concurrency`` (1; attempts run on worker threads),
+    ``progress`` (a callable receiving one dict per event: ``phase_started``,
+    ``resumed``, ``finished``, ``phase_finished``, ``step_started``,
+    ``step_finished``), ``max_consecutive_infrastructure_errors`` (3), and every
+    ``AgentOptimizer`` option.
+    """
+
+    def __init__(
+        self,
+        task: Any,
+        llm_config: Optional[Union[Mapping[str, Any], Any]] = None,
+        optimizer_model: Optional[str] = "gpt-4-1106-preview",
+        **options: Any,
+    ) -> None: ...
+    def run(
+        self, train: Iterable[Any], test: Iterable[Any], validation: Optional[Iterable[Any]] = None
+    ) -> TrainingReport:
+        """Run, or continue over the same run_dir; problem ids from ``task.problem_id``,
+        else ``problem["id"]``, else ``str(problem)``."""
