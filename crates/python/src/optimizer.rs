@@ -18,7 +18,7 @@ use tokio::sync::Mutex;
 
 use crate::config::optimizer_endpoint;
 use crate::errors::{config_error, llm_error, optimizer_error, raise};
-use crate::functions::{Sandbox, SharedSandbox, registrations, timeout_from_seconds};
+use crate::functions::{FunctionSet, Sandbox, SharedSandbox, registrations, timeout_from_seconds};
 use crate::json::{from_json, to_json};
 use crate::runtime::wait;
 
@@ -384,16 +384,14 @@ impl AgentOptimizer {
         )
     }
 
-    /// Writes the best function list as a portable JSON artifact and returns it as
-    /// a dict.
-    fn export_artifact<'py>(&self, py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyAny>> {
+    /// Writes the best function list as a portable JSON artifact (what
+    /// `FunctionSet.load` reads) and returns it as a `FunctionSet`.
+    fn export_artifact(&self, py: Python<'_>, path: PathBuf) -> PyResult<FunctionSet> {
         let core = Arc::clone(&self.core);
         let artifact = wait(py, move || async move {
             core.lock().await.export_artifact(&path)
         })?
         .map_err(optimizer_error)?;
-        let value = serde_json::to_value(artifact)
-            .map_err(|e| raise("OptimizerError", e.to_string(), None, None))?;
-        from_json(py, &value)
+        Ok(FunctionSet::new(artifact, Arc::clone(&self.sandbox)))
     }
 }

@@ -191,6 +191,9 @@ def test_checkpoint_and_resume_continue_with_the_functions_in_force(scripted_ser
     assert register_for_executor["multiply"](a=2, b=3) == "Result of multiply function execution:\n6\n"
     resumed.record_one_conversation([{"role": "user", "content": "6*7?"}], is_satisfied=False)
     resumed.step()
+    # The step kept the trial list (0.0 >= 0.0): `multiply` is now the best list.
+    exported = resumed.export_artifact(tmp_path / "functions.json")
+    assert exported.names == agentopt.FunctionSet.load(tmp_path / "functions.json").names == ["multiply"]
     assert resumed.should_stop  # patience=1 came back from the checkpoint
     with pytest.raises(agentopt.ConfigError, match="saved in the checkpoint") as raised:
         agentopt.AgentOptimizer.resume(checkpoint, server.llm_config(), patience=3)

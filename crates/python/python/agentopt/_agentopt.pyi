@@ -94,7 +94,8 @@ class AgentOptimizer:
     def should_stop(self) -> bool: ...
     @property
     def best_performance(self) -> Optional[float]: ...
-    def export_artifact(self, path: Union[str, "PathLike[str]"]) -> Dict[str, Any]: ...
+    def export_artifact(self, path: Union[str, "PathLike[str]"]) -> "FunctionSet":
+        """Write the best function list as an artifact (``FunctionSet.load`` reads it)."""
 
 class FunctionSet:
     """A set of learned functions (a trained ``functions.json``), ready for AG2 agents."""
