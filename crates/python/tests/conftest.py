@@ -44,11 +44,15 @@ class ScriptedServer:
         self.base_url = self.process.stdout.readline().strip()
         assert self.base_url.startswith("http://127.0.0.1:"), self.base_url
 
-    def requests(self) -> list:
-        """Bodies of the chat requests received so far, in order."""
+    def logged(self) -> list:
+        """The chat requests received so far, in order: {"path", "query", "body"}."""
         if not self.log.exists():
             return []
         return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+
+    def requests(self) -> list:
+        """Bodies of the chat requests received so far, in order."""
+        return [request["body"] for request in self.logged()]
 
     def llm_config(self, model: str = OPTIMIZER_MODEL) -> dict:
         """An AG2 llm_config pointing at this server (AG2's response cache off)."""

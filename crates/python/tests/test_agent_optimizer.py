@@ -200,6 +200,44 @@ def test_checkpoint_and_resume_continue_with_the_functions_in_force(scripted_ser
     assert raised.value.field == "patience"
 
 
+def test_an_azure_config_list_entry_reaches_the_deployment(scripted_server):
+    server = scripted_server(math_script([{"text": "TERMINATE"}]))
+    root = server.base_url[: -len("/v1")]
+    entry = {"model": OPTIMIZER_MODEL, "api_type": "azure", "api_key": "azure-key", "base_url": root, "api_version": "2024-06-01"}
+    optimizer = agentopt.AgentOptimizer(1, {"config_list": [entry]})
+    optimizer.record_one_conversation([{"role": "user", "content": "hi"}], is_satisfied=True)
+    optimizer.step()
+    (request,) = server.logged()
+    assert request["path"] == f"/openai/deployments/{OPTIMIZER_MODEL}/chat/completions"
+    assert "api-version=2024-06-01" in request["query"]
+
+
+def test_ctrl_c_during_a_learned_function_kills_its_worker_and_the_next_call_works(scripted_server):
+    slow = {
+        "name": "slow_double",
+        "description": "Doubles, slowly unless told otherwise.",
+        "arguments": json.dumps({"x": {"type": "integer"}, "wait": {"type": "number"}}),
+        "packages": "",
+        "code": "import time\n\ndef slow_double(x, wait=0):\n    time.sleep(wait)\n    return 2 * x\n",
+    }
+    server = scripted_server(math_script([{"tool_calls": [add_function(slow)]}]))
+    optimizer = agentopt.AgentOptimizer(1, server.llm_config(), function_timeout=30)
+    optimizer.record_one_conversation([{"role": "user", "content": "double 4"}], is_satisfied=False)
+    _, register_for_executor = optimizer.step()
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    try:
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            register_for_executor["slow_double"](x=4, wait=20)
+    finally:
+        timer.join()
+        signal.signal(signal.SIGINT, previous)
+
+    assert register_for_executor["slow_double"](x=4) == "Result of slow_double function execution:\n8\n"
+
+
 def test_llm_config_may_be_an_ag2_llm_config(scripted_server):
     import autogen
 

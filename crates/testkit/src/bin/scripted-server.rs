@@ -3,7 +3,8 @@
 //! Python package's pytest suite).
 //!
 //! Prints its base URL (`http://127.0.0.1:PORT/v1`) as the first line of stdout and
-//! serves until its stdin closes, so it ends with the process that started it.
+//! serves until its stdin closes, so it ends with the process that started it. With
+//! `--log`, each chat request is one JSON line `{"path", "query", "body"}`.
 //!
 //! The script is a JSON object:
 //!
@@ -120,7 +121,12 @@ async fn serve(script: &Value, routes: Vec<Route>, log: Option<std::fs::File>) {
             if let Some(file) = log.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
                 // A lost log line only weakens the caller's assertions; the reply
                 // still goes out.
-                let _ = writeln!(file, "{}", request.body);
+                let line = serde_json::json!({
+                    "path": request.path,
+                    "query": request.query,
+                    "body": request.body,
+                });
+                let _ = writeln!(file, "{line}");
             }
             let mut routes = routes.lock().unwrap_or_else(|e| e.into_inner());
             routes
