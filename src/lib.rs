@@ -8,8 +8,10 @@
 pub use agentopt_agents as agents;
 pub use agentopt_llm as llm;
 pub use agentopt_math as math;
+pub use agentopt_mathchat as mathchat;
 pub use agentopt_optimizer as optimizer;
 pub use agentopt_sandbox as sandbox;
+pub use agentopt_train as train;
 
 /// The README's Rust examples, compiled and run as doctests so they stay true.
 #[doc = include_str!("../README.md")]

@@ -1,12 +1,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use agentopt_mathchat::DataFormat;
 use agentopt_optimizer::ActionFormat;
 use clap::Parser;
 use xtask::bench_math::cli::{
     BenchArgs, EndpointSource, Endpoints, LocalModelArg, parse_price, resolve_endpoints, run_config,
 };
-use xtask::bench_math::data::DataFormat;
 
 #[derive(Parser)]
 struct Command {
@@ -48,10 +48,10 @@ fn endpoint_precedence() {
 
     // Nothing configured: the embedded local model.
     let chosen = resolve_endpoints(&parse(&[]), env(&[]), cwd.path()).expect("resolves");
-    assert_eq!(chosen, Endpoints::Local(LocalModelArg::Qwen1_5b));
+    assert_eq!(chosen, Endpoints::Local(LocalModelArg::Qwen1_5b.model()));
     let chosen = resolve_endpoints(&parse(&["--local-model", "0.5b"]), env(&[]), cwd.path())
         .expect("resolves");
-    assert_eq!(chosen, Endpoints::Local(LocalModelArg::Qwen0_5b));
+    assert_eq!(chosen, Endpoints::Local(LocalModelArg::Qwen0_5b.model()));
 
     // The environment beats the local model.
     let chosen = resolve_endpoints(&parse(&[]), env(&openai_env), cwd.path()).expect("resolves");
@@ -73,9 +73,14 @@ fn endpoint_precedence() {
     let Endpoints::Remote(remote) = &chosen else {
         panic!("expected a remote endpoint, got {chosen:?}");
     };
-    assert_eq!(remote.agent.base_url, "https://list.example/v1");
-    assert_eq!(remote.optimizer.base_url, "https://other.example/v1");
-    assert_eq!(remote.optimizer.model, "gpt-4o");
+    assert_eq!(remote.agent[0].base_url, "https://list.example/v1");
+    assert_eq!(
+        remote.agent.len(),
+        1,
+        "only the entries of --model, tried in order"
+    );
+    assert_eq!(remote.optimizer[0].base_url, "https://other.example/v1");
+    assert_eq!(remote.optimizer[0].model, "gpt-4o");
     assert_eq!(
         remote.source,
         EndpointSource::ConfigList {
@@ -97,10 +102,9 @@ fn endpoint_precedence() {
     let Endpoints::Remote(remote) = &chosen else {
         panic!("expected a remote endpoint, got {chosen:?}");
     };
-    assert_eq!(remote.agent.base_url, "http://127.0.0.1:9/v1");
+    assert_eq!(remote.agent[0].base_url, "http://127.0.0.1:9/v1");
     assert_eq!(
-        remote
-            .agent
+        remote.agent[0]
             .api_key
             .as_ref()
             .map(|key| key.expose().to_owned()),
@@ -145,7 +149,7 @@ fn endpoint_errors_name_their_source() {
 #[test]
 fn presets_and_overrides() {
     let workspace = Path::new("/ws");
-    let local = Endpoints::Local(LocalModelArg::Qwen1_5b);
+    let local = Endpoints::Local(LocalModelArg::Qwen1_5b.model());
 
     let config = run_config(&parse(&[]), &local, workspace);
     assert_eq!(
@@ -321,7 +325,7 @@ fn prices() {
     let args = parse(&["--price", "a=1:2", "--price", "b=3:4"]);
     let config = run_config(
         &args,
-        &Endpoints::Local(LocalModelArg::Qwen0_5b),
+        &Endpoints::Local(LocalModelArg::Qwen0_5b.model()),
         Path::new("/ws"),
     );
     assert_eq!(config.prices.len(), 2);

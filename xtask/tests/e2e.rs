@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use agentopt_core::files::{read_json, read_json_lines};
 use agentopt_testkit::{RecordedRequest, Reply, ScriptedServer};
+use agentopt_train::TrainingReport as Report;
+use agentopt_train::{ConversationRecord, Phase};
 use serde_json::{Value, json};
-use xtask::bench_math::report::Report;
-use xtask::bench_math::rundir::{ConversationRecord, Phase, read_json, read_json_lines};
 
 const TRAIN: &str = "{\"question\": \"What is 6 times 7?\", \"answer\": 42.0, \"level\": \"Level 1\"}\n\
                      {\"question\": \"What is 12 times 11?\", \"answer\": 132.0, \"level\": \"Level 1\"}\n";
@@ -276,7 +277,11 @@ async fn two_epochs_teach_multiply_and_the_test_improves() {
             .count(),
         2
     );
-    assert!(records.iter().all(|record| !record.history.is_empty()));
+    assert!(
+        records
+            .iter()
+            .all(|record| !record.attempt.history.is_empty())
+    );
 
     let svg = std::fs::read_to_string(run_dir.join("learning_curve.svg")).expect("svg");
     roxmltree::Document::parse(&svg).expect("the learning curve is well-formed SVG");
@@ -427,7 +432,13 @@ async fn validation_mode_rolls_back_an_insignificant_gain() {
     let validation: Vec<(Phase, &str, bool)> = records
         .iter()
         .filter(|record| matches!(record.phase, Phase::Validation { .. }))
-        .map(|record| (record.phase, record.problem_id.as_str(), record.correct))
+        .map(|record| {
+            (
+                record.phase,
+                record.problem_id.as_str(),
+                record.attempt.outcome.is_solved(),
+            )
+        })
         .collect();
     assert_eq!(
         validation,
@@ -559,12 +570,15 @@ async fn max_turns_bounds_the_assistant() {
         .collect();
     assert_eq!(after.len(), 2);
     for record in after {
-        assert!(!record.correct);
+        assert!(!record.attempt.outcome.is_solved());
+        let transcript = record
+            .attempt
+            .transcript
+            .as_ref()
+            .expect("MATH keeps transcripts");
         assert_eq!(
-            record.transcript["stop_reason"],
+            serde_json::to_value(&transcript.stop_reason).expect("serialises"),
             json!({"reason": "max_auto_replies", "agent": "assistant", "limit": 1}),
-            "{}",
-            record.transcript
         );
     }
 }

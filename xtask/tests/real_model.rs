@@ -2,8 +2,8 @@
 
 use std::process::Command;
 
-use xtask::bench_math::report::Report;
-use xtask::bench_math::rundir::read_json;
+use agentopt_core::files::read_json;
+use agentopt_train::TrainingReport as Report;
 
 #[test]
 #[ignore = "real model: run by cargo xtask test"]

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 
 use crate::executor::{ExecutorFactory, ExecutorSlot};
 use crate::functions::{FunctionExecution, FunctionImpl, FunctionMap, Signatures, parse_arguments};
+use crate::replay::{CellLog, FUNCTION_STATE_LOST, Replay, ReplayFailure};
 use crate::replies;
 use crate::transcript::{Execution, ReplyWork, StopReason};
 use crate::{AgentError, Message};
@@ -149,6 +150,7 @@ pub struct AgentState {
     default_auto_reply: String,
     histories: HashMap<String, Vec<Message>>,
     work: ReplyWork,
+    cells: CellLog,
 }
 
 impl fmt::Debug for AgentState {
@@ -272,11 +274,47 @@ impl AgentState {
     }
 
     /// Runs one cell in the conversation's executor session (started now if needed).
+    /// A cell that completes is remembered for [`AgentState::restore_lost_state`].
     ///
     /// # Errors
     /// [`AgentError::NoExecutor`] when the agent has none, [`AgentError::Sandbox`]
     /// when the session cannot start or talk to its worker.
     pub async fn run_cell(&mut self, code: &str) -> Result<CellOutcome, AgentError> {
+        let outcome = self.run_in_session(code).await?;
+        self.cells.record_cell(code, &outcome);
+        Ok(outcome)
+    }
+
+    /// When a cell or learned-function call killed the worker since the last call
+    /// of this method, runs again, in order, every cell that had completed, so the
+    /// next cell finds their definitions. `None` when nothing was lost; otherwise
+    /// what the replay did (see [`Replay::failure_note`] for the model's text).
+    ///
+    /// # Errors
+    /// As [`AgentState::run_cell`].
+    pub async fn restore_lost_state(&mut self) -> Result<Option<Replay>, AgentError> {
+        let Some(cells) = self.cells.take_replay() else {
+            return Ok(None);
+        };
+        let mut replay = Replay {
+            cells: cells.len(),
+            failures: Vec::new(),
+        };
+        for (index, code) in cells.into_iter().enumerate() {
+            let outcome = self.run_in_session(&code).await?;
+            match outcome.error_text() {
+                None => self.cells.record_cell(&code, &outcome),
+                Some(error) => replay.failures.push(ReplayFailure {
+                    cell: index + 1,
+                    code,
+                    error: strip_traceback_paths(&error),
+                }),
+            }
+        }
+        Ok(Some(replay))
+    }
+
+    async fn run_in_session(&mut self, code: &str) -> Result<CellOutcome, AgentError> {
         let Some(slot) = self.executor.as_mut() else {
             return Err(AgentError::NoExecutor {
                 agent: self.name.clone(),
@@ -353,6 +391,10 @@ impl AgentState {
                         Ok(text) => (true, text),
                         Err(error) => (false, format!("Error: {error}")),
                     };
+                self.cells.note_state(&outcome);
+                if outcome.state_lost {
+                    execution.content = format!("{}\n{FUNCTION_STATE_LOST}", execution.content);
+                }
                 execution.sandbox = Some(outcome);
             }
         }
@@ -445,6 +487,7 @@ impl ConversableAgent {
                 default_auto_reply: String::new(),
                 histories: HashMap::new(),
                 work: ReplyWork::default(),
+                cells: CellLog::default(),
             },
             replies: Vec::new(),
         };
@@ -566,6 +609,12 @@ impl ConversableAgent {
         before - self.replies.len()
     }
 
+    /// Empties the reply chain (the default auto reply stays), so a custom proxy can
+    /// register its own chain from the start.
+    pub fn clear_replies(&mut self) {
+        self.replies.clear();
+    }
+
     /// The names of the reply chain, in order.
     pub fn reply_names(&self) -> Vec<&str> {
         self.replies
@@ -666,9 +715,7 @@ impl ConversableAgent {
             }
         };
         for agent in [sender, receiver] {
-            if let Some(slot) = agent.state.executor.as_mut() {
-                slot.release();
-            }
+            agent.state.end_session();
         }
         crate::Transcript::new(
             initiator,
@@ -684,9 +731,7 @@ impl ConversableAgent {
         self.state.auto_replies.insert(peer.to_owned(), 0);
         self.state.histories.insert(peer.to_owned(), Vec::new());
         self.state.work = ReplyWork::default();
-        if let Some(slot) = self.state.executor.as_mut() {
-            slot.release();
-        }
+        self.state.end_session();
     }
 }
 
@@ -713,6 +758,14 @@ impl AgentState {
 
     pub(crate) fn human(&self) -> (HumanInputMode, Option<Arc<dyn HumanInput>>) {
         (self.human_input_mode, self.human.clone())
+    }
+
+    /// Closes the conversation's executor session and forgets its cells.
+    fn end_session(&mut self) {
+        if let Some(slot) = self.executor.as_mut() {
+            slot.release();
+        }
+        self.cells.clear();
     }
 
     pub(crate) fn has_executor(&self) -> bool {

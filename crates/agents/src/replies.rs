@@ -12,7 +12,14 @@ use crate::{AgentError, Message};
 /// AG2's `check_termination_and_human_reply`: stops at the auto-reply limit or on a
 /// termination message, asks the human when the mode says so, else counts one more
 /// automatic reply and lets the chain continue.
-pub(crate) struct TerminationAndHuman;
+///
+/// A building block for custom proxies: register it where the termination and
+/// auto-reply checks belong in the chain (AG2 puts it before the function-call and
+/// code replies). It reads the agent's termination predicate, auto-reply limit and
+/// human-input mode, so those builder settings keep working in a custom chain.
+/// Registered under the name `check_termination_and_human_reply`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TerminationAndHuman;
 
 #[async_trait]
 impl ReplyFunction for TerminationAndHuman {
@@ -119,11 +126,26 @@ fn human_reply(message: &Message, answer: String) -> Message {
     reply
 }
 
-/// Executes every call a message requests; returns the executions in order.
-pub(crate) async fn execute_requested_calls(
+/// Executes every call (legacy `function_call` and `tool_calls`) that `sender`'s
+/// last message requests, through the agent's function map, and records each in
+/// the transcript. `None` when that message requests no call.
+///
+/// A failing call is not an error: its [`FunctionExecution`] has `success: false`
+/// and the error text as `content`, for the model to read. Answer the calls with
+/// [`call_results`].
+///
+/// # Errors
+/// Only what ends the chat: the sandbox could not run a learned function at all.
+pub async fn execute_requested_calls(
     agent: &mut AgentState,
-    message: &Message,
-) -> Result<Vec<FunctionExecution>, AgentError> {
+    sender: &str,
+) -> Result<Option<Vec<FunctionExecution>>, AgentError> {
+    let Some(message) = agent.last_message(sender).cloned() else {
+        return Ok(None);
+    };
+    if !message.requests_calls() {
+        return Ok(None);
+    }
     let mut executions = Vec::new();
     if let Some(call) = &message.function_call {
         executions.push(agent.execute_call(call, None).await?);
@@ -134,12 +156,14 @@ pub(crate) async fn execute_requested_calls(
     for execution in &executions {
         agent.record_execution(Execution::Function(execution.clone()));
     }
-    Ok(executions)
+    Ok(Some(executions))
 }
 
-/// The reply carrying call results: tool results for `tool_calls`, a function
-/// result for a legacy call. `content` maps each execution to the text sent back.
-pub(crate) fn call_results(
+/// The reply carrying call results: tool results for `tool_calls` (one per call, by
+/// id, as the OpenAI wire format requires), a function result for a legacy call.
+/// `content` maps each execution to the text sent back, so a proxy can add its own
+/// wording (AG2's MathChat wraps failures in advice).
+pub fn call_results(
     executions: &[FunctionExecution],
     content: impl Fn(&FunctionExecution) -> String,
 ) -> Message {
@@ -174,24 +198,31 @@ impl ReplyFunction for FunctionCalls {
         agent: &mut AgentState,
         sender: &str,
     ) -> Result<Option<Turn>, AgentError> {
-        let Some(message) = agent.last_message(sender).cloned() else {
+        let Some(executions) = execute_requested_calls(agent, sender).await? else {
             return Ok(None);
         };
-        if !message.requests_calls() {
-            return Ok(None);
-        }
-        let executions = execute_requested_calls(agent, &message).await?;
         Ok(Some(Turn::Reply(call_results(&executions, |execution| {
             execution.content.clone()
         }))))
     }
 }
 
-/// The code blocks of a message with their languages (untagged blocks inferred),
-/// or `None` when it has no fenced block at all.
-pub(crate) fn code_blocks(text: &str) -> Option<Vec<(Lang, String)>> {
+/// The fenced code blocks of a message's text with their languages (an untagged
+/// block's language inferred from its code, as AG2 does), or `None` when it has no
+/// code: no fenced block at all, or, as AG2 compares the language with
+/// `"unknown"`, one block fenced ```` ```unknown ````. Run the Python ones with
+/// [`AgentState::run_cell`] and record them with [`AgentState::record_execution`].
+///
+/// ```
+/// use agentopt_agents::{Lang, code_blocks};
+///
+/// let blocks = code_blocks("Let me check.\n```python\nprint(6 * 7)\n```");
+/// assert_eq!(blocks, Some(vec![(Lang::Python, "print(6 * 7)".to_owned())]));
+/// assert_eq!(code_blocks("No code here."), None);
+/// ```
+pub fn code_blocks(text: &str) -> Option<Vec<(Lang, String)>> {
     let blocks = extract_code(text, false);
-    if matches!(blocks.as_slice(), [only] if only.lang == Lang::Unknown) {
+    if matches!(blocks.as_slice(), [only] if only.lang.as_str() == Lang::Unknown.as_str()) {
         return None;
     }
     let blocks = blocks.into_iter().map(|block| {
@@ -229,6 +260,14 @@ impl ReplyFunction for CodeBlocks {
             return Ok(None);
         };
         let mut logs = String::new();
+        if let Some(note) = agent
+            .restore_lost_state()
+            .await?
+            .and_then(|replay| replay.failure_note())
+        {
+            logs.push('\n');
+            logs.push_str(&note);
+        }
         let mut exit_code = 0;
         for (lang, code) in blocks {
             let (exit, output, sandbox) = if lang == Lang::Python {

@@ -24,14 +24,8 @@ async fn user_proxy_runs_code_blocks_in_a_warm_session() {
     let mut assistant = crate::assistant(client(&server, CallStyle::Tools));
     let mut proxy = UserProxyAgent::new("user", sessions());
     let transcript = proxy.initiate_chat(&mut assistant, "Compute.").await;
-    let replies: Vec<&str> = transcript
-        .entries
-        .iter()
-        .filter(|entry| entry.sender == "user")
-        .map(|entry| entry.message.text())
-        .collect();
     assert_eq!(
-        replies,
+        crate::sent_by(&transcript, "user"),
         [
             "Compute.",
             "exitcode: 0 (execution succeeded)\nCode output: \n21\n",
@@ -229,4 +223,30 @@ async fn a_human_answer_interrupts_pending_tool_calls() {
     assert_eq!(second[3]["content"], "USER INTERRUPTED");
     assert_eq!(second[4]["role"], "user");
     assert_eq!(second[4]["content"], "skip that");
+}
+
+/// AG2 compares a lone block's language with "unknown", so a block fenced
+/// ```` ```unknown ```` is no code (the default reply), while ```` ```Unknown ```` (the
+/// comparison is exact) and an `unknown` block beside another are code.
+#[tokio::test]
+async fn a_lone_block_fenced_unknown_is_no_code_as_in_ag2() {
+    let server = ScriptedServer::start([
+        Reply::text("```unknown\nnot code\n```"),
+        Reply::text("```Unknown\nnot code\n```"),
+        Reply::text("```unknown\nnot code\n```\n```python\nprint(1)\n```"),
+        Reply::text("TERMINATE"),
+    ])
+    .await;
+    let mut assistant = crate::assistant(client(&server, CallStyle::Tools));
+    let mut proxy = UserProxyAgent::new("user", sessions())
+        .configure(|agent| agent.with_default_auto_reply("no code"));
+    let transcript = proxy.initiate_chat(&mut assistant, "start").await;
+    assert_eq!(
+        crate::sent_by(&transcript, "user")[1..],
+        [
+            "no code",
+            "exitcode: 1 (execution failed)\nCode output: \nunknown language Unknown",
+            "exitcode: 1 (execution failed)\nCode output: \nunknown language unknown",
+        ]
+    );
 }

@@ -1,11 +1,10 @@
 //! Integration tests for agentopt-agents: every model call goes over real HTTP to
 //! the scripted OpenAI-compatible server; code runs in real sandbox sessions.
 
-mod concurrency;
 mod conversable;
-mod math_proxy;
-mod real_model;
+mod custom_proxy;
 mod registry;
+mod state_loss;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +33,16 @@ fn client(server: &ScriptedServer, style: CallStyle) -> Arc<dyn ChatModel> {
     }
 }
 
+/// The texts `sender` sent in `transcript`, in order.
+fn sent_by<'a>(transcript: &'a agentopt_agents::Transcript, sender: &str) -> Vec<&'a str> {
+    transcript
+        .entries
+        .iter()
+        .filter(|entry| entry.sender == sender)
+        .map(|entry| entry.message.text())
+        .collect()
+}
+
 /// The seed notebook's assistant.
 fn assistant(model: Arc<dyn ChatModel>) -> ConversableAgent {
     AssistantAgent::new("assistant", model)
@@ -50,7 +59,7 @@ fn python_environment() -> PythonEnvironment {
 }
 
 /// Fresh sandbox sessions with the default policy (5 s cell timeout) but no
-/// preloads, so tests do not wait for sympy to import.
+/// preloads, so tests do not wait for packages to import.
 fn sessions() -> Arc<SandboxSessions> {
     let policy = SandboxPolicy {
         preload: Vec::new(),
@@ -59,31 +68,10 @@ fn sessions() -> Arc<SandboxSessions> {
     Arc::new(SandboxSessions::new(python_environment(), policy))
 }
 
-/// Replaces every timing in a serialised transcript or outcome by a fixed marker.
-fn scrub(mut value: Value) -> Value {
-    fn walk(value: &mut Value) {
-        match value {
-            Value::Object(map) => {
-                for (key, field) in map.iter_mut() {
-                    if matches!(key.as_str(), "duration" | "elapsed" | "wall_time") {
-                        *field = Value::String("[duration]".to_owned());
-                    } else {
-                        walk(field);
-                    }
-                }
-            }
-            Value::Array(items) => items.iter_mut().for_each(walk),
-            _ => {}
-        }
-    }
-    walk(&mut value);
-    value
-}
-
 /// `value` serialised and scrubbed of timings.
 fn scrubbed(value: &impl serde::Serialize) -> Value {
     match serde_json::to_value(value) {
-        Ok(json) => scrub(json),
+        Ok(json) => agentopt_testkit::scrub_timings(json),
         Err(error) => panic!("serialising for a snapshot: {error}"),
     }
 }

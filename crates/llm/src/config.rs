@@ -231,6 +231,11 @@ impl EndpointConfig {
         Ok(())
     }
 
+    /// How reports name this endpoint: `model @ base_url`.
+    pub fn label(&self) -> String {
+        format!("{} @ {}", self.model, self.base_url)
+    }
+
     /// The secrets of this endpoint, for [`redact`].
     pub fn secrets(&self) -> Vec<&str> {
         self.api_key.iter().map(ApiKey::expose).collect()

@@ -78,11 +78,13 @@ pub enum LlmError {
         /// Attempts made, retries included.
         attempts: u32,
     },
-    /// The server's reply is not a chat completion we can read.
-    #[error("{endpoint}: malformed response: {message}; body: {body}")]
+    /// The server's reply is not a chat completion we can read (after any retries).
+    #[error("{endpoint}: malformed response after {attempts} attempt(s): {message}; body: {body}")]
     MalformedResponse {
         /// Base URL of the endpoint.
         endpoint: String,
+        /// Attempts made, retries included.
+        attempts: u32,
         /// Why it could not be read.
         message: String,
         /// The raw body (redacted, as received).
@@ -95,6 +97,17 @@ pub enum LlmError {
         endpoint: String,
         /// The server's explanation (redacted).
         body: String,
+    },
+    /// An endpoint failed its check before any conversation (see
+    /// [`crate::ChatModel::preflight`]).
+    #[error("preflight of model {model:?} at {endpoint} failed: {problem}")]
+    Preflight {
+        /// Base URL of the endpoint.
+        endpoint: String,
+        /// The model that was to be checked.
+        model: String,
+        /// What is wrong (unreachable, model not served, no answer in time, …).
+        problem: String,
     },
     /// A tool call's arguments are not a JSON object.
     #[error("invalid arguments for `{function}`: {message}; arguments: {arguments}")]
@@ -296,5 +309,26 @@ impl LlmError {
             Self::Transport { .. } | Self::Timeout { .. } => true,
             _ => false,
         }
+    }
+
+    /// Whether the endpoint itself failed the call (after its retries): any HTTP
+    /// error status, transport failure, timeout, malformed reply or context
+    /// overflow. A config list falls back to its next entry on these, as AG2 does
+    /// on API errors; local refusals (budget, invalid request) stop at once.
+    pub fn is_endpoint_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::Http { .. }
+                | Self::Transport { .. }
+                | Self::Timeout { .. }
+                | Self::MalformedResponse { .. }
+                | Self::ContextOverflow { .. }
+        )
+    }
+
+    /// Whether the server answered 200 with something that is not a readable chat
+    /// completion (retried against [`crate::RetryPolicy::max_malformed_attempts`]).
+    pub fn is_malformed(&self) -> bool {
+        matches!(self, Self::MalformedResponse { .. })
     }
 }

@@ -7,7 +7,9 @@
 
 mod cache;
 pub mod config;
+pub mod endpoints;
 mod error;
+mod fallback;
 mod lenient;
 pub mod local;
 mod model;
@@ -19,12 +21,13 @@ mod usage;
 pub use cache::{CacheStats, ResponseCache};
 pub use config::{ApiKey, ApiType, EndpointConfig};
 pub use error::LlmError;
+pub use fallback::ConfigListModel;
 pub use lenient::recover_tool_calls;
-pub use model::{ChatModel, estimate_prompt_tokens};
+pub use model::{ChatModel, EndpointCheck, estimate_prompt_tokens};
 pub use openai::{ClientOptions, OpenAiClient};
 pub use retry::RetryPolicy;
 pub use types::{
     CallStyle, ChatMessage, ChatRequest, ChatResponse, DEFAULT_CALLER, FinishReason, FunctionCall,
     FunctionSchema, ResponseFormat, Role, ToolCall, ToolChoice, ToolSchema, Usage,
 };
-pub use usage::{Budget, ModelPrice, PriceTable, UsageMeter, UsageReport, UsageTotals};
+pub use usage::{Budget, ModelPrice, NamedPrice, PriceTable, UsageMeter, UsageReport, UsageTotals};

@@ -1,8 +1,19 @@
 //! The [`ChatModel`] trait that agents and the optimizer depend on.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use crate::{ChatMessage, ChatRequest, ChatResponse, LlmError, ToolSchema};
+
+/// What a [`ChatModel::preflight`] check found for one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointCheck {
+    /// The endpoint, as [`crate::EndpointConfig::label`] writes it.
+    pub endpoint: String,
+    /// Its context window in tokens.
+    pub context_window: u32,
+}
 
 /// A chat model: one completion per call, plus what callers need to size prompts.
 ///
@@ -27,6 +38,33 @@ pub trait ChatModel: Send + Sync {
 
     /// The default model name requests go to.
     fn model_name(&self) -> &str;
+
+    /// Checks, before any conversation, what a run needs of this model: every
+    /// endpoint behind it is reachable and serves its model, and its context
+    /// window is known. Takes at most about `within`: no retry series, so an
+    /// unreachable endpoint fails in a moment instead of after the retries of a
+    /// first conversation.
+    ///
+    /// The default checks only the context window; [`crate::OpenAiClient`] and
+    /// [`crate::ConfigListModel`] check their endpoints too.
+    ///
+    /// # Errors
+    /// [`LlmError::Preflight`] naming the endpoint and model and what is wrong, or
+    /// [`LlmError::Config`] for field `context_window` when the window is unknown
+    /// (its message says where to set it).
+    async fn preflight(&self, within: Duration) -> Result<Vec<EndpointCheck>, LlmError> {
+        let context_window = tokio::time::timeout(within, self.context_window())
+            .await
+            .map_err(|_| LlmError::Preflight {
+                endpoint: self.model_name().to_owned(),
+                model: self.model_name().to_owned(),
+                problem: format!("context window not known within {within:?}"),
+            })??;
+        Ok(vec![EndpointCheck {
+            endpoint: self.model_name().to_owned(),
+            context_window,
+        }])
+    }
 }
 
 /// Tokens charged per message for role markers and separators (chat templates add a

@@ -7,6 +7,8 @@
 //! [`HttpFailure`] that keeps the status, the raw body and `Retry-After`. Retries,
 //! timeouts and the concurrency limit are then ours, around each `create` call.
 
+mod preflight;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,9 +24,9 @@ use tokio::sync::{OnceCell, Semaphore};
 use crate::config::{ApiType, EndpointConfig, redact};
 use crate::lenient::{recover_tool_calls, recovered_finish_reason};
 use crate::{
-    CallStyle, ChatMessage, ChatModel, ChatRequest, ChatResponse, FinishReason, FunctionCall,
-    LlmError, ResponseCache, ResponseFormat, RetryPolicy, Role, ToolCall, ToolChoice, Usage,
-    UsageMeter,
+    CallStyle, ChatMessage, ChatModel, ChatRequest, ChatResponse, EndpointCheck, FinishReason,
+    FunctionCall, LlmError, ResponseCache, ResponseFormat, RetryPolicy, Role, ToolCall, ToolChoice,
+    Usage, UsageMeter,
 };
 
 /// Transport settings and shared services for an [`OpenAiClient`].
@@ -70,6 +72,8 @@ struct Inner {
     permits: Semaphore,
     options: ClientOptions,
     context_window: OnceCell<u32>,
+    /// [`EndpointConfig::label`], computed once: it names every answer and meter entry.
+    label: String,
 }
 
 /// A [`ChatModel`] speaking the OpenAI chat-completions dialect. Cheap to clone;
@@ -150,6 +154,7 @@ impl OpenAiClient {
         Ok(Self {
             inner: Arc::new(Inner {
                 permits: Semaphore::new(options.max_concurrency.max(1)),
+                label: endpoint.label(),
                 endpoint,
                 client,
                 http,
@@ -240,6 +245,7 @@ impl OpenAiClient {
             OpenAIError::JSONDeserialize(error, body) => (
                 LlmError::MalformedResponse {
                     endpoint,
+                    attempts: 1,
                     message: error.to_string(),
                     body: self.redact(&body),
                 },
@@ -267,7 +273,9 @@ impl OpenAiClient {
         }
     }
 
-    /// Sends with retries; returns the reply converted to our types.
+    /// Sends with retries; returns the reply converted to our types. Transient
+    /// failures and malformed replies are retried, each against its own limit
+    /// (see [`RetryPolicy`]); `attempts` in the final error counts both.
     async fn send(
         &self,
         request: &ChatRequest,
@@ -276,19 +284,32 @@ impl OpenAiClient {
         let wire_request = to_wire(request, &self.inner.endpoint.model, style)?;
         let policy = self.inner.options.retry;
         let mut attempt = 1;
+        let (mut transient, mut malformed) = (0, 0);
         loop {
-            match self.attempt(wire_request.clone()).await {
-                Ok(response) => return self.read_reply(response),
-                Err((error, retry_after)) => {
-                    if !error.is_transient() || attempt >= policy.max_attempts.max(1) {
-                        return Err(with_attempts(error, attempt));
-                    }
-                    let delay = policy.delay(attempt, retry_after);
-                    tracing::warn!(attempt, ?delay, %error, "retrying chat completion");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
+            let outcome = match self.attempt(wire_request.clone()).await {
+                Ok(response) => self.read_reply(response).map_err(|error| (error, None)),
+                Err(failure) => Err(failure),
+            };
+            let (error, retry_after) = match outcome {
+                Ok(response) => return Ok(response),
+                Err(failure) => failure,
+            };
+            let (failures, limit) = if error.is_malformed() {
+                malformed += 1;
+                (malformed, policy.max_malformed_attempts)
+            } else if error.is_transient() {
+                transient += 1;
+                (transient, policy.max_attempts)
+            } else {
+                return Err(with_attempts(error, attempt));
+            };
+            if failures >= limit.max(1) {
+                return Err(with_attempts(error, attempt));
             }
+            let delay = policy.delay(failures, retry_after);
+            tracing::warn!(attempt, ?delay, %error, "retrying chat completion");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
         }
     }
 
@@ -301,6 +322,7 @@ impl OpenAiClient {
         let Some(choice) = response.choices.first() else {
             return Err(LlmError::MalformedResponse {
                 endpoint: self.inner.endpoint.base_url.clone(),
+                attempts: 1,
                 message: "reply has no choices".to_owned(),
                 body: self.redact(&serde_json::to_string(&response).unwrap_or_default()),
             });
@@ -360,6 +382,7 @@ impl OpenAiClient {
                 }),
             model: response.model.clone(),
             cached: false,
+            endpoint: None,
         })
     }
 
@@ -432,12 +455,26 @@ impl ChatModel for OpenAiClient {
                 ..response
             },
             None => {
-                if let Some(meter) = &self.inner.options.meter {
+                let meter = self.inner.options.meter.as_ref();
+                if let Some(meter) = meter {
                     meter.check_budget()?;
                 }
-                let response = self.send(&request, style).await?;
-                if let Some(meter) = &self.inner.options.meter {
-                    meter.record(&request.caller, &response.model, response.usage);
+                let response = match self.send(&request, style).await {
+                    Ok(response) => response,
+                    Err(error) => {
+                        if let Some(meter) = meter.filter(|_| error.is_endpoint_failure()) {
+                            meter.record_failure(&self.inner.label, &request.caller);
+                        }
+                        return Err(error);
+                    }
+                };
+                if let Some(meter) = meter {
+                    meter.record(
+                        &self.inner.label,
+                        &request.caller,
+                        &response.model,
+                        response.usage,
+                    );
                 }
                 // A cache that cannot be written costs a future call, not this answer.
                 if let (Some(cache), Some(key)) = (cache, key.as_deref())
@@ -448,6 +485,7 @@ impl ChatModel for OpenAiClient {
                 response
             }
         };
+        response.endpoint = Some(self.inner.label.clone());
         if endpoint.lenient_tool_calls
             && recover_tool_calls(&mut response.message, &request.tools, style)
         {
@@ -471,7 +509,9 @@ impl ChatModel for OpenAiClient {
                     source_name: endpoint.base_url.clone(),
                     field: "context_window".to_owned(),
                     message: format!(
-                        "the server does not report it and model {:?} is not in the known table; set it",
+                        "the server does not report it and model {:?} is not in the table of known models; \
+                         set it with the `context_window` field of this endpoint's OAI_CONFIG_LIST entry \
+                         (bench-math: --context-window)",
                         endpoint.model
                     ),
                 })
@@ -482,6 +522,13 @@ impl ChatModel for OpenAiClient {
 
     fn model_name(&self) -> &str {
         &self.inner.endpoint.model
+    }
+
+    async fn preflight(&self, within: Duration) -> Result<Vec<EndpointCheck>, LlmError> {
+        match tokio::time::timeout(within, self.check_endpoint()).await {
+            Ok(check) => Ok(vec![check?]),
+            Err(_) => Err(self.preflight_error(&format!("no answer within {within:?}"))),
+        }
     }
 }
 
@@ -551,6 +598,17 @@ fn with_attempts(error: LlmError, attempts: u32) -> LlmError {
             endpoint,
             timeout,
             attempts,
+        },
+        LlmError::MalformedResponse {
+            endpoint,
+            message,
+            body,
+            ..
+        } => LlmError::MalformedResponse {
+            endpoint,
+            attempts,
+            message,
+            body,
         },
         other => other,
     }

@@ -1,4 +1,11 @@
 //! Retry timing: exponential backoff with jitter, capped, honouring `Retry-After`.
+//!
+//! Two kinds of failure are retried, each against its own count: transient ones
+//! (429, 5xx, connection faults, timeouts) up to [`RetryPolicy::max_attempts`], and
+//! malformed replies (HTTP 200 whose body is not a readable completion: invalid
+//! JSON, no `choices`) up to [`RetryPolicy::max_malformed_attempts`]. Separate
+//! counts because a malformed reply is rarer and more often a server defect that a
+//! long retry series will not fix, while rate limits deserve the patient series.
 
 use std::time::{Duration, SystemTime};
 
@@ -7,8 +14,12 @@ use rand::Rng;
 /// When and how often transient failures are retried.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
-    /// Attempts in total, the first included (1 disables retries).
+    /// Attempts while the failures are transient, the first included (1 disables
+    /// retries): the call gives up at the `max_attempts`-th transient failure.
     pub max_attempts: u32,
+    /// Attempts while the replies are malformed, the first included: the call gives
+    /// up at the `max_malformed_attempts`-th malformed reply.
+    pub max_malformed_attempts: u32,
     /// Delay before the first retry, before jitter.
     pub base_delay: Duration,
     /// Upper bound on any computed backoff.
@@ -21,6 +32,7 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
             max_attempts: 6,
+            max_malformed_attempts: 3,
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(120),
@@ -33,6 +45,7 @@ impl RetryPolicy {
     pub fn none() -> Self {
         Self {
             max_attempts: 1,
+            max_malformed_attempts: 1,
             ..Self::default()
         }
     }

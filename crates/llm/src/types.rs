@@ -417,4 +417,10 @@ pub struct ChatResponse {
     /// Whether this reply came from the response cache (no tokens spent).
     #[serde(default)]
     pub cached: bool,
+    /// The endpoint that answered, as [`crate::EndpointConfig::label`] writes it;
+    /// behind a [`crate::ConfigListModel`], the entry of the list that answered.
+    /// Not stored in the response cache: a cache hit names the endpoint it was
+    /// asked through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }

@@ -14,6 +14,49 @@ pub struct ModelPrice {
     pub completion_per_million: f64,
 }
 
+/// A model's price as a person writes it: `MODEL=PROMPT:COMPLETION` in US dollars
+/// per million tokens (`gpt-4o-mini=0.15:0.6`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NamedPrice {
+    /// Model name (exact, or the longest prefix, as [`PriceTable`] matches).
+    pub model: String,
+    /// US dollars per million prompt tokens.
+    pub prompt_per_million: f64,
+    /// US dollars per million completion tokens.
+    pub completion_per_million: f64,
+}
+
+impl std::str::FromStr for NamedPrice {
+    type Err = String;
+
+    /// Parses `MODEL=PROMPT:COMPLETION`; the error quotes the text and says what is
+    /// wrong with it.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (model, prices) = text
+            .split_once('=')
+            .ok_or_else(|| format!("{text:?}: expected MODEL=PROMPT:COMPLETION"))?;
+        let (prompt, completion) = prices
+            .split_once(':')
+            .ok_or_else(|| format!("{text:?}: expected PROMPT:COMPLETION after `=`"))?;
+        let number = |value: &str| {
+            value
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|price| price.is_finite() && *price >= 0.0)
+                .ok_or_else(|| format!("{text:?}: {value:?} is not a non-negative number"))
+        };
+        if model.trim().is_empty() {
+            return Err(format!("{text:?}: the model name is empty"));
+        }
+        Ok(Self {
+            model: model.trim().to_owned(),
+            prompt_per_million: number(prompt)?,
+            completion_per_million: number(completion)?,
+        })
+    }
+}
+
 /// Prices by model name. A model matches an entry with its exact name or, failing
 /// that, the longest entry that is a prefix of it (`gpt-4o` prices
 /// `gpt-4o-2024-08-06`). Unknown models cost nothing.
@@ -26,6 +69,17 @@ impl PriceTable {
     /// An empty table (everything free, e.g. local models).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A table of `prices`.
+    pub fn from_prices(prices: &[NamedPrice]) -> Self {
+        prices.iter().fold(Self::new(), |table, price| {
+            table.with(
+                price.model.clone(),
+                price.prompt_per_million,
+                price.completion_per_million,
+            )
+        })
     }
 
     /// Adds or replaces a model's price.
@@ -76,11 +130,14 @@ pub struct Budget {
     pub max_tokens: Option<u64>,
 }
 
-/// Totals for one model or one caller.
+/// Totals for one model, caller or endpoint.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct UsageTotals {
     /// Completed (uncached) calls.
     pub calls: u64,
+    /// Calls the endpoint failed after its retries (no tokens counted; never
+    /// counted per model, since no model answered).
+    pub failed_calls: u64,
     /// Prompt tokens.
     pub prompt_tokens: u64,
     /// Completion tokens.
@@ -110,6 +167,9 @@ pub struct UsageReport {
     pub by_model: BTreeMap<String, UsageTotals>,
     /// Totals per caller label.
     pub by_caller: BTreeMap<String, UsageTotals>,
+    /// Totals per endpoint ([`crate::EndpointConfig::label`]): with a config list,
+    /// how often each entry answered and failed.
+    pub by_endpoint: BTreeMap<String, UsageTotals>,
     /// Grand total.
     pub total: UsageTotals,
 }
@@ -178,23 +238,34 @@ impl UsageMeter {
         }
     }
 
-    /// Records one completed call; returns its cost in dollars.
-    pub fn record(&self, caller: &str, model: &str, usage: Usage) -> f64 {
+    /// Records one completed call of `caller` answered by `endpoint`; returns its
+    /// cost in dollars.
+    pub fn record(&self, endpoint: &str, caller: &str, model: &str, usage: Usage) -> f64 {
         let mut state = self.lock();
         let cost = state.prices.cost(model, usage);
         let report = &mut state.report;
-        report
-            .by_model
-            .entry(model.to_owned())
-            .or_default()
-            .add(usage, cost);
-        report
-            .by_caller
-            .entry(caller.to_owned())
-            .or_default()
-            .add(usage, cost);
-        report.total.add(usage, cost);
+        for totals in [
+            report.by_model.entry(model.to_owned()).or_default(),
+            report.by_caller.entry(caller.to_owned()).or_default(),
+            report.by_endpoint.entry(endpoint.to_owned()).or_default(),
+            &mut report.total,
+        ] {
+            totals.add(usage, cost);
+        }
         cost
+    }
+
+    /// Records one call of `caller` that `endpoint` failed after its retries.
+    pub fn record_failure(&self, endpoint: &str, caller: &str) {
+        let mut state = self.lock();
+        let report = &mut state.report;
+        for totals in [
+            report.by_caller.entry(caller.to_owned()).or_default(),
+            report.by_endpoint.entry(endpoint.to_owned()).or_default(),
+            &mut report.total,
+        ] {
+            totals.failed_calls += 1;
+        }
     }
 
     /// Totals so far.

@@ -94,6 +94,7 @@ fn response(text: &str) -> ChatResponse {
         usage: Usage::default(),
         model: "m".to_owned(),
         cached: false,
+        endpoint: None,
     }
 }
 

@@ -21,6 +21,18 @@ async fn recover_from(faults: Vec<Reply>) -> (String, usize) {
     )
 }
 
+/// Each case's faults are retried to success, one request per fault plus one.
+async fn all_recover(cases: Vec<(&str, Vec<Reply>)>) {
+    for (name, faults) in cases {
+        let expected_requests = faults.len() + 1;
+        assert_eq!(
+            recover_from(faults).await,
+            ("recovered".to_owned(), expected_requests),
+            "{name}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn transient_faults_are_retried() {
     let cases: Vec<(&str, Vec<Reply>)> = vec![
@@ -37,14 +49,7 @@ async fn transient_faults_are_retried() {
             vec![Reply::server_error(502), Reply::Reset],
         ),
     ];
-    for (name, faults) in cases {
-        let expected_requests = faults.len() + 1;
-        assert_eq!(
-            recover_from(faults).await,
-            ("recovered".to_owned(), expected_requests),
-            "{name}"
-        );
-    }
+    all_recover(cases).await;
 }
 
 #[tokio::test]
@@ -147,21 +152,45 @@ async fn slow_replies_time_out_and_retry() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn malformed_json_keeps_the_raw_body_and_is_not_retried() {
-    let server = ScriptedServer::start([Reply::malformed_json()]).await;
-    let error = client(&server).chat(ask("q")).await.expect_err("malformed");
-    match &error {
-        LlmError::MalformedResponse { body, .. } => {
-            assert!(body.contains("this is not json"), "{body}")
-        }
-        other => panic!("expected malformed response, got {other}"),
-    }
-    assert_eq!(server.chat_requests().len(), 1);
+async fn malformed_replies_are_retried() {
+    let cases: Vec<(&str, Vec<Reply>)> = vec![
+        ("invalid JSON", vec![Reply::malformed_json()]),
+        ("empty choices", vec![Reply::empty_choices()]),
+        (
+            "invalid JSON then empty choices",
+            vec![Reply::malformed_json(), Reply::empty_choices()],
+        ),
+        (
+            "malformed and transient mixed",
+            vec![
+                Reply::malformed_json(),
+                Reply::server_error(503),
+                Reply::empty_choices(),
+                Reply::text("cut").truncated(),
+            ],
+        ),
+    ];
+    all_recover(cases).await;
 }
 
 #[tokio::test]
-async fn empty_choices_is_a_clear_error() {
-    let server = ScriptedServer::start([Reply::empty_choices()]).await;
+async fn persistent_malformed_json_gives_up_with_the_raw_body() {
+    let server = ScriptedServer::with_rule(|_| Reply::malformed_json()).await;
+    let error = client(&server).chat(ask("q")).await.expect_err("malformed");
+    match &error {
+        LlmError::MalformedResponse { body, attempts, .. } => {
+            assert!(body.contains("this is not json"), "{body}");
+            assert_eq!(*attempts, 3, "fast_options allow 3 malformed replies");
+        }
+        other => panic!("expected malformed response, got {other}"),
+    }
+    assert!(error.to_string().contains("after 3 attempt(s)"), "{error}");
+    assert_eq!(server.chat_requests().len(), 3);
+}
+
+#[tokio::test]
+async fn persistent_empty_choices_is_a_clear_error() {
+    let server = ScriptedServer::with_rule(|_| Reply::empty_choices()).await;
     let error = client(&server)
         .chat(ask("q"))
         .await
@@ -173,6 +202,38 @@ async fn empty_choices_is_a_clear_error() {
         }
         other => panic!("expected malformed response, got {other}"),
     }
+    assert_eq!(server.chat_requests().len(), 3);
+}
+
+#[tokio::test]
+async fn malformed_replies_have_their_own_retry_count() {
+    // Two transient faults and two malformed replies: neither count reaches its limit
+    // (3 transient, 3 malformed), so the call succeeds after four failures in all,
+    // more than either limit alone.
+    let (answer, requests) = recover_from(vec![
+        Reply::server_error(500),
+        Reply::malformed_json(),
+        Reply::server_error(502),
+        Reply::empty_choices(),
+    ])
+    .await;
+    assert_eq!((answer.as_str(), requests), ("recovered", 5));
+    let server = ScriptedServer::start([Reply::malformed_json()]).await;
+    let options = ClientOptions {
+        retry: RetryPolicy {
+            max_malformed_attempts: 1,
+            ..fast_options().retry
+        },
+        ..fast_options()
+    };
+    let error = client_with(&server, options)
+        .chat(ask("q"))
+        .await
+        .expect_err("no malformed retries");
+    assert!(
+        matches!(error, LlmError::MalformedResponse { attempts: 1, .. }),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -226,6 +287,7 @@ async fn concurrency_limit_is_shared_by_clones() {
 fn backoff_grows_with_jitter_and_caps() {
     let policy = RetryPolicy {
         max_attempts: 10,
+        max_malformed_attempts: 2,
         base_delay: Duration::from_millis(100),
         max_delay: Duration::from_millis(1_000),
         max_retry_after: Duration::from_secs(3),

@@ -4,9 +4,11 @@
 mod cache;
 mod config;
 mod context;
+mod fallback;
 mod faults;
 mod lenient;
 mod local;
+mod preflight;
 mod redaction;
 mod requests;
 mod usage;
@@ -23,6 +25,7 @@ fn fast_options() -> ClientOptions {
     ClientOptions {
         retry: RetryPolicy {
             max_attempts: 3,
+            max_malformed_attempts: 3,
             base_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(5),
             max_retry_after: Duration::from_secs(5),

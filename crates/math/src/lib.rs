@@ -10,7 +10,8 @@
 //! 2. [`check_answer_numeric`]: adds exact-rational and tolerance-based numeric
 //!    equivalence ([`evaluate`]), so `7.0` matches `7` and `0.5` matches `\dfrac{2}{4}`.
 //! 3. [`check_answer`]: adds a caller-supplied [`SymbolicChecker`] for answers that need
-//!    algebra (`x(x+2)` vs `x^2+2x`).
+//!    algebra (`x(x+2)` vs `x^2+2x`); [`latex_answer_to_sympy`] rewrites LaTeX
+//!    answers into the small language such a checker may hand to sympy.
 
 mod answer;
 mod code;
@@ -19,6 +20,7 @@ mod normalize;
 mod numeric;
 mod scoring;
 mod symbolic;
+mod sympy;
 
 pub use answer::get_answer;
 pub use code::{CodeBlock, Lang, extract_code, infer_lang};
@@ -36,3 +38,4 @@ pub use symbolic::{
     AnswerVerdict, Rule, SymbolicChecker, SymbolicVerdict, UndecidedReason, check_answer,
     check_answer_numeric,
 };
+pub use sympy::{SYMPY_NAMES, SympyAnswer, latex_answer_to_sympy, latex_to_sympy};

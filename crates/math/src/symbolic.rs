@@ -21,8 +21,9 @@ use crate::numeric::{NumericRule, compare_numbers, evaluate};
 ///   never evaluate it as code, and bound the time spent.
 /// - It is called only when the string and numeric rules could not decide (at least
 ///   one side is not a number), at most once per [`check_answer`] call.
-/// - Failures (unparseable input, time-outs, a dead worker) are reported as
-///   [`SymbolicVerdict::Undecided`] with a reason, never by panicking.
+/// - Input it cannot read is [`SymbolicVerdict::Undecided`]; its own failures
+///   (time-outs, a dead worker) are [`SymbolicVerdict::Failed`]; both with a reason,
+///   never a panic.
 #[async_trait]
 pub trait SymbolicChecker: Send + Sync {
     /// Whether `candidate` and `reference` denote the same mathematical object.
@@ -36,8 +37,12 @@ pub enum SymbolicVerdict {
     Equivalent,
     /// The answers differ.
     NotEquivalent,
-    /// The checker could not tell; the reason says why.
+    /// The checker could not tell about these answers (outside what it
+    /// understands); the reason says why.
     Undecided(String),
+    /// The checker itself failed (its sandbox did not start, timed out, died):
+    /// nothing is known about the answers.
+    Failed(String),
 }
 
 /// The rule that decided an [`AnswerVerdict`].
@@ -59,6 +64,8 @@ pub enum UndecidedReason {
     NeedsAlgebra,
     /// The [`SymbolicChecker`] could not tell, for this reason.
     Symbolic(String),
+    /// The [`SymbolicChecker`] failed (infrastructure, not the answer).
+    CheckerFailed(String),
 }
 
 /// The outcome of checking a candidate answer against a reference.
@@ -122,6 +129,9 @@ pub async fn check_answer(
         SymbolicVerdict::NotEquivalent => AnswerVerdict::NotEquivalent(Rule::Symbolic),
         SymbolicVerdict::Undecided(reason) => {
             AnswerVerdict::Undecided(UndecidedReason::Symbolic(reason))
+        }
+        SymbolicVerdict::Failed(reason) => {
+            AnswerVerdict::Undecided(UndecidedReason::CheckerFailed(reason))
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Arbitrary text never makes the crate panic, and basic laws hold on it.
 
 use agentopt_math::{
-    Lang, check_answer_numeric, evaluate, extract_code, get_answer, infer_lang, is_equiv, normalize,
+    Lang, check_answer_numeric, evaluate, extract_code, get_answer, infer_lang, is_equiv,
+    latex_answer_to_sympy, normalize,
 };
 use proptest::prelude::*;
 
@@ -106,6 +107,15 @@ proptest! {
             prop_assert!(block.lang != Lang::Unknown);
         }
         let _ = infer_lang(&text);
+    }
+
+    #[test]
+    fn sympy_rewriting_keeps_to_the_allowed_language(text in any_text()) {
+        if let Some(answer) = latex_answer_to_sympy(&text) {
+            for item in answer.items {
+                prop_assert!(item.chars().all(|c| c.is_ascii_alphanumeric() || " +-*/().,".contains(c)), "{item:?}");
+            }
+        }
     }
 }
 

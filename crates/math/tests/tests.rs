@@ -9,3 +9,4 @@ mod normalize;
 mod numeric;
 mod properties;
 mod scoring;
+mod sympy;

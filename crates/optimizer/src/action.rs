@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::function::{
     Parameters, check_identifier, check_packages, defined_parameters, normalise_schema,
-    split_packages,
+    packages_field,
 };
 use crate::prompt::{
     ADD_FUNCTION, ActionFormat, JSON_PARAMETERS_FIELD, REMOVE_FUNCTION, REVISE_FUNCTION,
@@ -132,67 +132,77 @@ fn static_check(
     call: &FunctionCall,
     functions: &[LearnedFunction],
 ) -> Result<(Action, Option<Parameters>), String> {
+    // The tool first: a call of an unknown tool is answered by naming it, whatever
+    // its arguments hold.
+    if ![ADD_FUNCTION, REVISE_FUNCTION, REMOVE_FUNCTION].contains(&call.name.as_str()) {
+        return Err(format!(
+            "unknown tool `{}`; use {ADD_FUNCTION}, {REVISE_FUNCTION} or {REMOVE_FUNCTION}",
+            call.name
+        ));
+    }
     let arguments = call
         .parse_arguments()
         .map_err(|error| format!("the tool-call arguments are not a JSON object: {error}"))?;
     let name = string_field(&arguments, "name")?;
     let exists = functions.iter().any(|function| function.name == name);
-    match call.name.as_str() {
-        REMOVE_FUNCTION => {
-            if !exists {
-                return Err(format!(
-                    "cannot remove `{name}`: List B has no such function (it has {:?})",
-                    functions
-                        .iter()
-                        .map(|f| f.name.as_str())
-                        .collect::<Vec<_>>()
-                ));
-            }
-            Ok((Action::Remove(name), None))
-        }
-        ADD_FUNCTION | REVISE_FUNCTION => {
-            check_identifier(&name)?;
-            let adding = call.name == ADD_FUNCTION;
-            if adding && exists {
-                return Err(format!(
-                    "cannot add `{name}`: List B already has a function with that name; \
-                     use revise_function to change it"
-                ));
-            }
-            if !adding && !exists {
-                return Err(format!(
-                    "cannot revise `{name}`: List B has no such function; use add_function"
-                ));
-            }
-            let description = string_field(&arguments, "description")?;
-            let schema_text = string_field(&arguments, "arguments")?;
-            let packages = split_packages(&string_field(&arguments, "packages")?);
-            let code = string_field(&arguments, "code")?;
-            let schema_value: Value =
-                serde_json::from_str(schema_text.trim()).map_err(|error| {
-                    format!("`arguments` is not valid JSON: {error}; it was {schema_text:?}")
-                })?;
-            let parameters = defined_parameters(&name, &code)?;
-            let schema = normalise_schema(&schema_value, &parameters)?;
-            check_packages(&packages)?;
-            let function = LearnedFunction {
-                name,
-                description,
-                parameters: schema,
-                packages,
-                code,
-            };
-            let action = if adding {
-                Action::Add(function)
-            } else {
-                Action::Revise(function)
-            };
-            Ok((action, Some(parameters)))
-        }
-        other => Err(format!(
-            "unknown tool `{other}`; use {ADD_FUNCTION}, {REVISE_FUNCTION} or {REMOVE_FUNCTION}"
-        )),
+    if call.name != REMOVE_FUNCTION {
+        return check_add_or_revise(call.name == ADD_FUNCTION, name, exists, &arguments);
     }
+    if !exists {
+        return Err(format!(
+            "cannot remove `{name}`: List B has no such function (it has {:?})",
+            functions
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+        ));
+    }
+    Ok((Action::Remove(name), None))
+}
+
+/// `add_function` (`adding`) or `revise_function` of `name`, which List B holds or
+/// not (`exists`).
+fn check_add_or_revise(
+    adding: bool,
+    name: String,
+    exists: bool,
+    arguments: &Map<String, Value>,
+) -> Result<(Action, Option<Parameters>), String> {
+    check_identifier(&name)?;
+    if adding && exists {
+        return Err(format!(
+            "cannot add `{name}`: List B already has a function with that name; \
+             use revise_function to change it"
+        ));
+    }
+    if !adding && !exists {
+        return Err(format!(
+            "cannot revise `{name}`: List B has no such function; use add_function"
+        ));
+    }
+    let description = string_field(arguments, "description")?;
+    let schema_text = string_field(arguments, "arguments")?;
+    let packages = packages_field(arguments.get("packages"))?;
+    let code = string_field(arguments, "code")?;
+    let schema_value: Value = serde_json::from_str(schema_text.trim()).map_err(|error| {
+        format!("`arguments` is not valid JSON: {error}; it was {schema_text:?}")
+    })?;
+    let parameters = defined_parameters(&name, &code)?;
+    let schema = normalise_schema(&schema_value, &parameters)?;
+    check_packages(&packages)?;
+    let function = LearnedFunction {
+        name,
+        description,
+        parameters: schema,
+        packages,
+        code,
+    };
+    let action = if adding {
+        Action::Add(function)
+    } else {
+        Action::Revise(function)
+    };
+    Ok((action, Some(parameters)))
 }
 
 /// The action keeps List B within its share of the prompt.

@@ -7,6 +7,8 @@ use std::collections::BTreeSet;
 use agentopt_core::LearnedFunction;
 pub(crate) use agentopt_core::check_identifier;
 use agentopt_sandbox::{PACKAGE_ALLOWLIST, allowlisted_package};
+
+use crate::stdlib::STANDARD_LIBRARY;
 use rustpython_parser::Parse;
 use rustpython_parser::ast::{self, Stmt};
 use serde::Serialize;
@@ -202,32 +204,47 @@ fn check_property_types(properties: &Map<String, Value>) -> Result<(), String> {
     Ok(())
 }
 
-/// Standard-library modules models often list as packages; they need no install, so
-/// they are dropped rather than rejected.
-const STANDARD_LIBRARY: &[&str] = &[
-    "cmath",
-    "collections",
-    "decimal",
-    "fractions",
-    "functools",
-    "itertools",
-    "json",
-    "math",
-    "operator",
-    "random",
-    "re",
-    "statistics",
-    "string",
-];
+/// Whether `module` (or the top-level package of `module.sub`) is in CPython's
+/// standard library.
+fn is_standard_library(module: &str) -> bool {
+    let top_level = module.split('.').next().unwrap_or(module);
+    STANDARD_LIBRARY.binary_search(&top_level).is_ok()
+}
 
 /// Splits the tools' one-string `packages` ("sympy numpy", "sympy, numpy") into names,
 /// dropping standard-library modules.
 pub(crate) fn split_packages(packages: &str) -> Vec<String> {
     packages
         .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|package| !package.is_empty() && !STANDARD_LIBRARY.contains(package))
+        .filter(|package| !package.is_empty() && !is_standard_library(package))
         .map(str::to_owned)
         .collect()
+}
+
+/// The packages of an add/revise call. The tools ask for one string, but a missing
+/// field, `null`, `""` and `[]` all mean "no packages", and a list of strings is read
+/// as its names: refusing them would cost a retry for nothing.
+///
+/// # Errors
+/// A message naming the field when it is anything else.
+pub(crate) fn packages_field(value: Option<&Value>) -> Result<Vec<String>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(text)) => Ok(split_packages(text)),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(text) => Ok(split_packages(text)),
+                other => Err(format!(
+                    "`packages` must be a string of package names; got a list holding {other}"
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|names| names.concat()),
+        Some(other) => Err(format!(
+            "`packages` must be a string of package names (\"\" for none); got {other}"
+        )),
+    }
 }
 
 /// Every package is a bare name on the sandbox allowlist.

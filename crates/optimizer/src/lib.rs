@@ -11,19 +11,22 @@
 //! trained set exports to a portable JSON artifact.
 
 mod action;
+mod checkpoint;
 mod error;
 mod function;
 mod optimizer;
 mod prompt;
 mod state;
 mod stats;
+mod stdlib;
 
 pub use action::Action;
 pub use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction, Provenance};
 pub use error::OptimizerError;
 pub use function::check_function;
 pub use optimizer::{
-    AgentOptimizer, OptimizerOptions, RejectedProposal, StepOutcome, ValidationOptions,
+    AgentOptimizer, MAX_RETRIES_LIMIT, OptimizerOptions, RejectedProposal, StepOutcome,
+    ValidationOptions,
 };
 pub use prompt::{
     ADD_FUNCTION, ActionFormat, JSON_PARAMETERS_FIELD, PromptReport, REMOVE_FUNCTION,

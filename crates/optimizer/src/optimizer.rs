@@ -9,16 +9,13 @@ use agentopt_sandbox::Executor;
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, Proposal, Verdict, read_reply, validate_calls};
+use crate::checkpoint::CheckpointFiles;
 use crate::prompt::{
     ActionFormat, FEEDBACK_TOKENS, PromptBudget, PromptInputs, PromptReport, action_schema,
     build_prompt, cut_middle, max_list_bytes, optimizer_tools,
 };
-use crate::state::{
-    CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Checkpoint, FailedTrial, OptimizerState,
-    RecordedConversation,
-};
+use crate::state::{FailedTrial, OptimizerState, Record, RecordedConversation};
 use crate::stats::PairedComparison;
-use agentopt_core::files::{read_versioned, write_json_atomic};
 use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction, Provenance};
 
 use crate::OptimizerError;
@@ -29,7 +26,8 @@ pub struct OptimizerOptions {
     /// Report `should_stop` after this many consecutive steps without beating the best
     /// score; `None` never stops.
     pub patience: Option<u32>,
-    /// Times a rejected proposal is retried with the validation error fed back.
+    /// Times a rejected proposal is retried with the validation error fed back; at
+    /// most [`MAX_RETRIES_LIMIT`].
     pub max_retries: u32,
     /// Tokens of the context window kept free for the optimizer's reply (also its
     /// `max_tokens`). The prompt budget is the context window minus twice this (the
@@ -42,7 +40,9 @@ pub struct OptimizerOptions {
     /// Decide keep/roll-back on a held-out validation batch instead of the training
     /// mean.
     pub validation: Option<ValidationOptions>,
-    /// Where to checkpoint after every record and step; `None`: no checkpoints.
+    /// Where to checkpoint: a snapshot at this path, written at every step and
+    /// reset, and a journal beside it (`x.json` → `x.journal.jsonl`) with one line per
+    /// record; `None`: no checkpoints.
     pub checkpoint: Option<PathBuf>,
     /// Sampling temperature for the optimizer model.
     pub temperature: Option<f32>,
@@ -133,6 +133,7 @@ pub struct AgentOptimizer {
     options: OptimizerOptions,
     executor: Option<Box<dyn Executor>>,
     state: OptimizerState,
+    files: Option<CheckpointFiles>,
 }
 
 impl std::fmt::Debug for AgentOptimizer {
@@ -146,7 +147,18 @@ impl std::fmt::Debug for AgentOptimizer {
     }
 }
 
+/// Most retries of a rejected proposal per round: each is a model call, and the
+/// attempt count (`max_retries + 1`) must not overflow.
+pub const MAX_RETRIES_LIMIT: u32 = 100;
+
 fn check_options(options: &OptimizerOptions) -> Result<(), OptimizerError> {
+    if options.max_retries > MAX_RETRIES_LIMIT {
+        return Err(OptimizerError::InvalidOption {
+            option: "max_retries",
+            value: options.max_retries.to_string(),
+            message: format!("must be at most {MAX_RETRIES_LIMIT}"),
+        });
+    }
     if let Some(validation) = &options.validation
         && !(validation.significance > 0.0 && validation.significance < 1.0)
     {
@@ -186,6 +198,7 @@ impl AgentOptimizer {
         Ok(Self {
             max_actions_per_step,
             model,
+            files: options.checkpoint.as_deref().map(CheckpointFiles::new),
             options,
             executor: None,
             state: OptimizerState::default(),
@@ -199,16 +212,20 @@ impl AgentOptimizer {
     /// # Errors
     /// Reading or parsing the checkpoint, or an unusable saved option.
     pub fn resume(path: &Path, model: Arc<dyn ChatModel>) -> Result<Self, OptimizerError> {
-        let checkpoint: Checkpoint = read_versioned(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION)?;
+        let (checkpoint, files) = CheckpointFiles::load(path)?;
         let options = OptimizerOptions {
             checkpoint: Some(path.to_path_buf()),
-            ..checkpoint.options.clone()
+            ..checkpoint.options
         };
-        Self::resume_with_options(path, model, options)
+        let mut optimizer = Self::new(checkpoint.max_actions_per_step, model, options)?;
+        optimizer.state = checkpoint.state;
+        optimizer.files = Some(files);
+        Ok(optimizer)
     }
 
     /// As [`Self::resume`], with other options (a longer patience, say); options that
-    /// shape the prompt change what the next step sends.
+    /// shape the prompt change what the next step sends. Checkpoints go where
+    /// `options.checkpoint` says (to `path`, they continue its journal).
     ///
     /// # Errors
     /// Reading or parsing the checkpoint, or an unusable option.
@@ -217,9 +234,13 @@ impl AgentOptimizer {
         model: Arc<dyn ChatModel>,
         options: OptimizerOptions,
     ) -> Result<Self, OptimizerError> {
-        let checkpoint: Checkpoint = read_versioned(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION)?;
+        let (checkpoint, files) = CheckpointFiles::load(path)?;
+        let continues_here = options.checkpoint.as_deref() == Some(path);
         let mut optimizer = Self::new(checkpoint.max_actions_per_step, model, options)?;
         optimizer.state = checkpoint.state;
+        if continues_here {
+            optimizer.files = Some(files);
+        }
         Ok(optimizer)
     }
 
@@ -236,7 +257,8 @@ impl AgentOptimizer {
     }
 
     /// Records one conversation held with the current (trial) functions and whether
-    /// the user was satisfied.
+    /// the user was satisfied. All or nothing: when the checkpoint cannot be written,
+    /// nothing is recorded, and calling again records the conversation once.
     ///
     /// # Errors
     /// Writing the checkpoint.
@@ -245,15 +267,14 @@ impl AgentOptimizer {
         history: Vec<ChatMessage>,
         satisfied: bool,
     ) -> Result<(), OptimizerError> {
-        self.state.trial_conversations.push(RecordedConversation {
+        self.record(Record::Conversation(RecordedConversation {
             messages: history,
             satisfied,
-        });
-        self.checkpoint()
+        }))
     }
 
     /// Records the trial functions' outcome on one held-out validation problem
-    /// (validation mode).
+    /// (validation mode); all or nothing, as [`Self::record_one_conversation`].
     ///
     /// # Errors
     /// Writing the checkpoint.
@@ -262,19 +283,36 @@ impl AgentOptimizer {
         problem_id: impl Into<String>,
         satisfied: bool,
     ) -> Result<(), OptimizerError> {
-        self.state
-            .trial_validation
-            .insert(problem_id.into(), satisfied);
-        self.checkpoint()
+        self.record(Record::Validation {
+            problem_id: problem_id.into(),
+            satisfied,
+        })
+    }
+
+    /// Persists `record` (a journal line, or a first snapshot), then applies it.
+    fn record(&mut self, record: Record) -> Result<(), OptimizerError> {
+        let appended = match &mut self.files {
+            Some(files) => files.append(&record)?,
+            None => true,
+        };
+        if !appended {
+            let mut next = self.state.clone();
+            record.clone().apply(&mut next);
+            self.write_snapshot(&next)?;
+        }
+        record.apply(&mut self.state);
+        Ok(())
     }
 
     /// Forgets everything learned: functions, conversations, scores, failures.
     ///
     /// # Errors
-    /// Writing the checkpoint.
+    /// Writing the checkpoint (nothing is forgotten then).
     pub fn reset(&mut self) -> Result<(), OptimizerError> {
-        self.state = OptimizerState::default();
-        self.checkpoint()
+        let empty = OptimizerState::default();
+        self.write_snapshot(&empty)?;
+        self.state = empty;
+        Ok(())
     }
 
     /// The best function list so far.
@@ -332,21 +370,12 @@ impl AgentOptimizer {
         Ok(artifact)
     }
 
-    fn checkpoint(&self) -> Result<(), OptimizerError> {
-        let Some(path) = &self.options.checkpoint else {
-            return Ok(());
-        };
-        write_json_atomic(
-            path,
-            &Checkpoint {
-                format: CHECKPOINT_FORMAT.to_owned(),
-                version: CHECKPOINT_VERSION,
-                max_actions_per_step: self.max_actions_per_step,
-                options: self.options.clone(),
-                state: self.state.clone(),
-            },
-        )?;
-        Ok(())
+    /// Writes `state` as the checkpoint snapshot, when checkpoints are on.
+    fn write_snapshot(&mut self, state: &OptimizerState) -> Result<(), OptimizerError> {
+        match &mut self.files {
+            Some(files) => files.write_snapshot(self.max_actions_per_step, &self.options, state),
+            None => Ok(()),
+        }
     }
 
     async fn prompt_budget(&self) -> Result<PromptBudget, OptimizerError> {
@@ -487,23 +516,25 @@ impl AgentOptimizer {
             functions: FunctionSet::default(),
         };
         let mut incumbent = next.best_functions.clone();
-        self.action_loop(&next, &recorded, &budget, &mut incumbent, &mut outcome)
+        self.action_loop(&next, &budget, &mut incumbent, &mut outcome)
             .await?;
 
         outcome.functions = FunctionSet::new(incumbent.iter().cloned());
         outcome.changes = FunctionSet::new(previous_trial).diff(&outcome.functions);
         next.trial_functions = incumbent;
+        // Written before it is adopted: a failed write leaves the step undone.
+        self.write_snapshot(&next)?;
         self.state = next;
-        self.checkpoint()?;
         Ok(outcome)
     }
 
     /// Asks for actions until `max_actions_per_step` are applied, the model stops
-    /// calling tools, or every round is used.
+    /// calling tools, or every round is used. Proposals are tried on the arguments of
+    /// the conversations the prompt shows (the best list's, after a roll-back too), so
+    /// an error's "failing conversation N" is the prompt's "Conversation N".
     async fn action_loop(
         &mut self,
         next: &OptimizerState,
-        recorded: &[RecordedConversation],
         budget: &PromptBudget,
         incumbent: &mut Vec<LearnedFunction>,
         outcome: &mut StepOutcome,
@@ -586,7 +617,7 @@ impl AgentOptimizer {
                             incumbent,
                             max_list_bytes(budget),
                             self.executor.as_deref_mut(),
-                            recorded,
+                            &next.best_conversations,
                         )
                         .await?;
                         let errors = match verdict {

@@ -335,42 +335,77 @@ fn failure_text(failures: &[FailedTrial]) -> String {
     text
 }
 
-fn statistics_text(conversations: &[RecordedConversation]) -> String {
+const STATISTICS_HEADER: &str = "The following table shows the statistical information for \
+    solving each task in each conversation and indicates, whether the result is satisfied by \
+    the users. 1 represents satisfied. 0 represents not satisfied.\n";
+
+/// One row of the statistics table.
+fn statistics_row(index: usize, conversation: &RecordedConversation) -> String {
+    format!(
+        "{{\"Conversation {index}\": {}}}\n",
+        u8::from(conversation.satisfied)
+    )
+}
+
+/// AG2's statistics table: a row per conversation.
+fn full_statistics(conversations: &[RecordedConversation]) -> String {
     if conversations.is_empty() {
         return "\n".to_owned();
     }
-    let mut text =
-        "The following table shows the statistical information for solving each task in \
-                    each conversation and indicates, whether the result is satisfied by the \
-                    users. 1 represents satisfied. 0 represents not satisfied.\n"
-            .to_owned();
-    for (index, conversation) in conversations.iter().enumerate() {
-        text.push_str(&format!(
-            "{{\"Conversation {index}\": {}}}\n",
-            u8::from(conversation.satisfied)
-        ));
+    let rows = conversations.iter().enumerate();
+    let rows: String = rows.map(|(index, c)| statistics_row(index, c)).collect();
+    format!("{STATISTICS_HEADER}{rows}")
+}
+
+/// The table when the full one does not fit: the rows of the conversations shown,
+/// then one line counting the outcomes of the others.
+fn compact_statistics(conversations: &[RecordedConversation], shown: &[usize]) -> String {
+    let mut text = STATISTICS_HEADER.to_owned();
+    for &index in shown {
+        text.push_str(&statistics_row(index, &conversations[index]));
     }
+    let others = || {
+        (0..conversations.len())
+            .filter(|index| !shown.contains(index))
+            .map(|index| &conversations[index])
+    };
+    let satisfied = others().filter(|c| c.satisfied).count();
+    let unsatisfied = others().count() - satisfied;
+    text.push_str(&format!(
+        "{{\"The other {} conversations\": \"{satisfied} satisfied (1), {unsatisfied} not \
+         satisfied (0); not listed one by one to fit the prompt\"}}\n",
+        satisfied + unsatisfied
+    ));
     text
 }
 
-fn assemble(
-    inputs: &PromptInputs<'_>,
-    format: ActionFormat,
-    failures: &str,
+/// The parts of the prompt that vary with the budget.
+#[derive(Default)]
+struct Sections<'a> {
+    failures: &'a str,
+    statistics: &'a str,
     shown: usize,
-    note: &str,
-    history: &str,
-) -> String {
+    note: &'a str,
+    history: &'a str,
+}
+
+fn assemble(inputs: &PromptInputs<'_>, format: ActionFormat, sections: &Sections<'_>) -> String {
+    let Sections {
+        failures,
+        statistics,
+        shown,
+        note,
+        history,
+    } = sections;
     format!(
         "{ROLE_AND_ACTIONS}\nBelow are the signatures of the current functions:\nList A: {}.\n\
          The following list are the function signatures that you have after taking {} \
          actions to manipulate List A:\nList B: {}.\n\n{failures}\n\nHere are {shown} \
          conversation histories of solving {shown} tasks using List A.{note}\nHistory:\n\
-         {history}\n\n{}\n\n{CLOSING}{}",
+         {history}\n\n{statistics}\n\n{CLOSING}{}",
         functions_text(inputs.best),
         inputs.actions_taken,
         functions_text(inputs.incumbent),
-        statistics_text(inputs.conversations),
         match format {
             ActionFormat::ToolCalls => String::new(),
             ActionFormat::JsonSchema => json_action_instruction(),
@@ -490,7 +525,7 @@ pub(crate) fn max_list_bytes(budget: &PromptBudget) -> usize {
         conversations: &[],
     };
     let bare = tokens(
-        &assemble(&empty, budget.action_format, &failure_text(&[]), 0, "", ""),
+        &assemble(&empty, budget.action_format, &Sections::default()),
         budget.action_format,
     );
     budget.max_prompt_tokens.saturating_sub(bare) * BYTES_PER_TOKEN / 3
@@ -502,6 +537,11 @@ pub(crate) fn list_bytes(functions: &[LearnedFunction]) -> usize {
 }
 
 /// Builds the prompt within `budget`; returns it with what was cut.
+///
+/// What the fixed text leaves is shared out in turn: the failure experience takes at
+/// most a quarter, the statistics table at most a quarter of the rest (else it lists
+/// only the conversations shown and counts the others in one line), and histories
+/// fill what remains.
 pub(crate) fn build_prompt(
     inputs: &PromptInputs<'_>,
     budget: &PromptBudget,
@@ -511,15 +551,13 @@ pub(crate) fn build_prompt(
         ..PromptReport::default()
     };
     let format = budget.action_format;
-    let bare = assemble(inputs, format, &failure_text(&[]), 0, "", "");
-    let bare_tokens = tokens(&bare, format);
+    let bare_tokens = tokens(&assemble(inputs, format, &Sections::default()), format);
     if bare_tokens > budget.max_prompt_tokens {
         return Err(bare_tokens);
     }
     let mut spare_bytes = (budget.max_prompt_tokens - bare_tokens) * BYTES_PER_TOKEN;
 
-    // Failure experience gets at most a quarter of what is left; the highest scores
-    // (the end of the ascending list) are kept.
+    // The highest scores (the end of the ascending list) are kept.
     let failure_share = spare_bytes / 4;
     let mut kept = inputs.failures.len();
     let mut failures = failure_text(inputs.failures);
@@ -533,34 +571,23 @@ pub(crate) fn build_prompt(
     let note_room = 160;
     spare_bytes = spare_bytes.saturating_sub(note_room);
 
-    let condensed_limit = budget.max_tool_output_chars.min(1000);
-    let mut chosen: Vec<(usize, String)> = Vec::new();
-    for index in balanced_order(inputs.conversations) {
-        let (messages, cut) = cut_tool_outputs(
-            &inputs.conversations[index].messages,
-            budget.max_tool_output_chars,
-        );
-        let full = conversation_text(index, &message_texts(&messages));
-        if full.len() < spare_bytes {
-            spare_bytes -= full.len() + 1;
-            report.tool_outputs_cut += cut;
-            report.conversations_full.push(index);
-            chosen.push((index, full));
-            continue;
-        }
-        let condensed = condensed_text(index, &messages, condensed_limit);
-        if condensed.len() < spare_bytes {
-            spare_bytes -= condensed.len() + 1;
-            report.conversations_condensed.push(index);
-            chosen.push((index, condensed));
-        } else {
-            report.conversations_omitted.push(index);
-        }
-    }
-    chosen.sort_by_key(|(index, _)| *index);
-    report.conversations_full.sort_unstable();
-    report.conversations_condensed.sort_unstable();
-    report.conversations_omitted.sort_unstable();
+    let full_table = full_statistics(inputs.conversations);
+    let table_fits = full_table.len() <= spare_bytes / 4;
+    spare_bytes = if table_fits {
+        spare_bytes - full_table.len()
+    } else {
+        // The header and the count line of the compact table; rows are paid for
+        // with the conversation they belong to.
+        let empty_table = compact_statistics(inputs.conversations, &[]);
+        spare_bytes.saturating_sub(empty_table.len() + 16)
+    };
+    let chosen = choose_histories(inputs, budget, spare_bytes, !table_fits, &mut report);
+    let shown: Vec<usize> = chosen.iter().map(|(index, _)| *index).collect();
+    let statistics = if table_fits {
+        full_table
+    } else {
+        compact_statistics(inputs.conversations, &shown)
+    };
     let history: Vec<String> = chosen.into_iter().map(|(_, text)| text).collect();
     let note =
         if report.conversations_condensed.is_empty() && report.conversations_omitted.is_empty() {
@@ -572,14 +599,59 @@ pub(crate) fn build_prompt(
                 report.conversations_omitted.len()
             )
         };
-    let prompt = assemble(
-        inputs,
-        format,
-        &failures,
-        history.len(),
-        &note,
-        &history.join("\n"),
-    );
+    let sections = Sections {
+        failures: &failures,
+        statistics: &statistics,
+        shown: history.len(),
+        note: &note,
+        history: &history.join("\n"),
+    };
+    let prompt = assemble(inputs, format, &sections);
     report.prompt_tokens = tokens(&prompt, format);
     Ok((prompt, report))
+}
+
+/// The histories shown, in index order, within `spare_bytes`: failures and successes
+/// alternating, each whole (tool outputs cut), else condensed, else left out. With
+/// `pay_rows`, a shown conversation also pays for its row of the statistics table.
+fn choose_histories(
+    inputs: &PromptInputs<'_>,
+    budget: &PromptBudget,
+    mut spare_bytes: usize,
+    pay_rows: bool,
+    report: &mut PromptReport,
+) -> Vec<(usize, String)> {
+    let condensed_limit = budget.max_tool_output_chars.min(1000);
+    let mut chosen: Vec<(usize, String)> = Vec::new();
+    for index in balanced_order(inputs.conversations) {
+        let conversation = &inputs.conversations[index];
+        let row = if pay_rows {
+            statistics_row(index, conversation).len()
+        } else {
+            0
+        };
+        let (messages, cut) =
+            cut_tool_outputs(&conversation.messages, budget.max_tool_output_chars);
+        let full = conversation_text(index, &message_texts(&messages));
+        if full.len() + row < spare_bytes {
+            spare_bytes -= full.len() + row + 1;
+            report.tool_outputs_cut += cut;
+            report.conversations_full.push(index);
+            chosen.push((index, full));
+            continue;
+        }
+        let condensed = condensed_text(index, &messages, condensed_limit);
+        if condensed.len() + row < spare_bytes {
+            spare_bytes -= condensed.len() + row + 1;
+            report.conversations_condensed.push(index);
+            chosen.push((index, condensed));
+        } else {
+            report.conversations_omitted.push(index);
+        }
+    }
+    chosen.sort_by_key(|(index, _)| *index);
+    report.conversations_full.sort_unstable();
+    report.conversations_condensed.sort_unstable();
+    report.conversations_omitted.sort_unstable();
+    chosen
 }

@@ -1,4 +1,5 @@
-//! The optimizer's whole state, its versioned checkpoint file and atomic JSON writes.
+//! The optimizer's whole state and the layout of its checkpoint: a versioned snapshot
+//! and the journal lines that extend it.
 
 use std::collections::BTreeMap;
 
@@ -54,15 +55,70 @@ pub(crate) struct OptimizerState {
 
 /// Name written in every checkpoint file.
 pub(crate) const CHECKPOINT_FORMAT: &str = "agentopt-optimizer-checkpoint";
-/// Checkpoint layout version this build writes and reads.
-pub(crate) const CHECKPOINT_VERSION: u32 = 1;
+/// Checkpoint layout version this build writes: a snapshot extended by a journal.
+pub(crate) const CHECKPOINT_VERSION: u32 = 2;
+/// The earlier layout (the whole state rewritten on every record), still read.
+pub(crate) const CHECKPOINT_VERSION_WHOLE: u32 = 1;
 
-/// The checkpoint file: format tag, version, settings fixed at creation and the state.
-#[derive(Debug, Serialize, Deserialize)]
+/// The checkpoint snapshot file: format tag, version, the snapshot's id (journal
+/// lines carrying it extend this snapshot), settings fixed at creation and the state.
+#[derive(Debug, Deserialize)]
 pub(crate) struct Checkpoint {
-    pub(crate) format: String,
     pub(crate) version: u32,
+    /// Absent in version 1 files, which have no journal.
+    #[serde(default)]
+    pub(crate) snapshot: u64,
     pub(crate) max_actions_per_step: usize,
     pub(crate) options: OptimizerOptions,
     pub(crate) state: OptimizerState,
+}
+
+/// [`Checkpoint`] as written, borrowing the state.
+#[derive(Debug, Serialize)]
+pub(crate) struct CheckpointRef<'a> {
+    pub(crate) format: &'static str,
+    pub(crate) version: u32,
+    pub(crate) snapshot: u64,
+    pub(crate) max_actions_per_step: usize,
+    pub(crate) options: &'a OptimizerOptions,
+    pub(crate) state: &'a OptimizerState,
+}
+
+/// Something recorded between steps: one journal line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Record {
+    /// [`crate::AgentOptimizer::record_one_conversation`].
+    Conversation(RecordedConversation),
+    /// [`crate::AgentOptimizer::record_validation_outcome`].
+    Validation {
+        /// The held-out problem.
+        problem_id: String,
+        /// Whether the trial functions solved it.
+        satisfied: bool,
+    },
+}
+
+impl Record {
+    /// Adds the record to `state`.
+    pub(crate) fn apply(self, state: &mut OptimizerState) {
+        match self {
+            Self::Conversation(conversation) => state.trial_conversations.push(conversation),
+            Self::Validation {
+                problem_id,
+                satisfied,
+            } => {
+                state.trial_validation.insert(problem_id, satisfied);
+            }
+        }
+    }
+}
+
+/// One journal line: the snapshot it extends, its position after that snapshot
+/// (from 0), and the record.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct JournalEntry {
+    pub(crate) snapshot: u64,
+    pub(crate) seq: u64,
+    pub(crate) record: Record,
 }

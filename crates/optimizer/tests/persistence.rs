@@ -71,7 +71,7 @@ async fn resume_after_a_crash_between_record_and_step_sends_the_same_prompt() ->
     // The resumed optimizer keeps checkpointing to the file it came from.
     let checkpoint: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
     assert_eq!(checkpoint["format"], "agentopt-optimizer-checkpoint");
-    assert_eq!(checkpoint["version"], 1);
+    assert_eq!(checkpoint["version"], 2);
     assert_eq!(checkpoint["state"]["steps_taken"], 2);
     Ok(())
 }
@@ -83,14 +83,14 @@ async fn checkpoints_of_another_version_or_malformed_are_refused() -> anyhow::Re
     let newer = directory.path().join("newer.json");
     std::fs::write(
         &newer,
-        json!({"format": "agentopt-optimizer-checkpoint", "version": 2}).to_string(),
+        json!({"format": "agentopt-optimizer-checkpoint", "version": 3}).to_string(),
     )?;
     let error = AgentOptimizer::resume(&newer, client(&server)).err();
     assert!(
         matches!(
             error,
             Some(OptimizerError::File(
-                agentopt_core::CoreError::UnsupportedVersion { found: 2, .. }
+                agentopt_core::CoreError::UnsupportedVersion { found: 3, .. }
             ))
         ),
         "{error:?}"
@@ -236,5 +236,153 @@ async fn artifacts_with_invalid_functions_are_refused() -> anyhow::Result<()> {
     let loaded = FunctionSet::load(&path)?;
     let error = check_function(&loaded[0]).expect_err("defines g, not f");
     assert!(error.contains("def f(...)"), "{error}");
+    Ok(())
+}
+
+/// The bodies of every chat request `server` received.
+fn bodies(server: &ScriptedServer) -> Vec<Value> {
+    server
+        .chat_requests()
+        .into_iter()
+        .map(|request| request.body)
+        .collect()
+}
+
+/// Records `count` conversations (every third satisfied).
+fn record_many(optimizer: &mut AgentOptimizer, count: usize) -> anyhow::Result<()> {
+    for index in 0..count {
+        let history = crate::conversation(&format!("What is {index} + 5?"), "5");
+        optimizer.record_one_conversation(history, index % 3 == 0)?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn recording_appends_one_journal_line_and_leaves_the_snapshot_alone() -> anyhow::Result<()> {
+    let directory = tempfile::tempdir()?;
+    let path = directory.path().join("optimizer.json");
+    let journal = directory.path().join("optimizer.journal.jsonl");
+    let server = crate::server(script()).await;
+    let mut optimizer = AgentOptimizer::new(1, client(&server), options(&path))?;
+    record_many(&mut optimizer, 1)?; // the first record writes the snapshot
+    let snapshot = std::fs::read(&path)?;
+    record_many(&mut optimizer, 40)?;
+    assert_eq!(
+        std::fs::read(&path)?,
+        snapshot,
+        "the snapshot is not rewritten"
+    );
+    let lines = std::fs::read_to_string(&journal)?;
+    assert_eq!(lines.lines().count(), 40);
+    assert!(
+        lines.len() < 40 * 800,
+        "one short line per record: {} bytes",
+        lines.len()
+    );
+
+    // Resuming replays the journal: the same step as the uninterrupted optimizer.
+    let resumed_server = crate::server(script()).await;
+    let mut resumed = AgentOptimizer::resume(&path, client(&resumed_server))?;
+    assert_eq!(resumed.step().await?, optimizer.step().await?);
+    assert_eq!(bodies(&resumed_server), bodies(&server));
+    // The step's snapshot holds everything; its journal starts empty.
+    assert!(!journal.exists() || std::fs::read_to_string(&journal)?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn version_1_checkpoints_still_load() -> anyhow::Result<()> {
+    let directory = tempfile::tempdir()?;
+    let path = directory.path().join("old.json");
+    let server = crate::server(script()).await;
+    let mut optimizer = AgentOptimizer::new(1, client(&server), options(&path))?;
+    record_many(&mut optimizer, 3)?;
+    let expected = optimizer.step().await?;
+    // What version 1 wrote: the whole state, no snapshot id, no journal.
+    let mut checkpoint: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    checkpoint["version"] = json!(1);
+    checkpoint
+        .as_object_mut()
+        .map(|fields| fields.remove("snapshot"));
+    std::fs::write(&path, checkpoint.to_string())?;
+
+    let mut resumed = AgentOptimizer::resume(&path, client(&server))?;
+    assert_eq!(resumed.steps_taken(), 1);
+    assert_eq!(resumed.trial_functions(), expected.functions.functions());
+    record_many(&mut resumed, 2)?; // continues as a version-2 checkpoint
+    let rewritten: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    assert_eq!(rewritten["version"], 2);
+    Ok(())
+}
+
+/// A directory `run` in a fresh temporary one (kept while the guard lives), for
+/// [`with_directory_gone`].
+fn run_directory() -> anyhow::Result<(tempfile::TempDir, std::path::PathBuf)> {
+    let root = tempfile::tempdir()?;
+    let directory = root.path().join("run");
+    std::fs::create_dir(&directory)?;
+    Ok((root, directory))
+}
+
+/// Moves the checkpoint's directory away while `act` runs, so every write fails.
+async fn with_directory_gone<T>(
+    directory: &std::path::Path,
+    act: impl std::future::Future<Output = T>,
+) -> anyhow::Result<T> {
+    let away = directory.with_extension("away");
+    std::fs::rename(directory, &away)?;
+    let result = act.await;
+    std::fs::rename(&away, directory)?;
+    Ok(result)
+}
+
+#[tokio::test]
+async fn a_failed_record_changes_nothing_and_its_retry_records_once() -> anyhow::Result<()> {
+    let (_root, directory) = run_directory()?;
+    let path = directory.join("optimizer.json");
+    let server = crate::server([Reply::text("TERMINATE"), Reply::text("TERMINATE")]).await;
+    let mut optimizer = AgentOptimizer::new(1, client(&server), options(&path))?;
+    record(&mut optimizer, &[true]);
+    let failing = crate::conversation("What is 1 + 5?", "7");
+    let failed = with_directory_gone(&directory, async {
+        optimizer.record_one_conversation(failing.clone(), false)
+    })
+    .await?;
+    assert!(matches!(failed, Err(OptimizerError::File(_))), "{failed:?}");
+    optimizer.record_one_conversation(failing, false)?; // the retry
+    let resumed = AgentOptimizer::resume(&path, client(&server));
+
+    // One satisfied, one not: recorded once each, in memory and on disk.
+    assert_eq!(optimizer.step().await?.trial_performance, 0.5);
+    assert_eq!(resumed?.step().await?.trial_performance, 0.5);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_step_whose_checkpoint_cannot_be_written_is_undone() -> anyhow::Result<()> {
+    let (_root, directory) = run_directory()?;
+    let path = directory.join("optimizer.json");
+    let straight = crate::server(script()).await;
+    let mut optimizer = AgentOptimizer::new(1, client(&straight), options(&path))?;
+    record(&mut optimizer, &[true, false]);
+    let expected = optimizer.step().await?;
+
+    let path = directory.join("failing.json");
+    // The failed step and its retry get the same answer.
+    let answer = script().remove(0);
+    let server = crate::server([answer.clone(), answer]).await;
+    let mut optimizer = AgentOptimizer::new(1, client(&server), options(&path))?;
+    record(&mut optimizer, &[true, false]);
+    let failed = with_directory_gone(&directory, optimizer.step()).await?;
+    assert!(matches!(failed, Err(OptimizerError::File(_))), "{failed:?}");
+    assert_eq!(optimizer.steps_taken(), 0);
+    assert_eq!(optimizer.best_performance(), None);
+    assert!(optimizer.trial_functions().is_empty());
+
+    // The retried step scores the same conversations and asks the same question.
+    assert_eq!(optimizer.step().await?, expected);
+    let resumed = AgentOptimizer::resume(&path, client(&server))?;
+    assert_eq!(resumed.steps_taken(), 1);
+    assert_eq!(resumed.trial_functions(), expected.functions.functions());
     Ok(())
 }

@@ -139,3 +139,41 @@ async fn prompt_stays_bounded_over_many_epochs_on_an_8k_model() -> anyhow::Resul
     assert!(list_full > 0);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_large_training_set_keeps_the_statistics_table_inside_the_budget() -> anyhow::Result<()> {
+    // 1500 rows of AG2's table alone would take about 12,500 tokens of an 8k window.
+    let server = crate::server([Reply::text("TERMINATE")]).await;
+    let mut optimizer = optimizer(&server, 1, OptimizerOptions::default());
+    for index in 0..1500 {
+        let history = conversation(&format!("What is {index} + 5?"), "5");
+        optimizer.record_one_conversation(history, index % 3 == 0)?;
+    }
+    let outcome = optimizer.step().await?;
+    let report = &outcome.prompts[0];
+    assert!(report.prompt_tokens <= report.budget_tokens, "{report:?}");
+    let shown = report.conversations_full.len() + report.conversations_condensed.len();
+    assert!(shown > 0, "{report:?}");
+    let prompt = prompt_of(&server.chat_requests()[0]);
+    let rows = prompt
+        .lines()
+        .filter(|line| line.starts_with("{\"Conversation ") && line.ends_with("}"))
+        .filter(|line| line.len() < 30)
+        .count();
+    assert_eq!(rows, shown, "one row per conversation shown");
+    // 500 of the 1500 are satisfied (every third).
+    let satisfied_shown = report
+        .conversations_full
+        .iter()
+        .chain(&report.conversations_condensed)
+        .filter(|index| *index % 3 == 0)
+        .count();
+    let expected = format!(
+        "{{\"The other {} conversations\": \"{} satisfied (1), {} not satisfied (0); not listed one by one to fit the prompt\"}}",
+        1500 - shown,
+        500 - satisfied_shown,
+        1000 - (shown - satisfied_shown)
+    );
+    assert!(prompt.contains(&expected), "{expected} not in the prompt");
+    Ok(())
+}

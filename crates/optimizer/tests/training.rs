@@ -1,6 +1,6 @@
 //! Roll-back, failure experience, early stop, the action loop and agent updates.
 
-use agentopt_optimizer::{Action, OptimizerError, OptimizerOptions, StepOutcome};
+use agentopt_optimizer::{Action, AgentOptimizer, OptimizerError, OptimizerOptions, StepOutcome};
 use agentopt_testkit::Reply;
 
 use crate::{add_sum, optimizer, record, remove};
@@ -277,5 +277,39 @@ async fn reset_forgets_everything() -> anyhow::Result<()> {
         matches!(error, Some(OptimizerError::NothingRecorded)),
         "{error:?}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn retry_counts_that_would_overflow_are_refused_also_from_a_checkpoint() -> anyhow::Result<()>
+{
+    let server = crate::server([]).await;
+    let too_many = OptimizerOptions {
+        max_retries: u32::MAX,
+        ..OptimizerOptions::default()
+    };
+    let refused = |error: Option<OptimizerError>| {
+        matches!(
+            error,
+            Some(OptimizerError::InvalidOption { option: "max_retries", ref value, .. })
+                if value == "4294967295"
+        )
+    };
+    let error = AgentOptimizer::new(1, crate::client(&server), too_many).err();
+    assert!(refused(error));
+
+    let directory = tempfile::tempdir()?;
+    let path = directory.path().join("checkpoint.json");
+    let options = OptimizerOptions {
+        checkpoint: Some(path.clone()),
+        ..OptimizerOptions::default()
+    };
+    let mut optimizer = optimizer(&server, 1, options);
+    record(&mut optimizer, &[true]);
+    let mut checkpoint: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    checkpoint["options"]["max_retries"] = serde_json::json!(u32::MAX);
+    std::fs::write(&path, checkpoint.to_string())?;
+    let error = AgentOptimizer::resume(&path, crate::client(&server)).err();
+    assert!(refused(error));
     Ok(())
 }

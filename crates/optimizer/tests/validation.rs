@@ -198,12 +198,18 @@ async fn removal_and_revision_need_an_existing_function() {
 }
 
 #[tokio::test]
-async fn unknown_tools_are_rejected() {
-    check(
-        Reply::tool_call("rename_function", json!({"name": "f"})),
-        "unknown tool `rename_function`",
-    )
-    .await;
+async fn unknown_tools_are_rejected_by_name() {
+    for arguments in [
+        json!({"name": "f"}),
+        json!({"old": "f", "new": "g"}),
+        json!({}),
+    ] {
+        check(
+            Reply::tool_call("rename_function", arguments),
+            "unknown tool `rename_function`; use add_function, revise_function or remove_function",
+        )
+        .await;
+    }
 }
 
 #[tokio::test]
@@ -247,31 +253,15 @@ async fn a_revision_is_called_with_the_arguments_of_a_failing_conversation() -> 
     optimizer.step().await?;
 
     // A failing conversation called ratio(a=1, b=0).
-    let failing = vec![
-        ChatMessage::user("What is 1 / 0?"),
-        ChatMessage::assistant_tool_calls(vec![ToolCall {
-            id: "call_7".to_owned(),
-            function: FunctionCall {
-                name: "ratio".to_owned(),
-                arguments: json!({"a": 1, "b": 0}).to_string(),
-            },
-        }]),
-        ChatMessage::tool("call_7", "ZeroDivisionError: division by zero"),
-    ];
+    let failing = ratio_by_zero("ZeroDivisionError: division by zero");
     optimizer.record_one_conversation(failing, false)?;
     let outcome = optimizer.step().await?;
-    let errors: Vec<&String> = outcome
-        .rejected
-        .iter()
-        .flat_map(|r| r.errors.iter().flatten())
-        .collect();
-    assert_eq!(errors.len(), 1, "{errors:?}");
+    let error = only_error(&outcome);
     assert!(
-        errors[0].contains("calling ratio(**{\"a\":1,\"b\":0})"),
-        "{}",
-        errors[0]
+        error.contains("calling ratio(**{\"a\":1,\"b\":0})"),
+        "{error}"
     );
-    assert!(errors[0].contains("ZeroDivisionError"), "{}", errors[0]);
+    assert!(error.contains("ZeroDivisionError"), "{error}");
     assert!(outcome.functions[0].code.contains("b == 0"));
     Ok(())
 }
@@ -309,5 +299,116 @@ async fn standard_library_packages_are_dropped_and_full_schemas_accepted() -> an
     let function = &outcome.functions[0];
     assert_eq!(function.packages, ["sympy"]);
     assert_eq!(function.parameters["required"], json!(["a", "b"]));
+    Ok(())
+}
+
+/// The function `sum_numbers` is accepted with `packages` = `given`, and keeps
+/// `expected` (standard-library modules dropped).
+async fn check_packages(given: Value, expected: &[&str]) {
+    let mut arguments = sum_fields();
+    if given == Value::Bool(false) {
+        arguments
+            .as_object_mut()
+            .map(|fields| fields.remove("packages"));
+    } else {
+        arguments["packages"] = given;
+    }
+    let server = crate::server([add_with(arguments)]).await;
+    let mut optimizer = optimizer(&server, 1, OptimizerOptions::default());
+    let outcome = step_with_sandbox(&mut optimizer, &[true]).await;
+    assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
+    assert_eq!(outcome.functions[0].packages, expected);
+}
+
+#[tokio::test]
+async fn no_packages_in_any_form_and_every_standard_module_are_accepted() {
+    // `false` stands for a call without the field.
+    for none in [Value::Null, json!([]), json!(""), Value::Bool(false)] {
+        check_packages(none, &[]).await;
+    }
+    let standard = "typing datetime heapq bisect dataclasses enum itertools collections.abc";
+    check_packages(json!(standard), &[]).await;
+    check_packages(json!(format!("{standard} sympy")), &["sympy"]).await;
+    check_packages(json!(["typing", "sympy numpy"]), &["sympy", "numpy"]).await;
+}
+
+#[tokio::test]
+async fn packages_of_another_kind_are_refused_naming_the_field() {
+    check(
+        add_with({
+            let mut arguments = sum_fields();
+            arguments["packages"] = json!(7);
+            arguments
+        }),
+        "`packages` must be a string of package names",
+    )
+    .await;
+}
+
+/// A conversation that called `ratio(a=1, b=0)`, which returned `output`.
+fn ratio_by_zero(output: &str) -> Vec<ChatMessage> {
+    vec![
+        ChatMessage::user("What is 1 / 0?"),
+        ChatMessage::assistant_tool_calls(vec![ToolCall {
+            id: "call_7".to_owned(),
+            function: FunctionCall {
+                name: "ratio".to_owned(),
+                arguments: json!({"a": 1, "b": 0}).to_string(),
+            },
+        }]),
+        ChatMessage::tool("call_7", output),
+    ]
+}
+
+/// The one validation error of a step.
+fn only_error(outcome: &StepOutcome) -> &str {
+    let errors: Vec<&String> = outcome
+        .rejected
+        .iter()
+        .flat_map(|r| r.errors.iter().flatten())
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    errors[0]
+}
+
+#[tokio::test]
+async fn after_a_roll_back_errors_cite_the_conversation_the_prompt_shows() -> anyhow::Result<()> {
+    let ratio = |code: &str, tool: &str| function_call(tool, "ratio", &["a", "b"], code);
+    let safe = ratio(
+        "def ratio(a, b):\n    return None if b == 0 else a / b\n",
+        "add_function",
+    );
+    let broken = ratio("def ratio(a, b):\n    return a // b\n", "revise_function");
+    let server = crate::server([
+        Reply::tool_call(safe.0, safe.1),
+        Reply::text("TERMINATE"),
+        Reply::tool_call(broken.0, broken.1),
+        Reply::text("TERMINATE"),
+    ])
+    .await;
+    let mut optimizer =
+        optimizer(&server, 1, OptimizerOptions::default()).with_executor(Box::new(sandbox().await));
+    record(&mut optimizer, &[false]);
+    optimizer.step().await?; // adds `ratio`
+    // Scored 2/3 with `ratio`: accepted; the call by zero is conversation 2.
+    record(&mut optimizer, &[true, true]);
+    optimizer.record_one_conversation(ratio_by_zero("None"), false)?;
+    optimizer.step().await?;
+    // Scored 0: rolled back. Here the call by zero is conversation 1 of the trial.
+    record(&mut optimizer, &[false]);
+    optimizer.record_one_conversation(ratio_by_zero("None"), false)?;
+    let outcome = optimizer.step().await?;
+    assert!(!outcome.accepted);
+
+    let prompt = crate::prompt_of(&server.chat_requests()[2]);
+    assert!(
+        prompt.contains("{\"Conversation 2\":[{\"role\":\"user\",\"content\":\"What is 1 / 0?\"}"),
+        "{prompt}"
+    );
+    let error = only_error(&outcome);
+    assert!(
+        error.contains("with the arguments from failing conversation 2 fails"),
+        "{error}"
+    );
     Ok(())
 }

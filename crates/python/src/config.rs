@@ -12,16 +12,15 @@ use crate::json::to_json;
 
 /// What the optimizer takes from `llm_config`.
 pub(crate) struct OptimizerEndpoint {
-    /// Where and how to reach the optimizer model.
-    pub(crate) endpoint: EndpointConfig,
+    /// The entries serving the optimizer model, tried in this order.
+    pub(crate) endpoints: Vec<EndpointConfig>,
     /// `llm_config["temperature"]`, when set.
     pub(crate) temperature: Option<f32>,
 }
 
 /// Reads `llm_config` as AG2 does: an `LLMConfig` is `model_dump()`ed; the entries
 /// of `config_list` whose `model` is `optimizer_model` are kept (all of them when it
-/// is `None`), and the first one is used (AG2 falls back along the list; agentopt
-/// retries one endpoint instead).
+/// is `None`), to be tried in order.
 pub(crate) fn optimizer_endpoint(
     llm_config: Option<&Bound<'_, PyAny>>,
     optimizer_model: Option<&str>,
@@ -66,9 +65,9 @@ pub(crate) fn optimizer_endpoint(
     };
     let entries = to_json(&config_list)?;
     let endpoints = parse_entries(&entries)?;
-    let endpoint = select(endpoints, optimizer_model)?;
+    let endpoints = select(endpoints, optimizer_model)?;
     Ok(OptimizerEndpoint {
-        endpoint,
+        endpoints,
         temperature,
     })
 }
@@ -117,19 +116,20 @@ fn value_at(entries: &Value, field: &str) -> Option<String> {
     Some(value.to_string())
 }
 
-/// The first endpoint serving `optimizer_model` (AG2's `filter_config`).
+/// The endpoints serving `optimizer_model` (AG2's `filter_config`), in order.
 fn select(
     endpoints: Vec<EndpointConfig>,
     optimizer_model: Option<&str>,
-) -> PyResult<EndpointConfig> {
+) -> PyResult<Vec<EndpointConfig>> {
     let models: Vec<String> = endpoints.iter().map(|e| e.model.clone()).collect();
-    let chosen = match optimizer_model {
-        Some(model) => endpoints
-            .into_iter()
-            .find(|endpoint| endpoint.model == model),
-        None => endpoints.into_iter().next(),
-    };
-    chosen.ok_or_else(|| match optimizer_model {
+    let chosen: Vec<EndpointConfig> = endpoints
+        .into_iter()
+        .filter(|endpoint| optimizer_model.is_none_or(|model| endpoint.model == model))
+        .collect();
+    if !chosen.is_empty() {
+        return Ok(chosen);
+    }
+    Err(match optimizer_model {
         Some(model) => config_error(
             "optimizer_model",
             Some(model.to_owned()),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentopt_agents::Message;
-use agentopt_llm::{ChatMessage, ChatModel, ClientOptions, OpenAiClient};
+use agentopt_llm::{ChatMessage, ChatModel, ClientOptions, ConfigListModel};
 use agentopt_optimizer::{
     ActionFormat, AgentOptimizer as Core, OptimizerError, OptimizerOptions, StepOutcome,
     ValidationOptions,
@@ -151,12 +151,16 @@ pub(crate) fn model_client(
 ) -> PyResult<(Arc<dyn ChatModel>, Extras)> {
     let endpoint = optimizer_endpoint(llm_config, optimizer_model)?;
     let extras = read_extras(options, endpoint.temperature)?;
-    let mut config = endpoint.endpoint;
+    let mut configs = endpoint.endpoints;
     if let Some(tokens) = extras.context_window {
-        config = config.with_context_window(tokens);
+        configs = configs
+            .into_iter()
+            .map(|config| config.with_context_window(tokens))
+            .collect();
     }
-    let client = OpenAiClient::new(config, ClientOptions::default()).map_err(llm_error)?;
-    Ok((Arc::new(client), extras))
+    let model =
+        ConfigListModel::from_configs(configs, &ClientOptions::default()).map_err(llm_error)?;
+    Ok((Arc::new(model), extras))
 }
 
 /// AG2 message dicts → chat messages. AG2's keys are read (role, content, name,

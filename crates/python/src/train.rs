@@ -311,6 +311,7 @@ impl Trainer {
             },
             optimizer: extras.options,
             meter: None,
+            preflight: defaults.preflight,
         };
         let progress = trainer_options
             .get_item("progress")?

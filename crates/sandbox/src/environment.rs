@@ -1,12 +1,12 @@
 //! The managed Python environment: a venv under `$AGENTOPT_HOME` (or the per-user
-//! cache dir) built from the real interpreter, with sympy and numpy installed.
+//! cache dir) built from the real interpreter by `agentopt-pyenv`, with sympy and
+//! numpy installed.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use fs2::FileExt;
+use agentopt_pyenv::{PyEnvError, Venv, VenvOptions, rejections};
 use serde::{Deserialize, Serialize};
 
 use crate::SandboxError;
@@ -18,7 +18,11 @@ pub const BASE_PACKAGES: &[&str] = &["sympy==1.14.0", "numpy>=1.26,<3"];
 /// inside the sandbox (the sandbox has no network).
 pub const PACKAGE_ALLOWLIST: &[&str] = &["mpmath", "networkx", "numpy", "pandas", "scipy", "sympy"];
 
+/// Records what is installed (the serialised [`PythonEnvironment`]).
 const MANIFEST: &str = "agentopt-manifest.json";
+
+/// The oldest Python the worker runs on.
+const MINIMUM_PYTHON: (u32, u32) = (3, 9);
 
 /// Where the environment lives and what to install in it.
 #[derive(Debug, Clone, Default)]
@@ -26,7 +30,8 @@ pub struct EnvironmentOptions {
     /// Root directory; `None` means `$AGENTOPT_HOME`, else `<cache dir>/agentopt`.
     pub home: Option<PathBuf>,
     /// Interpreter to build the venv from; `None` means `$AGENTOPT_PYTHON`, else
-    /// `python3` on `PATH` (pyenv shims resolved to the real binary).
+    /// `python3`, `python` or `/usr/bin/python3` (pyenv shims resolved to the real
+    /// binary; see [`agentopt_pyenv::find_interpreter`]).
     pub python: Option<PathBuf>,
     /// Extra packages (bare names from [`PACKAGE_ALLOWLIST`]).
     pub extra_packages: Vec<String>,
@@ -64,47 +69,28 @@ impl PythonEnvironment {
             Some(home) => home.clone(),
             None => default_home()?,
         };
-        fs::create_dir_all(&home)
-            .map_err(|e| SandboxError::io(format!("creating {}", home.display()), e))?;
-        let lock_path = home.join("python.lock");
-        let lock = File::create(&lock_path)
-            .map_err(|e| SandboxError::io(format!("opening {}", lock_path.display()), e))?;
-        lock.lock_exclusive()
-            .map_err(|e| SandboxError::io(format!("locking {}", lock_path.display()), e))?;
-        let venv = home.join("venv");
-        let manifest_path = venv.join(MANIFEST);
+        let venv = Venv::ensure(&VenvOptions {
+            dir: home.join("venv"),
+            lock: home.join("python.lock"),
+            python: options.python.clone(),
+            minimum: MINIMUM_PYTHON,
+        })
+        .map_err(setup_error)?;
+        let _lock = venv.lock().map_err(setup_error)?;
+        let manifest_path = venv.dir().join(MANIFEST);
         if let Some(existing) = read_manifest(&manifest_path)?
             && existing.packages.is_superset(&wanted)
             && existing.interpreter.exists()
         {
             return Ok(existing);
         }
-        let python = resolve_interpreter(options.python.as_deref())?;
-        if !venv.join("bin/python").exists() {
-            run_setup(
-                Command::new(&python.executable)
-                    .args(["-I", "-m", "venv"])
-                    .arg(&venv),
-            )?;
-        }
-        let interpreter = venv.join("bin/python");
-        let mut install = Command::new(&interpreter);
-        install.args([
-            "-I",
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-input",
-        ]);
-        install.args(&wanted);
-        run_setup(&mut install)?;
+        venv.install(&wanted.iter().collect::<Vec<_>>(), &["--quiet"])
+            .map_err(setup_error)?;
         let environment = Self {
-            venv,
-            interpreter,
-            base_prefix: python.base_prefix,
-            version: python.version,
+            venv: venv.dir().to_owned(),
+            interpreter: venv.python(),
+            base_prefix: venv.base().base_prefix.clone(),
+            version: venv.base().version.clone(),
             packages: wanted,
         };
         let text =
@@ -162,75 +148,26 @@ fn read_manifest(path: &Path) -> Result<Option<PythonEnvironment>, SandboxError>
     }
 }
 
-struct RealInterpreter {
-    executable: PathBuf,
-    base_prefix: PathBuf,
-    version: String,
-}
-
-/// Asks the candidate itself for `sys.executable`, which sees through pyenv shims.
-fn resolve_interpreter(explicit: Option<&Path>) -> Result<RealInterpreter, SandboxError> {
-    let candidates: Vec<PathBuf> = match explicit {
-        Some(path) => vec![path.to_owned()],
-        None => match std::env::var_os("AGENTOPT_PYTHON") {
-            Some(path) => vec![PathBuf::from(path)],
-            None => vec![PathBuf::from("python3"), PathBuf::from("/usr/bin/python3")],
+/// The venv manager's errors in this crate's terms.
+fn setup_error(error: PyEnvError) -> SandboxError {
+    match error {
+        PyEnvError::NoPython { tried, .. } => SandboxError::PythonNotFound {
+            detail: rejections(&tried),
+            tried: tried.into_iter().map(|(candidate, _)| candidate).collect(),
         },
-    };
-    let mut detail = String::new();
-    for candidate in &candidates {
-        let probe = Command::new(candidate)
-            .args(["-I", "-c", "import sys; print(sys.executable); print(sys.base_prefix); print('%d.%d.%d' % sys.version_info[:3]); print(sys.version_info >= (3, 9))"])
-            .output();
-        match probe {
-            Ok(out) if out.status.success() => {
-                let text = String::from_utf8_lossy(&out.stdout).into_owned();
-                let lines: Vec<&str> = text.lines().collect();
-                if let [executable, base_prefix, version, "True"] = lines.as_slice() {
-                    let executable = fs::canonicalize(executable)
-                        .map_err(|e| SandboxError::io(format!("resolving {executable}"), e))?;
-                    return Ok(RealInterpreter {
-                        executable,
-                        base_prefix: PathBuf::from(base_prefix),
-                        version: (*version).to_owned(),
-                    });
-                }
-                detail = format!(
-                    "{} answered {text:?} (need Python >= 3.9)",
-                    candidate.display()
-                );
-            }
-            Ok(out) => {
-                detail = format!(
-                    "{} failed: {}",
-                    candidate.display(),
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            }
-            Err(e) => detail = format!("{}: {e}", candidate.display()),
-        }
+        PyEnvError::Command {
+            command,
+            status,
+            output,
+        } => SandboxError::SetupCommand {
+            command,
+            status,
+            output,
+        },
+        PyEnvError::Io {
+            action,
+            path,
+            source,
+        } => SandboxError::io(format!("{action} {}", path.display()), source),
     }
-    Err(SandboxError::PythonNotFound {
-        tried: candidates,
-        detail,
-    })
-}
-
-fn run_setup(command: &mut Command) -> Result<(), SandboxError> {
-    let line = format!("{command:?}");
-    let out = command
-        .output()
-        .map_err(|e| SandboxError::io(format!("running {line}"), e))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(SandboxError::SetupCommand {
-        command: line,
-        status: out.status.to_string(),
-        output: format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    })
 }

@@ -44,10 +44,13 @@ fn info_reply(request: &RecordedRequest, state: &State) -> Reply {
             "model_path": format!("/models/{}.gguf", state.model),
         }),
         ("GET", "/health") => json!({"status": "ok"}),
-        ("GET", path) if path.ends_with("/models") => json!({
-            "object": "list",
-            "data": [{"id": state.model, "object": "model", "max_model_len": state.n_ctx}],
-        }),
+        ("GET", path) if path.ends_with("/models") => {
+            let mut model = json!({"id": state.model, "object": "model"});
+            if state.report_n_ctx {
+                model["max_model_len"] = json!(state.n_ctx);
+            }
+            json!({"object": "list", "data": [model]})
+        }
         _ => {
             return Reply::Status {
                 status: 404,

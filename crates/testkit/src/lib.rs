@@ -30,6 +30,7 @@
 
 mod http;
 mod reply;
+mod snapshot;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -40,6 +41,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use reply::{Completion, DEFAULT_USAGE, Reply, ScriptedCall};
+pub use snapshot::{TIMING_FIELDS, scrub_timings};
 
 /// Context window reported by `/props` and `/models` unless set otherwise.
 pub const DEFAULT_N_CTX: u32 = 4096;
@@ -93,6 +95,7 @@ struct State {
     model: String,
     n_ctx: u32,
     serve_props: bool,
+    report_n_ctx: bool,
     sequence: Mutex<u64>,
     in_flight: Mutex<InFlight>,
 }
@@ -156,6 +159,7 @@ pub struct ServerBuilder {
     model: String,
     n_ctx: u32,
     serve_props: bool,
+    report_n_ctx: bool,
 }
 
 impl ServerBuilder {
@@ -177,6 +181,15 @@ impl ServerBuilder {
     #[must_use]
     pub fn without_props(mut self) -> Self {
         self.serve_props = false;
+        self
+    }
+
+    /// Reports no context window anywhere: `GET /props` answers 404 and `GET …/models`
+    /// lists the model without `max_model_len`, like the hosted OpenAI API.
+    #[must_use]
+    pub fn without_context_window(mut self) -> Self {
+        self.serve_props = false;
+        self.report_n_ctx = false;
         self
     }
 
@@ -207,6 +220,7 @@ impl ServerBuilder {
             model: self.model,
             n_ctx: self.n_ctx,
             serve_props: self.serve_props,
+            report_n_ctx: self.report_n_ctx,
             sequence: Mutex::new(0),
             in_flight: Mutex::new(InFlight::default()),
         });
@@ -234,6 +248,7 @@ impl ScriptedServer {
             model: DEFAULT_MODEL.to_owned(),
             n_ctx: DEFAULT_N_CTX,
             serve_props: true,
+            report_n_ctx: true,
         }
     }
 

@@ -159,3 +159,20 @@ async fn rules_see_the_request_and_delays_overlap() -> std::io::Result<()> {
     assert_eq!(server.peak_in_flight(), 4);
     Ok(())
 }
+
+#[test]
+fn timings_are_scrubbed_at_any_depth() {
+    let scrubbed = agentopt_testkit::scrub_timings(serde_json::json!({
+        "wall_time": {"secs": 1, "nanos": 5},
+        "entries": [{"duration": 0.25, "text": "kept"}, {"elapsed": 3}],
+        "turns": 2,
+    }));
+    assert_eq!(
+        scrubbed,
+        serde_json::json!({
+            "wall_time": "[duration]",
+            "entries": [{"duration": "[duration]", "text": "kept"}, {"elapsed": "[duration]"}],
+            "turns": 2,
+        })
+    );
+}

@@ -9,6 +9,10 @@ pub enum TrainError {
     /// A run file could not be read or written, or is not what this build writes.
     #[error(transparent)]
     File(#[from] agentopt_core::CoreError),
+    /// A model failed its check before the first attempt (unreachable, model not
+    /// served, context window unknown); nothing was run or recorded.
+    #[error("before the first conversation: {0}")]
+    Preflight(agentopt_llm::LlmError),
     /// The optimizer failed (its model, its checkpoint, its options).
     #[error("optimizer: {0}")]
     Optimizer(#[from] agentopt_optimizer::OptimizerError),

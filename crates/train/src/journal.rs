@@ -168,6 +168,33 @@ pub struct StepRecord {
     pub should_stop: bool,
 }
 
+impl StepRecord {
+    /// `kept the trial · 1 action (2 rejected) · functions: solve, simplify`, with
+    /// `rejected` replies the optimizer retried.
+    pub fn summary(&self, rejected: usize) -> String {
+        let decision = if self.kept {
+            "kept the trial"
+        } else {
+            "rolled back to the best"
+        };
+        let plural = if self.actions == 1 { "" } else { "s" };
+        let rejected = if rejected == 0 {
+            String::new()
+        } else {
+            format!(" ({rejected} rejected)")
+        };
+        let functions = if self.functions_after.is_empty() {
+            "none".to_owned()
+        } else {
+            self.functions_after.join(", ")
+        };
+        format!(
+            "{decision} · {} action{plural}{rejected} · functions: {functions}",
+            self.actions
+        )
+    }
+}
+
 /// One phase finished by one process, as stored in `phases.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhaseRecord {

@@ -43,7 +43,7 @@ pub use journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, RunDir, Ste
 pub use progress::{Event, NoProgress, Observer};
 pub use report::{
     Accuracy, EpochResult, FunctionUsage, InfrastructureCounts, PhaseTime, ProblemOutcome,
-    REPORT_VERSION, Setup, TestResult, TrainingReport,
+    REPORT_VERSION, Setup, TestResult, TrainingReport, pair_outcomes,
 };
 pub use task::{Attempt, CallCounts, InfraError, InfraKind, Outcome, Task};
 pub use trainer::{Problems, Trainer, TrainerOptions};

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use agentopt_agents::{Execution, FailureKind, StopReason, Transcript};
 use agentopt_core::FunctionSet;
-use agentopt_llm::ChatMessage;
+use std::sync::Arc;
+
+use agentopt_llm::{ChatMessage, ChatModel};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +27,12 @@ pub trait Task: Send + Sync {
     /// happened. Failures of the model, the sandbox or the checker are returned as
     /// [`Outcome::Infrastructure`], never as a wrong answer.
     async fn attempt(&self, problem: &Self::Problem, functions: &FunctionSet) -> Attempt;
+
+    /// The models the task's agents call, checked (reachable, model served,
+    /// context window known) before the run's first attempt. None by default.
+    fn models(&self) -> Vec<Arc<dyn ChatModel>> {
+        Vec::new()
+    }
 }
 
 /// What one attempt at a problem produced.

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use agentopt_agents::ExecutorFactory;
 use agentopt_core::files::{JsonLines, read_json_lines, write_atomic, write_json_atomic};
@@ -65,6 +65,9 @@ pub struct TrainerOptions {
     /// After this many infrastructure errors in a row, a phase stops starting new
     /// attempts (an outage should not burn through the whole set).
     pub max_consecutive_infrastructure_errors: usize,
+    /// How long each model's check before the first attempt may take (`None`: no
+    /// check).
+    pub preflight: Option<Duration>,
     /// What the report says about the run.
     pub setup: Setup,
 }
@@ -81,6 +84,7 @@ impl Default for TrainerOptions {
             meter: None,
             proposal_sandbox: None,
             max_consecutive_infrastructure_errors: 3,
+            preflight: Some(Duration::from_secs(15)),
             setup: Setup::default(),
         }
     }
@@ -176,6 +180,20 @@ impl<T: Task> Trainer<T> {
     /// Bad options or problem ids (before any model call), run-directory I/O, a
     /// failed optimizer step.
     pub async fn run(&self, problems: &Problems<T::Problem>) -> Result<TrainingReport, TrainError> {
+        self.check(problems).await?;
+        let mut run = Run::open(self, problems)?;
+        run.execute().await
+    }
+
+    /// Everything [`Self::run`] checks before it writes or runs anything: the
+    /// options, unique problem ids, and (with [`TrainerOptions::preflight`]) the
+    /// optimizer's and the task's models. A front end that writes files of its own
+    /// calls this first, so bad input leaves nothing behind.
+    ///
+    /// # Errors
+    /// [`TrainError::InvalidOption`], [`TrainError::DuplicateProblemId`],
+    /// [`TrainError::Preflight`].
+    pub async fn check(&self, problems: &Problems<T::Problem>) -> Result<(), TrainError> {
         self.options.check()?;
         for (set, list) in [
             ("train", &problems.train),
@@ -184,8 +202,22 @@ impl<T: Task> Trainer<T> {
         ] {
             self.check_unique_ids(set, list)?;
         }
-        let mut run = Run::open(self, problems)?;
-        run.execute().await
+        self.preflight().await
+    }
+
+    /// Checks the optimizer's and the task's models before anything runs.
+    async fn preflight(&self) -> Result<(), TrainError> {
+        let Some(within) = self.options.preflight else {
+            return Ok(());
+        };
+        let models = std::iter::once(Arc::clone(&self.optimizer_model)).chain(self.task.models());
+        for model in models {
+            model
+                .preflight(within)
+                .await
+                .map_err(TrainError::Preflight)?;
+        }
+        Ok(())
     }
 
     fn check_unique_ids(
@@ -350,8 +382,7 @@ impl<'a, T: Task> Run<'a, T> {
         epoch: u32,
         optimizer: &mut AgentOptimizer,
     ) -> Result<StepOutcome, TrainError> {
-        let started = Instant::now();
-        let spent_before = self.spent();
+        let mut mark = self.mark();
         self.trainer.observer.event(Event::StepStarted { epoch });
         let outcome = optimizer.step().await?;
         // The live checkpoint now holds the state after this step; keep a copy to
@@ -386,7 +417,7 @@ impl<'a, T: Task> Run<'a, T> {
             step: &step,
             rejected: outcome.rejected.len(),
         });
-        self.finish_phase(&format!("step {epoch}"), started, &spent_before)?;
+        self.record_spend(&format!("step {epoch}"), &mut mark)?;
         Ok(outcome)
     }
 
@@ -423,22 +454,17 @@ impl<'a, T: Task> Run<'a, T> {
         problems: &'a [T::Problem],
         functions: &FunctionSet,
     ) -> Result<PhaseResult, TrainError> {
-        let started = Instant::now();
-        let spent_before = self.spent();
+        let mut mark = self.mark();
         let observer = Arc::clone(&self.trainer.observer);
         observer.event(Event::PhaseStarted {
             phase,
             total: problems.len(),
         });
         let pending = self.pending(phase, problems)?;
-        let ran_anything = !pending.is_empty();
         let stop = self
-            .run_attempts(phase, problems, pending, functions)
+            .run_attempts(phase, problems, pending, functions, &mut mark)
             .await?;
         observer.event(Event::PhaseFinished { phase });
-        if ran_anything {
-            self.finish_phase(&phase.name(), started, &spent_before)?;
-        }
         let records = (0..problems.len())
             .filter_map(|index| self.recorded.get(&(phase, index)))
             .filter(|record| record.attempt.outcome.infrastructure().is_none())
@@ -484,6 +510,7 @@ impl<'a, T: Task> Run<'a, T> {
         problems: &'a [T::Problem],
         pending: Vec<usize>,
         functions: &FunctionSet,
+        mark: &mut SpendMark,
     ) -> Result<Option<String>, TrainError> {
         let task = &self.trainer.task;
         let mut finished = futures::stream::iter(pending.into_iter().map(|index| {
@@ -509,6 +536,8 @@ impl<'a, T: Task> Run<'a, T> {
             });
             errors.count(outcome.infrastructure().map(|error| error.kind));
             self.recorded.insert((phase, index), record);
+            // Per attempt, so a kill loses the spend of the attempts in flight only.
+            self.record_spend(&phase.name(), mark)?;
             if errors.budget
                 || errors.consecutive >= self.options().max_consecutive_infrastructure_errors
             {
@@ -518,23 +547,24 @@ impl<'a, T: Task> Run<'a, T> {
         Ok(errors.stop_reason(phase, self.dir.root()))
     }
 
-    /// Appends the phase's time and spend to `phases.jsonl`.
-    fn finish_phase(
-        &mut self,
-        name: &str,
-        started: Instant,
-        spent_before: &UsageReport,
-    ) -> Result<(), TrainError> {
-        let spent_after = self.spent();
-        let usage = spent_after
+    /// Now, and what has been spent so far.
+    fn mark(&self) -> SpendMark {
+        SpendMark {
+            at: Instant::now(),
+            spent: self.spent(),
+        }
+    }
+
+    /// Appends the time and spend since `mark` to `phases.jsonl` under `name`, and
+    /// moves `mark` to now. The report sums a phase's lines.
+    fn record_spend(&mut self, name: &str, mark: &mut SpendMark) -> Result<(), TrainError> {
+        let now = self.mark();
+        let usage = now
+            .spent
             .by_caller
             .iter()
             .map(|(role, totals)| {
-                let before = spent_before
-                    .by_caller
-                    .get(role)
-                    .copied()
-                    .unwrap_or_default();
+                let before = mark.spent.by_caller.get(role).copied().unwrap_or_default();
                 RoleUsage {
                     role: role.clone(),
                     calls: totals.calls - before.calls,
@@ -547,9 +577,10 @@ impl<'a, T: Task> Run<'a, T> {
             .collect();
         self.phases.append(&PhaseRecord {
             phase: name.to_owned(),
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: now.at.duration_since(mark.at).as_secs_f64(),
             usage,
         })?;
+        *mark = now;
         Ok(())
     }
 
@@ -594,6 +625,12 @@ impl<'a, T: Task> Run<'a, T> {
         write_atomic(&self.dir.report_md_path(), report.to_markdown().as_bytes())?;
         Ok(report)
     }
+}
+
+/// A point in a run: when, and the spend so far.
+struct SpendMark {
+    at: Instant,
+    spent: UsageReport,
 }
 
 /// Infrastructure errors of a phase as its attempts finish.

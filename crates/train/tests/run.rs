@@ -136,3 +136,49 @@ async fn bad_options_and_ids_fail_before_any_model_call() -> anyhow::Result<()> 
     assert!(server.chat_requests().is_empty());
     Ok(())
 }
+
+#[tokio::test]
+async fn an_unreachable_optimizer_fails_the_run_before_anything_runs() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let run_dir = dir.path().join("run");
+    // A port nobody listens on: bind, read the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let endpoint = agentopt_llm::EndpointConfig::compatible(
+        format!("http://127.0.0.1:{port}/v1"),
+        "scripted-optimizer",
+    );
+    let model = agentopt_llm::OpenAiClient::new(endpoint, agentopt_llm::ClientOptions::default())?;
+    let options = TrainerOptions {
+        preflight: Some(std::time::Duration::from_secs(2)),
+        ..crate::options(&run_dir)
+    };
+    let started = std::time::Instant::now();
+    let trainer =
+        agentopt_train::Trainer::new(Halving::default(), std::sync::Arc::new(model), options);
+    let error = trainer.run(&problems()).await.expect_err("unreachable");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "fails fast"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("before the first conversation:"),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains(&port.to_string()),
+        "names the endpoint: {error}"
+    );
+    assert_eq!(
+        trainer
+            .task()
+            .attempts
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    assert!(!run_dir.exists(), "nothing written");
+    Ok(())
+}

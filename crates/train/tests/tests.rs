@@ -4,6 +4,7 @@
 //! journal, resume, infrastructure errors and the report.
 
 mod infrastructure;
+mod report;
 mod resume;
 mod run;
 
@@ -92,7 +93,7 @@ async fn optimizer_server() -> ScriptedServer {
 
 /// A real client for the scripted server, without retries.
 fn client(server: &ScriptedServer) -> Arc<dyn ChatModel> {
-    let endpoint = EndpointConfig::compatible(server.base_url(), "scripted-optimizer");
+    let endpoint = EndpointConfig::compatible(server.base_url(), "scripted-model");
     let options = ClientOptions {
         retry: RetryPolicy::none(),
         ..ClientOptions::default()

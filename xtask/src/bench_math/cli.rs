@@ -7,13 +7,14 @@
 
 use std::path::{Path, PathBuf};
 
-use agentopt_llm::config::load_config_list;
+use agentopt_llm::LlmError;
+use agentopt_llm::endpoints::EndpointRequest;
+pub use agentopt_llm::endpoints::{EndpointSource, Endpoints};
 use agentopt_llm::local::LocalModel;
-use agentopt_llm::{ApiKey, EndpointConfig, LlmError};
 use agentopt_optimizer::ActionFormat;
 use serde::{Deserialize, Serialize};
 
-use super::data::{DataFormat, Selection, subject_key};
+use agentopt_mathchat::{DataFormat, Selection, subject_key};
 
 /// Model used with an OpenAI / Azure key from the environment when `--model` is
 /// not given.
@@ -33,9 +34,6 @@ pub const LOCAL_SAMPLING_SEED: i64 = 0;
 
 /// Assistant replies per conversation on the embedded local model.
 pub const LOCAL_MAX_TURNS: u32 = 4;
-
-/// Default name of the AG2 config list (environment variable or file).
-pub const OAI_CONFIG_LIST: &str = "OAI_CONFIG_LIST";
 
 /// Version of `config.json`.
 pub const CONFIG_VERSION: u32 = 1;
@@ -69,10 +67,10 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=5), help_heading = "Data")]
     pub level: Vec<u8>,
     /// Training problems per epoch.
-    #[arg(long, help_heading = "Data")]
+    #[arg(long, value_parser = at_least_one, help_heading = "Data")]
     pub train_size: Option<usize>,
     /// Test problems (the same ones before and after training).
-    #[arg(long, help_heading = "Data")]
+    #[arg(long, value_parser = at_least_one, help_heading = "Data")]
     pub test_size: Option<usize>,
     /// Shuffle the problems with this seed before taking them (default: the first
     /// ones in file order, as the seed notebook does).
@@ -83,10 +81,10 @@ pub struct BenchArgs {
     #[arg(long, value_enum, help_heading = "Training")]
     pub preset: Option<Preset>,
     /// Training epochs.
-    #[arg(long, help_heading = "Training")]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Training")]
     pub epochs: Option<u32>,
     /// Optimizer actions (add / revise / remove a function) per step.
-    #[arg(long, help_heading = "Training")]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Training")]
     pub max_actions_per_step: Option<u32>,
     /// Stop after this many steps without beating the best training accuracy
     /// (default: never, like AG2).
@@ -101,7 +99,7 @@ pub struct BenchArgs {
     pub significance: f64,
     /// Conversations run at once within a phase (default: 1 on the local model,
     /// 4 on a remote endpoint). Results do not depend on it.
-    #[arg(long, help_heading = "Training")]
+    #[arg(long, value_parser = at_least_one, help_heading = "Training")]
     pub concurrency: Option<usize>,
 
     /// Longest assistant reply in tokens (default: 768 on the local model, where a
@@ -153,6 +151,9 @@ pub struct BenchArgs {
     /// Model proposing functions (default: --model).
     #[arg(long, help_heading = "Endpoint")]
     pub optimizer_model: Option<String>,
+    /// Context window of the model(s) in tokens, for servers that do not report it.
+    #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u32).range(512..), help_heading = "Endpoint")]
+    pub context_window: Option<u32>,
     /// AG2 config list: an environment variable holding the JSON or a path, or a
     /// file (default: `OAI_CONFIG_LIST`, used when set or present).
     #[arg(long, value_name = "VAR_OR_FILE", help_heading = "Endpoint")]
@@ -190,44 +191,25 @@ pub struct BenchArgs {
     pub quiet: bool,
 }
 
-/// A model's price (`--price`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Price {
-    /// Model name (longest-prefix match, as the llm crate's `PriceTable`).
-    pub model: String,
-    /// US dollars per million prompt tokens.
-    pub prompt_per_million: f64,
-    /// US dollars per million completion tokens.
-    pub completion_per_million: f64,
+/// A count that must be at least 1 (`--train-size 0` would otherwise run nothing
+/// and report it as a result).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(count) => Ok(count),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
-/// Parses `MODEL=PROMPT:COMPLETION`.
+/// A model's price (`--price`).
+pub type Price = agentopt_llm::NamedPrice;
+
+/// Parses `MODEL=PROMPT:COMPLETION` (`--price`).
 ///
 /// # Errors
-/// A message naming what is missing or not a non-negative number.
+/// The text and what is wrong with it.
 pub fn parse_price(text: &str) -> Result<Price, String> {
-    let (model, prices) = text
-        .split_once('=')
-        .ok_or_else(|| format!("{text:?}: expected MODEL=PROMPT:COMPLETION"))?;
-    let (prompt, completion) = prices
-        .split_once(':')
-        .ok_or_else(|| format!("{text:?}: expected PROMPT:COMPLETION after `=`"))?;
-    let number = |value: &str| {
-        value
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|price| price.is_finite() && *price >= 0.0)
-            .ok_or_else(|| format!("{text:?}: {value:?} is not a non-negative number"))
-    };
-    if model.trim().is_empty() {
-        return Err(format!("{text:?}: the model name is empty"));
-    }
-    Ok(Price {
-        model: model.trim().to_owned(),
-        prompt_per_million: number(prompt)?,
-        completion_per_million: number(completion)?,
-    })
+    text.parse()
 }
 
 /// Settings bundles.
@@ -344,49 +326,6 @@ pub struct DataSpec {
     pub selection: Selection,
 }
 
-/// Which endpoint source was used; recorded in `config.json` without secrets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "source", rename_all = "snake_case")]
-pub enum EndpointSource {
-    /// `--base-url` and friends.
-    Flags {
-        /// Base URL.
-        base_url: String,
-    },
-    /// An AG2 config list.
-    ConfigList {
-        /// Variable or file it came from.
-        from: String,
-        /// Base URL of the chosen entry.
-        base_url: String,
-    },
-    /// `OPENAI_*` / `AZURE_OPENAI_*` variables.
-    Environment {
-        /// Base URL.
-        base_url: String,
-    },
-    /// The embedded local model.
-    Local {
-        /// Which one.
-        model: LocalModelArg,
-    },
-}
-
-impl std::fmt::Display for EndpointSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Flags { base_url } => write!(f, "{base_url} (flags)"),
-            Self::ConfigList { from, base_url } => write!(f, "{base_url} (from {from})"),
-            Self::Environment { base_url } => write!(f, "{base_url} (environment)"),
-            Self::Local { model } => write!(
-                f,
-                "embedded local model {} (llama.cpp on 127.0.0.1)",
-                model.model().spec().id
-            ),
-        }
-    }
-}
-
 /// The resolved settings of a run: everything needed to repeat or resume it,
 /// no secrets. Saved as `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -442,52 +381,13 @@ pub struct RunConfig {
     pub budget_usd: Option<f64>,
     /// Spending limit in tokens.
     pub budget_tokens: Option<u64>,
+    /// Context window given with `--context-window`.
+    #[serde(default)]
+    pub context_window: Option<u32>,
 }
 
-/// The endpoints to talk to: one for the agents, one for the optimizer (the same
-/// server unless a config list names another), or the local model to start.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Endpoints {
-    /// Remote (or user-run) servers.
-    Remote(Box<RemoteEndpoints>),
-    /// Start the embedded local model; both roles use it.
-    Local(LocalModelArg),
-}
-
-/// Servers that are already running somewhere.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RemoteEndpoints {
-    /// For the assistant.
-    pub agent: EndpointConfig,
-    /// For the optimizer.
-    pub optimizer: EndpointConfig,
-    /// Where they came from.
-    pub source: EndpointSource,
-}
-
-impl Endpoints {
-    /// Where the endpoints came from.
-    pub fn source(&self) -> EndpointSource {
-        match self {
-            Self::Remote(remote) => remote.source.clone(),
-            Self::Local(model) => EndpointSource::Local { model: *model },
-        }
-    }
-
-    /// (agent model, optimizer model) names.
-    pub fn model_names(&self) -> (String, String) {
-        match self {
-            Self::Remote(remote) => (remote.agent.model.clone(), remote.optimizer.model.clone()),
-            Self::Local(model) => {
-                let id = model.model().spec().id.to_owned();
-                (id.clone(), id)
-            }
-        }
-    }
-}
-
-/// Chooses the endpoints; `lookup` reads environment variables and `cwd` is where
-/// a config-list file named by a relative path is looked for.
+/// Chooses the endpoints the flags, environment (`lookup`) and working directory
+/// (`cwd`, for a config-list file) name; see [`agentopt_llm::endpoints`].
 ///
 /// # Errors
 /// The llm crate's configuration errors, naming the variable, file, entry or field.
@@ -496,117 +396,18 @@ pub fn resolve_endpoints(
     lookup: impl Fn(&str) -> Option<String>,
     cwd: &Path,
 ) -> Result<Endpoints, LlmError> {
-    let env = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-    if let Some(base_url) = &args.base_url {
-        let model = args
-            .model
-            .clone()
-            .unwrap_or_else(|| DEFAULT_REMOTE_MODEL.to_owned());
-        let key = args
-            .api_key_env
-            .as_deref()
-            .map(|name| {
-                env(name).map(ApiKey::new).ok_or_else(|| LlmError::Config {
-                    source_name: "--api-key-env".to_owned(),
-                    field: name.to_owned(),
-                    message: "environment variable not set".to_owned(),
-                })
-            })
-            .transpose()?;
-        let agent = match args.api_type {
-            ApiTypeArg::Openai => EndpointConfig {
-                api_key: key,
-                ..EndpointConfig::compatible(base_url.clone(), model)
-            },
-            ApiTypeArg::Azure => {
-                let key = key.ok_or_else(|| LlmError::Config {
-                    source_name: "flags".to_owned(),
-                    field: "--api-key-env".to_owned(),
-                    message: "Azure needs a key".to_owned(),
-                })?;
-                let version = args
-                    .api_version
-                    .clone()
-                    .unwrap_or_else(|| agentopt_llm::config::DEFAULT_AZURE_API_VERSION.to_owned());
-                EndpointConfig::azure(base_url.clone(), model, key, version)
-            }
-        };
-        agent.validate("flags", "")?;
-        let optimizer = with_model(&agent, args.optimizer_model.as_deref());
-        return Ok(Endpoints::Remote(Box::new(RemoteEndpoints {
-            source: EndpointSource::Flags {
-                base_url: agent.base_url.clone(),
-            },
-            agent,
-            optimizer,
-        })));
-    }
-
-    let list_name = args.oai_config_list.as_deref().unwrap_or(OAI_CONFIG_LIST);
-    let list_given =
-        args.oai_config_list.is_some() || env(list_name).is_some() || cwd.join(list_name).is_file();
-    if list_given {
-        let file_lookup = |name: &str| {
-            env(name).map(|value| {
-                if value.trim_start().starts_with('[') || Path::new(&value).is_absolute() {
-                    value
-                } else {
-                    cwd.join(value).to_string_lossy().into_owned()
-                }
-            })
-        };
-        let list_path = if Path::new(list_name).is_absolute() || env(list_name).is_some() {
-            list_name.to_owned()
-        } else {
-            cwd.join(list_name).to_string_lossy().into_owned()
-        };
-        let filter: Vec<&str> = args.model.as_deref().into_iter().collect();
-        let configs = load_config_list(&list_path, &filter, file_lookup)?;
-        let agent = configs[0].clone();
-        let optimizer = match args.optimizer_model.as_deref() {
-            Some(name) => load_config_list(&list_path, &[name], file_lookup)
-                .map(|mut found| found.swap_remove(0))
-                .unwrap_or_else(|_| with_model(&agent, Some(name))),
-            None => agent.clone(),
-        };
-        return Ok(Endpoints::Remote(Box::new(RemoteEndpoints {
-            source: EndpointSource::ConfigList {
-                from: list_name.to_owned(),
-                base_url: agent.base_url.clone(),
-            },
-            agent,
-            optimizer,
-        })));
-    }
-
-    let has_openai = env("OPENAI_API_KEY").is_some();
-    let has_azure = env("AZURE_OPENAI_API_KEY").is_some() && env("AZURE_OPENAI_ENDPOINT").is_some();
-    if has_openai || has_azure {
-        let model = args.model.as_deref().unwrap_or(DEFAULT_REMOTE_MODEL);
-        let agent = EndpointConfig::from_env_lookup(model, &lookup)?;
-        let optimizer = with_model(&agent, args.optimizer_model.as_deref());
-        return Ok(Endpoints::Remote(Box::new(RemoteEndpoints {
-            source: EndpointSource::Environment {
-                base_url: agent.base_url.clone(),
-            },
-            agent,
-            optimizer,
-        })));
-    }
-
-    Ok(Endpoints::Local(args.local_model))
-}
-
-/// `endpoint` with another model (for Azure: another deployment).
-fn with_model(endpoint: &EndpointConfig, model: Option<&str>) -> EndpointConfig {
-    let mut other = endpoint.clone();
-    if let Some(model) = model {
-        model.clone_into(&mut other.model);
-        if other.deployment.is_some() {
-            other.deployment = Some(model.to_owned());
-        }
-    }
-    other
+    let request = EndpointRequest {
+        base_url: args.base_url.clone(),
+        azure: args.api_type == ApiTypeArg::Azure,
+        api_key_env: args.api_key_env.clone(),
+        api_version: args.api_version.clone(),
+        model: args.model.clone(),
+        optimizer_model: args.optimizer_model.clone(),
+        oai_config_list: args.oai_config_list.clone(),
+        default_remote_model: DEFAULT_REMOTE_MODEL.to_owned(),
+        local_model: args.local_model.model(),
+    };
+    agentopt_llm::endpoints::resolve_endpoints(&request, lookup, cwd)
 }
 
 /// Builds the run's settings from the flags, the chosen endpoints and the
@@ -677,7 +478,7 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
             .max_actions_per_step
             .unwrap_or(preset.max_actions_per_step),
         patience: args.patience,
-        concurrency: args.concurrency.unwrap_or(if local { 1 } else { 4 }).max(1),
+        concurrency: args.concurrency.unwrap_or(if local { 1 } else { 4 }),
         max_reply_tokens: args
             .max_reply_tokens
             .or(local.then_some(LOCAL_MAX_REPLY_TOKENS)),
@@ -703,5 +504,26 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
         prices: args.prices.clone(),
         budget_usd: args.budget_usd,
         budget_tokens: args.budget_tokens,
+        context_window: args.context_window,
+    }
+}
+
+impl BenchArgs {
+    /// Whether a flag that shapes the run (data, selection, training) was given;
+    /// `--resume` ignores them.
+    pub fn shapes_the_run(&self) -> bool {
+        self.data.is_some()
+            || self.train_data.is_some()
+            || self.test_data.is_some()
+            || !self.subject.is_empty()
+            || !self.level.is_empty()
+            || self.train_size.is_some()
+            || self.test_size.is_some()
+            || self.sample_seed.is_some()
+            || self.preset.is_some()
+            || self.epochs.is_some()
+            || self.max_actions_per_step.is_some()
+            || self.patience.is_some()
+            || self.validation_size != 0
     }
 }

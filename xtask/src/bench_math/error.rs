@@ -2,90 +2,16 @@
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong while loading data, writing the run directory or
-/// reading it back. Every variant names the offending file (and line and field
-/// where there is one) and keeps the raw input.
+/// What can go wrong in bench-math outside the training run itself. Every variant
+/// names the offending file (and line and field where there is one).
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
-    /// A file or directory could not be read or written.
-    #[error("cannot {action} {}: {source}", path.display())]
-    Io {
-        /// What was being done ("read", "create", "append to" …).
-        action: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A line (or a whole one-record file) is not valid JSON.
-    #[error("{}:{line}: not valid JSON ({message}): {}", path.display(), excerpt(raw))]
-    Json {
-        /// The data file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// serde_json's message.
-        message: String,
-        /// The raw line (or file text).
-        raw: String,
-    },
-    /// A record lacks a field, or the field has the wrong type or an unusable value.
-    #[error("{}:{line}: field `{field}`: {message}: {}", path.display(), excerpt(raw))]
-    Field {
-        /// The data file.
-        path: PathBuf,
-        /// 1-based line number of the record.
-        line: usize,
-        /// The field's name.
-        field: &'static str,
-        /// What is wrong with it.
-        message: String,
-        /// The raw record.
-        raw: String,
-    },
-    /// The first record of a file fits none of the known formats.
-    #[error(
-        "{}:{line}: unknown record format (expected CRAFT `question`+`answer`, Hendrycks \
-         `problem`+`solution`, MATH-500 `problem`+`answer` or GSM8K `question`+`answer` \
-         with `#### N`): {}", path.display(), excerpt(raw)
-    )]
-    UnknownFormat {
-        /// The data file.
-        path: PathBuf,
-        /// 1-based line number of the record.
-        line: usize,
-        /// The raw record.
-        raw: String,
-    },
-    /// A data path holds no record files.
-    #[error("{}: no .jsonl or .json data files", path.display())]
-    NoDataFiles {
-        /// The path given.
-        path: PathBuf,
-    },
-    /// Fewer problems match the selection than were asked for.
-    #[error("{split}: {wanted} problems wanted but only {available} match ({selection})")]
-    NotEnoughProblems {
-        /// "train", "test" or "validation".
-        split: String,
-        /// Problems asked for.
-        wanted: usize,
-        /// Problems matching the filters.
-        available: usize,
-        /// The filters, for the message.
-        selection: String,
-    },
-    /// A run-directory file (config, transcripts, report) could not be parsed.
-    #[error("{}:{line}: {message}", path.display())]
-    RunFile {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line (1 for whole-file JSON).
-        line: usize,
-        /// What is wrong.
-        message: String,
-    },
+    /// A file could not be read or written, or does not parse (names file and line).
+    #[error(transparent)]
+    File(#[from] agentopt_core::CoreError),
+    /// The problem data could not be loaded or selected (names file, line, field).
+    #[error(transparent)]
+    Data(#[from] agentopt_mathchat::MathChatError),
     /// The run directory is not in a state the command can use.
     #[error("run directory {}: {message}", path.display())]
     RunDir {
@@ -102,30 +28,4 @@ pub enum BenchError {
         /// The plotters error.
         message: String,
     },
-}
-
-impl BenchError {
-    /// An `Io` error constructor for `map_err`.
-    pub(crate) fn io(
-        action: &'static str,
-        path: &std::path::Path,
-    ) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.to_owned();
-        move |source| Self::Io {
-            action,
-            path,
-            source,
-        }
-    }
-}
-
-/// The first 120 characters of a raw record, for messages (the whole text stays in
-/// the error value).
-fn excerpt(raw: &str) -> String {
-    const LIMIT: usize = 120;
-    let trimmed = raw.trim();
-    match trimmed.char_indices().nth(LIMIT) {
-        Some((end, _)) => format!("{}…", &trimmed[..end]),
-        None => trimmed.to_owned(),
-    }
 }

@@ -1,23 +1,17 @@
-//! `cargo xtask bench-math`: the end-to-end MATH benchmark of AgentOptimizer.
-//!
-//! The pure parts live in their own modules so tests reach them directly:
-//! - [`data`]: problem loaders (CRAFT, Hendrycks MATH, MATH-500, GSM8K) and selection;
+//! `cargo xtask bench-math`: the end-to-end MATH benchmark of AgentOptimizer, a
+//! front end over `agentopt-train` (the training run) and `agentopt-mathchat` (the
+//! MATH task):
 //! - [`cli`]: flags, presets, endpoint resolution, the saved [`cli::RunConfig`];
-//! - [`stats`]: Wilson intervals and the exact McNemar test;
-//! - [`report`]: `report.json` and its Markdown and terminal renderings;
-//! - [`plot`]: the learning-curve SVG;
-//! - [`rundir`]: the run directory, fsync'd JSON-lines logs, atomic JSON files;
+//! - [`rundir`]: `config.json`, written once every check passed;
+//! - [`run`]: models, sandbox and the trainer wired as the flags say;
 //! - [`progress`]: per-phase progress bars or log lines, and the tracing setup;
-//! - [`run`]: the run itself (agents, optimizer, local model, sandbox), resumable.
+//! - [`plot`]: the learning-curve SVG.
 
 pub mod cli;
-pub mod data;
 mod error;
 pub mod plot;
 pub mod progress;
-pub mod report;
 pub mod run;
 pub mod rundir;
-pub mod stats;
 
 pub use error::BenchError;

@@ -6,7 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use super::error::BenchError;
-use super::report::{Accuracy, Report};
+use agentopt_train::{Accuracy, TrainingReport as Report};
 
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 600;

@@ -12,6 +12,8 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
+use agentopt_train::{Event, Observer, Outcome};
+
 use super::error::BenchError;
 
 /// One phase's bar: name, bar, count, solved so far and tokens, time and ETA.
@@ -87,6 +89,7 @@ impl Progress {
             done: 0,
             solved: 0,
             tokens: 0,
+            infrastructure: 0,
         };
         if let Some(bar) = &phase.bar {
             bar.set_message(phase.message());
@@ -128,6 +131,7 @@ pub struct PhaseProgress {
     done: u64,
     solved: u64,
     tokens: u64,
+    infrastructure: u64,
 }
 
 impl PhaseProgress {
@@ -140,16 +144,23 @@ impl PhaseProgress {
     }
 
     /// Counts a finished conversation.
-    pub fn record(&mut self, correct: bool, tokens: u64) {
-        self.count(correct, tokens);
+    pub fn record(&mut self, outcome: &Outcome, tokens: u64) {
+        self.count(outcome.is_solved(), tokens);
+        let verdict = match outcome {
+            Outcome::Solved => "correct".to_owned(),
+            Outcome::Failed { .. } => "wrong".to_owned(),
+            Outcome::Infrastructure(error) => {
+                self.infrastructure += 1;
+                format!("infrastructure error, not counted: {}", error.message)
+            }
+        };
         tracing::info!(
             phase = %self.name,
             done = self.done,
             total = self.total,
             solved = self.solved,
             tokens = self.tokens,
-            "conversation finished ({})",
-            if correct { "correct" } else { "wrong" }
+            "conversation finished ({verdict})"
         );
         if let Some(bar) = &self.bar {
             bar.set_message(self.message());
@@ -172,10 +183,15 @@ impl PhaseProgress {
         } else {
             format!(" ({:.0}%)", self.solved as f64 * 100.0 / self.done as f64)
         };
+        let errors = if self.infrastructure == 0 {
+            String::new()
+        } else {
+            format!(" · {} infrastructure errors", self.infrastructure)
+        };
         format!(
-            "solved {}/{}{rate} · {} tokens",
+            "solved {}/{}{rate}{errors} · {} tokens",
             self.solved,
-            self.done,
+            self.done - self.infrastructure,
             compact(self.tokens)
         )
     }
@@ -227,13 +243,13 @@ fn compact(count: u64) -> String {
 /// `log_path`; on stderr, warnings and errors when bars are shown, `info` when not.
 ///
 /// # Errors
-/// [`BenchError::Io`] when the log file cannot be opened.
+/// [`BenchError::File`] when the log file cannot be opened.
 pub fn init_tracing(log_path: &Path, progress: &Progress) -> Result<(), BenchError> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log_path)
-        .map_err(BenchError::io("open", log_path))?;
+        .map_err(agentopt_core::CoreError::io("open", log_path))?;
     let file_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let stderr_level = if progress.shows_bars() {
         "warn"
@@ -302,6 +318,80 @@ impl Drop for StderrLine {
         match &self.bars {
             Some(bars) => bars.suspend(write),
             None => write(),
+        }
+    }
+}
+
+/// The trainer's events on the [`Progress`] display: a bar per phase, a spinner per
+/// optimizer step.
+pub struct ProgressObserver {
+    progress: Progress,
+    phase: std::sync::Mutex<Option<PhaseProgress>>,
+    step: std::sync::Mutex<Option<StepProgress>>,
+}
+
+impl ProgressObserver {
+    /// Renders on `progress`.
+    pub fn new(progress: Progress) -> Self {
+        Self {
+            progress,
+            phase: std::sync::Mutex::new(None),
+            step: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl Observer for ProgressObserver {
+    fn event(&self, event: Event<'_>) {
+        let mut phase = self
+            .phase
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match event {
+            Event::PhaseStarted {
+                phase: started,
+                total,
+            } => {
+                *phase = Some(self.progress.phase(&started.name(), total as u64));
+            }
+            Event::Resumed {
+                outcome, tokens, ..
+            } => {
+                if let Some(display) = phase.as_mut() {
+                    display.resumed(outcome.is_solved(), tokens);
+                }
+            }
+            Event::Finished {
+                outcome, tokens, ..
+            } => {
+                if let Some(display) = phase.as_mut() {
+                    display.record(outcome, tokens);
+                }
+            }
+            Event::PhaseFinished { .. } => {
+                if let Some(display) = phase.take() {
+                    display.finish();
+                }
+            }
+            Event::StepStarted { epoch } => {
+                let mut step = self
+                    .step
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                *step = Some(self.progress.step(&format!("step {epoch}")));
+            }
+            Event::StepFinished {
+                step: record,
+                rejected,
+            } => {
+                let mut step = self
+                    .step
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(display) = step.take() {
+                    display.finish(&record.summary(rejected));
+                }
+            }
         }
     }
 }

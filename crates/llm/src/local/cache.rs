@@ -7,10 +7,7 @@
 //! - `runtime/venv/`, `runtime.lock`: the managed Python venv with the server runtime;
 //! - `logs/`: logs of running servers.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-
-use fs2::FileExt;
 
 use super::spec::LocalModelSpec;
 use crate::LlmError;
@@ -78,18 +75,14 @@ impl LocalCache {
 /// this process that open the same path.
 #[derive(Debug)]
 pub(crate) struct FileLock {
-    _file: File,
+    _lock: agentopt_pyenv::FileLock,
 }
 
 impl FileLock {
     /// Blocks until the lock at `path` is held, creating the file and its folder.
     pub(crate) fn acquire_blocking(path: &Path) -> Result<Self, LlmError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(LlmError::io("create", dir))?;
-        }
-        let file = File::create(path).map_err(LlmError::io("create", path))?;
-        file.lock_exclusive().map_err(LlmError::io("lock", path))?;
-        Ok(Self { _file: file })
+        let lock = agentopt_pyenv::FileLock::acquire(path)?;
+        Ok(Self { _lock: lock })
     }
 
     /// Waits for the lock without blocking the async runtime.

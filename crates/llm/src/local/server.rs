@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 
 use super::cache::LocalCache;
 use super::progress::Progress;
-use super::python::{PythonEnv, tail_lines};
+use agentopt_pyenv::tail_lines;
+
+use super::python::PythonEnv;
 use super::spec::LocalModel;
 use crate::LlmError;
 
@@ -609,7 +611,7 @@ impl LocalCache {
     ) -> Result<Prepared, LlmError> {
         let model_path = self.ensure_model(model, progress).await?;
         let python = PythonEnv::ensure(self, progress).await?;
-        python.ensure_server_runtime(self, progress).await?;
+        python.ensure_server_runtime(progress).await?;
         Ok(Prepared { model_path, python })
     }
 }

@@ -3,13 +3,17 @@
 //! The GGUF files are split into part files shipped inside wheels on PyPI; assembling
 //! the parts in order gives the file whose size and sha256 are recorded here.
 
-/// A local model the crate can obtain and serve.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// A local model the crate can obtain and serve (recorded as `"1.5b"` / `"0.5b"`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum LocalModel {
     /// Qwen2.5-Coder-1.5B-Instruct, Q4_K_M: the default for real work.
     #[default]
+    #[serde(rename = "1.5b")]
     QwenCoder1_5B,
     /// Qwen2.5-Coder-0.5B-Instruct, Q4_K_M: small and fast, for tests.
+    #[serde(rename = "0.5b")]
     QwenCoder0_5B,
 }
 

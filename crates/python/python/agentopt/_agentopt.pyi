@@ -35,8 +35,9 @@ class AgentOptimizer:
 
     ``llm_config`` is what AG2 accepts: a dict with ``config_list`` (entries with
     ``model``, ``api_key``, ``base_url``, ``api_type`` "openai" or "azure",
-    ``api_version``) or an ``autogen.LLMConfig``; the first entry whose ``model`` is
-    ``optimizer_model`` is used. A bad config raises ``ConfigError`` naming the field.
+    ``api_version``) or an ``autogen.LLMConfig``; the entries whose ``model`` is
+    ``optimizer_model`` are tried in order (AG2's fallback). A bad config raises
+    ``ConfigError`` naming the field.
 
     Keyword options beyond AG2 (all optional):
 

@@ -1,0 +1,141 @@
+//! MATH as a [`Task`]: one problem is one seed-notebook conversation between a
+//! fresh assistant holding the functions and a fresh [`MathUserProxyAgent`].
+
+use std::sync::Arc;
+
+use agentopt_agents::{AssistantAgent, ExecutorFactory, Message, install};
+use agentopt_core::FunctionSet;
+use agentopt_llm::{ChatModel, ChatRequest};
+use agentopt_math::{AnswerVerdict, UndecidedReason};
+use agentopt_train::{Attempt, InfraError, InfraKind, Outcome, Task};
+use async_trait::async_trait;
+
+use crate::{MATH_AGENT_NAME, MathOutcome, MathUserProxyAgent, Problem, SandboxSymbolicChecker};
+
+/// The assistant's name (and its caller label in the usage report).
+pub const ASSISTANT_NAME: &str = "assistant";
+
+/// The assistant's system message in the seed notebook.
+pub const ASSISTANT_SYSTEM_MESSAGE: &str = "You are a helpful assistant.";
+
+/// Bounds on the assistant; all `None` is the seed's behaviour.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MathTaskOptions {
+    /// `max_tokens` of each assistant reply.
+    pub max_reply_tokens: Option<u32>,
+    /// Sampling seed sent with every assistant request.
+    pub sampling_seed: Option<i64>,
+    /// The assistant's consecutive auto-reply limit.
+    pub max_turns: Option<u32>,
+}
+
+/// The MATH task: the seed notebook's agents, answers checked with strings,
+/// numbers and sympy.
+pub struct MathTask {
+    model: Arc<dyn ChatModel>,
+    sessions: Arc<dyn ExecutorFactory>,
+    checker: Arc<SandboxSymbolicChecker>,
+    options: MathTaskOptions,
+}
+
+impl MathTask {
+    /// Conversations ask `model` and run code in `sessions`; the symbolic checker
+    /// keeps a session of its own from `checker_sessions` (taken from a capped
+    /// `sessions`, a conversation waiting on its answer check could wait for itself).
+    pub fn new(
+        model: Arc<dyn ChatModel>,
+        sessions: Arc<dyn ExecutorFactory>,
+        checker_sessions: Arc<dyn ExecutorFactory>,
+    ) -> Self {
+        Self {
+            model,
+            sessions,
+            checker: Arc::new(SandboxSymbolicChecker::new(checker_sessions)),
+            options: MathTaskOptions::default(),
+        }
+    }
+
+    /// Bounds the assistant.
+    #[must_use]
+    pub fn with_options(mut self, options: MathTaskOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// A fresh assistant as the seed builds it, with the bounds applied.
+    fn assistant(&self) -> AssistantAgent {
+        let template = ChatRequest {
+            max_tokens: self.options.max_reply_tokens,
+            seed: self.options.sampling_seed,
+            ..ChatRequest::new(Vec::new()).with_caller(ASSISTANT_NAME)
+        };
+        let max_turns = self.options.max_turns;
+        AssistantAgent::new(ASSISTANT_NAME, Arc::clone(&self.model))
+            .with_system_message(ASSISTANT_SYSTEM_MESSAGE)
+            .configure(|agent| {
+                let agent = agent.with_request_template(template);
+                match max_turns {
+                    Some(turns) => agent.with_max_consecutive_auto_reply(turns),
+                    None => agent,
+                }
+            })
+    }
+}
+
+#[async_trait]
+impl Task for MathTask {
+    type Problem = Problem;
+
+    fn problem_id(&self, problem: &Problem) -> String {
+        problem.id.clone()
+    }
+
+    fn models(&self) -> Vec<Arc<dyn ChatModel>> {
+        vec![Arc::clone(&self.model)]
+    }
+
+    async fn attempt(&self, problem: &Problem, functions: &FunctionSet) -> Attempt {
+        let mut assistant = self.assistant();
+        let mut proxy = MathUserProxyAgent::new(MATH_AGENT_NAME, Arc::clone(&self.sessions))
+            .with_symbolic_checker(self.checker.clone());
+        if let Err(error) = install(&mut assistant, &mut proxy, functions) {
+            let error = InfraError::new(InfraKind::Sandbox, error.to_string());
+            return Attempt::new(Outcome::Infrastructure(error), Vec::new());
+        }
+        let outcome = proxy
+            .initiate_chat(&mut assistant, &problem.question, &problem.answer)
+            .await;
+        let history = assistant
+            .history(proxy.name())
+            .iter()
+            .flat_map(Message::to_chat_messages)
+            .collect();
+        let judged = judge(&outcome);
+        let answers = (outcome.answer.clone(), Some(outcome.reference.clone()));
+        let mut attempt = Attempt::from_transcript(judged, history, outcome.transcript);
+        attempt.answer = answers.0;
+        attempt.expected = answers.1;
+        attempt
+    }
+}
+
+/// Solved, failed, or — when the checker itself failed on the final answer — an
+/// infrastructure error.
+fn judge(outcome: &MathOutcome) -> Outcome {
+    match &outcome.verdict {
+        Some(AnswerVerdict::Equivalent(_)) => Outcome::Solved,
+        Some(AnswerVerdict::Undecided(UndecidedReason::CheckerFailed(reason))) => {
+            Outcome::Infrastructure(InfraError::new(InfraKind::CheckerUndecided, reason.clone()))
+        }
+        Some(_) => Outcome::Failed {
+            reason: format!(
+                "answered {:?}, expected {:?}",
+                outcome.answer.as_deref().unwrap_or_default(),
+                outcome.reference
+            ),
+        },
+        None => Outcome::Failed {
+            reason: "no final \\boxed{} answer".to_owned(),
+        },
+    }
+}
