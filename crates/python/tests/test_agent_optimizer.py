@@ -3,6 +3,7 @@ AgentOptimizer, against the scripted server: a function is learned, registered,
 called by the assistant through AG2, executed in the sandbox, and changes the
 answer."""
 
+import contextlib
 import json
 import signal
 import threading
@@ -26,6 +27,21 @@ MULTIPLY = {
     "packages": "",
     "code": "def multiply(a, b):\n    return a * b\n",
 }
+
+
+@contextlib.contextmanager
+def interrupt_after(seconds):
+    """Ctrl-C after `seconds`, as in an interactive session: Python's own SIGINT
+    handler is put in place, since a background job (CI) may inherit SIGINT ignored
+    and then no KeyboardInterrupt comes at all."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(seconds, _thread.interrupt_main)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.join()
+        signal.signal(signal.SIGINT, previous)
 
 
 def add_function(spec):
@@ -160,17 +176,8 @@ def test_ctrl_c_stops_a_step_and_keeps_what_was_recorded(scripted_server):
     optimizer = agentopt.AgentOptimizer(1, server.llm_config())
     optimizer.record_one_conversation([{"role": "user", "content": "hi"}], is_satisfied=True)
 
-    # As in an interactive session: a background job (CI) may inherit SIGINT ignored,
-    # and then Python delivers no KeyboardInterrupt at all.
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    timer = threading.Timer(0.3, _thread.interrupt_main)
-    try:
-        timer.start()
-        with pytest.raises(KeyboardInterrupt):
-            optimizer.step()
-    finally:
-        timer.join()
-        signal.signal(signal.SIGINT, previous)
+    with interrupt_after(0.3), pytest.raises(KeyboardInterrupt):
+        optimizer.step()
 
     assert optimizer.best_performance is None  # the interrupted step committed nothing
     optimizer.step()
@@ -225,15 +232,8 @@ def test_ctrl_c_during_a_learned_function_kills_its_worker_and_the_next_call_wor
     optimizer.record_one_conversation([{"role": "user", "content": "double 4"}], is_satisfied=False)
     _, register_for_executor = optimizer.step()
 
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    timer = threading.Timer(0.5, _thread.interrupt_main)
-    try:
-        timer.start()
-        with pytest.raises(KeyboardInterrupt):
-            register_for_executor["slow_double"](x=4, wait=20)
-    finally:
-        timer.join()
-        signal.signal(signal.SIGINT, previous)
+    with interrupt_after(0.5), pytest.raises(KeyboardInterrupt):
+        register_for_executor["slow_double"](x=4, wait=20)
 
     assert register_for_executor["slow_double"](x=4) == "Result of slow_double function execution:\n8\n"
 
