@@ -305,3 +305,28 @@ def test_the_gil_is_released_while_waiting_on_the_model(scripted_server):
     # Another Python thread ran throughout the one-second wait (≈100 ticks); with
     # the GIL held it would have run at most a few times.
     assert len(ticks) > 50
+
+
+def test_histories_with_tool_calls_reach_the_optimizer_prompt(scripted_server):
+    server = scripted_server(math_script([{"text": "TERMINATE"}]))
+    optimizer = agentopt.AgentOptimizer(1, server.llm_config())
+    history = [
+        {"role": "user", "name": "mathproxyagent", "content": "What is 6 times 7?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "multiply", "arguments": "{\"a\": 6, \"b\": 7}"}},
+        ]},
+        {"role": "tool", "content": "Result of multiply function execution:\n42\n",
+         "tool_responses": [{"tool_call_id": "call_1", "role": "tool", "content": "Result of multiply function execution:\n42\n"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "\\boxed{42}"}]},
+    ]
+    optimizer.record_one_conversation(history, is_satisfied=1)
+    optimizer.step()
+    prompt = server.requests()[0]["messages"][0]["content"]
+    assert "Result of multiply function execution" in prompt and "boxed{42}" in prompt
+
+
+def test_a_malformed_history_is_a_config_error_naming_the_message():
+    optimizer = agentopt.AgentOptimizer(1, {"config_list": [{"model": OPTIMIZER_MODEL}]})
+    with pytest.raises(agentopt.ConfigError) as raised:
+        optimizer.record_one_conversation([{"role": "user", "content": "hi"}, {"role": "narrator", "content": "x"}])
+    assert raised.value.field == "conversation_history[1]"
