@@ -74,9 +74,7 @@ fn main() -> anyhow::Result<()> {
                 .parent()
                 .unwrap_or(std::path::Path::new("."))
                 .to_owned();
-            tokio::runtime::Runtime::new()?
-                .block_on(bench_math::run::run(&args, &workspace))
-                .map(|_| ())
+            tokio::runtime::Runtime::new()?.block_on(bench_math::run::run(&args, &workspace))
         }
     }
 }

@@ -170,6 +170,7 @@ async fn finish(command: Command) -> Output {
 fn comparable(mut report: Report) -> Report {
     report.phases.clear();
     report.usage.clear();
+    report.endpoints.clear();
     report
 }
 

@@ -7,6 +7,10 @@ use agentopt_sandbox::{
     CellOutcome, Executor, LearnedFunction, Protections, PythonEnvironment, PythonSession,
     SandboxError, SandboxPolicy, WorkerPool,
 };
+
+/// Sessions [`SandboxSessions::new`] keeps forked ahead: enough that a conversation
+/// rarely waits for a fork, few enough to cost nothing while idle.
+const SESSIONS_AHEAD: usize = 2;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -22,23 +26,18 @@ pub trait ExecutorFactory: Send + Sync {
     async fn start(&self) -> Result<Box<dyn Executor>, SandboxError>;
 }
 
-enum Source {
-    Fresh(Box<(PythonEnvironment, SandboxPolicy)>),
-    Pool(Arc<WorkerPool>),
-}
-
-/// Sandboxed [`PythonSession`]s, started fresh or taken from a [`WorkerPool`],
-/// optionally capped in how many are alive at once (a conversation waits for a slot
-/// before its first code runs).
+/// Sandboxed [`PythonSession`]s, each a fresh fork of a warm fork server (sympy and
+/// numpy already imported) taken from a [`WorkerPool`], optionally capped in how many
+/// are alive at once (a conversation waits for a slot before its first code runs).
 pub struct SandboxSessions {
-    source: Source,
+    pool: Arc<WorkerPool>,
     live: Option<Arc<Semaphore>>,
 }
 
 impl std::fmt::Debug for SandboxSessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SandboxSessions")
-            .field("pooled", &matches!(self.source, Source::Pool(_)))
+            .field("pool", &self.pool)
             .field(
                 "free_slots",
                 &self.live.as_ref().map(|live| live.available_permits()),
@@ -48,20 +47,20 @@ impl std::fmt::Debug for SandboxSessions {
 }
 
 impl SandboxSessions {
-    /// Starts a new worker for every session.
+    /// Warm sessions under `policy`: the fork server starts with the first session
+    /// asked for (so this needs no tokio runtime), and a few sessions are kept
+    /// forked ahead from then on.
     pub fn new(environment: PythonEnvironment, policy: SandboxPolicy) -> Self {
-        Self {
-            source: Source::Fresh(Box::new((environment, policy))),
-            live: None,
-        }
+        Self::pooled(Arc::new(WorkerPool::lazy(
+            environment,
+            policy,
+            SESSIONS_AHEAD,
+        )))
     }
 
-    /// Takes pre-warmed workers from `pool`.
+    /// Takes sessions from `pool`.
     pub fn pooled(pool: Arc<WorkerPool>) -> Self {
-        Self {
-            source: Source::Pool(pool),
-            live: None,
-        }
+        Self { pool, live: None }
     }
 
     /// Allows at most `sessions` alive at once (at least one).
@@ -84,10 +83,7 @@ impl ExecutorFactory for SandboxSessions {
             })?),
             None => None,
         };
-        let session = match &self.source {
-            Source::Fresh(fresh) => PythonSession::start(&fresh.0, &fresh.1).await?,
-            Source::Pool(pool) => pool.session().await?,
-        };
+        let session = self.pool.session().await?;
         Ok(Box::new(LimitedSession {
             session,
             _slot: permit,

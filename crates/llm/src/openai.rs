@@ -308,6 +308,9 @@ impl OpenAiClient {
             }
             let delay = policy.delay(failures, retry_after);
             tracing::warn!(attempt, ?delay, %error, "retrying chat completion");
+            if let Some(meter) = &self.inner.options.meter {
+                meter.record_retry(&self.inner.label, &request.caller);
+            }
             tokio::time::sleep(delay).await;
             attempt += 1;
         }

@@ -138,6 +138,9 @@ pub struct UsageTotals {
     /// Calls the endpoint failed after its retries (no tokens counted; never
     /// counted per model, since no model answered).
     pub failed_calls: u64,
+    /// Attempts that failed and were retried (HTTP 429/5xx, transport faults,
+    /// malformed replies): faults absorbed before an answer or a failure.
+    pub retries: u64,
     /// Prompt tokens.
     pub prompt_tokens: u64,
     /// Completion tokens.
@@ -265,6 +268,19 @@ impl UsageMeter {
             &mut report.total,
         ] {
             totals.failed_calls += 1;
+        }
+    }
+
+    /// Records one failed attempt of `caller` at `endpoint` that is being retried.
+    pub fn record_retry(&self, endpoint: &str, caller: &str) {
+        let mut state = self.lock();
+        let report = &mut state.report;
+        for totals in [
+            report.by_caller.entry(caller.to_owned()).or_default(),
+            report.by_endpoint.entry(endpoint.to_owned()).or_default(),
+            &mut report.total,
+        ] {
+            totals.retries += 1;
         }
     }
 

@@ -312,3 +312,28 @@ fn backoff_grows_with_jitter_and_caps() {
         }
     }
 }
+
+#[tokio::test]
+async fn retried_faults_are_metered_per_caller_and_endpoint() -> anyhow::Result<()> {
+    let server = ScriptedServer::start([
+        Reply::server_error(503),
+        Reply::malformed_json(),
+        Reply::text("ok"),
+    ])
+    .await;
+    let meter = agentopt_llm::UsageMeter::new(agentopt_llm::PriceTable::new());
+    let endpoint = EndpointConfig::compatible(server.base_url(), "scripted-model");
+    let label = endpoint.label();
+    let options = ClientOptions {
+        meter: Some(meter.clone()),
+        ..fast_options()
+    };
+    OpenAiClient::new(endpoint, options)?
+        .chat(ask("q").with_caller("assistant"))
+        .await?;
+    let report = meter.report();
+    assert_eq!((report.total.calls, report.total.retries), (1, 2));
+    assert_eq!(report.by_caller["assistant"].retries, 2);
+    assert_eq!(report.by_endpoint[&label].retries, 2);
+    Ok(())
+}

@@ -94,8 +94,8 @@ impl SymbolicChecker for SandboxSymbolicChecker {
         arguments.insert("b".to_owned(), json!(right.items));
         match session.call_function(&function, &arguments).await {
             Ok(outcome) => match (&outcome.status, outcome.value.as_deref()) {
-                (CellStatus::Completed, Some("'equivalent'")) => SymbolicVerdict::Equivalent,
-                (CellStatus::Completed, Some("'different'")) => SymbolicVerdict::NotEquivalent,
+                (CellStatus::Completed, Some("equivalent")) => SymbolicVerdict::Equivalent,
+                (CellStatus::Completed, Some("different")) => SymbolicVerdict::NotEquivalent,
                 // sympy refused these answers: about the answers, not the checker.
                 (CellStatus::Raised { traceback }, _) => {
                     SymbolicVerdict::Undecided(traceback.clone())

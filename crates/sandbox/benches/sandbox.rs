@@ -1,7 +1,8 @@
 //! Sandbox benchmark: prints a table (run with `cargo bench -p agentopt-sandbox`).
 //!
-//! Goals: a warm trivial cell ≤ 5 ms p50, and a 10-cell MathChat-like sequence in a
-//! warm session ≥ 50× faster than AG2's way (a fresh process re-running every earlier
+//! Goals: a warm trivial cell ≤ 5 ms p50; a conversation's first cell within 10 ms
+//! (p50) of asking for a session; and a 10-cell MathChat-like sequence in a warm
+//! session ≥ 50× faster than AG2's way (a fresh process re-running every earlier
 //! cell). AG2's way is measured without any sandbox, which flatters it.
 
 use std::process::Command;
@@ -43,6 +44,75 @@ fn fresh_process(environment: &PythonEnvironment, code: &str) -> anyhow::Result<
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(started.elapsed())
+}
+
+fn p50_p99(samples: &mut [Duration]) -> String {
+    let p50 = percentile(samples, 0.50);
+    let p99 = percentile(samples, 0.99);
+    format!("{} / {}", ms(p50), ms(p99))
+}
+
+/// Asking for a session and running its first cell, with sympy preloaded: a fresh
+/// server per session (the old way), a warm pool at conversation pace (the default
+/// of `SandboxSessions::new`), and a warm pool asked back to back.
+async fn session_starts(
+    environment: &PythonEnvironment,
+    rows: &mut Vec<(String, String)>,
+) -> anyhow::Result<()> {
+    let policy = SandboxPolicy::default();
+    let (mut fresh_start, mut fresh_first) = (Vec::new(), Vec::new());
+    for _ in 0..8 {
+        let asked = Instant::now();
+        let mut session = PythonSession::start(environment, &policy).await?;
+        fresh_start.push(asked.elapsed());
+        anyhow::ensure!(session.run_cell("x = 1").await?.succeeded());
+        fresh_first.push(asked.elapsed());
+    }
+    let pool = WorkerPool::new(environment.clone(), policy, 2)?;
+    let (mut warm_start, mut warm_first) = (Vec::new(), Vec::new());
+    let (mut rushed_start, mut rushed_first) = (Vec::new(), Vec::new());
+    for round in 0..200 {
+        // Conversation pace: the pool has forked ahead (a conversation lasts at least
+        // one model call); every fourth round asks again at once.
+        let rushed = round % 4 == 3;
+        if !rushed {
+            while pool.ready_count() < 2 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        let asked = Instant::now();
+        let mut session = pool.session().await?;
+        let started = asked.elapsed();
+        anyhow::ensure!(session.run_cell("x = 1").await?.succeeded());
+        let first = asked.elapsed();
+        let (starts, firsts) = if rushed {
+            (&mut rushed_start, &mut rushed_first)
+        } else {
+            (&mut warm_start, &mut warm_first)
+        };
+        starts.push(started);
+        firsts.push(first);
+    }
+    for (name, samples) in [
+        ("session start, fresh server, p50 / p99", &mut fresh_start),
+        (
+            "first cell after asking, fresh server, p50 / p99",
+            &mut fresh_first,
+        ),
+        ("session start, warm pool, p50 / p99", &mut warm_start),
+        (
+            "first cell after asking, warm pool, p50 / p99 (goal p50 <= 10 ms)",
+            &mut warm_first,
+        ),
+        (
+            "session start, warm pool asked back to back",
+            &mut rushed_start,
+        ),
+        ("first cell after asking, back to back", &mut rushed_first),
+    ] {
+        rows.push((name.into(), p50_p99(samples)));
+    }
+    Ok(())
 }
 
 #[tokio::main]
@@ -144,6 +214,8 @@ async fn main() -> anyhow::Result<()> {
         "speed-up (b)/(a')".into(),
         format!("{:.1}x", ag2.as_secs_f64() / cold.as_secs_f64()),
     ));
+
+    session_starts(&environment, &mut rows).await?;
 
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     println!("| {:width$} | result |", "measure");

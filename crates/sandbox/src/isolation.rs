@@ -30,21 +30,26 @@ const WORKER_ENV: &[(&str, &str)] = &[
     ("MPLBACKEND", "Agg"),
 ];
 
-/// Fd numbers the worker finds its protocol pipes and bwrap its seccomp program on.
-pub(crate) const REQUEST_FD: i32 = 3;
-pub(crate) const RESPONSE_FD: i32 = 4;
+/// Where the host's session directories appear inside the fork server's sandbox.
+pub(crate) const SESSIONS_DIR: &str = "/sessions";
+
+/// Fd numbers the fork server finds its control socket and seccomp program on.
+pub(crate) const CONTROL_FD: i32 = 3;
 pub(crate) const SECCOMP_FD: i32 = 5;
+
+/// What the fork server keeps to build sessions: new namespaces and mounts
+/// (`CAP_SYS_ADMIN`) and a fresh uid per worker. Every session's worker drops all of
+/// them before any cell runs.
+const ZYGOTE_CAPS: &str = "CAP_SYS_ADMIN,CAP_SETUID,CAP_SETGID";
 
 /// How workers are isolated on this machine; probed once per process.
 #[derive(Debug, Clone)]
 pub(crate) enum Isolation {
-    /// bubblewrap works. As root it runs privileged (no user namespace) and `setpriv`
-    /// drops to a fresh unprivileged uid, so RLIMIT_NPROC applies; otherwise it makes
-    /// a user namespace and the caller's own uid is already unprivileged.
-    Bubblewrap {
-        bwrap: PathBuf,
-        setpriv: Option<PathBuf>,
-    },
+    /// bubblewrap works. As root it runs privileged (no user namespace) and each
+    /// session's worker drops to a fresh unprivileged uid, so RLIMIT_NPROC applies;
+    /// otherwise it makes a user namespace and the caller's own uid is already
+    /// unprivileged.
+    Bubblewrap { bwrap: PathBuf, root: bool },
     /// Nothing works; why.
     Unavailable(String),
 }
@@ -66,24 +71,17 @@ fn detect() -> Isolation {
     };
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    let setpriv = if root {
-        match find_program("setpriv") {
-            Some(path) => Some(path),
-            None => {
-                return Isolation::Unavailable(
-                    "running as root but setpriv (util-linux) is missing".to_owned(),
-                );
-            }
-        }
-    } else {
-        None
-    };
     let mut probe = std::process::Command::new(&bwrap);
-    probe
-        .args(namespace_args(root))
-        .args(["--ro-bind", "/", "/", "true"]);
+    probe.args(namespace_args(root)).args([
+        "--cap-add",
+        ZYGOTE_CAPS,
+        "--ro-bind",
+        "/",
+        "/",
+        "true",
+    ]);
     match probe.output() {
-        Ok(out) if out.status.success() => Isolation::Bubblewrap { bwrap, setpriv },
+        Ok(out) if out.status.success() => Isolation::Bubblewrap { bwrap, root },
         Ok(out) => Isolation::Unavailable(format!(
             "bwrap cannot create namespaces here: {}",
             String::from_utf8_lossy(&out.stderr).trim()
@@ -124,15 +122,15 @@ pub(crate) fn fresh_uid() -> u32 {
     0x4000_0000 + ((std::process::id() % 65536) << 12) + n
 }
 
-/// The argument vector for bwrap (the program is `Isolation::Bubblewrap::bwrap`).
+/// The argument vector for bwrap running the fork server (the program is
+/// `Isolation::Bubblewrap::bwrap`); `host_sessions` appears at [`SESSIONS_DIR`].
 pub(crate) fn bwrap_args(
     environment: &PythonEnvironment,
-    setpriv: Option<(&Path, u32)>,
-    host_work: &Path,
-    host_io: &Path,
+    root: bool,
+    host_sessions: &Path,
     worker_argv: &[OsString],
 ) -> Vec<OsString> {
-    let mut args: Vec<OsString> = namespace_args(setpriv.is_some())
+    let mut args: Vec<OsString> = namespace_args(root)
         .into_iter()
         .map(OsString::from)
         .collect();
@@ -175,33 +173,21 @@ pub(crate) fn bwrap_args(
         bound.push(tree.clone());
     }
     push(&[
-        &"--bind", &host_work, &WORK_DIR, &"--bind", &host_io, &IO_DIR, &"--chdir", &WORK_DIR,
+        &"--bind",
+        &host_sessions,
+        &SESSIONS_DIR,
+        &"--dir",
+        &WORK_DIR,
+        &"--dir",
+        &IO_DIR,
+        &"--chdir",
+        &"/",
     ]);
     push(&[&"--clearenv"]);
     for (key, value) in WORKER_ENV {
         push(&[&"--setenv", key, value]);
     }
-    let seccomp_fd = SECCOMP_FD.to_string();
-    push(&[&"--seccomp", &seccomp_fd]);
-    if let Some((setpriv, uid)) = setpriv {
-        let id = uid.to_string();
-        push(&[
-            &"--cap-add",
-            &"CAP_SETUID,CAP_SETGID",
-            &"--",
-            &setpriv,
-            &"--reuid",
-            &id,
-            &"--regid",
-            &id,
-            &"--clear-groups",
-            &"--inh-caps=-all",
-            &"--bounding-set=-all",
-            &"--no-new-privs",
-        ]);
-    } else {
-        push(&[&"--"]);
-    }
+    push(&[&"--cap-add", &ZYGOTE_CAPS, &"--"]);
     args.extend(worker_argv.iter().cloned());
     args
 }
@@ -233,8 +219,9 @@ const DENIED_SYSCALLS: &[i64] = &[
     libc::SYS_process_vm_writev,
 ];
 
-/// The seccomp program as the raw bytes bwrap's `--seccomp FD` reads: socket() for
-/// anything but AF_UNIX, and the syscalls above, fail with EACCES.
+/// The seccomp program as raw `sock_filter` bytes, which each session's worker loads
+/// itself (after its mounts): socket() for anything but AF_UNIX, and the syscalls
+/// above, fail with EACCES.
 pub(crate) fn seccomp_program() -> Result<Vec<u8>, SandboxError> {
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| seccomp_error(&e))?;
     let not_unix = SeccompCondition::new(

@@ -1,10 +1,13 @@
 //! Sandboxed Python execution: warm, stateful, isolated workers for code an LLM wrote.
 //!
-//! The only crate that runs untrusted code. A [`PythonSession`] is one warm worker
-//! process that keeps its globals between cells (as a notebook does); a
-//! [`WorkerPool`] keeps workers pre-started with sympy imported. Workers run inside
-//! bubblewrap namespaces as an unprivileged uid, under Landlock, a seccomp filter and
-//! rlimits, with a scrubbed environment; [`Protections`] reports what is active.
+//! The only crate that runs untrusted code. A [`PythonSession`] is one worker
+//! process that keeps its globals between cells (as a notebook does). Every session
+//! is forked, in milliseconds, from a fork server that has already imported sympy;
+//! a [`WorkerPool`] keeps sessions forked ahead so a conversation's first cell runs at
+//! once. Each session has its own PID, mount and network namespaces, uid, size-capped
+//! workspace and (where the host offers them) memory and process cgroups, and runs
+//! under Landlock, a seccomp filter and rlimits with a scrubbed environment;
+//! [`Protections`] reports what is active.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), agentopt_sandbox::SandboxError> {
@@ -17,13 +20,16 @@
 //! # Ok(()) }
 //! ```
 
+mod cgroup;
 mod environment;
 mod error;
 mod isolation;
+mod owner;
 mod policy;
 mod pool;
 mod session;
 mod worker;
+mod zygote;
 
 pub use agentopt_core::LearnedFunction;
 pub use environment::{

@@ -29,9 +29,12 @@ pub const SYMPY_PRELOAD: &[&str] = &[
 /// Limits and options for one sandboxed Python session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxPolicy {
-    /// Wall-clock limit for one cell or function call, enforced from Rust by killing
-    /// the worker's whole process tree.
+    /// Wall-clock limit for one cell, enforced from Rust by killing the session's
+    /// whole process tree.
     pub cell_timeout: Duration,
+    /// Wall-clock limit for one learned-function call (AG2 gives function execution
+    /// 600 s), enforced as [`Self::cell_timeout`] is.
+    pub function_timeout: Duration,
     /// How long a new worker may take to start (including preloads) before it is killed.
     pub startup_timeout: Duration,
     /// Bytes of stdout and of stderr returned per cell; the rest is dropped and
@@ -41,9 +44,16 @@ pub struct SandboxPolicy {
     pub file_size_limit: u64,
     /// RLIMIT_AS: address-space limit of each sandboxed process, in bytes.
     pub memory_limit: u64,
+    /// Memory all of a session's processes together may use, its workspace files
+    /// included (a cgroup cap, where the host offers one; see [`Protections`]).
+    pub session_memory_limit: u64,
+    /// Bytes a session may store in its `/work` and `/tmp` together (a tmpfs of this
+    /// size, private to the session and gone with it).
+    pub workspace_limit: u64,
     /// CPU seconds one cell may use (RLIMIT_CPU backstop behind the wall-clock timeout).
     pub cpu_seconds_per_cell: u64,
-    /// RLIMIT_NPROC: processes the sandboxed uid may have.
+    /// Processes and threads a session may have: RLIMIT_NPROC of its uid and, where
+    /// the host offers one, a cgroup cap on the whole session.
     pub max_processes: u64,
     /// RLIMIT_NOFILE: open file descriptors per process.
     pub max_open_files: u64,
@@ -76,10 +86,13 @@ impl Default for SandboxPolicy {
     fn default() -> Self {
         Self {
             cell_timeout: Duration::from_secs(5),
+            function_timeout: Duration::from_secs(600),
             startup_timeout: Duration::from_secs(30),
             output_limit: 64 * 1024,
             file_size_limit: 64 * 1024 * 1024,
             memory_limit: 2 * 1024 * 1024 * 1024,
+            session_memory_limit: 2 * 1024 * 1024 * 1024,
+            workspace_limit: 256 * 1024 * 1024,
             cpu_seconds_per_cell: 10,
             max_processes: 64,
             max_open_files: 256,
@@ -106,13 +119,24 @@ pub struct Protections {
     pub rlimits: Vec<String>,
     /// The environment was cleared down to a fixed list (no API keys).
     pub scrubbed_env: bool,
+    /// Bytes the session may store in `/work` and `/tmp` together (its own tmpfs).
+    pub workspace_cap: Option<u64>,
+    /// Memory cap on the session's processes together (a cgroup).
+    pub memory_cap: Option<u64>,
+    /// Cap on the session's processes and threads together (a cgroup).
+    pub process_cap: Option<u64>,
+    /// Why a whole-session cap above is missing, one line each (for example: no
+    /// cgroup v1 memory controller on this host).
+    pub missing: Vec<String>,
 }
 
 impl Protections {
-    /// Whether every layer is active: namespaces, an unprivileged uid, Landlock,
-    /// seccomp, all rlimits and a scrubbed environment.
+    /// Whether every isolation layer is active: namespaces, an unprivileged uid,
+    /// Landlock, seccomp, all rlimits, a scrubbed environment and a capped workspace.
+    /// The cgroup caps depend on the host and are reported apart ([`Self::missing`]).
     pub fn is_fully_isolated(&self) -> bool {
-        self.namespaces
+        self.workspace_cap.is_some()
+            && self.namespaces
             && self.unprivileged_uid.is_some()
             && self.landlock_abi.is_some()
             && self.seccomp

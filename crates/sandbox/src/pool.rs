@@ -1,15 +1,18 @@
-//! A pool of pre-warmed workers, so a new conversation does not pay for the interpreter
-//! start and the preload imports (≈ 0.5 s for sympy).
+//! Warm sessions on demand: a fork server that has imported the preloads, and a few
+//! sessions forked ahead of time, so a conversation's first cell runs at once.
 
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Semaphore;
 
 use crate::worker::Worker;
+use crate::zygote::ForkServer;
 use crate::{PythonEnvironment, PythonSession, SandboxError, SandboxPolicy};
 
-/// Keeps up to `size` started workers ready; [`WorkerPool::session`] hands one out and
-/// starts a replacement in the background.
+/// Keeps up to `size` sessions forked and ready; [`WorkerPool::session`] hands one
+/// out and forks a replacement in the background. Every session is a fresh fork of
+/// the same warm server: its own namespaces, uid, workspace and cgroups, nothing left
+/// from any earlier session.
 pub struct WorkerPool {
     shared: Arc<Shared>,
 }
@@ -18,10 +21,11 @@ pub(crate) struct Shared {
     environment: PythonEnvironment,
     policy: SandboxPolicy,
     size: usize,
+    /// The fork server, started on first use and again if it died.
+    server: tokio::sync::Mutex<Option<Arc<ForkServer>>>,
     ready: Mutex<Vec<Worker>>,
-    runtime: tokio::runtime::Handle,
-    /// Bounds the workers being started at once to the pool size.
-    starting: Semaphore,
+    /// Bounds the sessions being forked ahead at once to the pool size.
+    forking: Semaphore,
 }
 
 impl std::fmt::Debug for WorkerPool {
@@ -34,19 +38,18 @@ impl std::fmt::Debug for WorkerPool {
 }
 
 impl WorkerPool {
-    /// Creates the pool and starts filling it in the background on the current tokio
-    /// runtime. Fails early when called outside one, or when the policy cannot be met
-    /// here (no isolation).
+    /// Creates the pool and starts the fork server and `size` sessions in the
+    /// background on the current tokio runtime. Fails early when called outside one,
+    /// or when the policy cannot be met here (no isolation).
     pub fn new(
         environment: PythonEnvironment,
         policy: SandboxPolicy,
         size: usize,
     ) -> Result<Self, SandboxError> {
-        let runtime =
-            tokio::runtime::Handle::try_current().map_err(|e| SandboxError::WorkerStart {
-                detail: format!("WorkerPool::new needs a tokio runtime: {e}"),
-                stderr: String::new(),
-            })?;
+        tokio::runtime::Handle::try_current().map_err(|e| SandboxError::WorkerStart {
+            detail: format!("WorkerPool::new needs a tokio runtime: {e}"),
+            stderr: String::new(),
+        })?;
         if let crate::isolation::Isolation::Unavailable(reason) = crate::isolation::isolation()
             && !policy.allow_unsandboxed
         {
@@ -54,36 +57,45 @@ impl WorkerPool {
                 reason: reason.clone(),
             });
         }
-        let pool = Self {
+        let pool = Self::lazy(environment, policy, size);
+        Shared::refill(&pool.shared);
+        Ok(pool)
+    }
+
+    /// A pool that starts nothing until the first [`Self::session`] call (so it can be
+    /// built outside a tokio runtime); that call starts the fork server.
+    pub fn lazy(environment: PythonEnvironment, policy: SandboxPolicy, size: usize) -> Self {
+        Self {
             shared: Arc::new(Shared {
                 environment,
                 policy,
                 size,
+                server: tokio::sync::Mutex::new(None),
                 ready: Mutex::new(Vec::with_capacity(size)),
-                runtime,
-                starting: Semaphore::new(size.max(1)),
+                forking: Semaphore::new(size.max(1)),
             }),
-        };
-        for _ in 0..size {
-            Shared::refill(&pool.shared);
         }
-        Ok(pool)
     }
 
-    /// A session on a warm worker when one is ready, else on a worker started now.
+    /// A session on a ready fork when there is one, else on one forked now.
     /// The session's restarts after a timeout or crash also draw from this pool.
     pub async fn session(&self) -> Result<PythonSession, SandboxError> {
         let worker = self.shared.take().await?;
         Ok(PythonSession::from_pool(Arc::clone(&self.shared), worker))
     }
 
-    /// Workers ready to hand out right now.
+    /// Sessions ready to hand out right now.
     pub fn ready_count(&self) -> usize {
         self.shared
             .ready
             .lock()
             .map(|ready| ready.len())
             .unwrap_or(0)
+    }
+
+    /// The policy every session of this pool runs under.
+    pub fn policy(&self) -> &SandboxPolicy {
+        &self.shared.policy
     }
 }
 
@@ -92,20 +104,35 @@ impl Shared {
         &self.policy
     }
 
-    /// A ready worker, or one started now; either way a replacement is started.
+    /// The running fork server, started now if there is none (or it died).
+    async fn server(&self) -> Result<Arc<ForkServer>, SandboxError> {
+        let mut server = self.server.lock().await;
+        if let Some(running) = server.as_ref().filter(|s| s.is_alive()) {
+            return Ok(Arc::clone(running));
+        }
+        let started = ForkServer::start(&self.environment, &self.policy).await?;
+        *server = Some(Arc::clone(&started));
+        Ok(started)
+    }
+
+    /// A ready session, or one forked now; either way a replacement is forked.
     pub(crate) async fn take(self: &Arc<Self>) -> Result<Worker, SandboxError> {
-        let warm = self.ready.lock().ok().and_then(|mut ready| ready.pop());
+        let warm = self.ready.lock().ok().and_then(|mut ready| {
+            // A ready session may have died meanwhile (its server was killed).
+            ready.retain(Worker::is_alive);
+            ready.pop()
+        });
         Self::refill(self);
         match warm {
             Some(worker) => Ok(worker),
-            None => Worker::start(&self.environment, &self.policy).await,
+            None => self.server().await?.session().await,
         }
     }
 
     fn refill(self: &Arc<Self>) {
         let shared = Arc::clone(self);
-        self.runtime.spawn(async move {
-            let Ok(_permit) = shared.starting.acquire().await else {
+        tokio::spawn(async move {
+            let Ok(_permit) = shared.forking.acquire().await else {
                 return;
             };
             if shared
@@ -116,15 +143,23 @@ impl Shared {
             {
                 return;
             }
-            match Worker::start(&shared.environment, &shared.policy).await {
+            let forked = match shared.server().await {
+                Ok(server) => server.session().await,
+                Err(e) => Err(e),
+            };
+            match forked {
                 Ok(worker) => {
-                    if let Ok(mut ready) = shared.ready.lock()
-                        && ready.len() < shared.size
-                    {
-                        ready.push(worker);
+                    let short = shared.ready.lock().is_ok_and(|mut ready| {
+                        if ready.len() < shared.size {
+                            ready.push(worker);
+                        }
+                        ready.len() < shared.size
+                    });
+                    if short {
+                        Shared::refill(&shared);
                     }
                 }
-                Err(e) => tracing::warn!("could not pre-start a python worker: {e}"),
+                Err(e) => tracing::warn!("could not fork a python session ahead: {e}"),
             }
         });
     }

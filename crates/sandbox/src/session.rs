@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::pool::Shared;
 use crate::worker::{Completion, Worker};
+use crate::zygote::ForkServer;
 use crate::{Protections, PythonEnvironment, SandboxError, SandboxPolicy};
 
 /// How a cell or function call ended.
@@ -40,7 +41,7 @@ pub struct CellOutcome {
     pub stderr: String,
     /// How it ended.
     pub status: CellStatus,
-    /// `repr` of the value: the cell's trailing expression, or a function's result.
+    /// The value: `repr` of a cell's trailing expression, `str` of a function's result.
     pub value: Option<String>,
     /// stdout or stderr held more than [`SandboxPolicy::output_limit`] bytes.
     pub truncated: bool,
@@ -83,7 +84,8 @@ pub trait Executor: Send {
     /// Runs one cell; its globals persist for later cells.
     async fn run_cell(&mut self, code: &str) -> Result<CellOutcome, SandboxError>;
 
-    /// Runs `function.code` in a fresh namespace and calls `name(**arguments)`.
+    /// Runs `function.code` in a fresh namespace and calls `name(**arguments)`; the
+    /// result's `str` is [`CellOutcome::value`].
     async fn call_function(
         &mut self,
         function: &LearnedFunction,
@@ -99,22 +101,22 @@ pub trait Executor: Send {
 
 /// Where a session gets a new worker after a restart.
 enum WorkerSource {
-    /// Boxed: it is large and sessions are moved around.
-    Direct(Box<(PythonEnvironment, SandboxPolicy)>),
+    /// Its own fork server.
+    Direct(Arc<ForkServer>),
     Pool(Arc<Shared>),
 }
 
 impl WorkerSource {
     fn policy(&self) -> &SandboxPolicy {
         match self {
-            Self::Direct(direct) => &direct.1,
+            Self::Direct(server) => &server.policy,
             Self::Pool(shared) => shared.policy(),
         }
     }
 
     async fn worker(&self) -> Result<Worker, SandboxError> {
         match self {
-            Self::Direct(direct) => Worker::start(&direct.0, &direct.1).await,
+            Self::Direct(server) => server.session().await,
             Self::Pool(shared) => shared.take().await,
         }
     }
@@ -138,14 +140,15 @@ impl std::fmt::Debug for PythonSession {
 }
 
 impl PythonSession {
-    /// Starts a worker (preloading [`SandboxPolicy::preload`]). Fails with
+    /// Starts a fork server of its own (preloading [`SandboxPolicy::preload`]) and a
+    /// session forked from it; restarts fork again from the same server. Fails with
     /// [`SandboxError::IsolationUnavailable`] when nothing isolates it, unless the
-    /// policy allows running unsandboxed.
+    /// policy allows running unsandboxed. Many sessions: use a [`crate::WorkerPool`].
     pub async fn start(
         environment: &PythonEnvironment,
         policy: &SandboxPolicy,
     ) -> Result<Self, SandboxError> {
-        let source = WorkerSource::Direct(Box::new((environment.clone(), policy.clone())));
+        let source = WorkerSource::Direct(ForkServer::start(environment, policy).await?);
         let worker = source.worker().await?;
         Ok(Self::with_worker(source, worker))
     }
@@ -171,23 +174,30 @@ impl PythonSession {
     /// Runs one cell. Globals persist across cells; a trailing expression's `repr`
     /// comes back as [`CellOutcome::value`].
     pub async fn run_cell(&mut self, code: &str) -> Result<CellOutcome, SandboxError> {
-        self.request(serde_json::json!({"op": "exec", "code": code}))
+        let timeout = self.policy().cell_timeout;
+        self.request(serde_json::json!({"op": "exec", "code": code}), timeout)
             .await
     }
 
     /// Executes `function.code` in a fresh namespace (never the session's globals, so
-    /// each call runs exactly that function's code) and calls `name(**arguments)`.
+    /// each call runs exactly that function's code) and calls `name(**arguments)`,
+    /// under [`SandboxPolicy::function_timeout`]. The result comes back as AG2 shows
+    /// it: printed (`str`), not `repr`.
     pub async fn call_function(
         &mut self,
         function: &LearnedFunction,
         arguments: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<CellOutcome, SandboxError> {
-        self.request(serde_json::json!({
-            "op": "call",
-            "name": function.name,
-            "code": function.code,
-            "args": arguments,
-        }))
+        let timeout = self.policy().function_timeout;
+        self.request(
+            serde_json::json!({
+                "op": "call",
+                "name": function.name,
+                "code": function.code,
+                "args": arguments,
+            }),
+            timeout,
+        )
         .await
     }
 
@@ -205,7 +215,11 @@ impl PythonSession {
         &self.protections
     }
 
-    async fn request(&mut self, request: serde_json::Value) -> Result<CellOutcome, SandboxError> {
+    async fn request(
+        &mut self,
+        request: serde_json::Value,
+        timeout: Duration,
+    ) -> Result<CellOutcome, SandboxError> {
         let state_reset_before = std::mem::take(&mut self.state_lost);
         let mut worker = match self.worker.take() {
             Some(worker) => worker,
@@ -213,7 +227,7 @@ impl PythonSession {
         };
         self.protections = worker.protections.clone();
         let started = Instant::now();
-        let completion = worker.request(request, self.policy().cell_timeout).await;
+        let completion = worker.request(request, timeout).await;
         let duration = started.elapsed();
         let (stdout, stdout_cut) = worker.captured("stdout", self.policy().output_limit);
         let (stderr, stderr_cut) = worker.captured("stderr", self.policy().output_limit);

@@ -1,28 +1,38 @@
-# agentopt sandbox worker: one warm Python process that runs cells for the Rust side.
-# Protocol: JSON lines, requests on fd 3, responses on fd 4 (never stdout). During a
-# cell, fds 1 and 2 point at capture files that the Rust side reads itself.
-import ast, builtins, ctypes, json, linecache, os, resource, signal, sys, time, traceback
+# agentopt sandbox fork server. One warm Python process (the zygote) imports the
+# preloads once, then forks a session per request from the Rust side. Each session is
+# a new init (PID 1 of fresh PID, mount, network, IPC and UTS namespaces, with its own
+# size-capped tmpfs for /work and /tmp) and, once the host has placed that init in the
+# session's cgroups, a worker that drops every privilege and runs cells.
+# Zygote protocol: JSON messages with attached descriptors on the SOCK_SEQPACKET fd 3.
+# Session protocol: JSON lines, requests on fd 3, responses on fd 4 (never stdout).
+# During a request, fds 1 and 2 point at the session's capture files.
+import ast, builtins, ctypes, fcntl, gc, json, linecache, os, resource, signal, socket, sys, time, traceback
 
 CONFIG = json.loads(sys.argv[2])
-REQUESTS = os.fdopen(3, "r", encoding="utf-8")
-RESPONSES = os.fdopen(4, "w", encoding="utf-8")
-os.set_inheritable(3, False)
-os.set_inheritable(4, False)
+CONTROL_FD, SECCOMP_FD = 3, 5
+REQUEST_FD, RESPONSE_FD = 3, 4
 SHORTEN_PREFIXES = sorted({p for p in sys.path if p} | {sys.prefix, sys.base_prefix}, key=len, reverse=True)
+LIBC = ctypes.CDLL(None, use_errno=True)
+LIBC.syscall.restype = ctypes.c_long
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x4000000, 0x8000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
+MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
+PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE = 38, 22, 36, 4
 
 
-def send(message):
-    RESPONSES.write(json.dumps(message) + "\n")
-    RESPONSES.flush()
+def checked(result, what):
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, "%s: %s" % (what, os.strerror(errno)))
 
+
+# ---------------------------------------------------------------- the worker's limits
 
 def apply_rlimits():
     applied = []
-    limits = CONFIG["rlimits"]
-    for name, value in limits.items():
-        which = getattr(resource, name)
+    for name, value in CONFIG["rlimits"].items():
         try:
-            resource.setrlimit(which, (value, value))
+            resource.setrlimit(getattr(resource, name), (value, value))
             applied.append(name)
         except (ValueError, OSError):
             pass
@@ -31,9 +41,10 @@ def apply_rlimits():
     return applied
 
 
-# Landlock through raw syscalls: it must be applied inside the sandbox, after
-# bubblewrap has built the mount namespace (a Landlock domain forbids mounting).
+# Landlock through raw syscalls: it must be applied after the session's mounts (a
+# Landlock domain forbids mounting).
 LANDLOCK_CREATE_RULESET, LANDLOCK_ADD_RULE, LANDLOCK_RESTRICT_SELF = 444, 445, 446
+LANDLOCK_WRITE_FILE, LANDLOCK_READ_FILE, LANDLOCK_TRUNCATE = 1 << 1, 1 << 2, 1 << 14
 
 
 class RulesetAttr(ctypes.Structure):
@@ -45,10 +56,10 @@ class PathBeneath(ctypes.Structure):
     _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
-def apply_landlock(read_write_dirs):
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    abi = libc.syscall(LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+def apply_landlock(read_write_dirs, write_only_dir):
+    """Read-only everywhere; read-write in `read_write_dirs`; in `write_only_dir` only
+    reading, writing and truncating the files already there (no new files)."""
+    abi = LIBC.syscall(LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
     if abi < 1:
         return None
     fs_bits = {1: 13, 2: 14, 3: 15, 4: 15}.get(abi, 16)
@@ -56,25 +67,52 @@ def apply_landlock(read_write_dirs):
     read_only = (1 << 0) | (1 << 2) | (1 << 3)  # EXECUTE, READ_FILE, READ_DIR
     attr = RulesetAttr(handled_fs, 0b11 if abi >= 4 else 0, 0b11 if abi >= 6 else 0)
     size = 24 if abi >= 6 else (16 if abi >= 4 else 8)
-    ruleset = libc.syscall(LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    ruleset = LIBC.syscall(LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
     if ruleset < 0:
         return None
-    # Files only accept file rights: drop directory-only bits for /dev/null-like paths.
-    rules = [("/", read_only), ("/dev/null", (1 << 1) | (1 << 2))]
+    capture = LANDLOCK_READ_FILE | LANDLOCK_WRITE_FILE | LANDLOCK_TRUNCATE | read_only
+    rules = [("/", read_only), ("/dev/null", LANDLOCK_WRITE_FILE | LANDLOCK_READ_FILE), (write_only_dir, capture)]
     rules += [(path, handled_fs) for path in read_write_dirs]
-    for path, allowed in rules:
-        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-        try:
-            rule = PathBeneath(allowed & handled_fs, fd)
-            if libc.syscall(LANDLOCK_ADD_RULE, ruleset, 1, ctypes.byref(rule), 0) != 0:
-                return None
-        finally:
-            os.close(fd)
-    libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
-    ok = libc.syscall(LANDLOCK_RESTRICT_SELF, ruleset, 0) == 0
-    os.close(ruleset)
-    return abi if ok else None
+    try:
+        for path, allowed in rules:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            try:
+                rule = PathBeneath(allowed & handled_fs, fd)
+                if LIBC.syscall(LANDLOCK_ADD_RULE, ruleset, 1, ctypes.byref(rule), 0) != 0:
+                    return None
+            finally:
+                os.close(fd)
+        LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        return abi if LIBC.syscall(LANDLOCK_RESTRICT_SELF, ruleset, 0) == 0 else None
+    finally:
+        os.close(ruleset)
 
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+def apply_seccomp(program):
+    if not program:
+        return False
+    LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    fprog = SockFprog(len(program) // 8, program)
+    return LIBC.prctl(PR_SET_SECCOMP, 2, ctypes.byref(fprog), 0, 0) == 0
+
+
+class CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+def drop_capabilities():
+    """Empties every capability set (capset v3) and the ability to regain any."""
+    header = CapHeader(0x20080522, 0)
+    data = (ctypes.c_uint32 * 6)()
+    checked(LIBC.capset(ctypes.byref(header), data), "capset")
+    LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+
+# ---------------------------------------------------------------- cells
 
 def short_path(filename):
     for prefix in SHORTEN_PREFIXES:
@@ -102,14 +140,17 @@ def compile_cell(code, filename):
 
 
 class Captured:
-    """Points fds 1 and 2 at fresh capture files for the duration of one request."""
+    """Points fds 1 and 2 at the (emptied) capture files for one request."""
+
+    def __init__(self, io_dir):
+        self.paths = [(1, os.path.join(io_dir, "stdout")), (2, os.path.join(io_dir, "stderr"))]
 
     def __enter__(self):
         sys.stdout.flush()
         sys.stderr.flush()
         self.saved = [os.dup(1), os.dup(2)]
-        for fd, name in ((1, "stdout"), (2, "stderr")):
-            target = os.open(os.path.join(CONFIG["io_dir"], name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        for fd, path in self.paths:
+            target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             os.dup2(target, fd)
             os.close(target)
         return self
@@ -126,28 +167,30 @@ class Captured:
         return False
 
 
-def reap_leftovers():
-    # Only inside our own PID namespace: kill(-1) there reaches nothing outside it.
-    if not CONFIG["own_pid_namespace"]:
-        return
-    try:
-        os.kill(-1, signal.SIGKILL)
-    except OSError:
-        pass
+def reap_leftovers(own_pid_namespace):
+    # Only inside the session's own PID namespace: kill(-1) there reaches nothing
+    # outside it (init, PID 1, is exempt). Unsandboxed, the host kills leftovers and
+    # this only reaps them. The host checks the result either way.
+    if own_pid_namespace:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except OSError:
+            pass
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
+            if not own_pid_namespace:
+                return
             time.sleep(0.001)
 
 
 def set_cpu_budget():
     soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    used = int(usage.ru_utime + usage.ru_stime) + 1
-    budget = used + CONFIG["cpu_seconds_per_cell"]
+    budget = int(usage.ru_utime + usage.ru_stime) + 1 + CONFIG["cpu_seconds_per_cell"]
     if hard != resource.RLIM_INFINITY:
         budget = min(budget, hard)
     try:
@@ -156,10 +199,10 @@ def set_cpu_budget():
         pass
 
 
-def run(request, session_globals):
+def run(request, session_globals, io_dir):
     value = None
     error = None
-    with Captured():
+    with Captured(io_dir):
         try:
             if request["op"] == "exec":
                 body, tail = compile_cell(request["code"], "<cell>")
@@ -175,35 +218,223 @@ def run(request, session_globals):
                 function = namespace.get(name)
                 if not callable(function):
                     raise NameError("the function's code does not define a callable named %r" % name)
-                value = repr(function(**request["args"]))
+                # As AG2 shows a function's result: printed (str), not repr.
+                value = str(function(**request["args"]))
         except BaseException as exc:  # SystemExit and KeyboardInterrupt are cell errors too
             error = format_exception(exc)
     return value, error
 
 
-def main():
+def serve(config, own_pid_namespace, read=os.read, write=os.write):
+    """The cell loop. Requests are read straight from fd 3 with a function bound when
+    the worker started, so the host can recognise this loop's own blocking read."""
+    session_globals = {"__name__": "__main__", "__builtins__": builtins}
+    pending = b""
+    while True:
+        while b"\n" not in pending:
+            chunk = read(REQUEST_FD, 1 << 16)
+            if not chunk:
+                return
+            pending += chunk
+        line, pending = pending.split(b"\n", 1)
+        request = json.loads(line)
+        set_cpu_budget()
+        value, error = run(request, session_globals, config["io_dir"])
+        reap_leftovers(own_pid_namespace)
+        write(RESPONSE_FD, (json.dumps({"id": request["id"], "value": value, "error": error}) + "\n").encode())
+
+
+# ---------------------------------------------------------------- sessions
+
+def mount_points():
+    with open("/proc/self/mountinfo") as mountinfo:
+        # Field 5 is the mount point, with spaces and the like octal-escaped.
+        return [line.split()[4].encode().decode("unicode_escape") for line in mountinfo]
+
+
+def mount_session(session, sandboxed):
+    """In the session's own mount namespace: its host io dir at /io, a private tmpfs of
+    `workspace_limit` bytes behind /work and /tmp, the other sessions' dirs hidden, and a
+    /proc of its own PID namespace. Unsandboxed, the work dir is a host dir."""
+    sessions, io_dir = CONFIG["sessions_dir"], CONFIG["io_dir"]
+    if not sandboxed:
+        work = os.path.join(sessions, session["name"], "work")
+        os.makedirs(work, exist_ok=True)
+        return work, os.path.join(sessions, session["name"], "io")
+    checked(LIBC.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "making / private")
+    host_io = os.path.join(sessions, session["name"], "io").encode()
+    checked(LIBC.mount(host_io, io_dir.encode(), None, MS_BIND, None), "binding /io")
+    # The workspace tmpfs goes over the host's session dirs, hiding them (in a user
+    # namespace that mount is locked and cannot be unmounted), and stays there
+    # read-only once its two dirs are bound at /work and /tmp.
+    options = ("size=%d,mode=0755" % CONFIG["workspace_limit"]).encode()
+    checked(LIBC.mount(b"tmpfs", sessions.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options), "mounting the workspace")
+    # The venv or interpreter may live under /tmp: keep those mounts visible above it
+    # (a bind keeps the flags, read-only included, of the mount it copies).
+    under_tmp = [point for point in mount_points() if point.startswith("/tmp/")]
+    kept = [os.open(point, os.O_PATH | os.O_CLOEXEC) for point in under_tmp]
+    for name, target in (("work", CONFIG["work_dir"]), ("tmp", "/tmp")):
+        staged = os.path.join(sessions, name)
+        os.mkdir(staged)
+        os.chmod(staged, 0o1777 if name == "tmp" else 0o777)
+        checked(LIBC.mount(staged.encode(), target.encode(), None, MS_BIND, None), "binding " + target)
+    for point, fd in zip(under_tmp, kept):
+        os.makedirs(point, exist_ok=True)
+        checked(LIBC.mount(b"/proc/self/fd/%d" % fd, point.encode(), None, MS_BIND | MS_REC, None), "keeping " + point)
+        os.close(fd)
+    read_only = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV
+    checked(LIBC.mount(None, sessions.encode(), None, read_only, None), "making the staging dir read-only")
+    checked(LIBC.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mounting /proc")
+    return CONFIG["work_dir"], io_dir
+
+
+def start_worker(session, work, io_dir, seccomp_program, sandboxed):
+    """The session's worker: capture files, limits, a fresh uid, no capabilities,
+    Landlock and seccomp; then it reports ready and serves cells until its fd 3 closes."""
     applied = apply_rlimits()
-    os.makedirs(CONFIG["work_dir"], exist_ok=True)
-    os.chdir(CONFIG["work_dir"])
-    preloaded = []
+    uid = session.get("uid")
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+        # A uid change makes the process undumpable, which would hide its own
+        # /proc/self/fd from it; nothing else of the session can ptrace (seccomp).
+        LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+    if sandboxed:
+        drop_capabilities()
+    # Created now, as the session's uid, since Landlock will allow no new file in /io.
+    for name in ("stdout", "stderr"):
+        os.close(os.open(os.path.join(io_dir, name), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    os.chdir(work)
+    writable = [work] + (["/tmp"] if sandboxed else [])
+    landlock = apply_landlock(writable, io_dir)
+    seccomp = apply_seccomp(seccomp_program)
+    os.environ["HOME"] = work
+    sys.argv = [""]
+    config = dict(CONFIG, io_dir=io_dir)
+    # One throwaway cell now, while the session waits in the pool, so the first real
+    # cell does not pay for copying the pages this path writes (fork is copy-on-write).
+    run({"op": "exec", "code": "None"}, {"__builtins__": builtins}, io_dir)
+    os.write(RESPONSE_FD, (json.dumps({"ready": True, "landlock_abi": landlock, "rlimits": applied, "seccomp": seccomp}) + "\n").encode())
+    serve(config, sandboxed)
+
+
+def describe(status):
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = "signal"
+        if number == signal.SIGXCPU:
+            name += ", CPU limit"
+        return "the worker was killed by signal %d (%s)" % (number, name)
+    return "the worker exited with status %d" % os.waitstatus_to_exitcode(status)
+
+
+def session_init(session, seccomp_program, sandboxed):
+    """PID 1 of the session: mounts, waits for the host's go (sent once the host has put
+    it in the session's cgroups), forks the worker, reaps orphans, and when the worker
+    dies reports how on the response fd and exits, which ends every session process."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    if not sandboxed:
+        os.setsid()
+    work, io_dir = mount_session(session, sandboxed)
+    if os.read(REQUEST_FD, 3) != b"go\n":
+        os._exit(1)
+    worker = os.fork()
+    if worker == 0:
+        LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        try:
+            start_worker(session, work, io_dir, seccomp_program, sandboxed)
+        except BaseException:
+            traceback.print_exc()
+            os._exit(70)
+        os._exit(0)
+    os.close(REQUEST_FD)
+    while True:
+        pid, status = os.waitpid(-1, 0)
+        if pid == worker:
+            try:
+                os.write(RESPONSE_FD, (json.dumps({"died": describe(status)}) + "\n").encode())
+            finally:
+                os._exit(0)
+
+
+def fork_session(session, fds, seccomp_program, sandboxed):
+    """Forks the session's init into fresh namespaces; returns its pid (in our namespace)."""
+    report_read, report_write = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        try:
+            # Move everything above the fixed numbers first, so no dup2 lands on a
+            # descriptor still needed.
+            request, response, report = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (*fds, report_write))
+            os.dup2(request, REQUEST_FD)
+            os.dup2(response, RESPONSE_FD)
+            os.closerange(RESPONSE_FD + 1, report)
+            os.closerange(report + 1, 1 << 16)
+            report_write = report
+            if sandboxed:
+                flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
+                checked(LIBC.unshare(flags), "unshare")
+            init = os.fork()
+            if init == 0:
+                os.close(report_write)
+                try:
+                    session_init(session, seccomp_program, sandboxed)
+                except BaseException:
+                    traceback.print_exc()
+                os._exit(71)
+            os.write(report_write, b"%d\n" % init)
+        except BaseException:
+            traceback.print_exc()
+        os._exit(0)
+    os.close(report_write)
+    for fd in fds:
+        os.close(fd)
+    with os.fdopen(report_read, "rb") as report:
+        text = report.read().strip()
+    return int(text) if text else None
+
+
+def zygote():
     for module in CONFIG["preload"]:
         try:
             __import__(module)
-            preloaded.append(module)
         except Exception:
             pass
-    # /tmp is the sandbox's private tmpfs only inside our own namespaces.
-    writable = [CONFIG["work_dir"], CONFIG["io_dir"]] + (["/tmp"] if CONFIG["own_pid_namespace"] else [])
-    landlock = apply_landlock(writable)
-    sys.argv = [""]
-    session_globals = {"__name__": "__main__", "__builtins__": builtins}
-    send({"ready": True, "landlock_abi": landlock, "rlimits": applied, "python": sys.version.split()[0], "preloaded": preloaded})
-    for line in REQUESTS:
-        request = json.loads(line)
-        set_cpu_budget()
-        value, error = run(request, session_globals)
-        reap_leftovers()
-        send({"id": request["id"], "value": value, "error": error})
+    sandboxed = CONFIG["own_namespaces"]
+    seccomp_program = b""
+    if sandboxed:
+        with os.fdopen(SECCOMP_FD, "rb") as program:
+            seccomp_program = program.read()
+    # Sessions are reaped by the kernel; the zygote never waits for them.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    control = socket.socket(fileno=CONTROL_FD)
+    control.set_inheritable(False)
+    gc.collect()
+    gc.freeze()  # Keep the imported modules' pages shared with every session.
+    control.send(json.dumps({"ready": True, "python": sys.version.split()[0]}).encode())
+    while True:
+        message, fds, _, _ = socket.recv_fds(control, 1 << 16, 2)
+        if not message:
+            return
+        session = json.loads(message)
+        try:
+            pid = fork_session(session, fds, seccomp_program, sandboxed)
+            pidfd = os.pidfd_open(pid) if pid else None
+        except OSError as error:
+            control.send(json.dumps({"name": session["name"], "error": str(error)}).encode())
+            continue
+        if pidfd is None:
+            control.send(json.dumps({"name": session["name"], "error": "the session did not start"}).encode())
+            continue
+        socket.send_fds(control, [json.dumps({"name": session["name"], "pid": pid}).encode()], [pidfd])
+        os.close(pidfd)
 
 
-main()
+zygote()

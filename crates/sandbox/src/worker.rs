@@ -1,42 +1,59 @@
-//! One Python worker process and the JSON-lines protocol on its own descriptors.
+//! One session forked by the fork server, and the JSON-lines protocol on its pipes.
+//!
+//! The host does not take a worker's word that a request has ended: an answer counts
+//! only once the worker's single thread is blocked in the cell loop's own read of
+//! the next request (same syscall, same stack pointer as when it became ready) with
+//! no other process left in the session; and a worker that used CPU time while idle
+//! is killed before the next request.
 
-use std::ffi::OsString;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
-use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::pipe;
-use tokio::process::{Child, Command};
 
-use crate::isolation::{self, IO_DIR, Isolation, REQUEST_FD, RESPONSE_FD, SECCOMP_FD, WORK_DIR};
-use crate::{Protections, PythonEnvironment, SandboxError, SandboxPolicy};
+use crate::cgroup::SessionCgroups;
+use crate::zygote::ForkServer;
+use crate::{Protections, SandboxError};
 
-const BOOTSTRAP: &str = include_str!("worker.py");
-/// The file name the bootstrap's frames carry (see `format_exception` in worker.py).
-const WORKER_FILENAME: &str = "<agentopt-worker>";
-/// Bytes of worker stderr kept for diagnostics.
-const STDERR_TAIL: usize = 8 * 1024;
-/// Longest protocol line accepted (responses carry only a repr and a traceback).
+/// The descriptor the worker reads requests from (see worker.py).
+const REQUEST_FD: u64 = 3;
+/// Longest protocol line accepted (responses carry only a value and a traceback).
 const MAX_RESPONSE: u64 = 4 * 1024 * 1024;
+/// How long a worker back in its loop may keep extra threads or processes before the
+/// session is ended for it.
+const LEFTOVER_GRACE: Duration = Duration::from_millis(200);
+/// How far from where it was first seen the loop's own read may sit: glibc's paths
+/// for one and for several threads differ by a few dozen bytes, while a read made by
+/// cell code is nested kilobytes deeper (under `exec` and the cell's frames).
+const STACK_SLACK: u64 = 256;
+/// How long the host keeps looking, without sleeping, whether an answered worker is
+/// back in its loop; then how often it looks.
+const QUIESCENCE_SPIN: Duration = Duration::from_millis(2);
+const QUIESCENCE_POLL: Duration = Duration::from_millis(1);
 
 /// What the worker sends once it is ready.
 #[derive(Debug, Deserialize)]
 struct Ready {
     landlock_abi: Option<u32>,
     rlimits: Vec<String>,
+    seccomp: bool,
 }
 
-/// The worker's answer to one request.
+/// A line on the response pipe: an answer, or the session init's report of the
+/// worker's death.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Response {
-    id: u64,
+    id: Option<u64>,
     pub(crate) value: Option<String>,
     pub(crate) error: Option<String>,
+    died: Option<String>,
 }
 
 /// How a request ended, before output is attached.
@@ -46,205 +63,158 @@ pub(crate) enum Completion {
     Died(String),
 }
 
+/// What the host sees of a session between a request's answer and the next request.
+enum Quiet {
+    /// The only thread blocked in the loop's read, no other process.
+    Idle,
+    /// Still running (or blocked somewhere else).
+    Busy,
+    /// Back in the loop, but with threads or processes left over.
+    Leftovers(String),
+}
+
 pub(crate) struct Worker {
-    child: Child,
+    server: Arc<ForkServer>,
     requests: pipe::Sender,
     responses: BufReader<pipe::Receiver>,
-    stderr_tail: Arc<Mutex<Vec<u8>>>,
-    dir: tempfile::TempDir,
+    pidfd: Option<AsyncFd<OwnedFd>>,
+    init_pid: i32,
+    worker_pid: i32,
+    cgroups: SessionCgroups,
+    dir: PathBuf,
     next_id: u64,
+    /// Where the loop's own read sits; `None` where `/proc/<pid>/syscall` cannot be
+    /// read (the end-of-request check is then missing, and reported so).
+    base: Option<u64>,
+    idle_cpu_ns: u64,
     pub(crate) protections: Protections,
 }
 
 impl Worker {
-    pub(crate) async fn start(
-        environment: &PythonEnvironment,
-        policy: &SandboxPolicy,
+    /// Takes over a session the fork server has just forked: puts its init into the
+    /// session's cgroups, lets it start the worker and waits until that is ready.
+    pub(crate) async fn attach(
+        server: Arc<ForkServer>,
+        pidfd: OwnedFd,
+        request_write: OwnedFd,
+        response_read: OwnedFd,
+        dir: PathBuf,
+        uid: Option<u32>,
     ) -> Result<Self, SandboxError> {
-        let dir = tempfile::Builder::new()
-            .prefix("agentopt-sandbox-")
-            .tempdir()
-            .map_err(|e| SandboxError::io("creating the session temp dir", e))?;
-        let host_work = dir.path().join("work");
-        let host_io = dir.path().join("io");
-        for sub in [&host_work, &host_io] {
-            std::fs::create_dir(sub)
-                .map_err(|e| SandboxError::io(format!("creating {}", sub.display()), e))?;
-            // The sandboxed uid is not ours when we are root.
-            set_mode(sub, 0o777)?;
-        }
-        let isolation = isolation::isolation();
-        let sandboxed = matches!(isolation, Isolation::Bubblewrap { .. });
-        if let Isolation::Unavailable(reason) = isolation {
-            if !policy.allow_unsandboxed {
-                return Err(SandboxError::IsolationUnavailable {
-                    reason: reason.clone(),
-                });
-            }
-            tracing::warn!(
-                "RUNNING UNTRUSTED PYTHON WITHOUT A SANDBOX ({reason}): allow_unsandboxed is set"
-            );
-            eprintln!(
-                "agentopt-sandbox: WARNING: running untrusted Python WITHOUT a sandbox ({reason})"
-            );
-        }
-        let (work, io) = if sandboxed {
-            (Path::new(WORK_DIR).to_owned(), Path::new(IO_DIR).to_owned())
-        } else {
-            (host_work.clone(), host_io.clone())
-        };
-        let config = serde_json::json!({
-            "work_dir": work,
-            "io_dir": io,
-            "preload": policy.preload,
-            "own_pid_namespace": sandboxed,
-            "cpu_seconds_per_cell": policy.cpu_seconds_per_cell,
-            "rlimits": policy.rlimits(),
-        });
-        let worker_argv: Vec<OsString> = vec![
-            environment.interpreter.clone().into(),
-            "-I".into(),
-            // Unbuffered, so print() and os.write(1, …) keep their relative order.
-            "-u".into(),
-            "-c".into(),
-            // A named code object, so tracebacks can drop the worker's own frames.
-            format!("import sys; exec(compile(sys.argv[1], {WORKER_FILENAME:?}, 'exec'))").into(),
-            BOOTSTRAP.into(),
-            config.to_string().into(),
-        ];
-        let (request_read, request_write) = pipe_pair()?;
-        let (response_read, response_write) = pipe_pair()?;
-        let mut protections = Protections {
-            scrubbed_env: true,
-            ..Protections::default()
-        };
-        let mut command;
-        let seccomp_read = match isolation {
-            Isolation::Bubblewrap { bwrap, setpriv } => {
-                let uid = setpriv.as_ref().map(|_| isolation::fresh_uid());
-                let args = isolation::bwrap_args(
-                    environment,
-                    setpriv.as_deref().zip(uid),
-                    &host_work,
-                    &host_io,
-                    &worker_argv,
-                );
-                command = Command::new(bwrap);
-                command.args(args);
-                protections.namespaces = true;
-                protections.seccomp = true;
-                // SAFETY: getuid has no preconditions.
-                protections.unprivileged_uid =
-                    uid.or_else(|| Some(unsafe { libc::getuid() }).filter(|u| *u != 0));
-                let program = isolation::seccomp_program()?;
-                let (read, write) = pipe_pair()?;
-                // The program is far smaller than a pipe buffer, so this cannot block.
-                std::io::Write::write_all(&mut std::fs::File::from(write), &program)
-                    .map_err(|e| SandboxError::io("writing the seccomp program to its pipe", e))?;
-                Some(read)
-            }
-            Isolation::Unavailable(_) => {
-                command = Command::new(&worker_argv[0]);
-                command.args(&worker_argv[1..]).current_dir(&host_work);
-                None
-            }
-        };
-        command.env_clear();
-        command.envs(isolation::worker_env().iter().copied());
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        command.kill_on_drop(true).process_group(0);
-        let inherited = [
-            (request_read.as_raw_fd(), REQUEST_FD),
-            (response_write.as_raw_fd(), RESPONSE_FD),
-            (
-                seccomp_read.as_ref().map_or(-1, AsRawFd::as_raw_fd),
-                SECCOMP_FD,
-            ),
-        ];
-        // SAFETY: the closure only calls async-signal-safe functions (fcntl, dup2).
-        unsafe {
-            command.pre_exec(move || place_fds(&inherited));
-        }
-        let mut child = command.spawn().map_err(|e| {
-            SandboxError::io(
-                format!(
-                    "starting the python worker {:?}",
-                    command.as_std().get_program()
-                ),
-                e,
-            )
-        })?;
-        drop((request_read, response_write, seccomp_read));
-        let stderr_tail = Arc::new(Mutex::new(Vec::new()));
-        if let Some(mut stderr) = child.stderr.take() {
-            let tail = Arc::clone(&stderr_tail);
-            tokio::spawn(async move {
-                let mut chunk = [0u8; 4096];
-                while let Ok(n) = stderr.read(&mut chunk).await {
-                    if n == 0 {
-                        break;
-                    }
-                    if let Ok(mut kept) = tail.lock() {
-                        kept.extend_from_slice(&chunk[..n]);
-                        let excess = kept.len().saturating_sub(STDERR_TAIL);
-                        kept.drain(..excess);
-                    }
-                }
-            });
-        }
-        let requests = pipe::Sender::from_owned_fd(request_write)
-            .map_err(|e| SandboxError::io("request pipe", e))?;
-        let responses = pipe::Receiver::from_owned_fd(response_read)
-            .map_err(|e| SandboxError::io("response pipe", e))?;
+        let init_pid = pid_of(&pidfd)?;
+        let policy = server.policy.clone();
+        let (cgroups, caps) =
+            SessionCgroups::create(policy.session_memory_limit, policy.max_processes);
+        let pidfd = register(pidfd, Interest::READABLE, "a session's pidfd")?;
         let mut worker = Self {
-            child,
-            requests,
-            responses: BufReader::new(responses),
-            stderr_tail,
+            requests: pipe::Sender::from_owned_fd(request_write)
+                .map_err(|e| SandboxError::io("request pipe", e))?,
+            responses: BufReader::new(
+                pipe::Receiver::from_owned_fd(response_read)
+                    .map_err(|e| SandboxError::io("response pipe", e))?,
+            ),
+            pidfd: Some(pidfd),
+            init_pid,
+            worker_pid: 0,
+            cgroups,
             dir,
             next_id: 0,
-            protections,
+            base: None,
+            idle_cpu_ns: 0,
+            protections: Protections {
+                scrubbed_env: true,
+                namespaces: server.sandboxed,
+                workspace_cap: server.sandboxed.then_some(policy.workspace_limit),
+                memory_cap: caps.memory,
+                process_cap: caps.processes,
+                missing: caps.missing,
+                // SAFETY: getuid has no preconditions.
+                unprivileged_uid: uid
+                    .or_else(|| Some(unsafe { libc::getuid() }).filter(|u| *u != 0)),
+                ..Protections::default()
+            },
+            server,
         };
-        let line = match tokio::time::timeout(policy.startup_timeout, worker.read_line()).await {
-            Ok(Ok(Some(line))) => line,
-            Ok(Ok(None)) => {
-                return Err(worker
-                    .start_failure("the worker exited before it was ready")
-                    .await);
-            }
-            Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                return Err(worker
-                    .start_failure("the worker did not become ready in time")
-                    .await);
-            }
+        if !worker.server.sandboxed {
+            worker
+                .protections
+                .missing
+                .push("no workspace cap: unsandboxed, the work dir is a host dir".to_owned());
+        }
+        if let Err(detail) = worker.cgroups.add(init_pid) {
+            worker.kill().await;
+            return Err(SandboxError::WorkerStart {
+                detail,
+                stderr: String::new(),
+            });
+        }
+        let started = tokio::time::timeout(policy.startup_timeout, worker.handshake()).await;
+        match started {
+            Ok(Ok(())) => Ok(worker),
+            Ok(Err(detail)) => Err(worker.start_failure(&detail).await),
+            Err(_) => Err(worker
+                .start_failure("the session did not become ready in time")
+                .await),
+        }
+    }
+
+    /// Says go, reads the ready message and finds where the worker waits for requests.
+    async fn handshake(&mut self) -> Result<(), String> {
+        self.requests
+            .write_all(b"go\n")
+            .await
+            .map_err(|e| format!("the session init is gone: {e}"))?;
+        let line = match self.read_line().await {
+            Ok(Some(line)) => line,
+            Ok(None) => return Err("the session exited before it was ready".to_owned()),
+            Err(e) => return Err(e.to_string()),
         };
-        let ready: Ready = serde_json::from_str(&line).map_err(|e| SandboxError::Protocol {
-            detail: format!("expected the ready message: {e}"),
-            raw: line.clone(),
-        })?;
-        worker.protections.landlock_abi = ready.landlock_abi;
-        worker.protections.rlimits = ready.rlimits;
-        Ok(worker)
+        let ready: Ready = serde_json::from_str(&line)
+            .map_err(|e| format!("expected the ready message ({e}): {line:?}"))?;
+        self.protections.landlock_abi = ready.landlock_abi;
+        self.protections.rlimits = ready.rlimits;
+        self.protections.seccomp = ready.seccomp;
+        self.worker_pid = children(self.init_pid)
+            .first()
+            .copied()
+            .ok_or("the session's worker is gone")?;
+        loop {
+            match blocked_reading_requests(self.worker_pid) {
+                Ok(Some(sp)) => self.base = Some(sp),
+                Ok(None) if cpu_ns(self.worker_pid).is_some() => {
+                    tokio::time::sleep(QUIESCENCE_POLL).await;
+                    continue;
+                }
+                Ok(None) => return Err("the session's worker ended after it was ready".to_owned()),
+                Err(e) => self.protections.missing.push(format!(
+                    "no check that a request has ended before its answer is accepted: {e}"
+                )),
+            }
+            self.idle_cpu_ns = cpu_ns(self.worker_pid).unwrap_or_default();
+            return Ok(());
+        }
     }
 
     async fn start_failure(&mut self, detail: &str) -> SandboxError {
         self.kill().await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
         SandboxError::WorkerStart {
             detail: detail.to_owned(),
-            stderr: self.stderr_text(),
+            stderr: self.server.stderr_text(),
         }
     }
 
-    fn stderr_text(&self) -> String {
-        self.stderr_tail
-            .lock()
-            .map(|kept| String::from_utf8_lossy(&kept).into_owned())
-            .unwrap_or_default()
+    /// Whether the session still runs (a pre-forked one may have been killed).
+    pub(crate) fn is_alive(&self) -> bool {
+        let Some(pidfd) = &self.pidfd else {
+            return false;
+        };
+        let mut poll = libc::pollfd {
+            fd: pidfd.get_ref().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout.
+        unsafe { libc::poll(&mut poll, 1, 0) == 0 }
     }
 
     async fn read_line(&mut self) -> Result<Option<String>, SandboxError> {
@@ -266,44 +236,37 @@ impl Worker {
         Ok(Some(line))
     }
 
-    /// Sends one request and waits for its answer, killing the worker on timeout.
-    /// Lines that are not the answer to this request (a cell may write to the
-    /// protocol descriptor itself) are skipped; an oversized one ends the worker.
+    /// Sends one request and waits for its answer, killing the session on timeout.
+    /// Lines that are not an answer to this request are skipped; an oversized one, a
+    /// second answer, or code still running after the answer ends the session.
     pub(crate) async fn request(
         &mut self,
         mut request: serde_json::Value,
         timeout: Duration,
     ) -> Completion {
+        // A worker that is gone is found out by the request itself.
+        if cpu_ns(self.worker_pid).is_some_and(|ns| ns != self.idle_cpu_ns) {
+            self.kill().await;
+            return Completion::Died(
+                "code of an earlier cell kept running after that cell had ended (a thread, \
+                 timer or signal handler); the session was ended"
+                    .to_owned(),
+            );
+        }
         self.next_id += 1;
         let id = self.next_id;
         request["id"] = id.into();
         let mut text = request.to_string();
         text.push('\n');
         if self.requests.write_all(text.as_bytes()).await.is_err() {
-            return Completion::Died(self.death().await);
+            return Completion::Died(self.death(None).await);
         }
-        let answer = async {
-            loop {
-                match self.read_line().await {
-                    Ok(Some(line)) => {
-                        if let Ok(response) = serde_json::from_str::<Response>(&line)
-                            && response.id == id
-                        {
-                            return Ok(Some(response));
-                        }
-                    }
-                    other => return other.map(|_| None),
-                }
-            }
-        };
-        match tokio::time::timeout(timeout, answer).await {
-            Ok(Ok(Some(response))) => Completion::Answered(response),
-            Ok(Ok(None)) => Completion::Died(self.death().await),
-            Ok(Err(violation)) => {
-                self.kill().await;
-                Completion::Died(format!(
-                    "the worker broke the protocol and was killed: {violation}"
-                ))
+        let deadline = Instant::now() + timeout;
+        match tokio::time::timeout_at(deadline.into(), self.answer(id)).await {
+            Ok(Ok(response)) => Completion::Answered(response),
+            Ok(Err(death)) => {
+                let reason = self.death(Some(death)).await;
+                Completion::Died(reason)
             }
             Err(_) => {
                 self.kill().await;
@@ -312,53 +275,174 @@ impl Worker {
         }
     }
 
-    /// Describes how the worker ended after its protocol pipe closed.
-    async fn death(&mut self) -> String {
-        let status = tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await;
-        match status {
-            Ok(Ok(status)) => describe(status),
-            _ => {
-                self.kill().await;
-                "the worker stopped answering and was killed".to_owned()
+    /// The answer to request `id`, accepted only once the worker is idle in its loop;
+    /// `Err` says why the session is over.
+    async fn answer(&mut self, id: u64) -> Result<Response, String> {
+        let response = loop {
+            match self.read_line().await {
+                Ok(Some(line)) => match serde_json::from_str::<Response>(&line) {
+                    Ok(response) if response.died.is_some() => {
+                        return Err(response.died.unwrap_or_default());
+                    }
+                    Ok(response) if response.id == Some(id) => break response,
+                    _ => {}
+                },
+                Ok(None) => return Err(String::new()),
+                Err(violation) => {
+                    return Err(format!("the worker broke the protocol: {violation}"));
+                }
             }
-        }
-    }
-
-    /// Kills the whole tree and reaps it.
-    pub(crate) async fn kill(&mut self) {
-        self.signal_tree();
-        let _ = self.child.wait().await;
-    }
-
-    /// SIGKILLs bwrap's sandbox init (its child: killing a PID namespace's init from
-    /// outside takes every process inside with it; relying on bwrap's parent-death
-    /// signal alone can leave the init lingering), then bwrap and its process group
-    /// (which holds an unsandboxed worker's children). Synchronous, for `Drop`.
-    fn signal_tree(&mut self) {
-        let Some(pid) = self.child.id().and_then(|pid| i32::try_from(pid).ok()) else {
-            return;
         };
-        let children =
-            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        for child in children
-            .split_whitespace()
-            .filter_map(|c| c.parse::<i32>().ok())
-        {
-            // SAFETY: kill on a process our own child created and still parents.
-            unsafe {
-                libc::kill(child, libc::SIGKILL);
+        let mut leftovers_since = None;
+        let spin_started = Instant::now();
+        loop {
+            match self.quiet() {
+                Quiet::Idle => break,
+                Quiet::Busy => leftovers_since = None,
+                Quiet::Leftovers(what) => {
+                    let since = *leftovers_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > LEFTOVER_GRACE {
+                        return Err(format!(
+                            "the cell left {what} running; the session was ended"
+                        ));
+                    }
+                    self.kill_leftovers();
+                }
+            }
+            // The worker is usually back in its read within microseconds: give it the
+            // CPU (sched_yield) and look again, and only later sleep between looks.
+            if spin_started.elapsed() < QUIESCENCE_SPIN {
+                std::thread::yield_now();
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(QUIESCENCE_POLL).await;
             }
         }
-        // SAFETY: killpg on our own child's process group.
-        unsafe {
-            libc::killpg(pid, libc::SIGKILL);
+        // Idle in the loop: every byte the worker wrote is in the pipe by now.
+        if self.more_to_read() {
+            return Err(
+                "the cell wrote its own answer to the protocol channel; the session was ended"
+                    .to_owned(),
+            );
         }
-        let _ = self.child.start_kill();
+        self.idle_cpu_ns = cpu_ns(self.worker_pid).unwrap_or_default();
+        Ok(response)
+    }
+
+    /// Whether the response pipe holds anything beyond the line just read.
+    fn more_to_read(&self) -> bool {
+        let mut poll = libc::pollfd {
+            fd: self.responses.get_ref().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout.
+        let readable =
+            unsafe { libc::poll(&mut poll, 1, 0) } > 0 && poll.revents & libc::POLLIN != 0;
+        readable || !self.responses.buffer().is_empty()
+    }
+
+    fn quiet(&self) -> Quiet {
+        let at_base = match self.base {
+            Some(base) => blocked_reading_requests(self.worker_pid)
+                .is_ok_and(|sp| sp.is_some_and(|sp| sp.abs_diff(base) <= STACK_SLACK)),
+            None => true,
+        };
+        if !at_base {
+            return Quiet::Busy;
+        }
+        let threads = std::fs::read_dir(format!("/proc/{}/task", self.worker_pid))
+            .map(|tasks| tasks.count())
+            .unwrap_or(0);
+        if threads > 1 {
+            return Quiet::Leftovers(format!("{} thread(s)", threads - 1));
+        }
+        let processes = self.leftover_processes();
+        if !processes.is_empty() {
+            return Quiet::Leftovers(format!("{} process(es)", processes.len()));
+        }
+        Quiet::Idle
+    }
+
+    /// Every process of the session but its init and worker.
+    fn leftover_processes(&self) -> Vec<i32> {
+        let mut found = Vec::new();
+        let mut queue = vec![self.init_pid];
+        while let Some(pid) = queue.pop() {
+            for child in children(pid) {
+                // Zombies hold nothing; their parent reaps them later.
+                if child != self.worker_pid && !is_zombie(child) {
+                    found.push(child);
+                }
+                queue.push(child);
+            }
+        }
+        found
+    }
+
+    fn kill_leftovers(&self) {
+        for pid in self.leftover_processes() {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+
+    /// Describes how the session ended, after its worker was heard dying (or not).
+    async fn death(&mut self, reported: Option<String>) -> String {
+        let out_of_memory = self.cgroups.out_of_memory();
+        self.kill().await;
+        let reason = reported
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| "the worker ended".to_owned());
+        if out_of_memory {
+            format!(
+                "{reason}: the session ran out of memory (cap {} bytes)",
+                self.server.policy.session_memory_limit
+            )
+        } else {
+            reason
+        }
+    }
+
+    /// Kills every process of the session and waits until its init is gone.
+    pub(crate) async fn kill(&mut self) {
+        self.signal();
+        if let Some(pidfd) = &self.pidfd {
+            let _ = tokio::time::timeout(Duration::from_secs(2), pidfd.readable()).await;
+        }
+    }
+
+    /// SIGKILLs the session init (which takes its PID namespace with it), the worker
+    /// and anything left in the session's cgroups. Synchronous, for `Drop`.
+    fn signal(&self) {
+        if let Some(pidfd) = &self.pidfd {
+            // SAFETY: pidfd_send_signal on a pidfd we own; no other pointers.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    pidfd.get_ref().as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                );
+            }
+        }
+        for pid in [self.worker_pid, -self.init_pid] {
+            if pid != 0 {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+        self.cgroups.kill_all();
     }
 
     /// Reads a capture file, at most `limit` bytes; true when it held more.
     pub(crate) fn captured(&self, stream: &str, limit: usize) -> (String, bool) {
-        let path = self.dir.path().join("io").join(stream);
+        let path = self.dir.join("io").join(stream);
         let Ok(file) = std::fs::File::open(&path) else {
             return (String::new(), false);
         };
@@ -375,49 +459,122 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        self.signal_tree();
+        self.signal();
+        // The cgroups can go once the last process is gone, the files at once.
+        let cgroups = std::mem::take(&mut self.cgroups);
+        let pidfd = self.pidfd.take().map(AsyncFd::into_inner);
+        let dir = std::mem::take(&mut self.dir);
+        std::thread::spawn(move || {
+            if let Some(pidfd) = pidfd {
+                let mut poll = libc::pollfd {
+                    fd: pidfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(&mut poll, 1, 5000) };
+            }
+            cgroups.kill_all();
+            cgroups.remove();
+            if !dir.as_os_str().is_empty() {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        });
     }
 }
 
-fn describe(status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (_, Some(signal)) => format!(
-            "the worker was killed by signal {signal} ({})",
-            signal_name(signal)
-        ),
-        // bwrap reports a child killed by a signal as exit status 128 + signal.
-        (Some(code), None) if code > 128 => {
-            format!(
-                "the worker was killed by signal {} ({})",
-                code - 128,
-                signal_name(code - 128)
-            )
-        }
-        (Some(code), None) => format!("the worker exited with status {code}"),
-        (None, None) => "the worker ended".to_owned(),
+/// The pid (in our namespace) a pidfd refers to, from its fdinfo.
+fn pid_of(pidfd: &OwnedFd) -> Result<i32, SandboxError> {
+    let path = format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd());
+    let info = std::fs::read_to_string(&path).map_err(|e| SandboxError::io(&path, e))?;
+    info.lines()
+        .find_map(|line| line.strip_prefix("Pid:"))
+        .and_then(|pid| pid.trim().parse().ok())
+        .filter(|pid: &i32| *pid > 0)
+        .ok_or_else(|| SandboxError::Protocol {
+            detail: "a session pidfd without a live pid".to_owned(),
+            raw: info.clone(),
+        })
+}
+
+/// The children of every thread of `pid`.
+fn children(pid: i32) -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect()
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| Some(stat.rsplit_once(')')?.1.trim_start().starts_with('Z')))
+        .unwrap_or(true)
+}
+
+/// The stack pointer of `pid` when it is blocked in `read` on the request fd,
+/// `None` when it is not (or is gone); `Err` when its syscall cannot be read here
+/// (permissions, a kernel without the file).
+fn blocked_reading_requests(pid: i32) -> Result<Option<u64>, String> {
+    let path = format!("/proc/{pid}/syscall");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("reading {path}: {e}")),
+    };
+    let field = |index: usize| {
+        let field: &str = text.split_whitespace().nth(index)?;
+        u64::from_str_radix(field.trim_start_matches("0x"), 16).ok()
+    };
+    let number: Option<i64> = text.split_whitespace().next().and_then(|n| n.parse().ok());
+    if number != Some(libc::SYS_read) || field(1) != Some(REQUEST_FD) {
+        return Ok(None);
     }
+    Ok(field(7))
 }
 
-fn signal_name(signal: i32) -> &'static str {
-    match signal {
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGXCPU => "SIGXCPU, CPU limit",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGTERM => "SIGTERM",
-        _ => "signal",
+/// CPU time `pid` has used, in nanoseconds (schedstat), else in clock ticks; `None`
+/// once it is gone.
+fn cpu_ns(pid: i32) -> Option<u64> {
+    if let Some(ns) = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+    {
+        return Some(ns);
     }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after) = stat.rsplit_once(')')?;
+    Some(
+        after
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|f| f.parse::<u64>().ok())
+            .sum(),
+    )
 }
 
-fn set_mode(path: &Path, mode: u32) -> Result<(), SandboxError> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| SandboxError::io(format!("chmod {}", path.display()), e))
+/// Registers a descriptor with the tokio reactor for the `interest` given.
+pub(crate) fn register(
+    fd: OwnedFd,
+    interest: Interest,
+    what: &str,
+) -> Result<AsyncFd<OwnedFd>, SandboxError> {
+    // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open and the same
+    // for the AsyncFd's whole life.
+    unsafe { AsyncFd::register_with_interest(fd, interest) }
+        .map_err(|e| SandboxError::io(format!("registering {what}"), e.into()))
 }
 
-fn pipe_pair() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+pub(crate) fn pipe_pair() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     let mut fds = [0i32; 2];
     // SAFETY: fds is a valid two-element array; on success both are new owned fds.
     let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
@@ -433,8 +590,8 @@ fn pipe_pair() -> Result<(OwnedFd, OwnedFd), SandboxError> {
 
 /// In the child before exec: move each inherited fd to its fixed number without the
 /// close-on-exec flag. Two steps so a source already sitting on a target number is safe.
-fn place_fds(fds: &[(i32, i32)]) -> std::io::Result<()> {
-    let mut moved = [-1i32; 3];
+pub(crate) fn place_fds(fds: &[(i32, i32)]) -> std::io::Result<()> {
+    let mut moved = [-1i32; 4];
     for (slot, (source, _)) in moved.iter_mut().zip(fds) {
         if *source >= 0 {
             // SAFETY: fcntl on an fd we own in this (forked) process.

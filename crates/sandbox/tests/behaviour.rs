@@ -267,3 +267,45 @@ async fn pool_hands_out_prewarmed_sympy_workers() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn learned_function_results_arrive_as_printed() -> anyhow::Result<()> {
+    let mut s = session().await;
+    let check = async |s: &mut agentopt_sandbox::PythonSession, body: &str, expected: &str| {
+        let function = LearnedFunction::new("f", format!("def f():\n    return {body}"));
+        let outcome = s
+            .call_function(&function, &serde_json::Map::new())
+            .await
+            .expect("call");
+        assert_eq!(
+            outcome.value.as_deref(),
+            Some(expected),
+            "{body}: {outcome:?}"
+        );
+    };
+    check(&mut s, "'x = 2'", "x = 2").await;
+    check(&mut s, "42", "42").await;
+    check(&mut s, "[1, 'a']", "[1, 'a']").await;
+    check(&mut s, "None", "None").await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn learned_functions_have_their_own_timeout() -> anyhow::Result<()> {
+    let mut s = session_with(SandboxPolicy {
+        preload: Vec::new(),
+        cell_timeout: Duration::from_millis(500),
+        function_timeout: Duration::from_secs(5),
+        ..SandboxPolicy::default()
+    })
+    .await;
+    let slow = LearnedFunction::new(
+        "slow",
+        "def slow():\n    import time\n    time.sleep(1.5)\n    return 'done'",
+    );
+    let called = s.call_function(&slow, &serde_json::Map::new()).await?;
+    assert_eq!(called.value.as_deref(), Some("done"), "{called:?}");
+    let cell = s.run_cell("import time\ntime.sleep(1.5)").await?;
+    assert!(cell.timed_out(), "{cell:?}");
+    Ok(())
+}

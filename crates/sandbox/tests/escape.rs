@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use agentopt_sandbox::{CellOutcome, CellStatus, PythonSession, SandboxPolicy};
+use agentopt_sandbox::{CellOutcome, CellStatus, PythonSession, SandboxPolicy, WorkerPool};
 
 use crate::{python_environment, session, session_with};
 
@@ -101,6 +101,10 @@ async fn protections_are_all_active() {
     assert!(p.unprivileged_uid.is_some(), "{p:?}");
     assert_eq!(p.rlimits.len(), 5, "{p:?}");
     assert!(p.is_fully_isolated());
+    assert!(
+        !p.missing.iter().any(|m| m.contains("request has ended")),
+        "{p:?}"
+    );
 }
 
 #[tokio::test]
@@ -380,4 +384,257 @@ async fn unsandboxed_runs_only_when_explicitly_allowed() {
     );
     let slow = run(&mut s, "import time\ntime.sleep(60)").await;
     assert!(slow.timed_out(), "timeouts still apply: {slow:?}");
+}
+
+/// The first answer a request gets could be written by the cell itself: request ids
+/// are 1, 2, 3…, so these lines claim every early request.
+const FORGED_ANSWERS: &str = "import os\n\
+    for n in range(1, 10):\n    \
+        os.write(4, b'{\"id\": %d, \"value\": \"\\'FORGED\\'\", \"error\": null}\\n' % n)\n";
+
+#[tokio::test]
+async fn a_forged_answer_does_not_end_a_running_cell() {
+    let started = std::time::Instant::now();
+    let outcome = check(
+        &format!("{FORGED_ANSWERS}import time\ntime.sleep(30)"),
+        |o| o.timed_out() && o.state_lost,
+    )
+    .await;
+    assert_ne!(outcome.value.as_deref(), Some("'FORGED'"));
+    assert!(
+        outcome.duration >= Duration::from_secs(3) && started.elapsed() < Duration::from_secs(25),
+        "the timeout holds: {outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_forged_answer_next_to_the_real_one_ends_the_session() {
+    check(&format!("{FORGED_ANSWERS}'real'"), |o| {
+        matches!(&o.status, CellStatus::Crashed { reason } if reason.contains("its own answer"))
+            && o.state_lost
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn threads_do_not_survive_their_cell() {
+    let outcome = check(
+        "import threading, time\n\
+         threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n\
+         print('started')",
+        |o| {
+            matches!(&o.status, CellStatus::Crashed { reason } if reason.contains("thread"))
+                && o.state_lost
+        },
+    )
+    .await;
+    assert_eq!(outcome.stdout, "started\n");
+}
+
+#[tokio::test]
+async fn no_code_of_a_cell_runs_after_it_ended() {
+    let mut s = session().await;
+    let armed = run(
+        &mut s,
+        "import signal\n\
+         signal.signal(signal.SIGALRM, lambda *_: sum(range(10 ** 7)))\n\
+         signal.setitimer(signal.ITIMER_REAL, 0.2)\n\
+         'armed'",
+    )
+    .await;
+    assert_eq!(armed.value.as_deref(), Some("'armed'"), "{armed:?}");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let next = run(&mut s, "1 + 1").await;
+    assert!(
+        matches!(&next.status, CellStatus::Crashed { reason } if reason.contains("kept running"))
+            && next.state_lost,
+        "{next:?}"
+    );
+    let after = run(&mut s, "1 + 1").await;
+    assert!(after.state_reset_before && after.succeeded(), "{after:?}");
+}
+
+#[tokio::test]
+async fn the_workspace_is_capped_as_a_whole() {
+    const LIMIT: u64 = 32 * 1024 * 1024;
+    let mut s = session_with(SandboxPolicy {
+        preload: Vec::new(),
+        workspace_limit: LIMIT,
+        ..SandboxPolicy::default()
+    })
+    .await;
+    assert_eq!(s.protections().workspace_cap, Some(LIMIT));
+    // Each file stays under the per-file cap; together they are 4 times the workspace.
+    let outcome = run(
+        &mut s,
+        "import os\n\
+         block = b'x' * (1 << 20)\n\
+         written = 0\n\
+         try:\n    \
+             for path in ['/work/a', '/work/b', '/tmp/c', '/tmp/d']:\n        \
+                 with open(path, 'wb') as f:\n            \
+                     for _ in range(32):\n                \
+                         f.write(block)\n                \
+                         written += len(block)\n\
+         finally:\n    \
+             print(written)",
+    )
+    .await;
+    assert!(raised(&outcome, "No space left on device"), "{outcome:?}");
+    let written: u64 = outcome.stdout.trim().parse().expect("bytes written");
+    assert!(written <= LIMIT, "{written} bytes written");
+}
+
+#[tokio::test]
+async fn directories_left_by_a_killed_owner_are_removed() {
+    let mut dead = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
+    dead.wait().expect("wait");
+    let stale = std::env::temp_dir().join(format!("agentopt-sandbox-{}.1-stale", dead.id()));
+    std::fs::create_dir_all(stale.join("0/io")).expect("stale dir");
+    std::fs::write(stale.join("0/io/stdout"), "left behind").expect("stale file");
+    // A session cgroup of the same dead owner, where we may create cgroups.
+    let stale_cgroup = own_memory_cgroup()
+        .map(|dir| dir.join(format!("agentopt-{}.1-0", dead.id())))
+        .filter(|dir| std::fs::create_dir(dir).is_ok());
+    let _s = session().await;
+    assert!(!stale.exists(), "{} is still there", stale.display());
+    if let Some(cgroup) = stale_cgroup {
+        assert!(!cgroup.exists(), "{} is still there", cgroup.display());
+    }
+}
+
+/// Our own cgroup v1 memory directory, where the hierarchy is mounted at the usual place.
+fn own_memory_cgroup() -> Option<std::path::PathBuf> {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = cgroups.lines().find_map(|line| {
+        line.strip_prefix(|c: char| c.is_ascii_digit())
+            .and_then(|l| {
+                l.trim_start_matches(|c: char| c.is_ascii_digit())
+                    .strip_prefix(":memory:")
+            })
+    })?;
+    let dir = std::path::Path::new("/sys/fs/cgroup/memory").join(path.trim_start_matches('/'));
+    dir.is_dir().then_some(dir)
+}
+
+#[tokio::test]
+async fn session_memory_is_capped_as_a_whole() {
+    const CAP: u64 = 384 * 1024 * 1024;
+    let mut s = session_with(SandboxPolicy {
+        preload: Vec::new(),
+        session_memory_limit: CAP,
+        cell_timeout: Duration::from_secs(10),
+        ..SandboxPolicy::default()
+    })
+    .await;
+    let p = s.protections().clone();
+    let Some(cap) = p.memory_cap else {
+        assert!(p.missing.iter().any(|m| m.contains("memory")), "{p:?}");
+        eprintln!("no memory cgroup here: {:?}", p.missing);
+        return;
+    };
+    assert_eq!(cap, CAP);
+    // Four processes of 200 MB each: every one is within RLIMIT_AS, together over the cap.
+    let outcome = run(
+        &mut s,
+        "import os, select, time\n\
+         read, write = os.pipe()\n\
+         for _ in range(4):\n    \
+             if os.fork() == 0:\n        \
+                 data = bytearray(200 * 1024 * 1024)\n        \
+                 os.write(write, b'+')\n        \
+                 time.sleep(30)\n\
+         os.close(write)\n\
+         held = 0\n\
+         deadline = time.time() + 4\n\
+         while held < 4 and select.select([read], [], [], max(0, deadline - time.time()))[0]:\n    \
+             held += len(os.read(read, 4))\n\
+         print(held)",
+    )
+    .await;
+    let all_four = outcome.succeeded() && outcome.stdout == "4\n";
+    assert!(!all_four, "800 MB held under a {CAP}-byte cap: {outcome:?}");
+}
+
+#[tokio::test]
+async fn session_processes_are_capped_as_a_whole() {
+    let mut s = session_with(SandboxPolicy {
+        preload: Vec::new(),
+        max_processes: 16,
+        ..SandboxPolicy::default()
+    })
+    .await;
+    let p = s.protections().clone();
+    match p.process_cap {
+        Some(cap) => assert_eq!(cap, 16),
+        None => assert!(p.missing.iter().any(|m| m.contains("pids")), "{p:?}"),
+    }
+    let outcome = run(
+        &mut s,
+        "import os\n\
+         started = 0\n\
+         try:\n    \
+             for _ in range(64):\n        \
+                 if os.fork() == 0:\n            \
+                     import time; time.sleep(30)\n        \
+                 started += 1\n\
+         except OSError as error:\n    \
+             print(type(error).__name__)\n\
+         print(started)",
+    )
+    .await;
+    assert!(outcome.succeeded(), "{outcome:?}");
+    let started: u64 = outcome
+        .stdout
+        .lines()
+        .last()
+        .and_then(|l| l.parse().ok())
+        .expect("a count");
+    assert!(started < 16, "{started} processes started: {outcome:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_sees_nothing_of_an_earlier_one() -> anyhow::Result<()> {
+    let pool = WorkerPool::new(
+        python_environment(),
+        SandboxPolicy {
+            preload: Vec::new(),
+            ..SandboxPolicy::default()
+        },
+        1,
+    )?;
+    let mut first = pool.session().await?;
+    let left = first
+        .run_cell(
+            "import os, subprocess\n\
+             secret = 'first'\n\
+             open('/work/left.txt', 'w').write('first')\n\
+             open('/tmp/left.txt', 'w').write('first')\n\
+             subprocess.Popen(['sleep', '300'], start_new_session=True)\n\
+             os.listdir('/work')",
+        )
+        .await?;
+    assert_eq!(left.value.as_deref(), Some("['left.txt']"), "{left:?}");
+    let first_uid = first.protections().unprivileged_uid;
+    drop(first);
+    let mut second = pool.session().await?;
+    if let Some(uid) = first_uid.filter(|_| running_as_root()) {
+        assert_ne!(second.protections().unprivileged_uid, first_uid);
+        assert_no_processes_of(uid, true).await;
+    }
+    let seen = second
+        .run_cell(
+            "import os\n\
+             ('secret' in globals(), os.listdir('/work'), os.path.exists('/tmp/left.txt'),\n \
+              sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))",
+        )
+        .await?;
+    assert_eq!(
+        seen.value.as_deref(),
+        Some("(False, [], False, [1, 2])"),
+        "{seen:?}"
+    );
+    Ok(())
 }

@@ -166,12 +166,19 @@ pub struct StepRecord {
     pub functions_after: Vec<String>,
     /// The optimizer asked to stop (patience used up).
     pub should_stop: bool,
+    /// The step did not run: its model failed after its retries (the reason). The
+    /// functions stayed; the epoch's conversations count in the next step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 impl StepRecord {
     /// `kept the trial · 1 action (2 rejected) · functions: solve, simplify`, with
     /// `rejected` replies the optimizer retried.
     pub fn summary(&self, rejected: usize) -> String {
+        if let Some(reason) = &self.skipped {
+            return format!("skipped: {reason}");
+        }
         let decision = if self.kept {
             "kept the trial"
         } else {
@@ -204,15 +211,26 @@ pub struct PhaseRecord {
     pub seconds: f64,
     /// Metered spend during the phase, per caller role.
     pub usage: Vec<RoleUsage>,
+    /// The same, per endpoint (which config-list entry answered, and which
+    /// failed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<RoleUsage>,
 }
 
-/// Metered usage of one caller role.
+/// Metered usage of one caller role (or, in the endpoint tables, one endpoint).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoleUsage {
-    /// Caller label (`assistant`, `optimizer`, …).
+    /// Caller label (`assistant`, `optimizer`, …), or the endpoint's label.
     pub role: String,
-    /// Uncached calls.
+    /// Uncached calls answered.
     pub calls: u64,
+    /// Calls that failed after their retries.
+    #[serde(default)]
+    pub failed_calls: u64,
+    /// Failed attempts that were retried (429, 5xx, transport faults, malformed
+    /// replies).
+    #[serde(default)]
+    pub retries: u64,
     /// Prompt tokens.
     pub prompt_tokens: u64,
     /// Completion tokens.
@@ -222,9 +240,42 @@ pub struct RoleUsage {
 }
 
 impl RoleUsage {
+    /// Nothing used yet by `role`.
+    pub fn empty(role: impl Into<String>) -> Self {
+        Self {
+            role: role.into(),
+            calls: 0,
+            failed_calls: 0,
+            retries: 0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cost_usd: 0.0,
+        }
+    }
+
+    /// What `now` adds to `before`, under `role`; `None` when nothing happened.
+    pub(crate) fn delta(
+        role: &str,
+        now: &agentopt_llm::UsageTotals,
+        before: &agentopt_llm::UsageTotals,
+    ) -> Option<Self> {
+        let delta = Self {
+            role: role.to_owned(),
+            calls: now.calls - before.calls,
+            failed_calls: now.failed_calls - before.failed_calls,
+            retries: now.retries - before.retries,
+            prompt_tokens: now.prompt_tokens - before.prompt_tokens,
+            completion_tokens: now.completion_tokens - before.completion_tokens,
+            cost_usd: now.cost_usd - before.cost_usd,
+        };
+        (delta.calls + delta.failed_calls + delta.retries > 0).then_some(delta)
+    }
+
     /// Adds `other`'s counts (same role).
     pub fn merge(&mut self, other: &RoleUsage) {
         self.calls += other.calls;
+        self.failed_calls += other.failed_calls;
+        self.retries += other.retries;
         self.prompt_tokens += other.prompt_tokens;
         self.completion_tokens += other.completion_tokens;
         self.cost_usd += other.cost_usd;

@@ -39,6 +39,9 @@ pub struct TrainingReport {
     pub functions: Vec<FunctionUsage>,
     /// Tokens and cost per caller role (assistant, optimizer …), metered calls only.
     pub usage: Vec<RoleUsage>,
+    /// The same per endpoint: which config-list entry answered and which failed.
+    #[serde(default)]
+    pub endpoints: Vec<RoleUsage>,
     /// Wall time per phase, in run order.
     pub phases: Vec<PhaseTime>,
     /// Why training ended before the planned epochs, if it did.
@@ -189,6 +192,9 @@ pub struct EpochResult {
     pub actions: u32,
     /// Function names in force after the step.
     pub functions_after: Vec<String>,
+    /// The step did not run (its model failed after its retries): why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// A learned function and how it was used.
@@ -211,6 +217,32 @@ pub struct PhaseTime {
     pub phase: String,
     /// Seconds.
     pub seconds: f64,
+}
+
+/// A usage table (one row per role or endpoint, and the total).
+fn usage_table(md: &mut String, label: &str, rows: &[RoleUsage]) {
+    let _ = writeln!(
+        md,
+        "| {label} | calls | retried | failed | prompt tokens | completion tokens | cost (USD) |\n\
+         |---|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut total = RoleUsage::empty("total");
+    for row in rows {
+        total.merge(row);
+    }
+    for row in rows.iter().chain(std::iter::once(&total)) {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {:.4} |",
+            cell(&row.role),
+            row.calls,
+            row.retries,
+            row.failed_calls,
+            row.prompt_tokens,
+            row.completion_tokens,
+            row.cost_usd
+        );
+    }
 }
 
 /// `0.5` → `50.0%`.
@@ -339,7 +371,11 @@ impl TrainingReport {
                     percent(accuracy.rate),
                     percent(accuracy.interval.low),
                     percent(accuracy.interval.high),
-                    if epoch.kept { "kept" } else { "rolled back" },
+                    match (&epoch.skipped, epoch.kept) {
+                        (Some(reason), _) => format!("skipped ({})", cell(reason)),
+                        (None, true) => "kept".to_owned(),
+                        (None, false) => "rolled back".to_owned(),
+                    },
                     epoch.actions
                 );
             }
@@ -372,35 +408,20 @@ impl TrainingReport {
         }
 
         let _ = writeln!(md, "\n## Tokens and cost\n");
-        let _ = writeln!(
-            md,
-            "| role | calls | prompt tokens | completion tokens | cost (USD) |\n|---|---:|---:|---:|---:|"
-        );
-        let mut total = RoleUsage {
-            role: "total".to_owned(),
-            calls: 0,
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            cost_usd: 0.0,
-        };
-        for usage in &self.usage {
-            total.calls += usage.calls;
-            total.prompt_tokens += usage.prompt_tokens;
-            total.completion_tokens += usage.completion_tokens;
-            total.cost_usd += usage.cost_usd;
-        }
-        for usage in self.usage.iter().chain(std::iter::once(&total)) {
+        usage_table(&mut md, "role", &self.usage);
+        if !self.endpoints.is_empty() {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {:.4} |",
-                cell(&usage.role),
-                usage.calls,
-                usage.prompt_tokens,
-                usage.completion_tokens,
-                usage.cost_usd
+                "\nPer endpoint (with a config list, which entry answered):\n"
             );
+            usage_table(&mut md, "endpoint", &self.endpoints);
         }
-        let _ = writeln!(md, "\nCached replies cost nothing and are not counted.");
+        let _ = writeln!(
+            md,
+            "\nCached replies cost nothing and are not counted. Retried: failed attempts \
+             the client retried (429, 5xx, transport faults, malformed replies); failed: \
+             calls that still failed after their retries."
+        );
 
         let _ = writeln!(md, "\n## Wall time\n");
         let _ = writeln!(md, "| phase | time |\n|---|---:|");
@@ -545,10 +566,11 @@ pub(crate) fn build(inputs: Inputs<'_>) -> TrainingReport {
                 kept: step.kept,
                 actions: step.actions,
                 functions_after: step.functions_after.clone(),
+                skipped: step.skipped.clone(),
             }
         })
         .collect();
-    let (phases, usage) = phase_totals(inputs.phases);
+    let (phases, usage, endpoints) = phase_totals(inputs.phases);
     TrainingReport {
         version: REPORT_VERSION,
         setup: inputs.setup,
@@ -559,6 +581,7 @@ pub(crate) fn build(inputs: Inputs<'_>) -> TrainingReport {
         epochs,
         functions: function_usage(inputs.records, inputs.functions),
         usage,
+        endpoints,
         phases,
         stopped_early: inputs.stopped_early,
         infrastructure: infrastructure_counts(inputs.records),
@@ -602,9 +625,16 @@ fn function_usage(
 
 /// Time and spend per phase: a phase continued by several processes has one line
 /// per process, summed here.
-fn phase_totals(records: &[PhaseRecord]) -> (Vec<PhaseTime>, Vec<RoleUsage>) {
+fn phase_totals(records: &[PhaseRecord]) -> (Vec<PhaseTime>, Vec<RoleUsage>, Vec<RoleUsage>) {
     let mut phases: Vec<PhaseTime> = Vec::new();
     let mut usage: BTreeMap<String, RoleUsage> = BTreeMap::new();
+    let mut endpoints: BTreeMap<String, RoleUsage> = BTreeMap::new();
+    let add = |totals: &mut BTreeMap<String, RoleUsage>, spent: &RoleUsage| {
+        totals
+            .entry(spent.role.clone())
+            .or_insert_with(|| RoleUsage::empty(spent.role.clone()))
+            .merge(spent);
+    };
     for record in records {
         match phases.iter_mut().find(|phase| phase.phase == record.phase) {
             Some(phase) => phase.seconds += record.seconds,
@@ -614,19 +644,17 @@ fn phase_totals(records: &[PhaseRecord]) -> (Vec<PhaseTime>, Vec<RoleUsage>) {
             }),
         }
         for spent in &record.usage {
-            usage
-                .entry(spent.role.clone())
-                .or_insert_with(|| RoleUsage {
-                    role: spent.role.clone(),
-                    calls: 0,
-                    prompt_tokens: 0,
-                    completion_tokens: 0,
-                    cost_usd: 0.0,
-                })
-                .merge(spent);
+            add(&mut usage, spent);
+        }
+        for spent in &record.endpoints {
+            add(&mut endpoints, spent);
         }
     }
-    (phases, usage.into_values().collect())
+    (
+        phases,
+        usage.into_values().collect(),
+        endpoints.into_values().collect(),
+    )
 }
 
 /// Infrastructure errors still standing (not re-run successfully), per phase.

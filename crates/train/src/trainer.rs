@@ -15,8 +15,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use agentopt_agents::ExecutorFactory;
 use agentopt_core::files::{JsonLines, read_json_lines, write_atomic, write_json_atomic};
 use agentopt_core::{FunctionSet, Provenance};
-use agentopt_llm::{ChatModel, UsageMeter, UsageReport};
-use agentopt_optimizer::{AgentOptimizer, OptimizerOptions, StepOutcome, ValidationOptions};
+use agentopt_llm::{ChatModel, UsageMeter, UsageReport, UsageTotals};
+use agentopt_optimizer::{
+    AgentOptimizer, OptimizerError, OptimizerOptions, StepOutcome, ValidationOptions,
+};
 use futures::StreamExt as _;
 
 use crate::journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord};
@@ -289,9 +291,13 @@ impl<'a, T: Task> Run<'a, T> {
 
     async fn execute(&mut self) -> Result<TrainingReport, TrainError> {
         let done_steps: Vec<StepRecord> = read_json_lines(&self.dir.steps_path())?;
-        let mut optimizer = self
-            .optimizer(done_steps.last().map(|step| step.epoch))
-            .await?;
+        // A skipped step changed nothing: continue from the last step that ran.
+        let resume_from = done_steps
+            .iter()
+            .rev()
+            .find(|step| step.skipped.is_none())
+            .map(|step| step.epoch);
+        let mut optimizer = self.optimizer(resume_from).await?;
         let mut functions = FunctionSet::new(optimizer.trial_functions().iter().cloned());
         let test = &self.problems.test;
         if let Some(stop) = self
@@ -300,6 +306,14 @@ impl<'a, T: Task> Run<'a, T> {
             .stop
         {
             return self.finish(&functions, None, Some(stop));
+        }
+        // Epochs whose step was skipped after that point are in the optimizer's
+        // trial, as they were in the run that skipped them.
+        for step in done_steps
+            .iter()
+            .filter(|step| Some(step.epoch) > resume_from)
+        {
+            self.epoch(step.epoch, &functions, &mut optimizer).await?;
         }
         let mut stopped_early = None;
         let mut epoch = done_steps.last().map_or(1, |step| step.epoch + 1);
@@ -311,11 +325,19 @@ impl<'a, T: Task> Run<'a, T> {
             if let Some(stop) = self.epoch(epoch, &functions, &mut optimizer).await? {
                 return self.finish(&functions, stopped_early, Some(stop));
             }
-            let step = self.step(epoch, &mut optimizer).await?;
-            functions = step.functions.clone();
-            if step.should_stop {
-                stopped_early = Some(stop_message(epoch, self.options().optimizer.patience));
-                break;
+            match self.step(epoch, &mut optimizer).await? {
+                StepResult::Done(step) => {
+                    functions = step.functions.clone();
+                    if step.should_stop {
+                        stopped_early =
+                            Some(stop_message(epoch, self.options().optimizer.patience));
+                        break;
+                    }
+                }
+                StepResult::Skipped => {}
+                StepResult::Stop(reason) => {
+                    return self.finish(&functions, stopped_early, Some(reason));
+                }
             }
             epoch += 1;
         }
@@ -381,10 +403,17 @@ impl<'a, T: Task> Run<'a, T> {
         &mut self,
         epoch: u32,
         optimizer: &mut AgentOptimizer,
-    ) -> Result<StepOutcome, TrainError> {
+    ) -> Result<StepResult, TrainError> {
         let mut mark = self.mark();
         self.trainer.observer.event(Event::StepStarted { epoch });
-        let outcome = optimizer.step().await?;
+        let outcome = match optimizer.step().await {
+            Ok(outcome) => outcome,
+            Err(OptimizerError::Model(error)) => {
+                self.record_spend(&format!("step {epoch}"), &mut mark)?;
+                return self.skip_step(epoch, optimizer, &error);
+            }
+            Err(error) => return Err(error.into()),
+        };
         // The live checkpoint now holds the state after this step; keep a copy to
         // resume from.
         let live = self.dir.optimizer_checkpoint_path();
@@ -402,6 +431,7 @@ impl<'a, T: Task> Run<'a, T> {
                 .map(str::to_owned)
                 .collect(),
             should_stop: outcome.should_stop,
+            skipped: None,
         };
         tracing::info!(
             epoch,
@@ -418,7 +448,44 @@ impl<'a, T: Task> Run<'a, T> {
             rejected: outcome.rejected.len(),
         });
         self.record_spend(&format!("step {epoch}"), &mut mark)?;
-        Ok(outcome)
+        Ok(StepResult::Done(Box::new(outcome)))
+    }
+
+    /// A step whose optimizer model failed after its retries: recorded as skipped
+    /// with its reason (the trial and its conversations stay for the next step), or,
+    /// when the budget is used up, the end of the run.
+    fn skip_step(
+        &mut self,
+        epoch: u32,
+        optimizer: &AgentOptimizer,
+        error: &agentopt_llm::LlmError,
+    ) -> Result<StepResult, TrainError> {
+        if matches!(error, agentopt_llm::LlmError::BudgetExceeded { .. }) {
+            return Ok(StepResult::Stop(format!(
+                "the budget is used up in the optimizer step after epoch {epoch} ({error}); \
+                 raise it and run again on {} to continue",
+                self.dir.root().display()
+            )));
+        }
+        tracing::warn!(epoch, %error, "optimizer step failed; skipped, training goes on");
+        let step = StepRecord {
+            epoch,
+            kept: false,
+            actions: 0,
+            functions_after: optimizer
+                .trial_functions()
+                .iter()
+                .map(|f| f.name.clone())
+                .collect(),
+            should_stop: false,
+            skipped: Some(error.to_string()),
+        };
+        self.steps.append(&step)?;
+        self.trainer.observer.event(Event::StepFinished {
+            step: &step,
+            rejected: 0,
+        });
+        Ok(StepResult::Skipped)
     }
 
     /// A fresh optimizer, or the one saved after the step of `last_epoch`.
@@ -559,26 +626,20 @@ impl<'a, T: Task> Run<'a, T> {
     /// moves `mark` to now. The report sums a phase's lines.
     fn record_spend(&mut self, name: &str, mark: &mut SpendMark) -> Result<(), TrainError> {
         let now = self.mark();
-        let usage = now
-            .spent
-            .by_caller
-            .iter()
-            .map(|(role, totals)| {
-                let before = mark.spent.by_caller.get(role).copied().unwrap_or_default();
-                RoleUsage {
-                    role: role.clone(),
-                    calls: totals.calls - before.calls,
-                    prompt_tokens: totals.prompt_tokens - before.prompt_tokens,
-                    completion_tokens: totals.completion_tokens - before.completion_tokens,
-                    cost_usd: totals.cost_usd - before.cost_usd,
-                }
-            })
-            .filter(|usage| usage.calls > 0)
-            .collect();
+        let deltas = |now: &BTreeMap<String, UsageTotals>,
+                      before: &BTreeMap<String, UsageTotals>| {
+            now.iter()
+                .filter_map(|(name, totals)| {
+                    let earlier = before.get(name).copied().unwrap_or_default();
+                    RoleUsage::delta(name, totals, &earlier)
+                })
+                .collect()
+        };
         self.phases.append(&PhaseRecord {
             phase: name.to_owned(),
             seconds: now.at.duration_since(mark.at).as_secs_f64(),
-            usage,
+            usage: deltas(&now.spent.by_caller, &mark.spent.by_caller),
+            endpoints: deltas(&now.spent.by_endpoint, &mark.spent.by_endpoint),
         })?;
         *mark = now;
         Ok(())
@@ -625,6 +686,16 @@ impl<'a, T: Task> Run<'a, T> {
         write_atomic(&self.dir.report_md_path(), report.to_markdown().as_bytes())?;
         Ok(report)
     }
+}
+
+/// What an optimizer step came to.
+enum StepResult {
+    /// It ran; the functions in force changed as it says.
+    Done(Box<StepOutcome>),
+    /// Its model failed; nothing changed.
+    Skipped,
+    /// The run stops here, for this reason.
+    Stop(String),
 }
 
 /// A point in a run: when, and the spend so far.

@@ -94,3 +94,56 @@ async fn errors_in_a_row_stop_a_phase_from_starting_new_attempts() -> anyhow::Re
     assert!(report.incomplete.is_some());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_step_whose_model_fails_is_skipped_and_training_goes_on() -> anyhow::Result<()> {
+    use std::sync::atomic::AtomicUsize;
+    // Step 1's request fails (no retries in tests); step 2 learns `halve`.
+    let requests = AtomicUsize::new(0);
+    let server = agentopt_testkit::ScriptedServer::builder()
+        .n_ctx(8192)
+        .rule(move |_| match requests.fetch_add(1, Ordering::SeqCst) {
+            0 => agentopt_testkit::Reply::server_error(500),
+            1 => crate::add_halve(),
+            _ => agentopt_testkit::Reply::text("TERMINATE"),
+        })
+        .await;
+    let dir = tempfile::tempdir()?;
+    let meter = agentopt_llm::UsageMeter::new(agentopt_llm::PriceTable::new());
+    let endpoint = agentopt_llm::EndpointConfig::compatible(server.base_url(), "scripted-model");
+    let client_options = agentopt_llm::ClientOptions {
+        retry: agentopt_llm::RetryPolicy::none(),
+        meter: Some(meter.clone()),
+        ..agentopt_llm::ClientOptions::default()
+    };
+    let client = std::sync::Arc::new(agentopt_llm::OpenAiClient::new(endpoint, client_options)?);
+    let options = TrainerOptions {
+        epochs: 3,
+        meter: Some(meter),
+        ..crate::options(dir.path())
+    };
+    let trainer = agentopt_train::Trainer::new(Halving::default(), client, options);
+    let report = trainer.run(&problems()).await?;
+
+    let skipped = report.epochs[0].skipped.as_deref().expect("step 1 skipped");
+    assert!(skipped.contains("500"), "{skipped}");
+    assert_eq!(report.epochs.len(), 3, "training went on");
+    assert_eq!(report.epochs[1].actions, 1, "step 2 learned halve");
+    assert_eq!(report.test_after.accuracy.correct, 3);
+    assert!(report.incomplete.is_none());
+    let optimizer = report
+        .usage
+        .iter()
+        .find(|usage| usage.role == "optimizer")
+        .expect("metered");
+    assert_eq!(
+        (optimizer.failed_calls, optimizer.calls),
+        (1, 2),
+        "the failure is counted"
+    );
+    assert_eq!(report.endpoints.len(), 1);
+    assert_eq!(report.endpoints[0].failed_calls, 1);
+    let markdown = std::fs::read_to_string(dir.path().join("report.md"))?;
+    assert!(markdown.contains("| skipped ("), "{markdown}");
+    Ok(())
+}

@@ -117,6 +117,7 @@ fn step_summaries() {
         actions,
         functions_after: functions.iter().map(|name| (*name).to_owned()).collect(),
         should_stop: false,
+        skipped: None,
     };
     for (record, rejected, text) in [
         (
@@ -132,4 +133,9 @@ fn step_summaries() {
     ] {
         assert_eq!(record.summary(rejected), text);
     }
+    let skipped = agentopt_train::StepRecord {
+        skipped: Some("HTTP 500".to_owned()),
+        ..step(false, 0, &["solve"])
+    };
+    assert_eq!(skipped.summary(0), "skipped: HTTP 500");
 }

@@ -2,7 +2,7 @@
 //! [`Trainer`] over [`MathTask`] → the report's renderings. The training run itself
 //! (phases, steps, journal, resume, report) is `agentopt-train`'s.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,7 +15,7 @@ use agentopt_llm::{
 use agentopt_mathchat::{MathTask, MathTaskOptions, Problem};
 use agentopt_optimizer::OptimizerOptions;
 use agentopt_sandbox::{PythonEnvironment, SandboxPolicy};
-use agentopt_train::{Problems, Setup, Trainer, TrainerOptions, TrainingReport};
+use agentopt_train::{Problems, Setup, Trainer, TrainerOptions};
 use anyhow::{Context as _, bail};
 
 use super::cli::{BenchArgs, Endpoints, RunConfig, resolve_endpoints, run_config};
@@ -23,14 +23,8 @@ use super::plot::write_learning_curve;
 use super::progress::{Progress, ProgressObserver, init_tracing};
 use super::rundir::{create_run_dir, open_run_dir};
 
-/// What a finished run leaves behind.
-#[derive(Debug)]
-pub struct RunOutcome {
-    /// The run directory.
-    pub run_dir: PathBuf,
-    /// The report written there.
-    pub report: TrainingReport,
-}
+/// Time limit of a learned-function call made to check an answer or a proposal.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs (or resumes) a benchmark as the flags say; `workspace` is the repository
 /// root (bundled data and default directories). Bad flags, data or endpoints fail
@@ -39,7 +33,7 @@ pub struct RunOutcome {
 /// # Errors
 /// Bad flags or data, an unreachable model, sandbox failures, run-directory I/O, a
 /// run stopped by infrastructure errors or the budget (with how to continue it).
-pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<RunOutcome> {
+pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<()> {
     let cwd = std::env::current_dir().context("reading the working directory")?;
     let endpoints = resolve_endpoints(args, |name| std::env::var(name).ok(), &cwd)?;
     let (root, config) = if args.resume {
@@ -84,10 +78,7 @@ pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<RunOutcom
         );
     }
     drop(models);
-    Ok(RunOutcome {
-        run_dir: root,
-        report,
-    })
+    Ok(())
 }
 
 /// The training, validation and test problems the config selects (validation
@@ -193,18 +184,23 @@ fn trainer(
     progress: Progress,
 ) -> anyhow::Result<Trainer<MathTask>> {
     let environment = PythonEnvironment::ensure().context("preparing the Python sandbox")?;
-    let policy = SandboxPolicy::default();
-    let sessions = |max_live: Option<usize>| -> Arc<dyn ExecutorFactory> {
-        let sessions = SandboxSessions::new(environment.clone(), policy.clone());
+    let sessions = |policy: SandboxPolicy, max_live: Option<usize>| -> Arc<dyn ExecutorFactory> {
+        let sessions = SandboxSessions::new(environment.clone(), policy);
         Arc::new(match max_live {
             Some(limit) => sessions.with_max_live(limit),
             None => sessions,
         })
     };
+    // Checking an answer or trying a proposed function is the run's own work: a
+    // function that hangs there must not hold it for AG2's 600 s.
+    let checks = SandboxPolicy {
+        function_timeout: CHECK_TIMEOUT,
+        ..SandboxPolicy::default()
+    };
     let task = MathTask::new(
         Arc::clone(&models.agent),
-        sessions(Some(config.concurrency)),
-        sessions(None),
+        sessions(SandboxPolicy::default(), Some(config.concurrency)),
+        sessions(checks.clone(), None),
     )
     .with_options(MathTaskOptions {
         max_reply_tokens: config.max_reply_tokens,
@@ -225,7 +221,7 @@ fn trainer(
         },
         significance: config.significance,
         meter: Some(models.meter.clone()),
-        proposal_sandbox: Some(sessions(None)),
+        proposal_sandbox: Some(sessions(checks, None)),
         preflight: Some(Duration::from_secs(20)),
         setup: Setup {
             task: "MATH".to_owned(),
