@@ -3,6 +3,7 @@
 
 mod cli;
 mod e2e;
+mod faults;
 mod overhead;
 mod plot;
 mod real_model;
