@@ -1,191 +1,30 @@
 """The seed notebook's training loop on AG2 0.13.4, timed, for `cargo xtask bench-overhead --ag2`.
 
-AG2's AssistantAgent + the notebook's MathUserProxyAgent subclass + AG2's AgentOptimizer:
-test before, EPOCHS x (train conversations, optimizer.step(), register the functions), test
-after, against the OpenAI-compatible server at --base-url. Prints one JSON line:
-{"wall_s": ..., "conversations": ...}. The notebook's code, kept as it is (its quirks
-included), so the loop is AG2's own.
+AG2's AssistantAgent + the notebook's MathUserProxyAgent subclass + AG2's AgentOptimizer
+(`crates/python/tests/seed_notebook.py`: the notebook's code, with the conversation kept
+before the assistant's reset, so the optimizer reads real conversations as agentopt's
+does): test before, EPOCHS x (train conversations, optimizer.step(), register the
+functions), test after, against the OpenAI-compatible server at --base-url with AG2's
+response cache off. Prints one JSON line: {"wall_s": ..., "solved_before": ...,
+"solved_after": ...}.
 """
 
 import argparse
-import copy
 import json
-import os
 import sys
-import tempfile
 import time
-from collections.abc import Callable
-from typing import Any, Literal
+import warnings
+from pathlib import Path
 
-from openai import BadRequestError
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "crates" / "python" / "tests"))
 
-import autogen
-from autogen.agentchat import Agent
-from autogen.agentchat.contrib.agent_optimizer import AgentOptimizer
-from autogen.agentchat.contrib.math_user_proxy_agent import MathUserProxyAgent
-from autogen.code_utils import extract_code
-from autogen.math_utils import get_answer
+from autogen.agentchat.contrib.agent_optimizer import AgentOptimizer  # noqa: E402
 
-
-def is_termination_msg_mathchat(message):
-    """Check if a message is a termination message."""
-    if isinstance(message, dict):
-        message = message.get("content")
-        if message is None:
-            return False
-    cb = extract_code(message)
-    contain_code = False
-    for c in cb:
-        if c[0] == "python":
-            contain_code = True
-            break
-    if message.rstrip().find("TERMINATE") >= 0:
-        return True
-    return not contain_code and get_answer(message) is not None and get_answer(message) != ""
-
-
-class SeedMathUserProxyAgent(MathUserProxyAgent):
-    MAX_CONSECUTIVE_AUTO_REPLY = 15
-    DEFAULT_REPLY = "Continue. Please keep solving the problem until you need to query. (If you get to the answer, put it in \\boxed{}.)"
-    PROMPTS = """Let's solve a math problem.
-Query requirements:
-You should always use the 'print' function for the output and use fractions/radical forms instead of decimals.
-You can use packages like sympy to help you.
-You must follow the formats below to write your code:
-```python
-# your code
-```
-If some packages are missing, you could also suggest a code to install the corresponding package.
-
-Please follow this process:
-1. Solve the problem step by step (do not over-divide the steps).
-2. Take out any queries that can be asked through Python code (for example, any calculations or equations that can be calculated) and functions you know in the context of this conversation.
-
-Please
-(1) do not mix suggested Python codes and function calls in one step.
-(2) You MUST remember that you don’t have a function named "python" available.
-
-You must follow the formats below to write your Python code:
-```python
-# your code
-```
-
-3. Wait for me to give the results or wait for the executed results of the function call.
-4. Continue if you think the result is correct. If the result is invalid or unexpected, please correct your query or reasoning.
-
-After all the queries are run and you get the answer, put the answer in \\boxed{}.
-
-Problem:
-"""
-
-    def __init__(
-        self,
-        name: str | None = "MathChatAgent",
-        is_termination_msg: Callable[[dict], bool] | None = is_termination_msg_mathchat,
-        human_input_mode: Literal["ALWAYS", "NEVER", "TERMINATE"] = "NEVER",
-        default_auto_reply: str | dict | None | None = DEFAULT_REPLY,
-        max_invalid_q_per_step=3,
-        **kwargs: Any,
-    ):
-        super().__init__(
-            name=name,
-            is_termination_msg=is_termination_msg,
-            human_input_mode=human_input_mode,
-            default_auto_reply=default_auto_reply,
-            max_invalid_q_per_step=max_invalid_q_per_step,
-            **kwargs,
-        )
-        del self._reply_func_list[2]
-        self.register_reply([Agent, None], SeedMathUserProxyAgent._generate_math_reply, position=4)
-        del self._reply_func_list[3]
-        self.register_reply(
-            trigger=autogen.ConversableAgent, reply_func=SeedMathUserProxyAgent.generate_function_call_reply, position=3
-        )
-        self.register_reply(
-            trigger=autogen.ConversableAgent, reply_func=SeedMathUserProxyAgent._check_final_result, position=0
-        )
-        self.max_function_call_trial = 3
-        self.query = None
-        self.answer = None
-        self.is_correct = None
-
-    def generate_function_call_reply(self, messages=None, sender=None, config=None):
-        """Generate a reply using function call."""
-        if messages is None:
-            messages = self._oai_messages[sender]
-        message = messages[-1]
-        if "function_call" in message:
-            is_exec_success, func_return = self.execute_function(message["function_call"])
-            if is_exec_success:
-                self.max_function_call_trial = 3
-                return True, func_return
-            if self.max_function_call_trial == 0:
-                error_message = func_return["content"]
-                self.max_function_call_trial = 3
-                return (
-                    True,
-                    "The func is executed failed many times. "
-                    + error_message
-                    + ". Please directly reply me with TERMINATE. We need to terminate the conversation.",
-                )
-            revise_prompt = "You may make a wrong function call (It may due the arguments you provided doesn't fit the function arguments like missing required positional argument). \
-                    If you think this error occurs due to you make a wrong function arguments input and you could make it success, please try to call this function again using the correct arguments. \
-                    Otherwise, the error may be caused by the function itself. Please directly reply me with TERMINATE. We need to terminate the conversation. "
-            error_message = func_return["content"]
-            return True, "The func is executed failed." + error_message + revise_prompt
-        return False, None
-
-    def initiate_chat(self, recipient, answer: None, silent: bool | None = False, **context):
-        self.query = context["problem"]
-        if not isinstance(answer, str):
-            answer = str(answer)
-            if answer.endswith(".0"):
-                answer = answer[:-2]
-            self._answer = answer
-        else:
-            self._answer = answer
-        self.is_correct = None
-        self._prepare_chat(recipient, True)
-        try:
-            prompt = self.PROMPTS + context["problem"]
-            self.send(prompt, recipient, silent=silent)
-        except BadRequestError as e:
-            self.is_correct = 0
-            print(f"error information: {e}", file=sys.stderr)
-        recipient.reset()
-        is_correct = copy.deepcopy(self.is_correct)
-        self._reset()
-        return is_correct
-
-    def _check_final_result(self, messages=None, sender=None, config=None):
-        messages = messages[-1]
-        if isinstance(messages, dict):
-            messages = messages.get("content")
-            if messages is None:
-                return False, None
-        cb = extract_code(messages)
-        contain_code = False
-        for c in cb:
-            if c[0] == "python":
-                contain_code = True
-                break
-        if not contain_code and get_answer(messages) is not None and get_answer(messages) != "":
-            if get_answer(messages) == self._answer:
-                self.is_correct = 1
-                return True, "The result is Correct. Please reply me with TERMINATE."
-            self.is_correct = 0
-            return False, None
-        return False, None
-
-    def _reset(self):
-        super()._reset()
-        self.max_function_call_trial = 3
-        self.is_correct = None
-        self.query = None
-        self.answer = None
+from seed_notebook import make_agents, solve_all, train  # noqa: E402
 
 
 def first(path, count):
+    """The first `count` records of a JSON-lines file, as the notebook takes them."""
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f][:count]
 
@@ -201,45 +40,23 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--actions", type=int, default=3)
     args = parser.parse_args()
+    warnings.simplefilter("ignore", DeprecationWarning)
 
     test_data = first(args.test_file, args.test_size)
     train_data = first(args.train_file, args.train_size)
-    # No response cache: every call reaches the server, as agentopt's run with --no-cache.
-    llm_config = autogen.LLMConfig(
-        {"model": args.model, "api_key": "sk-scripted", "base_url": args.base_url},
-        cache_seed=None,
-    )
-    work_dir = tempfile.mkdtemp(prefix="ag2-seed-loop-")
+    llm_config = {
+        "config_list": [{"model": args.model, "api_key": "sk-scripted", "base_url": args.base_url}],
+        "cache_seed": None,
+    }
     started = time.perf_counter()
-    assistant = autogen.AssistantAgent(name="assistant", system_message="You are a helpful assistant.", llm_config=llm_config)
-    user_proxy = SeedMathUserProxyAgent(
-        name="mathproxyagent",
-        human_input_mode="NEVER",
-        code_execution_config={"work_dir": work_dir, "use_docker": False},
-    )
-    conversations = 0
-    for query in test_data:
-        user_proxy.initiate_chat(recipient=assistant, answer=query["answer"], problem=query["question"], silent=True)
-        conversations += 1
+    assistant, user_proxy = make_agents(llm_config)
+    solved_before = solve_all(user_proxy, assistant, test_data)
     optimizer = AgentOptimizer(max_actions_per_step=args.actions, llm_config=llm_config, optimizer_model=args.model)
-    for _ in range(args.epochs):
-        for query in train_data:
-            is_correct = user_proxy.initiate_chat(assistant, answer=query["answer"], problem=query["question"], silent=True)
-            conversations += 1
-            history = assistant.chat_messages_for_summary(user_proxy)
-            optimizer.record_one_conversation(history, is_satisfied=is_correct)
-        register_for_llm, register_for_exector = optimizer.step()
-        for item in register_for_llm:
-            assistant.update_function_signature(**item)
-        if len(register_for_exector.keys()) > 0:
-            user_proxy.register_function(function_map=register_for_exector)
-    for query in test_data:
-        user_proxy.initiate_chat(recipient=assistant, answer=query["answer"], problem=query["question"], silent=True)
-        conversations += 1
+    train(optimizer, user_proxy, assistant, train_data, args.epochs)
+    solved_after = solve_all(user_proxy, assistant, test_data)
     wall = time.perf_counter() - started
-    print(json.dumps({"wall_s": wall, "conversations": conversations}))
+    print(json.dumps({"wall_s": wall, "solved_before": solved_before, "solved_after": solved_after}))
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("AUTOGEN_USE_DOCKER", "False")
     main()

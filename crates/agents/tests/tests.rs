@@ -5,6 +5,7 @@ mod conversable;
 mod custom_proxy;
 mod registry;
 mod state_loss;
+mod warm_sessions;
 
 use std::sync::Arc;
 use std::time::Duration;
