@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use serde::Deserialize;
 
 use super::agentopt::{MODEL, Shape, answers, load_problems};
-use super::scripted;
+use super::{last_json_line, scripted};
 
 /// What AG2 is installed with: the notebook's library (with its OpenAI client) and
 /// sympy for the assistant's cells (the sandbox's version).
@@ -96,16 +96,7 @@ pub async fn measure(
         .output()
         .await
         .context("running the AG2 driver")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    anyhow::ensure!(
-        output.status.success(),
-        "the AG2 driver failed ({}): {stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let last = stdout.lines().last().unwrap_or_default();
-    let result: DriverResult = serde_json::from_str(last)
-        .with_context(|| format!("reading the AG2 driver's result {last:?}"))?;
+    let result: DriverResult = last_json_line("the AG2 driver", &output)?;
     Ok(Ag2Measurement {
         wall_s: result.wall_s,
         model_calls: u32::try_from(server.chat_requests().len()).unwrap_or(u32::MAX),

@@ -197,16 +197,8 @@ async fn measure_in_child(shape: &Shape, data: &Path, work: &Path) -> anyhow::Re
         .wait_with_output()
         .await
         .context("running the measured run")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    anyhow::ensure!(
-        output.status.success(),
-        "the measured run `{}` failed ({}): {stdout}",
-        shape.label,
-        output.status
-    );
-    let last = stdout.lines().last().unwrap_or_default();
-    let mut measurement: Measurement = serde_json::from_str(last)
-        .with_context(|| format!("reading the measured run's result {last:?}"))?;
+    let what = format!("the measured run `{}`", shape.label);
+    let mut measurement: Measurement = last_json_line(&what, &output)?;
     let served = u32::try_from(server.chat_requests().len()).unwrap_or(u32::MAX);
     anyhow::ensure!(
         served == measurement.model_calls,
@@ -215,6 +207,23 @@ async fn measure_in_child(shape: &Shape, data: &Path, work: &Path) -> anyhow::Re
     );
     measurement.model_calls = served;
     Ok(measurement)
+}
+
+/// The JSON value on the last line of a finished child's stdout; a child that
+/// failed is an error naming `what`, with its output.
+fn last_json_line<T: serde::de::DeserializeOwned>(
+    what: &str,
+    output: &std::process::Output,
+) -> anyhow::Result<T> {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    anyhow::ensure!(
+        output.status.success(),
+        "{what} failed ({}): {stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).with_context(|| format!("reading the result of {what}: {last:?}"))
 }
 
 /// The child: one measured run, its result printed as one JSON line.
