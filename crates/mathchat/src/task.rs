@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use agentopt_agents::{AssistantAgent, ExecutorFactory, Message, install};
+use agentopt_agents::{AssistantAgent, ExecutorFactory, FunctionStyle, Message, install_styled};
 use agentopt_core::FunctionSet;
 use agentopt_llm::{ChatModel, ChatRequest};
 use agentopt_math::{AnswerVerdict, UndecidedReason};
@@ -18,9 +18,13 @@ pub const ASSISTANT_NAME: &str = "assistant";
 /// The assistant's system message in the seed notebook.
 pub const ASSISTANT_SYSTEM_MESSAGE: &str = "You are a helpful assistant.";
 
-/// Bounds on the assistant; all `None` is the seed's behaviour.
+/// Bounds on the assistant and how it gets the learned functions; the default
+/// (all `None`, tools) is the seed's behaviour.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MathTaskOptions {
+    /// How the learned functions reach the assistant: as tools (AG2), callable from
+    /// its code blocks, or both.
+    pub function_style: FunctionStyle,
     /// `max_tokens` of each assistant reply.
     pub max_reply_tokens: Option<u32>,
     /// Sampling seed sent with every assistant request.
@@ -98,7 +102,8 @@ impl Task for MathTask {
         let mut assistant = self.assistant();
         let mut proxy = MathUserProxyAgent::new(MATH_AGENT_NAME, Arc::clone(&self.sessions))
             .with_symbolic_checker(self.checker.clone());
-        if let Err(error) = install(&mut assistant, &mut proxy, functions) {
+        let style = self.options.function_style;
+        if let Err(error) = install_styled(&mut assistant, &mut proxy, functions, style) {
             let error = InfraError::new(InfraKind::Sandbox, error.to_string());
             return Attempt::new(Outcome::Infrastructure(error), Vec::new());
         }

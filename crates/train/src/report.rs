@@ -95,6 +95,10 @@ pub struct Setup {
     pub epochs: u32,
     /// Optimizer actions allowed per step.
     pub max_actions_per_step: u32,
+    /// Task settings worth stating beside the result, as (name, value) rows (the
+    /// function style, the answer check that drove training …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<(String, String)>,
 }
 
 /// One problem's outcome.
@@ -295,6 +299,9 @@ impl TrainingReport {
             "| training | {epochs_ran} of {} epochs, at most {} actions per step |",
             setup.epochs, setup.max_actions_per_step
         );
+        for (name, value) in &setup.settings {
+            let _ = writeln!(md, "| {} | {} |", cell(name), cell(value));
+        }
         if let Some(reason) = &self.stopped_early {
             let _ = writeln!(md, "| stopped early | {} |", cell(reason));
         }

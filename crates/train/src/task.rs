@@ -48,7 +48,7 @@ pub struct Attempt {
     /// The reference answer, if the task has one.
     #[serde(default)]
     pub expected: Option<String>,
-    /// Calls of learned functions, per name.
+    /// Calls of learned functions, per name: as tools and from code alike.
     #[serde(default)]
     pub calls: BTreeMap<String, CallCounts>,
     /// Model tokens spent (prompt + completion).
@@ -73,8 +73,8 @@ impl Attempt {
         }
     }
 
-    /// An attempt read off an agentopt conversation: the learned-function calls and
-    /// tokens come from `transcript`, and a chat that ended on an infrastructure
+    /// An attempt read off an agentopt conversation: the learned-function calls (tool
+    /// calls, and calls made from code blocks) and tokens come from `transcript`, and a chat that ended on an infrastructure
     /// failure becomes [`Outcome::Infrastructure`] whatever `judged` says.
     pub fn from_transcript(
         judged: Outcome,
@@ -82,13 +82,26 @@ impl Attempt {
         transcript: Transcript,
     ) -> Self {
         let mut calls: BTreeMap<String, CallCounts> = BTreeMap::new();
-        for entry in &transcript.entries {
-            for execution in &entry.work.executions {
-                if let Execution::Function(call) = execution {
+        for execution in transcript
+            .entries
+            .iter()
+            .flat_map(|entry| &entry.work.executions)
+        {
+            match execution {
+                Execution::Function(call) => {
                     calls
                         .entry(call.name.clone())
                         .or_default()
                         .add(call.success);
+                }
+                Execution::Code(code) => {
+                    let from_code = code.sandbox.iter().flat_map(|outcome| &outcome.code_calls);
+                    for (name, counts) in from_code {
+                        calls.entry(name.clone()).or_default().merge(CallCounts {
+                            calls: counts.ok + counts.failed,
+                            succeeded: counts.ok,
+                        });
+                    }
                 }
             }
         }

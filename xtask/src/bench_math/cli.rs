@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use agentopt_agents::FunctionStyle;
 use agentopt_llm::LlmError;
 use agentopt_llm::endpoints::EndpointRequest;
 pub use agentopt_llm::endpoints::{EndpointSource, Endpoints};
@@ -115,11 +116,16 @@ pub struct BenchArgs {
     #[arg(long, help_heading = "Training")]
     pub max_turns: Option<u32>,
 
-    /// How the optimizer model states its actions (default: json-schema on the local
-    /// model, whose small models answer tool prompts in prose; tool-calls, as in AG2,
-    /// on a remote endpoint).
-    #[arg(long, value_enum, help_heading = "Training")]
-    pub optimizer_actions: Option<ActionFormatArg>,
+    /// How the optimizer model states its actions: tool-calls or json-schema
+    /// (default: json-schema on the local model, whose small models answer tool
+    /// prompts in prose; tool-calls, as in AG2, on a remote endpoint).
+    #[arg(long, value_name = "FORMAT", help_heading = "Training")]
+    pub optimizer_actions: Option<ActionFormat>,
+    /// How learned functions reach the assistant: tools (AG2's function calling),
+    /// code (already defined in its Python session, listed in its system message) or
+    /// both.
+    #[arg(long, value_name = "STYLE", default_value_t, help_heading = "Training")]
+    pub function_style: FunctionStyle,
     /// Whether the optimizer's first reply of a step must be an action rather than
     /// TERMINATE (default: true on the local model, whose small models otherwise end
     /// most steps at once; false, as in AG2, on a remote endpoint).
@@ -273,24 +279,6 @@ pub enum ApiTypeArg {
     Azure,
 }
 
-/// `--optimizer-actions`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ActionFormatArg {
-    /// The three tools are offered; a reply without a tool call ends the step (AG2).
-    ToolCalls,
-    /// One JSON object per reply, constrained by a JSON Schema.
-    JsonSchema,
-}
-
-impl From<ActionFormatArg> for ActionFormat {
-    fn from(arg: ActionFormatArg) -> Self {
-        match arg {
-            ActionFormatArg::ToolCalls => Self::ToolCalls,
-            ActionFormatArg::JsonSchema => Self::JsonSchema,
-        }
-    }
-}
-
 /// `--local-model`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 pub enum LocalModelArg {
@@ -358,6 +346,9 @@ pub struct RunConfig {
     /// calls).
     #[serde(default)]
     pub optimizer_actions: ActionFormat,
+    /// How learned functions reach the assistant (configs from before: tools).
+    #[serde(default)]
+    pub function_style: FunctionStyle,
     /// The optimizer's first reply of a step must be an action.
     #[serde(default)]
     pub require_action: bool,
@@ -483,14 +474,12 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
             .max_reply_tokens
             .or(local.then_some(LOCAL_MAX_REPLY_TOKENS)),
         max_turns: args.max_turns.or(local.then_some(LOCAL_MAX_TURNS)),
-        optimizer_actions: args.optimizer_actions.map_or(
-            if local {
-                ActionFormat::JsonSchema
-            } else {
-                ActionFormat::ToolCalls
-            },
-            ActionFormat::from,
-        ),
+        optimizer_actions: args.optimizer_actions.unwrap_or(if local {
+            ActionFormat::JsonSchema
+        } else {
+            ActionFormat::ToolCalls
+        }),
+        function_style: args.function_style,
         require_action: args.require_action.unwrap_or(local),
         sampling_seed: args.sampling_seed.or(local.then_some(LOCAL_SAMPLING_SEED)),
         endpoint: endpoints.source(),

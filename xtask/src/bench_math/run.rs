@@ -206,6 +206,7 @@ fn trainer(
         max_reply_tokens: config.max_reply_tokens,
         sampling_seed: config.sampling_seed,
         max_turns: config.max_turns,
+        function_style: config.function_style,
     });
     let options = TrainerOptions {
         run_dir: root.to_owned(),
@@ -234,6 +235,7 @@ fn trainer(
                 config.test.path.display()
             ),
             selection: config.train.selection.to_string(),
+            settings: vec![("function style".into(), config.function_style.to_string())],
             ..Setup::default()
         },
         ..TrainerOptions::default()
