@@ -292,6 +292,23 @@ fn bad_flags_are_rejected() {
     assert!(argv(&["--resume"]).is_err(), "--resume needs --run-dir");
     assert!(argv(&["--resume", "--run-dir", "runs/x"]).is_ok());
     assert!(argv(&["--preset", "huge"]).is_err());
+    // Zero would silently run nothing (or, for --epochs, test twice and call it
+    // training): refused by name.
+    for flag in [
+        "--train-size",
+        "--test-size",
+        "--epochs",
+        "--max-actions-per-step",
+        "--concurrency",
+    ] {
+        let error = argv(&[flag, "0"]).expect_err(flag).to_string();
+        assert!(error.contains(flag), "{flag}: {error}");
+    }
+    assert!(
+        argv(&["--context-window", "100"]).is_err(),
+        "too small to hold a prompt"
+    );
+    assert!(argv(&["--context-window", "8192"]).is_ok());
 }
 
 #[test]

@@ -12,9 +12,9 @@ use agentopt_train::TrainingReport as Report;
 use agentopt_train::{ConversationRecord, Phase};
 use serde_json::{Value, json};
 
-const TRAIN: &str = "{\"question\": \"What is 6 times 7?\", \"answer\": 42.0, \"level\": \"Level 1\"}\n\
+pub(crate) const TRAIN: &str = "{\"question\": \"What is 6 times 7?\", \"answer\": 42.0, \"level\": \"Level 1\"}\n\
                      {\"question\": \"What is 12 times 11?\", \"answer\": 132.0, \"level\": \"Level 1\"}\n";
-const TEST: &str = "{\"question\": \"What is 3 times 9?\", \"answer\": 27.0, \"level\": \"Level 1\"}\n\
+pub(crate) const TEST: &str = "{\"question\": \"What is 3 times 9?\", \"answer\": 27.0, \"level\": \"Level 1\"}\n\
                     {\"question\": \"What is 8 times 8?\", \"answer\": 64.0, \"level\": \"Level 2\"}\n";
 
 /// The integers in `text`, in order.
@@ -31,7 +31,7 @@ fn text_of(message: &Value) -> &str {
 /// Answers like a model that multiplies only through a learned function, and an
 /// optimizer that adds `multiply` once and then says TERMINATE. Stateless, so a
 /// resumed run gets the same answers.
-fn reply(request: &RecordedRequest) -> Reply {
+pub(crate) fn reply(request: &RecordedRequest) -> Reply {
     let body = &request.body;
     let tools: Vec<&str> = body["tools"]
         .as_array()
@@ -90,9 +90,9 @@ fn reply(request: &RecordedRequest) -> Reply {
 
 const SECRET: &str = "sk-bench-test-0123456789abcdef";
 
-struct Setup {
+pub(crate) struct Setup {
     dir: tempfile::TempDir,
-    server: ScriptedServer,
+    pub(crate) server: ScriptedServer,
 }
 
 impl Setup {
@@ -101,7 +101,7 @@ impl Setup {
         Self::with(TRAIN, TEST, reply).await
     }
 
-    async fn with(
+    pub(crate) async fn with(
         train: &str,
         test: &str,
         rule: impl Fn(&RecordedRequest) -> Reply + Send + Sync + 'static,
@@ -113,9 +113,14 @@ impl Setup {
         Self { dir, server }
     }
 
+    /// A setup over data already in `dir` and a server of the test's own.
+    pub(crate) fn around(dir: tempfile::TempDir, server: ScriptedServer) -> Self {
+        Self { dir, server }
+    }
+
     /// The benchmark over the scripted server: 2 train and 2 test problems, 2 epochs,
     /// 1 action per step; `extra` flags add to or replace these.
-    fn command(&self, run_dir: &Path, extra: &[&str]) -> Command {
+    pub(crate) fn command(&self, run_dir: &Path, extra: &[&str]) -> Command {
         let defaults = [
             ("--train-size", "2"),
             ("--test-size", "2"),
@@ -146,12 +151,12 @@ impl Setup {
         command
     }
 
-    fn run_dir(&self, name: &str) -> PathBuf {
+    pub(crate) fn run_dir(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 }
 
-async fn finish(command: Command) -> Output {
+pub(crate) async fn finish(command: Command) -> Output {
     let mut command = tokio::process::Command::from(command);
     // A test that gives up on the run (timeout) must not leave it behind.
     command.kill_on_drop(true);
@@ -375,6 +380,15 @@ async fn kill_then_resume(kill_when: impl Fn(&[ConversationRecord], usize) -> bo
 
     finish(setup.command(&killed_dir, &["--resume"])).await;
     let resumed: Report = read_json(&killed_dir.join("report.json")).expect("report");
+    // The spend of the phase the kill interrupted is kept (journaled per attempt):
+    // the two processes together spent at least what the straight run did.
+    let calls = |report: &Report| report.usage.iter().map(|usage| usage.calls).sum::<u64>();
+    assert!(
+        calls(&resumed) >= calls(&straight),
+        "{:?} vs {:?}",
+        resumed.usage,
+        straight.usage
+    );
     assert_eq!(comparable(resumed), comparable(straight));
 
     // No conversation was recorded twice.
@@ -486,18 +500,23 @@ async fn a_bad_data_file_fails_naming_file_and_line() {
         "{\"question\": \"q\", \"answer\": 1}\n{\"question\": \"q\", \"answer\": [1]}\n",
     )
     .expect("write bad data");
-    let mut command = tokio::process::Command::from(setup.command(&setup.run_dir("bad"), &[]));
+    let run_dir = setup.run_dir("bad");
+    let mut command = tokio::process::Command::from(setup.command(&run_dir, &[]));
     let output = command.output().await.expect("xtask runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("test.jsonl:2: field `answer`: expected a number or a string, found [1]"),
-        "{stderr}"
-    );
+    let message = "test.jsonl:2: field `answer`: expected a number or a string, found [1]";
+    assert_eq!(stderr.matches(message).count(), 1, "printed once: {stderr}");
     assert!(
         setup.server.chat_requests().is_empty(),
         "no model call before the data loads"
     );
+    assert!(!run_dir.join("config.json").exists(), "nothing left behind");
+
+    // The corrected command, with the same --run-dir, runs.
+    std::fs::write(setup.dir.path().join("test.jsonl"), TEST).expect("fix the data");
+    finish(setup.command(&run_dir, &[])).await;
+    assert!(run_dir.join("report.json").is_file());
 }
 
 /// Runs code first, then answers with an expression only sympy can compare.

@@ -2,6 +2,7 @@
 
 mod cli;
 mod e2e;
+mod faults;
 mod plot;
 mod real_model;
 mod rundir;

@@ -260,19 +260,17 @@ impl UsageMeter {
 
     /// Records one call of `caller` that `endpoint` failed after its retries.
     pub fn record_failure(&self, endpoint: &str, caller: &str) {
-        let mut state = self.lock();
-        let report = &mut state.report;
-        for totals in [
-            report.by_caller.entry(caller.to_owned()).or_default(),
-            report.by_endpoint.entry(endpoint.to_owned()).or_default(),
-            &mut report.total,
-        ] {
-            totals.failed_calls += 1;
-        }
+        self.count(endpoint, caller, |totals| totals.failed_calls += 1);
     }
 
     /// Records one failed attempt of `caller` at `endpoint` that is being retried.
     pub fn record_retry(&self, endpoint: &str, caller: &str) {
+        self.count(endpoint, caller, |totals| totals.retries += 1);
+    }
+
+    /// Applies `add` to the caller's, the endpoint's and the grand totals (not per
+    /// model: no model answered).
+    fn count(&self, endpoint: &str, caller: &str, add: impl Fn(&mut UsageTotals)) {
         let mut state = self.lock();
         let report = &mut state.report;
         for totals in [
@@ -280,7 +278,7 @@ impl UsageMeter {
             report.by_endpoint.entry(endpoint.to_owned()).or_default(),
             &mut report.total,
         ] {
-            totals.retries += 1;
+            add(totals);
         }
     }
 

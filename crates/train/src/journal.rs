@@ -162,6 +162,10 @@ pub struct StepRecord {
     pub kept: bool,
     /// Actions applied.
     pub actions: u32,
+    /// Optimizer replies rejected by validation and retried (invalid functions,
+    /// unknown tools, unreadable JSON).
+    #[serde(default)]
+    pub rejected: u32,
     /// Function names in force after the step.
     pub functions_after: Vec<String>,
     /// The optimizer asked to stop (patience used up).
@@ -173,9 +177,8 @@ pub struct StepRecord {
 }
 
 impl StepRecord {
-    /// `kept the trial · 1 action (2 rejected) · functions: solve, simplify`, with
-    /// `rejected` replies the optimizer retried.
-    pub fn summary(&self, rejected: usize) -> String {
+    /// `kept the trial · 1 action (2 rejected) · functions: solve, simplify`.
+    pub fn summary(&self) -> String {
         if let Some(reason) = &self.skipped {
             return format!("skipped: {reason}");
         }
@@ -185,10 +188,10 @@ impl StepRecord {
             "rolled back to the best"
         };
         let plural = if self.actions == 1 { "" } else { "s" };
-        let rejected = if rejected == 0 {
+        let rejected = if self.rejected == 0 {
             String::new()
         } else {
-            format!(" ({rejected} rejected)")
+            format!(" ({} rejected)", self.rejected)
         };
         let functions = if self.functions_after.is_empty() {
             "none".to_owned()

@@ -48,8 +48,6 @@ pub enum Event<'a> {
     StepFinished {
         /// What it decided.
         step: &'a StepRecord,
-        /// Replies the optimizer had rejected and retried.
-        rejected: usize,
     },
 }
 

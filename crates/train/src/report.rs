@@ -194,6 +194,9 @@ pub struct EpochResult {
     pub kept: bool,
     /// Actions the optimizer applied in its step after this epoch.
     pub actions: u32,
+    /// Optimizer replies rejected and retried in that step.
+    #[serde(default)]
+    pub rejected: u32,
     /// Function names in force after the step.
     pub functions_after: Vec<String>,
     /// The step did not run (its model failed after its retries): why.
@@ -383,7 +386,11 @@ impl TrainingReport {
                         (None, true) => "kept".to_owned(),
                         (None, false) => "rolled back".to_owned(),
                     },
-                    epoch.actions
+                    if epoch.rejected == 0 {
+                        epoch.actions.to_string()
+                    } else {
+                        format!("{} ({} rejected)", epoch.actions, epoch.rejected)
+                    }
                 );
             }
         }
@@ -572,6 +579,7 @@ pub(crate) fn build(inputs: Inputs<'_>) -> TrainingReport {
                 accuracy: Accuracy::new(solved as u64, records.len() as u64),
                 kept: step.kept,
                 actions: step.actions,
+                rejected: step.rejected,
                 functions_after: step.functions_after.clone(),
                 skipped: step.skipped.clone(),
             }

@@ -430,6 +430,7 @@ impl<'a, T: Task> Run<'a, T> {
                 .into_iter()
                 .map(str::to_owned)
                 .collect(),
+            rejected: u32::try_from(outcome.rejected.len()).unwrap_or(u32::MAX),
             should_stop: outcome.should_stop,
             skipped: None,
         };
@@ -443,10 +444,9 @@ impl<'a, T: Task> Run<'a, T> {
             "optimizer step finished"
         );
         self.steps.append(&step)?;
-        self.trainer.observer.event(Event::StepFinished {
-            step: &step,
-            rejected: outcome.rejected.len(),
-        });
+        self.trainer
+            .observer
+            .event(Event::StepFinished { step: &step });
         self.record_spend(&format!("step {epoch}"), &mut mark)?;
         Ok(StepResult::Done(Box::new(outcome)))
     }
@@ -477,14 +477,14 @@ impl<'a, T: Task> Run<'a, T> {
                 .iter()
                 .map(|f| f.name.clone())
                 .collect(),
+            rejected: 0,
             should_stop: false,
             skipped: Some(error.to_string()),
         };
         self.steps.append(&step)?;
-        self.trainer.observer.event(Event::StepFinished {
-            step: &step,
-            rejected: 0,
-        });
+        self.trainer
+            .observer
+            .event(Event::StepFinished { step: &step });
         Ok(StepResult::Skipped)
     }
 

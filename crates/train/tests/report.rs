@@ -111,31 +111,30 @@ fn journal_records_serialise_with_their_phase_and_outcome() {
 
 #[test]
 fn step_summaries() {
-    let step = |kept, actions, functions: &[&str]| agentopt_train::StepRecord {
+    let step = |kept, actions, rejected, functions: &[&str]| agentopt_train::StepRecord {
         epoch: 1,
         kept,
         actions,
+        rejected,
         functions_after: functions.iter().map(|name| (*name).to_owned()).collect(),
         should_stop: false,
         skipped: None,
     };
-    for (record, rejected, text) in [
+    for (record, text) in [
         (
-            step(true, 1, &["solve"]),
-            0,
+            step(true, 1, 0, &["solve"]),
             "kept the trial · 1 action · functions: solve",
         ),
         (
-            step(false, 0, &[]),
-            2,
+            step(false, 0, 2, &[]),
             "rolled back to the best · 0 actions (2 rejected) · functions: none",
         ),
     ] {
-        assert_eq!(record.summary(rejected), text);
+        assert_eq!(record.summary(), text);
     }
     let skipped = agentopt_train::StepRecord {
         skipped: Some("HTTP 500".to_owned()),
-        ..step(false, 0, &["solve"])
+        ..step(false, 0, 0, &["solve"])
     };
-    assert_eq!(skipped.summary(0), "skipped: HTTP 500");
+    assert_eq!(skipped.summary(), "skipped: HTTP 500");
 }

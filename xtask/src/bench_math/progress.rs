@@ -380,16 +380,13 @@ impl Observer for ProgressObserver {
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 *step = Some(self.progress.step(&format!("step {epoch}")));
             }
-            Event::StepFinished {
-                step: record,
-                rejected,
-            } => {
+            Event::StepFinished { step: record } => {
                 let mut step = self
                     .step
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if let Some(display) = step.take() {
-                    display.finish(&record.summary(rejected));
+                    display.finish(&record.summary());
                 }
             }
         }
