@@ -673,6 +673,17 @@ async fn a_learned_function_called_from_code_is_counted_and_changes_the_outcome(
     );
     let config: Value = read_json(&run_dir.join("config.json")).expect("config.json");
     assert_eq!(config["function_style"], "code");
+    assert_eq!(config["answer_check"], "symbolic");
+    let exact = &report.other_checks[0];
+    assert_eq!(
+        (
+            exact.name.as_str(),
+            accuracy(&exact.test_before),
+            accuracy(&exact.test_after)
+        ),
+        ("exact", (0, 2), (2, 2)),
+        "AG2's rule reported beside the symbolic check"
+    );
     let requests = setup.server.chat_requests();
     let assistant: Vec<&Value> = requests
         .iter()

@@ -42,8 +42,8 @@ pub use error::TrainError;
 pub use journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord};
 pub use progress::{Event, NoProgress, Observer};
 pub use report::{
-    Accuracy, EpochResult, FunctionUsage, InfrastructureCounts, PhaseTime, ProblemOutcome,
-    REPORT_VERSION, Setup, TestResult, TrainingReport, pair_outcomes,
+    Accuracy, CheckResult, EpochResult, FunctionUsage, InfrastructureCounts, PhaseTime,
+    ProblemOutcome, REPORT_VERSION, Setup, TestResult, TrainingReport, pair_outcomes,
 };
 pub use task::{Attempt, CallCounts, InfraError, InfraKind, Outcome, Task};
 pub use trainer::{Problems, Trainer, TrainerOptions};

@@ -54,6 +54,12 @@ pub struct Attempt {
     /// Model tokens spent (prompt + completion).
     #[serde(default)]
     pub tokens: u64,
+    /// Verdicts of answer checks other than the one that decided `outcome`, by the
+    /// check's name (MATH: `exact` beside `symbolic`, or the reverse): the report
+    /// shows the test accuracy under each beside the main one. A check that could not
+    /// decide is left out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, bool>,
     /// The whole conversation, when the task ran agentopt agents.
     #[serde(default)]
     pub transcript: Option<Transcript>,
@@ -69,6 +75,7 @@ impl Attempt {
             expected: None,
             calls: BTreeMap::new(),
             tokens: 0,
+            checks: BTreeMap::new(),
             transcript: None,
         }
     }
@@ -113,6 +120,7 @@ impl Attempt {
             expected: None,
             calls,
             tokens: usage.prompt_tokens + usage.completion_tokens,
+            checks: BTreeMap::new(),
             transcript: Some(transcript),
         }
     }

@@ -41,6 +41,18 @@ async fn a_task_that_is_not_math_trains_end_to_end() -> anyhow::Result<()> {
         [(0, true, 1), (2, true, 0)],
         "learned in step 1, used in epoch 2"
     );
+    let lenient = &report.other_checks[0];
+    assert_eq!(
+        (
+            lenient.name.as_str(),
+            lenient.test_before.accuracy.correct,
+            lenient.test_after.accuracy.correct,
+            lenient.paired.after_only
+        ),
+        ("lenient", 1, 4, 3),
+        "7 passes the lenient check before and after"
+    );
+    assert_eq!(report.other_checks.len(), 1);
     assert_eq!(report.functions.len(), 1);
     let halve = &report.functions[0];
     assert_eq!(
@@ -61,6 +73,10 @@ async fn a_task_that_is_not_math_trains_end_to_end() -> anyhow::Result<()> {
     assert_eq!(on_disk, report);
     let markdown = std::fs::read_to_string(dir.path().join("report.md"))?;
     assert!(markdown.contains("| before training | 0/4 |"), "{markdown}");
+    assert!(
+        markdown.contains("| after training, lenient check | 4/4 |"),
+        "{markdown}"
+    );
     assert!(
         markdown.contains("| `halve` | half of an even number | 3 (2) | 4 (3) |"),
         "{markdown}"

@@ -15,7 +15,7 @@ use agentopt_llm::local::LocalModel;
 use agentopt_optimizer::ActionFormat;
 use serde::{Deserialize, Serialize};
 
-use agentopt_mathchat::{DataFormat, Selection, subject_key};
+use agentopt_mathchat::{AnswerCheck, DataFormat, Selection, subject_key};
 
 /// Model used with an OpenAI / Azure key from the environment when `--model` is
 /// not given.
@@ -126,6 +126,10 @@ pub struct BenchArgs {
     /// both.
     #[arg(long, value_name = "STYLE", default_value_t, help_heading = "Training")]
     pub function_style: FunctionStyle,
+    /// Answer check that drives training: symbolic (strings, numbers, sympy) or
+    /// exact (AG2's string rule); the report shows the test under both.
+    #[arg(long, value_name = "CHECK", default_value_t, help_heading = "Training")]
+    pub answer_check: AnswerCheck,
     /// Whether the optimizer's first reply of a step must be an action rather than
     /// TERMINATE (default: true on the local model, whose small models otherwise end
     /// most steps at once; false, as in AG2, on a remote endpoint).
@@ -349,6 +353,9 @@ pub struct RunConfig {
     /// How learned functions reach the assistant (configs from before: tools).
     #[serde(default)]
     pub function_style: FunctionStyle,
+    /// The answer check that drives training (configs from before: symbolic).
+    #[serde(default)]
+    pub answer_check: AnswerCheck,
     /// The optimizer's first reply of a step must be an action.
     #[serde(default)]
     pub require_action: bool,
@@ -480,6 +487,7 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
             ActionFormat::ToolCalls
         }),
         function_style: args.function_style,
+        answer_check: args.answer_check,
         require_action: args.require_action.unwrap_or(local),
         sampling_seed: args.sampling_seed.or(local.then_some(LOCAL_SAMPLING_SEED)),
         endpoint: endpoints.source(),

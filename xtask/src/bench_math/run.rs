@@ -207,6 +207,7 @@ fn trainer(
         sampling_seed: config.sampling_seed,
         max_turns: config.max_turns,
         function_style: config.function_style,
+        answer_check: config.answer_check,
     });
     let options = TrainerOptions {
         run_dir: root.to_owned(),
@@ -235,7 +236,13 @@ fn trainer(
                 config.test.path.display()
             ),
             selection: config.train.selection.to_string(),
-            settings: vec![("function style".into(), config.function_style.to_string())],
+            settings: vec![
+                ("function style".into(), config.function_style.to_string()),
+                (
+                    "answer check (drives training)".into(),
+                    config.answer_check.to_string(),
+                ),
+            ],
             ..Setup::default()
         },
         ..TrainerOptions::default()
