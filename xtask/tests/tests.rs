@@ -1,5 +1,6 @@
 //! The xtask test binary: bench-math's flags, config, plot, and the end-to-end runs.
 
+mod bench_local;
 mod cli;
 mod e2e;
 mod faults;

@@ -35,6 +35,7 @@ mod journal;
 mod progress;
 mod report;
 mod task;
+mod throughput;
 mod trainer;
 
 pub use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction, Provenance};
@@ -46,4 +47,5 @@ pub use report::{
     ProblemOutcome, REPORT_VERSION, Setup, TestResult, TrainingReport, pair_outcomes,
 };
 pub use task::{Attempt, CallCounts, InfraError, InfraKind, Outcome, Task};
+pub use throughput::{Throughput, measure_throughput};
 pub use trainer::{Problems, Trainer, TrainerOptions};

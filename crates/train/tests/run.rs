@@ -198,3 +198,23 @@ async fn an_unreachable_optimizer_fails_the_run_before_anything_runs() -> anyhow
     assert!(!run_dir.exists(), "nothing written");
     Ok(())
 }
+
+#[tokio::test]
+async fn throughput_counts_a_pass_over_the_problems() -> anyhow::Result<()> {
+    let halve = agentopt_train::LearnedFunction::new("halve", "def halve(n):\n    return n // 2\n");
+    let functions = FunctionSet::new([halve]);
+    let task = Halving::default();
+    let pass = agentopt_train::measure_throughput(&task, &[2, 3, 4, 7], &functions, 2).await;
+    assert_eq!(
+        (
+            pass.concurrency,
+            pass.problems,
+            pass.solved,
+            pass.infrastructure,
+            pass.tokens
+        ),
+        (2, 4, 2, 0, 40)
+    );
+    assert!(pass.problems_per_hour() > 0.0 && pass.tokens_per_second() > 0.0);
+    Ok(())
+}

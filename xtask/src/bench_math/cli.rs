@@ -11,7 +11,7 @@ use agentopt_agents::FunctionStyle;
 use agentopt_llm::LlmError;
 use agentopt_llm::endpoints::EndpointRequest;
 pub use agentopt_llm::endpoints::{EndpointSource, Endpoints};
-use agentopt_llm::local::LocalModel;
+use agentopt_llm::local::{DEFAULT_PARALLEL, LocalModel};
 use agentopt_optimizer::ActionFormat;
 use serde::{Deserialize, Serialize};
 
@@ -476,7 +476,9 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
             .max_actions_per_step
             .unwrap_or(preset.max_actions_per_step),
         patience: args.patience,
-        concurrency: args.concurrency.unwrap_or(if local { 1 } else { 4 }),
+        concurrency: args
+            .concurrency
+            .unwrap_or(if local { DEFAULT_PARALLEL } else { 4 }),
         max_reply_tokens: args
             .max_reply_tokens
             .or(local.then_some(LOCAL_MAX_REPLY_TOKENS)),

@@ -118,6 +118,7 @@ impl Models {
             Endpoints::Local(model) => {
                 let server = LocalServer::start(LocalServerOptions {
                     model,
+                    parallel: config.concurrency,
                     progress: if progress.shows_bars() {
                         agentopt_llm::local::Progress::Show
                     } else {
