@@ -127,8 +127,8 @@ fn peak_rss_mib(pid: u32) -> Option<u64> {
 
 /// The Markdown table of the rows (tokens: prompt and completion, as metered).
 pub fn table(rows: &[Row]) -> String {
-    let mut text = "| concurrency (slots) | problems | solved | wall | problems/hour | tokens/s | server peak RSS |\n\
-                    |---:|---:|---:|---:|---:|---:|---:|\n"
+    let mut text = "| concurrency (slots) | problems | solved | infra errors | wall | problems/hour | tokens/s | server peak RSS |\n\
+                    |---:|---:|---:|---:|---:|---:|---:|---:|\n"
         .to_owned();
     for row in rows {
         let run = &row.throughput;
@@ -136,10 +136,11 @@ pub fn table(rows: &[Row]) -> String {
             .peak_rss_mib
             .map_or_else(|| "?".to_owned(), |mib| format!("{mib} MiB"));
         text.push_str(&format!(
-            "| {} | {} | {} | {:.0} s | {:.1} | {:.1} | {rss} |\n",
+            "| {} | {} | {} | {} | {:.0} s | {:.1} | {:.1} | {rss} |\n",
             run.concurrency,
             run.problems,
             run.solved,
+            run.infrastructure,
             run.wall.as_secs_f64(),
             run.problems_per_hour(),
             run.tokens_per_second(),

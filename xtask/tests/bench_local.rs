@@ -39,9 +39,9 @@ fn the_table_gives_problems_per_hour() {
     };
     assert_eq!(
         table(&[row(1, 720, Some(2000)), row(4, 360, None)]),
-        "| concurrency (slots) | problems | solved | wall | problems/hour | tokens/s | server peak RSS |\n\
-         |---:|---:|---:|---:|---:|---:|---:|\n\
-         | 1 | 4 | 1 | 720 s | 20.0 | 10.0 | 2000 MiB |\n\
-         | 4 | 4 | 1 | 360 s | 40.0 | 20.0 | ? |\n"
+        "| concurrency (slots) | problems | solved | infra errors | wall | problems/hour | tokens/s | server peak RSS |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|\n\
+         | 1 | 4 | 1 | 0 | 720 s | 20.0 | 10.0 | 2000 MiB |\n\
+         | 4 | 4 | 1 | 0 | 360 s | 40.0 | 20.0 | ? |\n"
     );
 }

@@ -11,7 +11,7 @@ use agentopt_agents::FunctionStyle;
 use agentopt_llm::LlmError;
 use agentopt_llm::endpoints::EndpointRequest;
 pub use agentopt_llm::endpoints::{EndpointSource, Endpoints};
-use agentopt_llm::local::{DEFAULT_PARALLEL, LocalModel};
+use agentopt_llm::local::LocalModel;
 use agentopt_optimizer::ActionFormat;
 use serde::{Deserialize, Serialize};
 
@@ -98,8 +98,8 @@ pub struct BenchArgs {
     /// Significance level of the validation-mode paired test.
     #[arg(long, default_value_t = 0.05, help_heading = "Training")]
     pub significance: f64,
-    /// Conversations run at once within a phase (default: 1 on the local model,
-    /// 4 on a remote endpoint). Results do not depend on it.
+    /// Conversations at once within a phase (default: 2 on the local model, one server
+    /// slot each; 4 remote). The order the optimizer sees does not depend on it.
     #[arg(long, value_parser = at_least_one, help_heading = "Training")]
     pub concurrency: Option<usize>,
 
@@ -476,9 +476,7 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
             .max_actions_per_step
             .unwrap_or(preset.max_actions_per_step),
         patience: args.patience,
-        concurrency: args
-            .concurrency
-            .unwrap_or(if local { DEFAULT_PARALLEL } else { 4 }),
+        concurrency: args.concurrency.unwrap_or(endpoints.default_concurrency()),
         max_reply_tokens: args
             .max_reply_tokens
             .or(local.then_some(LOCAL_MAX_REPLY_TOKENS)),

@@ -66,8 +66,13 @@ impl Default for RestartPolicy {
     }
 }
 
-/// Slots of the embedded server by default: requests it decodes together.
-pub const DEFAULT_PARALLEL: usize = 1;
+/// Slots of the embedded server by default: requests it decodes together (and
+/// `bench-math`'s local concurrency). Two, from `cargo xtask bench-local` and a decode
+/// probe on 2 shared cores (docs/bench-math/measurements.md): batched decoding of 2–4
+/// streams gave more tokens per second than one stream, whole short conversations
+/// showed no consistent difference, and 2 slots cost 240 MiB more RSS than 1 where 4
+/// cost 700 MiB.
+pub const DEFAULT_PARALLEL: usize = 2;
 
 /// What [`LocalServer::start`] serves and how.
 #[derive(Clone, Debug)]
