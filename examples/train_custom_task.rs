@@ -17,9 +17,10 @@ use agentopt::agents::{
     AssistantAgent, ExecutorFactory, Message, SandboxSessions, UserProxyAgent, install,
 };
 use agentopt::llm::{ChatModel, ClientOptions, EndpointConfig, OpenAiClient};
+use agentopt::optimizer::{OptimizerOptions, PromptExample};
 use agentopt::train::{
-    Attempt, FunctionSet, InfraError, InfraKind, Outcome, Problems, Task, Trainer, TrainerOptions,
-    TrainingReport,
+    Attempt, FunctionSet, InfraError, InfraKind, LearnedFunction, Outcome, Problems, Task, Trainer,
+    TrainerOptions, TrainingReport,
 };
 use agentopt_testkit::{RecordedRequest, Reply, ScriptedServer};
 
@@ -125,11 +126,29 @@ pub async fn train(
         model,
         sessions: Arc::new(sessions),
     };
+    // The optimizer's prompt shows an example function of this task's kind, not
+    // AG2's MATH one.
+    let example = PromptExample {
+        task: "letter-counting problems".to_owned(),
+        function: LearnedFunction::new(
+            "count_letter",
+            "def count_letter(word, letter):\n    return word.lower().count(letter.lower())",
+        )
+        .with_description("Count how often a letter occurs in a word.")
+        .with_parameters(serde_json::json!({"type": "object", "properties": {
+            "word": {"type": "string", "description": "the word"},
+            "letter": {"type": "string", "description": "the letter"},
+        }})),
+    };
     let options = TrainerOptions {
         run_dir: run_dir.to_owned(),
         epochs: 2,
         max_actions_per_step: 1,
         concurrency: 2,
+        optimizer: OptimizerOptions {
+            example,
+            ..OptimizerOptions::default()
+        },
         ..TrainerOptions::default()
     };
     Ok(Trainer::new(task, optimizer, options)

@@ -23,6 +23,49 @@ enum Command {
     /// Problems per hour of the embedded local model at several concurrencies
     /// (parallel server slots), printed as a table.
     BenchLocal(bench_local::BenchLocalArgs),
+    /// The seed notebook's loop with AG2 0.13.4's own AgentOptimizer and with
+    /// agentopt's (Python package), same AG2 agents, same scripted server: prints
+    /// wall time, model calls and problems solved (a benchmark, not a test).
+    BenchPython(BenchPythonArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchPythonArgs {
+    /// Problems in the train and in the test set (the seed notebook: 10).
+    #[arg(long, default_value_t = 10)]
+    problems: u32,
+    /// Training epochs (the seed notebook: 10).
+    #[arg(long, default_value_t = 3)]
+    epochs: u32,
+    /// Actions the optimizer may take per step (the seed notebook: 3).
+    #[arg(long, default_value_t = 3)]
+    max_actions_per_step: u32,
+    /// Cargo profile of the agentopt wheel (`release` measures what users get).
+    #[arg(long, default_value = "release")]
+    profile: String,
+}
+
+fn bench_python(args: &BenchPythonArgs) -> anyhow::Result<()> {
+    let root = test::workspace_root();
+    let tooling = test::prepare_python(&root, &args.profile)?;
+    test::step_with_env(
+        "seed loop: AG2's AgentOptimizer vs agentopt's",
+        &root,
+        &tooling.python.to_string_lossy(),
+        &[
+            "crates/python/tests/bench_seed_loop.py",
+            "--problems",
+            &args.problems.to_string(),
+            "--epochs",
+            &args.epochs.to_string(),
+            "--max-actions-per-step",
+            &args.max_actions_per_step.to_string(),
+        ],
+        &[(
+            "AGENTOPT_SCRIPTED_SERVER",
+            tooling.scripted_server.as_os_str(),
+        )],
+    )
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,6 +75,7 @@ fn main() -> anyhow::Result<()> {
         .to_owned();
     match Cli::parse().command {
         Command::Test(args) => test::run(&args),
+        Command::BenchPython(args) => bench_python(&args),
         Command::BenchMath(args) => {
             tokio::runtime::Runtime::new()?.block_on(bench_math::run::run(&args, &workspace))
         }

@@ -11,6 +11,9 @@ pub struct TestArgs {
     /// Skip the tests that need the real local model (they download ≈0.5 GB once).
     #[arg(long)]
     no_real_model: bool,
+    /// Skip the Python package's pytest suite (venv, wheel build, pytest).
+    #[arg(long)]
+    no_python: bool,
     /// Extra arguments passed to `cargo test` (a test-name filter, say).
     #[arg(last = true)]
     cargo_test_args: Vec<String>,
@@ -57,16 +60,24 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
     let mut totals = TestTotals::default();
     let mut test_args: Vec<&str> = vec!["test", "--workspace"];
     test_args.extend(args.cargo_test_args.iter().map(String::as_str));
-    test_step("cargo test", &root, &test_args, &mut totals)?;
+    test_step(
+        "cargo test",
+        Command::new("cargo").args(&test_args).current_dir(&root),
+        &mut totals,
+    )?;
     if !args.no_real_model {
         // Real-model tests are `#[ignore]`d so a plain `cargo test` stays offline and
         // fast; their names start with `real_model_` and only they run here.
         test_step(
             "real-model tests",
-            &root,
-            &["test", "--workspace", "--", "--ignored", "real_model_"],
+            Command::new("cargo")
+                .args(["test", "--workspace", "--", "--ignored", "real_model_"])
+                .current_dir(&root),
             &mut totals,
         )?;
+    }
+    if !args.no_python {
+        python_tests(&root, &mut totals)?;
     }
     // Each test binary closes with its own line; this one closes the whole run.
     println!(
@@ -108,27 +119,147 @@ impl TestTotals {
     }
 }
 
-/// Runs `cargo <args>`, echoing its output while counting test results.
-fn test_step(
-    title: &str,
-    dir: &Path,
-    args: &[&str],
-    totals: &mut TestTotals,
-) -> anyhow::Result<()> {
-    eprintln!("==> {title}: cargo {}", args.join(" "));
-    let mut child = Command::new("cargo")
-        .args(args)
-        .current_dir(dir)
+impl TestTotals {
+    /// Adds pytest's closing line, e.g. `==== 18 passed, 1 skipped, 6 warnings in 3.75s ====`.
+    fn add_pytest_line(&mut self, line: &str) {
+        if !(line.starts_with('=') && line.contains(" in ")) {
+            return;
+        }
+        let words: Vec<&str> = line
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|word| !word.is_empty())
+            .collect();
+        for pair in words.windows(2) {
+            let Ok(count) = pair[0].parse::<u64>() else {
+                continue;
+            };
+            match pair[1] {
+                "passed" => self.passed += count,
+                "failed" | "error" | "errors" => self.failed += count,
+                "skipped" => self.ignored += count,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Where the Python tooling lives: a venv under the target dir.
+pub(crate) struct PythonTooling {
+    /// The venv's interpreter.
+    pub(crate) python: PathBuf,
+    /// The scripted server binary the Python tests and benchmark start.
+    pub(crate) scripted_server: PathBuf,
+}
+
+/// Creates `target/python-venv` (once), installs maturin, ag2 0.13.4 with its
+/// OpenAI client and pytest, builds the `agentopt` wheel with the cargo `profile`
+/// and installs it, and builds the scripted server.
+pub(crate) fn prepare_python(root: &Path, profile: &str) -> anyhow::Result<PythonTooling> {
+    let venv = root.join("target/python-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        step(
+            "create the Python venv",
+            root,
+            "python3",
+            &["-m", "venv", &venv.to_string_lossy()],
+        )?;
+    }
+    let python_text = python.to_string_lossy().into_owned();
+    let pip_install = |title: &str, packages: &[&str]| {
+        let args = [
+            &[
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ][..],
+            packages,
+        ]
+        .concat();
+        step(title, root, &python_text, &args)
+    };
+    pip_install(
+        "install maturin, ag2 and pytest",
+        &["maturin==1.16.0", "ag2[openai]==0.13.4", "pytest"],
+    )?;
+    let wheels = root.join("target/wheels").join(profile);
+    // A wheel of an earlier version must not be picked up below.
+    let _ = std::fs::remove_dir_all(&wheels);
+    step(
+        "build the agentopt wheel",
+        root,
+        &venv.join("bin/maturin").to_string_lossy(),
+        &[
+            "build",
+            "--profile",
+            profile,
+            "--interpreter",
+            &python_text,
+            "-m",
+            "crates/python/Cargo.toml",
+            "--out",
+            &wheels.to_string_lossy(),
+        ],
+    )?;
+    let wheel = std::fs::read_dir(&wheels)
+        .with_context(|| format!("listing {}", wheels.display()))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
+        .with_context(|| format!("maturin built no wheel into {}", wheels.display()))?;
+    pip_install(
+        "install the agentopt wheel",
+        &["--force-reinstall", "--no-deps", &wheel.to_string_lossy()],
+    )?;
+    step(
+        "build the scripted server",
+        root,
+        "cargo",
+        &[
+            "build",
+            "-p",
+            "agentopt-testkit",
+            "--bin",
+            "scripted-server",
+        ],
+    )?;
+    Ok(PythonTooling {
+        python,
+        scripted_server: root.join("target/debug/scripted-server"),
+    })
+}
+
+/// The Python package's pytest suite, against the scripted server.
+fn python_tests(root: &Path, totals: &mut TestTotals) -> anyhow::Result<()> {
+    let tooling = prepare_python(root, "dev")?;
+    test_step(
+        "pytest",
+        Command::new(&tooling.python)
+            .args(["-m", "pytest", "crates/python/tests"])
+            .current_dir(root)
+            .env("AGENTOPT_SCRIPTED_SERVER", &tooling.scripted_server),
+        totals,
+    )
+}
+
+/// Runs `command`, echoing its output while counting test results (libtest's and
+/// pytest's closing lines).
+fn test_step(title: &str, command: &mut Command, totals: &mut TestTotals) -> anyhow::Result<()> {
+    eprintln!("==> {title}: {command:?}");
+    let mut child = command
         .stdout(Stdio::piped())
         .spawn()
-        .context("could not start `cargo`")?;
-    let stdout = child.stdout.take().context("cargo's stdout")?;
+        .with_context(|| format!("could not start {title}"))?;
+    let stdout = child.stdout.take().context("the test runner's stdout")?;
     for line in BufReader::new(stdout).lines() {
-        let line = line.context("reading cargo's output")?;
+        let line = line.context("reading the test runner's output")?;
         println!("{line}");
         totals.add_summary_line(&line);
+        totals.add_pytest_line(&line);
     }
-    let status = child.wait().context("waiting for cargo")?;
+    let status = child.wait().context("waiting for the test runner")?;
     if !status.success() {
         bail!("{title} failed ({status})");
     }
@@ -202,10 +333,22 @@ fn is_root() -> bool {
         .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
 }
 
-fn step(title: &str, dir: &Path, program: &str, args: &[&str]) -> anyhow::Result<()> {
+pub(crate) fn step(title: &str, dir: &Path, program: &str, args: &[&str]) -> anyhow::Result<()> {
+    step_with_env(title, dir, program, args, &[])
+}
+
+/// As [`step`], with extra environment variables.
+pub(crate) fn step_with_env(
+    title: &str,
+    dir: &Path,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> anyhow::Result<()> {
     eprintln!("==> {title}: {program} {}", args.join(" "));
     let status = Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .status()
         .with_context(|| format!("could not start `{program}`"))?;
@@ -215,7 +358,7 @@ fn step(title: &str, dir: &Path, program: &str, args: &[&str]) -> anyhow::Result
     Ok(())
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives one level below the workspace root")
@@ -246,5 +389,22 @@ mod tests {
             (55, 2, 2),
         );
         check(&["3 passed; 1 failed"], (0, 0, 0));
+    }
+
+    fn check_pytest(line: &str, expected: (u64, u64, u64)) {
+        let mut totals = TestTotals::default();
+        totals.add_pytest_line(line);
+        assert_eq!((totals.passed, totals.failed, totals.ignored), expected);
+    }
+
+    #[test]
+    fn reads_pytest_closing_lines() {
+        check_pytest("======= 19 passed, 6 warnings in 3.75s =======", (19, 0, 0));
+        check_pytest(
+            "== 1 failed, 17 passed, 2 skipped, 1 error in 9.01s ==",
+            (17, 2, 2),
+        );
+        check_pytest("19 passed in 3.75s", (0, 0, 0));
+        check_pytest("collected 19 items", (0, 0, 0));
     }
 }

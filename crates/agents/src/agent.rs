@@ -416,20 +416,11 @@ impl AgentState {
                     agent: self.name.clone(),
                     source,
                 })?;
-                (execution.success, execution.content) = match outcome.error_text() {
-                    None => {
-                        let mut text = format!(
-                            "Result of {} function execution:\n{}",
-                            call.name, outcome.stdout
-                        );
-                        if let Some(value) = outcome.value.as_deref().filter(|v| *v != "None") {
-                            text.push_str(value);
-                            text.push('\n');
-                        }
-                        (true, text)
-                    }
-                    Some(error) => (false, format!("Error: {}", strip_traceback_paths(&error))),
-                };
+                (execution.success, execution.content) =
+                    match learned_function_reply(&call.name, &outcome) {
+                        Ok(text) => (true, text),
+                        Err(error) => (false, format!("Error: {error}")),
+                    };
                 self.cells.note_state(&outcome);
                 if outcome.state_lost {
                     execution.content = format!("{}\n{FUNCTION_STATE_LOST}", execution.content);
@@ -450,6 +441,25 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
             || "the function panicked".to_owned(),
             |text| format!("the function panicked: {text}"),
         )
+}
+
+/// What a learned function's sandbox outcome tells the model, as AG2's executor
+/// script prints it: `Ok("Result of NAME function execution:\n" + stdout + the
+/// returned value unless it is None)`, or `Err(traceback)` with library paths
+/// stripped when the call raised, timed out or crashed.
+///
+/// # Errors
+/// The traceback or death description when the call did not complete.
+pub fn learned_function_reply(name: &str, outcome: &CellOutcome) -> Result<String, String> {
+    if let Some(error) = outcome.error_text() {
+        return Err(strip_traceback_paths(&error));
+    }
+    let mut text = format!("Result of {name} function execution:\n{}", outcome.stdout);
+    if let Some(value) = outcome.value.as_deref().filter(|v| *v != "None") {
+        text.push_str(value);
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 /// Removes `File "….py", line N, in …` frame lines (library paths), as AG2 does;

@@ -95,7 +95,7 @@ pub use agent::{
     ASSISTANT_SYSTEM_MESSAGE, AgentState, AssistantAgent, ConversableAgent,
     DEFAULT_MAX_CONSECUTIVE_AUTO_REPLY, HumanInput, HumanInputMode, ReplyFunction, StdinInput,
     TerminationPredicate, Trigger, Turn, UserProxyAgent, content_is_terminate,
-    strip_traceback_paths,
+    learned_function_reply, strip_traceback_paths,
 };
 pub use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction};
 pub use agentopt_math::Lang;

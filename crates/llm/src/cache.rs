@@ -1,6 +1,5 @@
 //! On-disk response cache keyed by everything that determines the answer.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -168,9 +167,9 @@ impl ResponseCache {
             source,
         };
         let bytes = serde_json::to_vec(response).map_err(|error| io_error(error.into()))?;
-        let mut file = tempfile::NamedTempFile::new_in(&self.state.dir).map_err(io_error)?;
-        file.write_all(&bytes).map_err(io_error)?;
-        file.persist(&path).map_err(|error| io_error(error.error))?;
-        Ok(())
+        agentopt_core::files::write_atomic(&path, &bytes).map_err(|error| match error {
+            agentopt_core::CoreError::Io { source, .. } => io_error(source),
+            other => io_error(std::io::Error::other(other.to_string())),
+        })
     }
 }

@@ -131,6 +131,7 @@ fn string_field(arguments: &Map<String, Value>, field: &str) -> Result<String, S
 fn static_check(
     call: &FunctionCall,
     functions: &[LearnedFunction],
+    allowed_packages: Option<&[String]>,
 ) -> Result<(Action, Option<Parameters>), String> {
     // The tool first: a call of an unknown tool is answered by naming it, whatever
     // its arguments hold.
@@ -146,7 +147,11 @@ fn static_check(
     let name = string_field(&arguments, "name")?;
     let exists = functions.iter().any(|function| function.name == name);
     if call.name != REMOVE_FUNCTION {
-        return check_add_or_revise(call.name == ADD_FUNCTION, name, exists, &arguments);
+        let checked = check_add_or_revise(call.name == ADD_FUNCTION, name, exists, &arguments)?;
+        if let (Action::Add(function) | Action::Revise(function), _) = &checked {
+            check_packages(&function.packages, allowed_packages)?;
+        }
+        return Ok(checked);
     }
     if !exists {
         return Err(format!(
@@ -189,7 +194,6 @@ fn check_add_or_revise(
     })?;
     let parameters = defined_parameters(&name, &code)?;
     let schema = normalise_schema(&schema_value, &parameters)?;
-    check_packages(&packages)?;
     let function = LearnedFunction {
         name,
         description,
@@ -294,6 +298,14 @@ async fn sandbox_check(
     })
 }
 
+/// What a proposal must stay within besides its own rules.
+pub(crate) struct CallLimits<'a> {
+    /// List B's share of the prompt, in bytes.
+    pub(crate) max_list_bytes: usize,
+    /// The packages learned functions may import (`None`: the sandbox allowlist).
+    pub(crate) allowed_packages: Option<&'a [String]>,
+}
+
 /// The verdict on one reply: every call's action, or the error for each call.
 pub(crate) enum Verdict {
     /// All calls are valid; apply these in order.
@@ -307,7 +319,7 @@ pub(crate) enum Verdict {
 pub(crate) async fn validate_calls(
     calls: &[&FunctionCall],
     incumbent: &[LearnedFunction],
-    max_list_bytes: usize,
+    limits: &CallLimits<'_>,
     mut executor: Option<&mut (dyn Executor + '_)>,
     conversations: &[RecordedConversation],
 ) -> Result<Verdict, OptimizerError> {
@@ -315,8 +327,8 @@ pub(crate) async fn validate_calls(
     let mut actions = Vec::new();
     let mut errors = Vec::new();
     for call in calls {
-        let checked = match static_check(call, &scratch)
-            .and_then(|checked| fits_prompt(checked, &scratch, max_list_bytes))
+        let checked = match static_check(call, &scratch, limits.allowed_packages)
+            .and_then(|checked| fits_prompt(checked, &scratch, limits.max_list_bytes))
         {
             Ok((action, parameters)) => match (&action, parameters, executor.as_deref_mut()) {
                 (

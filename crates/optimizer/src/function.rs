@@ -28,7 +28,7 @@ pub fn check_function(function: &LearnedFunction) -> Result<(), String> {
     check_identifier(&function.name)?;
     let parameters = defined_parameters(&function.name, &function.code)?;
     check_schema_matches(&function.parameters, &parameters)?;
-    check_packages(&function.packages)
+    check_packages(&function.packages, None)
 }
 
 /// The form shown to the optimizer model in List A / List B: AG2's five elements in
@@ -247,13 +247,27 @@ pub(crate) fn packages_field(value: Option<&Value>) -> Result<Vec<String>, Strin
     }
 }
 
-/// Every package is a bare name on the sandbox allowlist.
-pub(crate) fn check_packages(packages: &[String]) -> Result<(), String> {
+/// Every package is a bare name on `allowed` (a subset of the sandbox allowlist;
+/// `None`: the whole allowlist).
+pub(crate) fn check_packages(
+    packages: &[String],
+    allowed: Option<&[String]>,
+) -> Result<(), String> {
+    let permitted = |name: &str| match allowed {
+        Some(list) => list
+            .iter()
+            .any(|entry| allowlisted_package(entry).is_ok_and(|entry| entry == name)),
+        None => true,
+    };
     for package in packages {
-        if allowlisted_package(package).is_err() {
+        if !allowlisted_package(package).is_ok_and(|name| permitted(&name)) {
+            let listed: Vec<&str> = match allowed {
+                Some(list) => list.iter().map(String::as_str).collect(),
+                None => PACKAGE_ALLOWLIST.to_vec(),
+            };
             return Err(format!(
                 "package {package:?} is not allowed; learned functions may use only \
-                 {PACKAGE_ALLOWLIST:?} (bare names, no versions) or the standard library"
+                 {listed:?} (bare names, no versions) or the standard library"
             ));
         }
     }

@@ -29,8 +29,8 @@ pub use optimizer::{
     ValidationOptions,
 };
 pub use prompt::{
-    ADD_FUNCTION, ActionFormat, JSON_PARAMETERS_FIELD, PromptReport, REMOVE_FUNCTION,
-    REVISE_FUNCTION, TERMINATE_ACTION, action_schema, optimizer_tools,
+    ADD_FUNCTION, ActionFormat, JSON_PARAMETERS_FIELD, PromptExample, PromptReport,
+    REMOVE_FUNCTION, REVISE_FUNCTION, TERMINATE_ACTION, action_schema, optimizer_tools,
 };
 pub use state::{FailedTrial, RecordedConversation};
 pub use stats::{

@@ -11,11 +11,11 @@ use agentopt_llm::{
 use agentopt_sandbox::Executor;
 use serde::{Deserialize, Serialize};
 
-use crate::action::{Action, Proposal, Verdict, read_reply, validate_calls};
+use crate::action::{Action, CallLimits, Proposal, Verdict, read_reply, validate_calls};
 use crate::checkpoint::CheckpointFiles;
 use crate::prompt::{
-    ActionFormat, FEEDBACK_TOKENS, PromptBudget, PromptInputs, PromptReport, action_schema,
-    build_prompt, cut_middle, max_list_bytes, optimizer_tools,
+    ActionFormat, FEEDBACK_TOKENS, PromptBudget, PromptExample, PromptInputs, PromptReport,
+    action_schema, build_prompt, cut_middle, max_list_bytes, optimizer_tools, role_text,
 };
 use crate::state::{FailedTrial, OptimizerState, Record, RecordedConversation};
 use crate::stats::PairedComparison;
@@ -60,6 +60,14 @@ pub struct OptimizerOptions {
     /// once; AG2's prompt asks for an action but leaves the choice (default: off).
     #[serde(default)]
     pub require_action: bool,
+    /// The example function the prompt shows (AG2's MATH example by default): a task
+    /// of another kind trains better with an example of its own kind.
+    #[serde(default)]
+    pub example: PromptExample,
+    /// Packages learned functions may import, a subset of the sandbox allowlist
+    /// (`None`: the whole allowlist, as before). Checked by [`AgentOptimizer::new`].
+    #[serde(default)]
+    pub allowed_packages: Option<Vec<String>>,
 }
 
 impl Default for OptimizerOptions {
@@ -76,6 +84,8 @@ impl Default for OptimizerOptions {
             seed: None,
             action_format: ActionFormat::ToolCalls,
             require_action: false,
+            example: PromptExample::default(),
+            allowed_packages: None,
         }
     }
 }
@@ -155,6 +165,18 @@ impl std::fmt::Debug for AgentOptimizer {
 pub const MAX_RETRIES_LIMIT: u32 = 100;
 
 fn check_options(options: &OptimizerOptions) -> Result<(), OptimizerError> {
+    for package in options.allowed_packages.iter().flatten() {
+        if agentopt_sandbox::allowlisted_package(package).is_err() {
+            return Err(OptimizerError::InvalidOption {
+                option: "allowed_packages",
+                value: package.clone(),
+                message: format!(
+                    "not on the sandbox allowlist {:?}; the sandbox can import nothing else",
+                    agentopt_sandbox::PACKAGE_ALLOWLIST
+                ),
+            });
+        }
+    }
     if options.max_retries > MAX_RETRIES_LIMIT {
         return Err(OptimizerError::InvalidOption {
             option: "max_retries",
@@ -549,7 +571,9 @@ impl AgentOptimizer {
             if room == 0 {
                 break;
             }
+            let role = role_text(&self.options.example);
             let inputs = PromptInputs {
+                role: &role,
                 best: &next.best_functions,
                 incumbent,
                 actions_taken: outcome.actions.len(),
@@ -626,10 +650,14 @@ impl AgentOptimizer {
                         }
                         let considered: Vec<_> =
                             calls.iter().take(room).map(|(_, call)| call).collect();
+                        let limits = CallLimits {
+                            max_list_bytes: max_list_bytes(budget, &role),
+                            allowed_packages: self.options.allowed_packages.as_deref(),
+                        };
                         let verdict = validate_calls(
                             &considered,
                             incumbent,
-                            max_list_bytes(budget),
+                            &limits,
                             self.executor.as_deref_mut(),
                             &next.best_conversations,
                         )

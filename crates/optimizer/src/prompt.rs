@@ -85,7 +85,122 @@ pub fn optimizer_tools() -> Vec<ToolSchema> {
     ]
 }
 
-const ROLE_AND_ACTIONS: &str = r#"You are a function optimizer. Your task is to maintain a list of functions for the assistant according to the existing function list and conversation history that happens between the assistant and the user.
+/// A function the optimizer prompt shows as one worth adding, and the problems it
+/// helps with. AG2's (the default) is `evaluate_expression` for "MATH problems"; a
+/// task of another kind should show a function of its own kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptExample {
+    /// What the problems are, as the sentence "…added in solving {task}, …" reads.
+    pub task: String,
+    /// The example function.
+    pub function: LearnedFunction,
+}
+
+impl Default for PromptExample {
+    fn default() -> Self {
+        Self {
+            task: "MATH problems".to_owned(),
+            function: LearnedFunction::new(
+                "evaluate_expression",
+                "from sympy import sympify, SympifyError\n\ndef evaluate_expression(expression):\n    try:\n        result = sympify(expression)\n        if result.is_number:\n            result = float(result)\n        else:\n            result = str(result)\n        return result\n    except SympifyError as e:\n        return str(e)",
+            )
+            .with_description("Evaluate arithmetic or mathematical expressions provided as strings.")
+            .with_parameters(serde_json::json!({
+                "type": "object",
+                "properties": {"expression": {
+                    "type": "string",
+                    "description": "The mathematical expression to evaluate.",
+                }},
+            }))
+            .with_packages(["sympy"]),
+        }
+    }
+}
+
+/// The example as AG2 writes it: the function's five elements in AG2's order,
+/// indented by four spaces.
+#[derive(Serialize)]
+struct ExampleForm<'a> {
+    name: &'a str,
+    description: &'a str,
+    arguments: ExampleArguments<'a>,
+    packages: String,
+    code: &'a str,
+}
+
+/// Each argument's schema with `type` and `description` first, as AG2 writes them
+/// (a JSON map would sort `description` first).
+struct ExampleArguments<'a>(&'a Value);
+
+impl Serialize for ExampleArguments<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let Value::Object(arguments) = self.0 else {
+            return self.0.serialize(serializer);
+        };
+        let mut map = serializer.serialize_map(Some(arguments.len()))?;
+        for (name, schema) in arguments {
+            map.serialize_entry(name, &SchemaFirstKeys(schema))?;
+        }
+        map.end()
+    }
+}
+
+/// A schema object with `type`, then `description`, then the other keys.
+struct SchemaFirstKeys<'a>(&'a Value);
+
+impl Serialize for SchemaFirstKeys<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let Value::Object(schema) = self.0 else {
+            return self.0.serialize(serializer);
+        };
+        let first = ["type", "description"];
+        let mut map = serializer.serialize_map(Some(schema.len()))?;
+        for key in first {
+            if let Some(value) = schema.get(key) {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        for (key, value) in schema
+            .iter()
+            .filter(|(key, _)| !first.contains(&key.as_str()))
+        {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+/// AG2's role text with `example` in it (byte-identical to AG2's for the default).
+pub(crate) fn role_text(example: &PromptExample) -> String {
+    let function = &example.function;
+    let form = ExampleForm {
+        name: &function.name,
+        description: &function.description,
+        arguments: ExampleArguments(
+            function
+                .parameters
+                .get("properties")
+                .unwrap_or(&function.parameters),
+        ),
+        packages: function.packages.join(" "),
+        code: &function.code,
+    };
+    let mut json = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut json, formatter);
+    let _ = form.serialize(&mut serializer);
+    format!(
+        "{ROLE_HEAD}Below is an example of a function that potentially deserves to be added \
+         in solving {}, which can be used to solve a higher-level question:\n{}\n{ROLE_TAIL}",
+        example.task,
+        String::from_utf8_lossy(&json)
+    )
+}
+
+/// AG2's role text up to its example function.
+const ROLE_HEAD: &str = r#"You are a function optimizer. Your task is to maintain a list of functions for the assistant according to the existing function list and conversation history that happens between the assistant and the user.
 You can perform one of the following four actions to manipulate the function list using the functions you have:
 1. Revise one existing function (using revise_function).
 2. Remove one existing function (using remove_function).
@@ -104,20 +219,10 @@ Below are the principles that you need to follow for taking these four actions.
 1. The added function should be general enough to be used in future tasks. For instance, if you encounter a problem that this function can solve, or one step of it, you can use the generated function directly instead of starting from scratch
 2. The added new function should solve a higher-level question that encompasses the original query and extend the code's functionality to make it more versatile and widely applicable.
 3. Replace specific strings or variable names with general variables to enhance the tool's applicability to various queries. All names used inside the function should be passed in as arguments.
-Below is an example of a function that potentially deserves to be added in solving MATH problems, which can be used to solve a higher-level question:
-{
-    "name": "evaluate_expression",
-    "description": "Evaluate arithmetic or mathematical expressions provided as strings.",
-    "arguments": {
-        "expression": {
-            "type": "string",
-            "description": "The mathematical expression to evaluate."
-        }
-    },
-    "packages": "sympy",
-    "code": "from sympy import sympify, SympifyError\n\ndef evaluate_expression(expression):\n    try:\n        result = sympify(expression)\n        if result.is_number:\n            result = float(result)\n        else:\n            result = str(result)\n        return result\n    except SympifyError as e:\n        return str(e)"
-}
-(4) Directly return "TERMINATE":
+"#;
+
+/// The rest of AG2's role text, after the example.
+const ROLE_TAIL: &str = r#"(4) Directly return "TERMINATE":
 If you think there is no need to perform any other actions for the current function list since the current list is optimal more actions will harm the performance in future tasks. Please directly reply to me with "TERMINATE".
 
 One function signature includes the following five elements:
@@ -319,6 +424,8 @@ pub struct PromptReport {
 
 /// Everything the prompt shows.
 pub(crate) struct PromptInputs<'a> {
+    /// The role text with the example ([`role_text`]).
+    pub(crate) role: &'a str,
     pub(crate) best: &'a [LearnedFunction],
     pub(crate) incumbent: &'a [LearnedFunction],
     pub(crate) actions_taken: usize,
@@ -412,8 +519,9 @@ fn assemble(inputs: &PromptInputs<'_>, format: ActionFormat, sections: &Sections
         note,
         history,
     } = sections;
+    let role = inputs.role;
     format!(
-        "{ROLE_AND_ACTIONS}\nBelow are the signatures of the current functions:\nList A: {}.\n\
+        "{role}\nBelow are the signatures of the current functions:\nList A: {}.\n\
          The following list are the function signatures that you have after taking {} \
          actions to manipulate List A:\nList B: {}.\n\n{failures}\n\nHere are {shown} \
          conversation histories of solving {shown} tasks using List A.{note}\nHistory:\n\
@@ -531,8 +639,9 @@ fn balanced_order(conversations: &[RecordedConversation]) -> Vec<usize> {
 /// The most bytes List B may take in the prompt: a third of what the fixed text
 /// leaves, so List A and List B together never take more than two thirds and the
 /// failure experience and histories always keep room.
-pub(crate) fn max_list_bytes(budget: &PromptBudget) -> usize {
+pub(crate) fn max_list_bytes(budget: &PromptBudget, role: &str) -> usize {
     let empty = PromptInputs {
+        role,
         best: &[],
         incumbent: &[],
         actions_taken: 0,

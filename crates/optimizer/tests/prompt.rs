@@ -177,3 +177,34 @@ async fn a_large_training_set_keeps_the_statistics_table_inside_the_budget() -> 
     assert!(prompt.contains(&expected), "{expected} not in the prompt");
     Ok(())
 }
+
+#[tokio::test]
+async fn the_example_function_is_a_parameter_with_ag2_s_as_default() -> anyhow::Result<()> {
+    let server = crate::server([Reply::text("TERMINATE")]).await;
+    let example = agentopt_optimizer::PromptExample {
+        task: "vowel-counting problems".to_owned(),
+        function: agentopt_optimizer::LearnedFunction::new(
+            "count_vowels",
+            "def count_vowels(word):\n    return sum(c in 'aeiou' for c in word)",
+        )
+        .with_description("Count the vowels of a word.")
+        .with_parameters(serde_json::json!({"type": "object", "properties": {
+            "word": {"description": "the word", "type": "string"}
+        }})),
+    };
+    let options = OptimizerOptions {
+        example,
+        ..OptimizerOptions::default()
+    };
+    let mut optimizer = optimizer(&server, 1, options);
+    record(&mut optimizer, &[true]);
+    optimizer.step().await?;
+    let prompt = prompt_of(&server.chat_requests()[0]);
+    assert!(prompt.contains("deserves to be added in solving vowel-counting problems, which"));
+    assert!(
+        prompt.contains("\"word\": {\n            \"type\": \"string\",\n            \"description\": \"the word\"\n        }"),
+        "AG2's layout, `type` first: {prompt}"
+    );
+    assert!(!prompt.contains("evaluate_expression"));
+    Ok(())
+}

@@ -412,3 +412,47 @@ async fn after_a_roll_back_errors_cite_the_conversation_the_prompt_shows() -> an
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_package_allow_list_is_a_parameter_within_the_sandbox_s() -> anyhow::Result<()> {
+    let numpy_function = Reply::tool_call(
+        "add_function",
+        serde_json::json!({
+            "name": "mean",
+            "description": "Mean of numbers.",
+            "arguments": serde_json::json!({"values": {"type": "array", "items": {"type": "number"}}}).to_string(),
+            "packages": "numpy",
+            "code": "import numpy\n\ndef mean(values):\n    return float(numpy.mean(values))\n",
+        }),
+    );
+    let server = crate::server([numpy_function, Reply::text("TERMINATE")]).await;
+    let options = OptimizerOptions {
+        allowed_packages: Some(vec!["sympy".to_owned()]),
+        max_retries: 1,
+        ..OptimizerOptions::default()
+    };
+    let mut optimizer = crate::optimizer(&server, 1, options);
+    crate::record(&mut optimizer, &[false]);
+    let outcome = optimizer.step().await?;
+    assert!(outcome.actions.is_empty());
+    let error = outcome.rejected[0].errors[0].clone().unwrap_or_default();
+    assert!(
+        error.contains("\"numpy\" is not allowed") && error.contains("[\"sympy\"]"),
+        "{error}"
+    );
+
+    // A package the sandbox cannot import is refused when the options are checked.
+    let options = OptimizerOptions {
+        allowed_packages: Some(vec!["requests".to_owned()]),
+        ..OptimizerOptions::default()
+    };
+    let error = agentopt_optimizer::AgentOptimizer::new(1, crate::client(&server), options)
+        .err()
+        .map(|error| error.to_string())
+        .unwrap_or_default();
+    assert!(
+        error.contains("allowed_packages") && error.contains("requests"),
+        "{error}"
+    );
+    Ok(())
+}

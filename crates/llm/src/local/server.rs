@@ -604,9 +604,8 @@ fn write_serve_script(cache: &LocalCache) -> Result<PathBuf, LlmError> {
         return Ok(path);
     }
     std::fs::create_dir_all(&dir).map_err(LlmError::io("create", &dir))?;
-    let temporary = dir.join(format!("serve.py.{}.tmp", std::process::id()));
-    std::fs::write(&temporary, SERVE_SCRIPT).map_err(LlmError::io("write", &temporary))?;
-    std::fs::rename(&temporary, &path).map_err(LlmError::io("rename into place", &path))?;
+    agentopt_core::files::write_atomic(&path, SERVE_SCRIPT.as_bytes())
+        .map_err(|error| LlmError::io("write", &path)(std::io::Error::other(error.to_string())))?;
     Ok(path)
 }
 

@@ -1,0 +1,30 @@
+//! `agentopt._agentopt`: the extension module behind the `agentopt` Python package.
+//!
+//! A thin layer over the Rust crates: [`optimizer::AgentOptimizer`] is AG2's
+//! `AgentOptimizer` API over `agentopt_optimizer::AgentOptimizer`, and the
+//! functions it hands out ([`functions::LearnedFunction`]) run learned code in
+//! `agentopt_sandbox`'s isolated workers, never in the Python process. Every wait on
+//! a model or the sandbox happens on this module's tokio runtime with the GIL
+//! released, polling for Ctrl-C ([`runtime::wait`]).
+
+mod config;
+mod errors;
+mod functions;
+mod json;
+mod optimizer;
+mod runtime;
+mod train;
+
+use pyo3::prelude::*;
+
+/// The extension module.
+#[pymodule]
+fn _agentopt(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<optimizer::AgentOptimizer>()?;
+    module.add_class::<functions::LearnedFunction>()?;
+    module.add_class::<functions::FunctionSet>()?;
+    module.add_class::<train::Trainer>()?;
+    module.add_class::<train::TrainingReport>()?;
+    module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
