@@ -192,6 +192,7 @@ fn outcome(result: Result<String, String>, started: Instant) -> CellOutcome {
         duration: started.elapsed(),
         state_lost: false,
         state_reset_before: false,
+        code_calls: Default::default(),
     }
 }
 

@@ -3,7 +3,7 @@
 mod test;
 
 use clap::{Parser, Subcommand};
-use xtask::{bench_math, bench_overhead};
+use xtask::{bench_local, bench_math, bench_overhead};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "agentopt project automation")]
@@ -20,6 +20,9 @@ enum Command {
     /// The end-to-end MATH benchmark: test, train with AgentOptimizer, test again,
     /// report (offline on the embedded local model unless an endpoint is configured).
     BenchMath(Box<bench_math::cli::BenchArgs>),
+    /// Problems per hour of the embedded local model at several concurrencies
+    /// (parallel server slots), printed as a table.
+    BenchLocal(bench_local::BenchLocalArgs),
     /// What the orchestration costs on top of the model: the seed's training run
     /// against a scripted server at a fixed latency (optionally AG2's loop too).
     BenchOverhead(bench_overhead::OverheadArgs),
@@ -30,14 +33,6 @@ enum Command {
     /// agentopt's (Python package), same AG2 agents, same scripted server: prints
     /// wall time, model calls and problems solved (a benchmark, not a test).
     BenchPython(BenchPythonArgs),
-}
-
-/// The repository root.
-fn workspace() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or(std::path::Path::new("."))
-        .to_owned()
 }
 
 #[derive(clap::Args)]
@@ -80,14 +75,21 @@ fn bench_python(args: &BenchPythonArgs) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .to_owned();
     match Cli::parse().command {
         Command::Test(args) => test::run(&args),
         Command::BenchPython(args) => bench_python(&args),
         Command::BenchMath(args) => {
-            tokio::runtime::Runtime::new()?.block_on(bench_math::run::run(&args, &workspace()))
+            tokio::runtime::Runtime::new()?.block_on(bench_math::run::run(&args, &workspace))
+        }
+        Command::BenchLocal(args) => {
+            tokio::runtime::Runtime::new()?.block_on(bench_local::run(&args, &workspace))
         }
         Command::BenchOverhead(args) => {
-            tokio::runtime::Runtime::new()?.block_on(bench_overhead::run(&args, &workspace()))
+            tokio::runtime::Runtime::new()?.block_on(bench_overhead::run(&args, &workspace))
         }
         Command::BenchOverheadRun(args) => {
             tokio::runtime::Runtime::new()?.block_on(bench_overhead::run_child(&args))

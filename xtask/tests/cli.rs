@@ -161,7 +161,7 @@ fn presets_and_overrides() {
         ),
         (Some(2), Some(3), 2, 1)
     );
-    assert_eq!(config.concurrency, 1);
+    assert_eq!(config.concurrency, agentopt_llm::local::DEFAULT_PARALLEL);
     assert_eq!(
         config.max_reply_tokens,
         Some(768),

@@ -614,3 +614,87 @@ async fn sampling_seed_reaches_every_request() {
         assert_eq!(request.body["seed"], 5, "{}", request.raw_body);
     }
 }
+
+/// Like [`reply`], but the assistant calls learned functions only from code: it
+/// writes `print(multiply(a, b))` once its system message lists `multiply`, and
+/// answers with the printed product.
+fn code_reply(request: &RecordedRequest) -> Reply {
+    let body = &request.body;
+    let optimizer = body["tools"].as_array().is_some_and(|tools| {
+        tools
+            .iter()
+            .any(|tool| tool["function"]["name"] == "add_function")
+    });
+    if optimizer {
+        return reply(request);
+    }
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    let last = messages.last().map(text_of).unwrap_or_default();
+    let ran_code = messages
+        .iter()
+        .any(|message| message["role"] == "assistant" && text_of(message).contains("```python"));
+    let system = messages.first().map(text_of).unwrap_or_default();
+    let answer = if last.contains("Please reply me with TERMINATE") {
+        Reply::text("TERMINATE")
+    } else if ran_code {
+        let product = integers(last).last().copied().unwrap_or(0);
+        Reply::text(format!("So the product is \\boxed{{{product}}}."))
+    } else if system.contains("- multiply(a, b): Multiply two integers exactly.") {
+        let factors = integers(last.rsplit_once("Problem:").map_or("", |(_, p)| p));
+        Reply::text(format!(
+            "```python\nprint(multiply({}, {}))\n```",
+            factors[0], factors[1]
+        ))
+    } else {
+        Reply::text("Multiplying is hard; I guess \\boxed{0}.")
+    };
+    answer.delayed(Duration::from_millis(40))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learned_function_called_from_code_is_counted_and_changes_the_outcome() {
+    let setup = Setup::with(TRAIN, TEST, code_reply).await;
+    let run_dir = setup.run_dir("code");
+    finish(setup.command(&run_dir, &["--function-style", "code"])).await;
+    let report: Report = read_json(&run_dir.join("report.json")).expect("report.json");
+    let accuracy =
+        |result: &agentopt_train::TestResult| (result.accuracy.correct, result.accuracy.total);
+    assert_eq!(accuracy(&report.test_before), (0, 2));
+    assert_eq!(accuracy(&report.test_after), (2, 2));
+    let multiply = &report.functions[0];
+    assert_eq!(
+        (multiply.training.calls, multiply.training.succeeded),
+        (2, 2),
+        "epoch 2's conversations called it from code"
+    );
+    assert_eq!(
+        (multiply.test_after.calls, multiply.test_after.succeeded),
+        (2, 2)
+    );
+    let config: Value = read_json(&run_dir.join("config.json")).expect("config.json");
+    assert_eq!(config["function_style"], "code");
+    assert_eq!(config["answer_check"], "symbolic");
+    let exact = &report.other_checks[0];
+    assert_eq!(
+        (
+            exact.name.as_str(),
+            accuracy(&exact.test_before),
+            accuracy(&exact.test_after)
+        ),
+        ("exact", (0, 2), (2, 2)),
+        "AG2's rule reported beside the symbolic check"
+    );
+    let requests = setup.server.chat_requests();
+    let assistant: Vec<&Value> = requests
+        .iter()
+        .map(|request| &request.body)
+        .filter(|body| text_of(&body["messages"][0]).starts_with("You are a helpful assistant."))
+        .collect();
+    assert!(assistant.iter().all(|body| body.get("tools").is_none()));
+    assert!(
+        assistant
+            .iter()
+            .any(|body| text_of(&body["messages"][0]).contains("- multiply(a, b)")),
+        "the system message lists the learned function"
+    );
+}

@@ -1,6 +1,7 @@
 //! The xtask test binary: bench-math's flags, config, plot, and the end-to-end runs;
 //! bench-overhead at a tiny size.
 
+mod bench_local;
 mod cli;
 mod e2e;
 mod faults;

@@ -6,10 +6,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
+use agentopt_core::LearnedFunction;
 use agentopt_llm::{ChatMessage, ChatModel, ChatRequest, FunctionCall, ToolSchema};
 use agentopt_sandbox::CellOutcome;
 use async_trait::async_trait;
 
+use crate::code_functions::code_functions_prompt;
 use crate::executor::{ExecutorFactory, ExecutorSlot};
 use crate::functions::{FunctionExecution, FunctionImpl, FunctionMap, Signatures, parse_arguments};
 use crate::replay::{CellLog, FUNCTION_STATE_LOST, Replay, ReplayFailure};
@@ -141,6 +143,10 @@ pub struct AgentState {
     request_template: ChatRequest,
     signatures: Signatures,
     functions: FunctionMap,
+    /// Learned functions listed in the system message as callable from code.
+    offered_in_code: Vec<LearnedFunction>,
+    /// Learned functions defined in every executor session before its first cell.
+    defined_in_code: Vec<LearnedFunction>,
     executor: Option<ExecutorSlot>,
     is_termination: TerminationPredicate,
     max_consecutive_auto_reply: u32,
@@ -204,6 +210,27 @@ impl AgentState {
         &self.functions
     }
 
+    /// The learned functions the system message lists as callable from code.
+    pub fn offered_in_code(&self) -> &[LearnedFunction] {
+        &self.offered_in_code
+    }
+
+    /// The learned functions defined in this agent's executor sessions for code.
+    pub fn defined_in_code(&self) -> &[LearnedFunction] {
+        &self.defined_in_code
+    }
+
+    /// The system message as the model gets it: the agent's own, then the list of
+    /// functions callable from code, when there are any.
+    pub fn effective_system_message(&self) -> String {
+        let listing = code_functions_prompt(&self.offered_in_code);
+        match (self.system_message.is_empty(), listing.is_empty()) {
+            (_, true) => self.system_message.clone(),
+            (true, false) => listing,
+            (false, false) => format!("{}\n\n{listing}", self.system_message),
+        }
+    }
+
     /// Whether `message` is a termination message for this agent.
     pub fn is_termination(&self, message: &Message) -> bool {
         (self.is_termination)(message)
@@ -237,8 +264,9 @@ impl AgentState {
             return Ok(None);
         };
         let mut messages = Vec::with_capacity(self.history(peer).len() + 1);
-        if !self.system_message.is_empty() {
-            messages.push(ChatMessage::system(&self.system_message));
+        let system_message = self.effective_system_message();
+        if !system_message.is_empty() {
+            messages.push(ChatMessage::system(system_message));
         }
         messages.extend(
             self.history(peer)
@@ -320,7 +348,8 @@ impl AgentState {
                 agent: self.name.clone(),
             });
         };
-        let outcome = async { slot.session().await?.run_cell(code).await }.await;
+        let defined = &self.defined_in_code;
+        let outcome = async { slot.session(defined).await?.run_cell(code).await }.await;
         outcome.map_err(|source| AgentError::Sandbox {
             agent: self.name.clone(),
             source,
@@ -375,8 +404,9 @@ impl AgentState {
                     );
                     return Ok(execution);
                 };
+                let defined = &self.defined_in_code;
                 let outcome = async {
-                    slot.session()
+                    slot.session(defined)
                         .await?
                         .call_function(&python, &arguments)
                         .await
@@ -478,6 +508,8 @@ impl ConversableAgent {
                 request_template: ChatRequest::new(Vec::new()),
                 signatures: Signatures::default(),
                 functions: FunctionMap::default(),
+                offered_in_code: Vec::new(),
+                defined_in_code: Vec::new(),
                 executor: None,
                 is_termination: Arc::new(content_is_terminate),
                 max_consecutive_auto_reply: DEFAULT_MAX_CONSECUTIVE_AUTO_REPLY,
@@ -643,6 +675,19 @@ impl ConversableAgent {
     /// Removes an executor-side function; returns whether it was registered.
     pub fn remove_function(&mut self, name: &str) -> bool {
         self.state.functions.remove(name)
+    }
+
+    /// Lists `functions` in the system message as callable from code (their `def`
+    /// headers and descriptions); an empty list leaves the system message as set.
+    pub fn offer_code_functions(&mut self, functions: Vec<LearnedFunction>) {
+        self.state.offered_in_code = functions;
+    }
+
+    /// Defines `functions` in each executor session this agent starts, before its
+    /// first cell (each from its own code, in a namespace of its own); cells' calls
+    /// to them are counted in [`agentopt_sandbox::CellOutcome::code_calls`].
+    pub fn define_code_functions(&mut self, functions: Vec<LearnedFunction>) {
+        self.state.defined_in_code = functions;
     }
 
     /// Decides the reply to `sender`'s last message by walking the reply chain; when

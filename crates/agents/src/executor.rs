@@ -135,6 +135,13 @@ impl Executor for LimitedSession {
         self.session.restart().await
     }
 
+    async fn define_functions(
+        &mut self,
+        functions: &[LearnedFunction],
+    ) -> Result<CellOutcome, SandboxError> {
+        self.session.define_functions(functions).await
+    }
+
     fn protections(&self) -> Protections {
         self.session.protections().clone()
     }
@@ -155,11 +162,25 @@ impl ExecutorSlot {
         }
     }
 
-    /// The conversation's session, started now if needed.
-    pub(crate) async fn session(&mut self) -> Result<&mut Box<dyn Executor>, SandboxError> {
+    /// The conversation's session, started now if needed, with `defined` defined
+    /// in it for code (a definition that raises is logged; cells calling that
+    /// function then fail with a `NameError` the model sees).
+    pub(crate) async fn session(
+        &mut self,
+        defined: &[LearnedFunction],
+    ) -> Result<&mut Box<dyn Executor>, SandboxError> {
         let session = match self.session.take() {
             Some(session) => session,
-            None => self.factory.start().await?,
+            None => {
+                let mut session = self.factory.start().await?;
+                if !defined.is_empty() {
+                    let outcome = session.define_functions(defined).await?;
+                    if let Some(error) = outcome.error_text() {
+                        tracing::warn!("defining learned functions for code: {error}");
+                    }
+                }
+                session
+            }
         };
         Ok(self.session.insert(session))
     }

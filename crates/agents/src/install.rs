@@ -6,7 +6,7 @@ use agentopt_core::{FunctionDiff, FunctionSet};
 use agentopt_llm::FunctionSchema;
 
 use crate::functions::signature;
-use crate::{AgentError, ConversableAgent, FunctionImpl};
+use crate::{AgentError, ConversableAgent, FunctionImpl, FunctionStyle};
 
 /// Offers `schema` to `llm_side`'s model and registers `implementation` under the
 /// same name on `executor_side` (replacing what was there).
@@ -31,10 +31,8 @@ pub fn remove_function_pair(
     llm_side.remove_function_signature(name) || executor
 }
 
-/// Makes `functions` the learned functions of the pair: learned functions the pair
-/// holds that are not in the set are removed, every function of the set is offered
-/// and registered (running its own code). Functions registered as Rust closures are
-/// left alone. Nothing changes when a function is refused.
+/// Makes `functions` the learned functions of the pair, as tools (AG2's way): see
+/// [`install_styled`].
 ///
 /// # Errors
 /// [`AgentError::PackageNotAllowed`] when a function needs a package off the
@@ -43,6 +41,45 @@ pub fn install(
     llm_side: &mut ConversableAgent,
     executor_side: &mut ConversableAgent,
     functions: &FunctionSet,
+) -> Result<(), AgentError> {
+    install_styled(llm_side, executor_side, functions, FunctionStyle::Tools)
+}
+
+/// Makes `functions` the learned functions of the pair, offered in `style`:
+/// learned functions the pair holds that are not offered that way are removed;
+/// as tools, every function of the set is offered and registered (running its own
+/// code); for code, every function is listed in `llm_side`'s system message and
+/// defined in `executor_side`'s sessions. In [`FunctionStyle::Tools`] the system
+/// message is exactly the one set. Functions registered as Rust closures are left
+/// alone. Nothing changes when a function is refused.
+///
+/// # Errors
+/// [`AgentError::PackageNotAllowed`] when a function needs a package off the
+/// sandbox allowlist.
+pub fn install_styled(
+    llm_side: &mut ConversableAgent,
+    executor_side: &mut ConversableAgent,
+    functions: &FunctionSet,
+    style: FunctionStyle,
+) -> Result<(), AgentError> {
+    install_tools(llm_side, executor_side, functions, style.offers_tools())?;
+    let in_code = if style.offers_code() {
+        functions.functions().to_vec()
+    } else {
+        Vec::new()
+    };
+    llm_side.offer_code_functions(in_code.clone());
+    executor_side.define_code_functions(in_code);
+    Ok(())
+}
+
+/// The tool half of [`install_styled`]: with `offered` false, removes every learned
+/// tool the pair holds.
+fn install_tools(
+    llm_side: &mut ConversableAgent,
+    executor_side: &mut ConversableAgent,
+    functions: &FunctionSet,
+    offered: bool,
 ) -> Result<(), AgentError> {
     let implementations = functions
         .functions()
@@ -53,11 +90,14 @@ pub fn install(
         .state()
         .functions()
         .learned_names()
-        .filter(|name| functions.get(name).is_none())
+        .filter(|name| !offered || functions.get(name).is_none())
         .map(str::to_owned)
         .collect();
     for name in stale {
         remove_function_pair(llm_side, executor_side, &name);
+    }
+    if !offered {
+        return Ok(());
     }
     for (function, implementation) in functions.functions().iter().zip(implementations) {
         register_function_pair(llm_side, executor_side, signature(function), implementation);
@@ -65,7 +105,7 @@ pub fn install(
     Ok(())
 }
 
-/// Applies the change from one function set to the next (removals first).
+/// Applies the change from one function set to the next (removals first), as tools.
 ///
 /// # Errors
 /// [`AgentError::PackageNotAllowed`], before anything changes.

@@ -81,6 +81,7 @@
 //! ```
 
 mod agent;
+mod code_functions;
 mod error;
 mod executor;
 mod functions;
@@ -98,13 +99,16 @@ pub use agent::{
 };
 pub use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction};
 pub use agentopt_math::Lang;
+pub use code_functions::{FunctionStyle, code_functions_prompt};
 pub use error::AgentError;
 pub use executor::{ExecutorFactory, SandboxSessions};
 pub use functions::{
     FunctionExecution, FunctionImpl, FunctionMap, RustFunction, Signatures, lenient_json,
     parse_arguments, signature,
 };
-pub use install::{apply_diff, install, register_function_pair, remove_function_pair};
+pub use install::{
+    apply_diff, install, install_styled, register_function_pair, remove_function_pair,
+};
 pub use message::{Message, ToolResponse};
 pub use replay::{Replay, ReplayFailure};
 pub use replies::{TerminationAndHuman, call_results, code_blocks, execute_requested_calls};

@@ -1,6 +1,7 @@
 //! Integration tests for agentopt-agents: every model call goes over real HTTP to
 //! the scripted OpenAI-compatible server; code runs in real sandbox sessions.
 
+mod code_style;
 mod conversable;
 mod custom_proxy;
 mod registry;

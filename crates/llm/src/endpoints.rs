@@ -102,7 +102,20 @@ impl std::fmt::Display for EndpointSource {
     }
 }
 
+/// Conversations run at once on a remote endpoint by default.
+pub const DEFAULT_REMOTE_CONCURRENCY: usize = 4;
+
 impl Endpoints {
+    /// How many conversations to run at once by default: one per slot of the
+    /// embedded server ([`crate::local::DEFAULT_PARALLEL`]), else
+    /// [`DEFAULT_REMOTE_CONCURRENCY`].
+    pub fn default_concurrency(&self) -> usize {
+        match self {
+            Self::Remote(_) => DEFAULT_REMOTE_CONCURRENCY,
+            Self::Local(_) => crate::local::DEFAULT_PARALLEL,
+        }
+    }
+
     /// Where the endpoints came from.
     pub fn source(&self) -> EndpointSource {
         match self {

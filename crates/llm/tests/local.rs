@@ -407,12 +407,13 @@ async fn start_and_answer(model: LocalModel, prepared_in: Duration) {
     let server = LocalServer::start(LocalServerOptions {
         model,
         context_size: Some(4096),
+        parallel: 2,
         ..LocalServerOptions::default()
     })
     .await
     .expect("server starts");
     let started_in = started.elapsed();
-    assert_eq!(server.context_window(), 4096);
+    assert_eq!(server.context_window(), 4096, "the context of each slot");
     assert_eq!(server.model_name(), model.spec().id);
 
     let request = serde_json::json!({

@@ -26,12 +26,14 @@
 //! # }
 //! ```
 
+mod answer_check;
 mod checker;
 mod data;
 mod error;
 mod proxy;
 mod task;
 
+pub use answer_check::{AnswerCheck, exact_match};
 pub use checker::SandboxSymbolicChecker;
 pub use data::{DataFormat, Problem, Selection, load, subject_key};
 pub use error::MathChatError;

@@ -16,6 +16,8 @@ use agentopt_sandbox::CellStatus;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::answer_check::{AnswerCheck, exact_match};
+
 /// The seed's `PROMPTS`: the problem text is appended to it.
 pub const MATH_PROMPT: &str = r#"Let's solve a math problem.
 Query requirements:
@@ -129,7 +131,9 @@ pub fn add_print_to_last_line(code: &str) -> String {
 struct MathState {
     reference: String,
     checker: Option<Arc<dyn SymbolicChecker>>,
+    answer_check: AnswerCheck,
     verdict: Option<AnswerVerdict>,
+    exact: Option<bool>,
     last_answer: Option<String>,
     trials_left: u32,
     end_after_failures: bool,
@@ -143,6 +147,7 @@ impl MathState {
         *self = Self {
             reference: reference.to_owned(),
             checker: self.checker.take(),
+            answer_check: self.answer_check,
             max_invalid_per_step: self.max_invalid_per_step,
             trials_left: MAX_FUNCTION_CALL_TRIALS,
             ..Self::default()
@@ -159,13 +164,18 @@ fn lock(shared: &Shared) -> MutexGuard<'_, MathState> {
 /// The outcome of one problem.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MathOutcome {
-    /// Whether the assistant's final answer matched the reference.
+    /// Whether the assistant's final answer matched the reference under the proxy's
+    /// [`AnswerCheck`].
     pub correct: bool,
-    /// How the last final answer was judged (`None`: no final answer was given).
-    /// An undecided verdict whose checker failed is an infrastructure failure, not
-    /// a wrong answer.
+    /// How the symbolic check judged the last final answer (`None`: no final answer
+    /// was given). An undecided verdict whose checker failed is an infrastructure
+    /// failure, not a wrong answer.
     #[serde(skip)]
     pub verdict: Option<AnswerVerdict>,
+    /// Whether the last final answer is exactly the reference (AG2's rule; `None`: no
+    /// final answer was given).
+    #[serde(default)]
+    pub exact: Option<bool>,
     /// The last `\boxed{}` answer the assistant gave outside a code message.
     pub answer: Option<String>,
     /// The reference answer.
@@ -236,6 +246,14 @@ impl MathUserProxyAgent {
         self
     }
 
+    /// Decides correctness (the "Correct" reply and [`MathOutcome::correct`]) with
+    /// `check`; the symbolic check by default. Both checks are computed either way.
+    #[must_use]
+    pub fn with_answer_check(self, check: AnswerCheck) -> Self {
+        lock(&self.shared).answer_check = check;
+        self
+    }
+
     /// Sets how many failed query steps are allowed before the "revisit" message.
     #[must_use]
     pub fn with_max_invalid_queries_per_step(self, limit: u32) -> Self {
@@ -254,9 +272,15 @@ impl MathUserProxyAgent {
         lock(&self.shared).reset(answer);
         let prompt = format!("{MATH_PROMPT}{problem}");
         let transcript = self.agent.initiate_chat(assistant, prompt).await;
-        let (verdict, extracted) = {
+        let (verdict, exact, check, extracted) = {
             let state = lock(&self.shared);
-            (state.verdict.clone(), state.last_answer.clone())
+            let answer = state.last_answer.clone();
+            (
+                state.verdict.clone(),
+                state.exact,
+                state.answer_check,
+                answer,
+            )
         };
         let turns = transcript
             .entries
@@ -266,8 +290,12 @@ impl MathUserProxyAgent {
         let errors = transcript.totals.failed_executions
             + usize::from(matches!(transcript.stop_reason, StopReason::Error { .. }));
         MathOutcome {
-            correct: verdict.as_ref().is_some_and(AnswerVerdict::is_equivalent),
+            correct: match check {
+                AnswerCheck::Exact => exact == Some(true),
+                AnswerCheck::Symbolic => verdict.as_ref().is_some_and(AnswerVerdict::is_equivalent),
+            },
             verdict,
+            exact,
             answer: extracted,
             reference: answer.to_owned(),
             turns,
@@ -293,7 +321,8 @@ impl std::ops::DerefMut for MathUserProxyAgent {
 }
 
 /// The seed's `_check_final_result`: a message without Python and with a boxed
-/// answer is checked against the reference (strings, numbers, optional algebra).
+/// answer is checked against the reference, both ways; the proxy's [`AnswerCheck`]
+/// decides whether it is answered "Correct".
 struct FinalResult(Shared);
 
 #[async_trait]
@@ -318,9 +347,14 @@ impl ReplyFunction for FinalResult {
             (state.reference.clone(), state.checker.clone())
         };
         let verdict = check_answer(candidate, &reference, checker.as_deref()).await;
-        let correct = verdict.is_equivalent();
+        let exact = exact_match(candidate, &reference);
         let mut state = lock(&self.0);
+        let correct = match state.answer_check {
+            AnswerCheck::Exact => exact,
+            AnswerCheck::Symbolic => verdict.is_equivalent(),
+        };
         state.verdict = Some(verdict);
+        state.exact = Some(exact);
         state.last_answer = Some(candidate.to_owned());
         // Tool calls sent along with the answer must still be answered on the wire.
         let mut reply = Message::user(CORRECT_REPLY);

@@ -3,14 +3,16 @@
 
 use std::sync::Arc;
 
-use agentopt_agents::{AssistantAgent, ExecutorFactory, Message, install};
+use agentopt_agents::{AssistantAgent, ExecutorFactory, FunctionStyle, Message, install_styled};
 use agentopt_core::FunctionSet;
 use agentopt_llm::{ChatModel, ChatRequest};
 use agentopt_math::{AnswerVerdict, UndecidedReason};
 use agentopt_train::{Attempt, InfraError, InfraKind, Outcome, Task};
 use async_trait::async_trait;
 
-use crate::{MATH_AGENT_NAME, MathOutcome, MathUserProxyAgent, Problem, SandboxSymbolicChecker};
+use crate::{
+    AnswerCheck, MATH_AGENT_NAME, MathOutcome, MathUserProxyAgent, Problem, SandboxSymbolicChecker,
+};
 
 /// The assistant's name (and its caller label in the usage report).
 pub const ASSISTANT_NAME: &str = "assistant";
@@ -18,9 +20,16 @@ pub const ASSISTANT_NAME: &str = "assistant";
 /// The assistant's system message in the seed notebook.
 pub const ASSISTANT_SYSTEM_MESSAGE: &str = "You are a helpful assistant.";
 
-/// Bounds on the assistant; all `None` is the seed's behaviour.
+/// Bounds on the assistant and how it gets the learned functions; the default
+/// (all `None`, tools) is the seed's behaviour.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MathTaskOptions {
+    /// How the learned functions reach the assistant: as tools (AG2), callable from
+    /// its code blocks, or both.
+    pub function_style: FunctionStyle,
+    /// The answer check that decides solved or not (and so drives training); the
+    /// other one is reported beside it in [`Attempt::checks`].
+    pub answer_check: AnswerCheck,
     /// `max_tokens` of each assistant reply.
     pub max_reply_tokens: Option<u32>,
     /// Sampling seed sent with every assistant request.
@@ -96,9 +105,12 @@ impl Task for MathTask {
 
     async fn attempt(&self, problem: &Problem, functions: &FunctionSet) -> Attempt {
         let mut assistant = self.assistant();
+        let check = self.options.answer_check;
         let mut proxy = MathUserProxyAgent::new(MATH_AGENT_NAME, Arc::clone(&self.sessions))
-            .with_symbolic_checker(self.checker.clone());
-        if let Err(error) = install(&mut assistant, &mut proxy, functions) {
+            .with_symbolic_checker(self.checker.clone())
+            .with_answer_check(check);
+        let style = self.options.function_style;
+        if let Err(error) = install_styled(&mut assistant, &mut proxy, functions, style) {
             let error = InfraError::new(InfraKind::Sandbox, error.to_string());
             return Attempt::new(Outcome::Infrastructure(error), Vec::new());
         }
@@ -110,32 +122,54 @@ impl Task for MathTask {
             .iter()
             .flat_map(Message::to_chat_messages)
             .collect();
-        let judged = judge(&outcome);
+        let judged = judge(&outcome, check);
+        let other = verdict(&outcome, check.other()).map(|verdict| verdict.is_solved());
         let answers = (outcome.answer.clone(), Some(outcome.reference.clone()));
         let mut attempt = Attempt::from_transcript(judged, history, outcome.transcript);
         attempt.answer = answers.0;
         attempt.expected = answers.1;
         attempt
+            .checks
+            .extend(other.map(|solved| (check.other().to_string(), solved)));
+        attempt
     }
 }
 
-/// Solved, failed, or — when the checker itself failed on the final answer — an
-/// infrastructure error.
-fn judge(outcome: &MathOutcome) -> Outcome {
-    match &outcome.verdict {
-        Some(AnswerVerdict::Equivalent(_)) => Outcome::Solved,
-        Some(AnswerVerdict::Undecided(UndecidedReason::CheckerFailed(reason))) => {
-            Outcome::Infrastructure(InfraError::new(InfraKind::CheckerUndecided, reason.clone()))
-        }
-        Some(_) => Outcome::Failed {
-            reason: format!(
-                "answered {:?}, expected {:?}",
-                outcome.answer.as_deref().unwrap_or_default(),
-                outcome.reference
-            ),
-        },
-        None => Outcome::Failed {
+/// Solved, failed, or — when the symbolic checker itself failed on the final answer
+/// it was to decide — an infrastructure error.
+fn judge(outcome: &MathOutcome, check: AnswerCheck) -> Outcome {
+    verdict(outcome, check).unwrap_or_else(Outcome::Infrastructure)
+}
+
+/// `check`'s verdict on the outcome's final answer; `Err` when the symbolic checker
+/// failed on it.
+fn verdict(outcome: &MathOutcome, check: AnswerCheck) -> Result<Outcome, InfraError> {
+    let wrong = || Outcome::Failed {
+        reason: format!(
+            "answered {:?}, expected {:?}",
+            outcome.answer.as_deref().unwrap_or_default(),
+            outcome.reference
+        ),
+    };
+    Ok(match (check, &outcome.verdict, outcome.exact) {
+        (_, None, _) | (AnswerCheck::Exact, _, None) => Outcome::Failed {
             reason: "no final \\boxed{} answer".to_owned(),
         },
-    }
+        (AnswerCheck::Exact, _, Some(exact)) => {
+            if exact {
+                Outcome::Solved
+            } else {
+                wrong()
+            }
+        }
+        (AnswerCheck::Symbolic, Some(AnswerVerdict::Equivalent(_)), _) => Outcome::Solved,
+        (
+            AnswerCheck::Symbolic,
+            Some(AnswerVerdict::Undecided(UndecidedReason::CheckerFailed(reason))),
+            _,
+        ) => {
+            return Err(InfraError::new(InfraKind::CheckerUndecided, reason.clone()));
+        }
+        (AnswerCheck::Symbolic, Some(_), _) => wrong(),
+    })
 }

@@ -2,6 +2,7 @@
 //! MATH user proxy with every model call over real HTTP to the scripted
 //! OpenAI-compatible server and code in real sandbox sessions.
 
+mod answer_checks;
 mod concurrency;
 mod data;
 mod math_proxy;

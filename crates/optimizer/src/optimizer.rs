@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use agentopt_llm::{ChatMessage, ChatModel, ChatRequest, ResponseFormat, ToolChoice};
+use agentopt_llm::{
+    ChatMessage, ChatModel, ChatRequest, FinishReason, ResponseFormat, ToolChoice,
+    estimate_prompt_tokens,
+};
 use agentopt_sandbox::Executor;
 use serde::{Deserialize, Serialize};
 
@@ -431,12 +434,14 @@ impl AgentOptimizer {
         })
     }
 
-    /// The request for `messages`; `must_act` withholds the way to end the step.
+    /// The request for `messages`, with room for a reply of `max_tokens`; `must_act`
+    /// withholds the way to end the step.
     fn request(
         &self,
         messages: Vec<ChatMessage>,
         incumbent: &[LearnedFunction],
         must_act: bool,
+        max_tokens: u32,
     ) -> ChatRequest {
         let request = ChatRequest::new(messages);
         let mut request = match self.options.action_format {
@@ -454,7 +459,7 @@ impl AgentOptimizer {
                 schema: action_schema(incumbent, !must_act),
             }),
         }
-        .with_max_tokens(self.options.reply_room_tokens)
+        .with_max_tokens(max_tokens)
         .with_caller("optimizer");
         request.temperature = self.options.temperature;
         request.seed = self.options.seed;
@@ -602,16 +607,25 @@ impl AgentOptimizer {
             let prompt_message = ChatMessage::user(prompt);
             let mut messages = vec![prompt_message.clone()];
             let attempts = self.options.max_retries + 1;
+            let mut max_tokens = self.options.reply_room_tokens;
             for attempt in 1..=attempts {
                 // Numbering the attempt keeps a retry from being byte-identical to
                 // the last one when the model repeats itself: a cached reply would
                 // come back and the retry would be wasted.
                 let attempt_note = format!(" (attempt {attempt} of {attempts})");
-                let reply = self
+                let response = self
                     .model
-                    .chat(self.request(messages.clone(), incumbent, must_act))
-                    .await?
-                    .message;
+                    .chat(self.request(messages.clone(), incumbent, must_act, max_tokens))
+                    .await?;
+                let reply = response.message;
+                if response.finish_reason == Some(FinishReason::Length) {
+                    let (rejected, retry) = cut_off(&reply, max_tokens, &attempt_note);
+                    outcome.rejected.push(rejected);
+                    messages = vec![prompt_message.clone(), retry];
+                    let next = self.request(messages.clone(), incumbent, must_act, 0);
+                    max_tokens = widened_reply_room(max_tokens, budget.context_window, &next);
+                    continue;
+                }
                 let (rejected, feedback) = match read_reply(&reply, self.options.action_format) {
                     Proposal::Terminate => {
                         tracing::info!(reply = ?reply.content, "optimizer ended the step");
@@ -712,4 +726,43 @@ impl AgentOptimizer {
         }
         Ok(())
     }
+}
+
+/// What the model is told when its reply hit the token limit: without the cut
+/// reply (it would take the room the retry needs), asking for a shorter one.
+const CUT_OFF_ADVICE: &str = "Reply again with one complete action that is shorter: \
+    shorter code and description, no comments, no explanation around it.";
+
+/// The rejection of a reply the `max_tokens` limit cut off, and the message that
+/// asks for the retry.
+fn cut_off(
+    reply: &ChatMessage,
+    max_tokens: u32,
+    attempt_note: &str,
+) -> (RejectedProposal, ChatMessage) {
+    let error =
+        format!("your reply was cut off at the {max_tokens}-token limit before it was complete");
+    tracing::info!(
+        max_tokens,
+        "optimizer reply cut off by the token limit; retrying with more room"
+    );
+    let retry = ChatMessage::user(format!("Rejected: {error}{attempt_note}. {CUT_OFF_ADVICE}"));
+    let rejected = RejectedProposal {
+        calls: vec![(
+            "(reply)".to_owned(),
+            reply.content.clone().unwrap_or_default(),
+        )],
+        errors: vec![Some(error)],
+    };
+    (rejected, retry)
+}
+
+/// `max_tokens` for the retry of a reply that was cut off at `last`: twice as much,
+/// as far as the context window leaves room beside `next`'s prompt (estimated
+/// conservatively), never less than `last`. The prompt budget keeps twice the reply
+/// room free, so the first doubling always fits.
+fn widened_reply_room(last: u32, context_window: u32, next: &ChatRequest) -> u32 {
+    let prompt = estimate_prompt_tokens(&next.messages, &next.tools);
+    let left = u32::try_from((context_window as usize).saturating_sub(prompt)).unwrap_or(u32::MAX);
+    last.saturating_mul(2).min(left).max(last)
 }

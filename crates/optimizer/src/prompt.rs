@@ -249,6 +249,21 @@ pub enum ActionFormat {
     JsonSchema,
 }
 
+impl std::str::FromStr for ActionFormat {
+    type Err = String;
+
+    /// `tool-calls` or `json-schema` (command-line spelling).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "tool-calls" => Ok(Self::ToolCalls),
+            "json-schema" => Ok(Self::JsonSchema),
+            _ => Err(format!(
+                "unknown action format {text:?}; expected tool-calls or json-schema"
+            )),
+        }
+    }
+}
+
 /// The `action` value that ends a step in [`ActionFormat::JsonSchema`].
 pub const TERMINATE_ACTION: &str = "TERMINATE";
 

@@ -215,3 +215,52 @@ async fn require_action_withholds_the_end_until_the_first_action() -> anyhow::Re
     assert_eq!(choices, [json!("required"), json!("auto")]);
     Ok(())
 }
+
+/// A reply the token limit cut off: half a JSON action.
+fn cut_off_reply() -> Reply {
+    Reply::cut_off("{\"action\": \"add_function\", \"arguments\": {\"code\": \"def f(")
+}
+
+#[tokio::test]
+async fn a_reply_cut_off_by_the_token_limit_is_retried_with_more_room() -> anyhow::Result<()> {
+    let server = crate::server([
+        cut_off_reply(),
+        cut_off_reply(),
+        cut_off_reply(),
+        json_action(add_sum("sum_two")),
+    ])
+    .await;
+    let mut optimizer =
+        optimizer(&server, 1, json_options()).with_executor(Box::new(sandbox().await));
+    record(&mut optimizer, &[false]);
+    let outcome = optimizer.step().await?;
+    assert_eq!(outcome.functions.len(), 1, "{outcome:?}");
+    assert_eq!(outcome.rejected.len(), 3);
+    assert_eq!(
+        outcome.rejected[0].errors,
+        vec![Some(
+            "your reply was cut off at the 768-token limit before it was complete".to_owned()
+        )]
+    );
+    let requests = server.chat_requests();
+    let limits: Vec<u64> = requests
+        .iter()
+        .filter_map(|request| request.body["max_tokens"].as_u64())
+        .collect();
+    // Doubled while the 8k context leaves room beside the prompt.
+    let fourth: Vec<agentopt_llm::ChatMessage> =
+        serde_json::from_value(requests[3].body["messages"].clone())?;
+    let room = 8192 - agentopt_llm::estimate_prompt_tokens(&fourth, &[]) as u64;
+    assert_eq!(limits, vec![768, 1536, 3072, 6144.min(room)]);
+    // The retry carries the prompt and the request for a shorter reply, not the cut
+    // reply.
+    let retry = messages(&requests[1]);
+    assert_eq!(retry.len(), 2);
+    assert_eq!(
+        retry[1]["content"],
+        "Rejected: your reply was cut off at the 768-token limit before it was complete \
+         (attempt 1 of 4). Reply again with one complete action that is shorter: shorter \
+         code and description, no comments, no explanation around it."
+    );
+    Ok(())
+}

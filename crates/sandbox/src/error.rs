@@ -72,6 +72,9 @@ pub enum SandboxError {
         /// What was wrong, with the raw text where there was one.
         detail: String,
     },
+    /// The executor runs no Python, so learned functions cannot be defined in it.
+    #[error("this executor cannot define learned functions for code to call")]
+    FunctionsUnsupported,
 }
 
 impl SandboxError {

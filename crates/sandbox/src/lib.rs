@@ -39,4 +39,4 @@ pub use environment::{
 pub use error::SandboxError;
 pub use policy::{Protections, SYMPY_PRELOAD, SandboxPolicy};
 pub use pool::WorkerPool;
-pub use session::{CellOutcome, CellStatus, Executor, PythonSession};
+pub use session::{CellOutcome, CellStatus, CodeCalls, Executor, PythonSession};

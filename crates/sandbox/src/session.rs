@@ -1,5 +1,6 @@
 //! Sessions: a warm worker that keeps its globals between cells.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,33 @@ pub struct CellOutcome {
     /// This request ran in a worker restarted after earlier state was lost; earlier
     /// definitions are not there.
     pub state_reset_before: bool,
+    /// Calls the code made of the learned functions defined in the session
+    /// ([`PythonSession::define_functions`]), per name. Reported by the worker, so as
+    /// trustworthy as the rest of the outcome; empty after a timeout or crash.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub code_calls: BTreeMap<String, CodeCalls>,
+}
+
+/// How often code called one learned function, and how those calls ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "(u64, u64)", into = "(u64, u64)")]
+pub struct CodeCalls {
+    /// Calls that returned normally.
+    pub ok: u64,
+    /// Calls that raised.
+    pub failed: u64,
+}
+
+impl From<(u64, u64)> for CodeCalls {
+    fn from((ok, failed): (u64, u64)) -> Self {
+        Self { ok, failed }
+    }
+}
+
+impl From<CodeCalls> for (u64, u64) {
+    fn from(calls: CodeCalls) -> Self {
+        (calls.ok, calls.failed)
+    }
 }
 
 impl CellOutcome {
@@ -95,6 +123,21 @@ pub trait Executor: Send {
     /// Drops all state: the next cell starts from empty globals.
     async fn restart(&mut self) -> Result<(), SandboxError>;
 
+    /// Makes `functions` callable from cells for the rest of the session (each
+    /// defined in a namespace of its own, bound under its name in the globals; calls
+    /// counted in [`CellOutcome::code_calls`]). An executor that runs no Python
+    /// cannot: the default says so.
+    ///
+    /// # Errors
+    /// [`SandboxError::FunctionsUnsupported`] by default.
+    async fn define_functions(
+        &mut self,
+        functions: &[LearnedFunction],
+    ) -> Result<CellOutcome, SandboxError> {
+        let _ = functions;
+        Err(SandboxError::FunctionsUnsupported)
+    }
+
     /// The protections the code actually runs under.
     fn protections(&self) -> Protections;
 }
@@ -128,6 +171,8 @@ pub struct PythonSession {
     worker: Option<Worker>,
     protections: Protections,
     state_lost: bool,
+    /// Functions defined for cells; defined again in every fresh worker.
+    defined: Vec<LearnedFunction>,
 }
 
 impl std::fmt::Debug for PythonSession {
@@ -163,6 +208,7 @@ impl PythonSession {
             protections: worker.protections.clone(),
             worker: Some(worker),
             state_lost: false,
+            defined: Vec::new(),
         }
     }
 
@@ -201,12 +247,28 @@ impl PythonSession {
         .await
     }
 
+    /// Defines `functions` in the session's globals, each from its own code run in a
+    /// namespace of its own (as [`Self::call_function`] runs it), so cells can call
+    /// them and share nothing else with them; cells' calls are counted in
+    /// [`CellOutcome::code_calls`]. The session remembers them: a worker started after
+    /// a timeout, crash or [`Self::restart`] gets them again before its first
+    /// request. A function whose code fails is left out and its traceback is the
+    /// outcome's error; the others are defined.
+    pub async fn define_functions(
+        &mut self,
+        functions: &[LearnedFunction],
+    ) -> Result<CellOutcome, SandboxError> {
+        self.defined = functions.to_vec();
+        let timeout = self.policy().cell_timeout;
+        self.request(definitions(functions), timeout).await
+    }
+
     /// Kills the worker and starts a fresh one.
     pub async fn restart(&mut self) -> Result<(), SandboxError> {
         if let Some(mut worker) = self.worker.take() {
             worker.kill().await;
         }
-        self.worker = Some(self.source.worker().await?);
+        self.worker = Some(self.fresh_worker().await?);
         Ok(())
     }
 
@@ -223,7 +285,7 @@ impl PythonSession {
         let state_reset_before = std::mem::take(&mut self.state_lost);
         let mut worker = match self.worker.take() {
             Some(worker) => worker,
-            None => self.source.worker().await?,
+            None => self.fresh_worker().await?,
         };
         self.protections = worker.protections.clone();
         let started = Instant::now();
@@ -231,13 +293,16 @@ impl PythonSession {
         let duration = started.elapsed();
         let (stdout, stdout_cut) = worker.captured("stdout", self.policy().output_limit);
         let (stderr, stderr_cut) = worker.captured("stderr", self.policy().output_limit);
-        let (status, value) = match completion {
-            Completion::Answered(response) => match response.error {
-                Some(traceback) => (CellStatus::Raised { traceback }, response.value),
-                None => (CellStatus::Completed, response.value),
-            },
-            Completion::TimedOut => (CellStatus::TimedOut, None),
-            Completion::Died(reason) => (CellStatus::Crashed { reason }, None),
+        let (status, value, code_calls) = match completion {
+            Completion::Answered(response) => {
+                let status = match response.error {
+                    Some(traceback) => CellStatus::Raised { traceback },
+                    None => CellStatus::Completed,
+                };
+                (status, response.value, response.calls)
+            }
+            Completion::TimedOut => (CellStatus::TimedOut, None, BTreeMap::new()),
+            Completion::Died(reason) => (CellStatus::Crashed { reason }, None, BTreeMap::new()),
         };
         let state_lost = matches!(status, CellStatus::TimedOut | CellStatus::Crashed { .. });
         if state_lost {
@@ -255,8 +320,36 @@ impl PythonSession {
             duration,
             state_lost,
             state_reset_before,
+            code_calls,
         })
     }
+
+    /// A new worker, with the session's functions defined (a definition that raises
+    /// now raised the same way when first defined, and was reported then; one that
+    /// hangs or crashes the worker leaves a plain worker, where calls fail by name).
+    async fn fresh_worker(&mut self) -> Result<Worker, SandboxError> {
+        let mut worker = self.source.worker().await?;
+        if !self.defined.is_empty() {
+            let timeout = self.policy().cell_timeout;
+            if !matches!(
+                worker.request(definitions(&self.defined), timeout).await,
+                Completion::Answered(_)
+            ) {
+                worker.kill().await;
+                worker = self.source.worker().await?;
+            }
+        }
+        Ok(worker)
+    }
+}
+
+/// The worker request that defines `functions`.
+fn definitions(functions: &[LearnedFunction]) -> serde_json::Value {
+    let functions: Vec<_> = functions
+        .iter()
+        .map(|function| serde_json::json!({"name": function.name, "code": function.code}))
+        .collect();
+    serde_json::json!({"op": "define", "functions": functions})
 }
 
 #[async_trait]
@@ -275,6 +368,13 @@ impl Executor for PythonSession {
 
     async fn restart(&mut self) -> Result<(), SandboxError> {
         PythonSession::restart(self).await
+    }
+
+    async fn define_functions(
+        &mut self,
+        functions: &[LearnedFunction],
+    ) -> Result<CellOutcome, SandboxError> {
+        PythonSession::define_functions(self, functions).await
     }
 
     fn protections(&self) -> Protections {

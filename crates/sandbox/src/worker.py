@@ -6,7 +6,7 @@
 # Zygote protocol: JSON messages with attached descriptors on the SOCK_SEQPACKET fd 3.
 # Session protocol: JSON lines, requests on fd 3, responses on fd 4 (never stdout).
 # During a request, fds 1 and 2 point at the session's capture files.
-import ast, builtins, ctypes, fcntl, gc, json, linecache, os, resource, signal, socket, sys, time, traceback
+import ast, builtins, ctypes, fcntl, functools, gc, json, linecache, os, resource, signal, socket, sys, time, traceback
 
 CONFIG = json.loads(sys.argv[2])
 CONTROL_FD, SECCOMP_FD = 3, 5
@@ -199,7 +199,49 @@ def set_cpu_budget():
         pass
 
 
-def run(request, session_globals, io_dir):
+def learned(name, code):
+    """A learned function: its code run in a namespace of its own (never the session's
+    globals), so the function sees exactly its own definitions."""
+    namespace = {"__name__": "__learned__", "__builtins__": builtins}
+    body, _ = compile_cell(code, "<function %s>" % name)
+    exec(body, namespace)
+    function = namespace.get(name)
+    if not callable(function):
+        raise NameError("the function's code does not define a callable named %r" % name)
+    return function
+
+
+def counted(name, function, calls):
+    """`function` for cell code: each call is counted in `calls[name]` as
+    [returned normally, raised], so calls from code are counted like tool calls (and a
+    loop of a million calls costs two numbers, not a million entries)."""
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        counts = calls.setdefault(name, [0, 0])
+        try:
+            result = function(*args, **kwargs)
+        except BaseException:
+            counts[1] += 1
+            raise
+        counts[0] += 1
+        return result
+    return call
+
+
+def define(functions, session_globals, calls):
+    """Binds each learned function, counted, under its name in the session's globals;
+    a function whose code fails is left out and its traceback reported."""
+    failures = []
+    for function in functions:
+        try:
+            session_globals[function["name"]] = counted(function["name"], learned(function["name"], function["code"]), calls)
+        except BaseException as exc:
+            failures.append(format_exception(exc))
+    if failures:
+        raise RuntimeError("functions left undefined:\n" + "\n".join(failures))
+
+
+def run(request, session_globals, io_dir, calls):
     value = None
     error = None
     with Captured(io_dir):
@@ -210,14 +252,10 @@ def run(request, session_globals, io_dir):
                 if tail is not None:
                     result = eval(tail, session_globals)
                     value = None if result is None else repr(result)
+            elif request["op"] == "define":
+                define(request["functions"], session_globals, calls)
             else:
-                name = request["name"]
-                namespace = {"__name__": "__learned__", "__builtins__": builtins}
-                body, _ = compile_cell(request["code"], "<function %s>" % name)
-                exec(body, namespace)
-                function = namespace.get(name)
-                if not callable(function):
-                    raise NameError("the function's code does not define a callable named %r" % name)
+                function = learned(request["name"], request["code"])
                 # As AG2 shows a function's result: printed (str), not repr.
                 value = str(function(**request["args"]))
         except BaseException as exc:  # SystemExit and KeyboardInterrupt are cell errors too
@@ -229,6 +267,7 @@ def serve(config, own_pid_namespace, read=os.read, write=os.write):
     """The cell loop. Requests are read straight from fd 3 with a function bound when
     the worker started, so the host can recognise this loop's own blocking read."""
     session_globals = {"__name__": "__main__", "__builtins__": builtins}
+    calls = {}
     pending = b""
     while True:
         while b"\n" not in pending:
@@ -239,9 +278,11 @@ def serve(config, own_pid_namespace, read=os.read, write=os.write):
         line, pending = pending.split(b"\n", 1)
         request = json.loads(line)
         set_cpu_budget()
-        value, error = run(request, session_globals, config["io_dir"])
+        calls.clear()
+        value, error = run(request, session_globals, config["io_dir"], calls)
         reap_leftovers(own_pid_namespace)
-        write(RESPONSE_FD, (json.dumps({"id": request["id"], "value": value, "error": error}) + "\n").encode())
+        answer = {"id": request["id"], "value": value, "error": error, "calls": calls}
+        write(RESPONSE_FD, (json.dumps(answer) + "\n").encode())
 
 
 # ---------------------------------------------------------------- sessions
@@ -314,7 +355,7 @@ def start_worker(session, work, io_dir, seccomp_program, sandboxed):
     config = dict(CONFIG, io_dir=io_dir)
     # One throwaway cell now, while the session waits in the pool, so the first real
     # cell does not pay for copying the pages this path writes (fork is copy-on-write).
-    run({"op": "exec", "code": "None"}, {"__builtins__": builtins}, io_dir)
+    run({"op": "exec", "code": "None"}, {"__builtins__": builtins}, io_dir, {})
     os.write(RESPONSE_FD, (json.dumps({"ready": True, "landlock_abi": landlock, "rlimits": applied, "seccomp": seccomp}) + "\n").encode())
     serve(config, sandboxed)
 

@@ -6,6 +6,7 @@
 //! no other process left in the session; and a worker that used CPU time while idle
 //! is killed before the next request.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::pipe;
 
 use crate::cgroup::SessionCgroups;
+use crate::session::CodeCalls;
 use crate::zygote::ForkServer;
 use crate::{Protections, SandboxError};
 
@@ -53,6 +55,9 @@ pub(crate) struct Response {
     id: Option<u64>,
     pub(crate) value: Option<String>,
     pub(crate) error: Option<String>,
+    /// Calls of defined learned functions made by the request's code, per name.
+    #[serde(default)]
+    pub(crate) calls: BTreeMap<String, CodeCalls>,
     died: Option<String>,
 }
 

@@ -309,3 +309,51 @@ async fn learned_functions_have_their_own_timeout() -> anyhow::Result<()> {
     assert!(cell.timed_out(), "{cell:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn defined_functions_are_callable_from_cells_and_counted() -> anyhow::Result<()> {
+    let mut s = session_with(SandboxPolicy {
+        preload: Vec::new(),
+        cell_timeout: Duration::from_millis(1500),
+        ..SandboxPolicy::default()
+    })
+    .await;
+    let functions = [
+        LearnedFunction::new(
+            "half",
+            "HIDDEN = 2\ndef half(x):\n    \"\"\"Halves x.\"\"\"\n    return x / HIDDEN",
+        ),
+        LearnedFunction::new("broken", "def broken(:\n    pass"),
+    ];
+    let defined = s.define_functions(&functions).await?;
+    assert!(
+        matches!(&defined.status, CellStatus::Raised { traceback } if traceback.contains("SyntaxError")),
+        "a function whose code fails is reported: {defined:?}"
+    );
+    let cell = s
+        .run_cell("print(half(8), half.__doc__)\ntry:\n    half('x')\nexcept TypeError:\n    pass\n'HIDDEN' in globals()")
+        .await?;
+    assert_eq!(
+        (cell.stdout.as_str(), cell.value.as_deref()),
+        ("4.0 Halves x.\n", Some("False")),
+        "{cell:?}"
+    );
+    assert_eq!(
+        serde_json::to_value(&cell.code_calls)?,
+        json!({"half": [1, 1]}),
+        "one call returned, one raised"
+    );
+    let quiet = s.run_cell("1").await?;
+    assert!(quiet.code_calls.is_empty(), "counts are per request");
+    let lost = s.run_cell("import time\ntime.sleep(30)").await?;
+    assert!(lost.state_lost, "{lost:?}");
+    let again = s.run_cell("half(3)").await?;
+    assert!(again.state_reset_before, "{again:?}");
+    assert_eq!(
+        again.value.as_deref(),
+        Some("1.5"),
+        "a fresh worker has them again"
+    );
+    assert_eq!(again.code_calls["half"].ok, 1);
+    Ok(())
+}

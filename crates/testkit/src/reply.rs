@@ -155,6 +155,11 @@ impl Reply {
         Self::Completion(Completion::empty().content(content))
     }
 
+    /// A text answer the token limit cut off (`finish_reason: "length"`).
+    pub fn cut_off(content: impl Into<String>) -> Self {
+        Self::Completion(Completion::empty().content(content).finish_reason("length"))
+    }
+
     /// One tool call with JSON arguments.
     pub fn tool_call(name: impl Into<String>, arguments: Value) -> Self {
         Self::tool_calls([(name.into(), arguments)])

@@ -35,6 +35,7 @@ mod journal;
 mod progress;
 mod report;
 mod task;
+mod throughput;
 mod trainer;
 
 pub use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction, Provenance};
@@ -42,8 +43,9 @@ pub use error::TrainError;
 pub use journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord};
 pub use progress::{Event, NoProgress, Observer};
 pub use report::{
-    Accuracy, EpochResult, FunctionUsage, InfrastructureCounts, PhaseTime, ProblemOutcome,
-    REPORT_VERSION, Setup, TestResult, TrainingReport, pair_outcomes,
+    Accuracy, CheckResult, EpochResult, FunctionUsage, InfrastructureCounts, PhaseTime,
+    ProblemOutcome, REPORT_VERSION, Setup, TestResult, TrainingReport, pair_outcomes,
 };
 pub use task::{Attempt, CallCounts, InfraError, InfraKind, Outcome, Task};
+pub use throughput::{Throughput, measure_throughput};
 pub use trainer::{Problems, Trainer, TrainerOptions};

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use agentopt_optimizer::{Interval, PairedCounts, Z_95, wilson_interval};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use agentopt_core::FunctionSet;
 
@@ -33,6 +33,10 @@ pub struct TrainingReport {
     pub paired: PairedCounts,
     /// Exact McNemar p-value of `paired`.
     pub mcnemar_p: f64,
+    /// The same test, scored by the task's other answer checks (those in
+    /// [`crate::Attempt::checks`]; the main result is the check that drove training).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_checks: Vec<CheckResult>,
     /// One entry per training epoch that ran.
     pub epochs: Vec<EpochResult>,
     /// The functions the agents hold after training.
@@ -52,6 +56,22 @@ pub struct TrainingReport {
     /// Why the run stopped before its end (infrastructure errors to re-run, a
     /// budget), if it did; `None` for a finished run.
     pub incomplete: Option<String>,
+}
+
+/// The test before and after training, scored by one of the task's other answer
+/// checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// The check's name (MATH: `exact`, AG2's string rule, or `symbolic`).
+    pub name: String,
+    /// Before training, under this check (attempts it could not decide left out).
+    pub test_before: TestResult,
+    /// After training, under this check.
+    pub test_after: TestResult,
+    /// Before/after pairs under this check.
+    pub paired: PairedCounts,
+    /// Exact McNemar p-value of `paired`.
+    pub mcnemar_p: f64,
 }
 
 /// Infrastructure errors of one phase.
@@ -95,6 +115,10 @@ pub struct Setup {
     pub epochs: u32,
     /// Optimizer actions allowed per step.
     pub max_actions_per_step: u32,
+    /// Task settings worth stating beside the result, as (name, value) rows (the
+    /// function style, the answer check that drove training …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<(String, String)>,
 }
 
 /// One problem's outcome.
@@ -298,6 +322,9 @@ impl TrainingReport {
             "| training | {epochs_ran} of {} epochs, at most {} actions per step |",
             setup.epochs, setup.max_actions_per_step
         );
+        for (name, value) in &setup.settings {
+            let _ = writeln!(md, "| {} | {} |", cell(name), cell(value));
+        }
         if let Some(reason) = &self.stopped_early {
             let _ = writeln!(md, "| stopped early | {} |", cell(reason));
         }
@@ -311,10 +338,23 @@ impl TrainingReport {
             md,
             "| agents | solved | success rate | 95% Wilson interval |\n|---|---:|---:|---|"
         );
-        for (label, result) in [
-            ("before training", &self.test_before),
-            ("after training", &self.test_after),
-        ] {
+        let main = [
+            ("before training".to_owned(), &self.test_before),
+            ("after training".to_owned(), &self.test_after),
+        ];
+        let others = self.other_checks.iter().flat_map(|check| {
+            [
+                (
+                    format!("before training, {} check", check.name),
+                    &check.test_before,
+                ),
+                (
+                    format!("after training, {} check", check.name),
+                    &check.test_after,
+                ),
+            ]
+        });
+        for (label, result) in main.into_iter().chain(others) {
             let accuracy = &result.accuracy;
             let _ = writeln!(
                 md,
@@ -344,6 +384,17 @@ impl TrainingReport {
             }
         );
 
+        for check in &self.other_checks {
+            let _ = writeln!(
+                md,
+                "\nUnder the {} check (reported, not used for training): {} solved only \
+                 after training, {} only before; exact McNemar p = {:.4}.",
+                cell(&check.name),
+                check.paired.after_only,
+                check.paired.before_only,
+                check.mcnemar_p
+            );
+        }
         let _ = writeln!(md, "\n## Training accuracy per epoch\n");
         if self.epochs.is_empty() {
             let _ = writeln!(md, "No training epoch ran.");
@@ -505,6 +556,16 @@ impl TrainingReport {
             "paired on the same problems: +{} / -{}, exact McNemar p = {:.4}",
             self.paired.after_only, self.paired.before_only, self.mcnemar_p
         );
+        for check in &self.other_checks {
+            let _ = writeln!(
+                out,
+                "{} check (not used for training): before {}, after {}, McNemar p = {:.4}",
+                check.name,
+                check.test_before.accuracy.summary(),
+                check.test_after.accuracy.summary(),
+                check.mcnemar_p
+            );
+        }
         let errors: u64 = self
             .infrastructure
             .iter()
@@ -558,6 +619,7 @@ pub(crate) fn build(inputs: Inputs<'_>) -> TrainingReport {
     let test_before = test_result(Phase::TestBefore);
     let test_after = test_result(Phase::TestAfter);
     let paired = pair_outcomes(&test_before, &test_after);
+    let other_checks = other_checks(&counted(Phase::TestBefore), &counted(Phase::TestAfter));
     let epochs = inputs
         .steps
         .iter()
@@ -584,6 +646,7 @@ pub(crate) fn build(inputs: Inputs<'_>) -> TrainingReport {
         setup: inputs.setup,
         mcnemar_p: paired.mcnemar_exact_p(),
         paired,
+        other_checks,
         test_before,
         test_after,
         epochs,
@@ -595,6 +658,47 @@ pub(crate) fn build(inputs: Inputs<'_>) -> TrainingReport {
         infrastructure: infrastructure_counts(inputs.records),
         incomplete: inputs.incomplete,
     }
+}
+
+/// The test before and after under each other answer check the attempts carry, by
+/// name.
+fn other_checks(before: &[&ConversationRecord], after: &[&ConversationRecord]) -> Vec<CheckResult> {
+    let names: BTreeSet<&String> = before
+        .iter()
+        .chain(after)
+        .flat_map(|record| record.attempt.checks.keys())
+        .collect();
+    let scored = |records: &[&ConversationRecord], name: &str| {
+        TestResult::from_outcomes(
+            records
+                .iter()
+                .filter_map(|record| {
+                    record
+                        .attempt
+                        .checks
+                        .get(name)
+                        .map(|correct| ProblemOutcome {
+                            id: record.problem_id.clone(),
+                            correct: *correct,
+                        })
+                })
+                .collect(),
+        )
+    };
+    names
+        .into_iter()
+        .map(|name| {
+            let (test_before, test_after) = (scored(before, name), scored(after, name));
+            let paired = pair_outcomes(&test_before, &test_after);
+            CheckResult {
+                name: name.clone(),
+                mcnemar_p: paired.mcnemar_exact_p(),
+                paired,
+                test_before,
+                test_after,
+            }
+        })
+        .collect()
 }
 
 /// Calls of each function in force, in training and in the test after training.

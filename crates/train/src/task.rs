@@ -48,12 +48,18 @@ pub struct Attempt {
     /// The reference answer, if the task has one.
     #[serde(default)]
     pub expected: Option<String>,
-    /// Calls of learned functions, per name.
+    /// Calls of learned functions, per name: as tools and from code alike.
     #[serde(default)]
     pub calls: BTreeMap<String, CallCounts>,
     /// Model tokens spent (prompt + completion).
     #[serde(default)]
     pub tokens: u64,
+    /// Verdicts of answer checks other than the one that decided `outcome`, by the
+    /// check's name (MATH: `exact` beside `symbolic`, or the reverse): the report
+    /// shows the test accuracy under each beside the main one. A check that could not
+    /// decide is left out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, bool>,
     /// The whole conversation, when the task ran agentopt agents.
     #[serde(default)]
     pub transcript: Option<Transcript>,
@@ -69,12 +75,13 @@ impl Attempt {
             expected: None,
             calls: BTreeMap::new(),
             tokens: 0,
+            checks: BTreeMap::new(),
             transcript: None,
         }
     }
 
-    /// An attempt read off an agentopt conversation: the learned-function calls and
-    /// tokens come from `transcript`, and a chat that ended on an infrastructure
+    /// An attempt read off an agentopt conversation: the learned-function calls (tool
+    /// calls, and calls made from code blocks) and tokens come from `transcript`, and a chat that ended on an infrastructure
     /// failure becomes [`Outcome::Infrastructure`] whatever `judged` says.
     pub fn from_transcript(
         judged: Outcome,
@@ -82,13 +89,26 @@ impl Attempt {
         transcript: Transcript,
     ) -> Self {
         let mut calls: BTreeMap<String, CallCounts> = BTreeMap::new();
-        for entry in &transcript.entries {
-            for execution in &entry.work.executions {
-                if let Execution::Function(call) = execution {
+        for execution in transcript
+            .entries
+            .iter()
+            .flat_map(|entry| &entry.work.executions)
+        {
+            match execution {
+                Execution::Function(call) => {
                     calls
                         .entry(call.name.clone())
                         .or_default()
                         .add(call.success);
+                }
+                Execution::Code(code) => {
+                    let from_code = code.sandbox.iter().flat_map(|outcome| &outcome.code_calls);
+                    for (name, counts) in from_code {
+                        calls.entry(name.clone()).or_default().merge(CallCounts {
+                            calls: counts.ok + counts.failed,
+                            succeeded: counts.ok,
+                        });
+                    }
                 }
             }
         }
@@ -100,6 +120,7 @@ impl Attempt {
             expected: None,
             calls,
             tokens: usage.prompt_tokens + usage.completion_tokens,
+            checks: BTreeMap::new(),
             transcript: Some(transcript),
         }
     }

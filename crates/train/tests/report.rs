@@ -40,6 +40,14 @@ fn fixture_statistics_agree_with_the_outcomes() {
     let paired = pair_outcomes(&report.test_before, &report.test_after);
     assert_eq!(paired, report.paired);
     assert_eq!(paired.mcnemar_exact_p(), report.mcnemar_p);
+    for check in &report.other_checks {
+        let before = TestResult::from_outcomes(check.test_before.outcomes.clone());
+        let after = TestResult::from_outcomes(check.test_after.outcomes.clone());
+        assert_eq!((&before, &after), (&check.test_before, &check.test_after));
+        let paired = pair_outcomes(&before, &after);
+        assert_eq!(paired, check.paired);
+        assert_eq!(paired.mcnemar_exact_p(), check.mcnemar_p);
+    }
 }
 
 #[test]

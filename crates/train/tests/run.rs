@@ -41,6 +41,18 @@ async fn a_task_that_is_not_math_trains_end_to_end() -> anyhow::Result<()> {
         [(0, true, 1), (2, true, 0)],
         "learned in step 1, used in epoch 2"
     );
+    let lenient = &report.other_checks[0];
+    assert_eq!(
+        (
+            lenient.name.as_str(),
+            lenient.test_before.accuracy.correct,
+            lenient.test_after.accuracy.correct,
+            lenient.paired.after_only
+        ),
+        ("lenient", 1, 4, 3),
+        "7 passes the lenient check before and after"
+    );
+    assert_eq!(report.other_checks.len(), 1);
     assert_eq!(report.functions.len(), 1);
     let halve = &report.functions[0];
     assert_eq!(
@@ -61,6 +73,10 @@ async fn a_task_that_is_not_math_trains_end_to_end() -> anyhow::Result<()> {
     assert_eq!(on_disk, report);
     let markdown = std::fs::read_to_string(dir.path().join("report.md"))?;
     assert!(markdown.contains("| before training | 0/4 |"), "{markdown}");
+    assert!(
+        markdown.contains("| after training, lenient check | 4/4 |"),
+        "{markdown}"
+    );
     assert!(
         markdown.contains("| `halve` | half of an even number | 3 (2) | 4 (3) |"),
         "{markdown}"
@@ -180,5 +196,25 @@ async fn an_unreachable_optimizer_fails_the_run_before_anything_runs() -> anyhow
         0
     );
     assert!(!run_dir.exists(), "nothing written");
+    Ok(())
+}
+
+#[tokio::test]
+async fn throughput_counts_a_pass_over_the_problems() -> anyhow::Result<()> {
+    let halve = agentopt_train::LearnedFunction::new("halve", "def halve(n):\n    return n // 2\n");
+    let functions = FunctionSet::new([halve]);
+    let task = Halving::default();
+    let pass = agentopt_train::measure_throughput(&task, &[2, 3, 4, 7], &functions, 2).await;
+    assert_eq!(
+        (
+            pass.concurrency,
+            pass.problems,
+            pass.solved,
+            pass.infrastructure,
+            pass.tokens
+        ),
+        (2, 4, 2, 0, 40)
+    );
+    assert!(pass.problems_per_hour() > 0.0 && pass.tokens_per_second() > 0.0);
     Ok(())
 }

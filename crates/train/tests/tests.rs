@@ -23,8 +23,9 @@ use agentopt_train::{
 use serde_json::json;
 
 /// Problems are numbers; one is solved when the agents hold a function called
-/// `halve` and the number is even (odd numbers are never solved). Ids in
-/// `outage` end as a model outage instead.
+/// `halve` and the number is even (odd numbers are never solved); a second check,
+/// `lenient`, also accepts multiples of 7. Ids in `outage` end as a model outage
+/// instead.
 #[derive(Default)]
 struct Halving {
     outage: Mutex<HashSet<u32>>,
@@ -60,6 +61,9 @@ impl Task for Halving {
             attempt.calls.insert("halve".to_owned(), calls);
         }
         attempt.tokens = 10;
+        // A second, lenient answer check that also accepts multiples of 7.
+        let lenient = solved || problem.is_multiple_of(7);
+        attempt.checks.insert("lenient".to_owned(), lenient);
         attempt
     }
 }

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use agentopt_agents::FunctionStyle;
 use agentopt_llm::LlmError;
 use agentopt_llm::endpoints::EndpointRequest;
 pub use agentopt_llm::endpoints::{EndpointSource, Endpoints};
@@ -14,7 +15,7 @@ use agentopt_llm::local::LocalModel;
 use agentopt_optimizer::ActionFormat;
 use serde::{Deserialize, Serialize};
 
-use agentopt_mathchat::{DataFormat, Selection, subject_key};
+use agentopt_mathchat::{AnswerCheck, DataFormat, Selection, subject_key};
 
 /// Model used with an OpenAI / Azure key from the environment when `--model` is
 /// not given.
@@ -97,8 +98,8 @@ pub struct BenchArgs {
     /// Significance level of the validation-mode paired test.
     #[arg(long, default_value_t = 0.05, help_heading = "Training")]
     pub significance: f64,
-    /// Conversations run at once within a phase (default: 1 on the local model,
-    /// 4 on a remote endpoint). Results do not depend on it.
+    /// Conversations at once within a phase (default: 2 on the local model, one server
+    /// slot each; 4 remote). The order the optimizer sees does not depend on it.
     #[arg(long, value_parser = at_least_one, help_heading = "Training")]
     pub concurrency: Option<usize>,
 
@@ -115,11 +116,20 @@ pub struct BenchArgs {
     #[arg(long, help_heading = "Training")]
     pub max_turns: Option<u32>,
 
-    /// How the optimizer model states its actions (default: json-schema on the local
-    /// model, whose small models answer tool prompts in prose; tool-calls, as in AG2,
-    /// on a remote endpoint).
-    #[arg(long, value_enum, help_heading = "Training")]
-    pub optimizer_actions: Option<ActionFormatArg>,
+    /// How the optimizer model states its actions: tool-calls or json-schema
+    /// (default: json-schema on the local model, whose small models answer tool
+    /// prompts in prose; tool-calls, as in AG2, on a remote endpoint).
+    #[arg(long, value_name = "FORMAT", help_heading = "Training")]
+    pub optimizer_actions: Option<ActionFormat>,
+    /// How learned functions reach the assistant: tools (AG2's function calling),
+    /// code (already defined in its Python session, listed in its system message) or
+    /// both.
+    #[arg(long, value_name = "STYLE", default_value_t, help_heading = "Training")]
+    pub function_style: FunctionStyle,
+    /// Answer check that drives training: symbolic (strings, numbers, sympy) or
+    /// exact (AG2's string rule); the report shows the test under both.
+    #[arg(long, value_name = "CHECK", default_value_t, help_heading = "Training")]
+    pub answer_check: AnswerCheck,
     /// Whether the optimizer's first reply of a step must be an action rather than
     /// TERMINATE (default: true on the local model, whose small models otherwise end
     /// most steps at once; false, as in AG2, on a remote endpoint).
@@ -273,24 +283,6 @@ pub enum ApiTypeArg {
     Azure,
 }
 
-/// `--optimizer-actions`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ActionFormatArg {
-    /// The three tools are offered; a reply without a tool call ends the step (AG2).
-    ToolCalls,
-    /// One JSON object per reply, constrained by a JSON Schema.
-    JsonSchema,
-}
-
-impl From<ActionFormatArg> for ActionFormat {
-    fn from(arg: ActionFormatArg) -> Self {
-        match arg {
-            ActionFormatArg::ToolCalls => Self::ToolCalls,
-            ActionFormatArg::JsonSchema => Self::JsonSchema,
-        }
-    }
-}
-
 /// `--local-model`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 pub enum LocalModelArg {
@@ -358,6 +350,12 @@ pub struct RunConfig {
     /// calls).
     #[serde(default)]
     pub optimizer_actions: ActionFormat,
+    /// How learned functions reach the assistant (configs from before: tools).
+    #[serde(default)]
+    pub function_style: FunctionStyle,
+    /// The answer check that drives training (configs from before: symbolic).
+    #[serde(default)]
+    pub answer_check: AnswerCheck,
     /// The optimizer's first reply of a step must be an action.
     #[serde(default)]
     pub require_action: bool,
@@ -478,19 +476,18 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
             .max_actions_per_step
             .unwrap_or(preset.max_actions_per_step),
         patience: args.patience,
-        concurrency: args.concurrency.unwrap_or(if local { 1 } else { 4 }),
+        concurrency: args.concurrency.unwrap_or(endpoints.default_concurrency()),
         max_reply_tokens: args
             .max_reply_tokens
             .or(local.then_some(LOCAL_MAX_REPLY_TOKENS)),
         max_turns: args.max_turns.or(local.then_some(LOCAL_MAX_TURNS)),
-        optimizer_actions: args.optimizer_actions.map_or(
-            if local {
-                ActionFormat::JsonSchema
-            } else {
-                ActionFormat::ToolCalls
-            },
-            ActionFormat::from,
-        ),
+        optimizer_actions: args.optimizer_actions.unwrap_or(if local {
+            ActionFormat::JsonSchema
+        } else {
+            ActionFormat::ToolCalls
+        }),
+        function_style: args.function_style,
+        answer_check: args.answer_check,
         require_action: args.require_action.unwrap_or(local),
         sampling_seed: args.sampling_seed.or(local.then_some(LOCAL_SAMPLING_SEED)),
         endpoint: endpoints.source(),

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use agentopt_agents::{ExecutorFactory, SandboxSessions};
 use agentopt_llm::local::{LocalServer, LocalServerOptions};
 use agentopt_llm::{
     Budget, ChatModel, ClientOptions, ConfigListModel, EndpointConfig, PriceTable, ResponseCache,
@@ -14,7 +13,7 @@ use agentopt_llm::{
 };
 use agentopt_mathchat::{MathTask, MathTaskOptions, Problem};
 use agentopt_optimizer::OptimizerOptions;
-use agentopt_sandbox::{PythonEnvironment, SandboxPolicy};
+use agentopt_sandbox::PythonEnvironment;
 use agentopt_train::{Problems, Setup, Trainer, TrainerOptions};
 use anyhow::{Context as _, bail};
 
@@ -22,9 +21,7 @@ use super::cli::{BenchArgs, Endpoints, RunConfig, resolve_endpoints, run_config}
 use super::plot::write_learning_curve;
 use super::progress::{Progress, ProgressObserver, init_tracing};
 use super::rundir::{create_run_dir, open_run_dir};
-
-/// Time limit of a learned-function call made to check an answer or a proposal.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::sandboxes::MathSandboxes;
 
 /// Runs (or resumes) a benchmark as the flags say; `workspace` is the repository
 /// root (bundled data and default directories). Bad flags, data or endpoints fail
@@ -118,6 +115,7 @@ impl Models {
             Endpoints::Local(model) => {
                 let server = LocalServer::start(LocalServerOptions {
                     model,
+                    parallel: config.concurrency,
                     progress: if progress.shows_bars() {
                         agentopt_llm::local::Progress::Show
                     } else {
@@ -184,37 +182,18 @@ fn trainer(
     progress: Progress,
 ) -> anyhow::Result<Trainer<MathTask>> {
     let environment = PythonEnvironment::ensure().context("preparing the Python sandbox")?;
-    // Checking an answer or trying a proposed function is the run's own work: a
-    // function that hangs there must not hold it for AG2's 600 s.
-    let checks = SandboxPolicy {
-        function_timeout: CHECK_TIMEOUT,
-        ..SandboxPolicy::default()
-    };
-    // Conversations and proposal checks get fork servers that boot now, while the
-    // first model calls are on their way; the conversations' pool keeps a session
-    // forked for every conversation that may run at once.
-    let conversations = SandboxSessions::warm(
-        environment.clone(),
-        SandboxPolicy::default(),
-        config.concurrency,
-    )?
-    .with_max_live(config.concurrency);
-    let proposals: Arc<dyn ExecutorFactory> = Arc::new(SandboxSessions::warm(
-        environment.clone(),
-        checks.clone(),
-        1,
-    )?);
-    // Symbolic checks are rare: their fork server starts with the first one.
-    let checker = SandboxSessions::new(environment, checks);
+    let sandboxes = MathSandboxes::start(&environment, config.concurrency)?;
     let task = MathTask::new(
         Arc::clone(&models.agent),
-        Arc::new(conversations),
-        Arc::new(checker),
+        sandboxes.conversations,
+        sandboxes.checker,
     )
     .with_options(MathTaskOptions {
         max_reply_tokens: config.max_reply_tokens,
         sampling_seed: config.sampling_seed,
         max_turns: config.max_turns,
+        function_style: config.function_style,
+        answer_check: config.answer_check,
     });
     let options = TrainerOptions {
         run_dir: root.to_owned(),
@@ -230,7 +209,7 @@ fn trainer(
         },
         significance: config.significance,
         meter: Some(models.meter.clone()),
-        proposal_sandbox: Some(proposals),
+        proposal_sandbox: Some(sandboxes.proposals),
         preflight: Some(Duration::from_secs(20)),
         setup: Setup {
             task: "MATH".to_owned(),
@@ -243,6 +222,13 @@ fn trainer(
                 config.test.path.display()
             ),
             selection: config.train.selection.to_string(),
+            settings: vec![
+                ("function style".into(), config.function_style.to_string()),
+                (
+                    "answer check (drives training)".into(),
+                    config.answer_check.to_string(),
+                ),
+            ],
             ..Setup::default()
         },
         ..TrainerOptions::default()

@@ -8,15 +8,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentopt_agents::{ExecutorFactory, SandboxSessions};
+use agentopt_agents::ExecutorFactory;
 use agentopt_llm::{ChatModel, ClientOptions, EndpointConfig, OpenAiClient};
 use agentopt_mathchat::{DataFormat, MathTask, Problem, Selection};
-use agentopt_sandbox::{PythonEnvironment, SandboxPolicy};
+use agentopt_sandbox::PythonEnvironment;
 use agentopt_train::{Problems, Trainer, TrainerOptions};
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::measure::{PhaseCounter, Recorder, TimedModel, TimedSessions, TimedTask};
+use crate::sandboxes::MathSandboxes;
 
 /// The model name the scripted server serves.
 pub const MODEL: &str = "scripted-model";
@@ -171,25 +172,18 @@ fn trainer(
     recorder: &Arc<Recorder>,
 ) -> anyhow::Result<Trainer<TimedTask<MathTask>>> {
     let environment = PythonEnvironment::ensure().context("preparing the Python sandbox")?;
-    let policy = SandboxPolicy::default();
-    // Conversations: a warm pool sized to the concurrency, so none waits for a fork.
-    let conversations =
-        SandboxSessions::warm(environment.clone(), policy.clone(), shape.concurrency)?
-            .with_max_live(shape.concurrency);
+    let sandboxes = MathSandboxes::start(&environment, shape.concurrency)?;
     let conversations: Arc<dyn ExecutorFactory> = Arc::new(TimedSessions::new(
-        Arc::new(conversations),
+        sandboxes.conversations,
         Arc::clone(recorder),
     ));
-    // Symbolic checks are rare (the scripted answers are the references): lazy.
-    let checker = Arc::new(SandboxSessions::new(environment.clone(), policy.clone()));
-    let proposals = Arc::new(SandboxSessions::warm(environment, policy, 1)?);
-    let task = MathTask::new(Arc::clone(&model), conversations, checker);
+    let task = MathTask::new(Arc::clone(&model), conversations, sandboxes.checker);
     let options = TrainerOptions {
         run_dir: run_dir.to_owned(),
         epochs: shape.epochs,
         max_actions_per_step: shape.actions,
         concurrency: shape.concurrency,
-        proposal_sandbox: Some(proposals),
+        proposal_sandbox: Some(sandboxes.proposals),
         preflight: None,
         ..TrainerOptions::default()
     };

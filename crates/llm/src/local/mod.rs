@@ -26,7 +26,7 @@ pub use cache::{AGENTOPT_HOME, LocalCache};
 pub use progress::Progress;
 pub use python::{AGENTOPT_PYTHON, SERVER_RUNTIME_REQUIREMENT};
 pub use server::{
-    LocalServer, LocalServerOptions, PORT_ATTEMPTS, RestartPolicy, ServerCommand,
+    DEFAULT_PARALLEL, LocalServer, LocalServerOptions, PORT_ATTEMPTS, RestartPolicy, ServerCommand,
     free_loopback_port,
 };
 pub use spec::{LocalModel, LocalModelSpec, ModelPart};

@@ -12,7 +12,8 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--model", required=True)
 parser.add_argument("--alias", required=True)
 parser.add_argument("--port", type=int, required=True)
-parser.add_argument("--ctx", type=int, required=True)
+parser.add_argument("--ctx", type=int, required=True, help="context per slot")
+parser.add_argument("--parallel", type=int, default=1, help="slots decoded together")
 parser.add_argument("--threads", type=int, required=True)
 args = parser.parse_args()
 
@@ -21,7 +22,18 @@ params.model.path = args.model
 params.model_alias = [args.alias]
 params.hostnames = ["127.0.0.1"]
 params.port = args.port
-params.n_ctx = args.ctx
+# One KV region per slot (not unified), so every conversation has its full context.
+params.n_parallel = args.parallel
+params.n_ctx = args.ctx * args.parallel
+params.kv_unified = False
+# Continuous batching: the slots' tokens are decoded in one batch per step.
+params.cont_batching = True
+# A conversation's next turn reuses the KV of its previous prompt: requests go to
+# the slot whose cached prompt shares the most with theirs, and a slot's prompt is
+# kept in host memory when another conversation takes the slot.
+params.cache_prompt = True
+params.cache_idle_slots = True
+params.cache_ram_mib = 1024 * args.parallel
 params.cpuparams.n_threads = args.threads
 params.cpuparams_batch.n_threads = args.threads
 # Qwen's own chat template (from the GGUF) renders tools and tool results.

@@ -66,13 +66,24 @@ impl Default for RestartPolicy {
     }
 }
 
+/// Slots of the embedded server by default: requests it decodes together (and
+/// `bench-math`'s local concurrency). Two, from `cargo xtask bench-local` and a decode
+/// probe on 2 shared cores (docs/bench-math/measurements.md): batched decoding of 2–4
+/// streams gave more tokens per second than one stream, whole short conversations
+/// showed no consistent difference, and 2 slots cost 240 MiB more RSS than 1 where 4
+/// cost 700 MiB.
+pub const DEFAULT_PARALLEL: usize = 2;
+
 /// What [`LocalServer::start`] serves and how.
 #[derive(Clone, Debug)]
 pub struct LocalServerOptions {
     /// The model to serve.
     pub model: LocalModel,
-    /// Context size in tokens; `None` takes the model's default (8192).
+    /// Context size per slot in tokens; `None` takes the model's default (8192).
     pub context_size: Option<u32>,
+    /// Slots: requests decoded together (continuous batching), each with its own
+    /// `context_size` of KV cache (about 28 KiB per token for the 1.5B model).
+    pub parallel: usize,
     /// Inference threads; `None` takes the available cores.
     pub threads: Option<usize>,
     /// How long to wait for `GET /health` to answer 200.
@@ -90,6 +101,7 @@ impl Default for LocalServerOptions {
         Self {
             model: LocalModel::default(),
             context_size: None,
+            parallel: DEFAULT_PARALLEL,
             threads: None,
             health_timeout: Duration::from_secs(180),
             restart: RestartPolicy::default(),
@@ -187,6 +199,8 @@ impl LocalServer {
                 port.to_string().into(),
                 "--ctx".into(),
                 context.to_string().into(),
+                "--parallel".into(),
+                options.parallel.max(1).to_string().into(),
                 "--threads".into(),
                 threads.to_string().into(),
             ],
