@@ -452,11 +452,11 @@ impl<'a, T: Task> Run<'a, T> {
             rejected = outcome.rejected.len(),
             "optimizer step finished"
         );
+        self.record_spend(&format!("step {epoch}"), &mut mark)?;
         self.steps.append(&step)?;
         self.trainer
             .observer
             .event(Event::StepFinished { step: &step });
-        self.record_spend(&format!("step {epoch}"), &mut mark)?;
         Ok(StepResult::Done(Box::new(outcome)))
     }
 
@@ -598,6 +598,9 @@ impl<'a, T: Task> Run<'a, T> {
                 problem_id: task.problem_id(&problems[index]),
                 attempt,
             };
+            // The spend first: a kill between the two lines re-runs the attempt and
+            // counts its spend twice — it was spent twice — rather than not at all.
+            self.record_spend(&phase.name(), mark)?;
             self.transcripts.append(&record)?;
             let outcome = &record.attempt.outcome;
             self.trainer.observer.event(Event::Finished {
@@ -608,8 +611,6 @@ impl<'a, T: Task> Run<'a, T> {
             });
             errors.count(outcome.infrastructure().map(|error| error.kind));
             self.recorded.insert((phase, index), record);
-            // Per attempt, so a kill loses the spend of the attempts in flight only.
-            self.record_spend(&phase.name(), mark)?;
             if errors.budget
                 || errors.consecutive >= self.options().max_consecutive_infrastructure_errors
             {
