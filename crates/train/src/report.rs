@@ -298,6 +298,17 @@ impl TrainingReport {
     /// `report.md`: a self-contained summary for people.
     pub fn to_markdown(&self) -> String {
         let mut md = String::new();
+        self.setup_markdown(&mut md);
+        self.test_markdown(&mut md);
+        self.epochs_markdown(&mut md);
+        self.functions_markdown(&mut md);
+        self.usage_markdown(&mut md);
+        self.wall_time_markdown(&mut md);
+        md
+    }
+
+    /// The title and the settings table (with the run's state).
+    fn setup_markdown(&self, md: &mut String) {
         let setup = &self.setup;
         let _ = writeln!(md, "# AgentOptimizer on {}\n", setup.task);
         let _ = writeln!(md, "![learning curve](learning_curve.svg)\n");
@@ -331,8 +342,11 @@ impl TrainingReport {
         if let Some(reason) = &self.incomplete {
             let _ = writeln!(md, "| **incomplete** | {} |", cell(reason));
         }
-        self.infrastructure_markdown(&mut md);
+        self.infrastructure_markdown(md);
+    }
 
+    /// Test accuracy before and after, paired, for every check.
+    fn test_markdown(&self, md: &mut String) {
         let _ = writeln!(md, "\n## Test accuracy before and after training\n");
         let _ = writeln!(
             md,
@@ -395,6 +409,10 @@ impl TrainingReport {
                 check.mcnemar_p
             );
         }
+    }
+
+    /// Training accuracy and the step's decision per epoch.
+    fn epochs_markdown(&self, md: &mut String) {
         let _ = writeln!(md, "\n## Training accuracy per epoch\n");
         if self.epochs.is_empty() {
             let _ = writeln!(md, "No training epoch ran.");
@@ -438,7 +456,10 @@ impl TrainingReport {
                 );
             }
         }
+    }
 
+    /// The functions in force at the end and their calls.
+    fn functions_markdown(&self, md: &mut String) {
         let _ = writeln!(md, "\n## Functions learned\n");
         if self.functions.is_empty() {
             let _ = writeln!(
@@ -464,15 +485,18 @@ impl TrainingReport {
                 );
             }
         }
+    }
 
+    /// Tokens, cost, retries and failures per role and endpoint.
+    fn usage_markdown(&self, md: &mut String) {
         let _ = writeln!(md, "\n## Tokens and cost\n");
-        usage_table(&mut md, "role", &self.usage);
+        usage_table(md, "role", &self.usage);
         if !self.endpoints.is_empty() {
             let _ = writeln!(
                 md,
                 "\nPer endpoint (with a config list, which entry answered):\n"
             );
-            usage_table(&mut md, "endpoint", &self.endpoints);
+            usage_table(md, "endpoint", &self.endpoints);
         }
         let _ = writeln!(
             md,
@@ -480,7 +504,10 @@ impl TrainingReport {
              the client retried (429, 5xx, transport faults, malformed replies); failed: \
              calls that still failed after their retries."
         );
+    }
 
+    /// Wall time per phase.
+    fn wall_time_markdown(&self, md: &mut String) {
         let _ = writeln!(md, "\n## Wall time\n");
         let _ = writeln!(md, "| phase | time |\n|---|---:|");
         let mut total_seconds = 0.0;
@@ -494,7 +521,6 @@ impl TrainingReport {
             );
         }
         let _ = writeln!(md, "| total | {} |", duration(total_seconds));
-        md
     }
 
     /// The infrastructure section, when any attempt was stopped by infrastructure.
