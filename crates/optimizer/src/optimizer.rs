@@ -578,30 +578,8 @@ impl AgentOptimizer {
                 break;
             }
             let role = role_text(&self.options.example);
-            let inputs = PromptInputs {
-                role: &role,
-                best: &next.best_functions,
-                incumbent,
-                actions_taken: outcome.actions.len(),
-                failures: &next.failures,
-                conversations: &next.best_conversations,
-            };
             let (prompt, report) =
-                build_prompt(&inputs, budget).map_err(|needed| OptimizerError::PromptTooLarge {
-                    needed,
-                    budget: budget.max_prompt_tokens,
-                    context_window: budget.context_window,
-                    reserved: budget.context_window as usize - budget.max_prompt_tokens,
-                })?;
-            tracing::info!(
-                budget = report.budget_tokens,
-                prompt_tokens = report.prompt_tokens,
-                condensed = ?report.conversations_condensed,
-                omitted = ?report.conversations_omitted,
-                tool_outputs_cut = report.tool_outputs_cut,
-                failures_omitted = report.failures_omitted,
-                "optimizer prompt built"
-            );
+                step_prompt(&role, next, incumbent, outcome.actions.len(), budget)?;
             outcome.prompts.push(report);
             let must_act = self.options.require_action && outcome.actions.is_empty();
             let prompt_message = ChatMessage::user(prompt);
@@ -633,18 +611,7 @@ impl AgentOptimizer {
                         return Ok(());
                     }
                     Proposal::Unreadable(error) => {
-                        tracing::info!(%error, "optimizer reply is no action; retrying with the error");
-                        let feedback = vec![ChatMessage::user(format!(
-                            "Rejected: {error}{attempt_note}"
-                        ))];
-                        let rejected = RejectedProposal {
-                            calls: vec![(
-                                "(reply)".to_owned(),
-                                reply.content.clone().unwrap_or_default(),
-                            )],
-                            errors: vec![Some(error)],
-                        };
-                        (rejected, feedback)
+                        unreadable_feedback(&reply, error, &attempt_note)
                     }
                     Proposal::Calls(calls) => {
                         if calls.len() > room {
@@ -678,43 +645,7 @@ impl AgentOptimizer {
                             }
                             Verdict::Rejected(errors) => errors,
                         };
-                        // Expected with weak models and answered by a retry: not a
-                        // warning (the step's outcome counts the rejections).
-                        tracing::info!(
-                            ?errors,
-                            "optimizer proposal rejected; retrying with the errors"
-                        );
-                        // Errors share the feedback room (tracebacks can be long).
-                        let limit = (FEEDBACK_TOKENS as usize * 3 / calls.len()).max(200);
-                        let texts = (0..calls.len()).map(|index| {
-                            let text = match errors.get(index) {
-                                Some(Some(error)) => format!("Rejected: {error}{attempt_note}"),
-                                Some(None) => "Not applied: another call in this reply was rejected; send it again with the fixes.".to_owned(),
-                                None => format!("Not applied: at most {room} more action(s) are allowed in this step."),
-                            };
-                            cut_middle(&text, limit).unwrap_or(text)
-                        });
-                        // Tool calls get tool results; a JSON action gets its errors
-                        // from the user, as no tools were offered.
-                        let feedback: Vec<ChatMessage> = if reply.requested_calls().is_empty() {
-                            vec![ChatMessage::user(texts.collect::<Vec<_>>().join("\n"))]
-                        } else {
-                            texts
-                                .zip(&calls)
-                                .map(|(text, (id, call))| match id {
-                                    Some(id) => ChatMessage::tool(id.clone(), text),
-                                    None => ChatMessage::function(call.name.clone(), text),
-                                })
-                                .collect()
-                        };
-                        let rejected = RejectedProposal {
-                            calls: calls
-                                .iter()
-                                .map(|(_, call)| (call.name.clone(), call.arguments.clone()))
-                                .collect(),
-                            errors,
-                        };
-                        (rejected, feedback)
+                        rejection_feedback(&reply, &calls, errors, room, &attempt_note)
                     }
                 };
                 outcome.rejected.push(rejected);
@@ -726,6 +657,109 @@ impl AgentOptimizer {
         }
         Ok(())
     }
+}
+
+/// The prompt of one round of a step, with its budget report.
+fn step_prompt(
+    role: &str,
+    next: &OptimizerState,
+    incumbent: &[LearnedFunction],
+    actions_taken: usize,
+    budget: &PromptBudget,
+) -> Result<(String, PromptReport), OptimizerError> {
+    let inputs = PromptInputs {
+        role,
+        best: &next.best_functions,
+        incumbent,
+        actions_taken,
+        failures: &next.failures,
+        conversations: &next.best_conversations,
+    };
+    let (prompt, report) =
+        build_prompt(&inputs, budget).map_err(|needed| OptimizerError::PromptTooLarge {
+            needed,
+            budget: budget.max_prompt_tokens,
+            context_window: budget.context_window,
+            reserved: budget.context_window as usize - budget.max_prompt_tokens,
+        })?;
+    tracing::info!(
+        budget = report.budget_tokens,
+        prompt_tokens = report.prompt_tokens,
+        condensed = ?report.conversations_condensed,
+        omitted = ?report.conversations_omitted,
+        tool_outputs_cut = report.tool_outputs_cut,
+        failures_omitted = report.failures_omitted,
+        "optimizer prompt built"
+    );
+    Ok((prompt, report))
+}
+
+/// A reply that is no action: rejected, and told why as a user message.
+fn unreadable_feedback(
+    reply: &ChatMessage,
+    error: String,
+    attempt_note: &str,
+) -> (RejectedProposal, Vec<ChatMessage>) {
+    tracing::info!(%error, "optimizer reply is no action; retrying with the error");
+    let feedback = vec![ChatMessage::user(format!(
+        "Rejected: {error}{attempt_note}"
+    ))];
+    let rejected = RejectedProposal {
+        calls: vec![(
+            "(reply)".to_owned(),
+            reply.content.clone().unwrap_or_default(),
+        )],
+        errors: vec![Some(error)],
+    };
+    (rejected, feedback)
+}
+
+/// A reply whose calls were rejected: one answer per call (its error, or why it was
+/// not applied), as tool results, or as one user message for a JSON action.
+fn rejection_feedback(
+    reply: &ChatMessage,
+    calls: &[(Option<String>, agentopt_llm::FunctionCall)],
+    errors: Vec<Option<String>>,
+    room: usize,
+    attempt_note: &str,
+) -> (RejectedProposal, Vec<ChatMessage>) {
+    // Expected with weak models and answered by a retry: not a warning (the step's
+    // outcome counts the rejections).
+    tracing::info!(
+        ?errors,
+        "optimizer proposal rejected; retrying with the errors"
+    );
+    // Errors share the feedback room (tracebacks can be long).
+    let limit = (FEEDBACK_TOKENS as usize * 3 / calls.len()).max(200);
+    let texts = (0..calls.len()).map(|index| {
+        let text = match errors.get(index) {
+            Some(Some(error)) => format!("Rejected: {error}{attempt_note}"),
+            Some(None) => "Not applied: another call in this reply was rejected; send it again with the fixes.".to_owned(),
+            None => format!("Not applied: at most {room} more action(s) are allowed in this step."),
+        };
+        cut_middle(&text, limit).unwrap_or(text)
+    });
+    // Tool calls get tool results; a JSON action gets its errors from the user, as no
+    // tools were offered.
+    let feedback: Vec<ChatMessage> = if reply.requested_calls().is_empty() {
+        vec![ChatMessage::user(texts.collect::<Vec<_>>().join("\n"))]
+    } else {
+        texts
+            .zip(calls)
+            .map(|(text, (id, call))| match id {
+                Some(id) => ChatMessage::tool(id.clone(), text),
+                None => ChatMessage::function(call.name.clone(), text),
+            })
+            .collect()
+    };
+    let rejected = RejectedProposal {
+        calls: calls
+            .iter()
+            .map(|(_, call)| (call.name.clone(), call.arguments.clone()))
+            .collect(),
+        errors,
+    };
+    (rejected, feedback)
 }
 
 /// What the model is told when its reply hit the token limit: without the cut
