@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use agentopt_agents::ExecutorFactory;
@@ -150,6 +151,9 @@ pub struct Trainer<T: Task> {
     optimizer_model: Arc<dyn ChatModel>,
     options: TrainerOptions,
     observer: Arc<dyn Observer>,
+    /// The models passed their check: a front end's [`Trainer::check`] followed by
+    /// [`Trainer::run`] asks the servers once.
+    preflighted: AtomicBool,
 }
 
 impl<T: Task> Trainer<T> {
@@ -160,6 +164,7 @@ impl<T: Task> Trainer<T> {
             optimizer_model,
             options,
             observer: Arc::new(NoProgress),
+            preflighted: AtomicBool::new(false),
         }
     }
 
@@ -213,6 +218,9 @@ impl<T: Task> Trainer<T> {
         let Some(within) = self.options.preflight else {
             return Ok(());
         };
+        if self.preflighted.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let models = std::iter::once(Arc::clone(&self.optimizer_model)).chain(self.task.models());
         for model in models {
             model
@@ -220,6 +228,7 @@ impl<T: Task> Trainer<T> {
                 .await
                 .map_err(TrainError::Preflight)?;
         }
+        self.preflighted.store(true, Ordering::Release);
         Ok(())
     }
 

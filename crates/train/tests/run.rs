@@ -218,3 +218,19 @@ async fn throughput_counts_a_pass_over_the_problems() -> anyhow::Result<()> {
     assert!(pass.problems_per_hour() > 0.0 && pass.tokens_per_second() > 0.0);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_front_end_s_check_then_run_asks_the_servers_once() -> anyhow::Result<()> {
+    let server = optimizer_server().await;
+    let dir = tempfile::tempdir()?;
+    let trainer = trainer(Halving::default(), &server, dir.path());
+    trainer.check(&problems()).await?;
+    trainer.run(&problems()).await?;
+    let model_lists = server
+        .requests()
+        .iter()
+        .filter(|request| request.method == "GET" && request.path.ends_with("/models"))
+        .count();
+    assert_eq!(model_lists, 1, "one preflight for check and run together");
+    Ok(())
+}
