@@ -69,15 +69,6 @@ impl LearnedFunction {
         self
     }
 
-    /// The OpenAI function object: `{"name", "description", "parameters"}`.
-    pub fn openai_function(&self) -> Value {
-        serde_json::json!({
-            "name": self.name,
-            "description": self.description,
-            "parameters": self.parameters,
-        })
-    }
-
     /// The checks that need no Python parser: the name is an identifier and the
     /// parameters are a JSON object.
     ///

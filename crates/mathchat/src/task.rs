@@ -125,9 +125,8 @@ impl Task for MathTask {
         let judged = judge(&outcome, check);
         let other = verdict(&outcome, check.other()).map(|verdict| verdict.is_solved());
         let answers = (outcome.answer.clone(), Some(outcome.reference.clone()));
-        let mut attempt = Attempt::from_transcript(judged, history, outcome.transcript);
-        attempt.answer = answers.0;
-        attempt.expected = answers.1;
+        let mut attempt = Attempt::from_transcript(judged, history, outcome.transcript)
+            .with_answers(answers.0, answers.1);
         attempt
             .checks
             .extend(other.map(|solved| (check.other().to_string(), solved)));

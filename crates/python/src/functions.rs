@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentopt_agents::learned_function_reply;
+use agentopt_agents::{learned_function_reply, signature};
 use agentopt_sandbox::{
     CellOutcome, Executor, LearnedFunction as Function, Protections, PythonEnvironment,
     PythonSession, SandboxError, SandboxPolicy,
@@ -244,7 +244,8 @@ pub(crate) fn registrations<'py>(
     }
     for function in functions {
         let item = PyDict::new(py);
-        item.set_item("func_sig", from_json(py, &function.openai_function())?)?;
+        let signature = serde_json::to_value(signature(function)).unwrap_or_default();
+        item.set_item("func_sig", from_json(py, &signature)?)?;
         item.set_item("is_remove", false)?;
         for_llm.append(item)?;
         let callable = LearnedFunction::new(function.clone(), Arc::clone(sandbox));
