@@ -129,17 +129,7 @@ impl Models {
                 (vec![endpoint.clone()], vec![endpoint], Some(server))
             }
         };
-        let prices = config
-            .prices
-            .iter()
-            .fold(PriceTable::new(), |table, price| {
-                table.with(
-                    price.model.clone(),
-                    price.prompt_per_million,
-                    price.completion_per_million,
-                )
-            });
-        let meter = UsageMeter::new(prices).with_budget(Budget {
+        let meter = UsageMeter::new(PriceTable::from_prices(&config.prices)).with_budget(Budget {
             max_cost_usd: config.budget_usd,
             max_tokens: config.budget_tokens,
         });
