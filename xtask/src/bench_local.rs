@@ -6,11 +6,11 @@
 
 use std::sync::Arc;
 
-use agentopt_agents::SandboxSessions;
+use crate::sandboxes::MathSandboxes;
 use agentopt_llm::local::{LocalServer, LocalServerOptions, Progress};
 use agentopt_llm::{ClientOptions, ConfigListModel};
 use agentopt_mathchat::{DataFormat, MathTask, MathTaskOptions, Selection, load};
-use agentopt_sandbox::{PythonEnvironment, SandboxPolicy};
+use agentopt_sandbox::PythonEnvironment;
 use agentopt_train::{FunctionSet, Throughput, measure_throughput};
 use anyhow::Context as _;
 
@@ -91,11 +91,9 @@ pub async fn run(args: &BenchLocalArgs, workspace: &std::path::Path) -> anyhow::
             vec![server.endpoint()],
             &options,
         )?);
-        let sessions = |live| {
-            let sessions = SandboxSessions::new(environment.clone(), SandboxPolicy::default());
-            Arc::new(sessions.with_max_live(live))
-        };
-        let task = MathTask::new(model, sessions(concurrency), sessions(concurrency)).with_options(
+        // The sandboxes bench-math gives a run at this concurrency.
+        let sandboxes = MathSandboxes::start(&environment, concurrency)?;
+        let task = MathTask::new(model, sandboxes.conversations, sandboxes.checker).with_options(
             MathTaskOptions {
                 max_reply_tokens: Some(args.max_reply_tokens),
                 sampling_seed: Some(LOCAL_SAMPLING_SEED),
