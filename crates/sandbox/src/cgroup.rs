@@ -163,6 +163,16 @@ impl SessionCgroups {
         }
     }
 
+    /// Tasks (threads of every process) now in the pids cgroup; `None` without one.
+    pub(crate) fn tasks(&self) -> Option<u64> {
+        let dir = self.pids.as_ref()?;
+        std::fs::read_to_string(dir.join("pids.current"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// Whether the kernel's OOM killer acted in the memory cgroup.
     pub(crate) fn out_of_memory(&self) -> bool {
         self.memory.as_ref().is_some_and(|dir| {

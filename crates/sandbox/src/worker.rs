@@ -39,6 +39,8 @@ const STACK_SLACK: u64 = 256;
 /// back in its loop; then how often it looks.
 const QUIESCENCE_SPIN: Duration = Duration::from_millis(2);
 const QUIESCENCE_POLL: Duration = Duration::from_millis(1);
+/// Tasks of an idle session: its init and the worker's main thread.
+const SESSION_TASKS: u64 = 2;
 
 /// What the worker sends once it is ready.
 #[derive(Debug, Deserialize)]
@@ -355,6 +357,12 @@ impl Worker {
         };
         if !at_base {
             return Quiet::Busy;
+        }
+        // One read instead of walking /proc: the session's init and the worker's one
+        // thread are all its cgroup holds when nothing was left behind (escaped and
+        // zombie tasks count there too; anything else takes the walk below).
+        if self.cgroups.tasks() == Some(SESSION_TASKS) {
+            return Quiet::Idle;
         }
         let threads = std::fs::read_dir(format!("/proc/{}/task", self.worker_pid))
             .map(|tasks| tasks.count())

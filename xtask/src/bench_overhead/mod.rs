@@ -64,6 +64,10 @@ pub struct OverheadArgs {
     /// Where the runs' directories go (default: `runs/bench-overhead-<time>`).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// Measure this xtask binary as it is, even a debug build (default: the
+    /// measured runs use a release build, built first if this one is not).
+    #[arg(long)]
+    pub this_build: bool,
 }
 
 /// The hidden child command: one measured run, its [`Measurement`] as JSON on the
@@ -96,10 +100,11 @@ pub async fn run(args: &OverheadArgs, workspace: &Path) -> anyhow::Result<()> {
             .map_or(0, |elapsed| elapsed.as_secs());
         workspace.join("runs").join(format!("bench-overhead-{now}"))
     });
+    let measured = measured_binary(args, workspace)?;
     let mut rows = Vec::new();
     for shape in shapes(args) {
         eprintln!("bench-overhead: {} …", shape.label);
-        let row = measure_in_child(&shape, &data, &work).await?;
+        let row = measure_in_child(&measured, &shape, &data, &work).await?;
         eprintln!(
             "bench-overhead: {} done in {:.1} s",
             shape.label, row.wall_s
@@ -114,7 +119,49 @@ pub async fn run(args: &OverheadArgs, workspace: &Path) -> anyhow::Result<()> {
         None
     };
     println!("{}", table::render(&rows, ag2.as_ref()));
+    println!("Measured build: {}.", measured.profile);
     Ok(())
+}
+
+/// The xtask binary whose runs are measured, and its cargo profile.
+struct MeasuredBinary {
+    path: PathBuf,
+    profile: &'static str,
+}
+
+/// This binary when it is a release build (or `--this-build`); else a release build
+/// of xtask, built now: a debug build's orchestration is several times slower than
+/// what users run, and would be measured instead of it.
+fn measured_binary(args: &OverheadArgs, workspace: &Path) -> anyhow::Result<MeasuredBinary> {
+    let this = std::env::current_exe().context("finding the xtask binary")?;
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    if args.this_build || !cfg!(debug_assertions) {
+        return Ok(MeasuredBinary {
+            path: this,
+            profile,
+        });
+    }
+    eprintln!("bench-overhead: building xtask in release to measure it …");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--release", "--quiet", "--package", "xtask"])
+        .current_dir(workspace)
+        .status()
+        .context("running cargo build --release")?;
+    anyhow::ensure!(
+        status.success(),
+        "cargo build --release -p xtask failed ({status})"
+    );
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace.join("target"), PathBuf::from);
+    Ok(MeasuredBinary {
+        path: target.join("release").join("xtask"),
+        profile: "release",
+    })
 }
 
 /// The seed's shape at `concurrency`.
@@ -159,7 +206,12 @@ fn shapes(args: &OverheadArgs) -> Vec<Shape> {
 
 /// Runs `shape` in a child process (so its peak RSS is the run's alone) against a
 /// scripted server in this one.
-async fn measure_in_child(shape: &Shape, data: &Path, work: &Path) -> anyhow::Result<Measurement> {
+async fn measure_in_child(
+    measured: &MeasuredBinary,
+    shape: &Shape,
+    data: &Path,
+    work: &Path,
+) -> anyhow::Result<Measurement> {
     let problems = agentopt::load_problems(shape, data)?;
     let server = ScriptedServer::builder()
         .model(agentopt::MODEL)
@@ -174,8 +226,7 @@ async fn measure_in_child(shape: &Shape, data: &Path, work: &Path) -> anyhow::Re
         shape.concurrency,
         shape.train + shape.test
     ));
-    let mut command =
-        tokio::process::Command::new(std::env::current_exe().context("finding the xtask binary")?);
+    let mut command = tokio::process::Command::new(&measured.path);
     command
         .arg("bench-overhead-run")
         .arg("--shape")
