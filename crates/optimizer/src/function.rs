@@ -110,7 +110,10 @@ pub(crate) fn defined_parameters(name: &str, code: &str) -> Result<Parameters, S
 
 /// Turns the `arguments` the model wrote into a full object schema. AG2 asks for the
 /// `properties` map (`{"x": {"type": "string"}}`); a full `{"type": "object",
-/// "properties": …}` schema is accepted as well. `required` is set to the parameters
+/// "properties": …}` schema is accepted as well, and so are the wrappers small models
+/// put around it (a function definition `{"name", "description", "parameters": …}` or
+/// an OpenAI tool `{"type": "function", "function": …}`), but only when the map as
+/// written does not fit the code's parameters. `required` is set to the parameters
 /// without defaults.
 pub(crate) fn normalise_schema(
     arguments: &Value,
@@ -122,29 +125,51 @@ pub(crate) fn normalise_schema(
              schema; got {arguments}"
         ));
     };
-    let is_full_schema = object.get("type").and_then(Value::as_str) == Some("object")
-        && object.get("properties").is_some_and(Value::is_object);
-    let properties = if is_full_schema {
-        object
-            .get("properties")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default()
-    } else {
-        object.clone()
-    };
     let required: Vec<Value> = parameters
         .required
         .iter()
         .map(|name| Value::String(name.clone()))
         .collect();
-    let schema = serde_json::json!({
-        "type": "object",
-        "properties": Value::Object(properties),
-        "required": required,
-    });
+    let schema_of = |properties: Map<String, Value>| {
+        serde_json::json!({
+            "type": "object",
+            "properties": Value::Object(properties),
+            "required": required.clone(),
+        })
+    };
+    let as_written = schema_of(properties_of(object));
+    let Err(error) = check_schema_matches(&as_written, parameters) else {
+        return Ok(as_written);
+    };
+    // A wrapper that does not fit either is refused for what it wraps.
+    let Some(inner) = unwrapped(object) else {
+        return Err(error);
+    };
+    let schema = schema_of(properties_of(inner));
     check_schema_matches(&schema, parameters)?;
     Ok(schema)
+}
+
+/// The `properties` of a full object schema, else the map itself.
+fn properties_of(object: &Map<String, Value>) -> Map<String, Value> {
+    let is_full_schema = object.get("type").and_then(Value::as_str) == Some("object");
+    match object.get("properties") {
+        Some(Value::Object(properties)) if is_full_schema => properties.clone(),
+        _ => object.clone(),
+    }
+}
+
+/// The parameter schema inside a function definition or an OpenAI tool.
+fn unwrapped(object: &Map<String, Value>) -> Option<&Map<String, Value>> {
+    let function = match object.get("function") {
+        Some(Value::Object(function))
+            if object.get("type").and_then(Value::as_str) == Some("function") =>
+        {
+            function
+        }
+        _ => object,
+    };
+    function.get("parameters").and_then(Value::as_object)
 }
 
 /// The schema is an object schema whose property names are the function's parameters.

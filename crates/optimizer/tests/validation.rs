@@ -302,6 +302,47 @@ async fn standard_library_packages_are_dropped_and_full_schemas_accepted() -> an
     Ok(())
 }
 
+/// The schema `sum_numbers` ends up with when its `arguments` are written as `written`.
+async fn schema_from(written: Value) -> Result<Value, String> {
+    let mut arguments = sum_fields();
+    arguments["arguments"] = json!(written.to_string());
+    // The same reply to the first try and every retry of a rejected one.
+    let server = crate::server(std::iter::repeat_n(add_with(arguments), 4)).await;
+    let mut optimizer = optimizer(&server, 1, OptimizerOptions::default());
+    record(&mut optimizer, &[true]);
+    let outcome = optimizer.step().await.map_err(|e| e.to_string())?;
+    match outcome.functions.first() {
+        Some(function) => Ok(function.parameters.clone()),
+        None => Err(format!("{:?}", outcome.rejected)),
+    }
+}
+
+#[tokio::test]
+async fn schemas_wrapped_the_ways_small_models_wrap_them_are_unwrapped() {
+    let properties = json!({"a": {"type": "integer"}, "b": {"type": "integer"}});
+    let object = json!({"type": "object", "properties": properties});
+    let definition = json!({"name": "sum_numbers", "description": "Adds.", "parameters": object});
+    let expected = json!({"type": "object", "properties": properties, "required": ["a", "b"]});
+    for written in [
+        properties.clone(),
+        object.clone(),
+        // The 1.5B optimizer's habit, measured in the default local run.
+        definition.clone(),
+        json!({"name": "sum_numbers", "parameters": properties}),
+        json!({"type": "function", "function": definition}),
+    ] {
+        assert_eq!(
+            schema_from(written.clone()).await,
+            Ok(expected.clone()),
+            "{written}"
+        );
+    }
+    // A wrapper around the wrong parameters is still refused, naming the parameters.
+    let wrong = json!({"name": "sum_numbers", "parameters": {"x": {"type": "integer"}}});
+    let refused = schema_from(wrong).await.expect_err("wrong parameters");
+    assert!(refused.contains("are not in `arguments`"), "{refused}");
+}
+
 /// The function `sum_numbers` is accepted with `packages` = `given`, and keeps
 /// `expected` (standard-library modules dropped).
 async fn check_packages(given: Value, expected: &[&str]) {
