@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use agentopt_agents::FunctionStyle;
 use agentopt_mathchat::DataFormat;
 use agentopt_optimizer::ActionFormat;
 use clap::Parser;
@@ -159,8 +160,17 @@ fn presets_and_overrides() {
             config.epochs,
             config.max_actions_per_step
         ),
-        (Some(2), Some(3), 2, 1)
+        (Some(4), Some(15), 2, 1)
     );
+    for data in [&config.train, &config.test] {
+        assert_eq!(data.selection.subjects, ["algebra", "prealgebra"]);
+        assert_eq!(
+            data.selection.levels,
+            [2, 3],
+            "where the 1.5B model is sometimes right"
+        );
+        assert_eq!(data.selection.shuffle_seed, Some(0));
+    }
     assert_eq!(config.concurrency, agentopt_llm::local::DEFAULT_PARALLEL);
     assert_eq!(
         config.max_reply_tokens,
@@ -175,18 +185,20 @@ fn presets_and_overrides() {
     );
     assert!(config.require_action);
     assert_eq!(config.sampling_seed, Some(0), "a local run repeats exactly");
-    assert_eq!(
-        config.train.path,
-        Path::new("/ws/data/math-craft/train/algebra.jsonl")
-    );
-    assert_eq!(
-        config.test.path,
-        Path::new("/ws/data/math-craft/algebra.jsonl")
-    );
+    assert_eq!(config.function_style, FunctionStyle::Tools);
+    assert_eq!(config.train.path, Path::new("/ws/data/math-craft/train"));
+    assert_eq!(config.test.path, Path::new("/ws/data/math-craft"));
     assert_eq!(config.train.format, DataFormat::Craft);
     assert!(config.cache);
 
     let config = run_config(&parse(&["--preset", "seed"]), &local, workspace);
+    assert_eq!(
+        config.train.path,
+        Path::new("/ws/data/math-craft/train/algebra.jsonl"),
+        "the seed notebook's data, in file order"
+    );
+    assert!(config.train.selection.levels.is_empty());
+    assert_eq!(config.train.selection.shuffle_seed, None);
     assert_eq!(
         (
             config.train.selection.count,
@@ -260,6 +272,14 @@ fn presets_and_overrides() {
     assert!(config.train.selection.subjects.is_empty());
     assert_eq!(config.test.path, Path::new("/m500/test.jsonl"));
     assert_eq!(config.test.format, DataFormat::Math500);
+    assert_eq!(
+        (
+            config.test.selection.shuffle_seed,
+            config.test.selection.levels.len()
+        ),
+        (None, 0),
+        "a user's file is taken as it is"
+    );
 
     let cwd = tempfile::tempdir().expect("temporary directory");
     let remote = resolve_endpoints(
@@ -280,6 +300,7 @@ fn presets_and_overrides() {
         ),
         (4, None, None, ActionFormat::ToolCalls, false, None)
     );
+    assert_eq!(config.function_style, FunctionStyle::Tools, "AG2's way");
 }
 
 #[test]

@@ -21,16 +21,22 @@ use agentopt_mathchat::{AnswerCheck, DataFormat, Selection, subject_key};
 /// not given.
 pub const DEFAULT_REMOTE_MODEL: &str = "gpt-4o-mini";
 
-/// Subject of the bundled data used when none is given (the seed notebook's).
+/// Subject of the bundled data in the `seed` and `smoke` presets (the seed
+/// notebook's).
 pub const DEFAULT_SUBJECT: &str = "algebra";
+
+/// Training problems per epoch of the default `quick` preset.
+pub const QUICK_TRAIN_SIZE: usize = 4;
+/// Test problems of the default `quick` preset.
+pub const QUICK_TEST_SIZE: usize = 15;
 
 /// Assistant reply limit on the embedded local model. With [`LOCAL_MAX_TURNS`] it
 /// bounds a conversation at about 3,000 generated tokens (5 min on 2 cores): a
 /// rambling 1.5B model took 10 min with 6 × 1,024.
 pub const LOCAL_MAX_REPLY_TOKENS: u32 = 768;
 
-/// Sampling seed of every request on the embedded local model: a repeated run is the
-/// same run.
+/// Sampling seed of every request on the embedded local model: a repeated run one
+/// conversation at a time is the same run (slots decoding side by side can differ).
 pub const LOCAL_SAMPLING_SEED: i64 = 0;
 
 /// Assistant replies per conversation on the embedded local model.
@@ -60,11 +66,13 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = DataFormat::Auto, help_heading = "Data")]
     pub format: DataFormat,
     /// Subjects, comma-separated (`algebra`, `number_theory`, …, or `all`).
-    /// Default: `algebra` for the bundled data (as the seed notebook), all for
-    /// --train-data / --test-data.
+    /// Default for the bundled data: the preset's (`quick`: algebra and prealgebra;
+    /// `seed` and `smoke`: algebra, as the seed notebook); all for --train-data /
+    /// --test-data.
     #[arg(long, value_delimiter = ',', help_heading = "Data")]
     pub subject: Vec<String>,
-    /// Levels 1–5 to keep, comma-separated (default: all).
+    /// Levels 1–5 to keep, comma-separated (default: all; `quick` on the bundled
+    /// data with no --subject: 2 and 3).
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=5), help_heading = "Data")]
     pub level: Vec<u8>,
     /// Training problems per epoch.
@@ -74,7 +82,8 @@ pub struct BenchArgs {
     #[arg(long, value_parser = at_least_one, help_heading = "Data")]
     pub test_size: Option<usize>,
     /// Shuffle the problems with this seed before taking them (default: the first
-    /// ones in file order, as the seed notebook does).
+    /// ones in file order, as the seed notebook does; `quick` on the bundled data:
+    /// seed 0).
     #[arg(long, help_heading = "Data")]
     pub sample_seed: Option<u64>,
 
@@ -123,7 +132,8 @@ pub struct BenchArgs {
     pub optimizer_actions: Option<ActionFormat>,
     /// How learned functions reach the assistant: tools (AG2's function calling),
     /// code (already defined in its Python session, listed in its system message) or
-    /// both.
+    /// both. Default tools everywhere: on the embedded 1.5B model neither style got a
+    /// learned function called (docs/bench-math/local-styles.md).
     #[arg(long, value_name = "STYLE", default_value_t, help_heading = "Training")]
     pub function_style: FunctionStyle,
     /// Answer check that drives training: symbolic (strings, numbers, sympy) or
@@ -234,7 +244,7 @@ pub enum Preset {
     Smoke,
 }
 
-/// Sizes a preset sets.
+/// Sizes (and, on the bundled data, the selection) a preset sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PresetValues {
     /// Training problems.
@@ -245,29 +255,47 @@ pub struct PresetValues {
     pub epochs: u32,
     /// Actions per step.
     pub max_actions_per_step: u32,
+    /// Subjects of the bundled data when no `--subject` is given.
+    pub subjects: &'static [&'static str],
+    /// Levels of the bundled data when no `--level` is given (empty: all).
+    pub levels: &'static [u8],
+    /// Shuffle seed when no `--sample-seed` is given (`None`: file order).
+    pub sample_seed: Option<u64>,
 }
 
 impl Preset {
     /// The preset's sizes.
     pub fn values(self) -> PresetValues {
         match self {
+            // Levels and subjects where the 1.5B model solves about half the problems
+            // (neither always right nor always wrong), sized to end in about 15 min
+            // on 2 quiet cores (docs/bench-math/measurements.md).
             Self::Quick => PresetValues {
-                train_size: 2,
-                test_size: 3,
+                train_size: QUICK_TRAIN_SIZE,
+                test_size: QUICK_TEST_SIZE,
                 epochs: 2,
                 max_actions_per_step: 1,
+                subjects: &["algebra", "prealgebra"],
+                levels: &[2, 3],
+                sample_seed: Some(0),
             },
             Self::Seed => PresetValues {
                 train_size: 10,
                 test_size: 10,
                 epochs: 10,
                 max_actions_per_step: 3,
+                subjects: &[DEFAULT_SUBJECT],
+                levels: &[],
+                sample_seed: None,
             },
             Self::Smoke => PresetValues {
                 train_size: 1,
                 test_size: 1,
                 epochs: 1,
                 max_actions_per_step: 1,
+                subjects: &[DEFAULT_SUBJECT],
+                levels: &[],
+                sample_seed: None,
             },
         }
     }
@@ -408,10 +436,10 @@ pub fn resolve_endpoints(
     agentopt_llm::endpoints::resolve_endpoints(&request, lookup, cwd)
 }
 
-/// Builds the run's settings from the flags, the chosen endpoints and the
-/// workspace root (for the bundled data and the default directories).
-pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> RunConfig {
-    let preset = args.preset.unwrap_or(Preset::Quick).values();
+/// The training and test data of the run: the files, and the selection from the
+/// flags, else the preset (whose subjects, levels and seed apply to the bundled
+/// data only).
+fn data_specs(args: &BenchArgs, preset: &PresetValues, workspace: &Path) -> (DataSpec, DataSpec) {
     let craft = args
         .data
         .clone()
@@ -425,29 +453,48 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
             .collect()
     };
     let bundled_subjects = if args.subject.is_empty() {
-        vec![DEFAULT_SUBJECT.to_owned()]
+        preset.subjects.iter().map(|&s| s.to_owned()).collect()
     } else {
         subjects.clone()
     };
+    // The preset's levels narrow only its own (bundled) selection.
+    let bundled_levels = if args.level.is_empty() && args.subject.is_empty() {
+        preset.levels.to_vec()
+    } else {
+        args.level.clone()
+    };
     let spec = |explicit: &Option<PathBuf>, craft_dir: PathBuf, count: usize| {
-        let (path, format, subjects) = match explicit {
-            Some(path) => (path.clone(), args.format, subjects.clone()),
+        let (path, format, subjects, levels) = match explicit {
+            Some(path) => (
+                path.clone(),
+                args.format,
+                subjects.clone(),
+                args.level.clone(),
+            ),
             // A CRAFT file holds one subject; with one subject asked for, read just it.
             None if bundled_subjects.len() == 1 => (
                 craft_dir.join(format!("{}.jsonl", bundled_subjects[0])),
                 DataFormat::Craft,
                 bundled_subjects.clone(),
+                bundled_levels.clone(),
             ),
-            None => (craft_dir, DataFormat::Craft, bundled_subjects.clone()),
+            None => (
+                craft_dir,
+                DataFormat::Craft,
+                bundled_subjects.clone(),
+                bundled_levels.clone(),
+            ),
         };
         DataSpec {
             path,
             format,
             selection: Selection {
                 subjects,
-                levels: args.level.clone(),
+                levels,
                 count: Some(count),
-                shuffle_seed: args.sample_seed,
+                shuffle_seed: args
+                    .sample_seed
+                    .or(preset.sample_seed.filter(|_| explicit.is_none())),
             },
         }
     };
@@ -460,9 +507,17 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
     );
     let test = spec(
         &args.test_data,
-        craft.clone(),
+        craft,
         args.test_size.unwrap_or(preset.test_size),
     );
+    (train, test)
+}
+
+/// Builds the run's settings from the flags, the chosen endpoints and the
+/// workspace root (for the bundled data and the default directories).
+pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> RunConfig {
+    let preset = args.preset.unwrap_or(Preset::Quick).values();
+    let (train, test) = data_specs(args, &preset, workspace);
     let (model, optimizer_model) = endpoints.model_names();
     let local = matches!(endpoints, Endpoints::Local(_));
     RunConfig {
