@@ -380,7 +380,7 @@ fn free_bytes(dir: &Path) -> u64 {
     if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
         return 0;
     }
-    u64::from(stat.f_bavail).saturating_mul(stat.f_frsize)
+    stat.f_bavail.saturating_mul(stat.f_frsize)
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), SandboxError> {
