@@ -17,6 +17,8 @@ fn bench_overhead_prints_its_table() {
         ])
         .args(["--train-size", "1", "--test-size", "1", "--epochs", "1"])
         .args(["--scale-problems", "2", "--scale-latency-ms", "1"])
+        // This test binary's own build: a release build would only slow the test.
+        .arg("--this-build")
         .arg("--work-dir")
         .arg(work.path())
         .output()
@@ -30,6 +32,10 @@ fn bench_overhead_prints_its_table() {
     assert!(
         stdout.contains("| run | latency | wall | model calls | critical path |"),
         "{stdout}"
+    );
+    assert!(
+        stdout.contains("Measured build: debug."),
+        "the table names the build it measured: {stdout}"
     );
     // 3 conversations (test before, epoch 1, test after) of 3 calls each (code,
     // answer, TERMINATE) and 3 optimizer actions; with one problem per phase the

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::function::{
     Parameters, check_identifier, check_packages, defined_parameters, normalise_schema,
-    packages_field,
+    packages_field, parameter_types,
 };
 use crate::prompt::{
     ADD_FUNCTION, ActionFormat, JSON_PARAMETERS_FIELD, REMOVE_FUNCTION, REVISE_FUNCTION,
@@ -99,6 +99,7 @@ pub(crate) fn read_reply(reply: &ChatMessage, format: ActionFormat) -> Proposal 
             // which is what validation reads.
             let mut arguments = arguments.clone();
             if let Some(parameters) = arguments.remove(JSON_PARAMETERS_FIELD) {
+                let parameters = fitted_to_def(&arguments, parameters);
                 arguments.insert(
                     "arguments".to_owned(),
                     Value::String(parameters.to_string()),
@@ -116,6 +117,43 @@ pub(crate) fn read_reply(reply: &ChatMessage, format: ActionFormat) -> Proposal 
             "the reply's `arguments` for `{action}` is missing or not a JSON object"
         )),
     }
+}
+
+/// A JSON action's `parameters` map, made to fit the `def` in its `code` when it names
+/// other parameters: the grammar shapes every entry but cannot know the names, and a
+/// small model fills the map with the schema's own words (`type`, `name`,
+/// `description`) — four refusals a step in the default local run, retries included.
+/// The `def`'s parameters keep the model's entry where it wrote one, else get the type
+/// their annotation or default names. A map that fits, or code without the `def`, is
+/// left as written for validation to judge.
+fn fitted_to_def(arguments: &Map<String, Value>, parameters: Value) -> Value {
+    let (Some(Value::String(name)), Some(Value::String(code)), Value::Object(written)) =
+        (arguments.get("name"), arguments.get("code"), &parameters)
+    else {
+        return parameters;
+    };
+    let Ok(defined) = parameter_types(name, code) else {
+        return parameters;
+    };
+    let fits = defined.len() == written.len()
+        && defined
+            .iter()
+            .all(|(parameter, _)| written.contains_key(parameter));
+    if fits {
+        return parameters;
+    }
+    tracing::info!(
+        function = name.as_str(),
+        written = ?written.keys().collect::<Vec<_>>(),
+        "the action's parameter map does not fit the code's def; taken from the def"
+    );
+    let fitted = defined.into_iter().map(|(parameter, json_type)| {
+        let entry = written.get(&parameter).cloned().unwrap_or_else(
+            || serde_json::json!({"type": json_type, "description": format!("`{parameter}`")}),
+        );
+        (parameter, entry)
+    });
+    Value::Object(fitted.collect())
 }
 
 fn string_field(arguments: &Map<String, Value>, field: &str) -> Result<String, String> {

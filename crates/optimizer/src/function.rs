@@ -68,23 +68,7 @@ pub(crate) struct Parameters {
 pub(crate) fn defined_parameters(name: &str, code: &str) -> Result<Parameters, String> {
     let suite = ast::Suite::parse(code, "<learned function>")
         .map_err(|error| format!("the code does not parse as Python: {error}"))?;
-    let definition = suite.iter().find_map(|statement| match statement {
-        Stmt::FunctionDef(definition) if definition.name.as_str() == name => Some(&definition.args),
-        _ => None,
-    });
-    let Some(arguments) = definition else {
-        let defined: Vec<&str> = suite
-            .iter()
-            .filter_map(|statement| match statement {
-                Stmt::FunctionDef(definition) => Some(definition.name.as_str()),
-                _ => None,
-            })
-            .collect();
-        return Err(format!(
-            "the code must define the function at top level as `def {name}(...)`; it \
-             defines {defined:?}"
-        ));
-    };
+    let arguments = top_level_def(&suite, name)?;
     let mut parameters = Parameters {
         named: BTreeSet::new(),
         required: BTreeSet::new(),
@@ -106,6 +90,84 @@ pub(crate) fn defined_parameters(name: &str, code: &str) -> Result<Parameters, S
         parameters.named.insert(parameter_name);
     }
     Ok(parameters)
+}
+
+/// The arguments of the top-level `def name(...)` in `suite`.
+fn top_level_def<'a>(suite: &'a ast::Suite, name: &str) -> Result<&'a ast::Arguments, String> {
+    let definition = suite.iter().find_map(|statement| match statement {
+        Stmt::FunctionDef(definition) if definition.name.as_str() == name => Some(&definition.args),
+        _ => None,
+    });
+    definition.map(|arguments| &**arguments).ok_or_else(|| {
+        let defined: Vec<&str> = suite
+            .iter()
+            .filter_map(|statement| match statement {
+                Stmt::FunctionDef(definition) => Some(definition.name.as_str()),
+                _ => None,
+            })
+            .collect();
+        format!(
+            "the code must define the function at top level as `def {name}(...)`; it \
+             defines {defined:?}"
+        )
+    })
+}
+
+/// Each keyword parameter of the top-level `def name(...)`, in order, with the JSON
+/// type its annotation or default value names (`string` when neither does).
+pub(crate) fn parameter_types(
+    name: &str,
+    code: &str,
+) -> Result<Vec<(String, &'static str)>, String> {
+    let suite = ast::Suite::parse(code, "<learned function>")
+        .map_err(|error| format!("the code does not parse as Python: {error}"))?;
+    let arguments = top_level_def(&suite, name)?;
+    Ok(arguments
+        .args
+        .iter()
+        .chain(&arguments.kwonlyargs)
+        .map(|parameter| {
+            let annotated =
+                parameter
+                    .def
+                    .annotation
+                    .as_deref()
+                    .and_then(|annotation| match annotation {
+                        ast::Expr::Name(named) => json_type_of_name(named.id.as_str()),
+                        _ => None,
+                    });
+            let defaulted = parameter
+                .default
+                .as_deref()
+                .and_then(|default| match default {
+                    ast::Expr::Constant(constant) => json_type_of_constant(&constant.value),
+                    _ => None,
+                });
+            let json_type = annotated.or(defaulted).unwrap_or("string");
+            (parameter.def.arg.as_str().to_owned(), json_type)
+        })
+        .collect())
+}
+
+fn json_type_of_name(python_type: &str) -> Option<&'static str> {
+    Some(match python_type {
+        "int" => "integer",
+        "float" => "number",
+        "str" => "string",
+        "bool" => "boolean",
+        "list" | "tuple" => "array",
+        _ => return None,
+    })
+}
+
+fn json_type_of_constant(value: &ast::Constant) -> Option<&'static str> {
+    Some(match value {
+        ast::Constant::Int(_) => "integer",
+        ast::Constant::Float(_) => "number",
+        ast::Constant::Str(_) => "string",
+        ast::Constant::Bool(_) => "boolean",
+        _ => return None,
+    })
 }
 
 /// Turns the `arguments` the model wrote into a full object schema. AG2 asks for the

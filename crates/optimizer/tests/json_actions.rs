@@ -264,3 +264,51 @@ async fn a_reply_cut_off_by_the_token_limit_is_retried_with_more_room() -> anyho
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_parameter_map_that_does_not_fit_the_def_is_taken_from_the_def() -> anyhow::Result<()> {
+    // What the 1.5B optimizer wrote in the default local run: the schema's own words.
+    let schema_words = json!({
+        "type": {"type": "string", "description": "The type of the expression."},
+        "name": {"type": "string", "description": "The name of the expression"},
+        "description": {"type": "string", "description": "The expression to simplify."},
+    });
+    let code = "def simplify_expression(expression, times: int = 2, scale=1.5):\n    \
+                return str(expression) * times\n";
+    let action = json!({
+        "action": "add_function",
+        "arguments": {
+            "name": "simplify_expression",
+            "description": "Simplify an expression.",
+            "packages": "",
+            "code": code,
+            "parameters": schema_words,
+        },
+    });
+    let server = crate::server([
+        Reply::text(action.to_string()),
+        Reply::text(json!({"action": TERMINATE_ACTION}).to_string()),
+    ])
+    .await;
+    let mut optimizer =
+        optimizer(&server, 3, json_options()).with_executor(Box::new(sandbox().await));
+    record(&mut optimizer, &[false]);
+    let outcome = optimizer.step().await?;
+    assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
+    let parameters = &outcome.functions[0].parameters;
+    assert_eq!(parameters["required"], json!(["expression"]));
+    let types: Vec<(&String, &Value)> = parameters["properties"]
+        .as_object()
+        .map(|properties| properties.iter().map(|(k, v)| (k, &v["type"])).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        types,
+        [
+            (&"expression".to_owned(), &json!("string")),
+            (&"scale".to_owned(), &json!("number")),
+            (&"times".to_owned(), &json!("integer")),
+        ],
+        "typed from the annotation, the default, else string"
+    );
+    Ok(())
+}
