@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::function::{
     Parameters, check_identifier, check_packages, defined_parameters, normalise_schema,
-    packages_field, parameter_types,
+    packages_field,
 };
 use crate::prompt::{
     ADD_FUNCTION, ActionFormat, JSON_PARAMETERS_FIELD, REMOVE_FUNCTION, REVISE_FUNCTION,
@@ -132,13 +132,13 @@ fn fitted_to_def(arguments: &Map<String, Value>, parameters: Value) -> Value {
     else {
         return parameters;
     };
-    let Ok(defined) = parameter_types(name, code) else {
+    let Ok(Parameters { named: defined, .. }) = defined_parameters(name, code) else {
         return parameters;
     };
     let fits = defined.len() == written.len()
         && defined
-            .iter()
-            .all(|(parameter, _)| written.contains_key(parameter));
+            .keys()
+            .all(|parameter| written.contains_key(parameter));
     if fits {
         return parameters;
     }
@@ -294,7 +294,9 @@ fn failing_call_arguments(
                 .iter()
                 .all(|p| arguments.contains_key(p))
                 && (parameters.takes_any_keyword
-                    || arguments.keys().all(|key| parameters.named.contains(key)))
+                    || arguments
+                        .keys()
+                        .all(|key| parameters.named.contains_key(key)))
         })
 }
 

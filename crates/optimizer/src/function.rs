@@ -2,7 +2,7 @@
 //! code that parses and defines `def name(...)`, an argument schema whose property
 //! names are exactly the function's parameters, and allowlisted packages.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use agentopt_core::LearnedFunction;
 pub(crate) use agentopt_core::check_identifier;
@@ -56,8 +56,9 @@ pub(crate) struct PromptFunction<'a> {
 /// The parameters of `def name(...)`, a top-level definition in `code`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Parameters {
-    /// Every parameter that can be passed by keyword.
-    pub(crate) named: BTreeSet<String>,
+    /// Every parameter that can be passed by keyword, with the JSON type its
+    /// annotation or default value names (`string` when neither does).
+    pub(crate) named: BTreeMap<String, &'static str>,
     /// Those without a default value.
     pub(crate) required: BTreeSet<String>,
     /// The function takes `**kwargs`.
@@ -70,7 +71,7 @@ pub(crate) fn defined_parameters(name: &str, code: &str) -> Result<Parameters, S
         .map_err(|error| format!("the code does not parse as Python: {error}"))?;
     let arguments = top_level_def(&suite, name)?;
     let mut parameters = Parameters {
-        named: BTreeSet::new(),
+        named: BTreeMap::new(),
         required: BTreeSet::new(),
         takes_any_keyword: arguments.kwarg.is_some(),
     };
@@ -87,7 +88,9 @@ pub(crate) fn defined_parameters(name: &str, code: &str) -> Result<Parameters, S
         if parameter.default.is_none() {
             parameters.required.insert(parameter_name.clone());
         }
-        parameters.named.insert(parameter_name);
+        parameters
+            .named
+            .insert(parameter_name, json_type_of(parameter));
     }
     Ok(parameters)
 }
@@ -113,40 +116,24 @@ fn top_level_def<'a>(suite: &'a ast::Suite, name: &str) -> Result<&'a ast::Argum
     })
 }
 
-/// Each keyword parameter of the top-level `def name(...)`, in order, with the JSON
-/// type its annotation or default value names (`string` when neither does).
-pub(crate) fn parameter_types(
-    name: &str,
-    code: &str,
-) -> Result<Vec<(String, &'static str)>, String> {
-    let suite = ast::Suite::parse(code, "<learned function>")
-        .map_err(|error| format!("the code does not parse as Python: {error}"))?;
-    let arguments = top_level_def(&suite, name)?;
-    Ok(arguments
-        .args
-        .iter()
-        .chain(&arguments.kwonlyargs)
-        .map(|parameter| {
-            let annotated =
-                parameter
-                    .def
-                    .annotation
-                    .as_deref()
-                    .and_then(|annotation| match annotation {
-                        ast::Expr::Name(named) => json_type_of_name(named.id.as_str()),
-                        _ => None,
-                    });
-            let defaulted = parameter
-                .default
-                .as_deref()
-                .and_then(|default| match default {
-                    ast::Expr::Constant(constant) => json_type_of_constant(&constant.value),
-                    _ => None,
-                });
-            let json_type = annotated.or(defaulted).unwrap_or("string");
-            (parameter.def.arg.as_str().to_owned(), json_type)
-        })
-        .collect())
+/// The JSON type a parameter's annotation or default value names, else `string`.
+fn json_type_of(parameter: &ast::ArgWithDefault) -> &'static str {
+    let annotated = parameter
+        .def
+        .annotation
+        .as_deref()
+        .and_then(|annotation| match annotation {
+            ast::Expr::Name(named) => json_type_of_name(named.id.as_str()),
+            _ => None,
+        });
+    let defaulted = parameter
+        .default
+        .as_deref()
+        .and_then(|default| match default {
+            ast::Expr::Constant(constant) => json_type_of_constant(&constant.value),
+            _ => None,
+        });
+    annotated.or(defaulted).unwrap_or("string")
 }
 
 fn json_type_of_name(python_type: &str) -> Option<&'static str> {
@@ -249,7 +236,10 @@ pub(crate) fn check_schema_matches(schema: &Value, parameters: &Parameters) -> R
     let unknown: Vec<&String> = if parameters.takes_any_keyword {
         Vec::new()
     } else {
-        declared.difference(&parameters.named).collect()
+        declared
+            .iter()
+            .filter(|name| !parameters.named.contains_key(*name))
+            .collect()
     };
     if missing.is_empty() && unknown.is_empty() {
         return Ok(());
@@ -264,7 +254,7 @@ pub(crate) fn check_schema_matches(schema: &Value, parameters: &Parameters) -> R
         problems.push(format!(
             "`arguments` declares {unknown:?}, which the code's function does not take \
              (its parameters are {:?})",
-            parameters.named
+            parameters.named.keys().collect::<BTreeSet<_>>()
         ));
     }
     Err(problems.join("; "))
