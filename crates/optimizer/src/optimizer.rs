@@ -108,6 +108,19 @@ pub struct RejectedProposal {
     pub errors: Vec<Option<String>>,
 }
 
+impl RejectedProposal {
+    /// A whole reply rejected for `error`, recorded as its text (it held no valid call).
+    fn reply(reply: &ChatMessage, error: String) -> Self {
+        Self {
+            calls: vec![(
+                "(reply)".to_owned(),
+                reply.content.clone().unwrap_or_default(),
+            )],
+            errors: vec![Some(error)],
+        }
+    }
+}
+
 /// What one [`AgentOptimizer::step`] decided and what the agents must change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepOutcome {
@@ -704,13 +717,7 @@ fn unreadable_feedback(
     let feedback = vec![ChatMessage::user(format!(
         "Rejected: {error}{attempt_note}"
     ))];
-    let rejected = RejectedProposal {
-        calls: vec![(
-            "(reply)".to_owned(),
-            reply.content.clone().unwrap_or_default(),
-        )],
-        errors: vec![Some(error)],
-    };
+    let rejected = RejectedProposal::reply(reply, error);
     (rejected, feedback)
 }
 
@@ -781,13 +788,7 @@ fn cut_off(
         "optimizer reply cut off by the token limit; retrying with more room"
     );
     let retry = ChatMessage::user(format!("Rejected: {error}{attempt_note}. {CUT_OFF_ADVICE}"));
-    let rejected = RejectedProposal {
-        calls: vec![(
-            "(reply)".to_owned(),
-            reply.content.clone().unwrap_or_default(),
-        )],
-        errors: vec![Some(error)],
-    };
+    let rejected = RejectedProposal::reply(reply, error);
     (rejected, retry)
 }
 
