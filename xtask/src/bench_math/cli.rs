@@ -471,19 +471,15 @@ fn data_specs(args: &BenchArgs, preset: &PresetValues, workspace: &Path) -> (Dat
                 subjects.clone(),
                 args.level.clone(),
             ),
-            // A CRAFT file holds one subject; with one subject asked for, read just it.
-            None if bundled_subjects.len() == 1 => (
-                craft_dir.join(format!("{}.jsonl", bundled_subjects[0])),
-                DataFormat::Craft,
-                bundled_subjects.clone(),
-                bundled_levels.clone(),
-            ),
-            None => (
-                craft_dir,
-                DataFormat::Craft,
-                bundled_subjects.clone(),
-                bundled_levels.clone(),
-            ),
+            None => {
+                // A CRAFT file holds one subject; with one subject asked for, read just it.
+                let path = match bundled_subjects.as_slice() {
+                    [subject] => craft_dir.join(format!("{subject}.jsonl")),
+                    _ => craft_dir,
+                };
+                let subjects = bundled_subjects.clone();
+                (path, DataFormat::Craft, subjects, bundled_levels.clone())
+            }
         };
         DataSpec {
             path,
