@@ -171,11 +171,6 @@ async fn main() -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let mut warm = pool.session().await?;
-        // Steady state: the background refill is done before the conversation starts,
-        // so it does not compete for the CPU during the measurement.
-        while pool.ready_count() == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
         let started = Instant::now();
         for cell in MATHCHAT_CELLS {
             let outcome = warm.run_cell(cell).await?;

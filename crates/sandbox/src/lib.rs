@@ -37,6 +37,6 @@ pub use environment::{
     default_home,
 };
 pub use error::SandboxError;
-pub use policy::{Protections, SYMPY_PRELOAD, SandboxPolicy};
+pub use policy::{Protections, SYMPY_PRELOAD, SYMPY_WARM_UP, SandboxPolicy};
 pub use pool::WorkerPool;
 pub use session::{CellOutcome, CellStatus, CodeCalls, Executor, PythonSession};

@@ -26,6 +26,17 @@ pub const SYMPY_PRELOAD: &[&str] = &[
     "sympy.tensor.tensor",
 ];
 
+/// The default warm-up: sympy arithmetic, printing and a trailing expression, as
+/// MathChat cells use them (skipped where sympy was not preloaded).
+pub const SYMPY_WARM_UP: &str = "\
+import sys
+if 'sympy' in sys.modules:
+    from sympy import Rational, Symbol, sqrt, simplify
+    x = Symbol('x')
+    print(simplify(Rational(1, 3) * x + sqrt(2) * x), [x**2, Rational(7, 2)])
+    x + 1
+";
+
 /// Limits and options for one sandboxed Python session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxPolicy {
@@ -59,6 +70,12 @@ pub struct SandboxPolicy {
     pub max_open_files: u64,
     /// Modules imported when a worker starts, so cells do not pay for them.
     pub preload: Vec<String>,
+    /// A cell run once by the fork server after the preloads and once by every
+    /// session while it waits to be handed out, each time in a namespace of its own:
+    /// what it touches is initialised, and its pages copied into the session, before
+    /// a conversation's first cell, which then does not pay for them (about 0.4 ms
+    /// of a first sympy cell). Errors are ignored.
+    pub warm_up: String,
     /// Run without any isolation when none is available. Off by default; when used,
     /// every session start logs a loud warning.
     pub allow_unsandboxed: bool,
@@ -97,6 +114,7 @@ impl Default for SandboxPolicy {
             max_processes: 64,
             max_open_files: 256,
             preload: SYMPY_PRELOAD.iter().map(|m| (*m).to_owned()).collect(),
+            warm_up: SYMPY_WARM_UP.to_owned(),
             allow_unsandboxed: false,
         }
     }

@@ -1,18 +1,25 @@
 //! Warm sessions on demand: a fork server that has imported the preloads, and a few
 //! sessions forked ahead of time, so a conversation's first cell runs at once.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::worker::Worker;
 use crate::zygote::ForkServer;
 use crate::{PythonEnvironment, PythonSession, SandboxError, SandboxPolicy};
 
+/// The longest a fork ahead waits for the pool's sessions to be between requests.
+const REFILL_PATIENCE: Duration = Duration::from_millis(100);
+
 /// Keeps up to `size` sessions forked and ready; [`WorkerPool::session`] hands one
-/// out and forks a replacement in the background. Every session is a fresh fork of
-/// the same warm server: its own namespaces, uid, workspace and cgroups, nothing left
-/// from any earlier session.
+/// out, and a replacement is forked in the background once its first request has
+/// answered and no request of the pool's sessions is running (a fork and its
+/// warm-up take CPU that concurrent cells would wait for). Every session is a fresh
+/// fork of the same warm server: its own namespaces, uid, workspace and cgroups,
+/// nothing left from any earlier session.
 pub struct WorkerPool {
     shared: Arc<Shared>,
 }
@@ -26,6 +33,20 @@ pub(crate) struct Shared {
     ready: Mutex<Vec<Worker>>,
     /// Bounds the sessions being forked ahead at once to the pool size.
     forking: Semaphore,
+    /// Requests running in the pool's sessions, and a signal when none is.
+    running: AtomicUsize,
+    quiet: Notify,
+}
+
+/// Counts one request running in a pool's session while it lives.
+pub(crate) struct Running(Arc<Shared>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.quiet.notify_waiters();
+        }
+    }
 }
 
 impl std::fmt::Debug for WorkerPool {
@@ -73,6 +94,8 @@ impl WorkerPool {
                 server: tokio::sync::Mutex::new(None),
                 ready: Mutex::new(Vec::with_capacity(size)),
                 forking: Semaphore::new(size.max(1)),
+                running: AtomicUsize::new(0),
+                quiet: Notify::new(),
             }),
         }
     }
@@ -115,23 +138,55 @@ impl Shared {
         Ok(started)
     }
 
-    /// A ready session, or one forked now; either way a replacement is forked.
+    /// A ready session, or one forked now. The caller owes the pool a replacement
+    /// ([`Self::refill`]) once the session's first request has answered: a fork
+    /// copies the server's page tables (about a millisecond of CPU), and forked at
+    /// once it would compete with exactly that first cell.
     pub(crate) async fn take(self: &Arc<Self>) -> Result<Worker, SandboxError> {
         let warm = self.ready.lock().ok().and_then(|mut ready| {
             // A ready session may have died meanwhile (its server was killed).
             ready.retain(Worker::is_alive);
             ready.pop()
         });
-        Self::refill(self);
         match warm {
             Some(worker) => Ok(worker),
             None => self.server().await?.session().await,
         }
     }
 
-    fn refill(self: &Arc<Self>) {
+    /// Marks a request of one of the pool's sessions as running until dropped.
+    pub(crate) fn running(self: &Arc<Self>) -> Running {
+        self.running.fetch_add(1, Ordering::SeqCst);
+        Running(Arc::clone(self))
+    }
+
+    /// Until no request of the pool's sessions runs, or [`REFILL_PATIENCE`] passed.
+    async fn until_quiet(&self) {
+        let deadline = Instant::now() + REFILL_PATIENCE;
+        loop {
+            // Created before the check, so a notification in between is not lost.
+            let quiet = self.quiet.notified();
+            if self.running.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(deadline.into(), quiet)
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    /// Forks sessions in the background until `size` are ready (nothing outside a
+    /// tokio runtime, as when a session is dropped after its runtime has ended).
+    pub(crate) fn refill(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let shared = Arc::clone(self);
-        tokio::spawn(async move {
+        runtime.spawn(async move {
+            shared.until_quiet().await;
             let Ok(_permit) = shared.forking.acquire().await else {
                 return;
             };

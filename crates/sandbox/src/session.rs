@@ -173,6 +173,9 @@ pub struct PythonSession {
     state_lost: bool,
     /// Functions defined for cells; defined again in every fresh worker.
     defined: Vec<LearnedFunction>,
+    /// A worker was taken from a pool whose replacement is not forked yet: that
+    /// waits until the worker's first request has answered (see `Shared::take`).
+    owes_refill: bool,
 }
 
 impl std::fmt::Debug for PythonSession {
@@ -204,6 +207,7 @@ impl PythonSession {
 
     fn with_worker(source: WorkerSource, worker: Worker) -> Self {
         Self {
+            owes_refill: matches!(source, WorkerSource::Pool(_)),
             source,
             protections: worker.protections.clone(),
             worker: Some(worker),
@@ -288,9 +292,15 @@ impl PythonSession {
             None => self.fresh_worker().await?,
         };
         self.protections = worker.protections.clone();
+        let running = match &self.source {
+            WorkerSource::Pool(shared) => Some(shared.running()),
+            WorkerSource::Direct(_) => None,
+        };
         let started = Instant::now();
         let completion = worker.request(request, timeout).await;
         let duration = started.elapsed();
+        drop(running);
+        self.refill();
         let (stdout, stdout_cut) = worker.captured("stdout", self.policy().output_limit);
         let (stderr, stderr_cut) = worker.captured("stderr", self.policy().output_limit);
         let (status, value, code_calls) = match completion {
@@ -328,6 +338,7 @@ impl PythonSession {
     /// now raised the same way when first defined, and was reported then; one that
     /// hangs or crashes the worker leaves a plain worker, where calls fail by name).
     async fn fresh_worker(&mut self) -> Result<Worker, SandboxError> {
+        self.owes_refill = matches!(self.source, WorkerSource::Pool(_));
         let mut worker = self.source.worker().await?;
         if !self.defined.is_empty() {
             let timeout = self.policy().cell_timeout;
@@ -340,6 +351,22 @@ impl PythonSession {
             }
         }
         Ok(worker)
+    }
+}
+
+impl PythonSession {
+    /// Has the pool fork the replacement this session owes it, if any.
+    fn refill(&mut self) {
+        if let (WorkerSource::Pool(shared), true) = (&self.source, self.owes_refill) {
+            self.owes_refill = false;
+            Shared::refill(shared);
+        }
+    }
+}
+
+impl Drop for PythonSession {
+    fn drop(&mut self) {
+        self.refill();
     }
 }
 

@@ -6,7 +6,7 @@
 # Zygote protocol: JSON messages with attached descriptors on the SOCK_SEQPACKET fd 3.
 # Session protocol: JSON lines, requests on fd 3, responses on fd 4 (never stdout).
 # During a request, fds 1 and 2 point at the session's capture files.
-import ast, builtins, ctypes, fcntl, functools, gc, json, linecache, os, resource, signal, socket, sys, time, traceback
+import ast, builtins, contextlib, ctypes, fcntl, functools, gc, json, linecache, os, resource, signal, socket, sys, time, traceback
 
 CONFIG = json.loads(sys.argv[2])
 CONTROL_FD, SECCOMP_FD = 3, 5
@@ -241,17 +241,23 @@ def define(functions, session_globals, calls):
         raise RuntimeError("functions left undefined:\n" + "\n".join(failures))
 
 
+def execute(code, namespace):
+    """Runs a cell in `namespace`; the `repr` of its trailing expression, if any."""
+    body, tail = compile_cell(code, "<cell>")
+    exec(body, namespace)
+    if tail is None:
+        return None
+    result = eval(tail, namespace)
+    return None if result is None else repr(result)
+
+
 def run(request, session_globals, io_dir, calls):
     value = None
     error = None
     with Captured(io_dir):
         try:
             if request["op"] == "exec":
-                body, tail = compile_cell(request["code"], "<cell>")
-                exec(body, session_globals)
-                if tail is not None:
-                    result = eval(tail, session_globals)
-                    value = None if result is None else repr(result)
+                value = execute(request["code"], session_globals)
             elif request["op"] == "define":
                 define(request["functions"], session_globals, calls)
             else:
@@ -353,9 +359,9 @@ def start_worker(session, work, io_dir, seccomp_program, sandboxed):
     os.environ["HOME"] = work
     sys.argv = [""]
     config = dict(CONFIG, io_dir=io_dir)
-    # One throwaway cell now, while the session waits in the pool, so the first real
+    # The warm-up cell now, while the session waits in the pool, so the first real
     # cell does not pay for copying the pages this path writes (fork is copy-on-write).
-    run({"op": "exec", "code": "None"}, {"__builtins__": builtins}, io_dir, {})
+    run({"op": "exec", "code": CONFIG["warm_up"]}, warm_up_namespace(), io_dir, {})
     os.write(RESPONSE_FD, (json.dumps({"ready": True, "landlock_abi": landlock, "rlimits": applied, "seccomp": seccomp}) + "\n").encode())
     serve(config, sandboxed)
 
@@ -442,11 +448,28 @@ def fork_session(session, fds, seccomp_program, sandboxed):
     return int(text) if text else None
 
 
+def warm_up_namespace():
+    return {"__name__": "__main__", "__builtins__": builtins}
+
+
 def zygote():
+    # Sessions (forked from here) are batch work: they never preempt the
+    # orchestrating process on wake-up. A killed Python's exit (milliseconds of
+    # address-space teardown) otherwise lands on the next conversation's turn.
+    try:
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    except OSError:
+        pass
     for module in CONFIG["preload"]:
         try:
             __import__(module)
         except Exception:
+            pass
+    # The warm-up once here too, so what it initialises is shared by every session.
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        try:
+            execute(CONFIG["warm_up"], warm_up_namespace())
+        except BaseException:
             pass
     sandboxed = CONFIG["own_namespaces"]
     seccomp_program = b""

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -37,7 +37,7 @@ const LEFTOVER_GRACE: Duration = Duration::from_millis(200);
 const STACK_SLACK: u64 = 256;
 /// How long the host keeps looking, without sleeping, whether an answered worker is
 /// back in its loop; then how often it looks.
-const QUIESCENCE_SPIN: Duration = Duration::from_millis(2);
+const QUIESCENCE_SPIN: Duration = Duration::from_micros(200);
 const QUIESCENCE_POLL: Duration = Duration::from_millis(1);
 /// Tasks of an idle session: its init and the worker's main thread.
 const SESSION_TASKS: u64 = 2;
@@ -90,6 +90,8 @@ pub(crate) struct Worker {
     cgroups: SessionCgroups,
     dir: PathBuf,
     next_id: u64,
+    /// A request was sent and its answer not yet accepted.
+    in_flight: bool,
     /// Where the loop's own read sits; `None` where `/proc/<pid>/syscall` cannot be
     /// read (the end-of-request check is then missing, and reported so).
     base: Option<u64>,
@@ -126,6 +128,7 @@ impl Worker {
             cgroups,
             dir,
             next_id: 0,
+            in_flight: false,
             base: None,
             idle_cpu_ns: 0,
             protections: Protections {
@@ -265,12 +268,16 @@ impl Worker {
         request["id"] = id.into();
         let mut text = request.to_string();
         text.push('\n');
+        self.in_flight = true;
         if self.requests.write_all(text.as_bytes()).await.is_err() {
             return Completion::Died(self.death(None).await);
         }
         let deadline = Instant::now() + timeout;
         match tokio::time::timeout_at(deadline.into(), self.answer(id)).await {
-            Ok(Ok(response)) => Completion::Answered(response),
+            Ok(Ok(response)) => {
+                self.in_flight = false;
+                Completion::Answered(response)
+            }
             Ok(Err(death)) => {
                 let reason = self.death(Some(death)).await;
                 Completion::Died(reason)
@@ -427,33 +434,10 @@ impl Worker {
         }
     }
 
-    /// SIGKILLs the session init (which takes its PID namespace with it), the worker
-    /// and anything left in the session's cgroups. Synchronous, for `Drop`, and
-    /// non-blocking: it does not wait for them to exit (the drop's thread does,
-    /// before it removes the cgroups), so ending a session costs its conversation
-    /// microseconds, not the milliseconds a killed Python takes to exit.
+    /// SIGKILLs the session's processes now, without waiting for them to exit.
     fn signal(&self) {
-        if let Some(pidfd) = &self.pidfd {
-            // SAFETY: pidfd_send_signal on a pidfd we own; no other pointers.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    pidfd.get_ref().as_raw_fd(),
-                    libc::SIGKILL,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                );
-            }
-        }
-        for pid in [self.worker_pid, -self.init_pid] {
-            if pid != 0 {
-                // SAFETY: kill has no memory-safety preconditions.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
-        self.cgroups.signal_all();
+        let pidfd = self.pidfd.as_ref().map(|pidfd| pidfd.get_ref().as_raw_fd());
+        send_kill(pidfd, [self.worker_pid, self.init_pid], &self.cgroups);
     }
 
     /// Reads a capture file, at most `limit` bytes; true when it held more.
@@ -475,28 +459,117 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        self.signal();
-        // The cgroups can go once the last process is gone, the files at once.
-        let cgroups = std::mem::take(&mut self.cgroups);
-        let pidfd = self.pidfd.take().map(AsyncFd::into_inner);
-        let dir = std::mem::take(&mut self.dir);
-        std::thread::spawn(move || {
-            if let Some(pidfd) = pidfd {
-                let mut poll = libc::pollfd {
-                    fd: pidfd.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd.
-                unsafe { libc::poll(&mut poll, 1, 5000) };
-            }
-            cgroups.kill_all();
-            cgroups.remove();
-            if !dir.as_os_str().is_empty() {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
+        // Mid-request (its future dropped), a cell may be running: stop it now. An
+        // idle worker is signalled by the reaper, so its exit (milliseconds of
+        // address-space teardown, which can preempt the signalling thread) never
+        // lands on a conversation's time.
+        if self.in_flight {
+            self.signal();
+        }
+        reap(Teardown {
+            pidfd: self.pidfd.take().map(AsyncFd::into_inner),
+            pids: [self.worker_pid, self.init_pid],
+            cgroups: std::mem::take(&mut self.cgroups),
+            dir: std::mem::take(&mut self.dir),
         });
     }
+}
+
+/// Everything a dropped session leaves to end: its processes, cgroups and files.
+struct Teardown {
+    pidfd: Option<OwnedFd>,
+    /// The worker and the session init.
+    pids: [i32; 2],
+    cgroups: SessionCgroups,
+    dir: PathBuf,
+}
+
+impl Teardown {
+    fn signal(&self) {
+        let pidfd = self.pidfd.as_ref().map(AsRawFd::as_raw_fd);
+        send_kill(pidfd, self.pids, &self.cgroups);
+    }
+
+    /// Waits for the session to exit, then removes its cgroups (possible once the
+    /// last process is gone) and its files.
+    fn finish(self) {
+        if let Some(pidfd) = &self.pidfd {
+            let mut poll = libc::pollfd {
+                fd: pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut poll, 1, 5000) };
+        }
+        self.cgroups.kill_all();
+        self.cgroups.remove();
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Hands `teardown` to the process's reaper thread, which signals each session as
+/// it arrives and waits for it on a thread of its own; where that thread cannot
+/// run, the caller signals and a thread of its own waits.
+fn reap(teardown: Teardown) {
+    static REAPER: OnceLock<Option<Mutex<mpsc::Sender<Teardown>>>> = OnceLock::new();
+    let reaper = REAPER.get_or_init(|| {
+        let (sender, receiver) = mpsc::channel::<Teardown>();
+        let spawned = std::thread::Builder::new()
+            .name("agentopt-reaper".to_owned())
+            .spawn(move || {
+                for teardown in receiver {
+                    teardown.signal();
+                    finish_elsewhere(teardown);
+                }
+            });
+        spawned.ok().map(|_| Mutex::new(sender))
+    });
+    let unsent = match reaper {
+        Some(sender) => match sender.lock() {
+            Ok(sender) => sender.send(teardown).err().map(|e| e.0),
+            Err(_) => Some(teardown),
+        },
+        None => Some(teardown),
+    };
+    if let Some(teardown) = unsent {
+        teardown.signal();
+        finish_elsewhere(teardown);
+    }
+}
+
+fn finish_elsewhere(teardown: Teardown) {
+    let _ = std::thread::Builder::new()
+        .name("agentopt-session-end".to_owned())
+        .spawn(move || teardown.finish());
+}
+
+/// SIGKILLs a session's init (which takes its PID namespace with it), its worker and
+/// anything left in its cgroups; it does not wait for them to exit.
+fn send_kill(pidfd: Option<i32>, [worker_pid, init_pid]: [i32; 2], cgroups: &SessionCgroups) {
+    if let Some(pidfd) = pidfd {
+        // SAFETY: pidfd_send_signal on an open pidfd; no other pointers.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pidfd,
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            );
+        }
+    }
+    for pid in [worker_pid, -init_pid] {
+        if pid != 0 {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+    cgroups.signal_all();
 }
 
 /// The pid (in our namespace) a pidfd refers to, from its fdinfo.

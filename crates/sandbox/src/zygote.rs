@@ -315,6 +315,7 @@ fn server_argv(
         "io_dir": io,
         "sessions_dir": sessions,
         "preload": policy.preload,
+        "warm_up": policy.warm_up,
         "own_namespaces": sandboxed,
         "workspace_limit": policy.workspace_limit,
         "cpu_seconds_per_cell": policy.cpu_seconds_per_cell,

@@ -250,9 +250,16 @@ async fn pool_hands_out_prewarmed_sympy_workers() -> anyhow::Result<()> {
     assert_eq!(pool.ready_count(), 2);
     let mut first = pool.session().await?;
     let mut second = pool.session().await?;
-    let code = "import sys\n'sympy' in sys.modules";
-    assert_eq!(first.run_cell(code).await?.value.as_deref(), Some("True"));
-    assert_eq!(second.run_cell(code).await?.value.as_deref(), Some("True"));
+    // Preloaded, and nothing of the default warm-up's names (it binds `x`) left.
+    let code = "import sys\n('sympy' in sys.modules, 'x' in globals())";
+    assert_eq!(
+        first.run_cell(code).await?.value.as_deref(),
+        Some("(True, False)")
+    );
+    assert_eq!(
+        second.run_cell(code).await?.value.as_deref(),
+        Some("(True, False)")
+    );
     let solved = first
         .run_cell("from sympy import symbols, solve\nx = symbols('x')\nsolve(x**2 - 4, x)")
         .await?;
@@ -262,7 +269,7 @@ async fn pool_hands_out_prewarmed_sympy_workers() -> anyhow::Result<()> {
     assert!(restarted.state_reset_before, "{restarted:?}");
     assert_eq!(
         restarted.value.as_deref(),
-        Some("True"),
+        Some("(True, False)"),
         "restarts draw warm workers too"
     );
     Ok(())
@@ -355,5 +362,73 @@ async fn defined_functions_are_callable_from_cells_and_counted() -> anyhow::Resu
         "a fresh worker has them again"
     );
     assert_eq!(again.code_calls["half"].ok, 1);
+    Ok(())
+}
+
+/// Checks a session under `warm_up`: the first cell's value and stdout.
+async fn check_warm_up(warm_up: &str, expected: &str) -> anyhow::Result<()> {
+    let mut s = session_with(SandboxPolicy {
+        preload: Vec::new(),
+        warm_up: warm_up.to_owned(),
+        ..SandboxPolicy::default()
+    })
+    .await;
+    let first = s
+        .run_cell("import sys\n('colorsys' in sys.modules, 'warmed' in globals())")
+        .await?;
+    assert!(first.succeeded(), "{warm_up:?}: {first:?}");
+    assert_eq!(first.value.as_deref(), Some(expected), "{warm_up:?}");
+    assert_eq!(
+        first.stdout, "",
+        "{warm_up:?}: the warm-up's output is not a cell's"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_warm_up_runs_before_the_first_cell_and_leaves_no_names() -> anyhow::Result<()> {
+    // What it imports stays imported; what it binds does not reach the session.
+    check_warm_up(
+        "import colorsys\nwarmed = 1\nprint('warm')\nwarmed",
+        "(True, False)",
+    )
+    .await?;
+    // A failing warm-up costs nothing but itself.
+    check_warm_up("warmed = 1\nraise RuntimeError('boom')", "(False, False)").await?;
+    check_warm_up("", "(False, False)").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_forks_a_replacement_once_the_first_cell_has_answered() -> anyhow::Result<()> {
+    let policy = SandboxPolicy {
+        preload: Vec::new(),
+        ..SandboxPolicy::default()
+    };
+    let pool = WorkerPool::new(python_environment(), policy, 1)?;
+    let until_ready = async || {
+        for _ in 0..600 {
+            if pool.ready_count() == 1 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    };
+    assert!(until_ready().await, "the pool never filled");
+    let mut session = pool.session().await?;
+    // Nothing is forked while the session has not answered a request (a fork
+    // would compete with its first cell for the CPU).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pool.ready_count(), 0);
+    assert!(session.run_cell("x = 1").await?.succeeded());
+    assert!(until_ready().await, "no replacement after the first cell");
+    // A session dropped before any request also has its replacement forked.
+    drop(session);
+    let unused = pool.session().await?;
+    drop(unused);
+    assert!(
+        until_ready().await,
+        "no replacement after an unused session"
+    );
     Ok(())
 }

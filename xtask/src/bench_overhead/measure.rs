@@ -174,8 +174,10 @@ struct TimedExecutor {
 }
 
 impl TimedExecutor {
-    fn book(&mut self, started: Instant) {
-        if let Some(asked) = self.asked.take() {
+    /// Books the time since `started` as Python's, and a cell's answer as the
+    /// session's first one if it is.
+    fn book(&mut self, started: Instant, cell: bool) {
+        if let Some(asked) = self.asked.take_if(|_| cell) {
             lock(&self.recorder.first_cells).push(asked.elapsed());
         }
         if let Some(clock) = &self.attempt {
@@ -189,7 +191,7 @@ impl Executor for TimedExecutor {
     async fn run_cell(&mut self, code: &str) -> Result<CellOutcome, SandboxError> {
         let started = Instant::now();
         let outcome = self.inner.run_cell(code).await;
-        self.book(started);
+        self.book(started, true);
         outcome
     }
 
@@ -200,12 +202,22 @@ impl Executor for TimedExecutor {
     ) -> Result<CellOutcome, SandboxError> {
         let started = Instant::now();
         let outcome = self.inner.call_function(function, arguments).await;
-        self.book(started);
+        self.book(started, true);
         outcome
     }
 
     async fn restart(&mut self) -> Result<(), SandboxError> {
         self.inner.restart().await
+    }
+
+    async fn define_functions(
+        &mut self,
+        functions: &[LearnedFunction],
+    ) -> Result<CellOutcome, SandboxError> {
+        let started = Instant::now();
+        let outcome = self.inner.define_functions(functions).await;
+        self.book(started, false);
+        outcome
     }
 
     fn protections(&self) -> Protections {
