@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::owner;
+use crate::probe::Probe;
 
 /// The prefix of every cgroup this crate creates (followed by the owner tag).
 const PREFIX: &str = "agentopt-";
@@ -87,6 +88,8 @@ fn own_dir(controller: &str) -> Result<PathBuf, String> {
 pub(crate) struct SessionCgroups {
     memory: Option<PathBuf>,
     pids: Option<PathBuf>,
+    /// `pids.current` of `pids`, read after every request.
+    tasks: Option<Probe>,
 }
 
 /// What a session got: the caps in force, and why any is missing.
@@ -125,6 +128,7 @@ impl SessionCgroups {
         match make(&roots().pids, &name, &[("pids.max", processes)]) {
             Ok(dir) => {
                 caps.processes = Some(processes);
+                cgroups.tasks = Some(Probe::open(dir.join("pids.current").display().to_string()));
                 cgroups.pids = Some(dir);
             }
             Err(why) => caps.missing.push(format!("no pids cap: {why}")),
@@ -165,12 +169,7 @@ impl SessionCgroups {
 
     /// Tasks (threads of every process) now in the pids cgroup; `None` without one.
     pub(crate) fn tasks(&self) -> Option<u64> {
-        let dir = self.pids.as_ref()?;
-        std::fs::read_to_string(dir.join("pids.current"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        self.tasks.as_ref()?.text().ok()?.trim().parse().ok()
     }
 
     /// Whether the kernel's OOM killer acted in the memory cgroup.

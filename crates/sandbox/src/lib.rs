@@ -27,6 +27,7 @@ mod isolation;
 mod owner;
 mod policy;
 mod pool;
+mod probe;
 mod session;
 mod worker;
 mod zygote;

@@ -301,8 +301,8 @@ impl PythonSession {
         let duration = started.elapsed();
         drop(running);
         self.refill();
-        let (stdout, stdout_cut) = worker.captured("stdout", self.policy().output_limit);
-        let (stderr, stderr_cut) = worker.captured("stderr", self.policy().output_limit);
+        let (stdout, stdout_cut) = worker.captured(true, self.policy().output_limit);
+        let (stderr, stderr_cut) = worker.captured(false, self.policy().output_limit);
         let (status, value, code_calls) = match completion {
             Completion::Answered(response) => {
                 let status = match response.error {

@@ -7,7 +7,6 @@
 //! is killed before the next request.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
@@ -20,6 +19,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::pipe;
 
 use crate::cgroup::SessionCgroups;
+use crate::probe::Probe;
 use crate::session::CodeCalls;
 use crate::zygote::ForkServer;
 use crate::{Protections, SandboxError};
@@ -35,8 +35,6 @@ const LEFTOVER_GRACE: Duration = Duration::from_millis(200);
 /// for one and for several threads differ by a few dozen bytes, while a read made by
 /// cell code is nested kilobytes deeper (under `exec` and the cell's frames).
 const STACK_SLACK: u64 = 256;
-/// How long the host keeps looking, without sleeping, whether an answered worker is
-/// back in its loop; then how often it looks.
 const QUIESCENCE_SPIN: Duration = Duration::from_micros(200);
 const QUIESCENCE_POLL: Duration = Duration::from_millis(1);
 /// Tasks of an idle session: its init and the worker's main thread.
@@ -96,6 +94,8 @@ pub(crate) struct Worker {
     /// read (the end-of-request check is then missing, and reported so).
     base: Option<u64>,
     idle_cpu_ns: u64,
+    /// The worker's files read around every request (opened once it is known).
+    probes: Probes,
     pub(crate) protections: Protections,
 }
 
@@ -131,6 +131,7 @@ impl Worker {
             in_flight: false,
             base: None,
             idle_cpu_ns: 0,
+            probes: Probes::default(),
             protections: Protections {
                 scrubbed_env: true,
                 namespaces: server.sandboxed,
@@ -188,10 +189,11 @@ impl Worker {
             .first()
             .copied()
             .ok_or("the session's worker is gone")?;
+        self.probes = Probes::open(self.worker_pid, &self.dir);
         loop {
-            match blocked_reading_requests(self.worker_pid) {
+            match self.probes.blocked_reading_requests() {
                 Ok(Some(sp)) => self.base = Some(sp),
-                Ok(None) if cpu_ns(self.worker_pid).is_some() => {
+                Ok(None) if self.probes.cpu_ns().is_some() => {
                     tokio::time::sleep(QUIESCENCE_POLL).await;
                     continue;
                 }
@@ -200,7 +202,7 @@ impl Worker {
                     "no check that a request has ended before its answer is accepted: {e}"
                 )),
             }
-            self.idle_cpu_ns = cpu_ns(self.worker_pid).unwrap_or_default();
+            self.idle_cpu_ns = self.probes.cpu_ns().unwrap_or_default();
             return Ok(());
         }
     }
@@ -255,7 +257,11 @@ impl Worker {
         timeout: Duration,
     ) -> Completion {
         // A worker that is gone is found out by the request itself.
-        if cpu_ns(self.worker_pid).is_some_and(|ns| ns != self.idle_cpu_ns) {
+        if self
+            .probes
+            .cpu_ns()
+            .is_some_and(|ns| ns != self.idle_cpu_ns)
+        {
             self.kill().await;
             return Completion::Died(
                 "code of an earlier cell kept running after that cell had ended (a thread, \
@@ -323,8 +329,8 @@ impl Worker {
                     self.kill_leftovers();
                 }
             }
-            // The worker is usually back in its read within microseconds: give it the
-            // CPU (sched_yield) and look again, and only later sleep between looks.
+            // The worker is usually back in its read within microseconds, unless it
+            // waits for a CPU: look again soon, and leave the CPU to it meanwhile.
             if spin_started.elapsed() < QUIESCENCE_SPIN {
                 std::thread::yield_now();
                 tokio::task::yield_now().await;
@@ -339,7 +345,7 @@ impl Worker {
                     .to_owned(),
             );
         }
-        self.idle_cpu_ns = cpu_ns(self.worker_pid).unwrap_or_default();
+        self.idle_cpu_ns = self.probes.cpu_ns().unwrap_or_default();
         Ok(response)
     }
 
@@ -358,7 +364,9 @@ impl Worker {
 
     fn quiet(&self) -> Quiet {
         let at_base = match self.base {
-            Some(base) => blocked_reading_requests(self.worker_pid)
+            Some(base) => self
+                .probes
+                .blocked_reading_requests()
                 .is_ok_and(|sp| sp.is_some_and(|sp| sp.abs_diff(base) <= STACK_SLACK)),
             None => true,
         };
@@ -440,17 +448,17 @@ impl Worker {
         send_kill(pidfd, [self.worker_pid, self.init_pid], &self.cgroups);
     }
 
-    /// Reads a capture file, at most `limit` bytes; true when it held more.
-    pub(crate) fn captured(&self, stream: &str, limit: usize) -> (String, bool) {
-        let path = self.dir.join("io").join(stream);
-        let Ok(file) = std::fs::File::open(&path) else {
+    /// The request's output on fd 1 (`stdout`) or fd 2, at most `limit` bytes; true
+    /// when there was more.
+    pub(crate) fn captured(&self, stdout: bool, limit: usize) -> (String, bool) {
+        let probe = if stdout {
+            &self.probes.stdout
+        } else {
+            &self.probes.stderr
+        };
+        let Ok(mut bytes) = probe.bytes(limit.saturating_add(1)) else {
             return (String::new(), false);
         };
-        let mut bytes = Vec::with_capacity(limit.min(1 << 16));
-        let read = file.take(limit as u64 + 1).read_to_end(&mut bytes);
-        if read.is_err() {
-            return (String::new(), false);
-        }
         let truncated = bytes.len() > limit;
         bytes.truncate(limit);
         (String::from_utf8_lossy(&bytes).into_owned(), truncated)
@@ -609,46 +617,72 @@ fn is_zombie(pid: i32) -> bool {
         .unwrap_or(true)
 }
 
-/// The stack pointer of `pid` when it is blocked in `read` on the request fd,
-/// `None` when it is not (or is gone); `Err` when its syscall cannot be read here
-/// (permissions, a kernel without the file).
-fn blocked_reading_requests(pid: i32) -> Result<Option<u64>, String> {
-    let path = format!("/proc/{pid}/syscall");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("reading {path}: {e}")),
-    };
-    let field = |index: usize| {
-        let field: &str = text.split_whitespace().nth(index)?;
-        u64::from_str_radix(field.trim_start_matches("0x"), 16).ok()
-    };
-    let number: Option<i64> = text.split_whitespace().next().and_then(|n| n.parse().ok());
-    if number != Some(libc::SYS_read) || field(1) != Some(REQUEST_FD) {
-        return Ok(None);
-    }
-    Ok(field(7))
+/// The worker's files the host reads around every request.
+#[derive(Debug, Default)]
+struct Probes {
+    syscall: Option<Probe>,
+    schedstat: Option<Probe>,
+    stat: Option<Probe>,
+    stdout: Probe,
+    stderr: Probe,
 }
 
-/// CPU time `pid` has used, in nanoseconds (schedstat), else in clock ticks; `None`
-/// once it is gone.
-fn cpu_ns(pid: i32) -> Option<u64> {
-    if let Some(ns) = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-    {
-        return Some(ns);
+impl Probes {
+    fn open(worker_pid: i32, dir: &std::path::Path) -> Self {
+        let process = |file: &str| Some(Probe::open(format!("/proc/{worker_pid}/{file}")));
+        let capture = |name: &str| Probe::open(dir.join("io").join(name).display().to_string());
+        Self {
+            syscall: process("syscall"),
+            schedstat: process("schedstat"),
+            stat: process("stat"),
+            stdout: capture("stdout"),
+            stderr: capture("stderr"),
+        }
     }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, after) = stat.rsplit_once(')')?;
-    Some(
-        after
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|f| f.parse::<u64>().ok())
-            .sum(),
-    )
+
+    /// The worker's stack pointer when it is blocked in `read` on the request fd,
+    /// `None` when it is not (or is gone); `Err` when its syscall cannot be read here
+    /// (permissions, a kernel without the file).
+    fn blocked_reading_requests(&self) -> Result<Option<u64>, String> {
+        let Some(probe) = &self.syscall else {
+            return Ok(None);
+        };
+        let text = match probe.text() {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("reading {}: {e}", probe.path())),
+        };
+        let field = |index: usize| {
+            let field: &str = text.split_whitespace().nth(index)?;
+            u64::from_str_radix(field.trim_start_matches("0x"), 16).ok()
+        };
+        let number: Option<i64> = text.split_whitespace().next().and_then(|n| n.parse().ok());
+        if number != Some(libc::SYS_read) || field(1) != Some(REQUEST_FD) {
+            return Ok(None);
+        }
+        Ok(field(7))
+    }
+
+    /// CPU time the worker has used, in nanoseconds (schedstat), else in clock
+    /// ticks; `None` when it is gone.
+    fn cpu_ns(&self) -> Option<u64> {
+        let read = |probe: &Option<Probe>| probe.as_ref()?.text().ok();
+        if let Some(ns) =
+            read(&self.schedstat).and_then(|s| s.split_whitespace().next()?.parse().ok())
+        {
+            return Some(ns);
+        }
+        let stat = read(&self.stat)?;
+        let (_, after) = stat.rsplit_once(')')?;
+        Some(
+            after
+                .split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|f| f.parse::<u64>().ok())
+                .sum(),
+        )
+    }
 }
 
 /// Registers a descriptor with the tokio reactor for the `interest` given.

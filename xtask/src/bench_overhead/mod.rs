@@ -64,8 +64,9 @@ pub struct OverheadArgs {
     /// Where the runs' directories go (default: `runs/bench-overhead-<time>`).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
-    /// Measure this xtask binary as it is, even a debug build (default: the
-    /// measured runs use a release build, built first if this one is not).
+    /// Run with this xtask binary as it is, even a debug build (default: a debug
+    /// build builds xtask in release and reruns the whole benchmark with it, the
+    /// scripted server included).
     #[arg(long)]
     pub this_build: bool,
 }
@@ -93,6 +94,9 @@ pub struct ChildArgs {
 /// # Errors
 /// A failed run, the sandbox, the AG2 setup.
 pub async fn run(args: &OverheadArgs, workspace: &Path) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) && !args.this_build {
+        return rerun_in_release(workspace);
+    }
     let data = workspace.join("data").join("math-craft");
     let work = args.work_dir.clone().unwrap_or_else(|| {
         let now = SystemTime::now()
@@ -100,7 +104,7 @@ pub async fn run(args: &OverheadArgs, workspace: &Path) -> anyhow::Result<()> {
             .map_or(0, |elapsed| elapsed.as_secs());
         workspace.join("runs").join(format!("bench-overhead-{now}"))
     });
-    let measured = measured_binary(args, workspace)?;
+    let measured = std::env::current_exe().context("finding the xtask binary")?;
     let mut rows = Vec::new();
     for shape in shapes(args) {
         eprintln!("bench-overhead: {} …", shape.label);
@@ -119,32 +123,20 @@ pub async fn run(args: &OverheadArgs, workspace: &Path) -> anyhow::Result<()> {
         None
     };
     println!("{}", table::render(&rows, ag2.as_ref()));
-    println!("Measured build: {}.", measured.profile);
-    Ok(())
-}
-
-/// The xtask binary whose runs are measured, and its cargo profile.
-struct MeasuredBinary {
-    path: PathBuf,
-    profile: &'static str,
-}
-
-/// This binary when it is a release build (or `--this-build`); else a release build
-/// of xtask, built now: a debug build's orchestration is several times slower than
-/// what users run, and would be measured instead of it.
-fn measured_binary(args: &OverheadArgs, workspace: &Path) -> anyhow::Result<MeasuredBinary> {
-    let this = std::env::current_exe().context("finding the xtask binary")?;
     let profile = if cfg!(debug_assertions) {
         "debug"
     } else {
         "release"
     };
-    if args.this_build || !cfg!(debug_assertions) {
-        return Ok(MeasuredBinary {
-            path: this,
-            profile,
-        });
-    }
+    println!("Measured build: {profile}.");
+    Ok(())
+}
+
+/// Builds xtask in release and runs this same command with it: a debug build's
+/// orchestration is several times slower than what users run, and its scripted
+/// server (which stands in for a remote model) would spend 0.4 ms of CPU a request
+/// on the cores the measured run needs.
+fn rerun_in_release(workspace: &Path) -> anyhow::Result<()> {
     eprintln!("bench-overhead: building xtask in release to measure it …");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = std::process::Command::new(cargo)
@@ -158,10 +150,18 @@ fn measured_binary(args: &OverheadArgs, workspace: &Path) -> anyhow::Result<Meas
     );
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| workspace.join("target"), PathBuf::from);
-    Ok(MeasuredBinary {
-        path: target.join("release").join("xtask"),
-        profile: "release",
-    })
+    let release = target.join("release").join("xtask");
+    let status = std::process::Command::new(&release)
+        .args(std::env::args_os().skip(1))
+        .arg("--this-build")
+        .current_dir(workspace)
+        .status()
+        .with_context(|| format!("running {}", release.display()))?;
+    anyhow::ensure!(
+        status.success(),
+        "the release bench-overhead failed ({status})"
+    );
+    Ok(())
 }
 
 /// The seed's shape at `concurrency`.
@@ -207,7 +207,7 @@ fn shapes(args: &OverheadArgs) -> Vec<Shape> {
 /// Runs `shape` in a child process (so its peak RSS is the run's alone) against a
 /// scripted server in this one.
 async fn measure_in_child(
-    measured: &MeasuredBinary,
+    measured: &Path,
     shape: &Shape,
     data: &Path,
     work: &Path,
@@ -226,7 +226,7 @@ async fn measure_in_child(
         shape.concurrency,
         shape.train + shape.test
     ));
-    let mut command = tokio::process::Command::new(&measured.path);
+    let mut command = tokio::process::Command::new(measured);
     command
         .arg("bench-overhead-run")
         .arg("--shape")
