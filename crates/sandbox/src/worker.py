@@ -5,7 +5,8 @@
 # session's cgroups, a worker that drops every privilege and runs cells.
 # Zygote protocol: JSON messages with attached descriptors on the SOCK_SEQPACKET fd 3.
 # Session protocol: JSON lines, requests on fd 3, responses on fd 4 (never stdout).
-# During a request, fds 1 and 2 point at the session's capture files.
+# From the first request on, fds 1 and 2 point at the session's capture files,
+# emptied when each request starts.
 import ast, builtins, contextlib, ctypes, fcntl, functools, gc, json, linecache, os, resource, signal, socket, sys, time, traceback
 
 CONFIG = json.loads(sys.argv[2])
@@ -139,8 +140,28 @@ def compile_cell(code, filename):
     return compile(tree, filename, "exec"), tail
 
 
+# The capture files' descriptors, by path, kept open between requests.
+CAPTURE_FILES = {}
+
+
+def capture_file(path):
+    """The capture file at `path`, emptied. Kept open between requests (no path walk,
+    which Landlock also checks, per request); opened again where a cell closed or
+    replaced its descriptor."""
+    fd = CAPTURE_FILES.get(path)
+    try:
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+    except (OSError, TypeError):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        CAPTURE_FILES[path] = fd
+    return fd
+
+
 class Captured:
-    """Points fds 1 and 2 at the (emptied) capture files for one request."""
+    """Points fds 1 and 2 at the session's capture files, emptied, for one request.
+    They stay there after it (the next request empties them): a cell that closed or
+    replaced a saved copy of the previous descriptors cannot break the worker."""
 
     def __init__(self, io_dir):
         self.paths = [(1, os.path.join(io_dir, "stdout")), (2, os.path.join(io_dir, "stderr"))]
@@ -148,11 +169,8 @@ class Captured:
     def __enter__(self):
         sys.stdout.flush()
         sys.stderr.flush()
-        self.saved = [os.dup(1), os.dup(2)]
         for fd, path in self.paths:
-            target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            os.dup2(target, fd)
-            os.close(target)
+            os.dup2(capture_file(path), fd)
         return self
 
     def __exit__(self, *exc):
@@ -161,9 +179,6 @@ class Captured:
                 stream.flush()
             except (OSError, ValueError):
                 pass
-        for fd, saved in zip((1, 2), self.saved):
-            os.dup2(saved, fd)
-            os.close(saved)
         return False
 
 
@@ -193,6 +208,8 @@ def set_cpu_budget():
     budget = int(usage.ru_utime + usage.ru_stime) + 1 + CONFIG["cpu_seconds_per_cell"]
     if hard != resource.RLIM_INFINITY:
         budget = min(budget, hard)
+    if soft == budget:
+        return
     try:
         resource.setrlimit(resource.RLIMIT_CPU, (budget, hard))
     except (ValueError, OSError):
@@ -269,6 +286,16 @@ def run(request, session_globals, io_dir, calls):
     return value, error
 
 
+def answer(line, session_globals, io_dir, calls, own_pid_namespace):
+    """The response line to one request line."""
+    request = json.loads(line)
+    set_cpu_budget()
+    calls.clear()
+    value, error = run(request, session_globals, io_dir, calls)
+    reap_leftovers(own_pid_namespace)
+    return (json.dumps({"id": request["id"], "value": value, "error": error, "calls": calls}) + "\n").encode()
+
+
 def serve(config, own_pid_namespace, read=os.read, write=os.write):
     """The cell loop. Requests are read straight from fd 3 with a function bound when
     the worker started, so the host can recognise this loop's own blocking read."""
@@ -282,13 +309,7 @@ def serve(config, own_pid_namespace, read=os.read, write=os.write):
                 return
             pending += chunk
         line, pending = pending.split(b"\n", 1)
-        request = json.loads(line)
-        set_cpu_budget()
-        calls.clear()
-        value, error = run(request, session_globals, config["io_dir"], calls)
-        reap_leftovers(own_pid_namespace)
-        answer = {"id": request["id"], "value": value, "error": error, "calls": calls}
-        write(RESPONSE_FD, (json.dumps(answer) + "\n").encode())
+        write(RESPONSE_FD, answer(line, session_globals, config["io_dir"], calls, own_pid_namespace))
 
 
 # ---------------------------------------------------------------- sessions
@@ -359,9 +380,11 @@ def start_worker(session, work, io_dir, seccomp_program, sandboxed):
     os.environ["HOME"] = work
     sys.argv = [""]
     config = dict(CONFIG, io_dir=io_dir)
-    # The warm-up cell now, while the session waits in the pool, so the first real
-    # cell does not pay for copying the pages this path writes (fork is copy-on-write).
-    run({"op": "exec", "code": CONFIG["warm_up"]}, warm_up_namespace(), io_dir, {})
+    # The warm-up cell now, as a request (its answer dropped), while the session
+    # waits in the pool: the first real request then does not pay for copying the
+    # pages this path writes (fork is copy-on-write).
+    warm_up = json.dumps({"id": 0, "op": "exec", "code": CONFIG["warm_up"]})
+    answer(warm_up, warm_up_namespace(), io_dir, {}, sandboxed)
     os.write(RESPONSE_FD, (json.dumps({"ready": True, "landlock_abi": landlock, "rlimits": applied, "seccomp": seccomp}) + "\n").encode())
     serve(config, sandboxed)
 

@@ -84,6 +84,32 @@ async fn output_is_captured_at_the_descriptor_level() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn output_is_captured_after_a_cell_closed_or_replaced_its_descriptors() -> anyhow::Result<()>
+{
+    let mut s = session().await;
+    // fds 1 and 2, then every descriptor above the protocol's (the worker keeps the
+    // capture files open there), closed or pointed elsewhere.
+    let cells = [
+        "import os\nos.close(1)\nos.close(2)",
+        "import os\nfor fd in range(5, 256):\n    try:\n        os.close(fd)\n    except OSError:\n        pass",
+        "import os\nnull = os.open('/dev/null', os.O_WRONLY)\nfor fd in range(5, 64):\n    os.dup2(null, fd)",
+    ];
+    for cell in cells {
+        let outcome = s.run_cell(cell).await?;
+        assert!(outcome.succeeded(), "{cell}: {outcome:?}");
+        let next = s
+            .run_cell("import sys\nprint('out')\nprint('err', file=sys.stderr)")
+            .await?;
+        assert_eq!(
+            (next.stdout.as_str(), next.stderr.as_str()),
+            ("out\n", "err\n"),
+            "after {cell}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn output_beyond_the_limit_is_truncated() -> anyhow::Result<()> {
     let mut s = session_with(SandboxPolicy {
         preload: Vec::new(),
