@@ -27,6 +27,45 @@ async fn state_persists_across_cells() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a cell's value is (`Ok`), or what its error names (`Err`): the last statement
+/// counts only when it is an expression, whatever its shape.
+#[tokio::test]
+async fn a_cell_s_value_is_its_trailing_expression() -> anyhow::Result<()> {
+    let mut s = session().await;
+    let cases: [(&str, Result<Option<&str>, &str>); 17] = [
+        ("1 + 1", Ok(Some("2"))),
+        ("x = 5\nx * 2", Ok(Some("10"))),
+        ("for i in range(3):\n    pass\ni", Ok(Some("2"))),
+        ("print('shown')", Ok(None)),
+        ("x = 1", Ok(None)),
+        ("import math", Ok(None)),
+        ("x = [1,\n2]\nx", Ok(Some("[1, 2]"))),
+        ("y = (1 +\n2)", Ok(None)),
+        ("y = (1 +\n2)\ny # the sum", Ok(Some("3"))),
+        ("s = '''\nabc\n'''\ns", Ok(Some("'\\nabc\\n'"))),
+        ("s = '''\nabc\nlen(s)'''", Ok(None)),
+        ("a = 4; a", Ok(Some("4"))),
+        ("x = 1\n(x\n + 1)", Ok(Some("2"))),
+        ("if True:\n    3", Ok(None)),
+        ("x = 1\n\n1 / 0", Err("line 3")),
+        ("def f():\n    return 1 / 0\nf()", Err("line 2, in f")),
+        ("x = (1,\nlen(x)", Err("SyntaxError")),
+    ];
+    for (code, expected) in cases {
+        let outcome = s.run_cell(code).await?;
+        match (expected, &outcome.status) {
+            (Ok(value), CellStatus::Completed) => {
+                assert_eq!(outcome.value.as_deref(), value, "{code:?}");
+            }
+            (Err(part), CellStatus::Raised { traceback }) => {
+                assert!(traceback.contains(part), "{code:?}: {traceback}");
+            }
+            _ => panic!("{code:?}: expected {expected:?}, got {outcome:?}"),
+        }
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn exceptions_carry_tracebacks_free_of_host_paths() -> anyhow::Result<()> {
     let environment = python_environment();
