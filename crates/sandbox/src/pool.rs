@@ -28,7 +28,8 @@ pub(crate) struct Shared {
     environment: PythonEnvironment,
     policy: SandboxPolicy,
     size: usize,
-    /// The fork server, started on first use and again if it died.
+    /// The fork server, started on first use (or shared with a pool whose sessions
+    /// get the same: see `ForkServer::shared`) and again if it died.
     server: tokio::sync::Mutex<Option<Arc<ForkServer>>>,
     ready: Mutex<Vec<Worker>>,
     /// Bounds the sessions being forked ahead at once to the pool size.
@@ -133,7 +134,7 @@ impl Shared {
         if let Some(running) = server.as_ref().filter(|s| s.is_alive()) {
             return Ok(Arc::clone(running));
         }
-        let started = ForkServer::start(&self.environment, &self.policy).await?;
+        let started = ForkServer::shared(&self.environment, &self.policy).await?;
         *server = Some(Arc::clone(&started));
         Ok(started)
     }
