@@ -468,9 +468,10 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         // Mid-request (its future dropped), a cell may be running: stop it now. An
-        // idle worker is signalled by the reaper, so its exit (milliseconds of
-        // address-space teardown, which can preempt the signalling thread) never
-        // lands on a conversation's time.
+        // idle worker ends by itself when its request pipe closes (with this drop),
+        // at the lowest priority, so its exit (milliseconds of address-space
+        // teardown) takes no CPU a conversation wants; it is killed if it has not
+        // ended within IDLE_EXIT_GRACE.
         if self.in_flight {
             self.signal();
         }
@@ -483,6 +484,10 @@ impl Drop for Worker {
     }
 }
 
+/// How long an idle dropped session gets to exit on its own (its worker reads the
+/// end of its requests) before it is killed.
+const IDLE_EXIT_GRACE: Duration = Duration::from_secs(2);
+
 /// Everything a dropped session leaves to end: its processes, cgroups and files.
 struct Teardown {
     pidfd: Option<OwnedFd>,
@@ -493,6 +498,21 @@ struct Teardown {
 }
 
 impl Teardown {
+    /// Whether the session's init exited within `timeout` (no pidfd: it cannot tell).
+    fn exited_within(&self, timeout: Duration) -> bool {
+        let Some(pidfd) = &self.pidfd else {
+            return false;
+        };
+        let mut poll = libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut poll, 1, millis) > 0 }
+    }
+
     fn signal(&self) {
         let pidfd = self.pidfd.as_ref().map(AsRawFd::as_raw_fd);
         send_kill(pidfd, self.pids, &self.cgroups);
@@ -501,14 +521,9 @@ impl Teardown {
     /// Waits for the session to exit, then removes its cgroups (possible once the
     /// last process is gone) and its files.
     fn finish(self) {
-        if let Some(pidfd) = &self.pidfd {
-            let mut poll = libc::pollfd {
-                fd: pidfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            unsafe { libc::poll(&mut poll, 1, 5000) };
+        if !self.exited_within(IDLE_EXIT_GRACE) {
+            self.signal();
+            self.exited_within(Duration::from_secs(5));
         }
         self.cgroups.kill_all();
         self.cgroups.remove();
@@ -518,9 +533,9 @@ impl Teardown {
     }
 }
 
-/// Hands `teardown` to the process's reaper thread, which signals each session as
-/// it arrives and waits for it on a thread of its own; where that thread cannot
-/// run, the caller signals and a thread of its own waits.
+/// Hands `teardown` to the process's reaper thread, which finishes each session on
+/// a thread of its own (so a drop costs its caller no thread start); where that
+/// thread cannot run, the caller signals and a thread of its own finishes.
 fn reap(teardown: Teardown) {
     static REAPER: OnceLock<Option<Mutex<mpsc::Sender<Teardown>>>> = OnceLock::new();
     let reaper = REAPER.get_or_init(|| {
@@ -529,7 +544,6 @@ fn reap(teardown: Teardown) {
             .name("agentopt-reaper".to_owned())
             .spawn(move || {
                 for teardown in receiver {
-                    teardown.signal();
                     finish_elsewhere(teardown);
                 }
             });
