@@ -40,16 +40,14 @@ impl MathSandboxes {
             ..SandboxPolicy::default()
         };
         let conversations =
-            SandboxSessions::warm(environment.clone(), SandboxPolicy::default(), concurrency)?
-                .with_max_live(concurrency);
+            SandboxSessions::warm(environment.clone(), SandboxPolicy::default(), concurrency)?;
+        // The checks differ only in their timeout: one fork server serves all three.
+        let proposals = conversations.sibling(checks.clone(), 1)?;
+        let checker = conversations.sibling(checks, 1)?;
         Ok(Self {
-            conversations: Arc::new(conversations),
-            proposals: Arc::new(SandboxSessions::warm(
-                environment.clone(),
-                checks.clone(),
-                1,
-            )?),
-            checker: Arc::new(SandboxSessions::warm(environment.clone(), checks, 1)?),
+            conversations: Arc::new(conversations.with_max_live(concurrency)),
+            proposals: Arc::new(proposals),
+            checker: Arc::new(checker),
         })
     }
 }

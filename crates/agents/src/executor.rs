@@ -78,6 +78,19 @@ impl SandboxSessions {
         )?)))
     }
 
+    /// Warm sessions under `policy` (started now, `ahead` kept forked, as
+    /// [`Self::warm`]) on these sessions' fork server when `policy` differs from
+    /// theirs only in timeouts or output cap, else on a server of its own; without
+    /// this one's limit on live sessions.
+    ///
+    /// # Errors
+    /// As [`Self::warm`].
+    pub fn sibling(&self, policy: SandboxPolicy, ahead: usize) -> Result<Self, SandboxError> {
+        Ok(Self::pooled(Arc::new(
+            self.pool.sibling(policy, ahead.max(1))?,
+        )))
+    }
+
     /// Takes sessions from `pool`.
     pub fn pooled(pool: Arc<WorkerPool>) -> Self {
         Self { pool, live: None }

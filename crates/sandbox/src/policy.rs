@@ -82,6 +82,20 @@ pub struct SandboxPolicy {
 }
 
 impl SandboxPolicy {
+    /// Whether sessions under `other` get what sessions under this policy get: equal
+    /// but for the limits the host alone applies per request (timeouts, output cap),
+    /// so one fork server can serve both.
+    pub(crate) fn forks_alike(&self, other: &Self) -> bool {
+        let host_side = |policy: &Self| Self {
+            cell_timeout: Duration::ZERO,
+            function_timeout: Duration::ZERO,
+            startup_timeout: Duration::ZERO,
+            output_limit: 0,
+            ..policy.clone()
+        };
+        host_side(self) == host_side(other)
+    }
+
     /// The rlimits the worker sets, hard and soft alike (CPU is handled per cell).
     pub(crate) fn rlimits(&self) -> serde_json::Map<String, serde_json::Value> {
         let values = [

@@ -28,9 +28,9 @@ pub(crate) struct Shared {
     environment: PythonEnvironment,
     policy: SandboxPolicy,
     size: usize,
-    /// The fork server, started on first use (or shared with a pool whose sessions
-    /// get the same: see `ForkServer::shared`) and again if it died.
-    server: tokio::sync::Mutex<Option<Arc<ForkServer>>>,
+    /// The fork server, started on first use and again if it died; shared with the
+    /// pool's siblings ([`WorkerPool::sibling`]).
+    server: Arc<ServerSlot>,
     ready: Mutex<Vec<Worker>>,
     /// Bounds the sessions being forked ahead at once to the pool size.
     forking: Semaphore,
@@ -38,6 +38,9 @@ pub(crate) struct Shared {
     running: AtomicUsize,
     quiet: Notify,
 }
+
+/// Where a pool keeps its fork server.
+type ServerSlot = tokio::sync::Mutex<Option<Arc<ForkServer>>>;
 
 /// Counts one request running in a pool's session while it lives.
 pub(crate) struct Running(Arc<Shared>);
@@ -68,6 +71,32 @@ impl WorkerPool {
         policy: SandboxPolicy,
         size: usize,
     ) -> Result<Self, SandboxError> {
+        Self::started(environment, policy, size, Arc::default())
+    }
+
+    /// A pool of `size` sessions under `policy`, started now as [`Self::new`] starts
+    /// one, that forks from this pool's server when `policy` gives its sessions the
+    /// same as this pool's (it may differ in timeouts and output cap, as a run's
+    /// answer checks beside its conversations): one interpreter with the preloads in
+    /// memory and one boot instead of two. Else it gets a server of its own.
+    ///
+    /// # Errors
+    /// As [`Self::new`].
+    pub fn sibling(&self, policy: SandboxPolicy, size: usize) -> Result<Self, SandboxError> {
+        let server = if self.shared.policy.forks_alike(&policy) {
+            Arc::clone(&self.shared.server)
+        } else {
+            Arc::default()
+        };
+        Self::started(self.shared.environment.clone(), policy, size, server)
+    }
+
+    fn started(
+        environment: PythonEnvironment,
+        policy: SandboxPolicy,
+        size: usize,
+        server: Arc<ServerSlot>,
+    ) -> Result<Self, SandboxError> {
         tokio::runtime::Handle::try_current().map_err(|e| SandboxError::WorkerStart {
             detail: format!("WorkerPool::new needs a tokio runtime: {e}"),
             stderr: String::new(),
@@ -79,7 +108,7 @@ impl WorkerPool {
                 reason: reason.clone(),
             });
         }
-        let pool = Self::lazy(environment, policy, size);
+        let pool = Self::on(environment, policy, size, server);
         Shared::refill(&pool.shared);
         Ok(pool)
     }
@@ -87,12 +116,21 @@ impl WorkerPool {
     /// A pool that starts nothing until the first [`Self::session`] call (so it can be
     /// built outside a tokio runtime); that call starts the fork server.
     pub fn lazy(environment: PythonEnvironment, policy: SandboxPolicy, size: usize) -> Self {
+        Self::on(environment, policy, size, Arc::default())
+    }
+
+    fn on(
+        environment: PythonEnvironment,
+        policy: SandboxPolicy,
+        size: usize,
+        server: Arc<ServerSlot>,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 environment,
                 policy,
                 size,
-                server: tokio::sync::Mutex::new(None),
+                server,
                 ready: Mutex::new(Vec::with_capacity(size)),
                 forking: Semaphore::new(size.max(1)),
                 running: AtomicUsize::new(0),
@@ -134,7 +172,7 @@ impl Shared {
         if let Some(running) = server.as_ref().filter(|s| s.is_alive()) {
             return Ok(Arc::clone(running));
         }
-        let started = ForkServer::shared(&self.environment, &self.policy).await?;
+        let started = ForkServer::start(&self.environment, &self.policy).await?;
         *server = Some(Arc::clone(&started));
         Ok(started)
     }
@@ -218,5 +256,46 @@ impl Shared {
                 Err(e) => tracing::warn!("could not fork a python session ahead: {e}"),
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn siblings_that_differ_only_in_host_limits_share_a_fork_server() {
+        let environment = match PythonEnvironment::ensure() {
+            Ok(environment) => environment,
+            Err(e) => panic!("python environment setup failed: {e}"),
+        };
+        let base = SandboxPolicy {
+            preload: Vec::new(),
+            warm_up: String::new(),
+            ..SandboxPolicy::default()
+        };
+        let checks = SandboxPolicy {
+            cell_timeout: Duration::from_secs(1),
+            function_timeout: Duration::from_secs(30),
+            output_limit: 10,
+            ..base.clone()
+        };
+        let other = SandboxPolicy {
+            max_open_files: 128,
+            ..base.clone()
+        };
+        let server = async |pool: Result<WorkerPool, SandboxError>| {
+            let pool = pool.unwrap_or_else(|e| panic!("pool start failed: {e}"));
+            let started = pool.shared.server().await;
+            started.unwrap_or_else(|e| panic!("fork server start failed: {e}"))
+        };
+        let pool = WorkerPool::new(environment, base, 1);
+        let pool = pool.unwrap_or_else(|e| panic!("pool start failed: {e}"));
+        let first = server(pool.sibling(checks, 1)).await;
+        let own = pool.shared.server().await;
+        assert!(own.is_ok_and(|own| Arc::ptr_eq(&own, &first)));
+        assert!(!Arc::ptr_eq(&first, &server(pool.sibling(other, 1)).await));
     }
 }

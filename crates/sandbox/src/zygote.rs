@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -60,71 +60,7 @@ impl std::fmt::Debug for ForkServer {
     }
 }
 
-/// What a fork server's sessions get: its interpreter, and the policy with the
-/// limits the host alone applies per request taken out.
-#[derive(PartialEq, Eq)]
-struct ServerKey {
-    interpreter: PathBuf,
-    policy: SandboxPolicy,
-}
-
-impl ServerKey {
-    fn of(environment: &PythonEnvironment, policy: &SandboxPolicy) -> Self {
-        Self {
-            interpreter: environment.interpreter.clone(),
-            policy: SandboxPolicy {
-                cell_timeout: Duration::ZERO,
-                function_timeout: Duration::ZERO,
-                startup_timeout: Duration::ZERO,
-                output_limit: 0,
-                ..policy.clone()
-            },
-        }
-    }
-}
-
-/// The fork server of each key, while anything holds it.
-type Slot = Arc<tokio::sync::Mutex<Weak<ForkServer>>>;
-
 impl ForkServer {
-    /// The running fork server for `environment` and `policy`, shared by every pool
-    /// whose sessions would get the same (one interpreter with the preloads in
-    /// memory, and one boot, instead of one per pool: a run's conversations, answer
-    /// checks and proposal tries differ only in timeouts); started now when there
-    /// is none, or it died.
-    pub(crate) async fn shared(
-        environment: &PythonEnvironment,
-        policy: &SandboxPolicy,
-    ) -> Result<Arc<Self>, SandboxError> {
-        static SERVERS: Mutex<Vec<(ServerKey, Slot)>> = Mutex::new(Vec::new());
-        let key = ServerKey::of(environment, policy);
-        let slot = {
-            let mut servers = SERVERS
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            // Forget the slots of servers gone (none starting: the lock is free).
-            servers.retain(|(_, slot)| {
-                slot.try_lock()
-                    .map_or(true, |server| server.strong_count() > 0)
-            });
-            match servers.iter().find(|(known, _)| *known == key) {
-                Some((_, slot)) => Arc::clone(slot),
-                None => {
-                    let slot = Slot::default();
-                    servers.push((key, Arc::clone(&slot)));
-                    slot
-                }
-            }
-        };
-        let mut server = slot.lock().await;
-        if let Some(running) = server.upgrade().filter(|s| s.is_alive()) {
-            return Ok(running);
-        }
-        let started = Self::start(environment, policy).await?;
-        *server = Arc::downgrade(&started);
-        Ok(started)
-    }
-
     /// Starts the server and waits until it has imported the preloads. Fails with
     /// [`SandboxError::IsolationUnavailable`] when nothing isolates it, unless the
     /// policy allows running unsandboxed.
@@ -630,41 +566,5 @@ mod tests {
     #[test]
     fn sessions_go_to_a_directory_with_room() {
         assert!(free_bytes(&session_parent()) > 0);
-    }
-
-    #[tokio::test]
-    async fn pools_that_differ_only_in_host_limits_share_a_fork_server() {
-        let environment = match PythonEnvironment::ensure() {
-            Ok(environment) => environment,
-            Err(e) => panic!("python environment setup failed: {e}"),
-        };
-        let base = SandboxPolicy {
-            preload: Vec::new(),
-            warm_up: String::new(),
-            ..SandboxPolicy::default()
-        };
-        let checks = SandboxPolicy {
-            cell_timeout: Duration::from_secs(1),
-            function_timeout: Duration::from_secs(30),
-            output_limit: 10,
-            ..base.clone()
-        };
-        let other = SandboxPolicy {
-            max_open_files: 128,
-            ..base.clone()
-        };
-        let shared =
-            async |policy: &SandboxPolicy| match ForkServer::shared(&environment, policy).await {
-                Ok(server) => server,
-                Err(e) => panic!("fork server start failed: {e}"),
-            };
-        let first = shared(&base).await;
-        assert!(Arc::ptr_eq(&first, &shared(&checks).await));
-        assert!(!Arc::ptr_eq(&first, &shared(&other).await));
-        // Nothing holds it any more: the next pool starts a server of its own.
-        let gone = Arc::downgrade(&first);
-        drop(first);
-        let next = shared(&base).await;
-        assert!(gone.upgrade().is_none() && next.is_alive());
     }
 }
