@@ -98,7 +98,7 @@ impl WorkerPool {
         server: Arc<ServerSlot>,
     ) -> Result<Self, SandboxError> {
         tokio::runtime::Handle::try_current().map_err(|e| SandboxError::WorkerStart {
-            detail: format!("WorkerPool::new needs a tokio runtime: {e}"),
+            detail: format!("a warm WorkerPool needs a tokio runtime: {e}"),
             stderr: String::new(),
         })?;
         if let crate::isolation::Isolation::Unavailable(reason) = crate::isolation::isolation()
