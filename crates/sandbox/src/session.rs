@@ -334,6 +334,14 @@ impl PythonSession {
         })
     }
 
+    /// Has the pool fork the replacement this session owes it, if any.
+    fn refill(&mut self) {
+        if let (WorkerSource::Pool(shared), true) = (&self.source, self.owes_refill) {
+            self.owes_refill = false;
+            Shared::refill(shared);
+        }
+    }
+
     /// A new worker, with the session's functions defined (a definition that raises
     /// now raised the same way when first defined, and was reported then; one that
     /// hangs or crashes the worker leaves a plain worker, where calls fail by name).
@@ -351,16 +359,6 @@ impl PythonSession {
             }
         }
         Ok(worker)
-    }
-}
-
-impl PythonSession {
-    /// Has the pool fork the replacement this session owes it, if any.
-    fn refill(&mut self) {
-        if let (WorkerSource::Pool(shared), true) = (&self.source, self.owes_refill) {
-            self.owes_refill = false;
-            Shared::refill(shared);
-        }
     }
 }
 

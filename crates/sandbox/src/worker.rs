@@ -35,6 +35,8 @@ const LEFTOVER_GRACE: Duration = Duration::from_millis(200);
 /// for one and for several threads differ by a few dozen bytes, while a read made by
 /// cell code is nested kilobytes deeper (under `exec` and the cell's frames).
 const STACK_SLACK: u64 = 256;
+/// How long the host keeps looking, without sleeping, whether an answered worker is
+/// back in its loop; then how often it looks.
 const QUIESCENCE_SPIN: Duration = Duration::from_micros(200);
 const QUIESCENCE_POLL: Duration = Duration::from_millis(1);
 /// Tasks of an idle session: its init and the worker's main thread.
@@ -631,19 +633,20 @@ fn is_zombie(pid: i32) -> bool {
         .unwrap_or(true)
 }
 
-/// The worker's files the host reads around every request.
+/// The worker's files the host reads around every request (before the worker is
+/// known, probes of no file: they read as gone).
 #[derive(Debug, Default)]
 struct Probes {
-    syscall: Option<Probe>,
-    schedstat: Option<Probe>,
-    stat: Option<Probe>,
+    syscall: Probe,
+    schedstat: Probe,
+    stat: Probe,
     stdout: Probe,
     stderr: Probe,
 }
 
 impl Probes {
     fn open(worker_pid: i32, dir: &std::path::Path) -> Self {
-        let process = |file: &str| Some(Probe::open(format!("/proc/{worker_pid}/{file}")));
+        let process = |file: &str| Probe::open(format!("/proc/{worker_pid}/{file}"));
         let capture = |name: &str| Probe::open(dir.join("io").join(name).display().to_string());
         Self {
             syscall: process("syscall"),
@@ -658,13 +661,10 @@ impl Probes {
     /// `None` when it is not (or is gone); `Err` when its syscall cannot be read here
     /// (permissions, a kernel without the file).
     fn blocked_reading_requests(&self) -> Result<Option<u64>, String> {
-        let Some(probe) = &self.syscall else {
-            return Ok(None);
-        };
-        let text = match probe.text() {
+        let text = match self.syscall.text() {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("reading {}: {e}", probe.path())),
+            Err(e) => return Err(format!("reading {}: {e}", self.syscall.path())),
         };
         let field = |index: usize| {
             let field: &str = text.split_whitespace().nth(index)?;
@@ -680,13 +680,15 @@ impl Probes {
     /// CPU time the worker has used, in nanoseconds (schedstat), else in clock
     /// ticks; `None` when it is gone.
     fn cpu_ns(&self) -> Option<u64> {
-        let read = |probe: &Option<Probe>| probe.as_ref()?.text().ok();
-        if let Some(ns) =
-            read(&self.schedstat).and_then(|s| s.split_whitespace().next()?.parse().ok())
+        if let Some(ns) = self
+            .schedstat
+            .text()
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
         {
             return Some(ns);
         }
-        let stat = read(&self.stat)?;
+        let stat = self.stat.text().ok()?;
         let (_, after) = stat.rsplit_once(')')?;
         Some(
             after
