@@ -2,12 +2,13 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use agentopt_agents::FunctionStyle;
-use agentopt_mathchat::DataFormat;
+use agentopt_mathchat::{CraftSplit, DataFormat};
 use agentopt_optimizer::ActionFormat;
 use clap::Parser;
 use xtask::bench_math::cli::{
     BenchArgs, EndpointSource, Endpoints, LocalModelArg, parse_price, resolve_endpoints, run_config,
 };
+use xtask::bench_math::run::load_problems;
 
 #[derive(Parser)]
 struct Command {
@@ -186,15 +187,20 @@ fn presets_and_overrides() {
     assert!(config.require_action);
     assert_eq!(config.sampling_seed, Some(0), "a local run repeats exactly");
     assert_eq!(config.function_style, FunctionStyle::Tools);
-    assert_eq!(config.train.path, Path::new("/ws/data/math-craft/train"));
+    assert_eq!(config.train.path, Path::new("/ws/data/math-craft"));
+    assert_eq!(config.train.craft_split, Some(CraftSplit::Train));
     assert_eq!(config.test.path, Path::new("/ws/data/math-craft"));
+    assert_eq!(config.test.craft_split, Some(CraftSplit::Test));
     assert_eq!(config.train.format, DataFormat::Craft);
     assert!(config.cache);
 
     let config = run_config(&parse(&["--preset", "seed"]), &local, workspace);
     assert_eq!(
-        config.train.path,
-        Path::new("/ws/data/math-craft/train/algebra.jsonl"),
+        (
+            config.train.craft_split,
+            &config.train.selection.subjects[..]
+        ),
+        (Some(CraftSplit::Train), &["algebra".to_owned()][..]),
         "the seed notebook's data, in file order"
     );
     assert!(config.train.selection.levels.is_empty());
@@ -243,7 +249,7 @@ fn presets_and_overrides() {
         Some(8),
         "training plus held-out validation problems"
     );
-    assert_eq!(config.train.path, Path::new("/ws/data/math-craft/train"));
+    assert_eq!(config.train.path, Path::new("/ws/data/math-craft"));
     assert_eq!(
         config.train.selection.subjects,
         ["algebra", "number_theory"]
@@ -271,6 +277,7 @@ fn presets_and_overrides() {
     );
     assert!(config.train.selection.subjects.is_empty());
     assert_eq!(config.test.path, Path::new("/m500/test.jsonl"));
+    assert_eq!(config.test.craft_split, None, "a user's file is read whole");
     assert_eq!(config.test.format, DataFormat::Math500);
     assert_eq!(
         (
@@ -370,4 +377,58 @@ fn prices() {
     assert_eq!(config.prices[1].model, "b");
     let text = serde_json::to_string(&config.endpoint).expect("serialises");
     assert_eq!(text, r#"{"source":"local","model":"0.5b"}"#);
+}
+
+/// Every preset, with one subject or several, draws its test problems from the
+/// bundled test files only and its training problems from the training files only,
+/// and no test problem's text is a training problem's.
+#[test]
+fn every_preset_tests_on_test_files_only() {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace holds xtask");
+    let local = Endpoints::Local(LocalModelArg::Qwen1_5b.model());
+    let normalized = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for flags in [
+        &["--preset", "quick"][..],
+        &["--preset", "seed"],
+        &["--preset", "smoke"],
+        &[
+            "--subject",
+            "counting_and_probability,number_theory",
+            "--level",
+            "2,3,4",
+        ],
+        &["--subject", "all", "--test-size", "40"],
+    ] {
+        let config = run_config(&parse(flags), &local, workspace);
+        let problems = load_problems(&config).expect("the bundled data loads");
+        assert!(!problems.test.is_empty(), "{flags:?}");
+        for problem in &problems.test {
+            assert!(
+                !problem.id.starts_with("train/"),
+                "{flags:?}: {}",
+                problem.id
+            );
+        }
+        for problem in problems.train.iter().chain(&problems.validation) {
+            assert!(
+                problem.id.starts_with("train/"),
+                "{flags:?}: {}",
+                problem.id
+            );
+        }
+        let trained: std::collections::HashSet<String> = problems
+            .train
+            .iter()
+            .map(|problem| normalized(&problem.question))
+            .collect();
+        assert!(
+            problems
+                .test
+                .iter()
+                .all(|problem| !trained.contains(&normalized(&problem.question))),
+            "{flags:?}"
+        );
+    }
 }

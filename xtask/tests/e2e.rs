@@ -519,6 +519,27 @@ async fn a_bad_data_file_fails_naming_file_and_line() {
     assert!(run_dir.join("report.json").is_file());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_problem_also_trained_on_is_refused_before_any_model_call() {
+    // The second test problem is the first training problem, laid out differently.
+    let test = "{\"question\": \"What is 3 times 9?\", \"answer\": 27.0, \"level\": \"Level 1\"}\n\
+                {\"question\": \"what is 6   times 7?\", \"answer\": 42.0, \"level\": \"Level 1\"}\n";
+    let setup = Setup::with(TRAIN, test, reply).await;
+    let run_dir = setup.run_dir("overlap");
+    let mut command = tokio::process::Command::from(setup.command(&run_dir, &[]));
+    let output = command.output().await.expect("xtask runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "test problem \"test.jsonl:2\" has the text of train problem \"train.jsonl:1\""
+        ),
+        "{stderr}"
+    );
+    assert!(setup.server.chat_requests().is_empty(), "no model call");
+    assert!(!run_dir.join("config.json").exists(), "nothing left behind");
+}
+
 /// Runs code first, then answers with an expression only sympy can compare.
 fn code_then_symbolic_answer(request: &RecordedRequest) -> Reply {
     let messages = request.body["messages"]

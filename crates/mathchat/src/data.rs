@@ -37,8 +37,9 @@ pub enum DataFormat {
 /// One benchmark problem.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Problem {
-    /// Where it came from: `file:line` (relative to the path loaded), or the file
-    /// for one-record files. Unique within a load.
+    /// Where it came from: `file:line` (relative to the path loaded, or to the data
+    /// root for [`load_craft`]), or the file for one-record files. Unique within a
+    /// load.
     pub id: String,
     /// Subject, lower snake case (`counting_and_probability`; `gsm8k` for GSM8K).
     pub subject: String,
@@ -64,6 +65,78 @@ pub fn load(path: &Path, format: DataFormat) -> Result<Vec<Problem>, MathChatErr
     for file in &files {
         let label = file_label(path, file);
         problems.extend(load_file(file, &label, format)?);
+    }
+    Ok(problems)
+}
+
+/// A split of a directory in the CRAFT layout: test problems in the top-level
+/// `SUBJECT.jsonl` files, training problems in `train/SUBJECT.jsonl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CraftSplit {
+    /// The top-level files only (never anything under `train/`).
+    Test,
+    /// The files under `train/`.
+    Train,
+}
+
+impl CraftSplit {
+    /// The directory of the split's files under `root`.
+    pub fn dir(self, root: &Path) -> PathBuf {
+        match self {
+            Self::Test => root.to_owned(),
+            Self::Train => root.join("train"),
+        }
+    }
+}
+
+impl fmt::Display for CraftSplit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Test => "test files",
+            Self::Train => "training files",
+        })
+    }
+}
+
+/// Loads one split of a CRAFT-layout directory `root`: the `SUBJECT.jsonl` file of
+/// each of `subjects`, or every `.jsonl` file of the split's own directory (not
+/// below it) when `subjects` is empty. Ids name the file relative to `root`
+/// (`number_theory.jsonl:12` for a test problem, `train/number_theory.jsonl:12` for
+/// a training one), so the two splits can never share an id.
+///
+/// # Errors
+/// As [`load`]; a subject without a file is [`MathChatError::Io`] naming the file.
+pub fn load_craft(
+    root: &Path,
+    split: CraftSplit,
+    subjects: &[String],
+) -> Result<Vec<Problem>, MathChatError> {
+    let dir = split.dir(root);
+    let mut files: Vec<PathBuf> = if subjects.is_empty() {
+        let entries = std::fs::read_dir(&dir).map_err(MathChatError::io("list", &dir))?;
+        let mut files = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(MathChatError::io("list", &dir))?.path();
+            if path.is_file() && path.extension().is_some_and(|ext| ext == "jsonl") {
+                files.push(path);
+            }
+        }
+        files
+    } else {
+        subjects
+            .iter()
+            .map(|subject| dir.join(format!("{subject}.jsonl")))
+            .collect()
+    };
+    if files.is_empty() {
+        return Err(MathChatError::NoDataFiles { path: dir });
+    }
+    files.sort();
+    files.dedup();
+    let mut problems = Vec::new();
+    for file in &files {
+        problems.extend(load_file(file, &file_label(root, file), DataFormat::Craft)?);
     }
     Ok(problems)
 }

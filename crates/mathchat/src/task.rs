@@ -99,6 +99,10 @@ impl Task for MathTask {
         problem.id.clone()
     }
 
+    fn problem_text(&self, problem: &Problem) -> Option<String> {
+        Some(problem.question.clone())
+    }
+
     fn models(&self) -> Vec<Arc<dyn ChatModel>> {
         vec![Arc::clone(&self.model)]
     }

@@ -1,6 +1,8 @@
 //! Problem sets: every format, errors that name file:line and field, selection.
 
-use agentopt_mathchat::{DataFormat, Problem, Selection, load, subject_key};
+use agentopt_mathchat::{
+    CraftSplit, DataFormat, Problem, Selection, load, load_craft, subject_key,
+};
 
 use crate::workspace_root;
 
@@ -68,6 +70,46 @@ fn bundled_craft_training_directory() {
     let unlevelled: Vec<&Problem> = problems.iter().filter(|p| p.level.is_none()).collect();
     assert_eq!(unlevelled.len(), 2);
     assert!(unlevelled.iter().all(|p| p.subject == "geometry"));
+}
+
+#[test]
+fn craft_splits_read_only_their_own_files_with_ids_from_the_root() {
+    let record =
+        |question: &str| format!("{{\"question\": \"{question}\", \"answer\": 1, \"level\": 2}}\n");
+    let dir = data_dir(&[
+        ("algebra.jsonl", &record("test a")),
+        ("number_theory.jsonl", &record("test n")),
+        ("train/algebra.jsonl", &record("train a")),
+        ("train/number_theory.jsonl", &record("train n")),
+    ]);
+    let ids = |split, subjects: &[&str]| {
+        let subjects: Vec<String> = subjects.iter().map(|s| (*s).to_owned()).collect();
+        let problems = load_craft(dir.path(), split, &subjects).expect("loads");
+        problems.into_iter().map(|p| p.id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(CraftSplit::Test, &[]),
+        ["algebra.jsonl:1", "number_theory.jsonl:1"],
+        "the test split never reads train/"
+    );
+    assert_eq!(
+        ids(CraftSplit::Train, &[]),
+        ["train/algebra.jsonl:1", "train/number_theory.jsonl:1"]
+    );
+    assert_eq!(
+        ids(CraftSplit::Test, &["number_theory"]),
+        ["number_theory.jsonl:1"]
+    );
+    assert_eq!(
+        ids(CraftSplit::Train, &["algebra"]),
+        ["train/algebra.jsonl:1"]
+    );
+    let error = load_craft(dir.path(), CraftSplit::Train, &["geometry".to_owned()])
+        .expect_err("no such subject file");
+    assert!(
+        error.to_string().contains("train/geometry.jsonl"),
+        "{error}"
+    );
 }
 
 #[test]

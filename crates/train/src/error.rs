@@ -41,6 +41,20 @@ pub enum TrainError {
         /// Index of its second occurrence.
         second: usize,
     },
+    /// A test problem is also a training or validation problem: the test would
+    /// measure recall, not skill.
+    #[error(
+        "test problem {test_id:?} has the text of {set} problem {other_id:?}; a test \
+         problem must not be trained on (draw the test set from test files only)"
+    )]
+    TestProblemInTraining {
+        /// The test problem's id.
+        test_id: String,
+        /// `train` or `validation`.
+        set: &'static str,
+        /// The id of the training or validation problem with the same text.
+        other_id: String,
+    },
     /// The run directory holds another run's conversation at this position.
     #[error(
         "{}: {phase} problem {index} was {recorded:?} but is now {now:?}; the problems \

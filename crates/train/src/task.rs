@@ -23,6 +23,15 @@ pub trait Task: Send + Sync {
     /// resume, and before/after outcomes are paired by it.
     fn problem_id(&self, problem: &Self::Problem) -> String;
 
+    /// The text the agents are given for `problem`, when there is one. The trainer
+    /// refuses a run whose test problem has the text of a training or validation
+    /// problem (case and whitespace aside), and matches the text against learned
+    /// functions when it offers only the most relevant ones. `None` (the default):
+    /// neither applies.
+    fn problem_text(&self, _problem: &Self::Problem) -> Option<String> {
+        None
+    }
+
     /// Runs `problem` with `functions` installed on fresh agents and says what
     /// happened. Failures of the model, the sandbox or the checker are returned as
     /// [`Outcome::Infrastructure`], never as a wrong answer.

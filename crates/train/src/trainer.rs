@@ -200,7 +200,7 @@ impl<T: Task> Trainer<T> {
     ///
     /// # Errors
     /// [`TrainError::InvalidOption`], [`TrainError::DuplicateProblemId`],
-    /// [`TrainError::Preflight`].
+    /// [`TrainError::TestProblemInTraining`], [`TrainError::Preflight`].
     pub async fn check(&self, problems: &Problems<T::Problem>) -> Result<(), TrainError> {
         self.options.check()?;
         for (set, list) in [
@@ -210,6 +210,7 @@ impl<T: Task> Trainer<T> {
         ] {
             self.check_unique_ids(set, list)?;
         }
+        self.check_test_not_trained_on(problems)?;
         self.preflight().await
     }
 
@@ -229,6 +230,35 @@ impl<T: Task> Trainer<T> {
                 .map_err(TrainError::Preflight)?;
         }
         self.preflighted.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Refuses a test problem whose text ([`Task::problem_text`], case and
+    /// whitespace aside) is that of a training or validation problem.
+    fn check_test_not_trained_on(&self, problems: &Problems<T::Problem>) -> Result<(), TrainError> {
+        let mut seen: HashMap<String, (&'static str, &T::Problem)> = HashMap::new();
+        for (set, list) in [
+            ("train", &problems.train),
+            ("validation", &problems.validation),
+        ] {
+            for problem in list {
+                if let Some(text) = self.task.problem_text(problem) {
+                    seen.entry(normalized_text(&text)).or_insert((set, problem));
+                }
+            }
+        }
+        for problem in &problems.test {
+            let Some(text) = self.task.problem_text(problem) else {
+                continue;
+            };
+            if let Some(&(set, other)) = seen.get(&normalized_text(&text)) {
+                return Err(TrainError::TestProblemInTraining {
+                    test_id: self.task.problem_id(problem),
+                    set,
+                    other_id: self.task.problem_id(other),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -252,6 +282,15 @@ impl<T: Task> Trainer<T> {
         }
         Ok(())
     }
+}
+
+/// `text` lower-cased with runs of whitespace made one space: two copies of a
+/// problem that differ only in layout are the same problem.
+fn normalized_text(text: &str) -> String {
+    text.split_whitespace()
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The attempts of one phase that count, and what stopped it early.

@@ -148,7 +148,30 @@ async fn bad_options_and_ids_fail_before_any_model_call() -> anyhow::Result<()> 
     .await;
     let mut twice = problems();
     twice.test = vec![6, 7, 6];
-    check(base, twice, "test problems 0 and 2 have the same id \"n6\"").await;
+    check(
+        base.clone(),
+        twice,
+        "test problems 0 and 2 have the same id \"n6\"",
+    )
+    .await;
+    // A test problem that is also trained on measures recall: refused, naming both.
+    let mut trained_on = problems();
+    trained_on.test = vec![6, 4];
+    check(
+        base.clone(),
+        trained_on,
+        "test problem \"n4\" has the text of train problem \"n4\"",
+    )
+    .await;
+    let mut validated_on = problems();
+    validated_on.validation = vec![12];
+    validated_on.test = vec![6, 12];
+    check(
+        base,
+        validated_on,
+        "test problem \"n12\" has the text of validation problem \"n12\"",
+    )
+    .await;
     assert!(server.chat_requests().is_empty());
     Ok(())
 }

@@ -40,11 +40,15 @@ impl Task for Halving {
         format!("n{problem}")
     }
 
+    fn problem_text(&self, problem: &u32) -> Option<String> {
+        Some(halving_text(*problem))
+    }
+
     async fn attempt(&self, problem: &u32, functions: &FunctionSet) -> Attempt {
         self.attempts.fetch_add(1, Ordering::SeqCst);
         // Let the runtime switch tasks, as a real attempt waiting on a model would.
         tokio::task::yield_now().await;
-        let history = vec![ChatMessage::user(format!("Halve {problem}."))];
+        let history = vec![ChatMessage::user(halving_text(*problem))];
         if self.outage.lock().expect("lock").contains(problem) {
             let error = InfraError::new(InfraKind::Model, "HTTP 503 from the model server");
             return Attempt::new(Outcome::Infrastructure(error), history);
@@ -66,6 +70,11 @@ impl Task for Halving {
         attempt.checks.insert("lenient".to_owned(), lenient);
         attempt
     }
+}
+
+/// What the agents are asked about `problem`.
+fn halving_text(problem: u32) -> String {
+    format!("Halve {problem}.")
 }
 
 /// `add_function` for `def halve(n): return n // 2`.

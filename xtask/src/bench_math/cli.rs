@@ -15,7 +15,7 @@ use agentopt_llm::local::LocalModel;
 use agentopt_optimizer::ActionFormat;
 use serde::{Deserialize, Serialize};
 
-use agentopt_mathchat::{AnswerCheck, DataFormat, Selection, subject_key};
+use agentopt_mathchat::{AnswerCheck, CraftSplit, DataFormat, Selection, subject_key};
 
 /// Model used with an OpenAI / Azure key from the environment when `--model` is
 /// not given.
@@ -338,12 +338,27 @@ impl LocalModelArg {
 /// Where problems come from and which are taken.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataSpec {
-    /// File or directory.
+    /// File or directory; with `craft_split`, the root of the CRAFT layout.
     pub path: PathBuf,
+    /// Which split of the CRAFT layout under `path` to read: only its own files,
+    /// ids relative to `path`. `None` (a user's file, and configs from before):
+    /// everything under `path`, ids relative to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub craft_split: Option<CraftSplit>,
     /// Record format.
     pub format: DataFormat,
     /// Filters and count.
     pub selection: Selection,
+}
+
+impl std::fmt::Display for DataSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(split) = self.craft_split {
+            write!(f, " ({split})")?;
+        }
+        Ok(())
+    }
 }
 
 /// The resolved settings of a run: everything needed to repeat or resume it,
@@ -463,26 +478,28 @@ fn data_specs(args: &BenchArgs, preset: &PresetValues, workspace: &Path) -> (Dat
     } else {
         args.level.clone()
     };
-    let spec = |explicit: &Option<PathBuf>, craft_dir: PathBuf, count: usize| {
-        let (path, format, subjects, levels) = match explicit {
+    let spec = |explicit: &Option<PathBuf>, split: CraftSplit, count: usize| {
+        let (path, craft_split, format, subjects, levels) = match explicit {
             Some(path) => (
                 path.clone(),
+                None,
                 args.format,
                 subjects.clone(),
                 args.level.clone(),
             ),
-            None => {
-                // A CRAFT file holds one subject; with one subject asked for, read just it.
-                let path = match bundled_subjects.as_slice() {
-                    [subject] => craft_dir.join(format!("{subject}.jsonl")),
-                    _ => craft_dir,
-                };
-                let subjects = bundled_subjects.clone();
-                (path, DataFormat::Craft, subjects, bundled_levels.clone())
-            }
+            // The test draw reads only the test files and the training draw only the
+            // training files, whatever the subjects.
+            None => (
+                craft.clone(),
+                Some(split),
+                DataFormat::Craft,
+                bundled_subjects.clone(),
+                bundled_levels.clone(),
+            ),
         };
         DataSpec {
             path,
+            craft_split,
             format,
             selection: Selection {
                 subjects,
@@ -498,12 +515,12 @@ fn data_specs(args: &BenchArgs, preset: &PresetValues, workspace: &Path) -> (Dat
     // Validation problems are held out from the training file, after the training ones.
     let train = spec(
         &args.train_data,
-        craft.join("train"),
+        CraftSplit::Train,
         train_size + args.validation_size,
     );
     let test = spec(
         &args.test_data,
-        craft,
+        CraftSplit::Test,
         args.test_size.unwrap_or(preset.test_size),
     );
     (train, test)

@@ -80,9 +80,14 @@ pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<()> {
 
 /// The training, validation and test problems the config selects (validation
 /// problems are held out from the end of the training selection).
-fn load_problems(config: &RunConfig) -> anyhow::Result<Problems<Problem>> {
+pub fn load_problems(config: &RunConfig) -> anyhow::Result<Problems<Problem>> {
     let load = |spec: &super::cli::DataSpec, set| -> anyhow::Result<Vec<Problem>> {
-        let all = agentopt_mathchat::load(&spec.path, spec.format)?;
+        let all = match spec.craft_split {
+            Some(split) => {
+                agentopt_mathchat::load_craft(&spec.path, split, &spec.selection.subjects)?
+            }
+            None => agentopt_mathchat::load(&spec.path, spec.format)?,
+        };
         Ok(spec.selection.apply(all, set)?)
     };
     let mut train = load(&config.train, "train")?;
@@ -206,11 +211,7 @@ fn trainer(
             model: config.model.clone(),
             optimizer_model: config.optimizer_model.clone(),
             endpoint: config.endpoint.to_string(),
-            data: format!(
-                "{} (train), {} (test)",
-                config.train.path.display(),
-                config.test.path.display()
-            ),
+            data: format!("train: {}; test: {}", config.train, config.test),
             selection: config.train.selection.to_string(),
             settings: vec![
                 ("function style".into(), config.function_style.to_string()),
