@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use agentopt_core::LearnedFunction;
-use agentopt_llm::{ChatMessage, ChatModel, ChatRequest, FunctionCall, ToolSchema};
+use agentopt_llm::{ChatMessage, ChatModel, ChatRequest, FunctionCall, Role, ToolSchema};
 use agentopt_sandbox::CellOutcome;
 use async_trait::async_trait;
 
@@ -17,7 +17,7 @@ use crate::functions::{FunctionExecution, FunctionImpl, FunctionMap, Signatures,
 use crate::replay::{CellLog, FUNCTION_STATE_LOST, Replay, ReplayFailure};
 use crate::replies;
 use crate::transcript::{Execution, ReplyWork, StopReason};
-use crate::{AgentError, Message};
+use crate::{AgentError, Message, ReplyPrefill};
 
 /// AG2's default limit on consecutive automatic replies.
 pub const DEFAULT_MAX_CONSECUTIVE_AUTO_REPLY: u32 = 100;
@@ -147,6 +147,8 @@ pub struct AgentState {
     offered_in_code: Vec<LearnedFunction>,
     /// Learned functions defined in every executor session before its first cell.
     defined_in_code: Vec<LearnedFunction>,
+    /// The start given to the model's replies, if any.
+    reply_prefill: Option<ReplyPrefill>,
     executor: Option<ExecutorSlot>,
     is_termination: TerminationPredicate,
     max_consecutive_auto_reply: u32,
@@ -273,6 +275,17 @@ impl AgentState {
                 .iter()
                 .flat_map(Message::to_chat_messages),
         );
+        let earlier_replies = messages
+            .iter()
+            .filter(|message| message.role == Role::Assistant)
+            .count();
+        let prefill = self
+            .reply_prefill
+            .clone()
+            .filter(|prefill| prefill.applies(earlier_replies));
+        if let Some(prefill) = &prefill {
+            messages.push(ChatMessage::assistant(prefill.text.clone()));
+        }
         let request = ChatRequest {
             messages,
             tools: self
@@ -297,6 +310,9 @@ impl AgentState {
         let mut reply = Message::from_model(response.message);
         if reply.content.is_none() && !reply.requests_calls() {
             reply.content = Some(String::new());
+        }
+        if let (Some(prefill), Some(content)) = (&prefill, reply.content.as_mut()) {
+            *content = prefill.complete(content);
         }
         Ok(Some(reply))
     }
@@ -510,6 +526,7 @@ impl ConversableAgent {
                 functions: FunctionMap::default(),
                 offered_in_code: Vec::new(),
                 defined_in_code: Vec::new(),
+                reply_prefill: None,
                 executor: None,
                 is_termination: Arc::new(content_is_terminate),
                 max_consecutive_auto_reply: DEFAULT_MAX_CONSECUTIVE_AUTO_REPLY,
@@ -565,6 +582,14 @@ impl ConversableAgent {
     #[must_use]
     pub fn with_executor(mut self, factory: Arc<dyn ExecutorFactory>) -> Self {
         self.state.executor = Some(ExecutorSlot::new(factory));
+        self
+    }
+
+    /// Starts the model's replies with `prefill` (see [`ReplyPrefill`]); `None`
+    /// (the default) sends the history as it is, as AG2 does.
+    #[must_use]
+    pub fn with_reply_prefill(mut self, prefill: Option<ReplyPrefill>) -> Self {
+        self.state.reply_prefill = prefill;
         self
     }
 

@@ -82,11 +82,13 @@
 
 mod agent;
 mod code_functions;
+mod demonstrations;
 mod error;
 mod executor;
 mod functions;
 mod install;
 mod message;
+mod prefill;
 mod replay;
 mod replies;
 mod transcript;
@@ -97,9 +99,12 @@ pub use agent::{
     TerminationPredicate, Trigger, Turn, UserProxyAgent, content_is_terminate,
     learned_function_reply, strip_traceback_paths,
 };
-pub use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction};
+pub use agentopt_core::{
+    Demonstration, DemonstrationCall, FunctionDiff, FunctionSet, LearnedFunction,
+};
 pub use agentopt_math::Lang;
 pub use code_functions::{FunctionStyle, code_functions_prompt};
+pub use demonstrations::{DemonstrationPlacement, demonstrations_prompt};
 pub use error::AgentError;
 pub use executor::{ExecutorFactory, SandboxSessions};
 pub use functions::{
@@ -110,6 +115,7 @@ pub use install::{
     apply_diff, install, install_styled, register_function_pair, remove_function_pair,
 };
 pub use message::{Message, ToolResponse};
+pub use prefill::ReplyPrefill;
 pub use replay::{Replay, ReplayFailure};
 pub use replies::{TerminationAndHuman, call_results, code_blocks, execute_requested_calls};
 pub use transcript::{

@@ -2,8 +2,8 @@
 //! session, called from cells and counted; `tools` leaves AG2's request unchanged.
 
 use agentopt_agents::{
-    Execution, FunctionSet, FunctionStyle, LearnedFunction, Transcript, UserProxyAgent,
-    code_functions_prompt, install_styled,
+    Execution, FunctionSet, FunctionStyle, LearnedFunction, ReplyPrefill, Transcript,
+    UserProxyAgent, code_functions_prompt, install_styled,
 };
 use agentopt_llm::CallStyle;
 use agentopt_testkit::{Reply, ScriptedServer};
@@ -25,8 +25,18 @@ fn double() -> LearnedFunction {
 /// Runs one chat with `double` installed in `style`; the transcript and the
 /// requests the model got.
 async fn converse(style: FunctionStyle, script: Vec<Reply>) -> (Transcript, Vec<Value>) {
+    converse_prefilled(style, None, script).await
+}
+
+/// [`converse`] with the assistant's replies begun by `prefill`.
+async fn converse_prefilled(
+    style: FunctionStyle,
+    prefill: Option<ReplyPrefill>,
+    script: Vec<Reply>,
+) -> (Transcript, Vec<Value>) {
     let server = ScriptedServer::start(script).await;
-    let mut assistant = crate::assistant(client(&server, CallStyle::Tools));
+    let mut assistant =
+        crate::assistant(client(&server, CallStyle::Tools)).with_reply_prefill(prefill);
     let mut proxy = UserProxyAgent::new("user", sessions());
     if let Err(error) = install_styled(
         &mut assistant,
@@ -149,4 +159,44 @@ async fn both_style_offers_tools_and_code() {
     );
     assert!(transcript.entries[4].message.text().contains("10"));
     assert_eq!(code_calls(&transcript), vec![json!({"double": [1, 0]})]);
+}
+
+#[tokio::test]
+async fn a_prefilled_first_reply_is_continued_and_runs_as_code() {
+    // The server continues the prefilled assistant message: its reply is the rest.
+    let (transcript, bodies) = converse_prefilled(
+        FunctionStyle::Code,
+        Some(ReplyPrefill::first_reply("```python\n")),
+        vec![
+            Reply::text("print(double(21))\n```"),
+            Reply::text("The answer is 42. TERMINATE"),
+        ],
+    )
+    .await;
+    let first = bodies[0]["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let last = first.last().cloned().unwrap_or_default();
+    assert_eq!(
+        (last["role"].as_str(), last["content"].as_str()),
+        (Some("assistant"), Some("```python\n")),
+        "the request ends with the reply's start"
+    );
+    assert_eq!(
+        transcript.entries[1].message.text(),
+        "```python\nprint(double(21))\n```",
+        "the reply is the prefill and its continuation"
+    );
+    assert!(transcript.entries[2].message.text().contains("42"));
+    assert_eq!(code_calls(&transcript), vec![json!({"double": [1, 0]})]);
+    let second = bodies[1]["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        second.last().and_then(|message| message["role"].as_str()),
+        Some("user"),
+        "only the first reply is prefilled: {second:?}"
+    );
 }

@@ -34,6 +34,37 @@ pub struct LearnedFunction {
     /// Python source defining the function; run afresh, in its own namespace, on
     /// every call.
     pub code: String,
+    /// Worked examples shown to the assistant with the function (files and
+    /// checkpoints from before read as none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub demonstrations: Vec<Demonstration>,
+}
+
+/// A worked example of a learned function: a problem, a short solution that calls
+/// the function, and the answer. Small models call a function they have seen used
+/// far more often than one they were only told about (LATM, ReGAL); one is kept only
+/// when running its solution reproduces the problem's reference answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Demonstration {
+    /// The problem, as the agents are given it.
+    pub problem: String,
+    /// Python that calls the function and prints the answer.
+    pub solution: String,
+    /// The answer the solution prints.
+    pub answer: String,
+    /// The function's first call in the solution, as it ran: what a tool-call
+    /// rendering of the example shows. Recorded when the example is verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<DemonstrationCall>,
+}
+
+/// One call of a function, as a verified demonstration made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DemonstrationCall {
+    /// The keyword arguments, as a JSON object.
+    pub arguments: Value,
+    /// What the call returned, as Python's `str` writes it.
+    pub result: String,
 }
 
 impl LearnedFunction {
@@ -45,6 +76,7 @@ impl LearnedFunction {
             parameters: serde_json::json!({"type": "object", "properties": {}}),
             packages: Vec::new(),
             code: code.into(),
+            demonstrations: Vec::new(),
         }
     }
 
@@ -59,6 +91,13 @@ impl LearnedFunction {
     #[must_use]
     pub fn with_parameters(mut self, parameters: Value) -> Self {
         self.parameters = parameters;
+        self
+    }
+
+    /// Sets the demonstrations.
+    #[must_use]
+    pub fn with_demonstrations(mut self, demonstrations: Vec<Demonstration>) -> Self {
+        self.demonstrations = demonstrations;
         self
     }
 

@@ -16,5 +16,5 @@ mod function;
 mod set;
 
 pub use error::CoreError;
-pub use function::{LearnedFunction, check_identifier};
+pub use function::{Demonstration, DemonstrationCall, LearnedFunction, check_identifier};
 pub use set::{ARTIFACT_FORMAT, ARTIFACT_VERSION, FunctionDiff, FunctionSet, Provenance};

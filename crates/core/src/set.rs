@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::files::{read_versioned, write_json_atomic};
-use crate::{CoreError, LearnedFunction};
+use crate::{CoreError, Demonstration, LearnedFunction};
 
 /// Name written in every artifact file.
 pub const ARTIFACT_FORMAT: &str = "agentopt-functions";
@@ -230,6 +230,8 @@ struct ArtifactEntry {
     tool: ArtifactTool,
     packages: Vec<String>,
     code: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    demonstrations: Vec<Demonstration>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -267,6 +269,7 @@ impl ArtifactFile {
                     },
                     packages: function.packages.clone(),
                     code: function.code.clone(),
+                    demonstrations: function.demonstrations.clone(),
                 })
                 .collect(),
             provenance: set.provenance.clone().unwrap_or(Provenance {
@@ -288,6 +291,7 @@ impl ArtifactEntry {
             parameters: self.tool.function.parameters,
             packages: self.packages,
             code: self.code,
+            demonstrations: self.demonstrations,
         }
     }
 }

@@ -1,7 +1,10 @@
 //! agentopt-core: function sets, their artifact, durable files.
 
 use agentopt_core::files::{JsonLines, read_json_lines, read_versioned, write_json_atomic};
-use agentopt_core::{CoreError, FunctionDiff, FunctionSet, LearnedFunction, Provenance};
+use agentopt_core::{
+    CoreError, Demonstration, DemonstrationCall, FunctionDiff, FunctionSet, LearnedFunction,
+    Provenance,
+};
 use serde_json::json;
 
 fn function(name: &str, code: &str) -> LearnedFunction {
@@ -26,7 +29,17 @@ fn artifact_round_trips_and_keeps_openai_tool_layout() -> anyhow::Result<()> {
     let path = dir.path().join("functions.json");
     let set = FunctionSet::new([
         function("double", "def double(x):\n    return 2 * x\n").with_packages(["sympy"]),
-        function("square", "def square(x):\n    return x * x\n"),
+        function("square", "def square(x):\n    return x * x\n").with_demonstrations(vec![
+            Demonstration {
+                problem: "What is 3 squared?".to_owned(),
+                solution: "print(square(3))".to_owned(),
+                answer: "9".to_owned(),
+                call: Some(DemonstrationCall {
+                    arguments: json!({"x": 3}),
+                    result: "9".to_owned(),
+                }),
+            },
+        ]),
     ])
     .with_provenance(provenance());
     set.save(&path)?;
@@ -35,6 +48,11 @@ fn artifact_round_trips_and_keeps_openai_tool_layout() -> anyhow::Result<()> {
     assert_eq!(raw["functions"][0]["tool"]["type"], "function");
     assert_eq!(raw["functions"][0]["tool"]["function"]["name"], "double");
     assert_eq!(raw["functions"][0]["packages"], json!(["sympy"]));
+    assert!(
+        raw["functions"][0].get("demonstrations").is_none(),
+        "a function without examples is written as before"
+    );
+    assert_eq!(raw["functions"][1]["demonstrations"][0]["answer"], "9");
     assert_eq!(FunctionSet::load(&path)?, set);
     Ok(())
 }

@@ -201,6 +201,8 @@ pub struct MathOutcome {
 pub struct MathUserProxyAgent {
     agent: ConversableAgent,
     shared: Shared,
+    /// Worked examples put before the problem in the first message.
+    examples: Option<String>,
 }
 
 impl std::fmt::Debug for MathUserProxyAgent {
@@ -236,7 +238,19 @@ impl MathUserProxyAgent {
         for (position, function) in chain.into_iter().enumerate() {
             agent.register_reply(position, Trigger::Any, function);
         }
-        Self { agent, shared }
+        Self {
+            agent,
+            shared,
+            examples: None,
+        }
+    }
+
+    /// Puts `examples` (worked examples of the learned functions) in the first
+    /// message, before the problem; empty: the seed's message.
+    #[must_use]
+    pub fn with_examples(mut self, examples: &str) -> Self {
+        self.examples = Some(examples.to_owned()).filter(|text| !text.is_empty());
+        self
     }
 
     /// Also checks answers that need algebra with `checker`.
@@ -270,7 +284,13 @@ impl MathUserProxyAgent {
         answer: &str,
     ) -> MathOutcome {
         lock(&self.shared).reset(answer);
-        let prompt = format!("{MATH_PROMPT}{problem}");
+        let prompt = match &self.examples {
+            None => format!("{MATH_PROMPT}{problem}"),
+            Some(examples) => {
+                let head = MATH_PROMPT.trim_end().trim_end_matches("Problem:");
+                format!("{head}{examples}\n\nProblem:\n{problem}")
+            }
+        };
         let transcript = self.agent.initiate_chat(assistant, prompt).await;
         let (verdict, exact, check, extracted) = {
             let state = lock(&self.shared);

@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use agentopt_agents::{AssistantAgent, ExecutorFactory, FunctionStyle, Message, install_styled};
+use agentopt_agents::{
+    AssistantAgent, DemonstrationPlacement, ExecutorFactory, FunctionStyle, Message, ReplyPrefill,
+    demonstrations_prompt, install_styled,
+};
 use agentopt_core::FunctionSet;
 use agentopt_llm::{ChatModel, ChatRequest};
 use agentopt_math::{AnswerVerdict, UndecidedReason};
@@ -22,7 +25,7 @@ pub const ASSISTANT_SYSTEM_MESSAGE: &str = "You are a helpful assistant.";
 
 /// Bounds on the assistant and how it gets the learned functions; the default
 /// (all `None`, tools) is the seed's behaviour.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MathTaskOptions {
     /// How the learned functions reach the assistant: as tools (AG2), callable from
     /// its code blocks, or both.
@@ -36,6 +39,11 @@ pub struct MathTaskOptions {
     pub sampling_seed: Option<i64>,
     /// The assistant's consecutive auto-reply limit.
     pub max_turns: Option<u32>,
+    /// The start of the assistant's replies (e.g. ```` ```python ```` so that a small
+    /// model writes code); `None`: AG2's request.
+    pub reply_prefill: Option<ReplyPrefill>,
+    /// Where the functions' worked examples go (off: AG2's messages).
+    pub demonstrations: DemonstrationPlacement,
 }
 
 /// The MATH task: the seed notebook's agents, answers checked with strings,
@@ -71,18 +79,27 @@ impl MathTask {
         self
     }
 
-    /// A fresh assistant as the seed builds it, with the bounds applied.
-    fn assistant(&self) -> AssistantAgent {
+    /// A fresh assistant as the seed builds it, with the bounds applied and
+    /// `examples` after its system message.
+    fn assistant(&self, examples: &str) -> AssistantAgent {
         let template = ChatRequest {
             max_tokens: self.options.max_reply_tokens,
             seed: self.options.sampling_seed,
             ..ChatRequest::new(Vec::new()).with_caller(ASSISTANT_NAME)
         };
         let max_turns = self.options.max_turns;
+        let system_message = if examples.is_empty() {
+            ASSISTANT_SYSTEM_MESSAGE.to_owned()
+        } else {
+            format!("{ASSISTANT_SYSTEM_MESSAGE}\n\n{examples}")
+        };
+        let prefill = self.options.reply_prefill.clone();
         AssistantAgent::new(ASSISTANT_NAME, Arc::clone(&self.model))
-            .with_system_message(ASSISTANT_SYSTEM_MESSAGE)
+            .with_system_message(system_message)
             .configure(|agent| {
-                let agent = agent.with_request_template(template);
+                let agent = agent
+                    .with_request_template(template)
+                    .with_reply_prefill(prefill);
                 match max_turns {
                     Some(turns) => agent.with_max_consecutive_auto_reply(turns),
                     None => agent,
@@ -103,17 +120,46 @@ impl Task for MathTask {
         Some(problem.question.clone())
     }
 
+    fn reference_answer(&self, problem: &Problem) -> Option<String> {
+        Some(problem.answer.clone())
+    }
+
+    /// The check that drives training: AG2's exact string rule, or strings, numbers
+    /// and sympy in the sandbox. A printed answer is taken as it is or boxed.
+    async fn answers_agree(&self, answer: &str, reference: &str) -> bool {
+        let answer = agentopt_math::get_answer(answer).unwrap_or(answer).trim();
+        match self.options.answer_check {
+            AnswerCheck::Exact => crate::exact_match(answer, reference),
+            AnswerCheck::Symbolic => {
+                let checker: &dyn agentopt_math::SymbolicChecker = &*self.checker;
+                agentopt_math::check_answer(answer, reference, Some(checker))
+                    .await
+                    .is_equivalent()
+            }
+        }
+    }
+
     fn models(&self) -> Vec<Arc<dyn ChatModel>> {
         vec![Arc::clone(&self.model)]
     }
 
     async fn attempt(&self, problem: &Problem, functions: &FunctionSet) -> Attempt {
-        let mut assistant = self.assistant();
+        let style = self.options.function_style;
+        let examples = match self.options.demonstrations {
+            DemonstrationPlacement::Off => String::new(),
+            _ => demonstrations_prompt(functions.functions(), style),
+        };
+        let (in_system, in_first_message) = match self.options.demonstrations {
+            DemonstrationPlacement::SystemMessage => (examples.as_str(), ""),
+            DemonstrationPlacement::FirstMessage => ("", examples.as_str()),
+            DemonstrationPlacement::Off => ("", ""),
+        };
+        let mut assistant = self.assistant(in_system);
         let check = self.options.answer_check;
         let mut proxy = MathUserProxyAgent::new(MATH_AGENT_NAME, Arc::clone(&self.sessions))
             .with_symbolic_checker(self.checker.clone())
-            .with_answer_check(check);
-        let style = self.options.function_style;
+            .with_answer_check(check)
+            .with_examples(in_first_message);
         if let Err(error) = install_styled(&mut assistant, &mut proxy, functions, style) {
             let error = InfraError::new(InfraKind::Sandbox, error.to_string());
             return Attempt::new(Outcome::Infrastructure(error), Vec::new());

@@ -5,6 +5,7 @@
 mod answer_checks;
 mod concurrency;
 mod data;
+mod learned_use;
 mod math_proxy;
 mod real_model;
 

@@ -9,12 +9,13 @@ use crate::function::{
     Parameters, check_identifier, check_packages, defined_parameters, normalise_schema,
     packages_field,
 };
+use crate::learned_use::{AnswerJudge, sample_call_check, verify_demonstration};
 use crate::prompt::{
     ADD_FUNCTION, ActionFormat, JSON_PARAMETERS_FIELD, REMOVE_FUNCTION, REVISE_FUNCTION,
     TERMINATE_ACTION, list_bytes,
 };
 use crate::state::RecordedConversation;
-use agentopt_core::LearnedFunction;
+use agentopt_core::{Demonstration, LearnedFunction};
 
 use crate::OptimizerError;
 
@@ -31,6 +32,15 @@ pub enum Action {
 }
 
 impl Action {
+    /// The same action on `function` (an add stays an add); a removal is unchanged.
+    fn with_function(self, function: LearnedFunction) -> Self {
+        match self {
+            Self::Add(_) => Self::Add(function),
+            Self::Revise(_) => Self::Revise(function),
+            Self::Remove(name) => Self::Remove(name),
+        }
+    }
+
     /// Applies this action to `functions`; a revised function keeps its position.
     pub(crate) fn apply(&self, functions: &mut Vec<LearnedFunction>) {
         match self {
@@ -238,6 +248,7 @@ fn check_add_or_revise(
         parameters: schema,
         packages,
         code,
+        demonstrations: demonstrations_field(arguments.get("demonstrations"))?,
     };
     let action = if adding {
         Action::Add(function)
@@ -245,6 +256,36 @@ fn check_add_or_revise(
         Action::Revise(function)
     };
     Ok((action, Some(parameters)))
+}
+
+/// The optional `demonstrations` argument: worked examples with `problem`,
+/// `solution` and `answer` (a number is taken as its text).
+fn demonstrations_field(value: Option<&Value>) -> Result<Vec<Demonstration>, String> {
+    let items = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(other) => return Err(format!("`demonstrations` must be a list; got {other}")),
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let field = |name: &str| match &item[name] {
+                Value::String(text) if !text.trim().is_empty() => Ok(text.clone()),
+                Value::Number(number) => Ok(number.to_string()),
+                other => Err(format!(
+                    "demonstration {}: `{name}` must be a non-empty string; got {other}",
+                    index + 1
+                )),
+            };
+            Ok(Demonstration {
+                problem: field("problem")?,
+                solution: field("solution")?,
+                answer: field("answer")?,
+                call: None,
+            })
+        })
+        .collect()
 }
 
 /// The action keeps List B within its share of the prompt.
@@ -338,12 +379,63 @@ async fn sandbox_check(
     })
 }
 
+/// The checks that run the proposal in the sandbox (without one, examples are
+/// dropped: nothing could verify them).
+async fn run_checks(
+    action: Action,
+    parameters: Option<Parameters>,
+    executor: Option<&mut (dyn Executor + '_)>,
+    limits: &CallLimits<'_>,
+    conversations: &[RecordedConversation],
+) -> Result<Result<Action, String>, OptimizerError> {
+    let (Action::Add(mut function) | Action::Revise(mut function)) = action.clone() else {
+        return Ok(Ok(action));
+    };
+    let (Some(parameters), Some(executor)) = (parameters, executor) else {
+        function.demonstrations.clear();
+        return Ok(Ok(action.with_function(function)));
+    };
+    if let Err(error) = sandbox_check(executor, &function, &parameters, conversations).await? {
+        return Ok(Err(error));
+    }
+    if limits.execution_checks
+        && let Err(error) = sample_call_check(executor, &function).await?
+    {
+        return Ok(Err(error));
+    }
+    let Some(judge) = limits.judge else {
+        if !function.demonstrations.is_empty() {
+            tracing::warn!(function = %function.name, "no answer judge: worked examples dropped");
+        }
+        function.demonstrations.clear();
+        return Ok(Ok(action.with_function(function)));
+    };
+    let mut verified = Vec::with_capacity(function.demonstrations.len());
+    for (index, example) in function.demonstrations.iter().enumerate() {
+        match verify_demonstration(executor, &function, example, judge).await? {
+            Ok(example) => verified.push(example),
+            Err(feedback) => {
+                return Ok(Err(format!(
+                    "demonstration {} is rejected: {feedback}",
+                    index + 1
+                )));
+            }
+        }
+    }
+    function.demonstrations = verified;
+    Ok(Ok(action.with_function(function)))
+}
+
 /// What a proposal must stay within besides its own rules.
 pub(crate) struct CallLimits<'a> {
     /// List B's share of the prompt, in bytes.
     pub(crate) max_list_bytes: usize,
     /// The packages learned functions may import (`None`: the sandbox allowlist).
     pub(crate) allowed_packages: Option<&'a [String]>,
+    /// Call a proposal on sample arguments of its declared types too.
+    pub(crate) execution_checks: bool,
+    /// Verifies worked examples; without it they are dropped.
+    pub(crate) judge: Option<&'a dyn AnswerJudge>,
 }
 
 /// The verdict on one reply: every call's action, or the error for each call.
@@ -370,16 +462,16 @@ pub(crate) async fn validate_calls(
         let checked = match static_check(call, &scratch, limits.allowed_packages)
             .and_then(|checked| fits_prompt(checked, &scratch, limits.max_list_bytes))
         {
-            Ok((action, parameters)) => match (&action, parameters, executor.as_deref_mut()) {
-                (
-                    Action::Add(function) | Action::Revise(function),
-                    Some(parameters),
-                    Some(executor),
-                ) => sandbox_check(executor, function, &parameters, conversations)
-                    .await?
-                    .map(|()| action),
-                _ => Ok(action),
-            },
+            Ok((action, parameters)) => {
+                run_checks(
+                    action,
+                    parameters,
+                    executor.as_deref_mut(),
+                    limits,
+                    conversations,
+                )
+                .await?
+            }
             Err(error) => Err(error),
         };
         match checked {

@@ -14,6 +14,7 @@ mod action;
 mod checkpoint;
 mod error;
 mod function;
+mod learned_use;
 mod optimizer;
 mod prompt;
 mod state;
@@ -24,6 +25,9 @@ pub use action::Action;
 pub use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction, Provenance};
 pub use error::OptimizerError;
 pub use function::check_function;
+pub use learned_use::{
+    AnswerJudge, FunctionUse, LearnedUseOptions, sample_arguments, verify_demonstration,
+};
 pub use optimizer::{
     AgentOptimizer, MAX_RETRIES_LIMIT, OptimizerOptions, RejectedProposal, StepOutcome,
     ValidationOptions,

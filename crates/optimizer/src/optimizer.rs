@@ -1,6 +1,7 @@
 //! [`AgentOptimizer`]: records conversations, rolls back to the best function list,
 //! asks the optimizer model for actions, validates them and checkpoints every change.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,9 +14,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, CallLimits, Proposal, Verdict, read_reply, validate_calls};
 use crate::checkpoint::CheckpointFiles;
+use crate::learned_use::{
+    AnswerJudge, FunctionUse, LearnedUseOptions, count_unused_steps, use_statistics_text,
+    worked_solutions_text,
+};
 use crate::prompt::{
     ActionFormat, FEEDBACK_TOKENS, PromptBudget, PromptExample, PromptInputs, PromptReport,
-    action_schema, build_prompt, cut_middle, max_list_bytes, optimizer_tools, role_text,
+    action_schema_asking, build_prompt, cut_middle, max_list_bytes, optimizer_tools_asking,
+    role_text,
 };
 use crate::state::{FailedTrial, OptimizerState, Record, RecordedConversation};
 use crate::stats::PairedComparison;
@@ -68,6 +74,10 @@ pub struct OptimizerOptions {
     /// (`None`: the whole allowlist, as before). Checked by [`AgentOptimizer::new`].
     #[serde(default)]
     pub allowed_packages: Option<Vec<String>>,
+    /// What makes the learned functions get used, beyond AG2 (all off by default;
+    /// checkpoints from before read as off).
+    #[serde(default)]
+    pub learned_use: LearnedUseOptions,
 }
 
 impl Default for OptimizerOptions {
@@ -86,6 +96,7 @@ impl Default for OptimizerOptions {
             require_action: false,
             example: PromptExample::default(),
             allowed_packages: None,
+            learned_use: LearnedUseOptions::default(),
         }
     }
 }
@@ -149,6 +160,10 @@ pub struct StepOutcome {
     pub prompts: Vec<PromptReport>,
     /// The function list now in force (the next trial).
     pub functions: FunctionSet,
+    /// Functions removed because no conversation called them for
+    /// [`LearnedUseOptions::prune_unused_after`] steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pruned: Vec<String>,
 }
 
 /// Learns the Python functions an agent may call (AG2's AgentOptimizer, with
@@ -158,6 +173,9 @@ pub struct AgentOptimizer {
     model: Arc<dyn ChatModel>,
     options: OptimizerOptions,
     executor: Option<Box<dyn Executor>>,
+    /// Checks worked examples against the task's answers; without one, examples
+    /// cannot be verified and are dropped.
+    judge: Option<Arc<dyn AnswerJudge>>,
     state: OptimizerState,
     files: Option<CheckpointFiles>,
 }
@@ -239,6 +257,7 @@ impl AgentOptimizer {
             files: options.checkpoint.as_deref().map(CheckpointFiles::new),
             options,
             executor: None,
+            judge: None,
             state: OptimizerState::default(),
         })
     }
@@ -294,6 +313,13 @@ impl AgentOptimizer {
         self
     }
 
+    /// Verifies worked examples with `judge` (see [`verify_demonstration`]).
+    #[must_use]
+    pub fn with_answer_judge(mut self, judge: Arc<dyn AnswerJudge>) -> Self {
+        self.judge = Some(judge);
+        self
+    }
+
     /// Tries every proposed function in this sandbox from now on (for a session
     /// started after the optimizer, see [`Self::with_executor`]).
     pub fn set_executor(&mut self, executor: Box<dyn Executor>) {
@@ -314,6 +340,25 @@ impl AgentOptimizer {
         self.record(Record::Conversation(RecordedConversation {
             messages: history,
             satisfied,
+            uses: None,
+        }))
+    }
+
+    /// As [`Self::record_one_conversation`], with the learned functions the
+    /// conversation called: what use statistics and pruning count.
+    ///
+    /// # Errors
+    /// Writing the checkpoint.
+    pub fn record_conversation_with_uses(
+        &mut self,
+        history: Vec<ChatMessage>,
+        satisfied: bool,
+        uses: BTreeMap<String, FunctionUse>,
+    ) -> Result<(), OptimizerError> {
+        self.record(Record::Conversation(RecordedConversation {
+            messages: history,
+            satisfied,
+            uses: Some(uses),
         }))
     }
 
@@ -444,7 +489,25 @@ impl AgentOptimizer {
                 .map_or(available, |m| m.min(available)),
             max_tool_output_chars: self.options.max_tool_output_chars,
             action_format: self.options.action_format,
+            asks_demonstrations: self.options.learned_use.demonstrations,
         })
+    }
+
+    /// The prompt's sections beyond AG2's that [`LearnedUseOptions`] asks for: each
+    /// function's use, and correct solutions to generalise.
+    fn learned_use_text(&self, next: &OptimizerState) -> String {
+        let options = &self.options.learned_use;
+        let mut text = String::new();
+        if options.use_statistics {
+            text.push_str(&use_statistics_text(
+                &next.best_functions,
+                &next.best_conversations,
+            ));
+        }
+        if options.from_what_worked {
+            text.push_str(&worked_solutions_text(&next.best_conversations));
+        }
+        text
     }
 
     /// The request for `messages`, with room for a reply of `max_tokens`; `must_act`
@@ -458,18 +521,22 @@ impl AgentOptimizer {
     ) -> ChatRequest {
         let request = ChatRequest::new(messages);
         let mut request = match self.options.action_format {
-            ActionFormat::ToolCalls => {
-                request
-                    .with_tools(optimizer_tools())
-                    .with_tool_choice(if must_act {
-                        ToolChoice::Required
-                    } else {
-                        ToolChoice::Auto
-                    })
-            }
+            ActionFormat::ToolCalls => request
+                .with_tools(optimizer_tools_asking(
+                    self.options.learned_use.demonstrations,
+                ))
+                .with_tool_choice(if must_act {
+                    ToolChoice::Required
+                } else {
+                    ToolChoice::Auto
+                }),
             ActionFormat::JsonSchema => request.with_response_format(ResponseFormat::JsonSchema {
                 name: "optimizer_action".to_owned(),
-                schema: action_schema(incumbent, !must_act),
+                schema: action_schema_asking(
+                    incumbent,
+                    !must_act,
+                    self.options.learned_use.demonstrations,
+                ),
             }),
         }
         .with_max_tokens(max_tokens)
@@ -514,6 +581,7 @@ impl AgentOptimizer {
         };
         let recorded = std::mem::take(&mut next.trial_conversations);
         let previous_trial = std::mem::take(&mut next.trial_functions);
+        count_unused_steps(&mut next.unused_steps, &previous_trial, &recorded);
         let trial_validation = std::mem::take(&mut next.trial_validation);
         if accepted {
             next.failures.clear();
@@ -560,8 +628,25 @@ impl AgentOptimizer {
             terminated: false,
             prompts: Vec::new(),
             functions: FunctionSet::default(),
+            pruned: Vec::new(),
         };
         let mut incumbent = next.best_functions.clone();
+        if let Some(limit) = self.options.learned_use.prune_unused_after {
+            let unused = |function: &LearnedFunction| {
+                next.unused_steps
+                    .get(&function.name)
+                    .is_some_and(|&steps| steps >= limit)
+            };
+            outcome.pruned = incumbent
+                .iter()
+                .filter(|function| unused(function))
+                .map(|function| function.name.clone())
+                .collect();
+            incumbent.retain(|function| !unused(function));
+            if !outcome.pruned.is_empty() {
+                tracing::info!(pruned = ?outcome.pruned, limit, "unused functions pruned");
+            }
+        }
         self.action_loop(&next, &budget, &mut incumbent, &mut outcome)
             .await?;
 
@@ -591,8 +676,15 @@ impl AgentOptimizer {
                 break;
             }
             let role = role_text(&self.options.example);
-            let (prompt, report) =
-                step_prompt(&role, next, incumbent, outcome.actions.len(), budget)?;
+            let extra = self.learned_use_text(next);
+            let (prompt, report) = step_prompt(
+                &role,
+                &extra,
+                next,
+                incumbent,
+                outcome.actions.len(),
+                budget,
+            )?;
             outcome.prompts.push(report);
             let must_act = self.options.require_action && outcome.actions.is_empty();
             let prompt_message = ChatMessage::user(prompt);
@@ -639,6 +731,8 @@ impl AgentOptimizer {
                         let limits = CallLimits {
                             max_list_bytes: max_list_bytes(budget, &role),
                             allowed_packages: self.options.allowed_packages.as_deref(),
+                            execution_checks: self.options.learned_use.execution_checks,
+                            judge: self.judge.as_deref(),
                         };
                         let verdict = validate_calls(
                             &considered,
@@ -675,6 +769,7 @@ impl AgentOptimizer {
 /// The prompt of one round of a step, with its budget report.
 fn step_prompt(
     role: &str,
+    extra: &str,
     next: &OptimizerState,
     incumbent: &[LearnedFunction],
     actions_taken: usize,
@@ -682,6 +777,7 @@ fn step_prompt(
 ) -> Result<(String, PromptReport), OptimizerError> {
     let inputs = PromptInputs {
         role,
+        extra,
         best: &next.best_functions,
         incumbent,
         actions_taken,

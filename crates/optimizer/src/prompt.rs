@@ -56,6 +56,43 @@ fn add_or_revise_tool(name: &str, verb: &str) -> ToolSchema {
     .into()
 }
 
+/// The optional `demonstrations` argument of `add_function` / `revise_function`.
+fn demonstrations_schema() -> Value {
+    json!({
+        "type": "array",
+        "description": "One or two worked examples of the function in use: a training \
+            problem from the conversations (its text copied exactly), a short Python \
+            solution that calls the function and prints the answer, and the answer. An \
+            example is kept only if running its solution gives the problem's correct \
+            answer.",
+        "items": {
+            "type": "object",
+            "properties": {
+                "problem": {"type": "string"},
+                "solution": {"type": "string"},
+                "answer": {"type": "string"},
+            },
+            "required": ["problem", "solution", "answer"],
+        },
+        "maxItems": 2,
+    })
+}
+
+/// [`optimizer_tools`], with the optional `demonstrations` argument on adding and
+/// revising when `demonstrations` is set (else exactly AG2's tools).
+pub fn optimizer_tools_asking(demonstrations: bool) -> Vec<ToolSchema> {
+    let mut tools = optimizer_tools();
+    if demonstrations {
+        for tool in &mut tools {
+            let ToolSchema::Function { function } = tool;
+            if function.name != REMOVE_FUNCTION {
+                function.parameters["properties"]["demonstrations"] = demonstrations_schema();
+            }
+        }
+    }
+    tools
+}
+
 /// The three tools offered to the optimizer model: `add_function`, `revise_function`
 /// (all-string `name`, `description`, `arguments`, `packages`, `code`) and
 /// `remove_function` (`name`).
@@ -275,8 +312,8 @@ pub const JSON_PARAMETERS_FIELD: &str = "parameters";
 
 /// The three functions as [`ActionFormat::JsonSchema`] lists them in the prompt;
 /// `parameters` (see [`JSON_PARAMETERS_FIELD`]) replaces `arguments`.
-fn json_action_functions() -> Vec<FunctionSchema> {
-    optimizer_tools()
+fn json_action_functions(demonstrations: bool) -> Vec<FunctionSchema> {
+    optimizer_tools_asking(demonstrations)
         .into_iter()
         .map(|tool| {
             let mut function = tool.function().clone();
@@ -295,13 +332,19 @@ fn json_action_functions() -> Vec<FunctionSchema> {
                             \"description\": \"The expression to evaluate.\"}}",
                     }),
                 );
-                parameters["required"] = json!([
+                let mut required = json!([
                     "name",
                     "description",
                     "packages",
                     "code",
                     JSON_PARAMETERS_FIELD
                 ]);
+                // The grammar makes a small model write what is required, and only
+                // that: asked for, an example is required.
+                if demonstrations && let Some(required) = required.as_array_mut() {
+                    required.push(json!("demonstrations"));
+                }
+                parameters["required"] = required;
             }
             function
         })
@@ -335,8 +378,18 @@ fn parameter_map_schema() -> Value {
 /// List B is not empty) take one of List B's names; or, when `may_terminate`,
 /// `TERMINATE`.
 pub fn action_schema(functions: &[LearnedFunction], may_terminate: bool) -> Value {
+    action_schema_asking(functions, may_terminate, false)
+}
+
+/// [`action_schema`], where adding and revising also require worked examples when
+/// `demonstrations` is set.
+pub fn action_schema_asking(
+    functions: &[LearnedFunction],
+    may_terminate: bool,
+    demonstrations: bool,
+) -> Value {
     let names: Vec<&str> = functions.iter().map(|f| f.name.as_str()).collect();
-    let mut choices: Vec<Value> = json_action_functions()
+    let mut choices: Vec<Value> = json_action_functions(demonstrations)
         .into_iter()
         .filter(|function| function.name == ADD_FUNCTION || !names.is_empty())
         .map(|mut function| {
@@ -371,12 +424,12 @@ pub fn action_schema(functions: &[LearnedFunction], may_terminate: bool) -> Valu
 
 /// What [`ActionFormat::JsonSchema`] appends to the prompt in place of offered tools
 /// (the same text whatever List B holds, so the budget's fixed part is fixed).
-fn json_action_instruction() -> String {
+fn json_action_instruction(demonstrations: bool) -> String {
     format!(
         "The functions you know:\n{}\nTake an action by replying with one JSON object and \
          nothing else: {{\"action\": FUNCTION NAME, \"arguments\": {{...the function's \
          arguments...}}}}, or {{\"action\": \"{TERMINATE_ACTION}\"}}.\n",
-        serde_json::to_string(&json_action_functions()).unwrap_or_default()
+        serde_json::to_string(&json_action_functions(demonstrations)).unwrap_or_default()
     )
 }
 
@@ -401,6 +454,8 @@ pub(crate) struct PromptBudget {
     pub(crate) max_tool_output_chars: usize,
     /// Tools offered, or the functions listed in the prompt: both take room.
     pub(crate) action_format: ActionFormat,
+    /// The add and revise actions ask for worked examples (a larger schema).
+    pub(crate) asks_demonstrations: bool,
 }
 
 /// What went into one prompt and what was cut to fit the budget.
@@ -426,6 +481,9 @@ pub struct PromptReport {
 pub(crate) struct PromptInputs<'a> {
     /// The role text with the example ([`role_text`]).
     pub(crate) role: &'a str,
+    /// Sections beyond AG2's (function use, solutions to generalise), before the
+    /// closing request; empty for AG2's prompt.
+    pub(crate) extra: &'a str,
     pub(crate) best: &'a [LearnedFunction],
     pub(crate) incumbent: &'a [LearnedFunction],
     pub(crate) actions_taken: usize,
@@ -511,7 +569,7 @@ struct Sections<'a> {
     history: &'a str,
 }
 
-fn assemble(inputs: &PromptInputs<'_>, format: ActionFormat, sections: &Sections<'_>) -> String {
+fn assemble(inputs: &PromptInputs<'_>, budget: &PromptBudget, sections: &Sections<'_>) -> String {
     let Sections {
         failures,
         statistics,
@@ -520,25 +578,29 @@ fn assemble(inputs: &PromptInputs<'_>, format: ActionFormat, sections: &Sections
         history,
     } = sections;
     let role = inputs.role;
+    let extra = match inputs.extra {
+        "" => String::new(),
+        text => format!("{text}\n"),
+    };
     format!(
         "{role}\nBelow are the signatures of the current functions:\nList A: {}.\n\
          The following list are the function signatures that you have after taking {} \
          actions to manipulate List A:\nList B: {}.\n\n{failures}\n\nHere are {shown} \
          conversation histories of solving {shown} tasks using List A.{note}\nHistory:\n\
-         {history}\n\n{statistics}\n\n{CLOSING}{}",
+         {history}\n\n{statistics}\n\n{extra}{CLOSING}{}",
         functions_text(inputs.best),
         inputs.actions_taken,
         functions_text(inputs.incumbent),
-        match format {
+        match budget.action_format {
             ActionFormat::ToolCalls => String::new(),
-            ActionFormat::JsonSchema => json_action_instruction(),
+            ActionFormat::JsonSchema => json_action_instruction(budget.asks_demonstrations),
         },
     )
 }
 
-fn tokens(prompt: &str, format: ActionFormat) -> usize {
-    let tools = match format {
-        ActionFormat::ToolCalls => optimizer_tools(),
+fn tokens(prompt: &str, budget: &PromptBudget) -> usize {
+    let tools = match budget.action_format {
+        ActionFormat::ToolCalls => optimizer_tools_asking(budget.asks_demonstrations),
         ActionFormat::JsonSchema => Vec::new(),
     };
     estimate_prompt_tokens(&[ChatMessage::user(prompt)], &tools)
@@ -642,16 +704,14 @@ fn balanced_order(conversations: &[RecordedConversation]) -> Vec<usize> {
 pub(crate) fn max_list_bytes(budget: &PromptBudget, role: &str) -> usize {
     let empty = PromptInputs {
         role,
+        extra: "",
         best: &[],
         incumbent: &[],
         actions_taken: 0,
         failures: &[],
         conversations: &[],
     };
-    let bare = tokens(
-        &assemble(&empty, budget.action_format, &Sections::default()),
-        budget.action_format,
-    );
+    let bare = tokens(&assemble(&empty, budget, &Sections::default()), budget);
     budget.max_prompt_tokens.saturating_sub(bare) * BYTES_PER_TOKEN / 3
 }
 
@@ -674,8 +734,7 @@ pub(crate) fn build_prompt(
         budget_tokens: budget.max_prompt_tokens,
         ..PromptReport::default()
     };
-    let format = budget.action_format;
-    let bare_tokens = tokens(&assemble(inputs, format, &Sections::default()), format);
+    let bare_tokens = tokens(&assemble(inputs, budget, &Sections::default()), budget);
     if bare_tokens > budget.max_prompt_tokens {
         return Err(bare_tokens);
     }
@@ -730,8 +789,8 @@ pub(crate) fn build_prompt(
         note: &note,
         history: &history.join("\n"),
     };
-    let prompt = assemble(inputs, format, &sections);
-    report.prompt_tokens = tokens(&prompt, format);
+    let prompt = assemble(inputs, budget, &sections);
+    report.prompt_tokens = tokens(&prompt, budget);
     Ok((prompt, report))
 }
 

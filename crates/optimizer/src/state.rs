@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use agentopt_core::LearnedFunction;
 
 use crate::OptimizerOptions;
+use crate::learned_use::FunctionUse;
 
 /// One recorded conversation and whether the user was satisfied with it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,6 +18,10 @@ pub struct RecordedConversation {
     pub messages: Vec<ChatMessage>,
     /// The outcome: 1 in the prompt's table when satisfied, else 0.
     pub satisfied: bool,
+    /// The learned functions it called, when the recorder said (AG2's
+    /// `record_one_conversation` does not; checkpoints from before read as unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses: Option<BTreeMap<String, FunctionUse>>,
 }
 
 /// A rolled-back function list with the score it got (the failure experience).
@@ -51,6 +56,9 @@ pub(crate) struct OptimizerState {
     pub(crate) steps_taken: u64,
     /// Consecutive steps whose trial did not beat the best.
     pub(crate) steps_without_improvement: u32,
+    /// Per function, the consecutive steps in which no conversation called it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) unused_steps: BTreeMap<String, u32>,
 }
 
 /// Name written in every checkpoint file.

@@ -119,6 +119,12 @@ pub(crate) fn train_error(error: TrainError) -> PyErr {
         TrainError::DuplicateProblemId { set, id, .. } => {
             raise("ConfigError", message, Some(set.to_owned()), Some(id))
         }
+        TrainError::TestProblemInTraining { test_id, .. } => raise(
+            "ConfigError",
+            message,
+            Some("test".to_owned()),
+            Some(test_id),
+        ),
         TrainError::ProblemChanged { path, .. } => raise(
             "CheckpointError",
             message,

@@ -23,6 +23,9 @@ use crate::runtime::wait;
 /// One problem: the Python object and its id.
 struct PyProblem {
     id: String,
+    /// `task.problem_text(problem)`, when the task has it: what retrieval matches
+    /// and the test-set overlap check compares.
+    text: Option<String>,
     value: Arc<Py<PyAny>>,
 }
 
@@ -46,6 +49,10 @@ impl Task for PythonTask {
 
     fn problem_id(&self, problem: &PyProblem) -> String {
         problem.id.clone()
+    }
+
+    fn problem_text(&self, problem: &PyProblem) -> Option<String> {
+        problem.text.clone()
     }
 
     async fn attempt(
@@ -312,6 +319,7 @@ impl Trainer {
             optimizer: extras.options,
             meter: None,
             preflight: defaults.preflight,
+            retrieval_k: trainer_option(&trainer_options, "retrieval_k", "an int")?,
         };
         let progress = trainer_options
             .get_item("progress")?
@@ -366,6 +374,7 @@ impl Trainer {
     fn problems(&self, problems: &Bound<'_, PyAny>) -> PyResult<Vec<PyProblem>> {
         let task = self.task.bind(problems.py());
         let has_problem_id = task.hasattr("problem_id")?;
+        let has_problem_text = task.hasattr("problem_text")?;
         problems
             .try_iter()?
             .map(|problem| {
@@ -385,8 +394,18 @@ impl Trainer {
                 } else {
                     problem.str()?.to_string()
                 };
+                let text = if has_problem_text {
+                    Some(
+                        task.call_method1("problem_text", (&problem,))?
+                            .str()?
+                            .to_string(),
+                    )
+                } else {
+                    None
+                };
                 Ok(PyProblem {
                     id,
+                    text,
                     value: Arc::new(problem.unbind()),
                 })
             })

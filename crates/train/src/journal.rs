@@ -148,6 +148,10 @@ pub struct ConversationRecord {
     pub index: usize,
     /// The problem's id.
     pub problem_id: String,
+    /// The learned functions the attempt was offered (all of the set in force, or
+    /// those retrieval chose); journals from before read as none recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offered: Vec<String>,
     /// What happened.
     #[serde(flatten)]
     pub attempt: Attempt,
@@ -174,6 +178,10 @@ pub struct StepRecord {
     /// functions stayed; the epoch's conversations count in the next step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// Functions the step removed because no conversation had called them for
+    /// the configured number of steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pruned: Vec<String>,
 }
 
 impl StepRecord {

@@ -34,6 +34,7 @@ mod error;
 mod journal;
 mod progress;
 mod report;
+mod retrieval;
 mod task;
 mod throughput;
 mod trainer;
@@ -44,8 +45,9 @@ pub use journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, RunDir, Ste
 pub use progress::{Event, NoProgress, Observer};
 pub use report::{
     Accuracy, CheckResult, EpochResult, FunctionUsage, InfrastructureCounts, PhaseTime,
-    ProblemOutcome, REPORT_VERSION, Setup, TestResult, TrainingReport, pair_outcomes,
+    ProblemOutcome, REPORT_VERSION, Setup, TestResult, TrainingReport, UseRate, pair_outcomes,
 };
+pub use retrieval::{DEFAULT_RETRIEVAL_K, retrieve};
 pub use task::{Attempt, CallCounts, InfraError, InfraKind, Outcome, Task};
 pub use throughput::{Throughput, measure_throughput};
 pub use trainer::{Problems, Trainer, TrainerOptions};

@@ -41,6 +41,10 @@ pub struct TrainingReport {
     pub epochs: Vec<EpochResult>,
     /// The functions the agents hold after training.
     pub functions: Vec<FunctionUsage>,
+    /// How often conversations called the learned functions they were offered, per
+    /// phase: for any function, then per function (reports from before: empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub use_rates: Vec<UseRate>,
     /// Tokens and cost per caller role (assistant, optimizer …), metered calls only.
     pub usage: Vec<RoleUsage>,
     /// The same per endpoint: which config-list entry answered and which failed.
@@ -237,6 +241,65 @@ pub struct FunctionUsage {
     pub test_after: CallCounts,
 }
 
+/// In one phase, the conversations offered a learned function (or any) and those
+/// that called it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UseRate {
+    /// Phase name (`test before`, `epoch 1`, `test after`, …).
+    pub phase: String,
+    /// The function; `None`: any learned function offered.
+    pub function: Option<String>,
+    /// Conversations (infrastructure errors aside) that were offered it.
+    pub offered: u64,
+    /// Of those, the conversations that called it at least once.
+    pub called: u64,
+}
+
+impl UseRate {
+    /// `called / offered` (0 when nothing was offered).
+    pub fn rate(&self) -> f64 {
+        if self.offered == 0 {
+            0.0
+        } else {
+            self.called as f64 / self.offered as f64
+        }
+    }
+}
+
+/// Use rates of every phase that offered functions, in phase order: the phase's
+/// rate for any function first, then each function's.
+fn use_rates(records: &BTreeMap<(Phase, usize), &ConversationRecord>) -> Vec<UseRate> {
+    let mut by_phase: BTreeMap<Phase, BTreeMap<Option<&str>, (u64, u64)>> = BTreeMap::new();
+    for ((phase, _), record) in records {
+        if record.offered.is_empty() || record.attempt.outcome.infrastructure().is_some() {
+            continue;
+        }
+        let called = |name: &str| record.attempt.calls.get(name).is_some_and(|c| c.calls > 0);
+        let rates = by_phase.entry(*phase).or_default();
+        let any = rates.entry(None).or_default();
+        any.0 += 1;
+        any.1 += u64::from(record.offered.iter().any(|name| called(name)));
+        for name in &record.offered {
+            let rate = rates.entry(Some(name.as_str())).or_default();
+            rate.0 += 1;
+            rate.1 += u64::from(called(name));
+        }
+    }
+    by_phase
+        .into_iter()
+        .flat_map(|(phase, rates)| {
+            rates
+                .into_iter()
+                .map(move |(function, (offered, called))| UseRate {
+                    phase: phase.name(),
+                    function: function.map(str::to_owned),
+                    offered,
+                    called,
+                })
+        })
+        .collect()
+}
+
 /// Wall time of one phase.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhaseTime {
@@ -302,6 +365,7 @@ impl TrainingReport {
         self.test_markdown(&mut md);
         self.epochs_markdown(&mut md);
         self.functions_markdown(&mut md);
+        self.use_rates_markdown(&mut md);
         self.usage_markdown(&mut md);
         self.wall_time_markdown(&mut md);
         md
@@ -484,6 +548,33 @@ impl TrainingReport {
                     function.test_after.succeeded
                 );
             }
+        }
+    }
+
+    /// Conversations that called a learned function among those offered one.
+    fn use_rates_markdown(&self, md: &mut String) {
+        if self.use_rates.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            md,
+            "\n## Learned-function use\n\nConversations that called a function, of those \
+             offered it.\n\n| phase | function | offered | called | use rate |\n\
+             |---|---|---:|---:|---:|"
+        );
+        for rate in &self.use_rates {
+            let function = rate
+                .function
+                .as_deref()
+                .map_or_else(|| "any".to_owned(), |name| format!("`{}`", cell(name)));
+            let _ = writeln!(
+                md,
+                "| {} | {function} | {} | {} | {} |",
+                rate.phase,
+                rate.offered,
+                rate.called,
+                percent(rate.rate())
+            );
         }
     }
 
@@ -677,6 +768,7 @@ pub(crate) fn build(inputs: Inputs<'_>) -> TrainingReport {
         test_after,
         epochs,
         functions: function_usage(inputs.records, inputs.functions),
+        use_rates: use_rates(inputs.records),
         usage,
         endpoints,
         phases,

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 /// The [`crate::Trainer`] calls [`Task::attempt`] for every problem of every phase,
 /// up to `concurrency` at once, each time with the function set in force.
 #[async_trait]
-pub trait Task: Send + Sync {
+pub trait Task: Send + Sync + 'static {
     /// One problem.
     type Problem: Send + Sync;
 
@@ -30,6 +30,20 @@ pub trait Task: Send + Sync {
     /// neither applies.
     fn problem_text(&self, _problem: &Self::Problem) -> Option<String> {
         None
+    }
+
+    /// The reference answer of `problem`, when the task has one: a worked example of
+    /// a learned function on a training problem is kept only when running it gives
+    /// an answer that agrees with this. `None` (the default): examples cannot be
+    /// checked and are not kept.
+    fn reference_answer(&self, _problem: &Self::Problem) -> Option<String> {
+        None
+    }
+
+    /// Whether `answer` agrees with `reference` under the task's answer check (used
+    /// on worked examples). By default: the same text, case and whitespace aside.
+    async fn answers_agree(&self, answer: &str, reference: &str) -> bool {
+        crate::trainer::normalized_text(answer) == crate::trainer::normalized_text(reference)
     }
 
     /// Runs `problem` with `functions` installed on fresh agents and says what

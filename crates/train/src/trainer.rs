@@ -18,7 +18,8 @@ use agentopt_core::files::{JsonLines, read_json_lines, write_atomic, write_json_
 use agentopt_core::{FunctionSet, Provenance};
 use agentopt_llm::{ChatModel, UsageMeter, UsageReport, UsageTotals};
 use agentopt_optimizer::{
-    AgentOptimizer, OptimizerError, OptimizerOptions, StepOutcome, ValidationOptions,
+    AgentOptimizer, AnswerJudge, FunctionUse, OptimizerError, OptimizerOptions, StepOutcome,
+    ValidationOptions,
 };
 use agentopt_sandbox::{Executor, SandboxError};
 use futures::StreamExt as _;
@@ -26,6 +27,7 @@ use futures::StreamExt as _;
 use crate::journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord};
 use crate::progress::{Event, NoProgress, Observer};
 use crate::report::{Setup, TrainingReport};
+use crate::retrieval::retrieve;
 use crate::task::{InfraKind, Task};
 use crate::{TrainError, report};
 
@@ -72,6 +74,10 @@ pub struct TrainerOptions {
     /// How long each model's check before the first attempt may take (`None`: no
     /// check).
     pub preflight: Option<Duration>,
+    /// Offer each problem only the this many most relevant functions (BM25 of the
+    /// problem's text, [`Task::problem_text`], against each function's description
+    /// and examples) when there are more; `None`: all of them, as AG2.
+    pub retrieval_k: Option<usize>,
     /// What the report says about the run.
     pub setup: Setup,
 }
@@ -89,6 +95,7 @@ impl Default for TrainerOptions {
             proposal_sandbox: None,
             max_consecutive_infrastructure_errors: 3,
             preflight: Some(Duration::from_secs(15)),
+            retrieval_k: None,
             setup: Setup::default(),
         }
     }
@@ -127,6 +134,13 @@ impl TrainerOptions {
                 "allow at least one action",
             ));
         }
+        if self.retrieval_k == Some(0) {
+            return Err(invalid(
+                "retrieval_k",
+                "0".into(),
+                "offer at least one function",
+            ));
+        }
         if self.concurrency == 0 {
             return Err(invalid(
                 "concurrency",
@@ -147,7 +161,8 @@ impl TrainerOptions {
 
 /// Trains the functions of a [`Task`]'s agents.
 pub struct Trainer<T: Task> {
-    task: T,
+    /// Shared with the optimizer's answer judge, which checks worked examples.
+    task: Arc<T>,
     optimizer_model: Arc<dyn ChatModel>,
     options: TrainerOptions,
     observer: Arc<dyn Observer>,
@@ -160,7 +175,7 @@ impl<T: Task> Trainer<T> {
     /// A trainer for `task` whose functions are proposed by `optimizer_model`.
     pub fn new(task: T, optimizer_model: Arc<dyn ChatModel>, options: TrainerOptions) -> Self {
         Self {
-            task,
+            task: Arc::new(task),
             optimizer_model,
             options,
             observer: Arc::new(NoProgress),
@@ -284,9 +299,40 @@ impl<T: Task> Trainer<T> {
     }
 }
 
+/// The task's answers as the optimizer's [`AnswerJudge`]: the reference answers of
+/// the training problems, by normalized text, and the task's answer check.
+struct TaskJudge<T: Task> {
+    task: Arc<T>,
+    references: HashMap<String, String>,
+}
+
+impl<T: Task> TaskJudge<T> {
+    fn new(task: Arc<T>, training: &[T::Problem]) -> Self {
+        let references = training
+            .iter()
+            .filter_map(|problem| {
+                let text = task.problem_text(problem)?;
+                Some((normalized_text(&text), task.reference_answer(problem)?))
+            })
+            .collect();
+        Self { task, references }
+    }
+}
+
+#[async_trait::async_trait]
+impl<T: Task> AnswerJudge for TaskJudge<T> {
+    fn reference_answer(&self, problem: &str) -> Option<String> {
+        self.references.get(&normalized_text(problem)).cloned()
+    }
+
+    async fn agrees(&self, answer: &str, reference: &str) -> bool {
+        self.task.answers_agree(answer, reference).await
+    }
+}
+
 /// `text` lower-cased with runs of whitespace made one space: two copies of a
 /// problem that differ only in layout are the same problem.
-fn normalized_text(text: &str) -> String {
+pub(crate) fn normalized_text(text: &str) -> String {
     text.split_whitespace()
         .map(str::to_lowercase)
         .collect::<Vec<_>>()
@@ -443,9 +489,22 @@ impl<'a, T: Task> Run<'a, T> {
             Some(result.records)
         };
         for record in train.records {
-            optimizer.record_one_conversation(
+            let uses = record
+                .attempt
+                .calls
+                .iter()
+                .map(|(name, counts)| {
+                    let used = FunctionUse {
+                        calls: counts.calls,
+                        succeeded: counts.succeeded,
+                    };
+                    (name.clone(), used)
+                })
+                .collect();
+            optimizer.record_conversation_with_uses(
                 record.attempt.history,
                 record.attempt.outcome.is_solved(),
+                uses,
             )?;
         }
         for record in validation.into_iter().flatten() {
@@ -490,6 +549,7 @@ impl<'a, T: Task> Run<'a, T> {
             rejected: u32::try_from(outcome.rejected.len()).unwrap_or(u32::MAX),
             should_stop: outcome.should_stop,
             skipped: None,
+            pruned: outcome.pruned.clone(),
         };
         tracing::info!(
             epoch,
@@ -537,6 +597,7 @@ impl<'a, T: Task> Run<'a, T> {
             rejected: 0,
             should_stop: false,
             skipped: Some(error.to_string()),
+            pruned: Vec::new(),
         };
         self.steps.append(&step)?;
         self.trainer
@@ -556,14 +617,16 @@ impl<'a, T: Task> Run<'a, T> {
             });
         }
         let model = Arc::clone(&trainer.optimizer_model);
-        Ok(match last_epoch {
+        let optimizer = match last_epoch {
             Some(epoch) => {
                 let path = self.dir.checkpoint_path(epoch);
                 tracing::info!(checkpoint = %path.display(), "resuming the optimizer");
                 AgentOptimizer::resume_with_options(&path, model, options)?
             }
             None => AgentOptimizer::new(self.options().max_actions_per_step, model, options)?,
-        })
+        };
+        let judge = TaskJudge::new(Arc::clone(&trainer.task), &self.problems.train);
+        Ok(optimizer.with_answer_judge(Arc::new(judge)))
     }
 
     /// Runs the attempts of one phase (reusing those recorded, re-running
@@ -633,17 +696,23 @@ impl<'a, T: Task> Run<'a, T> {
         mark: &mut SpendMark,
     ) -> Result<Option<String>, TrainError> {
         let task = &self.trainer.task;
+        let retrieval_k = self.options().retrieval_k;
         let mut finished = futures::stream::iter(pending.into_iter().map(|index| {
             let problem = &problems[index];
-            async move { (index, task.attempt(problem, functions).await) }
+            let offered = match (retrieval_k, task.problem_text(problem)) {
+                (Some(k), Some(text)) => retrieve(functions, &text, k),
+                _ => functions.clone(),
+            };
+            async move { (index, task.attempt(problem, &offered).await, offered) }
         }))
         .buffer_unordered(self.options().concurrency);
         let mut errors = InfraTally::default();
-        while let Some((index, attempt)) = finished.next().await {
+        while let Some((index, attempt, offered)) = finished.next().await {
             let record = ConversationRecord {
                 phase,
                 index,
                 problem_id: task.problem_id(&problems[index]),
+                offered: offered.names().into_iter().map(str::to_owned).collect(),
                 attempt,
             };
             // The spend first: a kill between the two lines re-runs the attempt and

@@ -85,6 +85,7 @@ fn journal_records_serialise_with_their_phase_and_outcome() {
         phase,
         index: 0,
         problem_id: "algebra.jsonl:1".to_owned(),
+        offered: Vec::new(),
         attempt: agentopt_train::Attempt::new(outcome, Vec::new()),
     };
     let line = serde_json::to_value(record(
@@ -127,6 +128,7 @@ fn step_summaries() {
         functions_after: functions.iter().map(|name| (*name).to_owned()).collect(),
         should_stop: false,
         skipped: None,
+        pruned: Vec::new(),
     };
     for (record, text) in [
         (

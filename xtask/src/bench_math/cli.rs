@@ -7,11 +7,11 @@
 
 use std::path::{Path, PathBuf};
 
-use agentopt_agents::FunctionStyle;
+use agentopt_agents::{DemonstrationPlacement, FunctionStyle, ReplyPrefill};
 use agentopt_local::endpoints::EndpointRequest;
 pub use agentopt_local::endpoints::{EndpointSource, Endpoints};
 use agentopt_local::{LocalError, LocalModel};
-use agentopt_optimizer::ActionFormat;
+use agentopt_optimizer::{ActionFormat, LearnedUseOptions};
 use serde::{Deserialize, Serialize};
 
 use agentopt_mathchat::{AnswerCheck, CraftSplit, DataFormat, Selection, subject_key};
@@ -149,6 +149,52 @@ pub struct BenchArgs {
     /// remote endpoint, as in the seed notebook).
     #[arg(long, value_name = "N", help_heading = "Training")]
     pub sampling_seed: Option<i64>,
+
+    /// Start the assistant's first reply with this text (`\n` for a newline), e.g.
+    /// '```python\n': llama.cpp continues it, and the 1.5B model then writes code in
+    /// 8 of 8 first replies instead of 2 (docs/bench-math/learned-use-plan.md).
+    /// Default: none (AG2's request).
+    #[arg(long, value_name = "TEXT", help_heading = "Learned-function use")]
+    pub reply_prefill: Option<String>,
+    /// Start every assistant reply with --reply-prefill, not only the first.
+    #[arg(
+        long,
+        requires = "reply_prefill",
+        help_heading = "Learned-function use"
+    )]
+    pub prefill_every_reply: bool,
+    /// Worked examples with every learned function: the optimizer writes them with
+    /// each function (kept only when running them reproduces the training problem's
+    /// answer) and the assistant sees them in its style's format, in the system
+    /// message or the first user message. Default: off (AG2).
+    #[arg(
+        long,
+        value_name = "PLACE",
+        default_value_t,
+        help_heading = "Learned-function use"
+    )]
+    pub demonstrations: DemonstrationPlacement,
+    /// Call each proposed function on sample arguments of its declared types before
+    /// accepting it; one that fails with a code error (undefined name, missing
+    /// import, wrong call) is rejected with the error.
+    #[arg(long, help_heading = "Learned-function use")]
+    pub execution_checks: bool,
+    /// Show the optimizer each function's calls and successes in the conversations.
+    #[arg(long, help_heading = "Learned-function use")]
+    pub use_statistics: bool,
+    /// Remove a function no training conversation called in this many consecutive
+    /// epochs.
+    #[arg(long, value_name = "EPOCHS", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Learned-function use")]
+    pub prune_unused_after: Option<u32>,
+    /// With more functions than K, offer each problem only the K most relevant (BM25
+    /// of the problem against each function's description and examples); the
+    /// offered set is journaled with each attempt. `--retrieve` alone: K = 3.
+    #[arg(long, value_name = "K", num_args = 0..=1, default_missing_value = "3", value_parser = at_least_one, help_heading = "Learned-function use")]
+    pub retrieve: Option<usize>,
+    /// Also show the optimizer the code of correct training solutions and ask it
+    /// to generalise it into a function.
+    #[arg(long, help_heading = "Learned-function use")]
+    pub from_what_worked: bool,
 
     /// OpenAI-compatible base URL (e.g. `http://127.0.0.1:8000/v1`), or the Azure
     /// resource endpoint with `--api-type azure`. Overrides every other source.
@@ -424,6 +470,87 @@ pub struct RunConfig {
     /// Context window given with `--context-window`.
     #[serde(default)]
     pub context_window: Option<u32>,
+    /// The levers that make learned functions get used (configs from before: all
+    /// off, AG2).
+    #[serde(default)]
+    pub learned_use: LearnedUseSettings,
+}
+
+/// The learned-function-use settings of a run (all off: AG2's behaviour).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LearnedUseSettings {
+    /// The start of the assistant's replies.
+    #[serde(default)]
+    pub reply_prefill: Option<ReplyPrefill>,
+    /// Where worked examples go (off: none asked for, none shown).
+    #[serde(default)]
+    pub demonstrations: DemonstrationPlacement,
+    /// Functions offered per problem by retrieval (`None`: all).
+    #[serde(default)]
+    pub retrieval_k: Option<usize>,
+    /// The optimizer's levers.
+    #[serde(default)]
+    pub optimizer: LearnedUseOptions,
+}
+
+impl LearnedUseSettings {
+    /// The settings the flags give.
+    fn from_args(args: &BenchArgs) -> Self {
+        Self {
+            reply_prefill: args.reply_prefill.as_ref().map(|text| ReplyPrefill {
+                text: text.replace("\\n", "\n"),
+                every_reply: args.prefill_every_reply,
+            }),
+            demonstrations: args.demonstrations,
+            retrieval_k: args.retrieve,
+            optimizer: LearnedUseOptions {
+                demonstrations: args.demonstrations != DemonstrationPlacement::Off,
+                execution_checks: args.execution_checks,
+                use_statistics: args.use_statistics,
+                prune_unused_after: args.prune_unused_after,
+                from_what_worked: args.from_what_worked,
+            },
+        }
+    }
+
+    /// Each setting that is on, for the report's settings table.
+    pub fn described(&self) -> Vec<(String, String)> {
+        let mut rows = Vec::new();
+        if let Some(prefill) = &self.reply_prefill {
+            let scope = if prefill.every_reply {
+                "every reply"
+            } else {
+                "first reply"
+            };
+            rows.push((
+                "reply prefill".to_owned(),
+                format!("{:?} ({scope})", prefill.text),
+            ));
+        }
+        if self.demonstrations != DemonstrationPlacement::Off {
+            rows.push(("demonstrations".to_owned(), self.demonstrations.to_string()));
+        }
+        if let Some(k) = self.retrieval_k {
+            rows.push((
+                "retrieval".to_owned(),
+                format!("top {k} functions per problem"),
+            ));
+        }
+        let optimizer = &self.optimizer;
+        for (on, name) in [
+            (optimizer.execution_checks, "execution checks"),
+            (optimizer.use_statistics, "use statistics"),
+            (optimizer.from_what_worked, "functions from what worked"),
+        ] {
+            if on {
+                rows.push((name.to_owned(), "on".to_owned()));
+            }
+        }
+        if let Some(epochs) = optimizer.prune_unused_after {
+            rows.push(("prune unused after".to_owned(), format!("{epochs} epochs")));
+        }
+        rows
+    }
 }
 
 /// Chooses the endpoints the flags, environment (`lookup`) and working directory
@@ -569,6 +696,7 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
         budget_usd: args.budget_usd,
         budget_tokens: args.budget_tokens,
         context_window: args.context_window,
+        learned_use: LearnedUseSettings::from_args(args),
     }
 }
 
@@ -589,5 +717,11 @@ impl BenchArgs {
             || self.max_actions_per_step.is_some()
             || self.patience.is_some()
             || self.validation_size != 0
+            || self.learned_use_given()
+    }
+
+    /// Whether a learned-function-use flag was given.
+    fn learned_use_given(&self) -> bool {
+        LearnedUseSettings::from_args(self) != LearnedUseSettings::default()
     }
 }

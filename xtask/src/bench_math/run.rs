@@ -189,6 +189,8 @@ fn trainer(
         max_turns: config.max_turns,
         function_style: config.function_style,
         answer_check: config.answer_check,
+        reply_prefill: config.learned_use.reply_prefill.clone(),
+        demonstrations: config.learned_use.demonstrations,
     });
     let options = TrainerOptions {
         run_dir: root.to_owned(),
@@ -200,8 +202,10 @@ fn trainer(
             action_format: config.optimizer_actions,
             require_action: config.require_action,
             seed: config.sampling_seed,
+            learned_use: config.learned_use.optimizer.clone(),
             ..OptimizerOptions::default()
         },
+        retrieval_k: config.learned_use.retrieval_k,
         significance: config.significance,
         meter: Some(models.meter.clone()),
         proposal_sandbox: Some(sandboxes.proposals),
@@ -213,13 +217,16 @@ fn trainer(
             endpoint: config.endpoint.to_string(),
             data: format!("train: {}; test: {}", config.train, config.test),
             selection: config.train.selection.to_string(),
-            settings: vec![
+            settings: [
                 ("function style".into(), config.function_style.to_string()),
                 (
                     "answer check (drives training)".into(),
                     config.answer_check.to_string(),
                 ),
-            ],
+            ]
+            .into_iter()
+            .chain(config.learned_use.described())
+            .collect(),
             ..Setup::default()
         },
         ..TrainerOptions::default()

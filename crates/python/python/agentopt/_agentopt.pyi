@@ -152,8 +152,11 @@ class Trainer:
     """agentopt's Trainer over a task written in Python.
 
     ``task`` is an object with ``attempt(problem, functions: FunctionSet) ->
-    AttemptResult`` (and optionally ``problem_id(problem) -> str``), or such a
-    callable. Keyword options: ``run_dir`` (required), ``epochs`` (2),
+    AttemptResult`` (and optionally ``problem_id(problem) -> str`` and
+    ``problem_text(problem) -> str``: a test problem with a training problem's text is
+    refused, and retrieval matches it), or such a callable. Keyword options:
+    ``run_dir`` (required), ``epochs`` (2), ``retrieval_k`` (None: offer every
+    function; K: the K most relevant to each problem's text),
     ``max_actions_per_step`` (3), ``concurrency`` (1; attempts run on worker threads),
     ``progress`` (a callable receiving one dict per event: ``phase_started``,
     ``resumed``, ``finished``, ``phase_finished``, ``step_started``,

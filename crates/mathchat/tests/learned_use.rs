@@ -1,0 +1,165 @@
+//! What makes a small model use a learned function, as the MATH task sends it: worked
+//! examples in the style's own format and place, and the reply prefill.
+
+use agentopt_agents::{
+    Demonstration, DemonstrationCall, DemonstrationPlacement, FunctionStyle, LearnedFunction,
+    ReplyPrefill,
+};
+use agentopt_mathchat::{MathTask, MathTaskOptions, Problem};
+use agentopt_testkit::{Reply, ScriptedServer};
+use agentopt_train::{FunctionSet, Task};
+use serde_json::{Value, json};
+
+use crate::{client, sessions};
+
+fn digit_sum() -> LearnedFunction {
+    LearnedFunction::new(
+        "digit_sum",
+        "def digit_sum(n):\n    return sum(int(d) for d in str(abs(int(n))))\n",
+    )
+    .with_description("Sum of the decimal digits of an integer.")
+    .with_parameters(
+        json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}),
+    )
+    .with_demonstrations(vec![Demonstration {
+        problem: "What is the sum of the digits of 2^10?".to_owned(),
+        solution: "print(digit_sum(2**10))".to_owned(),
+        answer: "7".to_owned(),
+        call: Some(DemonstrationCall {
+            arguments: json!({"n": 1024}),
+            result: "7".to_owned(),
+        }),
+    }])
+}
+
+fn problem() -> Problem {
+    Problem {
+        id: "number_theory.jsonl:1".to_owned(),
+        subject: "number_theory".to_owned(),
+        level: Some(2),
+        question: "What is the sum of the digits of 3^5?".to_owned(),
+        answer: "9".to_owned(),
+    }
+}
+
+/// The first request the assistant's model got, with `options`.
+async fn first_request(options: MathTaskOptions, reply: &str) -> Value {
+    let server = ScriptedServer::start(vec![Reply::text(reply), Reply::text("TERMINATE")]).await;
+    let task = MathTask::new(
+        client(&server, agentopt_llm::CallStyle::Tools),
+        sessions(),
+        sessions(),
+    )
+    .with_options(options);
+    let _ = task
+        .attempt(&problem(), &FunctionSet::new([digit_sum()]))
+        .await;
+    server.chat_requests()[0].body.clone()
+}
+
+fn content(body: &Value, index: usize) -> String {
+    body["messages"][index]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_demonstration_reaches_the_prompt_in_each_style_and_place() {
+    let tool_example = "<tool_call>\n{\"name\": \"digit_sum\", \"arguments\": {\"n\":1024}}\n</tool_call>\n<tool_response>\n7\n</tool_response>";
+    let code_example = "```python\nprint(digit_sum(2**10))\n```\nOutput: 7";
+    for (style, placement, expected) in [
+        (
+            FunctionStyle::Tools,
+            DemonstrationPlacement::SystemMessage,
+            tool_example,
+        ),
+        (
+            FunctionStyle::Tools,
+            DemonstrationPlacement::FirstMessage,
+            tool_example,
+        ),
+        (
+            FunctionStyle::Code,
+            DemonstrationPlacement::SystemMessage,
+            code_example,
+        ),
+        (
+            FunctionStyle::Code,
+            DemonstrationPlacement::FirstMessage,
+            code_example,
+        ),
+    ] {
+        let options = MathTaskOptions {
+            function_style: style,
+            demonstrations: placement,
+            ..MathTaskOptions::default()
+        };
+        let body = first_request(options, "\\boxed{9}").await;
+        let (system, user) = (content(&body, 0), content(&body, 1));
+        let (holder, other) = match placement {
+            DemonstrationPlacement::SystemMessage => (&system, &user),
+            _ => (&user, &system),
+        };
+        assert!(holder.contains(expected), "{style} {placement}: {holder}");
+        assert!(
+            holder.contains("Problem: What is the sum of the digits of 2^10?")
+                && holder.contains("I will use the helper function digit_sum.")
+                && holder.contains("\\boxed{7}"),
+            "{style} {placement}: {holder}"
+        );
+        assert!(!other.contains("2^10"), "{style} {placement}: {other}");
+        if placement == DemonstrationPlacement::FirstMessage {
+            let examples_at = user.find("2^10").unwrap_or(usize::MAX);
+            let problem_at = user.find("3^5").unwrap_or(0);
+            assert!(
+                examples_at < problem_at,
+                "examples come before the problem: {user}"
+            );
+            assert!(
+                user.ends_with("Problem:\nWhat is the sum of the digits of 3^5?"),
+                "{user}"
+            );
+        }
+    }
+    // Off (the default): AG2's messages.
+    let body = first_request(MathTaskOptions::default(), "\\boxed{9}").await;
+    assert_eq!(content(&body, 0), "You are a helpful assistant.");
+    assert!(!content(&body, 1).contains("2^10"));
+}
+
+#[tokio::test]
+async fn the_reply_prefill_makes_the_first_reply_code() {
+    let options = MathTaskOptions {
+        function_style: FunctionStyle::Code,
+        reply_prefill: Some(ReplyPrefill::first_reply("```python\n")),
+        ..MathTaskOptions::default()
+    };
+    let server = ScriptedServer::start(vec![
+        Reply::text("print(digit_sum(3**5))\n```"),
+        Reply::text("The sum is \\boxed{9}."),
+        Reply::text("TERMINATE"),
+    ])
+    .await;
+    let task = MathTask::new(
+        client(&server, agentopt_llm::CallStyle::Tools),
+        sessions(),
+        sessions(),
+    )
+    .with_options(options);
+    let attempt = task
+        .attempt(&problem(), &FunctionSet::new([digit_sum()]))
+        .await;
+    assert!(attempt.outcome.is_solved(), "{:?}", attempt.outcome);
+    assert_eq!(
+        attempt.calls["digit_sum"].calls, 1,
+        "the function ran from the code"
+    );
+    let first = server.chat_requests()[0].body["messages"].clone();
+    let last = first
+        .as_array()
+        .and_then(|m| m.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(last["role"], "assistant");
+}

@@ -1,0 +1,52 @@
+//! Retrieval: with more learned functions than a limit, each problem is offered only
+//! the most relevant ones (BM25 of the problem's text against each function's name,
+//! description and worked examples). Small models do better with few tools offered
+//! (CRAFT retrieves 3 per problem).
+
+use agentopt_core::{FunctionSet, LearnedFunction};
+use bm25::{Language, SearchEngineBuilder};
+
+/// How many functions retrieval offers each problem unless told otherwise.
+pub const DEFAULT_RETRIEVAL_K: usize = 3;
+
+/// The text a function is found by: its name in words, description and examples.
+fn searchable_text(function: &LearnedFunction) -> String {
+    let mut text = format!(
+        "{} {}",
+        function.name.replace('_', " "),
+        function.description
+    );
+    for example in &function.demonstrations {
+        text.push(' ');
+        text.push_str(&example.problem);
+        text.push(' ');
+        text.push_str(&example.solution);
+    }
+    text
+}
+
+/// The `k` functions of `functions` most relevant to `problem`, in the set's order
+/// (all of them when there are at most `k`). Ties, and functions nothing in the
+/// problem matches, go by the set's order, so the choice is deterministic.
+pub fn retrieve(functions: &FunctionSet, problem: &str, k: usize) -> FunctionSet {
+    let all = functions.functions();
+    if all.len() <= k {
+        return functions.clone();
+    }
+    let corpus: Vec<String> = all.iter().map(searchable_text).collect();
+    let engine = SearchEngineBuilder::<u32>::with_corpus(Language::English, corpus).build();
+    let mut scores = vec![0.0_f32; all.len()];
+    for result in engine.search(problem, None) {
+        if let Some(score) = usize::try_from(result.document.id)
+            .ok()
+            .and_then(|index| scores.get_mut(index))
+        {
+            *score = result.score;
+        }
+    }
+    let mut order: Vec<usize> = (0..all.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let mut chosen: Vec<usize> = order.into_iter().take(k).collect();
+    chosen.sort_unstable();
+    FunctionSet::new(chosen.into_iter().map(|index| all[index].clone()))
+}
