@@ -223,6 +223,22 @@ impl Transcript {
         }
     }
 
+    /// The chat as `agent` keeps it in its history with the other agent, as the
+    /// chat messages a model request of `agent` would hold (each message as that
+    /// agent saw it, tool results split out).
+    pub fn history_of(&self, agent: &str) -> Vec<agentopt_llm::ChatMessage> {
+        self.entries
+            .iter()
+            .filter(|entry| entry.sender == agent || entry.recipient == agent)
+            .flat_map(|entry| {
+                entry
+                    .message
+                    .as_seen_by(entry.sender == agent, &entry.sender)
+                    .to_chat_messages()
+            })
+            .collect()
+    }
+
     /// The transcript as pretty JSON.
     ///
     /// # Errors

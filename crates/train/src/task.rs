@@ -42,6 +42,7 @@ pub struct Attempt {
     /// Solved, failed, or stopped by infrastructure.
     pub outcome: Outcome,
     /// The conversation as the assistant saw it: what the optimizer reads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<ChatMessage>,
     /// The answer the agents gave, if the task has one.
     #[serde(default)]
