@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use agentopt_agents::{
-    AssistantAgent, DemonstrationPlacement, ExecutorFactory, FunctionStyle, Message, ReplyPrefill,
+    AssistantAgent, DemonstrationPlacement, FunctionStyle, Message, ReplyPrefill,
     demonstrations_prompt, install_styled,
 };
 use agentopt_core::FunctionSet;
 use agentopt_llm::{ChatModel, ChatRequest};
 use agentopt_math::{AnswerVerdict, UndecidedReason};
-use agentopt_train::{Attempt, InfraError, InfraKind, Outcome, Task};
+use agentopt_sandbox::ExecutorFactory;
+use agentopt_train::{Attempt, FailureKind, InfraError, Outcome, Task};
 use async_trait::async_trait;
 
 use crate::{
@@ -124,23 +125,14 @@ impl Task for MathTask {
         Some(problem.answer.clone())
     }
 
-    /// The check that drives training: AG2's exact string rule, or strings, numbers
-    /// and sympy in the sandbox. A printed answer is taken as it is or boxed.
+    /// The check that drives training ([`AnswerCheck::accepts`]); a printed answer
+    /// is taken as it is or boxed.
     async fn answers_agree(&self, answer: &str, reference: &str) -> bool {
         let answer = agentopt_math::get_answer(answer).unwrap_or(answer).trim();
-        match self.options.answer_check {
-            AnswerCheck::Exact => crate::exact_match(answer, reference),
-            AnswerCheck::Symbolic => {
-                let checker: &dyn agentopt_math::SymbolicChecker = &*self.checker;
-                agentopt_math::check_answer(answer, reference, Some(checker))
-                    .await
-                    .is_equivalent()
-            }
-        }
-    }
-
-    fn models(&self) -> Vec<Arc<dyn ChatModel>> {
-        vec![Arc::clone(&self.model)]
+        let checker: &dyn agentopt_math::SymbolicChecker = &*self.checker;
+        let verdict = agentopt_math::check_answer(answer, reference, Some(checker)).await;
+        let exact = crate::exact_match(answer, reference);
+        self.options.answer_check.accepts(&verdict, exact)
     }
 
     async fn attempt(&self, problem: &Problem, functions: &FunctionSet) -> Attempt {
@@ -161,7 +153,7 @@ impl Task for MathTask {
             .with_answer_check(check)
             .with_examples(in_first_message);
         if let Err(error) = install_styled(&mut assistant, &mut proxy, functions, style) {
-            let error = InfraError::new(InfraKind::Sandbox, error.to_string());
+            let error = InfraError::new(FailureKind::Sandbox, error.to_string());
             return Attempt::new(Outcome::Infrastructure(error), Vec::new());
         }
         let outcome = proxy
@@ -193,32 +185,26 @@ fn judge(outcome: &MathOutcome, check: AnswerCheck) -> Outcome {
 /// `check`'s verdict on the outcome's final answer; `Err` when the symbolic checker
 /// failed on it.
 fn verdict(outcome: &MathOutcome, check: AnswerCheck) -> Result<Outcome, InfraError> {
-    let wrong = || Outcome::Failed {
-        reason: format!(
+    let (Some(verdict), Some(exact)) = (&outcome.verdict, outcome.exact) else {
+        return Ok(Outcome::Failed {
+            reason: "no final \\boxed{} answer".to_owned(),
+        });
+    };
+    if let (
+        AnswerCheck::Symbolic,
+        AnswerVerdict::Undecided(UndecidedReason::CheckerFailed(reason)),
+    ) = (check, verdict)
+    {
+        return Err(InfraError::new(
+            FailureKind::CheckerUndecided,
+            reason.clone(),
+        ));
+    }
+    Ok(Outcome::judged(check.accepts(verdict, exact), || {
+        format!(
             "answered {:?}, expected {:?}",
             outcome.answer.as_deref().unwrap_or_default(),
             outcome.reference
-        ),
-    };
-    Ok(match (check, &outcome.verdict, outcome.exact) {
-        (_, None, _) | (AnswerCheck::Exact, _, None) => Outcome::Failed {
-            reason: "no final \\boxed{} answer".to_owned(),
-        },
-        (AnswerCheck::Exact, _, Some(exact)) => {
-            if exact {
-                Outcome::Solved
-            } else {
-                wrong()
-            }
-        }
-        (AnswerCheck::Symbolic, Some(AnswerVerdict::Equivalent(_)), _) => Outcome::Solved,
-        (
-            AnswerCheck::Symbolic,
-            Some(AnswerVerdict::Undecided(UndecidedReason::CheckerFailed(reason))),
-            _,
-        ) => {
-            return Err(InfraError::new(InfraKind::CheckerUndecided, reason.clone()));
-        }
-        (AnswerCheck::Symbolic, Some(_), _) => wrong(),
-    })
+        )
+    }))
 }
