@@ -432,3 +432,62 @@ fn every_preset_tests_on_test_files_only() {
         );
     }
 }
+
+#[test]
+fn learned_use_flags_reach_the_config_and_are_off_by_default() {
+    let workspace = Path::new("/ws");
+    let local = Endpoints::Local(LocalModelArg::Qwen1_5b.model());
+    let config = run_config(&parse(&[]), &local, workspace);
+    assert_eq!(
+        config.learned_use,
+        xtask::bench_math::cli::LearnedUseSettings::default(),
+        "AG2's behaviour unless asked"
+    );
+    let args = parse(&[
+        "--reply-prefill",
+        "```python\\n",
+        "--demonstrations",
+        "first-message",
+        "--execution-checks",
+        "--use-statistics",
+        "--prune-unused-after",
+        "2",
+        "--retrieve",
+        "--from-what-worked",
+    ]);
+    assert!(
+        args.shapes_the_run(),
+        "--resume must not take them silently"
+    );
+    let learned = run_config(&args, &local, workspace).learned_use;
+    let prefill = learned.reply_prefill.clone().expect("prefill set");
+    assert_eq!(
+        (prefill.text.as_str(), prefill.every_reply),
+        ("```python\n", false)
+    );
+    assert_eq!(learned.demonstrations.to_string(), "first-message");
+    assert_eq!(learned.retrieval_k, Some(3), "--retrieve alone offers 3");
+    let optimizer = &learned.optimizer;
+    assert!(
+        optimizer.demonstrations
+            && optimizer.execution_checks
+            && optimizer.use_statistics
+            && optimizer.from_what_worked
+    );
+    assert_eq!(optimizer.prune_unused_after, Some(2));
+    assert_eq!(learned.described().len(), 7, "{:?}", learned.described());
+    let learned = run_config(&parse(&["--retrieve", "5"]), &local, workspace).learned_use;
+    assert_eq!(learned.retrieval_k, Some(5));
+    // A config.json from before has none of them: it reads as all off.
+    let mut saved =
+        serde_json::to_value(run_config(&parse(&[]), &local, workspace)).expect("serialises");
+    saved
+        .as_object_mut()
+        .map(|object| object.remove("learned_use"));
+    let read: xtask::bench_math::cli::RunConfig =
+        serde_json::from_value(saved).expect("an older config reads");
+    assert_eq!(
+        read.learned_use,
+        xtask::bench_math::cli::LearnedUseSettings::default()
+    );
+}

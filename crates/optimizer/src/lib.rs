@@ -34,7 +34,8 @@ pub use optimizer::{
 };
 pub use prompt::{
     ADD_FUNCTION, ActionFormat, JSON_PARAMETERS_FIELD, PromptExample, PromptReport,
-    REMOVE_FUNCTION, REVISE_FUNCTION, TERMINATE_ACTION, action_schema, optimizer_tools,
+    REMOVE_FUNCTION, REVISE_FUNCTION, TERMINATE_ACTION, action_schema, action_schema_asking,
+    optimizer_tools, optimizer_tools_asking,
 };
 pub use state::{FailedTrial, RecordedConversation};
 pub use stats::{

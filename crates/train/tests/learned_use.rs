@@ -1,0 +1,139 @@
+//! Retrieval of the most relevant functions per problem, the offered set in the
+//! journal, and the use rates of the report.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use agentopt_agents::Demonstration;
+use agentopt_core::files::read_json_lines;
+use agentopt_testkit::{Reply, ScriptedServer};
+use agentopt_train::{
+    ConversationRecord, FunctionSet, LearnedFunction, Phase, TrainerOptions, retrieve,
+};
+use serde_json::json;
+
+use crate::{Halving, add_halve, client, problems};
+
+fn described(name: &str, description: &str) -> LearnedFunction {
+    LearnedFunction::new(name, format!("def {name}(n):\n    return n\n"))
+        .with_description(description)
+}
+
+#[test]
+fn retrieval_offers_the_k_most_relevant_in_the_set_s_order() {
+    let set = FunctionSet::new([
+        described("digit_sum", "Sum of the decimal digits of an integer."),
+        described("gcd", "Greatest common divisor of two integers."),
+        described("count_primes", "How many primes are at most n."),
+        described("binomial", "Number of ways to choose k items out of n.").with_demonstrations(
+            vec![Demonstration {
+                problem: "How many committees of 3 can be formed from 8 people?".to_owned(),
+                solution: "print(binomial(8, 3))".to_owned(),
+                answer: "56".to_owned(),
+                call: None,
+            }],
+        ),
+    ]);
+    let names = |problem: &str, k| retrieve(&set, problem, k).names().join(",");
+    assert_eq!(
+        names("What is the greatest common divisor of 84 and 36?", 1),
+        "gcd"
+    );
+    assert_eq!(
+        names(
+            "In how many ways can a committee of 4 be formed from 9 people?",
+            1
+        ),
+        "binomial",
+        "found by its worked example"
+    );
+    assert_eq!(
+        names(
+            "What is the sum of the digits of the greatest prime below 100?",
+            2
+        ),
+        "digit_sum,count_primes"
+    );
+    assert_eq!(
+        names("What is 2 + 2?", 4),
+        "digit_sum,gcd,count_primes,binomial"
+    );
+    assert_eq!(
+        names("Unrelated words only.", 2),
+        "digit_sum,gcd",
+        "nothing matches: the set's first"
+    );
+}
+
+/// An optimizer that adds `halve`, then `double`, then ends every step.
+async fn two_function_server() -> ScriptedServer {
+    let requests = AtomicUsize::new(0);
+    ScriptedServer::builder()
+        .n_ctx(8192)
+        .rule(move |_| match requests.fetch_add(1, Ordering::SeqCst) {
+            0 => add_halve(),
+            1 => Reply::tool_call(
+                "add_function",
+                json!({
+                    "name": "double",
+                    "description": "twice a number",
+                    "arguments": json!({"n": {"type": "integer", "description": "the number"}}).to_string(),
+                    "packages": "",
+                    "code": "def double(n):\n    return 2 * n\n",
+                }),
+            ),
+            _ => Reply::text("TERMINATE"),
+        })
+        .await
+}
+
+#[tokio::test]
+async fn retrieval_offers_the_top_k_and_the_journal_and_report_record_it() -> anyhow::Result<()> {
+    let server = two_function_server().await;
+    let dir = tempfile::tempdir()?;
+    let options = TrainerOptions {
+        max_actions_per_step: 2,
+        retrieval_k: Some(1),
+        ..crate::options(dir.path())
+    };
+    let trainer = agentopt_train::Trainer::new(Halving::default(), client(&server), options);
+    let report = trainer.run(&problems()).await?;
+    let records: Vec<ConversationRecord> = read_json_lines(&dir.path().join("transcripts.jsonl"))?;
+    let after: Vec<&ConversationRecord> = records
+        .iter()
+        .filter(|record| record.phase == Phase::TestAfter)
+        .collect();
+    assert_eq!(after.len(), 4);
+    assert!(
+        after.iter().all(|record| record.offered == ["halve"]),
+        "two functions, one offered: {:?}",
+        after.iter().map(|r| &r.offered).collect::<Vec<_>>()
+    );
+    assert!(
+        records
+            .iter()
+            .filter(|record| record.phase == Phase::TestBefore)
+            .all(|record| record.offered.is_empty())
+    );
+    assert_eq!(
+        report.test_after.accuracy.correct, 3,
+        "halve was the one offered"
+    );
+    let rate = |function: Option<&str>| {
+        report
+            .use_rates
+            .iter()
+            .find(|rate| {
+                rate.phase == "test after training" && rate.function.as_deref() == function
+            })
+            .map(|rate| (rate.offered, rate.called))
+    };
+    assert_eq!(rate(None), Some((4, 4)));
+    assert_eq!(rate(Some("halve")), Some((4, 4)));
+    assert_eq!(rate(Some("double")), None, "never offered in the test");
+    let markdown = report.to_markdown();
+    assert!(
+        markdown.contains("| test after training | `halve` | 4 | 4 | 100.0% |"),
+        "{markdown}"
+    );
+    Ok(())
+}
