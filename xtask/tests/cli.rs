@@ -454,6 +454,8 @@ fn learned_use_flags_reach_the_config_and_are_off_by_default() {
         "2",
         "--retrieve",
         "--from-what-worked",
+        "--bootstrap-demonstrations",
+        "2",
     ]);
     assert!(
         args.shapes_the_run(),
@@ -475,7 +477,8 @@ fn learned_use_flags_reach_the_config_and_are_off_by_default() {
             && optimizer.from_what_worked
     );
     assert_eq!(optimizer.prune_unused_after, Some(2));
-    assert_eq!(learned.described().len(), 7, "{:?}", learned.described());
+    assert_eq!(learned.bootstrap_demonstrations, 2);
+    assert_eq!(learned.described().len(), 8, "{:?}", learned.described());
     let learned = run_config(&parse(&["--retrieve", "5"]), &local, workspace).learned_use;
     assert_eq!(learned.retrieval_k, Some(5));
     // A config.json from before has none of them: it reads as all off.

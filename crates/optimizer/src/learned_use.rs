@@ -331,6 +331,34 @@ fn python_of(messages: &[ChatMessage]) -> String {
         .join("\n")
 }
 
+/// A solution that calls `name`, read off a conversation: the first Python block of
+/// the assistant that calls it, else its first tool call of it as
+/// `print(name(**arguments))`. What a worked example is bootstrapped from.
+pub fn solution_calling(messages: &[ChatMessage], name: &str) -> Option<String> {
+    let called = format!("{name}(");
+    let assistant = messages.iter().filter(|m| m.role == Role::Assistant);
+    let from_code = assistant
+        .clone()
+        .filter_map(|message| message.content.as_deref())
+        .flat_map(|text| agentopt_math::extract_code(text, false))
+        .find(|block| {
+            matches!(
+                block.lang,
+                agentopt_math::Lang::Python | agentopt_math::Lang::Untagged
+            ) && block.code.contains(&called)
+        })
+        .map(|block| block.code.trim().to_owned());
+    from_code.or_else(|| {
+        assistant
+            .flat_map(ChatMessage::requested_calls)
+            .find(|(_, call)| call.name == name)
+            .map(|(_, call)| {
+                let arguments = Value::String(call.arguments.clone());
+                format!("import json\nprint({name}(**json.loads({arguments})))")
+            })
+    })
+}
+
 /// `text` cut to `limit` characters with a marker.
 fn cut(text: &str, limit: usize) -> String {
     match text.char_indices().nth(limit) {

@@ -26,7 +26,8 @@ pub use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction, Provenance};
 pub use error::OptimizerError;
 pub use function::check_function;
 pub use learned_use::{
-    AnswerJudge, FunctionUse, LearnedUseOptions, sample_arguments, verify_demonstration,
+    AnswerJudge, FunctionUse, LearnedUseOptions, sample_arguments, solution_calling,
+    verify_demonstration,
 };
 pub use optimizer::{
     AgentOptimizer, MAX_RETRIES_LIMIT, OptimizerOptions, RejectedProposal, StepOutcome,

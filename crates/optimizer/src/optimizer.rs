@@ -16,7 +16,7 @@ use crate::action::{Action, CallLimits, Proposal, Verdict, read_reply, validate_
 use crate::checkpoint::CheckpointFiles;
 use crate::learned_use::{
     AnswerJudge, FunctionUse, LearnedUseOptions, count_unused_steps, use_statistics_text,
-    worked_solutions_text,
+    verify_demonstration, worked_solutions_text,
 };
 use crate::prompt::{
     ActionFormat, FEEDBACK_TOKENS, PromptBudget, PromptExample, PromptInputs, PromptReport,
@@ -25,7 +25,7 @@ use crate::prompt::{
 };
 use crate::state::{FailedTrial, OptimizerState, Record, RecordedConversation};
 use crate::stats::PairedComparison;
-use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction, Provenance};
+use agentopt_core::{Demonstration, FunctionDiff, FunctionSet, LearnedFunction, Provenance};
 
 use crate::OptimizerError;
 
@@ -465,6 +465,63 @@ impl AgentOptimizer {
             Some(files) => files.write_snapshot(self.max_actions_per_step, &self.options, state),
             None => Ok(()),
         }
+    }
+
+    /// Verifies `candidates` (worked examples read off correct conversations, see
+    /// [`crate::solution_calling`]) of the trial function `name` in the sandbox with
+    /// the answer judge and gives it those that pass, up to `keep` examples in all
+    /// (an example of a problem it already has is skipped). Returns how many were
+    /// kept and how many rejected; nothing happens without a sandbox and a judge.
+    ///
+    /// # Errors
+    /// The sandbox failing, writing the checkpoint.
+    pub async fn bootstrap_demonstrations(
+        &mut self,
+        name: &str,
+        candidates: Vec<Demonstration>,
+        keep: usize,
+    ) -> Result<(usize, usize), OptimizerError> {
+        let (Some(executor), Some(judge)) = (self.executor.as_deref_mut(), self.judge.clone())
+        else {
+            return Ok((0, 0));
+        };
+        let Some(function) = self.state.trial_functions.iter().find(|f| f.name == name) else {
+            return Ok((0, 0));
+        };
+        let function = function.clone();
+        let mut examples = function.demonstrations.clone();
+        let mut rejected = 0;
+        for candidate in candidates {
+            if examples.len() >= keep {
+                break;
+            }
+            let known = |example: &Demonstration| {
+                example
+                    .problem
+                    .split_whitespace()
+                    .eq(candidate.problem.split_whitespace())
+            };
+            if examples.iter().any(known) {
+                continue;
+            }
+            match verify_demonstration(executor, &function, &candidate, judge.as_ref()).await? {
+                Ok(example) => examples.push(example),
+                Err(feedback) => {
+                    rejected += 1;
+                    tracing::info!(function = name, %feedback, "bootstrapped example rejected");
+                }
+            }
+        }
+        let kept = examples.len() - function.demonstrations.len();
+        if kept > 0 {
+            let mut next = self.state.clone();
+            for slot in next.trial_functions.iter_mut().filter(|f| f.name == name) {
+                slot.demonstrations.clone_from(&examples);
+            }
+            self.write_snapshot(&next)?;
+            self.state = next;
+        }
+        Ok((kept, rejected))
     }
 
     async fn prompt_budget(&self) -> Result<PromptBudget, OptimizerError> {

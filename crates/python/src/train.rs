@@ -28,6 +28,9 @@ struct PyProblem {
     /// `task.problem_text(problem)`, when the task has it: what retrieval matches
     /// and the test-set overlap check compares.
     text: Option<String>,
+    /// `task.reference_answer(problem)`, when the task has it: what bootstrapped
+    /// worked examples are checked against.
+    reference: Option<String>,
     value: Arc<Py<PyAny>>,
 }
 
@@ -55,6 +58,10 @@ impl Task for PythonTask {
 
     fn problem_text(&self, problem: &PyProblem) -> Option<String> {
         problem.text.clone()
+    }
+
+    fn reference_answer(&self, problem: &PyProblem) -> Option<String> {
+        problem.reference.clone()
     }
 
     async fn attempt(
@@ -319,6 +326,12 @@ impl Trainer {
             meter: None,
             preflight: defaults.preflight,
             retrieval_k: trainer_option(&trainer_options, "retrieval_k", "an int")?,
+            bootstrap_demonstrations: trainer_option(
+                &trainer_options,
+                "bootstrap_demonstrations",
+                "an int",
+            )?
+            .unwrap_or(defaults.bootstrap_demonstrations),
         };
         let progress = trainer_options
             .get_item("progress")?
@@ -374,6 +387,7 @@ impl Trainer {
         let task = self.task.bind(problems.py());
         let has_problem_id = task.hasattr("problem_id")?;
         let has_problem_text = task.hasattr("problem_text")?;
+        let has_reference = task.hasattr("reference_answer")?;
         problems
             .try_iter()?
             .map(|problem| {
@@ -393,18 +407,18 @@ impl Trainer {
                 } else {
                     problem.str()?.to_string()
                 };
-                let text = if has_problem_text {
-                    Some(
-                        task.call_method1("problem_text", (&problem,))?
-                            .str()?
-                            .to_string(),
-                    )
-                } else {
-                    None
+                let optional = |present: bool, method: &str| -> PyResult<Option<String>> {
+                    if !present {
+                        return Ok(None);
+                    }
+                    Ok(Some(
+                        task.call_method1(method, (&problem,))?.str()?.to_string(),
+                    ))
                 };
                 Ok(PyProblem {
                     id,
-                    text,
+                    text: optional(has_problem_text, "problem_text")?,
+                    reference: optional(has_reference, "reference_answer")?,
                     value: Arc::new(problem.unbind()),
                 })
             })

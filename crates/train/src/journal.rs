@@ -215,6 +215,24 @@ impl From<RecordLine> for ConversationRecord {
     }
 }
 
+/// Worked examples of learned functions a step kept and rejected (written by the
+/// optimizer, or bootstrapped from correct conversations).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DemonstrationCounts {
+    /// Verified and given to a function.
+    pub kept: u32,
+    /// Rejected: their solution did not reproduce the reference answer (or did not
+    /// run, or did not call the function).
+    pub rejected: u32,
+}
+
+impl DemonstrationCounts {
+    /// Nothing kept or rejected.
+    pub fn is_empty(&self) -> bool {
+        self.kept == 0 && self.rejected == 0
+    }
+}
+
 /// One finished optimizer step, as stored in `steps.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
@@ -240,6 +258,9 @@ pub struct StepRecord {
     /// the configured number of steps.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pruned: Vec<String>,
+    /// Worked examples the step kept and rejected.
+    #[serde(default, skip_serializing_if = "DemonstrationCounts::is_empty")]
+    pub demonstrations: DemonstrationCounts,
 }
 
 impl StepRecord {

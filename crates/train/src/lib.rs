@@ -43,7 +43,9 @@ pub use agentopt_agents::FailureKind;
 pub use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction, Provenance};
 pub use agentopt_sandbox::CallCounts;
 pub use error::TrainError;
-pub use journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord};
+pub use journal::{
+    ConversationRecord, DemonstrationCounts, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord,
+};
 pub use progress::{Event, NoProgress, Observer};
 pub use report::{
     Accuracy, CheckResult, EpochResult, FunctionUsage, InfrastructureCounts, PhaseTime,

@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use agentopt_core::FunctionSet;
 
-use crate::journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, StepRecord};
+use crate::journal::{
+    ConversationRecord, DemonstrationCounts, Phase, PhaseRecord, RoleUsage, StepRecord,
+};
 use crate::{CallCounts, FailureKind};
 
 /// Format version of `report.json`.
@@ -226,6 +228,12 @@ pub struct EpochResult {
     /// The step did not run (its model failed after its retries): why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// Worked examples the step kept and rejected.
+    #[serde(default, skip_serializing_if = "DemonstrationCounts::is_empty")]
+    pub demonstrations: DemonstrationCounts,
+    /// Functions the step removed as unused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pruned: Vec<String>,
 }
 
 /// A learned function and how it was used.
@@ -519,6 +527,24 @@ impl TrainingReport {
                     }
                 );
             }
+            for epoch in &self.epochs {
+                let examples = epoch.demonstrations;
+                if !examples.is_empty() {
+                    let _ = writeln!(
+                        md,
+                        "\nStep {}: {} worked examples kept, {} rejected.",
+                        epoch.epoch, examples.kept, examples.rejected
+                    );
+                }
+                if !epoch.pruned.is_empty() {
+                    let _ = writeln!(
+                        md,
+                        "\nStep {}: pruned as unused: {}.",
+                        epoch.epoch,
+                        epoch.pruned.join(", ")
+                    );
+                }
+            }
         }
     }
 
@@ -754,6 +780,8 @@ pub(crate) fn build(inputs: Inputs<'_>) -> TrainingReport {
                 rejected: step.rejected,
                 functions_after: step.functions_after.clone(),
                 skipped: step.skipped.clone(),
+                demonstrations: step.demonstrations,
+                pruned: step.pruned.clone(),
             }
         })
         .collect();

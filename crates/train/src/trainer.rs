@@ -14,17 +14,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use agentopt_core::files::{JsonLines, read_json_lines, write_atomic, write_json_atomic};
-use agentopt_core::{FunctionSet, Provenance};
+use agentopt_core::{Demonstration, FunctionSet, Provenance};
 use agentopt_llm::{ChatModel, UsageMeter, UsageReport, UsageTotals};
 use agentopt_optimizer::{
-    AgentOptimizer, AnswerJudge, FunctionUse, OptimizerError, OptimizerOptions, StepOutcome,
-    ValidationOptions,
+    Action, AgentOptimizer, AnswerJudge, FunctionUse, OptimizerError, OptimizerOptions,
+    StepOutcome, ValidationOptions, solution_calling,
 };
 use agentopt_sandbox::{Executor, ExecutorFactory, SandboxError};
 use futures::StreamExt as _;
 
 use crate::FailureKind;
-use crate::journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord};
+use crate::journal::{
+    ConversationRecord, DemonstrationCounts, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord,
+};
 use crate::progress::{Event, NoProgress, Observer};
 use crate::report::{Setup, TrainingReport};
 use crate::retrieval::retrieve;
@@ -74,6 +76,10 @@ pub struct TrainerOptions {
     /// How long each model's check before the first attempt may take (`None`: no
     /// check).
     pub preflight: Option<Duration>,
+    /// Give each function up to this many worked examples read off correct
+    /// training conversations that called it, verified like the optimizer's
+    /// (DSPy-style bootstrapping); 0: none.
+    pub bootstrap_demonstrations: usize,
     /// Offer each problem only the this many most relevant functions (BM25 of the
     /// problem's text, [`Task::problem_text`], against each function's description
     /// and examples) when there are more; `None`: all of them, as AG2.
@@ -96,6 +102,7 @@ impl Default for TrainerOptions {
             max_consecutive_infrastructure_errors: 3,
             preflight: Some(Duration::from_secs(15)),
             retrieval_k: None,
+            bootstrap_demonstrations: 0,
             setup: Setup::default(),
         }
     }
@@ -296,6 +303,33 @@ impl<T: Task> Trainer<T> {
             seen.insert(id, index);
         }
         Ok(())
+    }
+}
+
+/// Worked examples kept and rejected in a step: bootstrapped ones (`bootstrapped`:
+/// kept, rejected) and those the optimizer wrote with its actions.
+fn demonstration_counts(
+    outcome: &StepOutcome,
+    bootstrapped: (usize, usize),
+) -> DemonstrationCounts {
+    let written: usize = outcome
+        .actions
+        .iter()
+        .map(|action| match action {
+            Action::Add(function) | Action::Revise(function) => function.demonstrations.len(),
+            Action::Remove(_) => 0,
+        })
+        .sum();
+    let refused = outcome
+        .rejected
+        .iter()
+        .flat_map(|rejected| rejected.errors.iter().flatten())
+        .filter(|error| error.starts_with("demonstration "))
+        .count();
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    DemonstrationCounts {
+        kept: count(written + bootstrapped.0),
+        rejected: count(refused + bootstrapped.1),
     }
 }
 
@@ -522,6 +556,7 @@ impl<'a, T: Task> Run<'a, T> {
     ) -> Result<StepResult, TrainError> {
         let mut mark = self.mark();
         self.trainer.observer.event(Event::StepStarted { epoch });
+        let bootstrapped = self.bootstrap_demonstrations(epoch, optimizer).await?;
         let outcome = match optimizer.step().await {
             Ok(outcome) => outcome,
             Err(OptimizerError::Model(error)) => {
@@ -550,6 +585,7 @@ impl<'a, T: Task> Run<'a, T> {
             should_stop: outcome.should_stop,
             skipped: None,
             pruned: outcome.pruned.clone(),
+            demonstrations: demonstration_counts(&outcome, bootstrapped),
         };
         tracing::info!(
             epoch,
@@ -598,12 +634,61 @@ impl<'a, T: Task> Run<'a, T> {
             should_stop: false,
             skipped: Some(error.to_string()),
             pruned: Vec::new(),
+            demonstrations: DemonstrationCounts::default(),
         };
         self.steps.append(&step)?;
         self.trainer
             .observer
             .event(Event::StepFinished { step: &step });
         Ok(StepResult::Skipped)
+    }
+
+    /// With [`TrainerOptions::bootstrap_demonstrations`], gives each trial function
+    /// worked examples read off the epoch's correct training conversations that
+    /// called it (verified in the proposal sandbox). Returns (kept, rejected).
+    async fn bootstrap_demonstrations(
+        &self,
+        epoch: u32,
+        optimizer: &mut AgentOptimizer,
+    ) -> Result<(usize, usize), TrainError> {
+        let keep = self.options().bootstrap_demonstrations;
+        if keep == 0 {
+            return Ok((0, 0));
+        }
+        let names: Vec<String> = optimizer
+            .trial_functions()
+            .iter()
+            .map(|function| function.name.clone())
+            .collect();
+        let (mut kept, mut rejected) = (0, 0);
+        for name in names {
+            let candidates = (0..self.problems.train.len())
+                .filter_map(|index| self.recorded.get(&(Phase::Train { epoch }, index)))
+                .filter(|record| record.attempt.outcome.is_solved())
+                .filter(|record| {
+                    record
+                        .attempt
+                        .calls
+                        .get(&name)
+                        .is_some_and(|c| c.succeeded > 0)
+                })
+                .filter_map(|record| {
+                    let problem = &self.problems.train[record.index];
+                    Some(Demonstration {
+                        problem: self.trainer.task.problem_text(problem)?,
+                        solution: solution_calling(&record.attempt.history, &name)?,
+                        answer: String::new(),
+                        call: None,
+                    })
+                })
+                .collect();
+            let (added, refused) = optimizer
+                .bootstrap_demonstrations(&name, candidates, keep)
+                .await?;
+            kept += added;
+            rejected += refused;
+        }
+        Ok((kept, rejected))
     }
 
     /// A fresh optimizer, or the one saved after the step of `last_epoch`.

@@ -137,3 +137,93 @@ async fn retrieval_offers_the_top_k_and_the_journal_and_report_record_it() -> an
     );
     Ok(())
 }
+
+/// Halves a number with `halve` from a code block when the agents hold it (even
+/// numbers only); the reference answer is the half.
+struct HalvingInCode;
+
+#[async_trait::async_trait]
+impl agentopt_train::Task for HalvingInCode {
+    type Problem = u32;
+
+    fn problem_id(&self, problem: &u32) -> String {
+        format!("n{problem}")
+    }
+
+    fn problem_text(&self, problem: &u32) -> Option<String> {
+        Some(format!("Halve {problem}."))
+    }
+
+    fn reference_answer(&self, problem: &u32) -> Option<String> {
+        Some((problem / 2).to_string())
+    }
+
+    async fn attempt(&self, problem: &u32, functions: &FunctionSet) -> agentopt_train::Attempt {
+        use agentopt_llm::ChatMessage;
+        let mut history = vec![ChatMessage::user(format!("Halve {problem}."))];
+        let solved = functions.get("halve").is_some() && problem.is_multiple_of(2);
+        if solved {
+            history.push(ChatMessage::assistant(format!(
+                "```python\nprint(halve({problem}))\n```"
+            )));
+        }
+        let mut attempt = agentopt_train::Attempt::new(
+            agentopt_train::Outcome::judged(solved, || "not halved".to_owned()),
+            history,
+        );
+        if solved {
+            let mut calls = agentopt_train::CallCounts::default();
+            calls.add(true);
+            attempt.calls.insert("halve".to_owned(), calls);
+        }
+        attempt
+    }
+}
+
+#[tokio::test]
+async fn correct_conversations_that_called_a_function_become_its_verified_examples()
+-> anyhow::Result<()> {
+    let server = crate::optimizer_server().await;
+    let dir = tempfile::tempdir()?;
+    let environment = agentopt_sandbox::PythonEnvironment::ensure()?;
+    let policy = agentopt_sandbox::SandboxPolicy {
+        preload: Vec::new(),
+        ..agentopt_sandbox::SandboxPolicy::default()
+    };
+    let sessions = agentopt_sandbox::SandboxSessions::new(environment, policy);
+    let options = TrainerOptions {
+        bootstrap_demonstrations: 1,
+        proposal_sandbox: Some(std::sync::Arc::new(sessions)),
+        ..crate::options(dir.path())
+    };
+    let trainer = agentopt_train::Trainer::new(HalvingInCode, client(&server), options);
+    let problems = agentopt_train::Problems {
+        train: vec![2, 4, 3],
+        validation: Vec::new(),
+        test: vec![6],
+    };
+    let report = trainer.run(&problems).await?;
+    let counts: Vec<(u32, u32)> = report
+        .epochs
+        .iter()
+        .map(|epoch| (epoch.demonstrations.kept, epoch.demonstrations.rejected))
+        .collect();
+    assert_eq!(counts, [(0, 0), (1, 0)], "one example kept in step 2");
+    let learned = FunctionSet::load(&dir.path().join("functions.json"))?;
+    let examples = &learned.functions()[0].demonstrations;
+    assert_eq!(examples.len(), 1);
+    assert_eq!(
+        (
+            examples[0].problem.as_str(),
+            examples[0].solution.as_str(),
+            examples[0].answer.as_str()
+        ),
+        ("Halve 2.", "print(halve(2))", "1")
+    );
+    assert!(
+        report
+            .to_markdown()
+            .contains("Step 2: 1 worked examples kept, 0 rejected.")
+    );
+    Ok(())
+}

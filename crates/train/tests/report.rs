@@ -130,6 +130,7 @@ fn step_summaries() {
         should_stop: false,
         skipped: None,
         pruned: Vec::new(),
+        demonstrations: agentopt_train::DemonstrationCounts::default(),
     };
     for (record, text) in [
         (

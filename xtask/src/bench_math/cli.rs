@@ -174,6 +174,15 @@ pub struct BenchArgs {
         help_heading = "Learned-function use"
     )]
     pub demonstrations: DemonstrationPlacement,
+    /// Also give each learned function up to N worked examples read off correct
+    /// training conversations that called it (verified the same way).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        help_heading = "Learned-function use"
+    )]
+    pub bootstrap_demonstrations: usize,
     /// Call each proposed function on sample arguments of its declared types before
     /// accepting it; one that fails with a code error (undefined name, missing
     /// import, wrong call) is rejected with the error.
@@ -488,6 +497,9 @@ pub struct LearnedUseSettings {
     /// Functions offered per problem by retrieval (`None`: all).
     #[serde(default)]
     pub retrieval_k: Option<usize>,
+    /// Worked examples per function bootstrapped from correct conversations.
+    #[serde(default)]
+    pub bootstrap_demonstrations: usize,
     /// The optimizer's levers.
     #[serde(default)]
     pub optimizer: LearnedUseOptions,
@@ -503,6 +515,7 @@ impl LearnedUseSettings {
             }),
             demonstrations: args.demonstrations,
             retrieval_k: args.retrieve,
+            bootstrap_demonstrations: args.bootstrap_demonstrations,
             optimizer: LearnedUseOptions {
                 demonstrations: args.demonstrations != DemonstrationPlacement::Off,
                 execution_checks: args.execution_checks,
@@ -529,6 +542,12 @@ impl LearnedUseSettings {
         }
         if self.demonstrations != DemonstrationPlacement::Off {
             rows.push(("demonstrations".to_owned(), self.demonstrations.to_string()));
+        }
+        if self.bootstrap_demonstrations > 0 {
+            rows.push((
+                "bootstrapped examples".to_owned(),
+                format!("up to {} per function", self.bootstrap_demonstrations),
+            ));
         }
         if let Some(k) = self.retrieval_k {
             rows.push((

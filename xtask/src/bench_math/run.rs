@@ -206,6 +206,7 @@ fn trainer(
             ..OptimizerOptions::default()
         },
         retrieval_k: config.learned_use.retrieval_k,
+        bootstrap_demonstrations: config.learned_use.bootstrap_demonstrations,
         significance: config.significance,
         meter: Some(models.meter.clone()),
         proposal_sandbox: Some(sandboxes.proposals),

@@ -157,6 +157,8 @@ class Trainer:
     refused, and retrieval matches it), or such a callable. Keyword options:
     ``run_dir`` (required), ``epochs`` (2), ``retrieval_k`` (None: offer every
     function; K: the K most relevant to each problem's text),
+    ``bootstrap_demonstrations`` (0; N: up to N verified worked examples per function
+    from correct conversations, with ``reference_answer(problem)`` on the task),
     ``max_actions_per_step`` (3), ``concurrency`` (1; attempts run on worker threads),
     ``progress`` (a callable receiving one dict per event: ``phase_started``,
     ``resumed``, ``finished``, ``phase_finished``, ``step_started``,
