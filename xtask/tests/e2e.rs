@@ -719,3 +719,64 @@ async fn a_learned_function_called_from_code_is_counted_and_changes_the_outcome(
         "the system message lists the learned function"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learned_use_flags_run_end_to_end_and_report_the_use_rate() {
+    let setup = Setup::new().await;
+    let run_dir = setup.run_dir("learned-use");
+    let flags = [
+        "--reply-prefill",
+        "```python\\n",
+        "--demonstrations",
+        "system",
+        "--execution-checks",
+        "--use-statistics",
+        "--retrieve",
+        "1",
+    ];
+    finish(setup.command(&run_dir, &flags)).await;
+    let report: Report = read_json(&run_dir.join("report.json")).expect("report.json");
+    assert_eq!(
+        report.test_after.accuracy.correct, 2,
+        "multiply was offered and used"
+    );
+    let after = report
+        .use_rates
+        .iter()
+        .find(|rate| rate.phase == "test after training" && rate.function.is_none())
+        .map(|rate| (rate.offered, rate.called));
+    assert_eq!(after, Some((2, 2)));
+    let settings: Vec<&str> = report
+        .setup
+        .settings
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
+    for setting in [
+        "reply prefill",
+        "demonstrations",
+        "retrieval",
+        "execution checks",
+    ] {
+        assert!(settings.contains(&setting), "{settings:?}");
+    }
+    let requests = setup.server.chat_requests();
+    let first = &requests[0].body["messages"];
+    let last = first
+        .as_array()
+        .and_then(|m| m.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (last["role"].as_str(), last["content"].as_str()),
+        (Some("assistant"), Some("```python\n"))
+    );
+    let optimizer = requests
+        .iter()
+        .find(|request| request.raw_body.contains("add_function"))
+        .expect("an optimizer request");
+    assert!(
+        optimizer.raw_body.contains("demonstrations"),
+        "examples are asked for"
+    );
+}
