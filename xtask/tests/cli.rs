@@ -158,8 +158,8 @@ fn presets_and_overrides() {
         (
             config.train.selection.count,
             config.test.selection.count,
-            config.epochs,
-            config.max_actions_per_step
+            config.trainer.epochs,
+            config.trainer.max_actions_per_step
         ),
         (Some(4), Some(15), 2, 1)
     );
@@ -172,21 +172,25 @@ fn presets_and_overrides() {
         );
         assert_eq!(data.selection.shuffle_seed, Some(0));
     }
-    assert_eq!(config.concurrency, agentopt_local::DEFAULT_PARALLEL);
+    assert_eq!(config.trainer.concurrency, agentopt_local::DEFAULT_PARALLEL);
     assert_eq!(
-        config.max_reply_tokens,
+        config.task.max_reply_tokens,
         Some(768),
         "a small local model is capped"
     );
-    assert_eq!(config.max_turns, Some(4));
+    assert_eq!(config.task.max_turns, Some(4));
     assert_eq!(
-        config.optimizer_actions,
+        config.trainer.optimizer.action_format,
         ActionFormat::JsonSchema,
         "a small local model states actions as schema-constrained JSON"
     );
-    assert!(config.require_action);
-    assert_eq!(config.sampling_seed, Some(0), "a local run repeats exactly");
-    assert_eq!(config.function_style, FunctionStyle::Tools);
+    assert!(config.trainer.optimizer.require_action);
+    assert_eq!(
+        config.task.sampling_seed,
+        Some(0),
+        "a local run repeats exactly"
+    );
+    assert_eq!(config.task.function_style, FunctionStyle::Tools);
     assert_eq!(config.train.path, Path::new("/ws/data/math-craft"));
     assert_eq!(config.train.craft_split, Some(CraftSplit::Train));
     assert_eq!(config.test.path, Path::new("/ws/data/math-craft"));
@@ -209,8 +213,8 @@ fn presets_and_overrides() {
         (
             config.train.selection.count,
             config.test.selection.count,
-            config.epochs,
-            config.max_actions_per_step
+            config.trainer.epochs,
+            config.trainer.max_actions_per_step
         ),
         (Some(10), Some(10), 10, 3)
     );
@@ -243,7 +247,7 @@ fn presets_and_overrides() {
         "7",
     ]);
     let config = run_config(&args, &local, workspace);
-    assert_eq!(config.epochs, 4);
+    assert_eq!(config.trainer.epochs, 4);
     assert_eq!(
         config.train.selection.count,
         Some(8),
@@ -256,11 +260,14 @@ fn presets_and_overrides() {
     );
     assert_eq!(config.train.selection.levels, [1, 2]);
     assert_eq!(config.train.selection.shuffle_seed, Some(9));
-    assert_eq!(config.concurrency, 8);
-    assert_eq!(config.patience, Some(2));
-    assert_eq!(config.optimizer_actions, ActionFormat::ToolCalls);
-    assert!(!config.require_action);
-    assert_eq!(config.sampling_seed, Some(7));
+    assert_eq!(config.trainer.concurrency, 8);
+    assert_eq!(config.trainer.optimizer.patience, Some(2));
+    assert_eq!(
+        config.trainer.optimizer.action_format,
+        ActionFormat::ToolCalls
+    );
+    assert!(!config.trainer.optimizer.require_action);
+    assert_eq!(config.task.sampling_seed, Some(7));
     assert!(!config.cache);
 
     let config = run_config(
@@ -298,16 +305,20 @@ fn presets_and_overrides() {
     let config = run_config(&parse(&[]), &remote, workspace);
     assert_eq!(
         (
-            config.concurrency,
-            config.max_reply_tokens,
-            config.max_turns,
-            config.optimizer_actions,
-            config.require_action,
-            config.sampling_seed
+            config.trainer.concurrency,
+            config.task.max_reply_tokens,
+            config.task.max_turns,
+            config.trainer.optimizer.action_format,
+            config.trainer.optimizer.require_action,
+            config.task.sampling_seed
         ),
         (4, None, None, ActionFormat::ToolCalls, false, None)
     );
-    assert_eq!(config.function_style, FunctionStyle::Tools, "AG2's way");
+    assert_eq!(
+        config.task.function_style,
+        FunctionStyle::Tools,
+        "AG2's way"
+    );
 }
 
 #[test]
@@ -439,8 +450,20 @@ fn learned_use_flags_reach_the_config_and_are_off_by_default() {
     let local = Endpoints::Local(LocalModelArg::Qwen1_5b.model());
     let config = run_config(&parse(&[]), &local, workspace);
     assert_eq!(
-        config.learned_use,
-        xtask::bench_math::cli::LearnedUseSettings::default(),
+        (
+            &config.task.reply_prefill,
+            config.task.demonstrations,
+            config.trainer.retrieval_k,
+            config.trainer.bootstrap_demonstrations,
+            &config.trainer.optimizer.learned_use,
+        ),
+        (
+            &None,
+            agentopt_agents::DemonstrationPlacement::Off,
+            None,
+            0,
+            &agentopt_optimizer::LearnedUseOptions::default()
+        ),
         "AG2's behaviour unless asked"
     );
     let args = parse(&[
@@ -461,15 +484,20 @@ fn learned_use_flags_reach_the_config_and_are_off_by_default() {
         args.shapes_the_run(),
         "--resume must not take them silently"
     );
-    let learned = run_config(&args, &local, workspace).learned_use;
-    let prefill = learned.reply_prefill.clone().expect("prefill set");
+    let config = run_config(&args, &local, workspace);
+    let prefill = config.task.reply_prefill.clone().expect("prefill set");
     assert_eq!(
         (prefill.text.as_str(), prefill.every_reply),
         ("```python\n", false)
     );
-    assert_eq!(learned.demonstrations.to_string(), "first-message");
-    assert_eq!(learned.retrieval_k, Some(3), "--retrieve alone offers 3");
-    let optimizer = &learned.optimizer;
+    assert_eq!(config.task.demonstrations.to_string(), "first-message");
+    assert_eq!(
+        config.trainer.retrieval_k,
+        Some(3),
+        "--retrieve alone offers 3"
+    );
+    assert_eq!(config.trainer.bootstrap_demonstrations, 2);
+    let optimizer = &config.trainer.optimizer.learned_use;
     assert!(
         optimizer.demonstrations
             && optimizer.execution_checks
@@ -477,20 +505,6 @@ fn learned_use_flags_reach_the_config_and_are_off_by_default() {
             && optimizer.from_what_worked
     );
     assert_eq!(optimizer.prune_unused_after, Some(2));
-    assert_eq!(learned.bootstrap_demonstrations, 2);
-    assert_eq!(learned.described().len(), 8, "{:?}", learned.described());
-    let learned = run_config(&parse(&["--retrieve", "5"]), &local, workspace).learned_use;
-    assert_eq!(learned.retrieval_k, Some(5));
-    // A config.json from before has none of them: it reads as all off.
-    let mut saved =
-        serde_json::to_value(run_config(&parse(&[]), &local, workspace)).expect("serialises");
-    saved
-        .as_object_mut()
-        .map(|object| object.remove("learned_use"));
-    let read: xtask::bench_math::cli::RunConfig =
-        serde_json::from_value(saved).expect("an older config reads");
-    assert_eq!(
-        read.learned_use,
-        xtask::bench_math::cli::LearnedUseSettings::default()
-    );
+    let config = run_config(&parse(&["--retrieve", "5"]), &local, workspace);
+    assert_eq!(config.trainer.retrieval_k, Some(5));
 }

@@ -95,9 +95,9 @@ mod transcript;
 
 pub use agent::{
     ASSISTANT_SYSTEM_MESSAGE, AgentState, AssistantAgent, ConversableAgent,
-    DEFAULT_MAX_CONSECUTIVE_AUTO_REPLY, HumanInput, HumanInputMode, ReplyFunction, StdinInput,
-    TerminationPredicate, Trigger, Turn, UserProxyAgent, content_is_terminate,
-    learned_function_reply, strip_traceback_paths,
+    DEFAULT_MAX_CONSECUTIVE_AUTO_REPLY, HumanInput, HumanInputMode, ReplyFunction,
+    TerminationPredicate, Trigger, Turn, UserProxyAgent, learned_function_reply,
+    strip_traceback_paths,
 };
 pub use agentopt_core::{
     Demonstration, DemonstrationCall, FunctionDiff, FunctionSet, LearnedFunction,
@@ -107,12 +107,10 @@ pub use code_functions::{FunctionStyle, code_functions_prompt};
 pub use demonstrations::{DemonstrationPlacement, demonstrations_prompt};
 pub use error::AgentError;
 pub use functions::{
-    FunctionExecution, FunctionImpl, FunctionMap, RustFunction, Signatures, lenient_json,
-    parse_arguments, signature,
+    FunctionExecution, FunctionImpl, FunctionMap, Signatures, lenient_json, parse_arguments,
+    signature,
 };
-pub use install::{
-    apply_diff, install, install_styled, register_function_pair, remove_function_pair,
-};
+pub use install::{install, install_styled, register_function_pair, remove_function_pair};
 pub use message::{Message, ToolResponse};
 pub use prefill::ReplyPrefill;
 pub use replay::{Replay, ReplayFailure};

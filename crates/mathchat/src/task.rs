@@ -13,6 +13,7 @@ use agentopt_math::{AnswerVerdict, UndecidedReason};
 use agentopt_sandbox::ExecutorFactory;
 use agentopt_train::{Attempt, FailureKind, InfraError, Outcome, Task};
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     AnswerCheck, MATH_AGENT_NAME, MathOutcome, MathUserProxyAgent, Problem, SandboxSymbolicChecker,
@@ -26,7 +27,8 @@ pub const ASSISTANT_SYSTEM_MESSAGE: &str = "You are a helpful assistant.";
 
 /// Bounds on the assistant and how it gets the learned functions; the default
 /// (all `None`, tools) is the seed's behaviour.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct MathTaskOptions {
     /// How the learned functions reach the assistant: as tools (AG2), callable from
     /// its code blocks, or both.
@@ -133,6 +135,35 @@ impl Task for MathTask {
         let verdict = agentopt_math::check_answer(answer, reference, Some(checker)).await;
         let exact = crate::exact_match(answer, reference);
         self.options.answer_check.accepts(&verdict, exact)
+    }
+
+    fn report_settings(&self) -> Vec<(String, String)> {
+        let mut rows = vec![
+            (
+                "function style".to_owned(),
+                self.options.function_style.to_string(),
+            ),
+            (
+                "answer check (drives training)".to_owned(),
+                self.options.answer_check.to_string(),
+            ),
+        ];
+        if let Some(prefill) = &self.options.reply_prefill {
+            let scope = if prefill.every_reply {
+                "every reply"
+            } else {
+                "first reply"
+            };
+            rows.push((
+                "reply prefill".to_owned(),
+                format!("{:?} ({scope})", prefill.text),
+            ));
+        }
+        if self.options.demonstrations != DemonstrationPlacement::Off {
+            let placement = self.options.demonstrations.to_string();
+            rows.push(("worked examples shown".to_owned(), placement));
+        }
+        rows
     }
 
     async fn attempt(&self, problem: &Problem, functions: &FunctionSet) -> Attempt {

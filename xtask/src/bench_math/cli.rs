@@ -11,7 +11,9 @@ use agentopt_agents::{DemonstrationPlacement, FunctionStyle, ReplyPrefill};
 use agentopt_local::endpoints::EndpointRequest;
 pub use agentopt_local::endpoints::{EndpointSource, Endpoints};
 use agentopt_local::{LocalError, LocalModel};
-use agentopt_optimizer::{ActionFormat, LearnedUseOptions};
+use agentopt_mathchat::MathTaskOptions;
+use agentopt_optimizer::{ActionFormat, LearnedUseOptions, OptimizerOptions};
+use agentopt_train::TrainerOptions;
 use serde::{Deserialize, Serialize};
 
 use agentopt_mathchat::{AnswerCheck, CraftSplit, DataFormat, Selection, subject_key};
@@ -41,8 +43,11 @@ pub const LOCAL_SAMPLING_SEED: i64 = 0;
 /// Assistant replies per conversation on the embedded local model.
 pub const LOCAL_MAX_TURNS: u32 = 4;
 
-/// Version of `config.json`.
-pub const CONFIG_VERSION: u32 = 1;
+/// Version of `config.json` (version 1, with the settings flat, is read too).
+pub const CONFIG_VERSION: u32 = 2;
+
+/// How long each model's check before the first conversation may take.
+pub const PREFLIGHT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Flags of `cargo xtask bench-math`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -416,8 +421,9 @@ impl std::fmt::Display for DataSpec {
 }
 
 /// The resolved settings of a run: everything needed to repeat or resume it,
-/// no secrets. Saved as `config.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// no secrets. Saved as `config.json`; the trainer's and the task's settings are the
+/// library's own option types.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunConfig {
     /// [`CONFIG_VERSION`].
     pub version: u32,
@@ -427,38 +433,10 @@ pub struct RunConfig {
     pub test: DataSpec,
     /// Validation-mode hold-out size (0: off).
     pub validation_size: usize,
-    /// Validation-mode significance level.
-    pub significance: f64,
-    /// Epochs.
-    pub epochs: u32,
-    /// Optimizer actions per step.
-    pub max_actions_per_step: u32,
-    /// Early-stop patience in steps.
-    pub patience: Option<u32>,
-    /// Conversations at once.
-    pub concurrency: usize,
-    /// Longest assistant reply in tokens.
-    #[serde(default)]
-    pub max_reply_tokens: Option<u32>,
-    /// Most assistant replies per conversation.
-    #[serde(default)]
-    pub max_turns: Option<u32>,
-    /// How the optimizer states its actions (configs from before this setting: tool
-    /// calls).
-    #[serde(default)]
-    pub optimizer_actions: ActionFormat,
-    /// How learned functions reach the assistant (configs from before: tools).
-    #[serde(default)]
-    pub function_style: FunctionStyle,
-    /// The answer check that drives training (configs from before: symbolic).
-    #[serde(default)]
-    pub answer_check: AnswerCheck,
-    /// The optimizer's first reply of a step must be an action.
-    #[serde(default)]
-    pub require_action: bool,
-    /// Sampling seed of every model request.
-    #[serde(default)]
-    pub sampling_seed: Option<i64>,
+    /// Epochs, actions per step, concurrency, significance, the optimizer's options.
+    pub trainer: TrainerOptions,
+    /// The MATH task's settings.
+    pub task: MathTaskOptions,
     /// Where the model is.
     pub endpoint: EndpointSource,
     /// Model answering the problems.
@@ -479,97 +457,6 @@ pub struct RunConfig {
     /// Context window given with `--context-window`.
     #[serde(default)]
     pub context_window: Option<u32>,
-    /// The levers that make learned functions get used (configs from before: all
-    /// off, AG2).
-    #[serde(default)]
-    pub learned_use: LearnedUseSettings,
-}
-
-/// The learned-function-use settings of a run (all off: AG2's behaviour).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LearnedUseSettings {
-    /// The start of the assistant's replies.
-    #[serde(default)]
-    pub reply_prefill: Option<ReplyPrefill>,
-    /// Where worked examples go (off: none asked for, none shown).
-    #[serde(default)]
-    pub demonstrations: DemonstrationPlacement,
-    /// Functions offered per problem by retrieval (`None`: all).
-    #[serde(default)]
-    pub retrieval_k: Option<usize>,
-    /// Worked examples per function bootstrapped from correct conversations.
-    #[serde(default)]
-    pub bootstrap_demonstrations: usize,
-    /// The optimizer's levers.
-    #[serde(default)]
-    pub optimizer: LearnedUseOptions,
-}
-
-impl LearnedUseSettings {
-    /// The settings the flags give.
-    fn from_args(args: &BenchArgs) -> Self {
-        Self {
-            reply_prefill: args.reply_prefill.as_ref().map(|text| ReplyPrefill {
-                text: text.replace("\\n", "\n"),
-                every_reply: args.prefill_every_reply,
-            }),
-            demonstrations: args.demonstrations,
-            retrieval_k: args.retrieve,
-            bootstrap_demonstrations: args.bootstrap_demonstrations,
-            optimizer: LearnedUseOptions {
-                demonstrations: args.demonstrations != DemonstrationPlacement::Off,
-                execution_checks: args.execution_checks,
-                use_statistics: args.use_statistics,
-                prune_unused_after: args.prune_unused_after,
-                from_what_worked: args.from_what_worked,
-            },
-        }
-    }
-
-    /// Each setting that is on, for the report's settings table.
-    pub fn described(&self) -> Vec<(String, String)> {
-        let mut rows = Vec::new();
-        if let Some(prefill) = &self.reply_prefill {
-            let scope = if prefill.every_reply {
-                "every reply"
-            } else {
-                "first reply"
-            };
-            rows.push((
-                "reply prefill".to_owned(),
-                format!("{:?} ({scope})", prefill.text),
-            ));
-        }
-        if self.demonstrations != DemonstrationPlacement::Off {
-            rows.push(("demonstrations".to_owned(), self.demonstrations.to_string()));
-        }
-        if self.bootstrap_demonstrations > 0 {
-            rows.push((
-                "bootstrapped examples".to_owned(),
-                format!("up to {} per function", self.bootstrap_demonstrations),
-            ));
-        }
-        if let Some(k) = self.retrieval_k {
-            rows.push((
-                "retrieval".to_owned(),
-                format!("top {k} functions per problem"),
-            ));
-        }
-        let optimizer = &self.optimizer;
-        for (on, name) in [
-            (optimizer.execution_checks, "execution checks"),
-            (optimizer.use_statistics, "use statistics"),
-            (optimizer.from_what_worked, "functions from what worked"),
-        ] {
-            if on {
-                rows.push((name.to_owned(), "on".to_owned()));
-            }
-        }
-        if let Some(epochs) = optimizer.prune_unused_after {
-            rows.push(("prune unused after".to_owned(), format!("{epochs} epochs")));
-        }
-        rows
-    }
 }
 
 /// Chooses the endpoints the flags, environment (`lookup`) and working directory
@@ -678,31 +565,57 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
     let (train, test) = data_specs(args, &preset, workspace);
     let (model, optimizer_model) = endpoints.model_names();
     let local = matches!(endpoints, Endpoints::Local(_));
+    let sampling_seed = args.sampling_seed.or(local.then_some(LOCAL_SAMPLING_SEED));
     RunConfig {
         version: CONFIG_VERSION,
         train,
         test,
         validation_size: args.validation_size,
-        significance: args.significance,
-        epochs: args.epochs.unwrap_or(preset.epochs),
-        max_actions_per_step: args
-            .max_actions_per_step
-            .unwrap_or(preset.max_actions_per_step),
-        patience: args.patience,
-        concurrency: args.concurrency.unwrap_or(endpoints.default_concurrency()),
-        max_reply_tokens: args
-            .max_reply_tokens
-            .or(local.then_some(LOCAL_MAX_REPLY_TOKENS)),
-        max_turns: args.max_turns.or(local.then_some(LOCAL_MAX_TURNS)),
-        optimizer_actions: args.optimizer_actions.unwrap_or(if local {
-            ActionFormat::JsonSchema
-        } else {
-            ActionFormat::ToolCalls
-        }),
-        function_style: args.function_style,
-        answer_check: args.answer_check,
-        require_action: args.require_action.unwrap_or(local),
-        sampling_seed: args.sampling_seed.or(local.then_some(LOCAL_SAMPLING_SEED)),
+        trainer: TrainerOptions {
+            epochs: args.epochs.unwrap_or(preset.epochs),
+            max_actions_per_step: args
+                .max_actions_per_step
+                .unwrap_or(preset.max_actions_per_step) as usize,
+            concurrency: args.concurrency.unwrap_or(endpoints.default_concurrency()),
+            significance: args.significance,
+            preflight: Some(PREFLIGHT),
+            optimizer: OptimizerOptions {
+                patience: args.patience,
+                action_format: args.optimizer_actions.unwrap_or(if local {
+                    ActionFormat::JsonSchema
+                } else {
+                    ActionFormat::ToolCalls
+                }),
+                require_action: args.require_action.unwrap_or(local),
+                seed: sampling_seed,
+                learned_use: LearnedUseOptions {
+                    demonstrations: args.demonstrations != DemonstrationPlacement::Off,
+                    execution_checks: args.execution_checks,
+                    use_statistics: args.use_statistics,
+                    prune_unused_after: args.prune_unused_after,
+                    from_what_worked: args.from_what_worked,
+                },
+                ..OptimizerOptions::default()
+            },
+            retrieval_k: args.retrieve,
+            bootstrap_demonstrations: args.bootstrap_demonstrations,
+            ..TrainerOptions::default()
+        },
+        task: MathTaskOptions {
+            max_reply_tokens: args
+                .max_reply_tokens
+                .or(local.then_some(LOCAL_MAX_REPLY_TOKENS)),
+            max_turns: args.max_turns.or(local.then_some(LOCAL_MAX_TURNS)),
+            function_style: args.function_style,
+            answer_check: args.answer_check,
+            sampling_seed,
+            // `\n` on the command line is a newline.
+            reply_prefill: args.reply_prefill.as_ref().map(|text| ReplyPrefill {
+                text: text.replace("\\n", "\n"),
+                every_reply: args.prefill_every_reply,
+            }),
+            demonstrations: args.demonstrations,
+        },
         endpoint: endpoints.source(),
         model,
         optimizer_model,
@@ -715,7 +628,6 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
         budget_usd: args.budget_usd,
         budget_tokens: args.budget_tokens,
         context_window: args.context_window,
-        learned_use: LearnedUseSettings::from_args(args),
     }
 }
 
@@ -741,6 +653,13 @@ impl BenchArgs {
 
     /// Whether a learned-function-use flag was given.
     fn learned_use_given(&self) -> bool {
-        LearnedUseSettings::from_args(self) != LearnedUseSettings::default()
+        self.reply_prefill.is_some()
+            || self.demonstrations != DemonstrationPlacement::Off
+            || self.bootstrap_demonstrations > 0
+            || self.execution_checks
+            || self.use_statistics
+            || self.prune_unused_after.is_some()
+            || self.retrieve.is_some()
+            || self.from_what_worked
     }
 }
