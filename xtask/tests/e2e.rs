@@ -572,7 +572,9 @@ async fn symbolic_answer_check_inside_a_conversation_holding_a_session() {
     // its answer needs sympy: the checker must not wait for that slot.
     let problem =
         "{\"question\": \"Expand (x+1)^2.\", \"answer\": \"x^2+2x+1\", \"level\": \"Level 1\"}\n";
-    let setup = Setup::with(problem, problem, code_then_symbolic_answer).await;
+    // A training problem of its own: a test problem that is also trained on is refused.
+    let training = "{\"question\": \"Write (x+1)^2 expanded.\", \"answer\": \"x^2+2x+1\", \"level\": \"Level 1\"}\n";
+    let setup = Setup::with(training, problem, code_then_symbolic_answer).await;
     let run_dir = setup.run_dir("symbolic");
     let command = setup.command(
         &run_dir,
@@ -754,9 +756,11 @@ async fn learned_use_flags_run_end_to_end_and_report_the_use_rate() {
         .collect();
     for setting in [
         "reply prefill",
-        "demonstrations",
+        "worked examples shown",
+        "worked examples asked for",
         "retrieval",
         "execution checks",
+        "use statistics",
     ] {
         assert!(settings.contains(&setting), "{settings:?}");
     }

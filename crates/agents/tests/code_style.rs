@@ -195,7 +195,10 @@ async fn a_prefilled_first_reply_is_continued_and_runs_as_code() {
         "the reply is the prefill and its continuation"
     );
     assert!(transcript.entries[2].message.text().contains("42"));
-    assert_eq!(code_calls(&transcript), vec![json!({"double": [1, 0]})]);
+    assert_eq!(
+        code_calls(&transcript),
+        vec![json!({"double": {"calls": 1, "succeeded": 1}})]
+    );
     let second = bodies[1]["messages"]
         .as_array()
         .cloned()
