@@ -42,18 +42,28 @@ fn problem() -> Problem {
     }
 }
 
-/// The first request the assistant's model got, with `options`.
-async fn first_request(options: MathTaskOptions, reply: &str) -> Value {
-    let server = ScriptedServer::start(vec![Reply::text(reply), Reply::text("TERMINATE")]).await;
+/// One attempt at [`problem`] with `digit_sum` and `options`, the model replying
+/// `script`; the attempt and the server.
+async fn attempt(
+    options: MathTaskOptions,
+    script: Vec<Reply>,
+) -> (agentopt_train::Attempt, ScriptedServer) {
+    let server = ScriptedServer::start(script).await;
     let task = MathTask::new(
         client(&server, agentopt_llm::CallStyle::Tools),
         sessions(),
         sessions(),
     )
     .with_options(options);
-    let _ = task
+    let attempt = task
         .attempt(&problem(), &FunctionSet::new([digit_sum()]))
         .await;
+    (attempt, server)
+}
+
+/// The first request the assistant's model got, with `options`.
+async fn first_request(options: MathTaskOptions, reply: &str) -> Value {
+    let (_, server) = attempt(options, vec![Reply::text(reply), Reply::text("TERMINATE")]).await;
     server.chat_requests()[0].body.clone()
 }
 
@@ -135,21 +145,15 @@ async fn the_reply_prefill_makes_the_first_reply_code() {
         reply_prefill: Some(ReplyPrefill::first_reply("```python\n")),
         ..MathTaskOptions::default()
     };
-    let server = ScriptedServer::start(vec![
-        Reply::text("print(digit_sum(3**5))\n```"),
-        Reply::text("The sum is \\boxed{9}."),
-        Reply::text("TERMINATE"),
-    ])
-    .await;
-    let task = MathTask::new(
-        client(&server, agentopt_llm::CallStyle::Tools),
-        sessions(),
-        sessions(),
+    let (attempt, server) = attempt(
+        options,
+        vec![
+            Reply::text("print(digit_sum(3**5))\n```"),
+            Reply::text("The sum is \\boxed{9}."),
+            Reply::text("TERMINATE"),
+        ],
     )
-    .with_options(options);
-    let attempt = task
-        .attempt(&problem(), &FunctionSet::new([digit_sum()]))
-        .await;
+    .await;
     assert!(attempt.outcome.is_solved(), "{:?}", attempt.outcome);
     assert_eq!(
         attempt.calls["digit_sum"].calls, 1,

@@ -10,11 +10,10 @@ use agentopt_mathchat::{MATH_AGENT_NAME, MathUserProxyAgent};
 
 use crate::{assistant, sessions};
 
-#[tokio::test]
-#[ignore = "real model: run by cargo xtask test"]
-async fn real_model_math_conversation_runs_to_an_end() {
+/// The embedded `model` served with an 8k context, and a client for it.
+async fn local_model(model: LocalModel) -> (LocalServer, Arc<dyn ChatModel>) {
     let server = match LocalServer::start(LocalServerOptions {
-        model: LocalModel::QwenCoder0_5B,
+        model,
         context_size: Some(8192),
         ..LocalServerOptions::default()
     })
@@ -24,10 +23,16 @@ async fn real_model_math_conversation_runs_to_an_end() {
         Err(error) => panic!("local server: {error}"),
     };
     let endpoint = EndpointConfig::local(server.base_url(), server.model_name());
-    let model: Arc<dyn ChatModel> = match OpenAiClient::new(endpoint, ClientOptions::default()) {
-        Ok(client) => Arc::new(client),
+    match OpenAiClient::new(endpoint, ClientOptions::default()) {
+        Ok(client) => (server, Arc::new(client)),
         Err(error) => panic!("client: {error}"),
-    };
+    }
+}
+
+#[tokio::test]
+#[ignore = "real model: run by cargo xtask test"]
+async fn real_model_math_conversation_runs_to_an_end() {
+    let (_server, model) = local_model(LocalModel::QwenCoder0_5B).await;
     let mut assistant = assistant(model);
     let mut proxy = MathUserProxyAgent::new(MATH_AGENT_NAME, sessions());
     let outcome = proxy
@@ -101,25 +106,12 @@ fn digit_sum_with_example() -> agentopt_agents::LearnedFunction {
 /// reply prefilled by ```` ```python ```` and a worked example of a relevant helper,
 /// in each placement. Prints the call rate; every prefilled first reply is code.
 #[tokio::test]
-#[ignore = "real model, minutes: a measurement for docs/bench-math/learned-use-plan.md"]
-async fn real_model_prefilled_first_replies_with_an_example_call_the_helper() {
+#[ignore = "a measurement on the 1.5B model (minutes), run by hand: docs/bench-math/learned-use-plan.md"]
+async fn probe_prefilled_first_replies_with_an_example_call_the_helper() {
     use agentopt_agents::{DemonstrationPlacement, FunctionStyle, ReplyPrefill};
     use agentopt_mathchat::{MathTask, MathTaskOptions, Problem};
     use agentopt_train::{FunctionSet, Task};
-    let server = match LocalServer::start(LocalServerOptions {
-        model: LocalModel::QwenCoder1_5B,
-        ..LocalServerOptions::default()
-    })
-    .await
-    {
-        Ok(server) => server,
-        Err(error) => panic!("local server: {error}"),
-    };
-    let endpoint = EndpointConfig::local(server.base_url(), server.model_name());
-    let model: Arc<dyn ChatModel> = match OpenAiClient::new(endpoint, ClientOptions::default()) {
-        Ok(client) => Arc::new(client),
-        Err(error) => panic!("client: {error}"),
-    };
+    let (_server, model) = local_model(LocalModel::QwenCoder1_5B).await;
     let functions = FunctionSet::new([digit_sum_with_example()]);
     for placement in [
         DemonstrationPlacement::FirstMessage,
