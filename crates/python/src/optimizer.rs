@@ -126,6 +126,21 @@ fn read_extras(options: Option<&Bound<'_, PyDict>>, temperature: Option<f32>) ->
                     }
                 };
             }
+            "demonstrations" => {
+                target.learned_use.demonstrations = extract(&name, &value, "a bool")?;
+            }
+            "execution_checks" => {
+                target.learned_use.execution_checks = extract(&name, &value, "a bool")?;
+            }
+            "use_statistics" => {
+                target.learned_use.use_statistics = extract(&name, &value, "a bool")?;
+            }
+            "prune_unused_after" => {
+                target.learned_use.prune_unused_after = optional(&name, &value, "an int or None")?;
+            }
+            "from_what_worked" => {
+                target.learned_use.from_what_worked = extract(&name, &value, "a bool")?;
+            }
             "context_window" => extras.context_window = optional(&name, &value, "an int or None")?,
             "function_timeout" => {
                 let seconds: f64 = extract(&name, &value, "a number of seconds")?;

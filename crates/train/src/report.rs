@@ -699,6 +699,17 @@ impl TrainingReport {
             "paired on the same problems: +{} / -{}, exact McNemar p = {:.4}",
             self.paired.after_only, self.paired.before_only, self.mcnemar_p
         );
+        let after = self
+            .use_rates
+            .iter()
+            .find(|rate| rate.phase == Phase::TestAfter.name() && rate.function.is_none());
+        if let Some(rate) = after {
+            let _ = writeln!(
+                out,
+                "learned-function use after training: {}/{} conversations offered one called one",
+                rate.called, rate.offered
+            );
+        }
         for check in &self.other_checks {
             let _ = writeln!(
                 out,

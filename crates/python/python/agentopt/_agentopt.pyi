@@ -52,6 +52,13 @@ class AgentOptimizer:
     - ``action_format`` ("tool_calls" | "json_schema"): JSON-schema actions for
       small local models that answer tool prompts in prose.
     - ``require_action`` (bool): the first reply of a step must act.
+    - Learned-function use, all off by default (AG2): ``demonstrations`` (bool: ask
+      for worked examples with each function; kept only when verified against the
+      task's answers, which the ``Trainer`` provides), ``execution_checks`` (bool:
+      call proposals on sample arguments of their declared types),
+      ``use_statistics`` (bool: each function's calls in the prompt),
+      ``prune_unused_after`` (int: remove a function no conversation called in that
+      many steps), ``from_what_worked`` (bool: show correct solutions to generalise).
     - ``context_window`` (int): the model's context window, if the server cannot say.
     - ``function_timeout`` (float seconds, 5): wall-clock limit per learned call.
     - ``allow_unsandboxed`` (bool, False): run learned code without namespaces where
