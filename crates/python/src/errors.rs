@@ -57,8 +57,22 @@ pub(crate) fn llm_error(error: LlmError) -> PyErr {
 }
 
 /// A sandbox failure outside the learned code itself (start, protocol, setup).
+/// A missing isolation names what to install and the Python keyword that opts out.
 pub(crate) fn sandbox_error(error: SandboxError) -> PyErr {
-    raise("SandboxError", error.to_string(), None, None)
+    let message = match &error {
+        SandboxError::IsolationUnavailable { reason } => format!(
+            "no sandbox isolation is available ({reason}); refusing to run LLM-written code. \
+             Install bubblewrap and allow unprivileged user namespaces \
+             (agentopt.check_sandbox() says what is missing here), or pass \
+             allow_unsandboxed=True to run it with rlimits, Landlock and seccomp only"
+        ),
+        SandboxError::PackageNotAllowed { package } => format!(
+            "package `{package}` is not on the sandbox allowlist {:?} (packages=)",
+            agentopt_sandbox::PACKAGE_ALLOWLIST
+        ),
+        _ => error.to_string(),
+    };
+    raise("SandboxError", message, None, None)
 }
 
 /// An optimizer failure, by kind: options → `ConfigError`, model → `ModelError`,
