@@ -155,16 +155,8 @@ pub(crate) struct PythonTooling {
 /// OpenAI client and pytest, builds the `agentopt` wheel with the cargo `profile`
 /// and installs it, and builds the scripted server.
 pub(crate) fn prepare_python(root: &Path, profile: &str) -> anyhow::Result<PythonTooling> {
-    let venv = root.join("target/python-venv");
+    let venv = python_venv_with(root, &[])?;
     let python = venv.join("bin/python");
-    if !python.exists() {
-        step(
-            "create the Python venv",
-            root,
-            "python3",
-            &["-m", "venv", &venv.to_string_lossy()],
-        )?;
-    }
     let python_text = python.to_string_lossy().into_owned();
     let pip_install = |title: &str, packages: &[&str]| {
         let args = [
@@ -229,6 +221,40 @@ pub(crate) fn prepare_python(root: &Path, profile: &str) -> anyhow::Result<Pytho
         python,
         scripted_server: root.join("target/debug/scripted-server"),
     })
+}
+
+/// `target/python-venv` (created once) with `packages` installed; returns its path.
+pub(crate) fn python_venv_with(root: &Path, packages: &[&str]) -> anyhow::Result<PathBuf> {
+    let venv = root.join("target/python-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        step(
+            "create the Python venv",
+            root,
+            "python3",
+            &["-m", "venv", &venv.to_string_lossy()],
+        )?;
+    }
+    if !packages.is_empty() {
+        let args = [
+            &[
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ][..],
+            packages,
+        ]
+        .concat();
+        step(
+            "install build tools",
+            root,
+            &python.to_string_lossy(),
+            &args,
+        )?;
+    }
+    Ok(venv)
 }
 
 /// The Python package's pytest suite, against the scripted server.
