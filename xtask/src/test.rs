@@ -149,6 +149,8 @@ pub(crate) struct PythonTooling {
     pub(crate) python: PathBuf,
     /// The scripted server binary the Python tests and benchmark start.
     pub(crate) scripted_server: PathBuf,
+    /// maturin's wheel, for `pip install ./crates/python` without the network.
+    pub(crate) wheelhouse: PathBuf,
 }
 
 /// Creates `target/python-venv` (once), installs maturin, ag2 0.13.4 with its
@@ -173,8 +175,15 @@ pub(crate) fn prepare_python(root: &Path, profile: &str) -> anyhow::Result<Pytho
         step(title, root, &python_text, &args)
     };
     pip_install(
-        "install maturin, ag2 and pytest",
-        &["maturin==1.16.0", "ag2[openai]==0.13.4", "pytest"],
+        "install maturin, ag2, pytest and a notebook client",
+        &[
+            "maturin==1.16.0",
+            "ag2[openai]==0.13.4",
+            "pytest",
+            "nbclient",
+            "nbformat",
+            "ipykernel",
+        ],
     )?;
     let wheels = root.join("target/wheels").join(profile);
     // A wheel of an earlier version must not be picked up below.
@@ -217,9 +226,28 @@ pub(crate) fn prepare_python(root: &Path, profile: &str) -> anyhow::Result<Pytho
             "scripted-server",
         ],
     )?;
+    // What the install test's isolated build environment needs, so that it
+    // installs `./crates/python` offline.
+    let wheelhouse = root.join("target/python-wheelhouse");
+    step(
+        "download maturin for the install test",
+        root,
+        &python_text,
+        &[
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "maturin==1.16.0",
+            "-d",
+            &wheelhouse.to_string_lossy(),
+        ],
+    )?;
     Ok(PythonTooling {
         python,
         scripted_server: root.join("target/debug/scripted-server"),
+        wheelhouse,
     })
 }
 
@@ -265,7 +293,10 @@ fn python_tests(root: &Path, totals: &mut TestTotals) -> anyhow::Result<()> {
         Command::new(&tooling.python)
             .args(["-m", "pytest", "crates/python/tests"])
             .current_dir(root)
-            .env("AGENTOPT_SCRIPTED_SERVER", &tooling.scripted_server),
+            .env("AGENTOPT_SCRIPTED_SERVER", &tooling.scripted_server)
+            .env("AGENTOPT_WHEELHOUSE", &tooling.wheelhouse)
+            // The install test's build reuses this build's artifacts.
+            .env("CARGO_TARGET_DIR", root.join("target")),
         totals,
     )
 }
