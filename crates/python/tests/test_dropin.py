@@ -265,3 +265,60 @@ def test_check_sandbox_says_what_isolation_there_is():
         assert report["protections"]["seccomp"] is True
     else:
         assert report["advice"]
+
+
+def test_a_sandbox_refusal_names_the_python_keyword(scripted_server, tmp_path):
+    import subprocess
+    import sys
+
+    from test_trainer import learned_set
+
+    server = scripted_server(math_script([{"tool_calls": [add_function(MULTIPLY)]}, {"text": "TERMINATE"}]))
+    learned_set(server, tmp_path / "functions.json", MULTIPLY)
+    probe = f"""
+import agentopt
+report = agentopt.check_sandbox()
+assert report["isolated"] is False and "bubblewrap" in report["problem"], report
+assert any("allow_unsandboxed=True" in line for line in report["advice"]), report
+try:
+    agentopt.FunctionSet.load({str(tmp_path / "functions.json")!r})["multiply"](a=6, b=7)
+except agentopt.SandboxError as error:
+    print(error)
+"""
+    # No bubblewrap here: the sandbox refuses to run learned code.
+    env = dict(__import__("os").environ, AGENTOPT_BWRAP=str(tmp_path / "no-bwrap"))
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "allow_unsandboxed=True" in result.stdout and "agentopt.check_sandbox()" in result.stdout
+    assert "SandboxPolicy" not in result.stdout
+
+
+def test_progress_draws_one_bar_per_phase():
+    from agentopt.progress import ProgressDisplay
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total, desc, leave):
+            self.total, self.desc, self.done, self.closed, self.lines = total, desc, 0, False, []
+            bars.append(self)
+
+        def update(self, count):
+            self.done += count
+
+        def set_postfix_str(self, text):
+            self.postfix = text
+
+        def write(self, text):
+            self.lines.append(text)
+
+        def close(self):
+            self.closed = True
+
+    display = ProgressDisplay(Bar)
+    display({"event": "phase_started", "phase_name": "test before training", "total": 2})
+    display({"event": "finished", "problem_id": "a", "outcome": {"status": "solved"}})
+    display({"event": "resumed", "outcome": {"status": "failed"}})
+    display({"event": "phase_finished"})
+    (bar,) = bars
+    assert (bar.desc, bar.total, bar.done, bar.closed, bar.postfix) == ("test before training", 2, 2, True, "resumed")

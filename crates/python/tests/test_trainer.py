@@ -128,6 +128,9 @@ def test_install_replaces_what_a_reused_agent_pair_held(scripted_server, tmp_pat
     agentopt.FunctionSet.load(tmp_path / "both.json").install(assistant, user_proxy, replace=False)
     agentopt.FunctionSet.load(tmp_path / "square.json").install(assistant, user_proxy, replace=False)
     assert offered_names(assistant) == ["multiply", "square"]  # replace=False keeps them
+    tools_assistant, tools_proxy = make_agents(server.llm_config())
+    agentopt.FunctionSet.load(tmp_path / "square.json").install(tools_assistant, tools_proxy, style="tools")
+    assert [tool["function"]["name"] for tool in tools_assistant.llm_config["tools"]] == ["square"]
     with pytest.raises(ValueError, match="style"):
         agentopt.FunctionSet.load(tmp_path / "square.json").install(assistant, user_proxy, style="xml")
 
