@@ -8,7 +8,7 @@ use agentopt_sandbox::{Executor, SandboxError};
 use pyo3::prelude::*;
 use serde_json::{Value, json};
 
-use crate::functions::{Sandbox, SandboxSettings, SharedSandbox};
+use crate::functions::{SandboxSettings, sandbox};
 use crate::json::from_json;
 use crate::runtime::wait;
 
@@ -87,12 +87,11 @@ fn report(outcome: Result<agentopt_sandbox::Protections, SandboxError>) -> Value
 #[pyfunction]
 #[pyo3(signature = (allow_unsandboxed=false))]
 pub(crate) fn check_sandbox(py: Python<'_>, allow_unsandboxed: bool) -> PyResult<Py<PyAny>> {
-    let sandbox = std::sync::Arc::new(Sandbox::new(SandboxSettings {
+    let mut executor = sandbox(SandboxSettings {
         allow_unsandboxed,
         ..SandboxSettings::new(Duration::from_secs(60))
-    }));
+    });
     let outcome = wait(py, move || async move {
-        let mut executor = SharedSandbox(sandbox);
         executor.run_cell("print(1)").await?;
         Ok::<_, SandboxError>(executor.protections())
     })?;

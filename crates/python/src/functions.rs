@@ -8,16 +8,13 @@ use std::time::Duration;
 
 use agentopt_agents::{learned_function_reply, signature};
 use agentopt_sandbox::{
-    CellOutcome, EnvironmentOptions, Executor, LearnedFunction as Function, PACKAGE_ALLOWLIST,
-    Protections, PythonEnvironment, PythonSession, SandboxError, SandboxPolicy,
-    allowlisted_package,
+    EnvironmentOptions, LearnedFunction as Function, PACKAGE_ALLOWLIST, SandboxPolicy,
+    SharedSession, allowlisted_package,
 };
-use async_trait::async_trait;
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 use serde_json::{Map, Value};
-use tokio::sync::Mutex;
 
 use crate::errors::{config_error, core_error, raise, sandbox_error};
 use crate::json::{from_json, to_json};
@@ -64,108 +61,18 @@ pub(crate) fn checked_packages(packages: &[String]) -> PyResult<Vec<String>> {
         .collect()
 }
 
-/// One warm sandbox worker, started on first use, shared by an optimizer (which
-/// tries proposed functions in it) and the functions it hands out. Each learned
-/// function call runs in a fresh namespace, so sharing leaks no state between them.
-pub(crate) struct Sandbox {
-    policy: SandboxPolicy,
-    environment: EnvironmentOptions,
-    session: Mutex<Option<PythonSession>>,
-}
-
-impl Sandbox {
-    /// A sandbox with the default policy and these settings.
-    pub(crate) fn new(settings: SandboxSettings) -> Self {
-        Self {
-            policy: SandboxPolicy {
-                cell_timeout: settings.timeout,
-                allow_unsandboxed: settings.allow_unsandboxed,
-                ..SandboxPolicy::default()
-            },
-            environment: EnvironmentOptions {
-                extra_packages: settings.packages,
-                ..EnvironmentOptions::default()
-            },
-            session: Mutex::new(None),
-        }
-    }
-
-    /// Runs `request` on the worker. The session is taken out of its slot for the
-    /// request and put back after, so a request abandoned halfway (Ctrl-C) drops
-    /// the worker with it instead of leaving an unread reply in its pipe.
-    async fn with_session<T>(
-        &self,
-        request: impl AsyncFnOnce(&mut PythonSession) -> Result<T, SandboxError>,
-    ) -> Result<T, SandboxError> {
-        let mut slot = self.session.lock().await;
-        let mut session = match slot.take() {
-            Some(session) => session,
-            None => {
-                // Creating the venv (first use on a machine) runs pip: blocking.
-                let options = self.environment.clone();
-                let environment =
-                    tokio::task::spawn_blocking(move || PythonEnvironment::ensure_with(&options))
-                        .await
-                        .map_err(|error| SandboxError::WorkerStart {
-                            detail: format!("preparing the Python environment: {error}"),
-                            stderr: String::new(),
-                        })??;
-                PythonSession::start(&environment, &self.policy).await?
-            }
-        };
-        let result = request(&mut session).await;
-        *slot = Some(session);
-        result
-    }
-}
-
-/// The optimizer's view of a shared [`Sandbox`].
-pub(crate) struct SharedSandbox(pub(crate) Arc<Sandbox>);
-
-#[async_trait]
-impl Executor for SharedSandbox {
-    async fn run_cell(&mut self, code: &str) -> Result<CellOutcome, SandboxError> {
-        self.0
-            .with_session(async |session| session.run_cell(code).await)
-            .await
-    }
-
-    async fn call_function(
-        &mut self,
-        function: &Function,
-        arguments: &Map<String, Value>,
-    ) -> Result<CellOutcome, SandboxError> {
-        self.0
-            .with_session(async |session| session.call_function(function, arguments).await)
-            .await
-    }
-
-    async fn restart(&mut self) -> Result<(), SandboxError> {
-        self.0
-            .with_session(async |session| session.restart().await)
-            .await
-    }
-
-    fn protections(&self) -> Protections {
-        // A worker is only started by a request; before that nothing protects
-        // anything yet, which the empty report says.
-        self.0
-            .session
-            .try_lock()
-            .ok()
-            .and_then(|slot| slot.as_ref().map(|session| session.protections().clone()))
-            .unwrap_or_default()
-    }
-}
-
-/// Proposal-checking sessions for the trainer: the shared [`Sandbox`] again.
-pub(crate) struct SandboxFactory(pub(crate) Arc<Sandbox>);
-
-#[async_trait]
-impl agentopt_agents::ExecutorFactory for SandboxFactory {
-    async fn start(&self) -> Result<Box<dyn Executor>, SandboxError> {
-        Ok(Box::new(SharedSandbox(Arc::clone(&self.0))))
-    }
+/// The one sandbox session an optimizer, trainer or function set shares with the
+/// functions it hands out, under `settings`.
+pub(crate) fn sandbox(settings: SandboxSettings) -> SharedSession {
+    SharedSession::new(SandboxPolicy {
+        cell_timeout: settings.timeout,
+        allow_unsandboxed: settings.allow_unsandboxed,
+        ..SandboxPolicy::default()
+    })
+    .with_environment(EnvironmentOptions {
+        extra_packages: settings.packages,
+        ..EnvironmentOptions::default()
+    })
 }
 
 /// A learned function, callable as AG2's executor functions are: `f(**arguments)`
@@ -176,7 +83,7 @@ impl agentopt_agents::ExecutorFactory for SandboxFactory {
 #[pyclass(frozen, module = "agentopt._agentopt")]
 pub(crate) struct LearnedFunction {
     function: Arc<Function>,
-    sandbox: Arc<Sandbox>,
+    sandbox: SharedSession,
     failures: FailureLog,
 }
 
@@ -195,7 +102,7 @@ pub(crate) fn take_failures(log: &FailureLog) -> Vec<String> {
 }
 
 impl LearnedFunction {
-    pub(crate) fn new(function: Function, sandbox: Arc<Sandbox>, failures: FailureLog) -> Self {
+    pub(crate) fn new(function: Function, sandbox: SharedSession, failures: FailureLog) -> Self {
         Self {
             function: Arc::new(function),
             sandbox,
@@ -216,7 +123,7 @@ impl LearnedFunction {
             },
             None => Map::new(),
         };
-        let sandbox = Arc::clone(&self.sandbox);
+        let sandbox = self.sandbox.clone();
         let function = Arc::clone(&self.function);
         let outcome = wait(py, move || async move {
             sandbox
@@ -298,7 +205,7 @@ pub(crate) fn registrations<'py>(
     py: Python<'py>,
     removed: &[String],
     functions: &[Function],
-    sandbox: &Arc<Sandbox>,
+    sandbox: &SharedSession,
     failures: &FailureLog,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let for_llm = PyList::empty(py);
@@ -320,7 +227,7 @@ pub(crate) fn registrations<'py>(
         item.set_item("is_remove", false)?;
         for_llm.append(item)?;
         let callable =
-            LearnedFunction::new(function.clone(), Arc::clone(sandbox), Arc::clone(failures));
+            LearnedFunction::new(function.clone(), sandbox.clone(), Arc::clone(failures));
         for_executor.set_item(&function.name, Py::new(py, callable)?)?;
     }
     PyTuple::new(py, [for_llm.into_any(), for_executor.into_any()])
@@ -331,12 +238,12 @@ pub(crate) fn registrations<'py>(
 #[pyclass(frozen, module = "agentopt._agentopt")]
 pub(crate) struct FunctionSet {
     set: agentopt_core::FunctionSet,
-    sandbox: Arc<Sandbox>,
+    sandbox: SharedSession,
     failures: FailureLog,
 }
 
 impl FunctionSet {
-    pub(crate) fn new(set: agentopt_core::FunctionSet, sandbox: Arc<Sandbox>) -> Self {
+    pub(crate) fn new(set: agentopt_core::FunctionSet, sandbox: SharedSession) -> Self {
         Self {
             set,
             sandbox,
@@ -348,7 +255,7 @@ impl FunctionSet {
     pub(crate) fn clone_handle(&self) -> Self {
         Self {
             set: self.set.clone(),
-            sandbox: Arc::clone(&self.sandbox),
+            sandbox: self.sandbox.clone(),
             failures: Arc::clone(&self.failures),
         }
     }
@@ -361,7 +268,7 @@ impl FunctionSet {
     fn callable(&self, function: &Function) -> LearnedFunction {
         LearnedFunction::new(
             function.clone(),
-            Arc::clone(&self.sandbox),
+            self.sandbox.clone(),
             Arc::clone(&self.failures),
         )
     }
@@ -386,7 +293,7 @@ impl FunctionSet {
             packages: checked_packages(&packages)?,
         };
         let set = agentopt_core::FunctionSet::load(&path).map_err(|e| core_error(&e))?;
-        Ok(Self::new(set, Arc::new(Sandbox::new(settings))))
+        Ok(Self::new(set, sandbox(settings)))
     }
 
     /// Writes the set as an artifact.

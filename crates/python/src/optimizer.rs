@@ -11,6 +11,7 @@ use agentopt_optimizer::{
     ActionFormat, AgentOptimizer as Core, OptimizerError, OptimizerOptions, StepOutcome,
     ValidationOptions,
 };
+use agentopt_sandbox::SharedSession;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType};
 use serde_json::Value;
@@ -20,8 +21,8 @@ use crate::client::{ModelClient, build_client, usage_summary};
 use crate::config::{OptimizerEndpoint, optimizer_endpoint};
 use crate::errors::{config_error, optimizer_error, raise};
 use crate::functions::{
-    FailureLog, FunctionSet, Sandbox, SandboxSettings, SharedSandbox, checked_packages,
-    registrations, timeout_from_seconds,
+    FailureLog, FunctionSet, SandboxSettings, checked_packages, registrations, sandbox,
+    timeout_from_seconds,
 };
 use crate::json::{from_json, to_json};
 use crate::runtime::wait;
@@ -48,7 +49,7 @@ pub(crate) const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(600);
 #[pyclass(frozen, module = "agentopt._agentopt")]
 pub(crate) struct AgentOptimizer {
     core: Arc<Mutex<Core>>,
-    sandbox: Arc<Sandbox>,
+    sandbox: SharedSession,
     client: ModelClient,
     /// Where its callables log sandbox failures (read by no one: outside a
     /// Trainer, the exception the call raises is the report).
@@ -273,10 +274,10 @@ impl AgentOptimizer {
         make: impl FnOnce(Arc<dyn ChatModel>, OptimizerOptions) -> Result<Core, OptimizerError>,
     ) -> PyResult<Self> {
         let (client, extras) = model_client(llm_config, optimizer_model.as_deref(), options)?;
-        let sandbox = Arc::new(Sandbox::new(extras.sandbox));
+        let sandbox = sandbox(extras.sandbox);
         let core = make(Arc::clone(&client.model), extras.options)
             .map_err(optimizer_error)?
-            .with_executor(Box::new(SharedSandbox(Arc::clone(&sandbox))));
+            .with_executor(Box::new(sandbox.clone()));
         Ok(Self {
             core: Arc::new(Mutex::new(core)),
             sandbox,
@@ -498,6 +499,6 @@ impl AgentOptimizer {
             core.lock().await.export_artifact(&path)
         })?
         .map_err(optimizer_error)?;
-        Ok(FunctionSet::new(artifact, Arc::clone(&self.sandbox)))
+        Ok(FunctionSet::new(artifact, self.sandbox.clone()))
     }
 }

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use agentopt_llm::ChatMessage;
+use agentopt_sandbox::SharedSession;
 use agentopt_train::{
-    Attempt, Event, InfraError, InfraKind, Observer, Outcome, Problems, Setup, Task, TrainerOptions,
+    Attempt, Event, FailureKind, InfraError, Observer, Outcome, Problems, Setup, Task,
+    TrainerOptions,
 };
 use async_trait::async_trait;
 use pyo3::prelude::*;
@@ -16,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::client::{ModelClient, usage_summary};
 use crate::errors::{config_error, raise, train_error};
-use crate::functions::{FunctionSet, Sandbox, SandboxFactory, take_failures};
+use crate::functions::{FunctionSet, sandbox, take_failures};
 use crate::json::from_json;
 use crate::optimizer::{DEFAULT_OPTIMIZER_MODEL, history_messages, model_client};
 use crate::runtime::wait;
@@ -30,13 +32,13 @@ struct PyProblem {
 /// The Python task behind agentopt-train's `Task`.
 struct PythonTask {
     task: Arc<Py<PyAny>>,
-    sandbox: Arc<Sandbox>,
+    sandbox: SharedSession,
 }
 
 /// An attempt the task could not judge: not training signal, run again on resume.
 fn infrastructure(message: String) -> Attempt {
     Attempt::new(
-        Outcome::Infrastructure(InfraError::new(InfraKind::Model, message)),
+        Outcome::Infrastructure(InfraError::new(FailureKind::Model, message)),
         Vec::new(),
     )
 }
@@ -56,7 +58,7 @@ impl Task for PythonTask {
     ) -> Attempt {
         let task = Arc::clone(&self.task);
         let value = Arc::clone(&problem.value);
-        let functions = FunctionSet::new(functions.clone(), Arc::clone(&self.sandbox));
+        let functions = FunctionSet::new(functions.clone(), self.sandbox.clone());
         let failures = Arc::clone(functions.failures());
         // Off the runtime thread: the attempt may call learned functions, which
         // wait on this runtime.
@@ -71,7 +73,7 @@ impl Task for PythonTask {
         }
         Attempt::new(
             Outcome::Infrastructure(InfraError::new(
-                InfraKind::Sandbox,
+                FailureKind::Sandbox,
                 format!(
                     "the sandbox failed in a learned-function call (AG2 showed the model an error instead): {}",
                     failed.join("; ")
@@ -272,7 +274,7 @@ pub(crate) struct Trainer {
     client: ModelClient,
     options: TrainerOptions,
     progress: Option<Py<PyAny>>,
-    sandbox: Arc<Sandbox>,
+    sandbox: SharedSession,
 }
 
 fn trainer_option<'py, T: FromPyObjectOwned<'py>>(
@@ -321,7 +323,7 @@ impl Trainer {
             optimizer_model.as_deref(),
             Some(&optimizer_options),
         )?;
-        let sandbox = Arc::new(Sandbox::new(extras.sandbox));
+        let sandbox = sandbox(extras.sandbox);
         let run_dir: PathBuf = trainer_option(&trainer_options, "run_dir", "a path")?
             .ok_or_else(|| config_error("run_dir", None, "Trainer needs run_dir=: where the run's journal, checkpoints, functions.json and report go"))?;
         let defaults = TrainerOptions::default();
@@ -354,7 +356,7 @@ impl Trainer {
                 "an int",
             )?
             .unwrap_or(defaults.max_consecutive_infrastructure_errors),
-            proposal_sandbox: Some(Arc::new(SandboxFactory(Arc::clone(&sandbox)))),
+            proposal_sandbox: Some(Arc::new(sandbox.clone())),
             setup: Setup {
                 task: task_name,
                 optimizer_model: optimizer_model.unwrap_or_default(),
@@ -398,7 +400,7 @@ impl Trainer {
         };
         let task = PythonTask {
             task: Arc::clone(&self.task),
-            sandbox: Arc::clone(&self.sandbox),
+            sandbox: self.sandbox.clone(),
         };
         let mut trainer = agentopt_train::Trainer::new(
             task,
@@ -416,7 +418,7 @@ impl Trainer {
         let trained =
             agentopt_core::FunctionSet::load(&self.options.run_dir.join("functions.json"))
                 .ok()
-                .map(|set| FunctionSet::new(set, Arc::clone(&self.sandbox)));
+                .map(|set| FunctionSet::new(set, self.sandbox.clone()));
         Ok(TrainingReport { report, trained })
     }
 
