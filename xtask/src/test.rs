@@ -157,25 +157,8 @@ pub(crate) struct PythonTooling {
 /// OpenAI client and pytest, builds the `agentopt` wheel with the cargo `profile`
 /// and installs it, and builds the scripted server.
 pub(crate) fn prepare_python(root: &Path, profile: &str) -> anyhow::Result<PythonTooling> {
-    let venv = python_venv_with(root, &[])?;
-    let python = venv.join("bin/python");
-    let python_text = python.to_string_lossy().into_owned();
-    let pip_install = |title: &str, packages: &[&str]| {
-        let args = [
-            &[
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ][..],
-            packages,
-        ]
-        .concat();
-        step(title, root, &python_text, &args)
-    };
-    pip_install(
-        "install maturin, ag2, pytest and a notebook client",
+    let venv = python_venv_with(
+        root,
         &[
             "maturin==1.16.0",
             "ag2[openai]==0.13.4",
@@ -185,6 +168,8 @@ pub(crate) fn prepare_python(root: &Path, profile: &str) -> anyhow::Result<Pytho
             "ipykernel",
         ],
     )?;
+    let python = venv.join("bin/python");
+    let python_text = python.to_string_lossy().into_owned();
     let wheels = root.join("target/wheels").join(profile);
     // A wheel of an earlier version must not be picked up below.
     let _ = std::fs::remove_dir_all(&wheels);
@@ -211,6 +196,8 @@ pub(crate) fn prepare_python(root: &Path, profile: &str) -> anyhow::Result<Pytho
         .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
         .with_context(|| format!("maturin built no wheel into {}", wheels.display()))?;
     pip_install(
+        root,
+        &python,
         "install the agentopt wheel",
         &["--force-reinstall", "--no-deps", &wheel.to_string_lossy()],
     )?;
@@ -264,25 +251,25 @@ pub(crate) fn python_venv_with(root: &Path, packages: &[&str]) -> anyhow::Result
         )?;
     }
     if !packages.is_empty() {
-        let args = [
-            &[
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ][..],
-            packages,
-        ]
-        .concat();
-        step(
-            "install build tools",
-            root,
-            &python.to_string_lossy(),
-            &args,
-        )?;
+        pip_install(root, &python, "install Python tools", packages)?;
     }
     Ok(venv)
+}
+
+/// `python -m pip install --quiet ARGS`.
+fn pip_install(root: &Path, python: &Path, title: &str, args: &[&str]) -> anyhow::Result<()> {
+    let args = [
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ][..],
+        args,
+    ]
+    .concat();
+    step(title, root, &python.to_string_lossy(), &args)
 }
 
 /// The Python package's pytest suite, against the scripted server.

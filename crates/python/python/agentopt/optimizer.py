@@ -2,6 +2,7 @@
 signature, as a plain Python class over the Rust optimizer (``agentopt._agentopt``)."""
 
 import copy
+import os
 import warnings
 from os import PathLike
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -19,9 +20,27 @@ DEFAULT_FUNCTION_TIMEOUT = 600.0
 """Seconds one learned-function call may take (AG2's ``execute_function`` default)."""
 
 
-def rust_options(**options: Any) -> Dict[str, Any]:
-    """The keyword options that were given (None means: agentopt's default)."""
-    return {name: value for name, value in options.items() if value is not None}
+def extension_options(arguments: Mapping[str, Any], positional: Iterable[str]) -> Dict[str, Any]:
+    """A constructor's keyword options (its ``locals()``, less ``positional``) as the
+    extension takes them: None (agentopt's default) left out, paths as str,
+    ``packages`` as a list, ``prices`` as a dict."""
+    skipped = set(positional) | {"self", "cls"}
+    options = {}
+    for name, value in arguments.items():
+        if name in skipped or name.startswith("_") or value is None:
+            continue
+        if isinstance(value, PathLike):
+            value = os.fspath(value)
+        elif name == "packages":
+            value = list(value)
+        elif name == "prices":
+            value = dict(value)
+        options[name] = value
+    return options
+
+
+POSITIONAL = ("max_actions_per_step", "llm_config", "optimizer_model")
+"""The arguments AG2's constructor takes, passed to the extension positionally."""
 
 
 def plain_config(llm_config: Any) -> Any:
@@ -112,20 +131,10 @@ class AgentOptimizer:
         budget_usd: Optional[float] = None,
         prices: Optional[Mapping[str, Tuple[float, float]]] = None,
     ) -> None:
+        options = extension_options(locals(), POSITIONAL)
         self.max_actions_per_step = max_actions_per_step
         self.optimizer_model = optimizer_model
         self.llm_config = plain_config(llm_config)
-        options = rust_options(
-            patience=patience, max_retries=max_retries, reply_room_tokens=reply_room_tokens,
-            max_prompt_tokens=max_prompt_tokens, max_tool_output_chars=max_tool_output_chars,
-            validation_significance=validation_significance,
-            checkpoint=None if checkpoint is None else str(checkpoint),
-            temperature=temperature, seed=seed, action_format=action_format,
-            require_action=require_action, context_window=context_window,
-            function_timeout=function_timeout, allow_unsandboxed=allow_unsandboxed,
-            packages=list(packages), budget_usd=budget_usd,
-            prices=None if prices is None else dict(prices),
-        )
         self._inner = _agentopt.AgentOptimizer(max_actions_per_step, self.llm_config, optimizer_model, **options)
 
     @classmethod
@@ -146,14 +155,10 @@ class AgentOptimizer:
         optimizer options saved in it; the next ``step()`` sends what an
         uninterrupted run would have. ``registrations_in_force()`` then gives the
         functions in force, to install on fresh agents."""
+        options = extension_options(locals(), POSITIONAL + ("checkpoint",))
         optimizer = cls.__new__(cls)
         optimizer.optimizer_model = optimizer_model
         optimizer.llm_config = plain_config(llm_config)
-        options = rust_options(
-            context_window=context_window, function_timeout=function_timeout,
-            allow_unsandboxed=allow_unsandboxed, packages=list(packages), budget_usd=budget_usd,
-            prices=None if prices is None else dict(prices),
-        )
         optimizer._inner = _agentopt.AgentOptimizer.resume(
             str(checkpoint), optimizer.llm_config, optimizer_model, **options
         )

@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 from . import _agentopt
 from ._usage import format_usage_summary
 from .functions import FunctionSet
-from .optimizer import DEFAULT_FUNCTION_TIMEOUT, DEFAULT_OPTIMIZER_MODEL, plain_config, rust_options
+from .optimizer import DEFAULT_FUNCTION_TIMEOUT, DEFAULT_OPTIMIZER_MODEL, extension_options, plain_config
 from .progress import default_progress
 
 __all__ = ["Trainer", "TrainingReport"]
@@ -178,6 +178,7 @@ class Trainer:
         budget_usd: Optional[float] = None,
         prices: Optional[Mapping[str, Tuple[float, float]]] = None,
     ) -> None:
+        options = extension_options(locals(), ("task", "llm_config", "optimizer_model", "progress"))
         self.task = task
         self.optimizer_model = optimizer_model
         self.llm_config = plain_config(llm_config)
@@ -189,18 +190,8 @@ class Trainer:
         elif not callable(progress):
             raise TypeError("progress: expected None, False or a callable receiving event dicts")
         self.progress = progress
-        options = rust_options(
-            run_dir=None if run_dir is None else str(run_dir), epochs=epochs,
-            max_actions_per_step=max_actions_per_step, concurrency=concurrency, progress=progress,
-            max_consecutive_infrastructure_errors=max_consecutive_infrastructure_errors,
-            patience=patience, max_retries=max_retries, reply_room_tokens=reply_room_tokens,
-            max_prompt_tokens=max_prompt_tokens, max_tool_output_chars=max_tool_output_chars,
-            validation_significance=validation_significance, temperature=temperature, seed=seed,
-            action_format=action_format, require_action=require_action, context_window=context_window,
-            function_timeout=function_timeout, allow_unsandboxed=allow_unsandboxed,
-            packages=list(packages), budget_usd=budget_usd,
-            prices=None if prices is None else dict(prices),
-        )
+        if progress is not None:
+            options["progress"] = progress
         self._inner = _agentopt.Trainer(_Task(task), self.llm_config, optimizer_model, **options)
 
     def run(
