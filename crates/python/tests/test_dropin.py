@@ -322,3 +322,15 @@ def test_progress_draws_one_bar_per_phase():
     display({"event": "phase_finished"})
     (bar,) = bars
     assert (bar.desc, bar.total, bar.done, bar.closed, bar.postfix) == ("test before training", 2, 2, True, "resumed")
+
+
+def test_a_trainer_runs_on_a_server_without_a_context_window(scripted_server, tmp_path):
+    server = scripted_server(unreported_window_script([{"tool_calls": [add_function(MULTIPLY)]}, {"text": "TERMINATE"}]))
+    trainer = agentopt.Trainer(
+        lambda problem, functions: False, server.llm_config(model="scripted"), "scripted",
+        run_dir=tmp_path / "run", epochs=1, progress=False,
+    )
+    with pytest.warns(UserWarning, match="assuming 32768 tokens"):
+        report = trainer.run(train=["a"], test=["a"])
+    assert report.incomplete is None
+    assert report.function_set is not None and report.function_set.names == ["multiply"]
