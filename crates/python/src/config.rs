@@ -64,6 +64,16 @@ const READ_KEYS: &[&str] = &[
     "max_tokens",
     "seed",
     "client_host",
+    "num_ctx",
+];
+
+/// Values AG2's config entries fill in by default (its Ollama entry's sampling
+/// settings): not something the user asked for, so no warning names them.
+const AG2_DEFAULTS: &[(&str, &str)] = &[
+    ("num_predict", "-1"),
+    ("repeat_penalty", "1.1"),
+    ("top_k", "40"),
+    ("hide_tools", "\"never\""),
 ];
 
 /// Keys that change nothing about the optimizer's calls: AG2's selection tags,
@@ -222,7 +232,8 @@ fn unused_keys(map: &Map<String, Value>, prefix: &str) -> Vec<String> {
             !(ENDPOINT_KEYS.contains(&key)
                 || READ_KEYS.contains(&key)
                 || INERT_KEYS.contains(&key)
-                || unset(value))
+                || unset(value)
+                || AG2_DEFAULTS.contains(&(key, value.to_string().as_str())))
         })
         .map(|(key, _)| format!("{prefix}{key}"))
         .collect()
@@ -281,6 +292,12 @@ fn read_entry(
 ) -> PyResult<Entry> {
     let at = |key: &str| format!("config_list[{index}].{key}");
     normalise_api_type(index, &mut merged, lookup)?;
+    // Ollama's context size (AG2 sends it as `num_ctx`) is the window to budget for.
+    if merged.get("context_window").is_none_or(Value::is_null)
+        && let Some(tokens) = merged.get("num_ctx").cloned()
+    {
+        merged.insert("context_window".to_owned(), tokens);
+    }
     let timeout = number(&merged, &at("timeout"), "timeout")?
         .map(|seconds| {
             Duration::try_from_secs_f64(seconds)

@@ -334,3 +334,17 @@ def test_a_trainer_runs_on_a_server_without_a_context_window(scripted_server, tm
         report = trainer.run(train=["a"], test=["a"])
     assert report.incomplete is None
     assert report.function_set is not None and report.function_set.names == ["multiply"]
+
+
+def test_an_ag2_ollama_entry_reaches_its_host_without_noise(scripted_server):
+    import autogen
+
+    server = scripted_server(math_script([{"text": "TERMINATE"}]))
+    host = server.base_url[: -len("/v1")]
+    config = autogen.LLMConfig({"model": OPTIMIZER_MODEL, "api_type": "ollama", "client_host": host, "num_ctx": 16384})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # AG2's own Ollama defaults are not "ignored keys"
+        optimizer = agentopt.AgentOptimizer(1, config)
+        optimizer.record_one_conversation([{"role": "user", "content": "hi"}], is_satisfied=True)
+        optimizer.step()
+    assert server.logged()[0]["path"] == "/v1/chat/completions"
