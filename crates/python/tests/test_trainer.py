@@ -173,7 +173,9 @@ def test_an_async_attempt_is_awaited_and_its_reason_reaches_the_optimizer(script
     text = json.dumps(prompt["messages"])
     assert "the product was off by one" in text and "Expected answer: 42" in text
     assert report.function_set is not None and report.function_set.names == ["multiply"]
-    assert "multiply" in report._repr_markdown_() and report._repr_html_().startswith("<pre>")
+    assert "multiply" in report._repr_markdown_()
+    rendered = report._repr_html_()
+    assert "<table>" in rendered and "<th>" in rendered and "multiply" in rendered and "|---" not in rendered
 
 
 def test_the_budget_stops_a_run_and_progress_lines_show_it(scripted_server, tmp_path, capsys, monkeypatch):

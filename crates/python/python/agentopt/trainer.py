@@ -8,6 +8,7 @@ from os import PathLike
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _agentopt
+from ._html import markdown_to_html
 from ._usage import format_usage_summary
 from .functions import FunctionSet
 from .optimizer import DEFAULT_FUNCTION_TIMEOUT, DEFAULT_OPTIMIZER_MODEL, extension_options, plain_config
@@ -108,9 +109,7 @@ class TrainingReport:
         return self.to_markdown()
 
     def _repr_html_(self) -> str:
-        import html
-
-        return f"<pre>{html.escape(self.to_markdown())}</pre>"
+        return markdown_to_html(self.to_markdown())
 
     def __repr__(self) -> str:
         return repr(self._inner).replace("agentopt._agentopt.", "agentopt.")
