@@ -179,8 +179,10 @@ def test_ag2s_attributes_subclassing_and_help(scripted_server):
     parameters = inspect.signature(agentopt.AgentOptimizer).parameters
     assert parameters["function_timeout"].default == 600.0
     assert {"patience", "packages", "budget_usd", "prices", "context_window", "allow_unsandboxed"} <= set(parameters)
-    text = inspect.getdoc(agentopt.AgentOptimizer)
-    assert "function_timeout" in text and "packages" in text and "OPENAI_API_KEY" in text
+    import pydoc
+
+    text = pydoc.render_doc(agentopt.AgentOptimizer, renderer=pydoc.plaintext)  # what help() shows
+    assert "function_timeout: float = 600.0" in text and "packages" in text and "OPENAI_API_KEY" in text
     assert inspect.signature(agentopt.FunctionSet.load).parameters["function_timeout"].default == 600.0
     assert "replace" in inspect.signature(agentopt.FunctionSet.install).parameters
     assert "progress" in inspect.getdoc(agentopt.Trainer)
