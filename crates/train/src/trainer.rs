@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use agentopt_core::files::{JsonLines, read_json_lines, write_atomic, write_json_atomic};
 use agentopt_core::{FunctionSet, Provenance};
@@ -361,15 +361,12 @@ impl<'a, T: Task> Run<'a, T> {
         }
         let stop = self.phase(Phase::TestAfter, test, &functions).await?.stop;
         let steps = optimizer.steps_taken();
-        let provenance = Provenance {
-            producer: format!("agentopt-train {}", env!("CARGO_PKG_VERSION")),
-            optimizer_model: self.trainer.optimizer_model.model_name().to_owned(),
-            performance: optimizer.best_performance(),
+        let provenance = Provenance::exported_now(
+            format!("agentopt-train {}", env!("CARGO_PKG_VERSION")),
+            self.trainer.optimizer_model.model_name(),
+            optimizer.best_performance(),
             steps,
-            exported_at_unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |elapsed| elapsed.as_secs()),
-        };
+        );
         functions
             .clone()
             .with_provenance(provenance)
