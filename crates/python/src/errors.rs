@@ -2,7 +2,7 @@
 //! `ConfigError` can also be a `ValueError`). Each carries the Rust error's message
 //! and, where the error names one, the offending `field` and `value`.
 
-use agentopt_core::CoreError;
+use agentopt_core::{CoreError, IoError};
 use agentopt_llm::LlmError;
 use agentopt_optimizer::OptimizerError;
 use agentopt_sandbox::SandboxError;
@@ -87,7 +87,7 @@ pub(crate) fn optimizer_error(error: OptimizerError) -> PyErr {
         OptimizerError::Model(inner) => llm_error(inner),
         OptimizerError::Sandbox(inner) => sandbox_error(inner),
         OptimizerError::File(inner) => {
-            let (CoreError::Io { path, .. }
+            let (CoreError::Io(IoError { path, .. })
             | CoreError::Format { path, .. }
             | CoreError::UnsupportedVersion { path, .. }
             | CoreError::InvalidFunction { path, .. }) = &inner;
@@ -105,7 +105,7 @@ pub(crate) fn optimizer_error(error: OptimizerError) -> PyErr {
 /// A run, checkpoint or artifact file error: `CheckpointError` with the path as
 /// `value`.
 pub(crate) fn core_error(error: &CoreError) -> PyErr {
-    let (CoreError::Io { path, .. }
+    let (CoreError::Io(IoError { path, .. })
     | CoreError::Format { path, .. }
     | CoreError::UnsupportedVersion { path, .. }
     | CoreError::InvalidFunction { path, .. }) = error;
