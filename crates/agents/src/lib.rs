@@ -99,9 +99,7 @@ pub use agent::{
     TerminationPredicate, Trigger, Turn, UserProxyAgent, learned_function_reply,
     strip_traceback_paths,
 };
-pub use agentopt_core::{
-    Demonstration, DemonstrationCall, FunctionDiff, FunctionSet, LearnedFunction,
-};
+pub use agentopt_core::{Demonstration, DemonstrationCall, FunctionSet, LearnedFunction};
 pub use agentopt_math::Lang;
 pub use code_functions::{FunctionStyle, code_functions_prompt};
 pub use demonstrations::{DemonstrationPlacement, demonstrations_prompt};
