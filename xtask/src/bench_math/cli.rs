@@ -7,16 +7,18 @@
 
 use std::path::{Path, PathBuf};
 
-use agentopt_agents::{DemonstrationPlacement, FunctionStyle, ReplyPrefill};
+use agentopt_agents::FunctionStyle;
 use agentopt_local::endpoints::EndpointRequest;
 pub use agentopt_local::endpoints::{EndpointSource, Endpoints};
 use agentopt_local::{LocalError, LocalModel};
 use agentopt_mathchat::MathTaskOptions;
-use agentopt_optimizer::{ActionFormat, LearnedUseOptions, OptimizerOptions};
+use agentopt_optimizer::{ActionFormat, OptimizerOptions};
 use agentopt_train::TrainerOptions;
 use serde::{Deserialize, Serialize};
 
 use agentopt_mathchat::{AnswerCheck, CraftSplit, DataFormat, Selection, subject_key};
+
+pub use crate::learned_use::LearnedUseArgs;
 
 /// Model used with an OpenAI / Azure key from the environment when `--model` is
 /// not given.
@@ -155,57 +157,9 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", help_heading = "Training")]
     pub sampling_seed: Option<i64>,
 
-    /// Start the assistant's first reply with this text (`\n` for a newline), e.g.
-    /// '```python\n': llama.cpp continues it, and the 1.5B model then writes code in
-    /// 8 of 8 first replies instead of 2 (docs/bench-math/learned-use-plan.md).
-    /// Default: none (AG2's request).
-    #[arg(long, value_name = "TEXT", help_heading = "Learned-function use")]
-    pub reply_prefill: Option<String>,
-    /// Start every assistant reply with --reply-prefill, not only the first (no
-    /// effect without it).
-    #[arg(long, help_heading = "Learned-function use")]
-    pub prefill_every_reply: bool,
-    /// Worked examples with every learned function: the optimizer writes them with
-    /// each function (kept only when running them reproduces the training problem's
-    /// answer) and the assistant sees them in its style's format, in the system
-    /// message or the first user message. Default: off (AG2).
-    #[arg(
-        long,
-        value_name = "PLACE",
-        default_value_t,
-        help_heading = "Learned-function use"
-    )]
-    pub demonstrations: DemonstrationPlacement,
-    /// Also give each learned function up to N worked examples read off correct
-    /// training conversations that called it (verified the same way).
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 0,
-        help_heading = "Learned-function use"
-    )]
-    pub bootstrap_demonstrations: usize,
-    /// Call each proposed function on sample arguments of its declared types before
-    /// accepting it; one that fails with a code error (undefined name, missing
-    /// import, wrong call) is rejected with the error.
-    #[arg(long, help_heading = "Learned-function use")]
-    pub execution_checks: bool,
-    /// Show the optimizer each function's calls and successes in the conversations.
-    #[arg(long, help_heading = "Learned-function use")]
-    pub use_statistics: bool,
-    /// Remove a function no training conversation called in this many consecutive
-    /// epochs.
-    #[arg(long, value_name = "EPOCHS", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Learned-function use")]
-    pub prune_unused_after: Option<u32>,
-    /// With more functions than K, offer each problem only the K most relevant (BM25
-    /// of the problem against each function's description and examples); the
-    /// offered set is journaled with each attempt. `--retrieve` alone: K = 3.
-    #[arg(long, value_name = "K", num_args = 0..=1, default_missing_value = "3", value_parser = at_least_one, help_heading = "Learned-function use")]
-    pub retrieve: Option<usize>,
-    /// Also show the optimizer the code of correct training solutions and ask it
-    /// to generalise it into a function.
-    #[arg(long, help_heading = "Learned-function use")]
-    pub from_what_worked: bool,
+    /// The levers that get small models to call learned functions.
+    #[command(flatten)]
+    pub learned_use: LearnedUseArgs,
 
     /// OpenAI-compatible base URL (e.g. `http://127.0.0.1:8000/v1`), or the Azure
     /// resource endpoint with `--api-type azure`. Overrides every other source.
@@ -273,7 +227,7 @@ pub struct BenchArgs {
 
 /// A count that must be at least 1 (`--train-size 0` would otherwise run nothing
 /// and report it as a result).
-fn at_least_one(text: &str) -> Result<usize, String> {
+pub(crate) fn at_least_one(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(0) => Err("must be at least 1".to_owned()),
         Ok(count) => Ok(count),
@@ -589,17 +543,11 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
                 }),
                 require_action: args.require_action.unwrap_or(local),
                 seed: sampling_seed,
-                learned_use: LearnedUseOptions {
-                    demonstrations: args.demonstrations != DemonstrationPlacement::Off,
-                    execution_checks: args.execution_checks,
-                    use_statistics: args.use_statistics,
-                    prune_unused_after: args.prune_unused_after,
-                    from_what_worked: args.from_what_worked,
-                },
+                learned_use: args.learned_use.optimizer_options(),
                 ..OptimizerOptions::default()
             },
-            retrieval_k: args.retrieve,
-            bootstrap_demonstrations: args.bootstrap_demonstrations,
+            retrieval_k: args.learned_use.retrieve,
+            bootstrap_demonstrations: args.learned_use.bootstrap_demonstrations,
             ..TrainerOptions::default()
         },
         task: MathTaskOptions {
@@ -610,12 +558,8 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
             function_style: args.function_style,
             answer_check: args.answer_check,
             sampling_seed,
-            // `\n` on the command line is a newline.
-            reply_prefill: args.reply_prefill.as_ref().map(|text| ReplyPrefill {
-                text: text.replace("\\n", "\n"),
-                every_reply: args.prefill_every_reply,
-            }),
-            demonstrations: args.demonstrations,
+            reply_prefill: args.learned_use.reply_prefill(),
+            demonstrations: args.learned_use.demonstrations,
         },
         endpoint: endpoints.source(),
         model,
