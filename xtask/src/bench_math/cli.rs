@@ -65,6 +65,10 @@ pub struct BenchArgs {
     /// Record format of --train-data / --test-data.
     #[arg(long, value_enum, default_value_t = DataFormat::Auto, help_heading = "Data")]
     pub format: DataFormat,
+    /// Skip data records that cannot be used (bad JSON, a missing or unusable
+    /// field), reporting how many and where, instead of stopping at them.
+    #[arg(long, help_heading = "Data")]
+    pub skip_bad_records: bool,
     /// Subjects, comma-separated (`algebra`, `number_theory`, …, or `all`).
     /// Default for the bundled data: the preset's (`quick`: algebra and prealgebra;
     /// `seed` and `smoke`: algebra, as the seed notebook); all for --train-data /
@@ -344,6 +348,10 @@ pub struct DataSpec {
     pub format: DataFormat,
     /// Filters and count.
     pub selection: Selection,
+    /// Unusable records are skipped (reported) instead of failing the load
+    /// (configs from before this setting: not skipped).
+    #[serde(default)]
+    pub skip_bad_records: bool,
 }
 
 /// The resolved settings of a run: everything needed to repeat or resume it,
@@ -472,9 +480,12 @@ fn data_specs(args: &BenchArgs, preset: &PresetValues, workspace: &Path) -> (Dat
                 args.level.clone(),
             ),
             None => {
-                // A CRAFT file holds one subject; with one subject asked for, read just it.
+                // A CRAFT file holds one subject; with one subject asked for, read just
+                // it (an unknown one reads them all, so the error names the real ones).
                 let path = match bundled_subjects.as_slice() {
-                    [subject] => craft_dir.join(format!("{subject}.jsonl")),
+                    [subject] if craft_dir.join(format!("{subject}.jsonl")).is_file() => {
+                        craft_dir.join(format!("{subject}.jsonl"))
+                    }
                     _ => craft_dir,
                 };
                 let subjects = bundled_subjects.clone();
@@ -492,6 +503,7 @@ fn data_specs(args: &BenchArgs, preset: &PresetValues, workspace: &Path) -> (Dat
                     .sample_seed
                     .or(preset.sample_seed.filter(|_| explicit.is_none())),
             },
+            skip_bad_records: args.skip_bad_records,
         }
     };
     let train_size = args.train_size.unwrap_or(preset.train_size);
@@ -573,5 +585,6 @@ impl BenchArgs {
             || self.max_actions_per_step.is_some()
             || self.patience.is_some()
             || self.validation_size != 0
+            || self.skip_bad_records
     }
 }

@@ -11,7 +11,7 @@ use agentopt_llm::{
     Budget, ChatModel, ClientOptions, ConfigListModel, EndpointConfig, PriceTable, ResponseCache,
     UsageMeter,
 };
-use agentopt_mathchat::{MathTask, MathTaskOptions, Problem};
+use agentopt_mathchat::{LoadOptions, MathTask, MathTaskOptions, Problem};
 use agentopt_optimizer::OptimizerOptions;
 use agentopt_sandbox::PythonEnvironment;
 use agentopt_train::{Problems, Setup, Trainer, TrainerOptions};
@@ -82,8 +82,21 @@ pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<()> {
 /// problems are held out from the end of the training selection).
 fn load_problems(config: &RunConfig) -> anyhow::Result<Problems<Problem>> {
     let load = |spec: &super::cli::DataSpec, set| -> anyhow::Result<Vec<Problem>> {
-        let all = agentopt_mathchat::load(&spec.path, spec.format)?;
-        Ok(spec.selection.apply(all, set)?)
+        let options = LoadOptions {
+            format: spec.format,
+            skip_bad_records: spec.skip_bad_records,
+        };
+        let loaded = match agentopt_mathchat::load_with(&spec.path, options) {
+            Ok(loaded) => loaded,
+            Err(error) if error.is_bad_record() => {
+                bail!("{error} (--skip-bad-records skips unusable records)")
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if let Some(skipped) = loaded.skipped_summary() {
+            eprintln!("warning: {} skipped: {skipped}", spec.path.display());
+        }
+        Ok(spec.selection.apply(loaded.problems, set)?)
     };
     let mut train = load(&config.train, "train")?;
     let validation = train.split_off(train.len() - config.validation_size.min(train.len()));
