@@ -68,11 +68,14 @@ pub struct Loaded {
     /// The unusable records skipped (with [`LoadOptions::skip_bad_records`]), each
     /// naming its file, line and what is wrong.
     pub skipped: Vec<MathChatError>,
+    /// Ids of records left out because their reference answer is empty (always
+    /// skipped: nothing can grade them).
+    pub ungradable: Vec<String>,
 }
 
 impl Loaded {
-    /// What was skipped, for a warning: how many records, where (the first ten)
-    /// and the first one's error; `None` when nothing was.
+    /// The unusable records skipped, for a warning: how many, where (the first
+    /// ten) and the first one's error; `None` when none was.
     pub fn skipped_summary(&self) -> Option<String> {
         match self.skipped.as_slice() {
             [] => None,
@@ -83,8 +86,8 @@ impl Loaded {
 }
 
 /// Loads every problem under `path` (file or directory); any unusable record is an
-/// error (see [`load_with`]). Records whose `answer` is an empty string cannot be
-/// graded and are skipped with a warning.
+/// error (see [`load_with`]). Records whose reference answer is empty cannot be
+/// graded and are skipped with a warning ([`Loaded::ungradable`]).
 ///
 /// # Errors
 /// As [`load_with`].
@@ -202,9 +205,9 @@ fn load_file(
         } else {
             format!("{label}:{line}")
         };
-        match read_record(path, line, raw, &mut format, id, &stem) {
+        match read_record(path, line, raw, &mut format, &id, &stem) {
             Ok(Some(problem)) => loaded.problems.push(problem),
-            Ok(None) => {}
+            Ok(None) => loaded.ungradable.push(id),
             Err(error) => loaded.skipped.push(error),
         }
     }
@@ -218,7 +221,7 @@ fn read_record(
     line: usize,
     raw: &str,
     format: &mut DataFormat,
-    id: String,
+    id: &str,
     stem: &str,
 ) -> Result<Option<Problem>, MathChatError> {
     let record = Record::parse(path, line, raw)?;
@@ -226,13 +229,13 @@ fn read_record(
         DataFormat::Auto => record.detect_format()?,
         known => known,
     };
-    if record.has_empty_answer() {
-        // The CRAFT training split has a few multiple-choice problems whose
-        // boxed answer was text and came out empty; nothing can grade them.
+    if record.has_empty_answer(record_format) {
+        // Two multiple-choice problems of MATH's training split have an empty
+        // `\boxed{}` (and so an empty CRAFT `answer`); nothing can grade them.
         tracing::warn!(problem = %id, "skipped: the reference answer is empty");
         return Ok(None);
     }
-    let problem = record.into_problem(record_format, id, stem)?;
+    let problem = record.into_problem(record_format, id.to_owned(), stem)?;
     *format = record_format;
     Ok(Some(problem))
 }
@@ -297,9 +300,21 @@ impl<'a> Record<'a> {
         }
     }
 
-    /// `answer` is present and an empty (or blank) string.
-    fn has_empty_answer(&self) -> bool {
-        matches!(self.fields.get("answer"), Some(Value::String(text)) if text.trim().is_empty())
+    /// The reference answer is there but empty (or blank): an `answer` string, or
+    /// a Hendrycks solution's `\boxed{}`.
+    fn has_empty_answer(&self, format: DataFormat) -> bool {
+        let blank = |text: &str| text.trim().is_empty();
+        match (
+            format,
+            self.fields.get("answer"),
+            self.fields.get("solution"),
+        ) {
+            (DataFormat::Hendrycks, _, Some(Value::String(solution))) => {
+                agentopt_math::get_answer(solution).is_some_and(blank)
+            }
+            (_, Some(Value::String(answer)), _) => blank(answer),
+            _ => false,
+        }
     }
 
     fn detect_format(&self) -> Result<DataFormat, MathChatError> {

