@@ -461,6 +461,18 @@ fn number_text(number: &serde_json::Number) -> String {
     }
 }
 
+/// The seven subjects of MATH, as [`subject_key`] writes them (the bundled CRAFT
+/// data has one file of each).
+pub const MATH_SUBJECTS: [&str; 7] = [
+    "algebra",
+    "counting_and_probability",
+    "geometry",
+    "intermediate_algebra",
+    "number_theory",
+    "prealgebra",
+    "precalculus",
+];
+
 /// "Counting & Probability" → `counting_and_probability`.
 pub fn subject_key(name: &str) -> String {
     name.trim()

@@ -15,7 +15,7 @@ use agentopt_llm::local::LocalModel;
 use agentopt_optimizer::ActionFormat;
 use serde::{Deserialize, Serialize};
 
-use agentopt_mathchat::{AnswerCheck, DataFormat, Selection, subject_key};
+use agentopt_mathchat::{AnswerCheck, DataFormat, MATH_SUBJECTS, Selection, subject_key};
 
 /// Model used with an OpenAI / Azure key from the environment when `--model` is
 /// not given.
@@ -109,7 +109,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0, help_heading = "Training")]
     pub validation_size: usize,
     /// Significance level of the validation-mode paired test.
-    #[arg(long, default_value_t = 0.05, help_heading = "Training")]
+    #[arg(long, default_value_t = 0.05, value_parser = probability, help_heading = "Training")]
     pub significance: f64,
     /// Conversations at once within a phase (default: 2 on the local model, one server
     /// slot each; 4 remote). The order the optimizer sees does not depend on it.
@@ -119,14 +119,14 @@ pub struct BenchArgs {
     /// Longest assistant reply in tokens (default: 768 on the local model, where a
     /// small model can otherwise ramble until the context is full; no limit on a
     /// remote endpoint, as in the seed).
-    #[arg(long, help_heading = "Training")]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Training")]
     pub max_reply_tokens: Option<u32>,
 
     /// Most assistant replies per conversation (default: 4 on the local model, where
     /// a stuck small model would otherwise run all 15 of the proxy's auto replies
     /// into the context limit; no limit of its own on a remote endpoint, as in the
     /// seed).
-    #[arg(long, help_heading = "Training")]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Training")]
     pub max_turns: Option<u32>,
 
     /// How the optimizer model states its actions: tool-calls or json-schema
@@ -196,11 +196,12 @@ pub struct BenchArgs {
     /// e.g. `gpt-4o-mini=0.15:0.6`; repeatable. Unpriced models cost 0.
     #[arg(long = "price", value_name = "MODEL=PROMPT:COMPLETION", value_parser = parse_price, help_heading = "Cost")]
     pub prices: Vec<Price>,
-    /// Stop calling the model once this many US dollars are spent.
-    #[arg(long, help_heading = "Cost")]
+    /// Stop calling the model once this many US dollars are spent (by the whole
+    /// run, across --resume).
+    #[arg(long, value_parser = positive_amount, help_heading = "Cost")]
     pub budget_usd: Option<f64>,
-    /// Stop calling the model once this many tokens are spent.
-    #[arg(long, help_heading = "Cost")]
+    /// Stop calling the model once this many tokens are spent (by the whole run).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Cost")]
     pub budget_tokens: Option<u64>,
 
     /// Run directory (default: `runs/bench-math-<unix time>`).
@@ -221,6 +222,25 @@ fn at_least_one(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(0) => Err("must be at least 1".to_owned()),
         Ok(count) => Ok(count),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// An amount of money that must be a finite number above 0 (`NaN` or `inf` would
+/// read as "no limit", a negative one as "already spent").
+fn positive_amount(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(amount) if amount.is_finite() && amount > 0.0 => Ok(amount),
+        Ok(_) => Err("must be a finite number above 0".to_owned()),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// A probability strictly between 0 and 1 (a significance level).
+fn probability(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(level) if level > 0.0 && level < 1.0 => Ok(level),
+        Ok(_) => Err("must be a number between 0 and 1 (exclusive)".to_owned()),
         Err(error) => Err(error.to_string()),
     }
 }
@@ -483,7 +503,7 @@ fn data_specs(args: &BenchArgs, preset: &PresetValues, workspace: &Path) -> (Dat
                 // A CRAFT file holds one subject; with one subject asked for, read just
                 // it (an unknown one reads them all, so the error names the real ones).
                 let path = match bundled_subjects.as_slice() {
-                    [subject] if craft_dir.join(format!("{subject}.jsonl")).is_file() => {
+                    [subject] if MATH_SUBJECTS.contains(&subject.as_str()) => {
                         craft_dir.join(format!("{subject}.jsonl"))
                     }
                     _ => craft_dir,
