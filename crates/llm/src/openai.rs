@@ -426,11 +426,7 @@ impl OpenAiClient {
     }
 
     async fn get_json(&self, url: &str) -> Option<Value> {
-        let mut request = self.inner.http.get(url).timeout(Duration::from_secs(10));
-        if let Some(key) = &self.inner.endpoint.api_key {
-            request = request.bearer_auth(key.expose());
-        }
-        let response = request.send().await.ok()?;
+        let response = self.get_retrying(url, "context window").await.ok()?;
         if !response.status().is_success() {
             return None;
         }

@@ -23,7 +23,10 @@ pub(crate) async fn serve_connection(mut stream: TcpStream, state: Arc<State>) {
         let (reply, guard) = if request.is_chat() {
             (state.next_reply(&request), Some(state.enter()))
         } else {
-            (info_reply(&request, &state), None)
+            let fault = (request.method == "GET")
+                .then(|| lock(&state.get_faults).pop_front())
+                .flatten();
+            (fault.unwrap_or_else(|| info_reply(&request, &state)), None)
         };
         let client_closes = request
             .header("connection")
