@@ -210,7 +210,15 @@ impl OpenAiClient {
                 ));
             }
         };
-        result.map_err(|error| self.map_error(error))
+        match result {
+            // A lone UTF-16 surrogate escape (`\ud800`) is valid JSON but no Rust
+            // string: read the reply with U+FFFD in its place rather than fail it on
+            // every try (and on every resume).
+            Err(OpenAIError::JSONDeserialize(error, body)) => without_lone_surrogates(&body)
+                .and_then(|repaired| serde_json::from_str(&repaired).ok())
+                .ok_or_else(|| self.map_error(OpenAIError::JSONDeserialize(error, body))),
+            other => other.map_err(|error| self.map_error(error)),
+        }
     }
 
     fn map_error(&self, error: OpenAIError) -> (LlmError, Option<Duration>) {
@@ -558,6 +566,40 @@ fn mentions_context_overflow(body: &str) -> bool {
         || body.contains("exceed_context_size")
         || body.contains("maximum context length")
         || (body.contains("context") && body.contains("exceed"))
+}
+
+/// `json` with every `\uXXXX` escape of a lone UTF-16 surrogate replaced by
+/// `\ufffd`; `None` when it holds none.
+fn without_lone_surrogates(json: &str) -> Option<String> {
+    let bytes = json.as_bytes();
+    let unit_at = |at: usize| {
+        json.get(at..at + 6)
+            .and_then(|escape| escape.strip_prefix("\\u"))
+            .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+    };
+    let is_high = |unit: u16| (0xD800..=0xDBFF).contains(&unit);
+    let is_low = |unit: u16| (0xDC00..=0xDFFF).contains(&unit);
+    let mut out = String::with_capacity(json.len());
+    let (mut copied, mut at) = (0, 0);
+    while let Some(offset) = bytes[at..].iter().position(|&byte| byte == b'\\') {
+        let escape = at + offset;
+        at = match unit_at(escape) {
+            Some(high) if is_high(high) && unit_at(escape + 6).is_some_and(is_low) => escape + 12,
+            Some(unit) if is_high(unit) || is_low(unit) => {
+                out.push_str(&json[copied..escape]);
+                out.push_str("\\ufffd");
+                copied = escape + 6;
+                escape + 6
+            }
+            // Any other escape (`\\`, `\"`, `\u0041`): skip the escaped character.
+            _ => escape + 2,
+        };
+        at = at.min(bytes.len());
+    }
+    (copied > 0).then(|| {
+        out.push_str(&json[copied..]);
+        out
+    })
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

@@ -337,3 +337,36 @@ async fn retried_faults_are_metered_per_caller_and_endpoint() -> anyhow::Result<
     assert_eq!(report.by_endpoint[&label].retries, 2);
     Ok(())
 }
+
+/// A completion whose content is `content_json`, a JSON string literal as the
+/// server wrote it.
+fn raw_completion(content_json: &str) -> Reply {
+    Reply::RawOk(format!(
+        "{{\"id\": \"c1\", \"object\": \"chat.completion\", \"created\": 0, \"model\": \"m\", \
+         \"choices\": [{{\"index\": 0, \"message\": {{\"role\": \"assistant\", \"content\": \
+         {content_json}}}, \"finish_reason\": \"stop\"}}], \
+         \"usage\": {{\"prompt_tokens\": 3, \"completion_tokens\": 2, \"total_tokens\": 5}}}}"
+    ))
+}
+
+#[tokio::test]
+async fn a_lone_surrogate_escape_is_read_as_the_replacement_character() {
+    // Valid JSON that no Rust string holds: once a malformed reply on every try (and,
+    // as an infrastructure error, on every resume).
+    let server = ScriptedServer::start([
+        raw_completion(r#""a\ud800b \ud83d\ude00 \\ud800 \udc00\"""#),
+        raw_completion(r#""x\ud800""#),
+    ])
+    .await;
+    let model = client(&server);
+    let first = model.chat(ask("q")).await.expect("read");
+    assert_eq!(
+        first.message.content.as_deref(),
+        Some("a\u{fffd}b \u{1f600} \\ud800 \u{fffd}\""),
+        "a pair stays, an escaped backslash is no escape"
+    );
+    assert_eq!(first.usage.completion_tokens, 2);
+    let second = model.chat(ask("q")).await.expect("read");
+    assert_eq!(second.message.content.as_deref(), Some("x\u{fffd}"));
+    assert_eq!(server.chat_requests().len(), 2, "no retry needed");
+}
