@@ -501,12 +501,18 @@ async fn a_bad_data_file_fails_naming_file_and_line() {
     )
     .expect("write bad data");
     let run_dir = setup.run_dir("bad");
-    let mut command = tokio::process::Command::from(setup.command(&run_dir, &[]));
-    let output = command.output().await.expect("xtask runs");
+    let mut command = setup.command(&run_dir, &[]);
+    // A user error is a message, not a crash report, whatever the environment says.
+    command.env("RUST_BACKTRACE", "1");
+    let output = tokio::process::Command::from(command)
+        .output()
+        .await
+        .expect("xtask runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     let message = "test.jsonl:2: field `answer`: expected a number or a string, found [1]";
     assert_eq!(stderr.matches(message).count(), 1, "printed once: {stderr}");
+    assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
     assert!(
         setup.server.chat_requests().is_empty(),
         "no model call before the data loads"
@@ -517,6 +523,41 @@ async fn a_bad_data_file_fails_naming_file_and_line() {
     std::fs::write(setup.dir.path().join("test.jsonl"), TEST).expect("fix the data");
     finish(setup.command(&run_dir, &[])).await;
     assert!(run_dir.join("report.json").is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_records_are_all_named_or_skipped_with_the_flag() {
+    let setup = Setup::new().await;
+    let bad = format!("{TEST}{{\"question\": \"q\"}}\nnot json\n");
+    std::fs::write(setup.dir.path().join("test.jsonl"), bad).expect("write data");
+    let run_dir = setup.run_dir("skip");
+    let command = setup.command(&run_dir, &[]);
+    let output = tokio::process::Command::from(command)
+        .output()
+        .await
+        .expect("xtask runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("2 unusable records (test.jsonl:3, test.jsonl:4); the first: test.jsonl:3: field `answer`: missing")
+            && stderr.contains("--skip-bad-records"),
+        "{stderr}"
+    );
+    assert!(!run_dir.join("config.json").exists());
+
+    let output = finish(setup.command(&run_dir, &["--skip-bad-records"])).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("skipped: 2 unusable records (test.jsonl:3, test.jsonl:4)"),
+        "{stderr}"
+    );
+    let config: Value = read_json(&run_dir.join("config.json")).expect("config.json");
+    assert_eq!(
+        config["test"]["skip_bad_records"], true,
+        "resume reads the same way"
+    );
+    let report: Report = read_json(&run_dir.join("report.json")).expect("report.json");
+    assert_eq!(report.test_before.accuracy.total, 2);
 }
 
 /// Runs code first, then answers with an expression only sympy can compare.
