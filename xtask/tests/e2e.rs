@@ -739,3 +739,38 @@ async fn a_learned_function_called_from_code_is_counted_and_changes_the_outcome(
         "the system message lists the learned function"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_every_optimizer_step_failed_exits_non_zero_with_the_reason() {
+    let refusing_optimizer = |request: &RecordedRequest| {
+        if request.raw_body.contains("\"add_function\"") {
+            return Reply::server_error(400);
+        }
+        reply(request)
+    };
+    let setup = Setup::with(TRAIN, TEST, refusing_optimizer).await;
+    let run_dir = setup.run_dir("failed-steps");
+    let output = tokio::process::Command::from(setup.command(&run_dir, &[]))
+        .output()
+        .await
+        .expect("xtask runs");
+    assert!(
+        !output.status.success(),
+        "a run that learned nothing because of failures"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stdout.contains("optimizer step after epoch 1 skipped: ")
+            && stdout.contains("optimizer step after epoch 2 skipped: "),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(
+            "Error: every optimizer step failed, so no function was learned (after epoch 1: "
+        ) && stderr.contains("400"),
+        "{stderr}"
+    );
+    let report: Report = read_json(&run_dir.join("report.json")).expect("report.json");
+    assert!(report.incomplete.is_none(), "the run ran to its end");
+}

@@ -600,10 +600,44 @@ impl TrainingReport {
         if errors > 0 {
             let _ = writeln!(out, "infrastructure errors (not counted above): {errors}");
         }
+        for epoch in &self.epochs {
+            if let Some(reason) = &epoch.skipped {
+                let _ = writeln!(
+                    out,
+                    "optimizer step after epoch {} skipped: {reason}",
+                    epoch.epoch
+                );
+            }
+        }
+        if let Some(reason) = self.training_failed() {
+            let _ = writeln!(out, "TRAINING FAILED: {reason}");
+        }
         if let Some(reason) = &self.incomplete {
             let _ = writeln!(out, "INCOMPLETE: {reason}");
         }
         out
+    }
+
+    /// Why training learned nothing, when every optimizer step that was due failed
+    /// (its model failed after its retries): the steps and their reasons. `None`
+    /// when a step ran, or no step was due.
+    pub fn training_failed(&self) -> Option<String> {
+        let reasons: Vec<String> = self
+            .epochs
+            .iter()
+            .map(|epoch| {
+                epoch
+                    .skipped
+                    .as_ref()
+                    .map(|reason| format!("after epoch {}: {reason}", epoch.epoch))
+            })
+            .collect::<Option<_>>()?;
+        (!reasons.is_empty()).then(|| {
+            format!(
+                "every optimizer step failed, so no function was learned ({})",
+                reasons.join("; ")
+            )
+        })
     }
 }
 

@@ -74,6 +74,9 @@ pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<()> {
             root.display()
         );
     }
+    if let Some(reason) = report.training_failed() {
+        bail!("{reason}; see {}", root.join("bench.log").display());
+    }
     drop(models);
     Ok(())
 }
