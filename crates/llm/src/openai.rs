@@ -317,7 +317,11 @@ impl OpenAiClient {
             let delay = policy.delay(failures, retry_after);
             tracing::warn!(attempt, ?delay, %error, "retrying chat completion");
             if let Some(meter) = &self.inner.options.meter {
-                meter.record_retry(&self.inner.label, &request.caller);
+                // A retry costs nothing: one the ledger cannot take is not worth
+                // failing the call for.
+                if let Err(error) = meter.record_retry(&self.inner.label, &request.caller) {
+                    tracing::warn!(%error, "retry not recorded");
+                }
             }
             tokio::time::sleep(delay).await;
             attempt += 1;
@@ -470,18 +474,24 @@ impl ChatModel for OpenAiClient {
                     Ok(response) => response,
                     Err(error) => {
                         if let Some(meter) = meter.filter(|_| error.is_endpoint_failure()) {
-                            meter.record_failure(&self.inner.label, &request.caller);
+                            if let Err(ledger) =
+                                meter.record_failure(&self.inner.label, &request.caller)
+                            {
+                                tracing::warn!(error = %ledger, "failure not recorded");
+                            }
                         }
                         return Err(error);
                     }
                 };
                 if let Some(meter) = meter {
+                    // On disk before the answer is used: a kill from here on
+                    // cannot lose what this call cost.
                     meter.record(
                         &self.inner.label,
                         &request.caller,
                         &response.model,
                         response.usage,
-                    );
+                    )?;
                 }
                 // A cache that cannot be written costs a future call, not this answer.
                 if let (Some(cache), Some(key)) = (cache, key.as_deref())

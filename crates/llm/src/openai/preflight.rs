@@ -88,7 +88,7 @@ impl OpenAiClient {
                 PREFLIGHT_CALLER,
                 &response.model,
                 response.usage,
-            );
+            )?;
         }
         Ok(())
     }
@@ -123,7 +123,9 @@ impl OpenAiClient {
             let delay = policy.delay(failures, retry_after);
             tracing::warn!(url, ?delay, "retrying a GET request");
             if let Some(meter) = self.meter() {
-                meter.record_retry(&self.inner.label, caller);
+                if let Err(error) = meter.record_retry(&self.inner.label, caller) {
+                    tracing::warn!(%error, "retry not recorded");
+                }
             }
             tokio::time::sleep(delay).await;
         }
