@@ -165,6 +165,10 @@ async fn send(stream: &mut TcpStream, reply: Reply, state: &State) -> bool {
                 tokio::time::sleep(delay).await;
                 reply = *inner;
             }
+            Reply::Gated(gate, inner) => {
+                gate.pass().await;
+                reply = *inner;
+            }
             Reply::Reset => {
                 // Zero linger turns the close into a TCP RST.
                 let _ = stream.set_zero_linger();
@@ -209,6 +213,6 @@ fn render(reply: Reply, state: &State) -> Option<(u16, String, Option<u64>)> {
         } => Some((status, body, retry_after)),
         Reply::RawOk(body) => Some((200, body, None)),
         // Faults wrapped in faults: the outer fault decides, the inner has no body.
-        Reply::Truncated(_) | Reply::Reset | Reply::Delayed(..) => None,
+        Reply::Truncated(_) | Reply::Reset | Reply::Delayed(..) | Reply::Gated(..) => None,
     }
 }

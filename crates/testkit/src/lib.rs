@@ -40,7 +40,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use reply::{Completion, DEFAULT_USAGE, Reply, ScriptedCall};
+pub use reply::{Completion, DEFAULT_USAGE, Gate, Reply, ScriptedCall};
 pub use snapshot::{TIMING_FIELDS, scrub_timings};
 
 /// Context window reported by `/props` and `/models` unless set otherwise.
