@@ -13,7 +13,7 @@ use agentopt_core::FunctionSet;
 use agentopt_llm::{SpendEntry, UsageReport, UsageTotals};
 
 use crate::journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, StepRecord};
-use crate::task::{CallCounts, InfraKind};
+use crate::{CallCounts, FailureKind};
 
 /// Format version of `report.json`.
 pub const REPORT_VERSION: u32 = 2;
@@ -82,7 +82,7 @@ pub struct InfrastructureCounts {
     /// Phase name.
     pub phase: String,
     /// Attempts stopped by infrastructure, per kind.
-    pub by_kind: Vec<(InfraKind, u64)>,
+    pub by_kind: Vec<(FailureKind, u64)>,
     /// The first error's message, for a first look.
     pub first_message: String,
 }
@@ -827,7 +827,7 @@ fn phase_times(records: &[PhaseRecord]) -> Vec<PhaseTime> {
 fn infrastructure_counts(
     records: &BTreeMap<(Phase, usize), &ConversationRecord>,
 ) -> Vec<InfrastructureCounts> {
-    let mut by_phase: BTreeMap<Phase, (BTreeMap<InfraKind, u64>, String)> = BTreeMap::new();
+    let mut by_phase: BTreeMap<Phase, (BTreeMap<FailureKind, u64>, String)> = BTreeMap::new();
     for ((phase, _), record) in records {
         if let Some(error) = record.attempt.outcome.infrastructure() {
             let (kinds, _) = by_phase
