@@ -502,8 +502,12 @@ async fn directories_left_by_a_killed_owner_are_removed() {
         .filter(|dir| std::fs::create_dir(dir).is_ok());
     let _s = session().await;
     assert!(!stale.exists(), "{} is still there", stale.display());
-    if let Some(cgroup) = stale_cgroup {
-        assert!(!cgroup.exists(), "{} is still there", cgroup.display());
+    match stale_cgroup {
+        Some(cgroup) => assert!(!cgroup.exists(), "{} is still there", cgroup.display()),
+        None => eprintln!(
+            "NOT CHECKED: the removal of a dead owner's cgroup (no writable cgroup v1 \
+             memory hierarchy here); only its directories were checked"
+        ),
     }
 }
 
@@ -534,7 +538,10 @@ async fn session_memory_is_capped_as_a_whole() {
     let p = s.protections().clone();
     let Some(cap) = p.memory_cap else {
         assert!(p.missing.iter().any(|m| m.contains("memory")), "{p:?}");
-        eprintln!("no memory cgroup here: {:?}", p.missing);
+        eprintln!(
+            "NOT CHECKED: the session-wide memory cap (no memory cgroup here: {:?})",
+            p.missing
+        );
         return;
     };
     assert_eq!(cap, CAP);
@@ -571,7 +578,14 @@ async fn session_processes_are_capped_as_a_whole() {
     let p = s.protections().clone();
     match p.process_cap {
         Some(cap) => assert_eq!(cap, 16),
-        None => assert!(p.missing.iter().any(|m| m.contains("pids")), "{p:?}"),
+        None => {
+            assert!(p.missing.iter().any(|m| m.contains("pids")), "{p:?}");
+            eprintln!(
+                "NOT CHECKED: the cgroup process cap (no pids cgroup here: {:?}); \
+                 the fork limit below is still checked",
+                p.missing
+            );
+        }
     }
     let outcome = run(
         &mut s,
