@@ -35,6 +35,7 @@ mod error;
 mod journal;
 mod progress;
 mod report;
+mod stored;
 mod task;
 mod throughput;
 mod trainer;

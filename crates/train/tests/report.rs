@@ -147,3 +147,65 @@ fn step_summaries() {
     };
     assert_eq!(skipped.summary(), "skipped: HTTP 500");
 }
+
+/// A 5 MB reply is in the assistant's history and in the transcript: the journal
+/// line holds it once, and reads back to the same attempt.
+#[test]
+fn a_long_reply_is_stored_once_per_record() {
+    use agentopt_agents::{
+        Message, ReplyWork, StopReason, Transcript, TranscriptEntry, TranscriptTotals,
+    };
+    use agentopt_llm::ChatMessage;
+    use agentopt_train::{Attempt, ConversationRecord, Outcome, Phase};
+
+    let long = "x".repeat(5 * 1024 * 1024);
+    let entry = |sender: &str, recipient: &str, message: Message| TranscriptEntry {
+        sender: sender.to_owned(),
+        recipient: recipient.to_owned(),
+        message,
+        work: ReplyWork::default(),
+        elapsed: std::time::Duration::ZERO,
+    };
+    let transcript = Transcript {
+        initiator: "proxy".to_owned(),
+        recipient: "assistant".to_owned(),
+        entries: vec![
+            entry("proxy", "assistant", Message::user("Problem: 1+1")),
+            entry("assistant", "proxy", Message::assistant(long.clone())),
+        ],
+        stop_reason: StopReason::Terminated {
+            agent: "proxy".to_owned(),
+        },
+        totals: TranscriptTotals::default(),
+        wall_time: std::time::Duration::ZERO,
+    };
+    let history = vec![
+        ChatMessage::user("Problem: 1+1"),
+        ChatMessage::assistant(long.clone()),
+    ];
+    let mut attempt = Attempt::new(Outcome::judged(false, || "wrong".to_owned()), history);
+    attempt.transcript = Some(transcript);
+    let record = ConversationRecord {
+        phase: Phase::TestBefore,
+        index: 0,
+        problem_id: "p".to_owned(),
+        attempt,
+    };
+    let line = serde_json::to_string(&record).expect("serialises");
+    assert!(
+        line.len() < long.len() + 10_000,
+        "{} bytes for a {}-byte reply",
+        line.len(),
+        long.len()
+    );
+    assert!(
+        line.contains("\"content_of_entry\":1"),
+        "the history refers to entry 1"
+    );
+    let read: ConversationRecord = serde_json::from_str(&line).expect("reads back");
+    assert_eq!(read, record);
+    // A reference to an entry that does not exist is an error, not a silent gap.
+    let broken = line.replace("\"content_of_entry\":1", "\"content_of_entry\":7");
+    let error = serde_json::from_str::<ConversationRecord>(&broken).expect_err("no entry 7");
+    assert!(error.to_string().contains("transcript entry 7"), "{error}");
+}
