@@ -473,12 +473,11 @@ impl ChatModel for OpenAiClient {
                 let response = match self.send(&request, style).await {
                     Ok(response) => response,
                     Err(error) => {
-                        if let Some(meter) = meter.filter(|_| error.is_endpoint_failure()) {
-                            if let Err(ledger) =
+                        if let Some(meter) = meter.filter(|_| error.is_endpoint_failure())
+                            && let Err(ledger) =
                                 meter.record_failure(&self.inner.label, &request.caller)
-                            {
-                                tracing::warn!(error = %ledger, "failure not recorded");
-                            }
+                        {
+                            tracing::warn!(error = %ledger, "failure not recorded");
                         }
                         return Err(error);
                     }

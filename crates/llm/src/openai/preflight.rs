@@ -122,10 +122,10 @@ impl OpenAiClient {
             }
             let delay = policy.delay(failures, retry_after);
             tracing::warn!(url, ?delay, "retrying a GET request");
-            if let Some(meter) = self.meter() {
-                if let Err(error) = meter.record_retry(&self.inner.label, caller) {
-                    tracing::warn!(%error, "retry not recorded");
-                }
+            if let Some(meter) = self.meter()
+                && let Err(error) = meter.record_retry(&self.inner.label, caller)
+            {
+                tracing::warn!(%error, "retry not recorded");
             }
             tokio::time::sleep(delay).await;
         }
