@@ -2,7 +2,7 @@
 //! and an optional [`SpendLedger`] that keeps every metered event durable.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use crate::{LlmError, Usage};
 
@@ -299,7 +299,7 @@ impl UsageMeter {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MeterState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        agentopt_core::lock(&self.state)
     }
 
     /// Fails once the budget is used up; called before every request.

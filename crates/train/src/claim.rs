@@ -6,10 +6,10 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, Write as _};
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
-use agentopt_core::CoreError;
 use agentopt_core::files::{JsonLines, read_json, read_json_lines};
+use agentopt_core::{CoreError, lock};
 use agentopt_llm::{SpendEntry, SpendLedger, UsageMeter};
 
 use crate::TrainError;
@@ -102,7 +102,7 @@ impl SpendJournal {
 
     /// Writes to `path` from now on, the events held so far first.
     fn open(&self, path: &Path) -> Result<(), TrainError> {
-        let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut sink = lock(&self.sink);
         if let SpendSink::Pending(held) = &*sink {
             let mut lines = JsonLines::open(path)?;
             for entry in held {
@@ -116,7 +116,7 @@ impl SpendJournal {
 
 impl SpendLedger for SpendJournal {
     fn append(&self, entry: &SpendEntry) -> Result<(), String> {
-        match &mut *self.sink.lock().unwrap_or_else(PoisonError::into_inner) {
+        match &mut *lock(&self.sink) {
             SpendSink::Pending(held) => {
                 held.push(entry.clone());
                 Ok(())
