@@ -158,6 +158,18 @@ impl Setup {
     }
 }
 
+/// Runs `command`, which must fail, and returns what it printed on stdout and
+/// stderr.
+async fn fails(command: Command) -> (String, String) {
+    let output = tokio::process::Command::from(command)
+        .output()
+        .await
+        .expect("xtask runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(!output.status.success(), "{stdout}");
+    (stdout, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
 pub(crate) async fn finish(command: Command) -> Output {
     let mut command = tokio::process::Command::from(command);
     // A test that gives up on the run (timeout) must not leave it behind.
@@ -556,12 +568,7 @@ async fn two_resumes_at_once_one_is_refused_and_the_report_is_a_single_run_s() {
     .await;
     // …so the second is refused at once, naming it, before any request.
     let requests = setup.server.requests().len();
-    let second = tokio::process::Command::from(setup.command(&run_dir, &["--resume"]))
-        .output()
-        .await
-        .expect("xtask runs");
-    assert!(!second.status.success());
-    let stderr = String::from_utf8_lossy(&second.stderr);
+    let (_, stderr) = fails(setup.command(&run_dir, &["--resume"])).await;
     assert!(
         stderr.contains(&format!("is in use by process {}", first.id())),
         "{stderr}"
@@ -607,13 +614,11 @@ async fn a_budget_holds_however_often_the_run_is_resumed() {
         if attempt > 0 {
             extra.push("--resume");
         }
-        let output = tokio::process::Command::from(setup.command(&run_dir, &extra))
-            .output()
-            .await
-            .expect("xtask runs");
-        assert!(!output.status.success(), "the budget stops the run");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("budget"), "{stderr}");
+        let (_, stderr) = fails(setup.command(&run_dir, &extra)).await;
+        assert!(
+            stderr.contains("budget"),
+            "the budget stops the run: {stderr}"
+        );
         let report: Report = read_json(&run_dir.join("report.json")).expect("report");
         let spent: f64 = report.usage.iter().map(|usage| usage.cost_usd).sum();
         assert!(
@@ -710,12 +715,7 @@ async fn a_bad_data_file_fails_naming_file_and_line() {
     let mut command = setup.command(&run_dir, &[]);
     // A user error is a message, not a crash report, whatever the environment says.
     command.env("RUST_BACKTRACE", "1");
-    let output = tokio::process::Command::from(command)
-        .output()
-        .await
-        .expect("xtask runs");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (_, stderr) = fails(command).await;
     let message = "test.jsonl:2: field `answer`: expected a number or a string, found [1]";
     assert_eq!(stderr.matches(message).count(), 1, "printed once: {stderr}");
     assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
@@ -737,13 +737,7 @@ async fn unusable_records_are_all_named_or_skipped_with_the_flag() {
     let bad = format!("{TEST}{{\"question\": \"q\"}}\nnot json\n");
     std::fs::write(setup.dir.path().join("test.jsonl"), bad).expect("write data");
     let run_dir = setup.run_dir("skip");
-    let command = setup.command(&run_dir, &[]);
-    let output = tokio::process::Command::from(command)
-        .output()
-        .await
-        .expect("xtask runs");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (_, stderr) = fails(setup.command(&run_dir, &[])).await;
     assert!(
         stderr.contains("2 unusable records (test.jsonl:3, test.jsonl:4); the first: test.jsonl:3: field `answer`: missing")
             && stderr.contains("--skip-bad-records"),
@@ -956,16 +950,8 @@ async fn a_run_whose_every_optimizer_step_failed_exits_non_zero_with_the_reason(
     };
     let setup = Setup::with(TRAIN, TEST, refusing_optimizer).await;
     let run_dir = setup.run_dir("failed-steps");
-    let output = tokio::process::Command::from(setup.command(&run_dir, &[]))
-        .output()
-        .await
-        .expect("xtask runs");
-    assert!(
-        !output.status.success(),
-        "a run that learned nothing because of failures"
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    // A run that learned nothing because of failures fails.
+    let (stdout, stderr) = fails(setup.command(&run_dir, &[])).await;
     assert!(
         stdout.contains("optimizer step after epoch 1 skipped: ")
             && stdout.contains("optimizer step after epoch 2 skipped: "),

@@ -16,6 +16,16 @@ fn client_for(endpoint: EndpointConfig) -> OpenAiClient {
     OpenAiClient::new(endpoint, fast_options()).expect("valid endpoint")
 }
 
+/// An Azure endpoint (which lists no models) of `gpt-4o-mini` at `server`.
+fn azure_at(server: &ScriptedServer) -> EndpointConfig {
+    EndpointConfig::azure(
+        server.root_url(),
+        "gpt-4o-mini",
+        ApiKey::new("k1234"),
+        "2024-06-01",
+    )
+}
+
 /// The preflight outcome as one line: `ok <label> ctx=N` or the error message.
 async fn outcome(model: &dyn ChatModel, within: Duration) -> String {
     match model.preflight(within).await {
@@ -147,12 +157,7 @@ async fn an_unknown_context_window_names_the_field_and_flag_that_set_it() {
 async fn a_server_without_a_model_list_gets_one_single_token_request() {
     // Azure lists no models at `…/models`: the check sends one tiny completion.
     let server = ScriptedServer::start([Reply::text("p")]).await;
-    let azure = EndpointConfig::azure(
-        server.root_url(),
-        "gpt-4o-mini",
-        ApiKey::new("k1234"),
-        "2024-06-01",
-    );
+    let azure = azure_at(&server);
     assert_eq!(
         outcome(&client_for(azure), WITHIN).await,
         format!("ok gpt-4o-mini @ {} ctx=128000", server.root_url())
@@ -162,12 +167,7 @@ async fn a_server_without_a_model_list_gets_one_single_token_request() {
     assert_eq!(requests[0].body["max_tokens"], 1);
 
     let failing = ScriptedServer::start([Reply::server_error(404)]).await;
-    let azure = EndpointConfig::azure(
-        failing.root_url(),
-        "gpt-4o-mini",
-        ApiKey::new("k1234"),
-        "2024-06-01",
-    );
+    let azure = azure_at(&failing);
     let message = outcome(&client_for(azure), WITHIN).await;
     assert!(
         message.contains("a one-token test request failed: "),
@@ -261,12 +261,7 @@ async fn the_one_token_request_is_retried_like_any_call_and_metered() {
     ])
     .await;
     let meter = UsageMeter::new(PriceTable::new());
-    let azure = EndpointConfig::azure(
-        server.root_url(),
-        "gpt-4o-mini",
-        ApiKey::new("k1234"),
-        "2024-06-01",
-    );
+    let azure = azure_at(&server);
     assert_eq!(
         outcome(&metered_client(azure, &meter), WITHIN).await,
         format!("ok gpt-4o-mini @ {} ctx=128000", server.root_url())
