@@ -23,10 +23,10 @@ use crate::bench_math::cli::{
 pub struct BenchLocalArgs {
     /// Concurrencies to measure, comma-separated; each gets a server with that many
     /// slots.
-    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4])]
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4], value_parser = crate::flags::at_least_one)]
     pub concurrency: Vec<usize>,
     /// Problems per concurrency (the same ones each time).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = crate::flags::at_least_one)]
     pub problems: usize,
     /// Subject of the bundled test problems.
     #[arg(long, default_value = "algebra")]

@@ -4,5 +4,6 @@
 pub mod bench_local;
 pub mod bench_math;
 pub mod bench_overhead;
+pub mod flags;
 pub mod logging;
 pub mod sandboxes;

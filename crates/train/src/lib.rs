@@ -35,7 +35,6 @@ mod error;
 mod journal;
 mod progress;
 mod report;
-mod stored;
 mod task;
 mod throughput;
 mod trainer;

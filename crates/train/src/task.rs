@@ -11,8 +11,6 @@ use agentopt_llm::{ChatMessage, ChatModel};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::stored::StoredAttempt;
-
 /// A kind of problem agents are trained on (MATH, your tickets, your tables …).
 ///
 /// The [`crate::Trainer`] calls [`Task::attempt`] for every problem of every phase,
@@ -45,29 +43,34 @@ pub trait Task: Send + Sync {
     }
 }
 
-/// What one attempt at a problem produced. In a journal, a long history text that a
-/// transcript entry holds is stored once (a reference to the entry).
+/// What one attempt at a problem produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(into = "StoredAttempt", try_from = "StoredAttempt")]
 pub struct Attempt {
     /// Solved, failed, or stopped by infrastructure.
     pub outcome: Outcome,
     /// The conversation as the assistant saw it: what the optimizer reads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<ChatMessage>,
     /// The answer the agents gave, if the task has one.
+    #[serde(default)]
     pub answer: Option<String>,
     /// The reference answer, if the task has one.
+    #[serde(default)]
     pub expected: Option<String>,
     /// Calls of learned functions, per name: as tools and from code alike.
+    #[serde(default)]
     pub calls: BTreeMap<String, CallCounts>,
     /// Model tokens spent (prompt + completion).
+    #[serde(default)]
     pub tokens: u64,
     /// Verdicts of answer checks other than the one that decided `outcome`, by the
     /// check's name (MATH: `exact` beside `symbolic`, or the reverse): the report
     /// shows the test accuracy under each beside the main one. A check that could not
     /// decide is left out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checks: BTreeMap<String, bool>,
     /// The whole conversation, when the task ran agentopt agents.
+    #[serde(default)]
     pub transcript: Option<Transcript>,
 }
 

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use agentopt_mathchat::{AnswerCheck, DataFormat, MATH_SUBJECTS, Selection, subject_key};
 
+use crate::flags::{at_least_one, positive_amount, probability};
+
 /// Model used with an OpenAI / Azure key from the environment when `--model` is
 /// not given.
 pub const DEFAULT_REMOTE_MODEL: &str = "gpt-4o-mini";
@@ -69,8 +71,7 @@ pub struct BenchArgs {
     /// Record format of --train-data / --test-data.
     #[arg(long, value_enum, default_value_t = DataFormat::Auto, help_heading = "Data")]
     pub format: DataFormat,
-    /// Skip data records that cannot be used (bad JSON, a missing or unusable
-    /// field), reporting how many and where, instead of stopping at them.
+    /// Skip (and report) unusable data records instead of stopping at them.
     #[arg(long, help_heading = "Data")]
     pub skip_bad_records: bool,
     /// Subjects, comma-separated (`algebra`, `number_theory`, …, or `all`).
@@ -200,8 +201,7 @@ pub struct BenchArgs {
     /// e.g. `gpt-4o-mini=0.15:0.6`; repeatable. Unpriced models cost 0.
     #[arg(long = "price", value_name = "MODEL=PROMPT:COMPLETION", value_parser = parse_price, help_heading = "Cost")]
     pub prices: Vec<Price>,
-    /// Stop calling the model once this many US dollars are spent (by the whole
-    /// run, across --resume).
+    /// Stop calling the model once the whole run (across --resume) spent this many USD.
     #[arg(long, value_parser = positive_amount, help_heading = "Cost")]
     pub budget_usd: Option<f64>,
     /// Stop calling the model once this many tokens are spent (by the whole run).
@@ -218,35 +218,6 @@ pub struct BenchArgs {
     /// No progress bars: log lines only.
     #[arg(long, help_heading = "Output")]
     pub quiet: bool,
-}
-
-/// A count that must be at least 1 (`--train-size 0` would otherwise run nothing
-/// and report it as a result).
-fn at_least_one(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".to_owned()),
-        Ok(count) => Ok(count),
-        Err(error) => Err(error.to_string()),
-    }
-}
-
-/// An amount of money that must be a finite number above 0 (`NaN` or `inf` would
-/// read as "no limit", a negative one as "already spent").
-fn positive_amount(text: &str) -> Result<f64, String> {
-    match text.trim().parse::<f64>() {
-        Ok(amount) if amount.is_finite() && amount > 0.0 => Ok(amount),
-        Ok(_) => Err("must be a finite number above 0".to_owned()),
-        Err(error) => Err(error.to_string()),
-    }
-}
-
-/// A probability strictly between 0 and 1 (a significance level).
-fn probability(text: &str) -> Result<f64, String> {
-    match text.trim().parse::<f64>() {
-        Ok(level) if level > 0.0 && level < 1.0 => Ok(level),
-        Ok(_) => Err("must be a number between 0 and 1 (exclusive)".to_owned()),
-        Err(error) => Err(error.to_string()),
-    }
 }
 
 /// A model's price (`--price`).
@@ -372,8 +343,7 @@ pub struct DataSpec {
     pub format: DataFormat,
     /// Filters and count.
     pub selection: Selection,
-    /// Unusable records are skipped (reported) instead of failing the load
-    /// (configs from before this setting: not skipped).
+    /// Unusable records are skipped (configs from before this setting: not skipped).
     #[serde(default)]
     pub skip_bad_records: bool,
 }
@@ -477,8 +447,7 @@ fn data_specs(args: &BenchArgs, preset: &PresetValues, workspace: &Path) -> (Dat
                 args.level.clone(),
             ),
             None => {
-                // A CRAFT file holds one subject; with one subject asked for, read just
-                // it (an unknown one reads them all, so the error names the real ones).
+                // One subject asked for: just its CRAFT file (an unknown one: them all).
                 let path = match bundled_subjects.as_slice() {
                     [subject] if MATH_SUBJECTS.contains(&subject.as_str()) => {
                         craft_dir.join(format!("{subject}.jsonl"))

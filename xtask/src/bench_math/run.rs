@@ -88,13 +88,12 @@ fn load_problems(config: &RunConfig) -> anyhow::Result<Problems<Problem>> {
             format: spec.format,
             skip_bad_records: spec.skip_bad_records,
         };
-        let loaded = match agentopt_mathchat::load_with(&spec.path, options) {
-            Ok(loaded) => loaded,
-            Err(error) if error.is_bad_record() => {
-                bail!("{error} (--skip-bad-records skips unusable records)")
-            }
-            Err(error) => return Err(error.into()),
-        };
+        let loaded = agentopt_mathchat::load_with(&spec.path, options).map_err(|error| {
+            let hint = error
+                .is_bad_record()
+                .then_some(" (--skip-bad-records skips them)");
+            anyhow::anyhow!("{error}{}", hint.unwrap_or_default())
+        })?;
         if let Some(skipped) = loaded.skipped_summary() {
             eprintln!("warning: {} skipped: {skipped}", spec.path.display());
         }
