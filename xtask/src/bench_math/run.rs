@@ -11,7 +11,7 @@ use agentopt_llm::{
     UsageMeter,
 };
 use agentopt_local::{LocalServer, LocalServerOptions};
-use agentopt_mathchat::{LoadOptions, MathTask, Problem};
+use agentopt_mathchat::{MathTask, Problem};
 use agentopt_sandbox::PythonEnvironment;
 use agentopt_train::{Problems, Setup, Trainer, TrainerOptions};
 use anyhow::{Context as _, bail};
@@ -20,6 +20,7 @@ use super::cli::{BenchArgs, Endpoints, RunConfig, resolve_endpoints, run_config}
 use super::plot::write_learning_curve;
 use super::progress::{Progress, ProgressObserver, init_tracing};
 use super::rundir::{create_run_dir, open_run_dir};
+use crate::data::load_selected;
 use crate::sandboxes::MathSandboxes;
 
 /// Runs (or resumes) a benchmark as the flags say; `workspace` is the repository
@@ -83,21 +84,9 @@ pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<()> {
 /// The training, validation and test problems the config selects (validation
 /// problems are held out from the end of the training selection).
 fn load_problems(config: &RunConfig) -> anyhow::Result<Problems<Problem>> {
-    let load = |spec: &super::cli::DataSpec, set| -> anyhow::Result<Vec<Problem>> {
-        let options = LoadOptions {
-            format: spec.format,
-            skip_bad_records: spec.skip_bad_records,
-        };
-        let loaded = agentopt_mathchat::load_with(&spec.path, options).map_err(|error| {
-            let hint = error
-                .is_bad_record()
-                .then_some(" (--skip-bad-records skips them)");
-            anyhow::anyhow!("{error}{}", hint.unwrap_or_default())
-        })?;
-        if let Some(skipped) = loaded.skipped_summary() {
-            eprintln!("warning: {} skipped: {skipped}", spec.path.display());
-        }
-        Ok(spec.selection.apply(loaded.problems, set)?)
+    let load = |spec: &super::cli::DataSpec, set| {
+        let (path, format) = (&spec.path, spec.format);
+        load_selected(path, format, spec.skip_bad_records, &spec.selection, set)
     };
     let mut train = load(&config.train, "train")?;
     let validation = train.split_off(train.len() - config.validation_size.min(train.len()));
