@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use agentopt_core::files::{JsonLines, read_json, read_json_lines};
-use agentopt_core::{CoreError, lock};
+use agentopt_core::{CoreError, io_error, lock};
 use agentopt_llm::{SpendEntry, SpendLedger, UsageMeter};
 
 use crate::TrainError;
@@ -38,7 +38,8 @@ impl RunLock {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(CoreError::io("open", &path))?;
+            .map_err(io_error("open", &path))
+            .map_err(CoreError::from)?;
         if let Err(error) = fs2::FileExt::try_lock_exclusive(&file) {
             if error.raw_os_error() == fs2::lock_contended_error().raw_os_error() {
                 return Err(TrainError::RunDirInUse {
@@ -46,7 +47,7 @@ impl RunLock {
                     pid: recorded_pid(&mut file),
                 });
             }
-            return Err(CoreError::io("lock", &path)(error).into());
+            return Err(CoreError::from(io_error("lock", &path)(error)).into());
         }
         if let Some(pid) = recorded_pid(&mut file).filter(|pid| *pid != std::process::id()) {
             tracing::warn!(
@@ -60,7 +61,8 @@ impl RunLock {
             .and_then(|()| file.rewind())
             .and_then(|()| file.write_all(own.as_bytes()))
             .and_then(|()| file.sync_data())
-            .map_err(CoreError::io("write", &path))?;
+            .map_err(io_error("write", &path))
+            .map_err(CoreError::from)?;
         Ok(Self { file })
     }
 }
