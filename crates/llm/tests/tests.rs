@@ -11,6 +11,7 @@ mod local;
 mod preflight;
 mod redaction;
 mod requests;
+mod spread;
 mod usage;
 
 use std::time::Duration;
