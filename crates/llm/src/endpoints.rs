@@ -1,7 +1,10 @@
-//! Which endpoints a program talks to, by AG2's and agentopt's precedence: an
-//! explicit base URL > an AG2 `OAI_CONFIG_LIST` (variable or file; every matching
-//! entry, tried in order) > `OPENAI_*` / `AZURE_OPENAI_*` variables > the embedded
-//! local model. Keys are read from the environment only and never recorded.
+//! Which endpoints a program talks to, by AG2's and agentopt's precedence: explicit
+//! base URLs, then an AG2 `OAI_CONFIG_LIST` (variable or file; every matching
+//! entry), then `OPENAI_*` / `AZURE_OPENAI_*` variables, then the embedded local
+//! model. Several
+//! entries are tried in order (AG2) or spread over as replicas, as
+//! [`EndpointRequest::routing`] says. Keys are read from the environment only and
+//! never recorded.
 
 use std::path::Path;
 
@@ -9,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{DEFAULT_AZURE_API_VERSION, load_config_list};
 use crate::local::LocalModel;
-use crate::{ApiKey, EndpointConfig, LlmError};
+use crate::{ApiKey, EndpointConfig, LlmError, Routing};
 
 /// Default name of the AG2 config list (environment variable or file).
 pub const OAI_CONFIG_LIST: &str = "OAI_CONFIG_LIST";
@@ -17,8 +20,11 @@ pub const OAI_CONFIG_LIST: &str = "OAI_CONFIG_LIST";
 /// What the user asked for (command-line flags or keyword arguments).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointRequest {
-    /// OpenAI-compatible base URL, or the Azure resource endpoint with `azure`.
-    pub base_url: Option<String>,
+    /// OpenAI-compatible base URLs (replicas of one model when several), or the
+    /// Azure resource endpoint with `azure`.
+    pub base_urls: Vec<String>,
+    /// How several endpoints share the calls.
+    pub routing: Routing,
     /// `base_url` is Azure OpenAI.
     pub azure: bool,
     /// Environment variable holding the key for `base_url`.
@@ -47,10 +53,12 @@ pub enum Endpoints {
     Local(LocalModel),
 }
 
-/// Servers that are already running somewhere: for each role, one entry or (from
-/// a config list) several, tried in order.
+/// Servers that are already running somewhere: for each role, one entry or
+/// several, routed as [`RemoteEndpoints::routing`] says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RemoteEndpoints {
+    /// How several entries share the calls.
+    pub routing: Routing,
     /// For the agents; never empty.
     pub agent: Vec<EndpointConfig>,
     /// For the optimizer; never empty.
@@ -151,8 +159,8 @@ pub fn resolve_endpoints(
     cwd: &Path,
 ) -> Result<Endpoints, LlmError> {
     let env = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-    if let Some(base_url) = &request.base_url {
-        return explicit(request, base_url, &env).map(Endpoints::Remote);
+    if !request.base_urls.is_empty() {
+        return explicit(request, &env).map(Endpoints::Remote);
     }
     let list_name = request
         .oai_config_list
@@ -174,6 +182,7 @@ pub fn resolve_endpoints(
         let agent = EndpointConfig::from_env_lookup(model, &lookup)?;
         let optimizer = with_model(&agent, request.optimizer_model.as_deref());
         return Ok(Endpoints::Remote(Box::new(RemoteEndpoints {
+            routing: request.routing,
             source: EndpointSource::Environment {
                 base_url: agent.base_url.clone(),
             },
@@ -184,16 +193,11 @@ pub fn resolve_endpoints(
     Ok(Endpoints::Local(request.local_model))
 }
 
-/// An explicit base URL, with its key from the named variable.
+/// Explicit base URLs, each with the key from the named variable.
 fn explicit(
     request: &EndpointRequest,
-    base_url: &str,
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<Box<RemoteEndpoints>, LlmError> {
-    let model = request
-        .model
-        .clone()
-        .unwrap_or_else(|| request.default_remote_model.clone());
     let key = request
         .api_key_env
         .as_deref()
@@ -205,6 +209,35 @@ fn explicit(
             })
         })
         .transpose()?;
+    let agent = request
+        .base_urls
+        .iter()
+        .map(|base_url| explicit_entry(request, base_url, key.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let optimizer = agent
+        .iter()
+        .map(|entry| with_model(entry, request.optimizer_model.as_deref()))
+        .collect();
+    Ok(Box::new(RemoteEndpoints {
+        routing: request.routing,
+        source: EndpointSource::Flags {
+            base_url: agent[0].base_url.clone(),
+        },
+        agent,
+        optimizer,
+    }))
+}
+
+/// The agents' endpoint at one explicit base URL.
+fn explicit_entry(
+    request: &EndpointRequest,
+    base_url: &str,
+    key: Option<ApiKey>,
+) -> Result<EndpointConfig, LlmError> {
+    let model = request
+        .model
+        .clone()
+        .unwrap_or_else(|| request.default_remote_model.clone());
     let agent = if request.azure {
         let key = key.ok_or_else(|| LlmError::Config {
             source_name: "flags".to_owned(),
@@ -223,14 +256,7 @@ fn explicit(
         }
     };
     agent.validate("flags", "")?;
-    let optimizer = with_model(&agent, request.optimizer_model.as_deref());
-    Ok(Box::new(RemoteEndpoints {
-        source: EndpointSource::Flags {
-            base_url: agent.base_url.clone(),
-        },
-        agent: vec![agent],
-        optimizer: vec![optimizer],
-    }))
+    Ok(agent)
 }
 
 /// Every entry of the config list that matches the model (AG2 tries them in order
@@ -264,6 +290,7 @@ fn config_list(
         None => agent.clone(),
     };
     Ok(Box::new(RemoteEndpoints {
+        routing: request.routing,
         source: EndpointSource::ConfigList {
             from: list_name.to_owned(),
             base_url: agent[0].base_url.clone(),

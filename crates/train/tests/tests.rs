@@ -4,6 +4,7 @@
 //! journal, resume, infrastructure errors and the report.
 
 mod infrastructure;
+mod replicas;
 mod report;
 mod resume;
 mod run;

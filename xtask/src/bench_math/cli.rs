@@ -8,10 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use agentopt_agents::FunctionStyle;
-use agentopt_llm::LlmError;
 use agentopt_llm::endpoints::EndpointRequest;
 pub use agentopt_llm::endpoints::{EndpointSource, Endpoints};
 use agentopt_llm::local::LocalModel;
+use agentopt_llm::{LlmError, Routing};
 use agentopt_optimizer::ActionFormat;
 use serde::{Deserialize, Serialize};
 
@@ -153,8 +153,18 @@ pub struct BenchArgs {
 
     /// OpenAI-compatible base URL (e.g. `http://127.0.0.1:8000/v1`), or the Azure
     /// resource endpoint with `--api-type azure`. Overrides every other source.
+    /// Repeat it for replicas of one model (see --routing).
     #[arg(long, value_name = "URL", help_heading = "Endpoint")]
-    pub base_url: Option<String>,
+    pub base_url: Vec<String>,
+    /// How several endpoints (repeated --base-url, a config list) share the calls:
+    /// `fallback` tries them in order (AG2), `spread` balances over them as
+    /// replicas (least outstanding requests, failing replicas ejected).
+    #[arg(long, default_value_t = Routing::Fallback, help_heading = "Endpoint")]
+    pub routing: Routing,
+    /// With `--routing spread`: calls in flight at once on one replica (default:
+    /// --concurrency).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Endpoint")]
+    pub replica_cap: Option<u32>,
     /// Dialect of --base-url.
     #[arg(long, value_enum, default_value_t = ApiTypeArg::Openai, help_heading = "Endpoint")]
     pub api_type: ApiTypeArg,
@@ -410,6 +420,9 @@ pub struct RunConfig {
     /// Context window given with `--context-window`.
     #[serde(default)]
     pub context_window: Option<u32>,
+    /// Per-replica cap given with `--replica-cap`.
+    #[serde(default)]
+    pub replica_cap: Option<u32>,
 }
 
 /// Chooses the endpoints the flags, environment (`lookup`) and working directory
@@ -423,7 +436,8 @@ pub fn resolve_endpoints(
     cwd: &Path,
 ) -> Result<Endpoints, LlmError> {
     let request = EndpointRequest {
-        base_url: args.base_url.clone(),
+        base_urls: args.base_url.clone(),
+        routing: args.routing,
         azure: args.api_type == ApiTypeArg::Azure,
         api_key_env: args.api_key_env.clone(),
         api_version: args.api_version.clone(),
@@ -553,6 +567,7 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
         budget_usd: args.budget_usd,
         budget_tokens: args.budget_tokens,
         context_window: args.context_window,
+        replica_cap: args.replica_cap,
     }
 }
 

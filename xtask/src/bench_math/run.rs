@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agentopt_llm::local::{LocalServer, LocalServerOptions};
 use agentopt_llm::{
-    Budget, ChatModel, ClientOptions, ConfigListModel, EndpointConfig, PriceTable, ResponseCache,
-    UsageMeter,
+    Budget, ChatModel, ClientOptions, EndpointConfig, PriceTable, ResponseCache, Routing,
+    SpreadOptions, UsageMeter, routed_model,
 };
 use agentopt_mathchat::{MathTask, MathTaskOptions, Problem};
 use agentopt_optimizer::OptimizerOptions;
@@ -110,8 +110,8 @@ impl Models {
         endpoints: Endpoints,
         progress: &Progress,
     ) -> anyhow::Result<Self> {
-        let (agent, optimizer, local_server) = match endpoints {
-            Endpoints::Remote(remote) => (remote.agent, remote.optimizer, None),
+        let (agent, optimizer, routing, local_server) = match endpoints {
+            Endpoints::Remote(remote) => (remote.agent, remote.optimizer, remote.routing, None),
             Endpoints::Local(model) => {
                 let server = LocalServer::start(LocalServerOptions {
                     model,
@@ -126,7 +126,13 @@ impl Models {
                 .await
                 .context("starting the embedded local model")?;
                 let endpoint = server.endpoint();
-                (vec![endpoint.clone()], vec![endpoint], Some(server))
+                let routing = Routing::Fallback;
+                (
+                    vec![endpoint.clone()],
+                    vec![endpoint],
+                    routing,
+                    Some(server),
+                )
             }
         };
         let meter = UsageMeter::new(PriceTable::from_prices(&config.prices)).with_budget(Budget {
@@ -138,7 +144,13 @@ impl Models {
         } else {
             None
         };
-        // A config list's entries are tried in order when one fails, as in AG2.
+        // Several entries are tried in order when one fails (AG2), or spread over.
+        let spread = SpreadOptions {
+            max_in_flight_per_replica: config
+                .replica_cap
+                .map_or(config.concurrency, |cap| cap as usize),
+            ..SpreadOptions::default()
+        };
         let client = |entries: Vec<EndpointConfig>| -> anyhow::Result<Arc<dyn ChatModel>> {
             let entries = entries
                 .into_iter()
@@ -153,7 +165,7 @@ impl Models {
                 meter: Some(meter.clone()),
                 ..ClientOptions::default()
             };
-            Ok(Arc::new(ConfigListModel::from_configs(entries, &options)?))
+            Ok(routed_model(entries, routing, &options, spread)?)
         };
         Ok(Self {
             agent: client(agent)?,

@@ -73,5 +73,6 @@ pub fn open_run_dir(
     }
     config.concurrency = args.concurrency.unwrap_or(config.concurrency);
     config.context_window = args.context_window.or(config.context_window);
+    config.replica_cap = args.replica_cap.or(config.replica_cap);
     Ok(config)
 }
