@@ -8,10 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use agentopt_agents::FunctionStyle;
-use agentopt_llm::endpoints::EndpointRequest;
-pub use agentopt_llm::endpoints::{EndpointSource, Endpoints};
-use agentopt_llm::local::LocalModel;
-use agentopt_llm::{LlmError, Routing};
+use agentopt_llm::Routing;
+use agentopt_local::endpoints::EndpointRequest;
+pub use agentopt_local::endpoints::{EndpointSource, Endpoints};
+use agentopt_local::{LocalError, LocalModel};
 use agentopt_optimizer::ActionFormat;
 use serde::{Deserialize, Serialize};
 
@@ -426,7 +426,7 @@ pub struct RunConfig {
 }
 
 /// Chooses the endpoints the flags, environment (`lookup`) and working directory
-/// (`cwd`, for a config-list file) name; see [`agentopt_llm::endpoints`].
+/// (`cwd`, for a config-list file) name; see [`agentopt_local::endpoints`].
 ///
 /// # Errors
 /// The llm crate's configuration errors, naming the variable, file, entry or field.
@@ -434,7 +434,7 @@ pub fn resolve_endpoints(
     args: &BenchArgs,
     lookup: impl Fn(&str) -> Option<String>,
     cwd: &Path,
-) -> Result<Endpoints, LlmError> {
+) -> Result<Endpoints, LocalError> {
     let request = EndpointRequest {
         base_urls: args.base_url.clone(),
         routing: args.routing,
@@ -447,7 +447,7 @@ pub fn resolve_endpoints(
         default_remote_model: DEFAULT_REMOTE_MODEL.to_owned(),
         local_model: args.local_model.model(),
     };
-    agentopt_llm::endpoints::resolve_endpoints(&request, lookup, cwd)
+    agentopt_local::endpoints::resolve_endpoints(&request, lookup, cwd)
 }
 
 /// The training and test data of the run: the files, and the selection from the

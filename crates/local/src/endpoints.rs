@@ -10,9 +10,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{DEFAULT_AZURE_API_VERSION, load_config_list};
-use crate::local::LocalModel;
-use crate::{ApiKey, EndpointConfig, LlmError, Routing};
+use agentopt_llm::config::{DEFAULT_AZURE_API_VERSION, load_config_list};
+use agentopt_llm::{ApiKey, EndpointConfig, Routing};
+
+use crate::{LocalError, LocalModel};
 
 /// Default name of the AG2 config list (environment variable or file).
 pub const OAI_CONFIG_LIST: &str = "OAI_CONFIG_LIST";
@@ -115,12 +116,12 @@ pub const DEFAULT_REMOTE_CONCURRENCY: usize = 4;
 
 impl Endpoints {
     /// How many conversations to run at once by default: one per slot of the
-    /// embedded server ([`crate::local::DEFAULT_PARALLEL`]), else
+    /// embedded server ([`crate::DEFAULT_PARALLEL`]), else
     /// [`DEFAULT_REMOTE_CONCURRENCY`].
     pub fn default_concurrency(&self) -> usize {
         match self {
             Self::Remote(_) => DEFAULT_REMOTE_CONCURRENCY,
-            Self::Local(_) => crate::local::DEFAULT_PARALLEL,
+            Self::Local(_) => crate::DEFAULT_PARALLEL,
         }
     }
 
@@ -151,13 +152,13 @@ impl Endpoints {
 /// `cwd` is where a config list named by a relative path is looked for.
 ///
 /// # Errors
-/// [`LlmError::Config`] and the config-list errors, naming the variable, file,
+/// [`LocalError::Config`] and the config-list errors ([`LocalError::Llm`]), naming the variable, file,
 /// entry or field.
 pub fn resolve_endpoints(
     request: &EndpointRequest,
     lookup: impl Fn(&str) -> Option<String>,
     cwd: &Path,
-) -> Result<Endpoints, LlmError> {
+) -> Result<Endpoints, LocalError> {
     let env = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
     if !request.base_urls.is_empty() {
         return explicit(request, &env).map(Endpoints::Remote);
@@ -197,16 +198,18 @@ pub fn resolve_endpoints(
 fn explicit(
     request: &EndpointRequest,
     env: &impl Fn(&str) -> Option<String>,
-) -> Result<Box<RemoteEndpoints>, LlmError> {
+) -> Result<Box<RemoteEndpoints>, LocalError> {
     let key = request
         .api_key_env
         .as_deref()
         .map(|name| {
-            env(name).map(ApiKey::new).ok_or_else(|| LlmError::Config {
-                source_name: "--api-key-env".to_owned(),
-                field: name.to_owned(),
-                message: "environment variable not set".to_owned(),
-            })
+            env(name)
+                .map(ApiKey::new)
+                .ok_or_else(|| LocalError::Config {
+                    source_name: "--api-key-env".to_owned(),
+                    field: name.to_owned(),
+                    message: "environment variable not set".to_owned(),
+                })
         })
         .transpose()?;
     let agent = request
@@ -233,13 +236,13 @@ fn explicit_entry(
     request: &EndpointRequest,
     base_url: &str,
     key: Option<ApiKey>,
-) -> Result<EndpointConfig, LlmError> {
+) -> Result<EndpointConfig, LocalError> {
     let model = request
         .model
         .clone()
         .unwrap_or_else(|| request.default_remote_model.clone());
     let agent = if request.azure {
-        let key = key.ok_or_else(|| LlmError::Config {
+        let key = key.ok_or_else(|| LocalError::Config {
             source_name: "flags".to_owned(),
             field: "--api-key-env".to_owned(),
             message: "Azure needs a key".to_owned(),
@@ -267,7 +270,7 @@ fn config_list(
     list_name: &str,
     env: &impl Fn(&str) -> Option<String>,
     cwd: &Path,
-) -> Result<Box<RemoteEndpoints>, LlmError> {
+) -> Result<Box<RemoteEndpoints>, LocalError> {
     let file_lookup = |name: &str| {
         env(name).map(|value| {
             if value.trim_start().starts_with('[') || Path::new(&value).is_absolute() {
