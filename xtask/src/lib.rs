@@ -4,4 +4,5 @@
 pub mod bench_local;
 pub mod bench_math;
 pub mod bench_overhead;
+pub mod bench_scale;
 pub mod sandboxes;

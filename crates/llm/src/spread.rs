@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use crate::fallback::{preflight_each, smallest_window};
 use crate::{
     ChatModel, ChatRequest, ChatResponse, ClientOptions, ConfigListModel, EndpointCheck,
-    EndpointConfig, LlmError,
+    EndpointConfig, LlmError, RetryPolicy,
 };
 
 /// How the entries of a config list (or repeated base URLs) share the calls.
@@ -59,6 +59,12 @@ impl std::fmt::Display for Routing {
 /// The model over `configs` that `routing` asks for, every entry an
 /// [`crate::OpenAiClient`] with `options` (so they share its cache and meter).
 ///
+/// Spread over several replicas, a transient failure is not retried on the
+/// replica that failed (its backoff would hold the call while others are free):
+/// each replica client makes one attempt, the other replicas are the retries, and
+/// `options.retry` times the rounds over all of them
+/// ([`SpreadOptions::rounds`] = its `max_attempts`).
+///
 /// # Errors
 /// As [`ConfigListModel::from_configs`] and [`SpreadModel::new`].
 pub fn routed_model(
@@ -67,15 +73,22 @@ pub fn routed_model(
     options: &ClientOptions,
     spread: SpreadOptions,
 ) -> Result<Arc<dyn ChatModel>, LlmError> {
-    let list = ConfigListModel::from_configs(configs, options)?;
-    Ok(match routing {
-        Routing::Fallback => Arc::new(list),
-        Routing::Spread => Arc::new(SpreadModel::new(list.entries().to_vec(), spread)?),
-    })
+    if routing == Routing::Fallback || configs.len() < 2 {
+        return Ok(Arc::new(ConfigListModel::from_configs(configs, options)?));
+    }
+    let mut replica_options = options.clone();
+    replica_options.retry.max_attempts = 1;
+    let spread = SpreadOptions {
+        rounds: options.retry.max_attempts.max(1),
+        retry: options.retry,
+        ..spread
+    };
+    let list = ConfigListModel::from_configs(configs, &replica_options)?;
+    Ok(Arc::new(SpreadModel::new(list.entries().to_vec(), spread)?))
 }
 
 /// Limits of a [`SpreadModel`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SpreadOptions {
     /// Calls in flight at once on one replica; further calls wait for a slot.
     pub max_in_flight_per_replica: usize,
@@ -83,6 +96,11 @@ pub struct SpreadOptions {
     pub eject_after_failures: u32,
     /// How long an ejected replica gets no calls before one call probes it.
     pub cooldown: Duration,
+    /// Rounds over the replicas a call may take: when every replica failed it
+    /// once, the call waits a backoff (`retry`) and tries them all again.
+    pub rounds: u32,
+    /// The backoff between rounds.
+    pub retry: RetryPolicy,
 }
 
 impl Default for SpreadOptions {
@@ -91,6 +109,8 @@ impl Default for SpreadOptions {
             max_in_flight_per_replica: 16,
             eject_after_failures: 3,
             cooldown: Duration::from_secs(30),
+            rounds: 1,
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -128,7 +148,8 @@ enum Pick {
 /// [`SpreadOptions::cooldown`], then one call probes it (an answer brings it
 /// back, a failure ejects it again). A context overflow is the prompt's fault,
 /// not the replica's, and is returned at once; so are local refusals (budget,
-/// invalid request). Replicas that share a [`crate::UsageMeter`] count answers
+/// invalid request). When every replica failed a call, it waits a backoff and
+/// takes another round, up to [`SpreadOptions::rounds`]. Replicas that share a [`crate::UsageMeter`] count answers
 /// and failures per endpoint, so the report shows the share each served.
 pub struct SpreadModel {
     replicas: Vec<Arc<dyn ChatModel>>,
@@ -298,6 +319,49 @@ impl SpreadModel {
             replica.ejected_until = None;
         }
     }
+
+    /// One round: the call on the best replica, then on each other one it has
+    /// not tried while endpoint failures come back.
+    async fn one_round(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        let mut tried = vec![false; self.replicas.len()];
+        let mut last_error = None;
+        while let Some(slot) = self.acquire(&tried).await {
+            let index = slot.index;
+            tried[index] = true;
+            let result = self.replicas[index].chat(request.clone()).await;
+            match result {
+                Err(error) if error.is_endpoint_failure() && !is_overflow(&error) => {
+                    self.settle(&slot, true);
+                    tracing::warn!(
+                        replica = index,
+                        %error,
+                        "replica failed the call; trying another"
+                    );
+                    last_error = Some(error);
+                }
+                Ok(response) => {
+                    self.settle(&slot, false);
+                    return Ok(response);
+                }
+                Err(error) => return Err(error),
+            }
+            drop(slot);
+        }
+        Err(last_error.unwrap_or_else(every_replica_ejected))
+    }
+}
+
+/// A context overflow is the prompt's fault, not the replica's.
+fn is_overflow(error: &LlmError) -> bool {
+    matches!(error, LlmError::ContextOverflow { .. })
+}
+
+fn every_replica_ejected() -> LlmError {
+    LlmError::Config {
+        source_name: "spread routing".to_owned(),
+        field: "(replicas)".to_owned(),
+        message: "every replica is ejected".to_owned(),
+    }
 }
 
 /// One call's slot on a replica; frees it (and wakes waiters) when dropped, so
@@ -328,38 +392,20 @@ impl Drop for Slot<'_> {
 #[async_trait]
 impl ChatModel for SpreadModel {
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
-        let mut tried = vec![false; self.replicas.len()];
         let mut last_error = None;
-        while let Some(slot) = self.acquire(&tried).await {
-            let index = slot.index;
-            tried[index] = true;
-            let result = self.replicas[index].chat(request.clone()).await;
-            match result {
-                Err(error)
-                    if error.is_endpoint_failure()
-                        && !matches!(error, LlmError::ContextOverflow { .. }) =>
-                {
-                    self.settle(&slot, true);
-                    tracing::warn!(
-                        replica = index,
-                        %error,
-                        "replica failed the call; trying another"
-                    );
+        for round in 1..=self.options.rounds.max(1) {
+            if round > 1 {
+                tokio::time::sleep(self.options.retry.delay(round - 1, None)).await;
+            }
+            match self.one_round(&request).await {
+                Ok(response) => return Ok(response),
+                Err(error) if error.is_endpoint_failure() && !is_overflow(&error) => {
                     last_error = Some(error);
-                }
-                Ok(response) => {
-                    self.settle(&slot, false);
-                    return Ok(response);
                 }
                 Err(error) => return Err(error),
             }
-            drop(slot);
         }
-        Err(last_error.unwrap_or_else(|| LlmError::Config {
-            source_name: "spread routing".to_owned(),
-            field: "(replicas)".to_owned(),
-            message: "every replica is ejected".to_owned(),
-        }))
+        Err(last_error.unwrap_or_else(every_replica_ejected))
     }
 
     /// The smallest window of the replicas: a prompt sized for it fits whichever

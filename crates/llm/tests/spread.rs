@@ -67,6 +67,7 @@ async fn spread_over_three_replicas_with_one_failing_answers_every_call_once() -
         max_in_flight_per_replica: 4,
         eject_after_failures: 2,
         cooldown: Duration::from_secs(600),
+        ..SpreadOptions::default()
     };
     let model = spread_over(&[&first, &down, &third], &meter, options);
 
@@ -163,6 +164,7 @@ async fn an_ejected_replica_is_probed_back_after_its_cooldown() -> anyhow::Resul
         max_in_flight_per_replica: 1,
         eject_after_failures: 1,
         cooldown: Duration::from_millis(200),
+        ..SpreadOptions::default()
     };
     let model = spread_over(&[&flaky, &steady], &meter, options);
 
@@ -198,6 +200,7 @@ async fn with_every_replica_down_a_call_fails_after_trying_each_once() -> anyhow
         max_in_flight_per_replica: 2,
         eject_after_failures: 1,
         cooldown: Duration::from_millis(50),
+        ..SpreadOptions::default()
     };
     let model = spread_over(&[&one, &two], &meter, options);
 
@@ -251,5 +254,38 @@ async fn routing_is_chosen_by_name_and_fallback_stays_the_default() -> anyhow::R
     assert_eq!(first.chat_requests().len(), 6);
     assert_eq!(second.chat_requests().len(), 2);
     assert!(SpreadModel::new(Vec::new(), SpreadOptions::default()).is_err());
+    Ok(())
+}
+
+#[tokio::test]
+async fn routed_spread_retries_on_the_other_replicas_then_in_rounds() -> anyhow::Result<()> {
+    // Each replica fails its first call, then answers.
+    let flaky = || async {
+        let seen = AtomicUsize::new(0);
+        ScriptedServer::with_rule(move |_| {
+            if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                Reply::server_error(503)
+            } else {
+                Reply::text("answered")
+            }
+        })
+        .await
+    };
+    let (one, two) = (flaky().await, flaky().await);
+    let configs = vec![
+        EndpointConfig::compatible(one.base_url(), "m"),
+        EndpointConfig::compatible(two.base_url(), "m"),
+    ];
+    let model = routed_model(
+        configs,
+        Routing::Spread,
+        &fast_options(),
+        SpreadOptions::default(),
+    )?;
+    let answer = model.chat(ask("q")).await?;
+    assert_eq!(answer.message.content.as_deref(), Some("answered"));
+    // Round one: one attempt on each replica (no retry on the one that failed);
+    // round two, after a backoff: the first pick answers.
+    assert_eq!(one.chat_requests().len() + two.chat_requests().len(), 3);
     Ok(())
 }

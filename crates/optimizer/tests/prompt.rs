@@ -110,7 +110,12 @@ async fn prompt_stays_bounded_over_many_epochs_on_an_8k_model() -> anyhow::Resul
             Reply::tool_call(tool, arguments)
         })
         .await;
-    let mut optimizer = optimizer(&server, 2, OptimizerOptions::default());
+    // One prompt per round: what bounds the list and the histories within it.
+    let one_prompt = OptimizerOptions {
+        partitioning: Partitioning::Never,
+        ..OptimizerOptions::default()
+    };
+    let mut optimizer = optimizer(&server, 2, one_prompt);
     let budget = 8192 - 2 * 768 - 384;
     let mut list_full = 0;
     for epoch in 0..25 {

@@ -97,6 +97,7 @@ async fn spread_over_three_replicas_one_failing_completes_every_conversation_onc
             max_in_flight_per_replica: 3,
             eject_after_failures: 2,
             cooldown: Duration::from_secs(600),
+            ..SpreadOptions::default()
         },
     )?;
     let task = Repeat {
