@@ -38,7 +38,7 @@ pub struct ScaleArgs {
     #[arg(long, default_value_t = 15)]
     pub seconds: u64,
     /// Concurrencies of the memory rows (MATH training runs), comma-separated;
-    /// empty skips them.
+    /// `0` skips them.
     #[arg(long, value_delimiter = ',', default_values_t = [32, 128, 256])]
     pub memory_concurrency: Vec<usize>,
     /// Problems of each memory row (half training, half test, one epoch).
@@ -97,6 +97,7 @@ async fn memory_rows(args: &ScaleArgs, workspace: &Path) -> anyhow::Result<Vec<M
     let mut shapes: Vec<Shape> = args
         .memory_concurrency
         .iter()
+        .filter(|&&concurrency| concurrency > 0)
         .map(|&concurrency| memory_shape(args.memory_problems, concurrency))
         .collect();
     if args.large_problems > 0 {

@@ -169,8 +169,8 @@ pub fn render(rows: &[PartitionRow]) -> String {
     let mut table = format!(
         "Optimizer step over recorded MATH conversations ({N_CTX}-token window): all at once vs \
          partitioned\n\n\
-         | records | mode | groups | optimizer calls | prompt tokens (cl100k) | read whole | shortened | left out |\n\
-         |---:|---|---:|---:|---:|---:|---:|---:|\n"
+         | records | mode | groups | optimizer calls | prompt tokens (cl100k) | tokens per conversation read | read whole | shortened | left out |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|---:|\n"
     );
     for row in rows {
         table.push_str(&format!(
