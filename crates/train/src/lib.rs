@@ -38,7 +38,9 @@ mod task;
 mod throughput;
 mod trainer;
 
+pub use agentopt_agents::FailureKind;
 pub use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction, Provenance};
+pub use agentopt_sandbox::CallCounts;
 pub use error::TrainError;
 pub use journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord};
 pub use progress::{Event, NoProgress, Observer};
@@ -46,6 +48,6 @@ pub use report::{
     Accuracy, CheckResult, EpochResult, FunctionUsage, InfrastructureCounts, PhaseTime,
     ProblemOutcome, REPORT_VERSION, Setup, TestResult, TrainingReport, pair_outcomes,
 };
-pub use task::{Attempt, CallCounts, InfraError, InfraKind, Outcome, Task};
+pub use task::{Attempt, InfraError, Outcome, Task};
 pub use throughput::{Throughput, measure_throughput};
 pub use trainer::{Problems, Trainer, TrainerOptions};

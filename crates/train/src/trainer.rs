@@ -11,22 +11,22 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use agentopt_agents::ExecutorFactory;
 use agentopt_core::files::{JsonLines, read_json_lines, write_atomic, write_json_atomic};
 use agentopt_core::{FunctionSet, Provenance};
 use agentopt_llm::{ChatModel, UsageMeter, UsageReport, UsageTotals};
 use agentopt_optimizer::{
     AgentOptimizer, OptimizerError, OptimizerOptions, StepOutcome, ValidationOptions,
 };
-use agentopt_sandbox::{Executor, SandboxError};
+use agentopt_sandbox::{Executor, ExecutorFactory, SandboxError};
 use futures::StreamExt as _;
 
+use crate::FailureKind;
 use crate::journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord};
 use crate::progress::{Event, NoProgress, Observer};
 use crate::report::{Setup, TrainingReport};
-use crate::task::{InfraKind, Task};
+use crate::task::Task;
 use crate::{TrainError, report};
 
 /// The problems of a run. Validation problems, when there are any, switch the
@@ -361,15 +361,12 @@ impl<'a, T: Task> Run<'a, T> {
         }
         let stop = self.phase(Phase::TestAfter, test, &functions).await?.stop;
         let steps = optimizer.steps_taken();
-        let provenance = Provenance {
-            producer: format!("agentopt-train {}", env!("CARGO_PKG_VERSION")),
-            optimizer_model: self.trainer.optimizer_model.model_name().to_owned(),
-            performance: optimizer.best_performance(),
+        let provenance = Provenance::exported_now(
+            format!("agentopt-train {}", env!("CARGO_PKG_VERSION")),
+            self.trainer.optimizer_model.model_name(),
+            optimizer.best_performance(),
             steps,
-            exported_at_unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |elapsed| elapsed.as_secs()),
-        };
+        );
         functions
             .clone()
             .with_provenance(provenance)
@@ -731,12 +728,12 @@ struct InfraTally {
 }
 
 impl InfraTally {
-    fn count(&mut self, error: Option<InfraKind>) {
+    fn count(&mut self, error: Option<FailureKind>) {
         match error {
             Some(kind) => {
                 self.consecutive += 1;
                 self.total += 1;
-                self.budget |= kind == InfraKind::Budget;
+                self.budget |= kind == FailureKind::Budget;
             }
             None => self.consecutive = 0,
         }

@@ -343,10 +343,7 @@ impl ProgressObserver {
 
 impl Observer for ProgressObserver {
     fn event(&self, event: Event<'_>) {
-        let mut phase = self
-            .phase
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut phase = agentopt_core::lock(&self.phase);
         match event {
             Event::PhaseStarted {
                 phase: started,
@@ -374,17 +371,11 @@ impl Observer for ProgressObserver {
                 }
             }
             Event::StepStarted { epoch } => {
-                let mut step = self
-                    .step
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut step = agentopt_core::lock(&self.step);
                 *step = Some(self.progress.step(&format!("step {epoch}")));
             }
             Event::StepFinished { step: record } => {
-                let mut step = self
-                    .step
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut step = agentopt_core::lock(&self.step);
                 if let Some(display) = step.take() {
                     display.finish(&record.summary());
                 }
