@@ -12,7 +12,7 @@ use agentopt_llm::{
 };
 use agentopt_testkit::{Reply, ScriptedServer};
 use agentopt_train::{
-    Attempt, FunctionSet, InfraError, InfraKind, Outcome, Problems, Task, Trainer, TrainerOptions,
+    Attempt, FailureKind, FunctionSet, InfraError, Outcome, Problems, Task, Trainer, TrainerOptions,
 };
 
 use crate::{client, optimizer_server};
@@ -44,7 +44,7 @@ impl Task for Repeat {
                 )
             }
             Err(error) => Attempt::new(
-                Outcome::Infrastructure(InfraError::new(InfraKind::Model, error.to_string())),
+                Outcome::Infrastructure(InfraError::new(FailureKind::Model, error.to_string())),
                 history,
             ),
         }

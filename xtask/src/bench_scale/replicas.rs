@@ -12,7 +12,7 @@ use agentopt_llm::{
 };
 use agentopt_testkit::{Reply, ScriptedServer};
 use agentopt_train::{
-    Attempt, FunctionSet, InfraError, InfraKind, Outcome, Task, measure_throughput,
+    Attempt, FailureKind, FunctionSet, InfraError, Outcome, Task, measure_throughput,
 };
 
 use super::ScaleArgs;
@@ -42,7 +42,7 @@ impl Task for Turns {
                     history.push(ChatMessage::user("Continue."));
                 }
                 Err(error) => {
-                    let error = InfraError::new(InfraKind::Model, error.to_string());
+                    let error = InfraError::new(FailureKind::Model, error.to_string());
                     return Attempt::new(Outcome::Infrastructure(error), history);
                 }
             }
