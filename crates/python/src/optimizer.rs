@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentopt_agents::Message;
-use agentopt_llm::{ChatMessage, ChatModel, ClientOptions, ConfigListModel};
+use agentopt_llm::{ChatMessage, ChatModel, ClientOptions, Routing, SpreadOptions, routed_model};
 use agentopt_optimizer::{
     ActionFormat, AgentOptimizer as Core, OptimizerError, OptimizerOptions, StepOutcome,
     ValidationOptions,
@@ -43,6 +43,8 @@ pub(crate) struct AgentOptimizer {
 pub(crate) struct Extras {
     pub(crate) options: OptimizerOptions,
     context_window: Option<u32>,
+    /// How the config list's entries share the calls.
+    routing: Routing,
     pub(crate) function_timeout: Duration,
     pub(crate) allow_unsandboxed: bool,
 }
@@ -84,6 +86,7 @@ fn read_extras(options: Option<&Bound<'_, PyDict>>, temperature: Option<f32>) ->
             ..OptimizerOptions::default()
         },
         context_window: None,
+        routing: Routing::Fallback,
         function_timeout: Duration::from_secs(5),
         allow_unsandboxed: false,
     };
@@ -127,6 +130,12 @@ fn read_extras(options: Option<&Bound<'_, PyDict>>, temperature: Option<f32>) ->
                 };
             }
             "context_window" => extras.context_window = optional(&name, &value, "an int or None")?,
+            "routing" => {
+                let text: String = extract(&name, &value, "\"fallback\" or \"spread\"")?;
+                extras.routing = text.parse().map_err(|message: String| {
+                    config_error(&name, option_value(&value), message)
+                })?;
+            }
             "function_timeout" => {
                 let seconds: f64 = extract(&name, &value, "a number of seconds")?;
                 extras.function_timeout = timeout_from_seconds(&name, seconds)?;
@@ -159,9 +168,14 @@ pub(crate) fn model_client(
             .map(|config| config.with_context_window(tokens))
             .collect();
     }
-    let model =
-        ConfigListModel::from_configs(configs, &ClientOptions::default()).map_err(llm_error)?;
-    Ok((Arc::new(model), extras))
+    let model = routed_model(
+        configs,
+        extras.routing,
+        &ClientOptions::default(),
+        SpreadOptions::default(),
+    )
+    .map_err(llm_error)?;
+    Ok((model, extras))
 }
 
 /// AG2 message dicts → chat messages. AG2's keys are read (role, content, name,

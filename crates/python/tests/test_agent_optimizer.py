@@ -281,6 +281,10 @@ def test_bad_option_raises_a_config_error_naming_it():
     with pytest.raises(agentopt.ConfigError, match="validation.significance") as raised:
         agentopt.AgentOptimizer(3, config, validation_significance=1.5)
     assert raised.value.field == "validation.significance"
+    with pytest.raises(agentopt.ConfigError, match="round-robin") as raised:
+        agentopt.AgentOptimizer(3, config, routing="round-robin")
+    assert raised.value.field == "routing"
+    agentopt.AgentOptimizer(3, config, routing="spread")
 
 
 def test_the_gil_is_released_while_waiting_on_the_model(scripted_server):

@@ -53,6 +53,9 @@ class AgentOptimizer:
       small local models that answer tool prompts in prose.
     - ``require_action`` (bool): the first reply of a step must act.
     - ``context_window`` (int): the model's context window, if the server cannot say.
+    - ``routing`` ("fallback" | "spread", "fallback"): a ``config_list``'s entries are
+      tried in order (AG2), or spread over as replicas of one model (least
+      outstanding requests, failing replicas ejected and probed back).
     - ``function_timeout`` (float seconds, 5): wall-clock limit per learned call.
     - ``allow_unsandboxed`` (bool, False): run learned code without namespaces where
       bubblewrap is unavailable (rlimits and Landlock still apply).
