@@ -195,7 +195,9 @@ pub struct AgentOptimizer {
     max_actions_per_step: usize,
     model: Arc<dyn ChatModel>,
     options: OptimizerOptions,
-    executor: Option<Box<dyn Executor>>,
+    /// Shared by a partitioned step's concurrent group loops (each proposal's try
+    /// holds it).
+    executor: tokio::sync::Mutex<Option<Box<dyn Executor>>>,
     state: OptimizerState,
     files: Option<CheckpointFiles>,
 }
@@ -206,7 +208,14 @@ impl std::fmt::Debug for AgentOptimizer {
             .field("max_actions_per_step", &self.max_actions_per_step)
             .field("model", &self.model.model_name())
             .field("options", &self.options)
-            .field("sandbox", &self.executor.is_some())
+            .field(
+                "sandbox",
+                &self
+                    .executor
+                    .try_lock()
+                    .map(|executor| executor.is_some())
+                    .ok(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -276,7 +285,7 @@ impl AgentOptimizer {
             model,
             files: options.checkpoint.as_deref().map(CheckpointFiles::new),
             options,
-            executor: None,
+            executor: tokio::sync::Mutex::new(None),
             state: OptimizerState::default(),
         })
     }
@@ -328,14 +337,14 @@ impl AgentOptimizer {
     /// Tries every proposed function in this sandbox before accepting it.
     #[must_use]
     pub fn with_executor(mut self, executor: Box<dyn Executor>) -> Self {
-        self.executor = Some(executor);
+        *self.executor.get_mut() = Some(executor);
         self
     }
 
     /// Tries every proposed function in this sandbox from now on (for a session
     /// started after the optimizer, see [`Self::with_executor`]).
     pub fn set_executor(&mut self, executor: Box<dyn Executor>) {
-        self.executor = Some(executor);
+        *self.executor.get_mut() = Some(executor);
     }
 
     /// Records one conversation held with the current (trial) functions and whether
@@ -622,7 +631,7 @@ impl AgentOptimizer {
     /// else one loop per group and merges of the groups' lists; returns the
     /// groups (empty without partitions).
     async fn propose(
-        &mut self,
+        &self,
         next: &OptimizerState,
         budget: &PromptBudget,
         incumbent: &mut Vec<LearnedFunction>,
@@ -647,18 +656,28 @@ impl AgentOptimizer {
                 .await?;
             return Ok(Vec::new());
         };
-        let mut candidates = Vec::with_capacity(groups.len());
-        let mut reports = Vec::with_capacity(groups.len());
+        // The groups' loops run at once (their model calls spread over the
+        // replicas); each is a pure function of its group, so the results, taken
+        // in group order, do not depend on which answered first.
+        let loops = groups.into_iter().map(|range| {
+            let role = &role;
+            async move {
+                let conversations = &next.best_conversations[range.clone()];
+                let prompt = |list: &[LearnedFunction], taken: usize| {
+                    step_prompt(role, next, conversations, list, taken, budget)
+                };
+                let mut functions = next.best_functions.clone();
+                let mut group = Round::default();
+                self.action_loop(&prompt, conversations, budget, &mut functions, &mut group)
+                    .await?;
+                Ok::<_, OptimizerError>((range, functions, group))
+            }
+        });
+        let finished = futures::future::try_join_all(loops).await?;
+        let mut candidates = Vec::with_capacity(finished.len());
+        let mut reports = Vec::with_capacity(finished.len());
         let mut all_terminated = true;
-        for range in groups {
-            let conversations = &next.best_conversations[range.clone()];
-            let prompt = |list: &[LearnedFunction], taken: usize| {
-                step_prompt(&role, next, conversations, list, taken, budget)
-            };
-            let mut functions = next.best_functions.clone();
-            let mut group = Round::default();
-            self.action_loop(&prompt, conversations, budget, &mut functions, &mut group)
-                .await?;
+        for (range, functions, group) in finished {
             all_terminated &= group.terminated;
             reports.push(group_report(
                 &next.best_conversations,
@@ -678,7 +697,7 @@ impl AgentOptimizer {
     /// Merges the groups' candidate lists one at a time into the first that
     /// changed anything (a candidate equal to the best list adds nothing).
     async fn merge(
-        &mut self,
+        &self,
         next: &OptimizerState,
         budget: &PromptBudget,
         candidates: Vec<Vec<LearnedFunction>>,
@@ -728,7 +747,7 @@ impl AgentOptimizer {
     /// `conversations`, the ones `prompt` shows (the best list's, after a roll-back
     /// too), so an error's "failing conversation N" is the prompt's "Conversation N".
     async fn action_loop(
-        &mut self,
+        &self,
         prompt: &PromptFn<'_>,
         conversations: &[RecordedConversation],
         budget: &PromptBudget,
@@ -789,14 +808,16 @@ impl AgentOptimizer {
                             max_list_bytes: max_list_bytes(budget, &role),
                             allowed_packages: self.options.allowed_packages.as_deref(),
                         };
+                        let mut executor = self.executor.lock().await;
                         let verdict = validate_calls(
                             &considered,
                             incumbent,
                             &limits,
-                            self.executor.as_deref_mut(),
+                            executor.as_deref_mut(),
                             conversations,
                         )
                         .await?;
+                        drop(executor);
                         let errors = match verdict {
                             Verdict::Accepted(actions) => {
                                 for action in actions {

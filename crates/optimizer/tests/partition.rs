@@ -165,8 +165,12 @@ async fn records_past_the_context_are_each_read_in_some_partition_and_merged() -
 }
 
 #[tokio::test]
-async fn asking_for_small_groups_partitions_what_would_fit_whole() -> anyhow::Result<()> {
-    let server = ScriptedServer::builder().n_ctx(8192).rule(by_prompt).await;
+async fn asking_for_small_groups_partitions_what_would_fit_whole_and_steps_them_at_once()
+-> anyhow::Result<()> {
+    let server = ScriptedServer::builder()
+        .n_ctx(8192)
+        .rule(|request| by_prompt(request).delayed(std::time::Duration::from_millis(50)))
+        .await;
     let options = OptimizerOptions {
         partitioning: Partitioning::AtMost(2),
         ..OptimizerOptions::default()
@@ -184,6 +188,8 @@ async fn asking_for_small_groups_partitions_what_would_fit_whole() -> anyhow::Re
         .collect();
     assert_eq!(groups, [0..2, 2..4, 4..5]);
     assert_eq!(outcome.functions.len(), 3);
+    // The three groups asked the model at the same time.
+    assert_eq!(server.peak_in_flight(), 3);
     Ok(())
 }
 
@@ -206,7 +212,7 @@ async fn a_step_killed_between_partitions_resumes_with_the_same_requests() -> an
     record_all(&mut reference)?;
     let expected = reference.step().await?;
 
-    // Stopped when the second group's first request arrives.
+    // Stopped after the first groups' requests, before the merges.
     let dir = tempfile::tempdir()?;
     let seen = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(Notify::new());
