@@ -5,4 +5,5 @@ pub mod bench_local;
 pub mod bench_math;
 pub mod bench_overhead;
 pub mod bench_scale;
+pub mod logging;
 pub mod sandboxes;

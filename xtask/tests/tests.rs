@@ -9,3 +9,4 @@ mod overhead;
 mod plot;
 mod real_model;
 mod rundir;
+mod structure;

@@ -39,7 +39,7 @@ mod throughput;
 mod trainer;
 
 pub use agentopt_agents::FailureKind;
-pub use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction, Provenance};
+pub use agentopt_core::{FunctionSet, LearnedFunction};
 pub use agentopt_sandbox::CallCounts;
 pub use error::TrainError;
 pub use journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord};

@@ -21,6 +21,7 @@ use agentopt_optimizer::{
 };
 use agentopt_sandbox::{Executor, ExecutorFactory, SandboxError};
 use futures::StreamExt as _;
+use serde::{Deserialize, Serialize};
 
 use crate::FailureKind;
 use crate::journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord};
@@ -42,11 +43,15 @@ pub struct Problems<P> {
     pub test: Vec<P>,
 }
 
-/// How a [`Trainer`] runs.
-#[derive(Clone)]
+/// How a [`Trainer`] runs. Serializable as a run's configuration: what exists only
+/// at run time (the run directory, meter, proposal sandbox and the report's setup)
+/// is left out and set when the run starts.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrainerOptions {
     /// Where the journal, checkpoints, artifact and report go; a directory holding
     /// part of a run is continued.
+    #[serde(skip)]
     pub run_dir: PathBuf,
     /// Training epochs (at least 1).
     pub epochs: u32,
@@ -62,9 +67,11 @@ pub struct TrainerOptions {
     pub significance: f64,
     /// The meter the task's and the optimizer's clients share: phase spend in the
     /// report. `None`: no spend is reported.
+    #[serde(skip)]
     pub meter: Option<UsageMeter>,
     /// Sessions in which proposed functions are tried once before they are
     /// accepted. `None`: only static checks.
+    #[serde(skip)]
     pub proposal_sandbox: Option<Arc<dyn ExecutorFactory>>,
     /// After this many infrastructure errors in a row, a phase stops starting new
     /// attempts (an outage should not burn through the whole set).
@@ -72,7 +79,9 @@ pub struct TrainerOptions {
     /// How long each model's check before the first attempt may take (`None`: no
     /// check).
     pub preflight: Option<Duration>,
-    /// What the report says about the run.
+    /// What the report says about the run; the trainer adds the problem counts,
+    /// epochs, actions per step and the task's own rows ([`Task::report_settings`]).
+    #[serde(skip)]
     pub setup: Setup,
 }
 
@@ -682,6 +691,9 @@ impl<'a, T: Task> Run<'a, T> {
         setup.epochs = self.options().epochs;
         setup.max_actions_per_step =
             u32::try_from(self.options().max_actions_per_step).unwrap_or(u32::MAX);
+        let mut settings = self.trainer.task.report_settings();
+        settings.append(&mut setup.settings);
+        setup.settings = settings;
         let records: BTreeMap<(Phase, usize), &ConversationRecord> = self
             .recorded
             .iter()
