@@ -158,18 +158,13 @@ pub struct BenchArgs {
 
     /// OpenAI-compatible base URL (e.g. `http://127.0.0.1:8000/v1`), or the Azure
     /// resource endpoint with `--api-type azure`. Overrides every other source.
-    /// Repeat it for replicas of one model (see --routing).
+    /// Repeat it for replicas (--routing).
     #[arg(long, value_name = "URL", help_heading = "Endpoint")]
     pub base_url: Vec<String>,
-    /// How several endpoints (repeated --base-url, a config list) share the calls:
-    /// `fallback` tries them in order (AG2), `spread` balances over them as
-    /// replicas (least outstanding requests, failing replicas ejected).
+    /// How several endpoints share the calls: `fallback` in order (AG2), `spread`
+    /// over replicas (least outstanding, failing ones ejected; docs/scaling.md).
     #[arg(long, default_value_t = Routing::Fallback, help_heading = "Endpoint")]
     pub routing: Routing,
-    /// With `--routing spread`: calls in flight at once on one replica (default:
-    /// --concurrency).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Endpoint")]
-    pub replica_cap: Option<u32>,
     /// Dialect of --base-url.
     #[arg(long, value_enum, default_value_t = ApiTypeArg::Openai, help_heading = "Endpoint")]
     pub api_type: ApiTypeArg,
@@ -398,9 +393,6 @@ pub struct RunConfig {
     /// Context window given with `--context-window`.
     #[serde(default)]
     pub context_window: Option<u32>,
-    /// Per-replica cap given with `--replica-cap`.
-    #[serde(default)]
-    pub replica_cap: Option<u32>,
 }
 
 /// Chooses the endpoints the flags, environment (`lookup`) and working directory
@@ -556,7 +548,6 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
         budget_usd: args.budget_usd,
         budget_tokens: args.budget_tokens,
         context_window: args.context_window,
-        replica_cap: args.replica_cap,
     }
 }
 

@@ -143,11 +143,9 @@ impl Models {
         } else {
             None
         };
-        // Several entries are tried in order when one fails (AG2), or spread over.
+        // Spread: a replica may take every conversation; least outstanding balances.
         let spread = SpreadOptions {
-            max_in_flight_per_replica: config
-                .replica_cap
-                .map_or(config.concurrency, |cap| cap as usize),
+            max_in_flight_per_replica: config.trainer.concurrency,
             ..SpreadOptions::default()
         };
         let client = |entries: Vec<EndpointConfig>| -> anyhow::Result<Arc<dyn ChatModel>> {

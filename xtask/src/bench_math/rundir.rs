@@ -75,7 +75,6 @@ pub fn open_run_dir(
     }
     config.trainer.concurrency = args.concurrency.unwrap_or(config.trainer.concurrency);
     config.context_window = args.context_window.or(config.context_window);
-    config.replica_cap = args.replica_cap.or(config.replica_cap);
     Ok(config)
 }
 
