@@ -86,8 +86,8 @@ async fn spread_over_three_replicas_with_one_failing_answers_every_call_once() -
     let mut expected = questions.clone();
     expected.sort();
     assert_eq!(answered, expected);
-    // The failing replica was ejected after its failures in a row (at most one
-    // per slot raced past the threshold) and got nothing after.
+    // The failing replica was ejected after its failures in a row and got nothing
+    // after.
     assert_eq!(model.ejected(), [false, true, false]);
     let report = meter.report();
     let counts = |server: &ScriptedServer| {
@@ -100,7 +100,10 @@ async fn spread_over_three_replicas_with_one_failing_answers_every_call_once() -
     };
     let (down_calls, down_failures) = counts(&down);
     assert_eq!(down_calls, 0);
-    assert!((2..=4).contains(&down_failures), "{down_failures} failures");
+    // A replica failing fast has the fewest calls outstanding, so it keeps getting
+    // them until ejected: at most a full cap in flight plus the failures in a row
+    // that eject it, less one.
+    assert!((2..=5).contains(&down_failures), "{down_failures} failures");
     let (first_calls, first_failures) = counts(&first);
     let (third_calls, third_failures) = counts(&third);
     assert_eq!((first_failures, third_failures), (0, 0));
@@ -199,7 +202,7 @@ async fn with_every_replica_down_a_call_fails_after_trying_each_once() -> anyhow
     let options = SpreadOptions {
         max_in_flight_per_replica: 2,
         eject_after_failures: 1,
-        cooldown: Duration::from_millis(50),
+        cooldown: Duration::from_millis(300),
         ..SpreadOptions::default()
     };
     let model = spread_over(&[&one, &two], &meter, options);
@@ -208,15 +211,15 @@ async fn with_every_replica_down_a_call_fails_after_trying_each_once() -> anyhow
     assert!(matches!(error, LlmError::Http { .. }), "{error}");
     assert_eq!(model.ejected(), [true, true]);
     // Both ejected and past their cooldowns: the next call probes each once.
-    tokio::time::sleep(Duration::from_millis(80)).await;
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let probes_started = std::time::Instant::now();
     let error = model.chat(ask("q")).await.expect_err("nothing answers");
     assert!(matches!(error, LlmError::Http { .. }), "{error}");
     assert_eq!(one.chat_requests().len() + two.chat_requests().len(), 12);
-    // Both ejected again, cooldowns running: a call waits for the first to end
-    // and probes it rather than failing at once.
-    let started = std::time::Instant::now();
+    // Both ejected again by those probes, cooldowns running: a call waits for the
+    // first cooldown to end and probes rather than failing at once.
     model.chat(ask("q")).await.expect_err("nothing answers");
-    assert!(started.elapsed() >= Duration::from_millis(30));
+    assert!(probes_started.elapsed() >= Duration::from_millis(300));
     Ok(())
 }
 

@@ -174,7 +174,7 @@ pub fn render(rows: &[PartitionRow]) -> String {
     );
     for row in rows {
         table.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} |\n",
             row.records,
             if row.partitioned {
                 "partitioned"
@@ -184,6 +184,7 @@ pub fn render(rows: &[PartitionRow]) -> String {
             row.groups,
             row.calls,
             row.prompt_tokens,
+            row.prompt_tokens as f64 / (row.read_whole + row.condensed).max(1) as f64,
             row.read_whole,
             row.condensed,
             row.omitted,
