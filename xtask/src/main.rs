@@ -2,10 +2,10 @@
 
 mod test;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Subcommand};
 use xtask::{bench_local, bench_math, bench_overhead, bench_scale};
 
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "cargo xtask", about = "agentopt project automation")]
 struct Cli {
     #[command(subcommand)]
@@ -83,10 +83,15 @@ fn main() -> anyhow::Result<()> {
         .parent()
         .unwrap_or(std::path::Path::new("."))
         .to_owned();
-    match Cli::parse().command {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    match cli.command {
         Command::Test(args) => test::run(&args),
         Command::BenchPython(args) => bench_python(&args),
-        Command::BenchMath(args) => {
+        Command::BenchMath(mut args) => {
+            if let Some(("bench-math", given)) = matches.subcommand() {
+                args.run_shaping_flags = bench_math::cli::run_shaping_flags(given);
+            }
             tokio::runtime::Runtime::new()?.block_on(bench_math::run::run(&args, &workspace))
         }
         Command::BenchLocal(args) => {

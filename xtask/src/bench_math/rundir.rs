@@ -62,9 +62,10 @@ pub fn open_run_dir(
             ),
         });
     }
-    if args.shapes_the_run() {
+    if !args.run_shaping_flags.is_empty() {
         eprintln!(
-            "warning: data and training flags are ignored on --resume; {} decides them",
+            "warning: {} ignored on --resume; {} decides the data and training settings",
+            args.run_shaping_flags.join(", "),
             path.display()
         );
     }
