@@ -125,6 +125,14 @@ impl Endpoints {
         }
     }
 
+    /// How several endpoints share the calls (the embedded model is one).
+    pub fn routing(&self) -> Routing {
+        match self {
+            Self::Remote(remote) => remote.routing,
+            Self::Local(_) => Routing::Fallback,
+        }
+    }
+
     /// Where the endpoints came from.
     pub fn source(&self) -> EndpointSource {
         match self {

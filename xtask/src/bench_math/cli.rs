@@ -8,7 +8,6 @@
 use std::path::{Path, PathBuf};
 
 use agentopt_agents::FunctionStyle;
-use agentopt_llm::Routing;
 use agentopt_local::endpoints::EndpointRequest;
 pub use agentopt_local::endpoints::{EndpointSource, Endpoints};
 use agentopt_local::{LocalError, LocalModel};
@@ -163,8 +162,8 @@ pub struct BenchArgs {
     pub base_url: Vec<String>,
     /// How several endpoints share the calls: `fallback` in order (AG2), `spread`
     /// over replicas (least outstanding, failing ones ejected; docs/scaling.md).
-    #[arg(long, default_value_t = Routing::Fallback, help_heading = "Endpoint")]
-    pub routing: Routing,
+    #[arg(long, default_value_t = agentopt_llm::Routing::Fallback, help_heading = "Endpoint")]
+    pub routing: agentopt_llm::Routing,
     /// Dialect of --base-url.
     #[arg(long, value_enum, default_value_t = ApiTypeArg::Openai, help_heading = "Endpoint")]
     pub api_type: ApiTypeArg,

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use agentopt_llm::{
-    Budget, ChatModel, ClientOptions, EndpointConfig, PriceTable, ResponseCache, Routing,
-    SpreadOptions, UsageMeter, routed_model,
+    Budget, ChatModel, ClientOptions, EndpointConfig, PriceTable, ResponseCache, SpreadOptions,
+    UsageMeter, routed_model,
 };
 use agentopt_local::{LocalServer, LocalServerOptions};
 use agentopt_mathchat::{MathTask, Problem};
@@ -109,8 +109,9 @@ impl Models {
         endpoints: Endpoints,
         progress: &Progress,
     ) -> anyhow::Result<Self> {
-        let (agent, optimizer, routing, local_server) = match endpoints {
-            Endpoints::Remote(remote) => (remote.agent, remote.optimizer, remote.routing, None),
+        let routing = endpoints.routing();
+        let (agent, optimizer, local_server) = match endpoints {
+            Endpoints::Remote(remote) => (remote.agent, remote.optimizer, None),
             Endpoints::Local(model) => {
                 let server = LocalServer::start(LocalServerOptions {
                     model,
@@ -125,13 +126,7 @@ impl Models {
                 .await
                 .context("starting the embedded local model")?;
                 let endpoint = server.endpoint();
-                let routing = Routing::Fallback;
-                (
-                    vec![endpoint.clone()],
-                    vec![endpoint],
-                    routing,
-                    Some(server),
-                )
+                (vec![endpoint.clone()], vec![endpoint], Some(server))
             }
         };
         let meter = UsageMeter::new(PriceTable::from_prices(&config.prices)).with_budget(Budget {
