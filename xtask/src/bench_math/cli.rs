@@ -160,8 +160,7 @@ pub struct BenchArgs {
     /// Repeat it for replicas (--routing).
     #[arg(long, value_name = "URL", help_heading = "Endpoint")]
     pub base_url: Vec<String>,
-    /// How several endpoints share the calls: `fallback` in order (AG2), `spread`
-    /// over replicas (least outstanding, failing ones ejected; docs/scaling.md).
+    /// Several endpoints: `fallback` tries them in order (AG2), `spread` balances replicas.
     #[arg(long, default_value_t = agentopt_llm::Routing::Fallback, help_heading = "Endpoint")]
     pub routing: agentopt_llm::Routing,
     /// Dialect of --base-url.
