@@ -37,6 +37,31 @@ enum Command {
     /// agentopt's (Python package), same AG2 agents, same scripted server: prints
     /// wall time, model calls and problems solved (a benchmark, not a test).
     BenchPython(BenchPythonArgs),
+    /// Builds the `agentopt` Python package for publishing: the release abi3
+    /// manylinux wheel and the sdist, into `dist/`.
+    Wheel,
+}
+
+/// `cargo xtask wheel`: maturin (installed into `target/python-venv`) builds
+/// `dist/agentopt-VERSION-cp39-abi3-manylinux_*.whl` and the sdist.
+fn wheel() -> anyhow::Result<()> {
+    let root = test::workspace_root();
+    let maturin = test::python_venv_with(&root, &["maturin==1.16.0"])?.join("bin/maturin");
+    let dist = root.join("dist");
+    test::step(
+        "build the agentopt wheel and sdist",
+        &root,
+        &maturin.to_string_lossy(),
+        &[
+            "build",
+            "--release",
+            "--sdist",
+            "-m",
+            "crates/python/Cargo.toml",
+            "--out",
+            &dist.to_string_lossy(),
+        ],
+    )
 }
 
 #[derive(clap::Args)]
@@ -88,6 +113,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Test(args) => test::run(&args),
         Command::BenchPython(args) => bench_python(&args),
+        Command::Wheel => wheel(),
         Command::BenchMath(mut args) => {
             if let Some(("bench-math", given)) = matches.subcommand() {
                 args.run_shaping_flags = bench_math::cli::run_shaping_flags(given);

@@ -27,7 +27,9 @@ pub fn create_run_dir(root: &Path, config: &RunConfig) -> Result<(), BenchError>
                 .to_owned(),
         });
     }
-    std::fs::create_dir_all(root).map_err(agentopt_core::CoreError::io("create", root))?;
+    std::fs::create_dir_all(root)
+        .map_err(agentopt_core::io_error("create", root))
+        .map_err(agentopt_core::CoreError::from)?;
     Ok(write_json_atomic(&path, config)?)
 }
 
