@@ -3,7 +3,7 @@
 mod test;
 
 use clap::{CommandFactory, FromArgMatches, Subcommand};
-use xtask::{bench_local, bench_math, bench_overhead};
+use xtask::{bench_local, bench_math, bench_overhead, bench_scale};
 
 #[derive(clap::Parser)]
 #[command(name = "cargo xtask", about = "agentopt project automation")]
@@ -26,6 +26,10 @@ enum Command {
     /// What the orchestration costs on top of the model: the seed's training run
     /// against a scripted server at a fixed latency (optionally AG2's loop too).
     BenchOverhead(bench_overhead::OverheadArgs),
+    /// How agentopt scales: problems/hour over 1-8 model replicas (`spread`), a
+    /// failing replica, orchestrator memory up to 10,000 problems, and optimizer
+    /// prompts all at once vs partitioned; prints tables.
+    BenchScale(bench_scale::ScaleArgs),
     /// One measured run of `bench-overhead`, in a process of its own.
     #[command(hide = true)]
     BenchOverheadRun(bench_overhead::ChildArgs),
@@ -134,6 +138,9 @@ fn run() -> anyhow::Result<()> {
         }
         Command::BenchOverhead(args) => {
             tokio::runtime::Runtime::new()?.block_on(bench_overhead::run(&args, &workspace))
+        }
+        Command::BenchScale(args) => {
+            tokio::runtime::Runtime::new()?.block_on(bench_scale::run(&args, &workspace))
         }
         Command::BenchOverheadRun(args) => {
             tokio::runtime::Runtime::new()?.block_on(bench_overhead::run_child(&args))

@@ -2,6 +2,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use agentopt_agents::FunctionStyle;
+use agentopt_llm::Routing;
 use agentopt_mathchat::DataFormat;
 use agentopt_optimizer::ActionFormat;
 use clap::Parser;
@@ -112,6 +113,37 @@ fn endpoint_precedence() {
         Some("sk-flag-dddddddddddddddd".to_owned())
     );
     assert_eq!(chosen.model_names(), ("m".to_owned(), "m".to_owned()));
+}
+
+#[test]
+fn repeated_base_urls_are_replicas_routed_as_asked() {
+    let cwd = tempfile::tempdir().expect("temporary directory");
+    let urls = ["http://10.0.0.1:8000/v1", "http://10.0.0.2:8000/v1"];
+    let flags = |routing: &[&'static str]| {
+        let mut flags = vec!["--base-url", urls[0], "--base-url", urls[1], "--model", "m"];
+        flags.extend_from_slice(routing);
+        resolve_endpoints(&parse(&flags), env(&[]), cwd.path()).expect("resolves")
+    };
+    for (chosen, routing) in [
+        (flags(&[]), Routing::Fallback),
+        (flags(&["--routing", "spread"]), Routing::Spread),
+    ] {
+        let Endpoints::Remote(remote) = &chosen else {
+            panic!("expected remote endpoints, got {chosen:?}");
+        };
+        assert_eq!(remote.routing, routing);
+        let bases = |entries: &[agentopt_llm::EndpointConfig]| {
+            entries
+                .iter()
+                .map(|e| e.base_url.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bases(&remote.agent), urls);
+        assert_eq!(bases(&remote.optimizer), urls);
+    }
+    let bad = Command::try_parse_from(["bench-math", "--routing", "round-robin"]);
+    let message = bad.err().expect("unknown routing is refused").to_string();
+    assert!(message.contains("round-robin"), "{message}");
 }
 
 #[test]

@@ -213,3 +213,48 @@ fn timings_are_scrubbed_at_any_depth() {
         })
     );
 }
+
+#[tokio::test]
+async fn the_context_window_is_enforced_with_a_real_tokenizer() -> std::io::Result<()> {
+    // "hello world" is 2 tokens in cl100k_base; a 3-digit group is one token.
+    assert_eq!(agentopt_testkit::count_tokens("hello world"), 2);
+    assert_eq!(agentopt_testkit::count_tokens(&"123".repeat(100)), 100);
+    let server = ScriptedServer::builder()
+        .n_ctx(512)
+        .script([Reply::text("fits"), Reply::text("fits again")])
+        .await;
+    let body = |text: &str, max_tokens: u64| {
+        json!({"model": "m", "max_tokens": max_tokens,
+               "messages": [{"role": "user", "content": text}]})
+        .to_string()
+    };
+    let long = "123".repeat(600);
+    let refused = exchange(&server, "POST", CHAT, &body(&long, 16)).await?;
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+    let error = &body_of(&refused)["error"];
+    assert_eq!(error["code"], "context_length_exceeded");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("maximum context length is 512")),
+        "{error}"
+    );
+    // Prompt and completion together: 100 + 3 + 3 prompt tokens fit alone, not
+    // with 500 more to generate.
+    let short = "123".repeat(100);
+    let too_much = exchange(&server, "POST", CHAT, &body(&short, 500)).await?;
+    assert!(too_much.starts_with("HTTP/1.1 400"), "{too_much}");
+    let fits = body_of(&exchange(&server, "POST", CHAT, &body(&short, 400)).await?);
+    assert_eq!(fits["choices"][0]["message"]["content"], "fits");
+    // A refusal does not use up the script.
+    assert_eq!(server.remaining(), 1);
+
+    let lenient = ScriptedServer::builder()
+        .n_ctx(512)
+        .without_context_limit()
+        .script([Reply::text("anything")])
+        .await;
+    let answered = body_of(&exchange(&lenient, "POST", CHAT, &body(&long, 16)).await?);
+    assert_eq!(answered["choices"][0]["message"]["content"], "anything");
+    Ok(())
+}

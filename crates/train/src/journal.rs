@@ -249,10 +249,18 @@ pub struct StepRecord {
     /// functions stayed; the epoch's conversations count in the next step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// Groups the step's conversations were split into, when they did not fit one
+    /// optimizer prompt whole (0: one prompt).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub partitions: u32,
+}
+
+fn is_zero(count: &u32) -> bool {
+    *count == 0
 }
 
 impl StepRecord {
-    /// `kept the trial · 1 action (2 rejected) · functions: solve, simplify`.
+    /// `kept the trial · 1 action (2 rejected) over 3 partitions · functions: solve`.
     pub fn summary(&self) -> String {
         if let Some(reason) = &self.skipped {
             return format!("skipped: {reason}");
@@ -273,8 +281,13 @@ impl StepRecord {
         } else {
             self.functions_after.join(", ")
         };
+        let partitions = if self.partitions == 0 {
+            String::new()
+        } else {
+            format!(" over {} partitions", self.partitions)
+        };
         format!(
-            "{decision} · {} action{plural}{rejected} · functions: {functions}",
+            "{decision} · {} action{plural}{rejected}{partitions} · functions: {functions}",
             self.actions
         )
     }

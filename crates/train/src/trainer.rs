@@ -474,6 +474,7 @@ impl<'a, T: Task> Run<'a, T> {
             rejected: u32::try_from(outcome.rejected.len()).unwrap_or(u32::MAX),
             should_stop: outcome.should_stop,
             skipped: None,
+            partitions: u32::try_from(outcome.partitions.len()).unwrap_or(u32::MAX),
         };
         tracing::info!(
             epoch,
@@ -521,6 +522,7 @@ impl<'a, T: Task> Run<'a, T> {
             rejected: 0,
             should_stop: false,
             skipped: Some(error.to_string()),
+            partitions: 0,
         };
         self.steps.append(&step)?;
         self.trainer

@@ -5,6 +5,7 @@
 
 mod claim;
 mod infrastructure;
+mod replicas;
 mod report;
 mod resume;
 mod run;

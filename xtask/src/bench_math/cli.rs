@@ -162,8 +162,12 @@ pub struct BenchArgs {
 
     /// OpenAI-compatible base URL (e.g. `http://127.0.0.1:8000/v1`), or the Azure
     /// resource endpoint with `--api-type azure`. Overrides every other source.
+    /// Repeat it for replicas (--routing).
     #[arg(long, value_name = "URL", help_heading = "Endpoint")]
-    pub base_url: Option<String>,
+    pub base_url: Vec<String>,
+    /// Several endpoints: `fallback` tries them in order (AG2), `spread` balances replicas.
+    #[arg(long, default_value_t = agentopt_llm::Routing::Fallback, help_heading = "Endpoint")]
+    pub routing: agentopt_llm::Routing,
     /// Dialect of --base-url.
     #[arg(long, value_enum, default_value_t = ApiTypeArg::Openai, help_heading = "Endpoint")]
     pub api_type: ApiTypeArg,
@@ -402,7 +406,8 @@ pub fn resolve_endpoints(
     cwd: &Path,
 ) -> Result<Endpoints, LocalError> {
     let request = EndpointRequest {
-        base_url: args.base_url.clone(),
+        base_urls: args.base_url.clone(),
+        routing: args.routing,
         azure: args.api_type == ApiTypeArg::Azure,
         api_key_env: args.api_key_env.clone(),
         api_version: args.api_version.clone(),

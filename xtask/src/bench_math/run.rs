@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use agentopt_llm::{
-    Budget, ChatModel, ClientOptions, ConfigListModel, EndpointConfig, PriceTable, ResponseCache,
-    UsageMeter,
+    Budget, ChatModel, ClientOptions, EndpointConfig, PriceTable, ResponseCache, SpreadOptions,
+    UsageMeter, routed_model,
 };
 use agentopt_local::{LocalServer, LocalServerOptions};
 use agentopt_mathchat::{MathTask, Problem};
@@ -113,6 +113,7 @@ impl Models {
         endpoints: Endpoints,
         progress: &Progress,
     ) -> anyhow::Result<Self> {
+        let routing = endpoints.routing();
         let (agent, optimizer, local_server) = match endpoints {
             Endpoints::Remote(remote) => (remote.agent, remote.optimizer, None),
             Endpoints::Local(model) => {
@@ -141,7 +142,11 @@ impl Models {
         } else {
             None
         };
-        // A config list's entries are tried in order when one fails, as in AG2.
+        // Spread: a replica may take every conversation; least outstanding balances.
+        let spread = SpreadOptions {
+            max_in_flight_per_replica: config.trainer.concurrency,
+            ..SpreadOptions::default()
+        };
         let client = |entries: Vec<EndpointConfig>| -> anyhow::Result<Arc<dyn ChatModel>> {
             let entries = entries
                 .into_iter()
@@ -156,7 +161,7 @@ impl Models {
                 meter: Some(meter.clone()),
                 ..ClientOptions::default()
             };
-            Ok(Arc::new(ConfigListModel::from_configs(entries, &options)?))
+            Ok(routed_model(entries, routing, &options, spread)?)
         };
         Ok(Self {
             agent: client(agent)?,

@@ -175,6 +175,7 @@ fn seed_shape(args: &OverheadArgs, concurrency: usize) -> Shape {
         concurrency,
         latency_ms: args.latency_ms,
         subject: Some("algebra".to_owned()),
+        n_ctx: None,
     }
 }
 
@@ -199,6 +200,7 @@ fn shapes(args: &OverheadArgs) -> Vec<Shape> {
             concurrency: args.scale_concurrency,
             latency_ms: args.scale_latency_ms,
             subject: None,
+            n_ctx: None,
         });
     }
     shapes
@@ -206,7 +208,10 @@ fn shapes(args: &OverheadArgs) -> Vec<Shape> {
 
 /// Runs `shape` in a child process (so its peak RSS is the run's alone) against a
 /// scripted server in this one.
-async fn measure_in_child(
+///
+/// # Errors
+/// The data, the child's start, or a failed run.
+pub async fn measure_in_child(
     measured: &Path,
     shape: &Shape,
     data: &Path,
@@ -215,7 +220,7 @@ async fn measure_in_child(
     let problems = agentopt::load_problems(shape, data)?;
     let server = ScriptedServer::builder()
         .model(agentopt::MODEL)
-        .n_ctx(1 << 20)
+        .n_ctx(shape.n_ctx.unwrap_or(1 << 20))
         .rule(scripted::rule(
             agentopt::answers(&problems),
             shape.latency(),
