@@ -5,7 +5,7 @@
 use agentopt_agents::{DemonstrationPlacement, ReplyPrefill};
 use agentopt_optimizer::LearnedUseOptions;
 
-use crate::bench_math::cli::at_least_one;
+use crate::flags::at_least_one;
 
 /// The learned-function-use flags (flattened into `bench-math`'s).
 #[derive(Debug, Clone, Default, clap::Args)]

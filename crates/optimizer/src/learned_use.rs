@@ -3,7 +3,7 @@
 //! each function's use shown to the optimizer (and unused ones pruned), and correct
 //! training solutions offered as material for new functions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use agentopt_core::{Demonstration, DemonstrationCall, LearnedFunction};
 use agentopt_llm::{ChatMessage, Role};
@@ -278,6 +278,36 @@ pub(crate) fn use_statistics_text(
         ));
     }
     text
+}
+
+/// The checked worked examples of `functions`, each once: what a merge prompt
+/// shows, since it shows no conversation to take a problem from (a function added
+/// or revised there must bring its examples again); empty when none has any.
+pub(crate) fn demonstrations_text<'a>(
+    functions: impl IntoIterator<Item = &'a LearnedFunction>,
+) -> String {
+    let mut seen = BTreeSet::new();
+    let mut lines = String::new();
+    for function in functions {
+        for example in &function.demonstrations {
+            if !seen.insert((&function.name, &example.problem, &example.solution)) {
+                continue;
+            }
+            let shown = json!({
+                "problem": example.problem,
+                "solution": example.solution,
+                "answer": example.answer,
+            });
+            lines.push_str(&format!("- {}: {shown}\n", function.name));
+        }
+    }
+    if lines.is_empty() {
+        return lines;
+    }
+    format!(
+        "Worked examples of these functions, checked by running them (give a function \
+         you add or revise its examples again, copied exactly):\n{lines}"
+    )
 }
 
 /// Most correct solutions shown by [`worked_solutions_text`], and the longest code

@@ -15,7 +15,9 @@ mod checkpoint;
 mod error;
 mod function;
 mod learned_use;
+mod names;
 mod optimizer;
+mod partition;
 mod prompt;
 mod state;
 mod stats;
@@ -33,6 +35,7 @@ pub use optimizer::{
     AgentOptimizer, MAX_RETRIES_LIMIT, OptimizerOptions, RejectedProposal, StepOutcome,
     ValidationOptions,
 };
+pub use partition::{PartitionReport, Partitioning};
 pub use prompt::{
     ADD_FUNCTION, ActionFormat, JSON_PARAMETERS_FIELD, PromptExample, PromptReport,
     REMOVE_FUNCTION, REVISE_FUNCTION, TERMINATE_ACTION, action_schema, action_schema_asking,

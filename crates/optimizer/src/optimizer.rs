@@ -15,8 +15,11 @@ use serde::{Deserialize, Serialize};
 use crate::action::{Action, CallLimits, Proposal, Verdict, read_reply, validate_calls};
 use crate::checkpoint::CheckpointFiles;
 use crate::learned_use::{
-    AnswerJudge, FunctionUse, LearnedUseOptions, count_unused_steps, use_statistics_text,
-    verify_demonstration, worked_solutions_text,
+    AnswerJudge, FunctionUse, LearnedUseOptions, count_unused_steps, demonstrations_text,
+    use_statistics_text, verify_demonstration, worked_solutions_text,
+};
+use crate::partition::{
+    MergeSide, PartitionReport, Partitioning, group_report, merge_prompt, plan_groups,
 };
 use crate::prompt::{
     ActionFormat, FEEDBACK_TOKENS, PromptBudget, PromptExample, PromptInputs, PromptReport,
@@ -78,6 +81,11 @@ pub struct OptimizerOptions {
     /// checkpoints from before read as off).
     #[serde(default)]
     pub learned_use: LearnedUseOptions,
+    /// When a step's conversations are split into groups that each fit a prompt
+    /// whole, stepped one group at a time and merged (default: when they do not
+    /// all fit one prompt).
+    #[serde(default)]
+    pub partitioning: Partitioning,
 }
 
 impl Default for OptimizerOptions {
@@ -97,6 +105,7 @@ impl Default for OptimizerOptions {
             example: PromptExample::default(),
             allowed_packages: None,
             learned_use: LearnedUseOptions::default(),
+            partitioning: Partitioning::default(),
         }
     }
 }
@@ -164,7 +173,36 @@ pub struct StepOutcome {
     /// [`LearnedUseOptions::prune_unused_after`] steps.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pruned: Vec<String>,
+    /// With a partitioned step, each group in order (its conversations, outcomes
+    /// and actions); empty when one prompt showed every conversation. The group
+    /// steps' actions come first in [`Self::actions`], then the merges'.
+    #[serde(default)]
+    pub partitions: Vec<PartitionReport>,
 }
+
+/// What one action loop did.
+#[derive(Debug, Default)]
+struct Round {
+    actions: Vec<Action>,
+    rejected: Vec<RejectedProposal>,
+    terminated: bool,
+    prompts: Vec<PromptReport>,
+}
+
+impl Round {
+    /// Adds `other`'s actions, rejections and prompts after this round's.
+    fn absorb(&mut self, other: Round) {
+        self.actions.extend(other.actions);
+        self.rejected.extend(other.rejected);
+        self.prompts.extend(other.prompts);
+    }
+}
+
+/// Builds a round's prompt from List B and the actions taken so far.
+type PromptFn<'a> = dyn Fn(&[LearnedFunction], usize) -> Result<(String, PromptReport), OptimizerError>
+    + Send
+    + Sync
+    + 'a;
 
 /// Learns the Python functions an agent may call (AG2's AgentOptimizer, with
 /// validation, early stop, bounded prompts and resume).
@@ -172,7 +210,9 @@ pub struct AgentOptimizer {
     max_actions_per_step: usize,
     model: Arc<dyn ChatModel>,
     options: OptimizerOptions,
-    executor: Option<Box<dyn Executor>>,
+    /// Shared by a partitioned step's concurrent group loops (each proposal's try
+    /// holds it).
+    executor: tokio::sync::Mutex<Option<Box<dyn Executor>>>,
     /// Checks worked examples against the task's answers; without one, examples
     /// cannot be verified and are dropped.
     judge: Option<Arc<dyn AnswerJudge>>,
@@ -186,7 +226,14 @@ impl std::fmt::Debug for AgentOptimizer {
             .field("max_actions_per_step", &self.max_actions_per_step)
             .field("model", &self.model.model_name())
             .field("options", &self.options)
-            .field("sandbox", &self.executor.is_some())
+            .field(
+                "sandbox",
+                &self
+                    .executor
+                    .try_lock()
+                    .map(|executor| executor.is_some())
+                    .ok(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -256,7 +303,7 @@ impl AgentOptimizer {
             model,
             files: options.checkpoint.as_deref().map(CheckpointFiles::new),
             options,
-            executor: None,
+            executor: tokio::sync::Mutex::new(None),
             judge: None,
             state: OptimizerState::default(),
         })
@@ -309,7 +356,7 @@ impl AgentOptimizer {
     /// Tries every proposed function in this sandbox before accepting it.
     #[must_use]
     pub fn with_executor(mut self, executor: Box<dyn Executor>) -> Self {
-        self.executor = Some(executor);
+        *self.executor.get_mut() = Some(executor);
         self
     }
 
@@ -323,7 +370,7 @@ impl AgentOptimizer {
     /// Tries every proposed function in this sandbox from now on (for a session
     /// started after the optimizer, see [`Self::with_executor`]).
     pub fn set_executor(&mut self, executor: Box<dyn Executor>) {
-        self.executor = Some(executor);
+        *self.executor.get_mut() = Some(executor);
     }
 
     /// Records one conversation held with the current (trial) functions and whether
@@ -484,8 +531,8 @@ impl AgentOptimizer {
         candidates: Vec<Demonstration>,
         keep: usize,
     ) -> Result<(usize, usize), OptimizerError> {
-        let (Some(executor), Some(judge)) = (self.executor.as_deref_mut(), self.judge.clone())
-        else {
+        let executor = self.executor.get_mut().as_deref_mut();
+        let (Some(executor), Some(judge)) = (executor, self.judge.clone()) else {
             return Ok((0, 0));
         };
         let Some(function) = self.state.trial_functions.iter().find(|f| f.name == name) else {
@@ -553,21 +600,50 @@ impl AgentOptimizer {
         })
     }
 
-    /// The prompt's sections beyond AG2's that [`LearnedUseOptions`] asks for: each
-    /// function's use, and correct solutions to generalise.
-    fn learned_use_text(&self, next: &OptimizerState) -> String {
+    /// The prompt's sections beyond AG2's that [`LearnedUseOptions`] asks for, over
+    /// the `conversations` the prompt shows: each function of `best` by its use, and
+    /// correct solutions to generalise.
+    fn learned_use_text(
+        &self,
+        best: &[LearnedFunction],
+        conversations: &[RecordedConversation],
+    ) -> String {
         let options = &self.options.learned_use;
         let mut text = String::new();
         if options.use_statistics {
-            text.push_str(&use_statistics_text(
-                &next.best_functions,
-                &next.best_conversations,
-            ));
+            text.push_str(&use_statistics_text(best, conversations));
         }
         if options.from_what_worked {
-            text.push_str(&worked_solutions_text(&next.best_conversations));
+            text.push_str(&worked_solutions_text(conversations));
         }
         text
+    }
+
+    /// Takes the functions of `incumbent` that no conversation called in
+    /// [`LearnedUseOptions::prune_unused_after`] steps out of it; returns their names.
+    fn prune_unused(
+        &self,
+        next: &OptimizerState,
+        incumbent: &mut Vec<LearnedFunction>,
+    ) -> Vec<String> {
+        let Some(limit) = self.options.learned_use.prune_unused_after else {
+            return Vec::new();
+        };
+        let unused = |function: &LearnedFunction| {
+            next.unused_steps
+                .get(&function.name)
+                .is_some_and(|&steps| steps >= limit)
+        };
+        let pruned: Vec<String> = incumbent
+            .iter()
+            .filter(|function| unused(function))
+            .map(|function| function.name.clone())
+            .collect();
+        incumbent.retain(|function| !unused(function));
+        if !pruned.is_empty() {
+            tracing::info!(?pruned, limit, "unused functions pruned");
+        }
+        pruned
     }
 
     /// The request for `messages`, with room for a reply of `max_tokens`; `must_act`
@@ -689,26 +765,18 @@ impl AgentOptimizer {
             prompts: Vec::new(),
             functions: FunctionSet::default(),
             pruned: Vec::new(),
+            partitions: Vec::new(),
         };
         let mut incumbent = next.best_functions.clone();
-        if let Some(limit) = self.options.learned_use.prune_unused_after {
-            let unused = |function: &LearnedFunction| {
-                next.unused_steps
-                    .get(&function.name)
-                    .is_some_and(|&steps| steps >= limit)
-            };
-            outcome.pruned = incumbent
-                .iter()
-                .filter(|function| unused(function))
-                .map(|function| function.name.clone())
-                .collect();
-            incumbent.retain(|function| !unused(function));
-            if !outcome.pruned.is_empty() {
-                tracing::info!(pruned = ?outcome.pruned, limit, "unused functions pruned");
-            }
-        }
-        self.action_loop(&next, &budget, &mut incumbent, &mut outcome)
+        outcome.pruned = self.prune_unused(&next, &mut incumbent);
+        let mut round = Round::default();
+        outcome.partitions = self
+            .propose(&next, &budget, &mut incumbent, &mut round)
             .await?;
+        outcome.actions = round.actions;
+        outcome.rejected = round.rejected;
+        outcome.terminated = round.terminated;
+        outcome.prompts = round.prompts;
 
         outcome.functions = FunctionSet::new(incumbent.iter().cloned());
         outcome.changes = FunctionSet::new(previous_trial).diff(&outcome.functions);
@@ -719,32 +787,169 @@ impl AgentOptimizer {
         Ok(outcome)
     }
 
-    /// Asks for actions until `max_actions_per_step` are applied, the model stops
-    /// calling tools, or every round is used. Proposals are tried on the arguments of
-    /// the conversations the prompt shows (the best list's, after a roll-back too), so
-    /// an error's "failing conversation N" is the prompt's "Conversation N".
-    async fn action_loop(
-        &mut self,
+    /// Turns `incumbent` (the best list, less what was pruned) into the next trial:
+    /// one action loop over every conversation when one prompt shows them all whole
+    /// (or partitioning is off), else one loop per group, each from `incumbent` with
+    /// the learned-use sections of its own conversations, and merges of the groups'
+    /// lists; returns the groups (empty without partitions).
+    async fn propose(
+        &self,
         next: &OptimizerState,
         budget: &PromptBudget,
         incumbent: &mut Vec<LearnedFunction>,
-        outcome: &mut StepOutcome,
+        round: &mut Round,
+    ) -> Result<Vec<PartitionReport>, OptimizerError> {
+        let role = role_text(&self.options.example);
+        let start = incumbent.clone();
+        let extra_for = |conversations: &[RecordedConversation]| {
+            self.learned_use_text(&next.best_functions, conversations)
+        };
+        let whole_extra = extra_for(&next.best_conversations);
+        let whole = PromptInputs {
+            role: &role,
+            extra: &whole_extra,
+            best: &next.best_functions,
+            incumbent: &start,
+            actions_taken: 0,
+            failures: &next.failures,
+            conversations: &next.best_conversations,
+        };
+        let groups = plan_groups(self.options.partitioning, &whole, &extra_for, budget)
+            .map_err(|needed| prompt_too_large(needed, budget))?;
+        let Some(groups) = groups.filter(|groups| groups.len() > 1) else {
+            let conversations = &next.best_conversations;
+            let prompt = |list: &[LearnedFunction], taken: usize| {
+                step_prompt(
+                    &role,
+                    &whole_extra,
+                    next,
+                    conversations,
+                    list,
+                    taken,
+                    budget,
+                )
+            };
+            self.action_loop(&prompt, &next.best_conversations, budget, incumbent, round)
+                .await?;
+            return Ok(Vec::new());
+        };
+        // The groups' loops run at once (their model calls spread over the
+        // replicas); each is a pure function of its group, so the results, taken
+        // in group order, do not depend on which answered first.
+        let loops = groups.into_iter().map(|range| {
+            let (role, start, extra_for) = (&role, &start, &extra_for);
+            async move {
+                let conversations = &next.best_conversations[range.clone()];
+                let extra = extra_for(conversations);
+                let prompt = |list: &[LearnedFunction], taken: usize| {
+                    step_prompt(role, &extra, next, conversations, list, taken, budget)
+                };
+                let mut functions = start.clone();
+                let mut group = Round::default();
+                self.action_loop(&prompt, conversations, budget, &mut functions, &mut group)
+                    .await?;
+                Ok::<_, OptimizerError>((range, functions, group))
+            }
+        });
+        let finished = futures::future::try_join_all(loops).await?;
+        let mut candidates = Vec::with_capacity(finished.len());
+        let mut reports = Vec::with_capacity(finished.len());
+        let mut all_terminated = true;
+        for (range, functions, group) in finished {
+            all_terminated &= group.terminated;
+            reports.push(group_report(
+                &next.best_conversations,
+                range,
+                group.actions.len(),
+            ));
+            round.absorb(group);
+            candidates.push(functions);
+        }
+        *incumbent = self
+            .merge(next, budget, &start, candidates, &reports, round)
+            .await?;
+        round.terminated = all_terminated;
+        Ok(reports)
+    }
+
+    /// Merges the groups' candidate lists one at a time into the first that
+    /// changed anything (a candidate equal to `start`, the list every group began
+    /// from, adds nothing). Merge proposals pass the same checks as the groups'.
+    async fn merge(
+        &self,
+        next: &OptimizerState,
+        budget: &PromptBudget,
+        start: &[LearnedFunction],
+        candidates: Vec<Vec<LearnedFunction>>,
+        reports: &[PartitionReport],
+        round: &mut Round,
+    ) -> Result<Vec<LearnedFunction>, OptimizerError> {
+        let mut changed = candidates
+            .into_iter()
+            .zip(reports)
+            .filter(|(functions, _)| functions.as_slice() != start);
+        let Some((mut merged, first)) = changed.next() else {
+            return Ok(start.to_vec());
+        };
+        let statistics = match self.options.learned_use.use_statistics {
+            true => use_statistics_text(&next.best_functions, &next.best_conversations),
+            false => String::new(),
+        };
+        let mut merged_groups = vec![first.clone()];
+        for (candidate, report) in changed {
+            let candidate_groups = [report.clone()];
+            let prompt = |list: &[LearnedFunction], taken: usize| {
+                let mut extra = statistics.clone();
+                if budget.asks_demonstrations {
+                    extra.push_str(&demonstrations_text(list.iter().chain(&candidate)));
+                }
+                let merged_side = MergeSide {
+                    functions: list,
+                    groups: &merged_groups,
+                };
+                let candidate_side = MergeSide {
+                    functions: &candidate,
+                    groups: &candidate_groups,
+                };
+                merge_prompt(
+                    &next.best_functions,
+                    &next.failures,
+                    &merged_side,
+                    &candidate_side,
+                    taken,
+                    &extra,
+                    budget,
+                )
+                .map_err(|needed| prompt_too_large(needed, budget))
+            };
+            let mut merge_round = Round::default();
+            self.action_loop(&prompt, &[], budget, &mut merged, &mut merge_round)
+                .await?;
+            round.absorb(merge_round);
+            merged_groups.push(report.clone());
+        }
+        Ok(merged)
+    }
+
+    /// Asks for actions until `max_actions_per_step` are applied, the model stops
+    /// calling tools, or every round is used. Proposals are tried on the arguments of
+    /// `conversations`, the ones `prompt` shows (the best list's, after a roll-back
+    /// too), so an error's "failing conversation N" is the prompt's "Conversation N".
+    async fn action_loop(
+        &self,
+        prompt: &PromptFn<'_>,
+        conversations: &[RecordedConversation],
+        budget: &PromptBudget,
+        incumbent: &mut Vec<LearnedFunction>,
+        outcome: &mut Round,
     ) -> Result<(), OptimizerError> {
+        let role = role_text(&self.options.example);
         for _round in 0..self.max_actions_per_step {
             let room = self.max_actions_per_step - outcome.actions.len();
             if room == 0 {
                 break;
             }
-            let role = role_text(&self.options.example);
-            let extra = self.learned_use_text(next);
-            let (prompt, report) = step_prompt(
-                &role,
-                &extra,
-                next,
-                incumbent,
-                outcome.actions.len(),
-                budget,
-            )?;
+            let (prompt, report) = prompt(incumbent, outcome.actions.len())?;
             outcome.prompts.push(report);
             let must_act = self.options.require_action && outcome.actions.is_empty();
             let prompt_message = ChatMessage::user(prompt);
@@ -794,14 +999,16 @@ impl AgentOptimizer {
                             execution_checks: self.options.learned_use.execution_checks,
                             judge: self.judge.as_deref(),
                         };
+                        let mut executor = self.executor.lock().await;
                         let verdict = validate_calls(
                             &considered,
                             incumbent,
                             &limits,
-                            self.executor.as_deref_mut(),
-                            &next.best_conversations,
+                            executor.as_deref_mut(),
+                            conversations,
                         )
                         .await?;
+                        drop(executor);
                         let errors = match verdict {
                             Verdict::Accepted(actions) => {
                                 for action in actions {
@@ -826,11 +1033,22 @@ impl AgentOptimizer {
     }
 }
 
-/// The prompt of one round of a step, with its budget report.
+/// A prompt of `needed` estimated tokens that cannot fit `budget`.
+fn prompt_too_large(needed: usize, budget: &PromptBudget) -> OptimizerError {
+    OptimizerError::PromptTooLarge {
+        needed,
+        budget: budget.max_prompt_tokens,
+        context_window: budget.context_window,
+        reserved: budget.context_window as usize - budget.max_prompt_tokens,
+    }
+}
+
+/// The prompt of one round of a step over `conversations`, with its budget report.
 fn step_prompt(
     role: &str,
     extra: &str,
     next: &OptimizerState,
+    conversations: &[RecordedConversation],
     incumbent: &[LearnedFunction],
     actions_taken: usize,
     budget: &PromptBudget,
@@ -842,15 +1060,10 @@ fn step_prompt(
         incumbent,
         actions_taken,
         failures: &next.failures,
-        conversations: &next.best_conversations,
+        conversations,
     };
     let (prompt, report) =
-        build_prompt(&inputs, budget).map_err(|needed| OptimizerError::PromptTooLarge {
-            needed,
-            budget: budget.max_prompt_tokens,
-            context_window: budget.context_window,
-            reserved: budget.context_window as usize - budget.max_prompt_tokens,
-        })?;
+        build_prompt(&inputs, budget).map_err(|needed| prompt_too_large(needed, budget))?;
     tracing::info!(
         budget = report.budget_tokens,
         prompt_tokens = report.prompt_tokens,

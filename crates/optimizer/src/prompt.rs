@@ -424,7 +424,7 @@ pub fn action_schema_asking(
 
 /// What [`ActionFormat::JsonSchema`] appends to the prompt in place of offered tools
 /// (the same text whatever List B holds, so the budget's fixed part is fixed).
-fn json_action_instruction(demonstrations: bool) -> String {
+pub(crate) fn json_action_instruction(demonstrations: bool) -> String {
     format!(
         "The functions you know:\n{}\nTake an action by replying with one JSON object and \
          nothing else: {{\"action\": FUNCTION NAME, \"arguments\": {{...the function's \
@@ -478,6 +478,7 @@ pub struct PromptReport {
 }
 
 /// Everything the prompt shows.
+#[derive(Clone, Copy)]
 pub(crate) struct PromptInputs<'a> {
     /// The role text with the example ([`role_text`]).
     pub(crate) role: &'a str,
@@ -491,7 +492,7 @@ pub(crate) struct PromptInputs<'a> {
     pub(crate) conversations: &'a [RecordedConversation],
 }
 
-fn functions_text(functions: &[LearnedFunction]) -> String {
+pub(crate) fn functions_text(functions: &[LearnedFunction]) -> String {
     let forms: Vec<_> = functions.iter().map(crate::function::prompt_form).collect();
     serde_json::to_string(&forms).unwrap_or_default()
 }
@@ -598,7 +599,7 @@ fn assemble(inputs: &PromptInputs<'_>, budget: &PromptBudget, sections: &Section
     )
 }
 
-fn tokens(prompt: &str, budget: &PromptBudget) -> usize {
+pub(crate) fn tokens(prompt: &str, budget: &PromptBudget) -> usize {
     let tools = match budget.action_format {
         ActionFormat::ToolCalls => optimizer_tools_asking(budget.asks_demonstrations),
         ActionFormat::JsonSchema => Vec::new(),

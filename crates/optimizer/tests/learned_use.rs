@@ -334,3 +334,139 @@ async fn a_json_schema_action_carries_its_examples() -> anyhow::Result<()> {
     assert!(schema.to_string().contains("demonstrations"), "{schema}");
     Ok(())
 }
+
+/// A solved conversation about problem `index` that wrote Python and called
+/// `add_9` once.
+fn solved_with_code(index: usize) -> (Vec<ChatMessage>, BTreeMap<String, FunctionUse>) {
+    let history = vec![
+        ChatMessage::user(format!("Problem {index}: what is 10 + {index}?")),
+        ChatMessage::assistant(format!("```python\nprint(10 + {index})\n```")),
+        ChatMessage::user(format!("{}", 10 + index)),
+        ChatMessage::assistant(format!("The answer is \\boxed{{{}}}.", 10 + index)),
+    ];
+    let counts = FunctionUse {
+        calls: 1,
+        succeeded: 1,
+    };
+    (history, BTreeMap::from([("add_9".to_owned(), counts)]))
+}
+
+/// Answers by the prompt alone (the groups ask at once): a step's loop adds
+/// `add_K` for the first problem K it shows, with a worked example; a merge adds
+/// the candidate's missing function, first with code that fails on any call.
+fn learned_use_by_prompt(request: &agentopt_testkit::RecordedRequest) -> Reply {
+    use crate::partition::{names, section};
+    let text = prompt_of(request);
+    let retry = request.body["messages"].as_array().map_or(0, Vec::len) > 1;
+    let list_b = names(section(&text, "\nList B: "));
+    let wanted = if text.contains("\nCandidate: ") {
+        names(section(&text, "\nCandidate: "))
+            .into_iter()
+            .find(|name| !list_b.contains(name))
+    } else {
+        let problem = text
+            .split("Problem ")
+            .nth(1)
+            .and_then(|r| r.split(':').next());
+        Some(format!("add_{}", problem.unwrap_or("x"))).filter(|name| !list_b.contains(name))
+    };
+    let Some(name) = wanted else {
+        return Reply::text("TERMINATE");
+    };
+    if text.contains("\nCandidate: ") && !retry {
+        let code = format!("def {name}(a, b):\n    return math.floor(a) + b\n");
+        let (tool, arguments) = function_call("add_function", &name, &["a", "b"], &code);
+        return Reply::tool_call(tool, arguments);
+    }
+    let (tool, mut arguments) = add_sum(&name);
+    arguments["demonstrations"] = json!([{
+        "problem": "What is 2 plus 3?",
+        "solution": format!("print({name}(2, 3))"),
+        "answer": "5",
+    }]);
+    Reply::tool_call(tool, arguments)
+}
+
+/// A partitioned step keeps every lever: each group's prompt shows the use and the
+/// correct solutions of its own conversations, group and merge proposals are
+/// execution-checked and their examples verified, and the merge prompt shows the
+/// function use and the checked examples it must carry over.
+#[tokio::test]
+async fn a_partitioned_step_keeps_the_learned_use_levers() -> anyhow::Result<()> {
+    let server = agentopt_testkit::ScriptedServer::builder()
+        .n_ctx(8192)
+        .rule(learned_use_by_prompt)
+        .await;
+    let options = OptimizerOptions {
+        partitioning: agentopt_optimizer::Partitioning::AtMost(1),
+        learned_use: LearnedUseOptions {
+            demonstrations: true,
+            execution_checks: true,
+            use_statistics: true,
+            from_what_worked: true,
+            ..LearnedUseOptions::default()
+        },
+        ..OptimizerOptions::default()
+    };
+    let mut optimizer = optimizer(&server, 2, options)
+        .with_executor(Box::new(sandbox().await))
+        .with_answer_judge(Arc::new(OneProblem));
+    // One conversation: one prompt, which adds add_9.
+    let (history, _) = solved_with_code(9);
+    optimizer.record_conversation_with_uses(history, false, BTreeMap::new())?;
+    let first = optimizer.step().await?;
+    assert!(first.partitions.is_empty());
+    assert_eq!(first.functions.names(), ["add_9"]);
+
+    for index in 0..2 {
+        let (history, uses) = solved_with_code(index);
+        optimizer.record_conversation_with_uses(history, true, uses)?;
+    }
+    let outcome = optimizer.step().await?;
+    assert_eq!(outcome.partitions.len(), 2, "{:?}", outcome.partitions);
+    assert_eq!(outcome.functions.names(), ["add_9", "add_0", "add_1"]);
+    for function in outcome.functions.iter() {
+        let examples = &function.demonstrations;
+        assert_eq!(examples.len(), 1, "{}: verified", function.name);
+        assert!(examples[0].call.is_some(), "{}", function.name);
+    }
+    let errors = errors(&outcome);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("calling add_1(") && errors[0].contains("NameError"),
+        "the merge's proposal was execution-checked: {}",
+        errors[0]
+    );
+
+    let prompts: Vec<String> = server.chat_requests().iter().map(prompt_of).collect();
+    for index in 0..2 {
+        let group = prompts
+            .iter()
+            .find(|p| !p.contains("\nCandidate: ") && p.contains(&format!("Problem {index}:")))
+            .expect("a group prompt");
+        assert!(
+            group.contains("in these 1 conversations")
+                && group.contains("- add_9: called in 1 of 1 conversations"),
+            "{group}"
+        );
+        let solution = format!("Solution of conversation 0:\n```python\nprint(10 + {index})");
+        assert!(group.contains(&solution), "its own solution: {group}");
+        let other = format!("print(10 + {})", 1 - index);
+        assert!(!group.contains(&other), "not the other group's: {group}");
+    }
+    let merge = prompts
+        .iter()
+        .find(|p| p.contains("\nCandidate: "))
+        .expect("a merge prompt");
+    assert!(
+        merge.contains("- add_9: called in 2 of 2 conversations"),
+        "{merge}"
+    );
+    assert!(
+        merge.contains("Worked examples of these functions")
+            && merge.contains("- add_1: {")
+            && merge.contains("print(add_1(2, 3))"),
+        "{merge}"
+    );
+    Ok(())
+}

@@ -3,6 +3,7 @@
 
 mod json_actions;
 mod learned_use;
+mod partition;
 mod persistence;
 mod prompt;
 mod stats;

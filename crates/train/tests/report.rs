@@ -131,6 +131,7 @@ fn step_summaries() {
         skipped: None,
         pruned: Vec::new(),
         demonstrations: agentopt_train::DemonstrationCounts::default(),
+        partitions: 0,
     };
     for (record, text) in [
         (
@@ -140,6 +141,13 @@ fn step_summaries() {
         (
             step(false, 0, 2, &[]),
             "rolled back to the best · 0 actions (2 rejected) · functions: none",
+        ),
+        (
+            agentopt_train::StepRecord {
+                partitions: 3,
+                ..step(true, 2, 0, &["solve", "halve"])
+            },
+            "kept the trial · 2 actions over 3 partitions · functions: solve, halve",
         ),
     ] {
         assert_eq!(record.summary(), text);

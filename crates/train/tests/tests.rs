@@ -3,8 +3,10 @@
 //! in-process checker, so these tests are about the trainer: phases, steps, the
 //! journal, resume, infrastructure errors and the report.
 
+mod claim;
 mod infrastructure;
 mod learned_use;
+mod replicas;
 mod report;
 mod resume;
 mod run;
