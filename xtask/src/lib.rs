@@ -1,5 +1,5 @@
 //! Library half of `xtask`, so the benchmark's pure parts (data loading,
-//! statistics, reports, plots) are reachable from the integration tests.
+//! statistics, reports) are reachable from the integration tests.
 
 pub mod bench_local;
 pub mod bench_math;

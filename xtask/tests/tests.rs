@@ -6,6 +6,5 @@ mod cli;
 mod e2e;
 mod faults;
 mod overhead;
-mod plot;
 mod real_model;
 mod rundir;

@@ -29,6 +29,9 @@ pub enum TrainError {
         /// Why.
         message: String,
     },
+    /// The learning curve could not be drawn (plotters' message).
+    #[error("cannot draw the learning curve: {0}")]
+    Plot(String),
     /// Two problems of one set have the same id.
     #[error("{set} problems {first} and {second} have the same id {id:?}; ids must be unique")]
     DuplicateProblemId {

@@ -31,21 +31,25 @@
 //! ```
 
 mod error;
+mod html;
 mod journal;
 mod progress;
 mod report;
+mod tape;
 mod task;
 mod throughput;
 mod trainer;
 
 pub use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction, Provenance};
 pub use error::TrainError;
+pub use html::{learning_curve_svg, write_report_html};
 pub use journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord};
 pub use progress::{Event, NoProgress, Observer};
 pub use report::{
     Accuracy, CheckResult, EpochResult, FunctionUsage, InfrastructureCounts, PhaseTime,
     ProblemOutcome, REPORT_VERSION, Setup, TestResult, TrainingReport, pair_outcomes,
 };
+pub use tape::{OptimizerExchange, StepDetail};
 pub use task::{Attempt, CallCounts, InfraError, InfraKind, Outcome, Task};
 pub use throughput::{Throughput, measure_throughput};
 pub use trainer::{Problems, Trainer, TrainerOptions};

@@ -26,6 +26,7 @@ use futures::StreamExt as _;
 use crate::journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord};
 use crate::progress::{Event, NoProgress, Observer};
 use crate::report::{Setup, TrainingReport};
+use crate::tape::{StepDetail, Tape, TapedModel};
 use crate::task::{InfraKind, Task};
 use crate::{TrainError, report};
 
@@ -270,6 +271,9 @@ struct Run<'a, T: Task> {
     transcripts: JsonLines,
     steps: JsonLines,
     phases: JsonLines,
+    step_details: JsonLines,
+    /// The optimizer model's requests and replies in the step in progress.
+    tape: Tape,
     /// The latest record of each (phase, index).
     recorded: HashMap<(Phase, usize), ConversationRecord>,
 }
@@ -288,6 +292,8 @@ impl<'a, T: Task> Run<'a, T> {
             transcripts: JsonLines::open(&dir.transcripts_path())?,
             steps: JsonLines::open(&dir.steps_path())?,
             phases: JsonLines::open(&dir.phases_path())?,
+            step_details: JsonLines::open(&dir.step_details_path())?,
+            tape: Tape::default(),
             trainer,
             problems,
             dir,
@@ -424,6 +430,8 @@ impl<'a, T: Task> Run<'a, T> {
     ) -> Result<StepResult, TrainError> {
         let mut mark = self.mark();
         self.trainer.observer.event(Event::StepStarted { epoch });
+        // Calls of an earlier step that failed before its record belong to no step.
+        self.tape.take();
         let outcome = match optimizer.step().await {
             Ok(outcome) => outcome,
             Err(OptimizerError::Model(error)) => {
@@ -462,6 +470,14 @@ impl<'a, T: Task> Run<'a, T> {
             "optimizer step finished"
         );
         self.record_spend(&format!("step {epoch}"), &mut mark)?;
+        // The detail first: a kill between the two lines re-runs the step, whose
+        // later detail line supersedes this one.
+        self.step_details.append(&StepDetail {
+            epoch,
+            exchanges: self.tape.take(),
+            outcome: Some(outcome.clone()),
+            skipped: None,
+        })?;
         self.steps.append(&step)?;
         self.trainer
             .observer
@@ -499,6 +515,12 @@ impl<'a, T: Task> Run<'a, T> {
             should_stop: false,
             skipped: Some(error.to_string()),
         };
+        self.step_details.append(&StepDetail {
+            epoch,
+            exchanges: self.tape.take(),
+            outcome: None,
+            skipped: step.skipped.clone(),
+        })?;
         self.steps.append(&step)?;
         self.trainer
             .observer
@@ -516,7 +538,10 @@ impl<'a, T: Task> Run<'a, T> {
                 significance: self.options().significance,
             });
         }
-        let model = Arc::clone(&trainer.optimizer_model);
+        let model: Arc<dyn ChatModel> = Arc::new(TapedModel::new(
+            Arc::clone(&trainer.optimizer_model),
+            self.tape.clone(),
+        ));
         Ok(match last_epoch {
             Some(epoch) => {
                 let path = self.dir.checkpoint_path(epoch);
@@ -699,6 +724,11 @@ impl<'a, T: Task> Run<'a, T> {
         });
         write_json_atomic(&self.dir.report_json_path(), &report)?;
         write_atomic(&self.dir.report_md_path(), report.to_markdown().as_bytes())?;
+        write_atomic(
+            &self.dir.learning_curve_path(),
+            crate::html::learning_curve_svg(&report)?.as_bytes(),
+        )?;
+        crate::html::write(&self.dir, &report, functions)?;
         Ok(report)
     }
 }

@@ -3,6 +3,8 @@
 //! in-process checker, so these tests are about the trainer: phases, steps, the
 //! journal, resume, infrastructure errors and the report.
 
+mod curve;
+mod html;
 mod infrastructure;
 mod report;
 mod resume;

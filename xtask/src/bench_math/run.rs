@@ -18,7 +18,6 @@ use agentopt_train::{Problems, Setup, Trainer, TrainerOptions};
 use anyhow::{Context as _, bail};
 
 use super::cli::{BenchArgs, Endpoints, RunConfig, resolve_endpoints, run_config};
-use super::plot::write_learning_curve;
 use super::progress::{Progress, ProgressObserver, init_tracing};
 use super::rundir::{create_run_dir, open_run_dir};
 use crate::sandboxes::MathSandboxes;
@@ -64,7 +63,6 @@ pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<()> {
             root.display()
         ),
     };
-    write_learning_curve(&report, &root.join("learning_curve.svg"))?;
     println!("{}", report.terminal_summary());
     println!("Run directory: {}", root.display());
     if let Some(reason) = &report.incomplete {
