@@ -4,4 +4,6 @@
 pub mod bench_local;
 pub mod bench_math;
 pub mod bench_overhead;
+pub mod bench_report;
+pub mod browser;
 pub mod sandboxes;

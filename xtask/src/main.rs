@@ -3,7 +3,7 @@
 mod test;
 
 use clap::{Parser, Subcommand};
-use xtask::{bench_local, bench_math, bench_overhead};
+use xtask::{bench_local, bench_math, bench_overhead, bench_report};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "agentopt project automation")]
@@ -33,6 +33,15 @@ enum Command {
     /// agentopt's (Python package), same AG2 agents, same scripted server: prints
     /// wall time, model calls and problems solved (a benchmark, not a test).
     BenchPython(BenchPythonArgs),
+    /// Rebuilds `report.html` of a run directory from its files (an older run's too)
+    /// and prints its path.
+    Report {
+        /// The run directory (holding `report.json` and the journal).
+        run_dir: std::path::PathBuf,
+    },
+    /// Size of `report.html` and its opening time in headless Chromium, for
+    /// synthetic runs of several sizes, printed as a table.
+    BenchReport(bench_report::BenchReportArgs),
 }
 
 #[derive(clap::Args)]
@@ -82,6 +91,14 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Test(args) => test::run(&args),
         Command::BenchPython(args) => bench_python(&args),
+        Command::Report { run_dir } => {
+            let page = agentopt_train::write_report_html(&run_dir)?;
+            println!("{}", page.display());
+            Ok(())
+        }
+        Command::BenchReport(args) => {
+            tokio::runtime::Runtime::new()?.block_on(bench_report::run(&args))
+        }
         Command::BenchMath(args) => {
             tokio::runtime::Runtime::new()?.block_on(bench_math::run::run(&args, &workspace))
         }

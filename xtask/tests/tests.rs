@@ -7,4 +7,5 @@ mod e2e;
 mod faults;
 mod overhead;
 mod real_model;
+mod report_html;
 mod rundir;

@@ -12,11 +12,17 @@ worker instead of the user's process. Moving a notebook over is one import::
 ``agentopt.Trainer`` runs a whole training run (test, epochs of attempts and
 optimizer steps, test) over a task written in Python, with a crash-safe run
 directory that a second ``run()`` continues; ``agentopt.FunctionSet.load`` reads the
-trained ``functions.json`` and installs it into AG2 agents.
+trained ``functions.json`` and installs it into AG2 agents. Every run writes
+``report.html`` (the whole run as one page); ``agentopt.report(run_dir)`` rebuilds it.
 """
+
+import os
+import pathlib
+from typing import Union
 
 from . import errors
 from ._agentopt import AgentOptimizer, FunctionSet, LearnedFunction, Trainer, TrainingReport, __version__
+from ._agentopt import write_report_html as _write_report_html
 from .errors import (
     AgentOptError,
     CheckpointError,
@@ -27,7 +33,20 @@ from .errors import (
     SandboxError,
 )
 
+
+
+def report(run_dir: Union[str, "os.PathLike[str]"]) -> pathlib.Path:
+    """Rebuilds ``report.html`` of a run directory from its files and returns its path.
+
+    The page is self-contained (no network, no server): open it in a browser. Raises
+    ``CheckpointError`` naming the file when ``report.json`` or a journal line cannot
+    be read.
+    """
+    return pathlib.Path(_write_report_html(os.fspath(run_dir)))
+
+
 __all__ = [
+    "report",
     "AgentOptimizer",
     "FunctionSet",
     "LearnedFunction",

@@ -5,6 +5,10 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 __version__: str
 
+def write_report_html(run_dir: Union[str, PathLike[str]]) -> str:
+    """Rebuilds ``report.html`` of a run directory from its files; returns its path
+    (``agentopt.report`` wraps it)."""
+
 FuncSigItem = Dict[str, Any]
 """``{"func_sig": SIGNATURE_OR_NAME, "is_remove": bool}``: keyword arguments of
 ``ConversableAgent.update_function_signature``."""

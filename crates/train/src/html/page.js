@@ -16,7 +16,11 @@
       else if (key === 'on') for (const [type, fn] of Object.entries(value)) node.addEventListener(type, fn);
       else node.setAttribute(key, value);
     }
-    for (const child of children.flat()) {
+    return put(node, children);
+  }
+  // Appends `children` (nested arrays flattened; strings as text nodes) to `node`.
+  function put(node, ...children) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined || child === false) continue;
       node.append(typeof child === 'object' ? child : String(child));
     }
@@ -62,24 +66,32 @@
       results.push([`before, ${check.name} check`, accuracy(check.test_before.accuracy)]);
       results.push([`after, ${check.name} check`, accuracy(check.test_after.accuracy)]);
     }
+    const before = report.test_before.accuracy; const after = report.test_after.accuracy;
+    document.querySelector('header h1').after(el('span', { class: 'headline' },
+      `test ${percent(before.rate)} → ${percent(after.rate)} · +${p.after_only} / −${p.before_only} problems · McNemar p = ${report.mcnemar_p.toFixed(3)}` + (report.incomplete ? ' · INCOMPLETE' : '')));
+    const curve = document.querySelector('figure.curve');
     const body = document.getElementById('summary-body');
     body.append(
       el('div', { class: 'cards' },
         el('div', { class: 'card' }, el('h3', null, 'Test accuracy'), table(['agents', 'solved'], results),
-          el('p', null, `Paired on the same problems: ${p.after_only} solved only after training, ${p.before_only} only before, ${p.both} both times, ${p.neither} neither. Exact McNemar p = ${report.mcnemar_p.toFixed(4)}.`)),
-        el('div', { class: 'card' }, el('h3', null, 'Setup'), table(['setting', 'value'], rows))),
-      el('h3', null, 'Training epochs'),
-      report.epochs.length === 0 ? el('p', null, 'No training epoch ran.') :
-        table(['epoch', 'training accuracy', 'step', 'actions', 'functions after'], report.epochs.map((e) => [
-          String(e.epoch), accuracy(e.accuracy),
-          e.skipped ? `skipped (${e.skipped})` : e.kept ? 'kept' : 'rolled back',
-          e.rejected ? `${e.actions} (${e.rejected} rejected)` : String(e.actions),
-          e.functions_after.join(', ') || '—'])),
-      el('h3', null, 'Tokens and cost'),
-      table(['role', 'calls', 'retried', 'failed', 'prompt tokens', 'completion tokens', 'cost (USD)'],
-        report.usage.map((u) => [u.role, String(u.calls), String(u.retries), String(u.failed_calls), String(u.prompt_tokens), String(u.completion_tokens), u.cost_usd.toFixed(4)])),
-      el('h3', null, 'Wall time'),
-      table(['phase', 'time'], report.phases.map((ph) => [ph.phase, seconds(ph.seconds)])));
+          el('p', null, `Paired on the same problems: ${p.after_only} solved only after training, ${p.before_only} only before, ${p.both} both times, ${p.neither} neither. Exact McNemar p = ${report.mcnemar_p.toFixed(4)}.`),
+          el('h3', null, 'Training epochs'),
+          report.epochs.length === 0 ? el('p', null, 'No training epoch ran.') :
+            table(['epoch', 'training accuracy', 'step', 'actions', 'functions after'], report.epochs.map((e) => [
+              String(e.epoch), accuracy(e.accuracy),
+              e.skipped ? `skipped (${e.skipped})` : e.kept ? 'kept' : 'rolled back',
+              e.rejected ? `${e.actions} (${e.rejected} rejected)` : String(e.actions),
+              e.functions_after.join(', ') || '—']))),
+        curve),
+      el('div', { class: 'cards' },
+        el('div', { class: 'card' }, el('h3', null, 'Setup'), table(['setting', 'value'], rows)),
+        el('div', { class: 'card' },
+          el('h3', null, 'Tokens and cost'),
+          report.usage.length === 0 ? el('p', { class: 'note' }, 'No metered model call.') :
+            table(['role', 'calls', 'retried', 'failed', 'prompt tokens', 'completion tokens', 'cost (USD)'],
+              report.usage.map((u) => [u.role, String(u.calls), String(u.retries), String(u.failed_calls), String(u.prompt_tokens), String(u.completion_tokens), u.cost_usd.toFixed(4)])),
+          el('h3', null, 'Wall time'),
+          table(['phase', 'time'], report.phases.map((ph) => [ph.phase, seconds(ph.seconds)])))));
     if (report.infrastructure.length) {
       body.append(el('h3', null, 'Infrastructure errors (not counted in any accuracy)'),
         table(['phase', 'errors', 'first error'], report.infrastructure.map((i) => [
@@ -94,11 +106,11 @@
     const fence = /```([^\n`]*)\n([\s\S]*?)```/g;
     let at = 0;
     for (const match of text.matchAll(fence)) {
-      if (match.index > at) box.append(el('div', { class: 'text' }, text.slice(at, match.index)));
-      box.append(el('div', { class: 'code-block' }, el('span', { class: 'lang' }, match[1] || 'code'), el('pre', { class: 'code' }, match[2])));
+      if (match.index > at) put(box, el('div', { class: 'text' }, text.slice(at, match.index)));
+      put(box, el('div', { class: 'code-block' }, el('span', { class: 'lang' }, match[1] || 'code'), el('pre', { class: 'code' }, match[2])));
       at = match.index + match[0].length;
     }
-    if (at < text.length) box.append(el('div', { class: 'text' }, text.slice(at)));
+    if (at < text.length) put(box, el('div', { class: 'text' }, text.slice(at)));
     return box;
   }
   function execution(x) {
@@ -218,10 +230,10 @@
       el('pre', { class: 'code' }, f.code || ''));
     const demos = f.demonstrations || f.examples;
     if (Array.isArray(demos) && demos.length) {
-      card.append(el('h4', null, `Demonstrations (${demos.length})`), demos.map((d) => el('div', { class: 'demo' },
+      put(card, el('h4', null, `Demonstrations (${demos.length})`), demos.map((d) => el('div', { class: 'demo' },
         typeof d === 'object' ? Object.entries(d).map(([k, v]) => el('div', null, el('div', { class: 'label' }, k), el('pre', { class: 'output' }, typeof v === 'string' ? v : JSON.stringify(v, null, 2)))) : el('pre', null, String(d)))));
     }
-    if (extra) card.append(extra);
+    if (extra) put(card, extra);
     return card;
   }
   function action(a) {
@@ -241,25 +253,25 @@
   function stepBody(step) {
     const detail = blockData(step.detail);
     const box = el('div', { class: 'step-body' });
-    if (step.skipped) box.append(el('p', { class: 'error' }, 'Skipped: ' + step.skipped));
+    if (step.skipped) put(box, el('p', { class: 'error' }, 'Skipped: ' + step.skipped));
     const o = detail && detail.outcome;
     if (o) {
-      box.append(el('p', null, `${o.accepted ? 'Kept the trial' : 'Rolled back to the best list'}: trial score ${o.trial_performance.toFixed(3)}, best ${o.best_performance.toFixed(3)}` + (o.terminated ? '; the optimizer ended the step' : '') + (o.should_stop ? '; patience used up' : '') + '.'));
-      box.append(el('h4', null, `Actions accepted (${o.actions.length})`), o.actions.length ? o.actions.map(action) : el('p', { class: 'note' }, 'none'));
-      box.append(el('h4', null, `Replies rejected (${o.rejected.length})`), o.rejected.length ? o.rejected.map((r) => el('div', { class: 'rejected' },
+      put(box, el('p', null, `${o.accepted ? 'Kept the trial' : 'Rolled back to the best list'}: trial score ${o.trial_performance.toFixed(3)}, best ${o.best_performance.toFixed(3)}` + (o.terminated ? '; the optimizer ended the step' : '') + (o.should_stop ? '; patience used up' : '') + '.'));
+      put(box, el('h4', null, `Actions accepted (${o.actions.length})`), o.actions.length ? o.actions.map(action) : el('p', { class: 'note' }, 'none'));
+      put(box, el('h4', null, `Replies rejected (${o.rejected.length})`), o.rejected.length ? o.rejected.map((r) => el('div', { class: 'rejected' },
         r.calls.map(([name, args], i) => el('div', null, el('div', { class: 'label' }, name), el('pre', { class: 'code' }, pretty(args)), r.errors[i] ? el('p', { class: 'error' }, 'why: ' + r.errors[i]) : el('p', { class: 'note' }, 'this call was valid'))))) : el('p', { class: 'note' }, 'none'));
     }
     if (detail) {
-      box.append(el('h4', null, `Prompts and replies (${detail.exchanges.length})`), detail.exchanges.map((x, i) => exchange(x, i + 1)));
+      put(box, el('h4', null, `Prompts and replies (${detail.exchanges.length})`), detail.exchanges.map((x, i) => exchange(x, i + 1)));
     } else {
-      box.append(el('p', { class: 'note' }, 'This run did not record the step in detail (step_details.jsonl).'));
+      put(box, el('p', { class: 'note' }, 'This run did not record the step in detail (step_details.jsonl).'));
     }
     const after = o ? o.functions.functions : null;
-    box.append(el('h4', null, 'Function set after the step'), after ? (after.length ? after.map((f) => functionCard(f)) : el('p', { class: 'note' }, 'empty')) : el('p', null, step.functions_after.join(', ') || 'empty'));
+    put(box, el('h4', null, 'Function set after the step'), after ? (after.length ? after.map((f) => functionCard(f)) : el('p', { class: 'note' }, 'empty')) : el('p', null, step.functions_after.join(', ') || 'empty'));
     const trained = data.phases.filter((ph) => ph.epoch === step.epoch);
     for (const ph of trained) {
       const holder = el('div');
-      box.append(el('h4', null, `Conversations of ${ph.phase} (${ph.rows.length})`), el('div', { class: 'chips' }, ph.rows.map(([id, row]) => el('button', {
+      put(box, el('h4', null, `Conversations of ${ph.phase} (${ph.rows.length})`), el('div', { class: 'chips' }, ph.rows.map(([id, row]) => el('button', {
         type: 'button', class: 'chip ' + row.status, on: { click: () => holder.replaceChildren(conversation(row.block)) },
       }, id))), holder);
     }
@@ -302,7 +314,10 @@
     applyFilter('flipped_solved');
     result.flipped_rows_really_flipped = rows.filter((r) => !r.tr.hidden).every((r) => r.problem.before.status === 'failed' && r.problem.after.status === 'solved');
     applyFilter('all');
-    for (const row of rows.slice(0, 50)) toggleRow(row);
+    const started = performance.now();
+    if (rows.length) toggleRow(rows[0]);
+    result.open_row_ms = performance.now() - started;
+    for (const row of rows.slice(1, 50)) toggleRow(row);
     result.open_conversations = document.querySelectorAll('#problems-body .conversation').length;
     result.messages = document.querySelectorAll('#problems-body .message').length;
     result.executions = document.querySelectorAll('#problems-body .execution').length;
