@@ -7,6 +7,7 @@
 
 pub use agentopt_agents as agents;
 pub use agentopt_llm as llm;
+pub use agentopt_local as local;
 pub use agentopt_math as math;
 pub use agentopt_mathchat as mathchat;
 pub use agentopt_optimizer as optimizer;

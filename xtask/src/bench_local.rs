@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use crate::sandboxes::MathSandboxes;
-use agentopt_llm::local::{LocalServer, LocalServerOptions, Progress};
 use agentopt_llm::{ClientOptions, ConfigListModel};
+use agentopt_local::{LocalServer, LocalServerOptions, Progress};
 use agentopt_mathchat::{DataFormat, MathTask, MathTaskOptions, Selection, load};
 use agentopt_sandbox::PythonEnvironment;
 use agentopt_train::{FunctionSet, Throughput, measure_throughput};

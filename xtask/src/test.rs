@@ -55,9 +55,9 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
     eprintln!("    {} (Python {})", python.venv.display(), python.version);
     if !args.no_real_model {
         eprintln!("==> local model for the real-model tests (0.5B, downloaded once)");
-        let model = agentopt_llm::local::prepare_blocking(
-            agentopt_llm::local::LocalModel::QwenCoder0_5B,
-            agentopt_llm::local::Progress::Show,
+        let model = agentopt_local::prepare_blocking(
+            agentopt_local::LocalModel::QwenCoder0_5B,
+            agentopt_local::Progress::Show,
         )
         .context("obtaining the local model")?;
         eprintln!("    {}", model.display());

@@ -171,7 +171,7 @@ fn presets_and_overrides() {
         );
         assert_eq!(data.selection.shuffle_seed, Some(0));
     }
-    assert_eq!(config.concurrency, agentopt_llm::local::DEFAULT_PARALLEL);
+    assert_eq!(config.concurrency, agentopt_local::DEFAULT_PARALLEL);
     assert_eq!(
         config.max_reply_tokens,
         Some(768),

@@ -1,17 +1,16 @@
 //! The chat-model boundary: a [`ChatModel`] trait, OpenAI / Azure / OpenAI-compatible
 //! providers over async-openai, retries, a response cache, usage and cost metering,
-//! lenient tool-call recovery and the embedded local llama.cpp model.
+//! lenient tool-call recovery. The embedded local model and the choice of endpoints
+//! live in `agentopt-local`.
 //!
 //! The only crate that talks to model servers. async-openai types never leave the
 //! `openai` module; everything public is this crate's own serde types.
 
 mod cache;
 pub mod config;
-pub mod endpoints;
 mod error;
 mod fallback;
 mod lenient;
-pub mod local;
 mod model;
 mod openai;
 mod retry;

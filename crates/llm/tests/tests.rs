@@ -7,7 +7,6 @@ mod context;
 mod fallback;
 mod faults;
 mod lenient;
-mod local;
 mod preflight;
 mod redaction;
 mod requests;

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use agentopt_agents::StopReason;
-use agentopt_llm::local::{LocalModel, LocalServer, LocalServerOptions};
 use agentopt_llm::{ChatModel, ClientOptions, EndpointConfig, OpenAiClient};
+use agentopt_local::{LocalModel, LocalServer, LocalServerOptions};
 use agentopt_mathchat::{MATH_AGENT_NAME, MathUserProxyAgent};
 
 use crate::{assistant, sessions};

@@ -8,10 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use agentopt_agents::FunctionStyle;
-use agentopt_llm::LlmError;
-use agentopt_llm::endpoints::EndpointRequest;
-pub use agentopt_llm::endpoints::{EndpointSource, Endpoints};
-use agentopt_llm::local::LocalModel;
+use agentopt_local::endpoints::EndpointRequest;
+pub use agentopt_local::endpoints::{EndpointSource, Endpoints};
+use agentopt_local::{LocalError, LocalModel};
 use agentopt_optimizer::ActionFormat;
 use serde::{Deserialize, Serialize};
 
@@ -413,7 +412,7 @@ pub struct RunConfig {
 }
 
 /// Chooses the endpoints the flags, environment (`lookup`) and working directory
-/// (`cwd`, for a config-list file) name; see [`agentopt_llm::endpoints`].
+/// (`cwd`, for a config-list file) name; see [`agentopt_local::endpoints`].
 ///
 /// # Errors
 /// The llm crate's configuration errors, naming the variable, file, entry or field.
@@ -421,7 +420,7 @@ pub fn resolve_endpoints(
     args: &BenchArgs,
     lookup: impl Fn(&str) -> Option<String>,
     cwd: &Path,
-) -> Result<Endpoints, LlmError> {
+) -> Result<Endpoints, LocalError> {
     let request = EndpointRequest {
         base_url: args.base_url.clone(),
         azure: args.api_type == ApiTypeArg::Azure,
@@ -433,7 +432,7 @@ pub fn resolve_endpoints(
         default_remote_model: DEFAULT_REMOTE_MODEL.to_owned(),
         local_model: args.local_model.model(),
     };
-    agentopt_llm::endpoints::resolve_endpoints(&request, lookup, cwd)
+    agentopt_local::endpoints::resolve_endpoints(&request, lookup, cwd)
 }
 
 /// The training and test data of the run: the files, and the selection from the

@@ -6,11 +6,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use agentopt_llm::local::{LocalServer, LocalServerOptions};
 use agentopt_llm::{
     Budget, ChatModel, ClientOptions, ConfigListModel, EndpointConfig, PriceTable, ResponseCache,
     UsageMeter,
 };
+use agentopt_local::{LocalServer, LocalServerOptions};
 use agentopt_mathchat::{MathTask, MathTaskOptions, Problem};
 use agentopt_optimizer::OptimizerOptions;
 use agentopt_sandbox::PythonEnvironment;
@@ -115,9 +115,9 @@ impl Models {
                     model,
                     parallel: config.concurrency,
                     progress: if progress.shows_bars() {
-                        agentopt_llm::local::Progress::Show
+                        agentopt_local::Progress::Show
                     } else {
-                        agentopt_llm::local::Progress::Quiet
+                        agentopt_local::Progress::Quiet
                     },
                     ..LocalServerOptions::default()
                 })

@@ -26,13 +26,13 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::cache::LocalCache;
-use super::progress::Progress;
+use crate::cache::LocalCache;
+use crate::progress::Progress;
 use agentopt_pyenv::tail_lines;
 
-use super::python::PythonEnv;
-use super::spec::LocalModel;
-use crate::LlmError;
+use crate::LocalError;
+use crate::python::PythonEnv;
+use crate::spec::LocalModel;
 
 /// The server script run by the managed venv's Python.
 const SERVE_SCRIPT: &str = include_str!("serve.py");
@@ -172,9 +172,9 @@ enum Phase {
 }
 
 impl LocalServer {
-    /// Obtains the model and runtime if needed (see [`prepare`](super::prepare)),
+    /// Obtains the model and runtime if needed (see [`prepare`](crate::prepare)),
     /// starts the server on a free loopback port and waits until it is healthy.
-    pub async fn start(options: LocalServerOptions) -> Result<Self, LlmError> {
+    pub async fn start(options: LocalServerOptions) -> Result<Self, LocalError> {
         let cache = match options.cache {
             Some(cache) => cache,
             None => LocalCache::from_env()?,
@@ -220,12 +220,12 @@ impl LocalServer {
     pub async fn launch_on_free_port(
         mut command_on: impl FnMut(u16) -> ServerCommand,
         progress: Progress,
-    ) -> Result<Self, LlmError> {
+    ) -> Result<Self, LocalError> {
         let mut attempt = 1;
         loop {
             let port = free_loopback_port()?;
             match Self::launch(command_on(port), progress).await {
-                Err(LlmError::ServerExited { .. })
+                Err(LocalError::ServerExited { .. })
                     if attempt < PORT_ATTEMPTS && !is_port_free(port) =>
                 {
                     attempt += 1;
@@ -237,20 +237,20 @@ impl LocalServer {
 
     /// Starts `command` under supervision, waits until `GET /health` answers 200 and
     /// reads the context window from `GET /props`.
-    pub async fn launch(command: ServerCommand, progress: Progress) -> Result<Self, LlmError> {
+    pub async fn launch(command: ServerCommand, progress: Progress) -> Result<Self, LocalError> {
         let step = progress.spinner(&format!(
             "starting the local model server ({})",
             command.model_name
         ));
         if let Some(dir) = command.log_path.parent() {
-            std::fs::create_dir_all(dir).map_err(LlmError::io("create", dir))?;
+            std::fs::create_dir_all(dir).map_err(LocalError::io("create", dir))?;
         }
         let log = OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(true)
             .open(&command.log_path)
-            .map_err(LlmError::io("create", &command.log_path))?;
+            .map_err(LocalError::io("create", &command.log_path))?;
         let root_url = format!("http://127.0.0.1:{}", command.port);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -265,7 +265,7 @@ impl LocalServer {
         let http = reqwest::Client::builder()
             .no_proxy()
             .build()
-            .map_err(|error| LlmError::ServerQuery {
+            .map_err(|error| LocalError::ServerQuery {
                 url: root_url.clone(),
                 message: format!("could not build an HTTP client: {error}"),
                 body: String::new(),
@@ -276,7 +276,7 @@ impl LocalServer {
             std::thread::Builder::new()
                 .name(format!("agentopt-local-server-{}", command.port))
                 .spawn(move || supervise(&supervised, &log, &shared))
-                .map_err(LlmError::io(
+                .map_err(LocalError::io(
                     "start a supervisor thread for",
                     &command.program,
                 ))?
@@ -314,11 +314,11 @@ impl LocalServer {
         self.context_window
     }
 
-    /// The endpoint to hand to [`crate::OpenAiClient`]: this server, its model name
+    /// The endpoint to hand to [`agentopt_llm::OpenAiClient`]: this server, its model name
     /// and context window, with lenient tool-call recovery on (small local models
     /// often write tool calls as text).
-    pub fn endpoint(&self) -> crate::EndpointConfig {
-        crate::EndpointConfig::local(self.base_url.clone(), self.model_name.clone())
+    pub fn endpoint(&self) -> agentopt_llm::EndpointConfig {
+        agentopt_llm::EndpointConfig::local(self.base_url.clone(), self.model_name.clone())
             .with_context_window(self.context_window)
     }
 
@@ -339,7 +339,7 @@ impl LocalServer {
 
     /// Waits until `GET /health` answers 200 (e.g. after a restart); fails at once,
     /// with the server's log tail, if it is dead for good.
-    pub async fn wait_healthy(&self, timeout: Duration) -> Result<(), LlmError> {
+    pub async fn wait_healthy(&self, timeout: Duration) -> Result<(), LocalError> {
         let health_url = format!("{}/health", self.root_url);
         let started = Instant::now();
         loop {
@@ -362,7 +362,7 @@ impl LocalServer {
                 Err(error) => error.to_string(),
             };
             if started.elapsed() >= timeout {
-                return Err(LlmError::HealthTimeout {
+                return Err(LocalError::HealthTimeout {
                     url: self.base_url.clone(),
                     waited: started.elapsed(),
                     last_answer,
@@ -373,7 +373,7 @@ impl LocalServer {
         }
     }
 
-    fn ended_error(&self) -> Option<LlmError> {
+    fn ended_error(&self) -> Option<LocalError> {
         let state = self.shared.lock();
         if !state.ended {
             return None;
@@ -386,12 +386,12 @@ impl LocalServer {
         drop(state);
         let log_tail = self.log_tail();
         Some(match phase {
-            Phase::Starting => LlmError::ServerExited {
+            Phase::Starting => LocalError::ServerExited {
                 url: self.base_url.clone(),
                 status,
                 log_tail,
             },
-            Phase::Running | Phase::Stopping => LlmError::ServerGaveUp {
+            Phase::Running | Phase::Stopping => LocalError::ServerGaveUp {
                 url: self.base_url.clone(),
                 restarts,
                 status,
@@ -400,9 +400,9 @@ impl LocalServer {
         })
     }
 
-    async fn fetch_context_window(&self) -> Result<u32, LlmError> {
+    async fn fetch_context_window(&self) -> Result<u32, LocalError> {
         let url = format!("{}/props", self.root_url);
-        let http_error = |message: String, body: &str| LlmError::ServerQuery {
+        let http_error = |message: String, body: &str| LocalError::ServerQuery {
             url: url.clone(),
             message,
             body: body.to_owned(),
@@ -570,13 +570,13 @@ fn kill_group(pid: u32) {
 }
 
 /// A port on 127.0.0.1 that was free a moment ago (the OS picks it).
-pub fn free_loopback_port() -> Result<u16, LlmError> {
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(LlmError::io("bind", "127.0.0.1:0"))?;
+pub fn free_loopback_port() -> Result<u16, LocalError> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(LocalError::io("bind", "127.0.0.1:0"))?;
     listener
         .local_addr()
         .map(|address| address.port())
-        .map_err(LlmError::io("read the address of", "127.0.0.1:0"))
+        .map_err(LocalError::io("read the address of", "127.0.0.1:0"))
 }
 
 fn is_port_free(port: u16) -> bool {
@@ -597,15 +597,16 @@ fn read_log_tail(path: &std::path::Path) -> String {
 
 /// Writes the server script into the runtime folder (atomically, so concurrent starts
 /// never run a half-written one) and returns its path.
-fn write_serve_script(cache: &LocalCache) -> Result<PathBuf, LlmError> {
+fn write_serve_script(cache: &LocalCache) -> Result<PathBuf, LocalError> {
     let dir = cache.runtime_dir();
     let path = dir.join("serve.py");
     if std::fs::read_to_string(&path).is_ok_and(|current| current == SERVE_SCRIPT) {
         return Ok(path);
     }
-    std::fs::create_dir_all(&dir).map_err(LlmError::io("create", &dir))?;
-    agentopt_core::files::write_atomic(&path, SERVE_SCRIPT.as_bytes())
-        .map_err(|error| LlmError::io("write", &path)(std::io::Error::other(error.to_string())))?;
+    std::fs::create_dir_all(&dir).map_err(LocalError::io("create", &dir))?;
+    agentopt_core::files::write_atomic(&path, SERVE_SCRIPT.as_bytes()).map_err(|error| {
+        LocalError::io("write", &path)(std::io::Error::other(error.to_string()))
+    })?;
     Ok(path)
 }
 
@@ -621,7 +622,7 @@ impl LocalCache {
         &self,
         model: LocalModel,
         progress: Progress,
-    ) -> Result<Prepared, LlmError> {
+    ) -> Result<Prepared, LocalError> {
         let model_path = self.ensure_model(model, progress).await?;
         let python = PythonEnv::ensure(self, progress).await?;
         python.ensure_server_runtime(progress).await?;

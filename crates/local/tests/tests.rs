@@ -5,13 +5,12 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use agentopt_llm::local::{
-    LocalCache, LocalModel, LocalServer, LocalServerOptions, Progress, RestartPolicy,
-    ServerCommand, free_loopback_port,
-};
 use agentopt_llm::{
-    ChatMessage, ChatModel, ChatRequest, ClientOptions, FunctionSchema, LlmError, OpenAiClient,
-    ToolSchema,
+    ChatMessage, ChatModel, ChatRequest, ClientOptions, FunctionSchema, OpenAiClient, ToolSchema,
+};
+use agentopt_local::{
+    LocalCache, LocalError, LocalModel, LocalServer, LocalServerOptions, Progress, RestartPolicy,
+    ServerCommand, free_loopback_port,
 };
 
 /// A stand-in llama.cpp server: answers `/health` and `/props` like the real one.
@@ -204,7 +203,7 @@ async fn a_server_that_exits_during_start_reports_its_log_tail() {
         .await
         .expect_err("exits at once");
     match &error {
-        LlmError::ServerExited {
+        LocalError::ServerExited {
             status, log_tail, ..
         } => {
             assert!(status.contains('3'), "{status}");
@@ -232,7 +231,7 @@ async fn a_server_that_never_gets_healthy_times_out_and_is_killed() {
         .await
         .expect_err("never healthy");
     match &error {
-        LlmError::HealthTimeout {
+        LocalError::HealthTimeout {
             waited,
             log_tail,
             url,
@@ -313,7 +312,7 @@ async fn the_supervisor_gives_up_after_too_many_deaths() {
         .await
         .expect_err("not restarted");
     assert!(
-        matches!(error, LlmError::ServerGaveUp { restarts: 0, .. }),
+        matches!(error, LocalError::ServerGaveUp { restarts: 0, .. }),
         "{error}"
     );
     assert!(error.to_string().contains("signal: 9"), "{error}");
@@ -345,7 +344,7 @@ async fn a_killed_parent_takes_the_server_with_it() {
     let mut parent = std::process::Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
-            "local::parent_death_helper",
+            "parent_death_helper",
             "--ignored",
             "--test-threads=1",
         ])
@@ -390,7 +389,7 @@ fn real_model_local_server_starts_and_answers() {
     let model = LocalModel::QwenCoder0_5B;
     let started = Instant::now();
     // The synchronous entry `cargo xtask test` uses ahead of the tests.
-    let path = agentopt_llm::local::prepare_blocking(model, Progress::Show)
+    let path = agentopt_local::prepare_blocking(model, Progress::Show)
         .expect("model and runtime obtained");
     let prepared_in = started.elapsed();
     assert_eq!(

@@ -9,9 +9,9 @@ use std::time::Duration;
 use agentopt_pyenv::{PyEnvError, Venv, VenvOptions, check, describe, rejections, tail_lines};
 use tokio::process::Command;
 
-use super::cache::LocalCache;
-use super::progress::{Progress, Step};
-use crate::LlmError;
+use crate::LocalError;
+use crate::cache::LocalCache;
+use crate::progress::{Progress, Step};
 
 /// The pinned server runtime: llama.cpp's HTTP server, prebuilt for CPython ≥ 3.10.
 pub const SERVER_RUNTIME_REQUIREMENT: &str = "xllamacpp==2026.10.11549";
@@ -27,7 +27,7 @@ const RUNTIME_MARKER: &str = "agentopt-runtime.txt";
 /// How many trailing lines of output an error keeps.
 const OUTPUT_TAIL_LINES: usize = 30;
 
-impl From<PyEnvError> for LlmError {
+impl From<PyEnvError> for LocalError {
     fn from(error: PyEnvError) -> Self {
         match error {
             PyEnvError::NoPython { tried, .. } => Self::NoPython {
@@ -58,11 +58,11 @@ impl From<PyEnvError> for LlmError {
 /// Runs blocking venv work off the async runtime.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, PyEnvError> + Send + 'static,
-) -> Result<T, LlmError> {
+) -> Result<T, LocalError> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(LlmError::task("python venv"))?
-        .map_err(LlmError::from)
+        .map_err(LocalError::task("python venv"))?
+        .map_err(LocalError::from)
 }
 
 /// A ready venv.
@@ -73,7 +73,7 @@ pub(crate) struct PythonEnv {
 
 impl PythonEnv {
     /// Returns the cache's venv, creating it (under the runtime lock) if needed.
-    pub(crate) async fn ensure(cache: &LocalCache, progress: Progress) -> Result<Self, LlmError> {
+    pub(crate) async fn ensure(cache: &LocalCache, progress: Progress) -> Result<Self, LocalError> {
         let options = VenvOptions {
             dir: cache.runtime_dir().join("venv"),
             lock: cache.runtime_lock_path(),
@@ -95,7 +95,7 @@ impl PythonEnv {
     }
 
     /// Installs the pinned server runtime unless it is already there.
-    pub(crate) async fn ensure_server_runtime(&self, progress: Progress) -> Result<(), LlmError> {
+    pub(crate) async fn ensure_server_runtime(&self, progress: Progress) -> Result<(), LocalError> {
         let marker = self.venv.dir().join(RUNTIME_MARKER);
         let installed = |marker: &Path| {
             std::fs::read_to_string(marker).is_ok_and(|pin| pin == SERVER_RUNTIME_REQUIREMENT)
@@ -126,7 +126,7 @@ impl PythonEnv {
         })
         .await?;
         std::fs::write(&marker, SERVER_RUNTIME_REQUIREMENT)
-            .map_err(LlmError::io("write", &marker))?;
+            .map_err(LocalError::io("write", &marker))?;
         drop(lock);
         step.finish();
         Ok(())
@@ -139,7 +139,7 @@ impl PythonEnv {
         requirements: &[String],
         dir: &Path,
         step: &Step,
-    ) -> Result<(), LlmError> {
+    ) -> Result<(), LocalError> {
         let mut command = self.venv.pip("download");
         command
             // No pip cache: it would keep a second copy of the model's bytes.
@@ -185,10 +185,10 @@ fn count_wheels(dir: &Path) -> usize {
     })
 }
 
-pub(crate) fn remove_dir_if_present(dir: &Path) -> Result<(), LlmError> {
+pub(crate) fn remove_dir_if_present(dir: &Path) -> Result<(), LocalError> {
     match std::fs::remove_dir_all(dir) {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-            Err(LlmError::io("remove", dir)(error))
+            Err(LocalError::io("remove", dir)(error))
         }
         _ => Ok(()),
     }

@@ -7,9 +7,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{DEFAULT_AZURE_API_VERSION, load_config_list};
-use crate::local::LocalModel;
-use crate::{ApiKey, EndpointConfig, LlmError};
+use agentopt_llm::config::{DEFAULT_AZURE_API_VERSION, load_config_list};
+use agentopt_llm::{ApiKey, EndpointConfig};
+
+use crate::{LocalError, LocalModel};
 
 /// Default name of the AG2 config list (environment variable or file).
 pub const OAI_CONFIG_LIST: &str = "OAI_CONFIG_LIST";
@@ -107,12 +108,12 @@ pub const DEFAULT_REMOTE_CONCURRENCY: usize = 4;
 
 impl Endpoints {
     /// How many conversations to run at once by default: one per slot of the
-    /// embedded server ([`crate::local::DEFAULT_PARALLEL`]), else
+    /// embedded server ([`crate::DEFAULT_PARALLEL`]), else
     /// [`DEFAULT_REMOTE_CONCURRENCY`].
     pub fn default_concurrency(&self) -> usize {
         match self {
             Self::Remote(_) => DEFAULT_REMOTE_CONCURRENCY,
-            Self::Local(_) => crate::local::DEFAULT_PARALLEL,
+            Self::Local(_) => crate::DEFAULT_PARALLEL,
         }
     }
 
@@ -143,13 +144,13 @@ impl Endpoints {
 /// `cwd` is where a config list named by a relative path is looked for.
 ///
 /// # Errors
-/// [`LlmError::Config`] and the config-list errors, naming the variable, file,
+/// [`LocalError::Config`] and the config-list errors ([`LocalError::Llm`]), naming the variable, file,
 /// entry or field.
 pub fn resolve_endpoints(
     request: &EndpointRequest,
     lookup: impl Fn(&str) -> Option<String>,
     cwd: &Path,
-) -> Result<Endpoints, LlmError> {
+) -> Result<Endpoints, LocalError> {
     let env = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
     if let Some(base_url) = &request.base_url {
         return explicit(request, base_url, &env).map(Endpoints::Remote);
@@ -189,7 +190,7 @@ fn explicit(
     request: &EndpointRequest,
     base_url: &str,
     env: &impl Fn(&str) -> Option<String>,
-) -> Result<Box<RemoteEndpoints>, LlmError> {
+) -> Result<Box<RemoteEndpoints>, LocalError> {
     let model = request
         .model
         .clone()
@@ -198,15 +199,17 @@ fn explicit(
         .api_key_env
         .as_deref()
         .map(|name| {
-            env(name).map(ApiKey::new).ok_or_else(|| LlmError::Config {
-                source_name: "--api-key-env".to_owned(),
-                field: name.to_owned(),
-                message: "environment variable not set".to_owned(),
-            })
+            env(name)
+                .map(ApiKey::new)
+                .ok_or_else(|| LocalError::Config {
+                    source_name: "--api-key-env".to_owned(),
+                    field: name.to_owned(),
+                    message: "environment variable not set".to_owned(),
+                })
         })
         .transpose()?;
     let agent = if request.azure {
-        let key = key.ok_or_else(|| LlmError::Config {
+        let key = key.ok_or_else(|| LocalError::Config {
             source_name: "flags".to_owned(),
             field: "--api-key-env".to_owned(),
             message: "Azure needs a key".to_owned(),
@@ -241,7 +244,7 @@ fn config_list(
     list_name: &str,
     env: &impl Fn(&str) -> Option<String>,
     cwd: &Path,
-) -> Result<Box<RemoteEndpoints>, LlmError> {
+) -> Result<Box<RemoteEndpoints>, LocalError> {
     let file_lookup = |name: &str| {
         env(name).map(|value| {
             if value.trim_start().starts_with('[') || Path::new(&value).is_absolute() {

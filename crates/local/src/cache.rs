@@ -9,8 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::spec::LocalModelSpec;
-use crate::LlmError;
+use crate::LocalError;
+use crate::spec::LocalModelSpec;
 
 /// Environment variable that overrides the cache root.
 pub const AGENTOPT_HOME: &str = "AGENTOPT_HOME";
@@ -24,12 +24,12 @@ pub struct LocalCache {
 impl LocalCache {
     /// `$AGENTOPT_HOME` if set and non-empty, else `agentopt` in the per-user cache
     /// directory (e.g. `~/.cache/agentopt`).
-    pub fn from_env() -> Result<Self, LlmError> {
+    pub fn from_env() -> Result<Self, LocalError> {
         match std::env::var_os(AGENTOPT_HOME) {
             Some(home) if !home.is_empty() => Ok(Self::at(home)),
             _ => dirs::cache_dir()
                 .map(|dir| Self::at(dir.join("agentopt")))
-                .ok_or(LlmError::NoCacheDir),
+                .ok_or(LocalError::NoCacheDir),
         }
     }
 
@@ -80,15 +80,15 @@ pub(crate) struct FileLock {
 
 impl FileLock {
     /// Blocks until the lock at `path` is held, creating the file and its folder.
-    pub(crate) fn acquire_blocking(path: &Path) -> Result<Self, LlmError> {
+    pub(crate) fn acquire_blocking(path: &Path) -> Result<Self, LocalError> {
         let lock = agentopt_pyenv::FileLock::acquire(path)?;
         Ok(Self { _lock: lock })
     }
 
     /// Waits for the lock without blocking the async runtime.
-    pub(crate) async fn acquire(path: PathBuf) -> Result<Self, LlmError> {
+    pub(crate) async fn acquire(path: PathBuf) -> Result<Self, LocalError> {
         tokio::task::spawn_blocking(move || Self::acquire_blocking(&path))
             .await
-            .map_err(LlmError::task("file lock"))?
+            .map_err(LocalError::task("file lock"))?
     }
 }

