@@ -32,6 +32,10 @@ pub struct BenchReportArgs {
     /// Chromium opens each page this many times; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+    /// Bytes of reasoning text in each of the assistant's two replies (real replies
+    /// on the local presets reach 768 tokens, about 3 KB).
+    #[arg(long, default_value_t = 1500)]
+    pub reply_bytes: usize,
     /// Keep the synthetic runs here (default: a temporary directory).
     #[arg(long)]
     pub keep: Option<PathBuf>,
@@ -45,7 +49,6 @@ struct Measured {
     render: Duration,
     ready_ms: f64,
     open_row_ms: f64,
-    chromium: Duration,
 }
 
 /// Runs the benchmark and prints its table.
@@ -63,7 +66,7 @@ pub async fn run(args: &BenchReportArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for &problems in &args.problems {
         let dir = root.join(format!("report-{problems}"));
-        synthetic_run(&dir, problems).await?;
+        synthetic_run(&dir, problems, args.reply_bytes).await?;
         let started = Instant::now();
         let page = agentopt_train::write_report_html(&dir)?;
         let render = started.elapsed();
@@ -72,7 +75,7 @@ pub async fn run(args: &BenchReportArgs) -> anyhow::Result<()> {
             samples.push(open(&chromium, &page)?);
         }
         samples.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let (ready_ms, open_row_ms, chromium_time) = samples[samples.len() / 2];
+        let (ready_ms, open_row_ms) = samples[samples.len() / 2];
         let transcripts = std::fs::read_to_string(dir.join("transcripts.jsonl"))?;
         rows.push(Measured {
             problems,
@@ -81,16 +84,15 @@ pub async fn run(args: &BenchReportArgs) -> anyhow::Result<()> {
             render,
             ready_ms,
             open_row_ms,
-            chromium: chromium_time,
         });
     }
     print_table(&rows);
     Ok(())
 }
 
-/// Opens `page` once: (ready ms, ms to open the first row, Chromium's whole run).
-fn open(chromium: &Path, page: &Path) -> anyhow::Result<(f64, f64, Duration)> {
-    let (dom, took) = browser::dump_dom(chromium, &browser::file_url(page, "#selftest")?)?;
+/// Opens `page` once: (ms until the page was laid out, ms to open the first row).
+fn open(chromium: &Path, page: &Path) -> anyhow::Result<(f64, f64)> {
+    let dom = browser::dump_dom(chromium, &browser::file_url(page, "#selftest")?)?;
     let ready = attribute_number(&dom, "data-ready-ms=\"")
         .context("the page did not report when it was ready")?;
     let result = dom
@@ -102,7 +104,7 @@ fn open(chromium: &Path, page: &Path) -> anyhow::Result<(f64, f64, Duration)> {
         .replace("&amp;", "&");
     let result: serde_json::Value = serde_json::from_str(&result)?;
     let open_row = result["open_row_ms"].as_f64().unwrap_or(f64::NAN);
-    Ok((ready, open_row, took))
+    Ok((ready, open_row))
 }
 
 fn attribute_number(dom: &str, prefix: &str) -> Option<f64> {
@@ -112,26 +114,25 @@ fn attribute_number(dom: &str, prefix: &str) -> Option<f64> {
 
 fn print_table(rows: &[Measured]) {
     println!(
-        "| test problems | conversations | report.html | rebuild (Rust) | page ready in Chromium | open one problem | Chromium start to exit |"
+        "| test problems | conversations | report.html | rebuild (Rust) | page ready in Chromium | open one problem |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         println!(
-            "| {} | {} | {:.1} MB | {} ms | {:.0} ms | {:.0} ms | {:.2} s |",
+            "| {} | {} | {:.1} MB | {} ms | {:.0} ms | {:.0} ms |",
             row.problems,
             row.conversations,
             row.bytes as f64 / 1e6,
             row.render.as_millis(),
             row.ready_ms,
             row.open_row_ms,
-            row.chromium.as_secs_f64()
         );
     }
 }
 
 /// Writes a finished run of `problems` test problems (and a tenth as many, at least
 /// 5, training problems over one epoch) into `dir`.
-async fn synthetic_run(dir: &Path, problems: usize) -> anyhow::Result<()> {
+async fn synthetic_run(dir: &Path, problems: usize, reply_bytes: usize) -> anyhow::Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
@@ -176,7 +177,7 @@ async fn synthetic_run(dir: &Path, problems: usize) -> anyhow::Result<()> {
         ..TrainerOptions::default()
     };
     let train = (0..(problems / 10).max(5)).map(|n| n + 1_000_000).collect();
-    Trainer::new(Synthetic, optimizer, options)
+    Trainer::new(Synthetic { reply_bytes }, optimizer, options)
         .run(&Problems {
             train,
             validation: Vec::new(),
@@ -188,7 +189,27 @@ async fn synthetic_run(dir: &Path, problems: usize) -> anyhow::Result<()> {
 
 /// Instant attempts with MathChat-sized conversations; about 45 % solved before
 /// training and 55 % after, decided by the problem number.
-struct Synthetic;
+struct Synthetic {
+    /// Reasoning text per assistant reply.
+    reply_bytes: usize,
+}
+
+impl Synthetic {
+    /// `bytes` of varied reasoning text for problem `n`.
+    fn reasoning(&self, n: usize) -> String {
+        let mut text = String::with_capacity(self.reply_bytes + 80);
+        let mut step = 1;
+        while text.len() < self.reply_bytes {
+            text.push_str(&format!(
+                "Step {step}: {n} = 97 × {} + {}, so we reduce the remainder modulo 97 once more. ",
+                n / 97,
+                (n + step) % 97
+            ));
+            step += 1;
+        }
+        text
+    }
+}
 
 const PROMPT: &str = "Let's use Python to solve a math problem.\n\nQuery requirements:\nYou should always use the 'print' function for the output and use fractions/radical forms instead of decimals.\nYou can use packages like sympy to help you.\nYou must follow the formats below to write your code:\n```python\n# your code\n```\n\nFirst state the key idea to solve the problem. You may choose from three ways to solve the problem:\nCase 1: If the problem can be solved with Python code directly, please write a program to solve it. You can enumerate all possible arrangements if needed.\nCase 2: If the problem is mostly reasoning, you can solve it by yourself directly.\nCase 3: If the problem cannot be handled in the above two ways, please follow this process:\n1. Solve the problem step by step (do not over-divide the steps).\n2. Take out any queries that can be asked through Python (for example, any calculations or equations that can be calculated).\n3. Wait for me to give the results.\n4. Continue if you think the result is correct. If the result is invalid or unexpected, please correct your query or reasoning.\n\nAfter all the queries are run and you get the answer, put the answer in \\boxed{}.\n\nProblem:\n";
 
@@ -225,7 +246,8 @@ impl Task for Synthetic {
                 "assistant",
                 "user_proxy",
                 Message::assistant(format!(
-                    "The key idea is to compute the remainder directly.\n\n```python\n{code}```"
+                    "The key idea is to compute the remainder directly. {}\n\n```python\n{code}```",
+                    self.reasoning(n)
                 )),
                 412,
             ),
@@ -250,7 +272,10 @@ impl Task for Synthetic {
             entry(
                 "assistant",
                 "user_proxy",
-                Message::assistant(format!("The remainder is $\\boxed{{{answer}}}$.")),
+                Message::assistant(format!(
+                    "{} The remainder is $\\boxed{{{answer}}}$.",
+                    self.reasoning(n + 1)
+                )),
                 380,
             ),
         ];

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
@@ -47,20 +46,17 @@ pub fn file_url(page: &Path, fragment: &str) -> anyhow::Result<String> {
     Ok(format!("file://{}{fragment}", absolute.display()))
 }
 
-/// The DOM of `url` once its scripts ran (`--dump-dom`), and how long Chromium took
-/// from start to exit.
+/// The DOM of `url` once its scripts ran (`--dump-dom`).
 ///
 /// # Errors
 /// Chromium cannot start, fails, or prints no DOM.
-pub fn dump_dom(chromium: &Path, url: &str) -> anyhow::Result<(String, Duration)> {
+pub fn dump_dom(chromium: &Path, url: &str) -> anyhow::Result<String> {
     let profile = tempfile::tempdir().context("a profile directory for Chromium")?;
-    let started = Instant::now();
     let output = base_command(chromium, profile.path())
         .arg("--dump-dom")
         .arg(url)
         .output()
         .with_context(|| format!("could not start {}", chromium.display()))?;
-    let took = started.elapsed();
     let dom = String::from_utf8_lossy(&output.stdout).into_owned();
     if !output.status.success() || !dom.contains("<html") {
         bail!(
@@ -70,7 +66,7 @@ pub fn dump_dom(chromium: &Path, url: &str) -> anyhow::Result<(String, Duration)
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    Ok((dom, took))
+    Ok(dom)
 }
 
 /// A `width`×`height` PNG of `url` at `out`.

@@ -50,7 +50,7 @@ async fn chromium_shows_the_run_and_runs_no_model_text() {
     finish(setup.command(&run_dir, &[])).await;
     let page = run_dir.join("report.html");
     let url = browser::file_url(&page, "#selftest").expect("page written");
-    let (dom, _) = tokio::task::spawn_blocking(move || browser::dump_dom(&chromium, &url))
+    let dom = tokio::task::spawn_blocking(move || browser::dump_dom(&chromium, &url))
         .await
         .expect("joined")
         .expect("Chromium renders the page");

@@ -335,6 +335,8 @@
   renderProblems();
   renderSteps();
   renderFunctions();
+  // Ready means laid out: reading a layout property forces style and layout now.
+  void document.body.offsetHeight;
   document.documentElement.setAttribute('data-ready-ms', performance.now().toFixed(0));
   if (location.hash === '#selftest') selftest();
 })();
