@@ -199,7 +199,7 @@
     for (const p of data.problems) {
       const b = p.before || {}; const a = p.after || {};
       const called = [b.calls, a.calls].map(callTotal);
-      const tr = el('tr', { class: 'problem', tabindex: '0' },
+      const tr = el('tr', { class: 'problem', tabindex: '0', id: `problem-${p.index + 1}` },
         el('td', null, String(p.index + 1)), el('td', { class: 'id' }, p.id),
         el('td', null, badge(b.status)), el('td', null, badge(a.status)),
         el('td', { class: 'answer' }, b.answer ?? '—'), el('td', { class: 'answer' }, a.answer ?? '—'),
@@ -288,7 +288,7 @@
     if (!data.steps.length) body.append(el('p', { class: 'note' }, 'No optimizer step ran.'));
     for (const step of data.steps) {
       const decision = step.skipped ? 'skipped' : step.kept ? 'kept the trial' : 'rolled back to the best';
-      const details = el('details', { class: 'step' }, el('summary', null,
+      const details = el('details', { class: 'step', id: `step-${step.epoch}` }, el('summary', null,
         `Step after epoch ${step.epoch} · ${decision} · ${step.actions} action(s)` + (step.rejected ? ` (${step.rejected} rejected)` : '') + ` · functions: ${step.functions_after.join(', ') || 'none'}`));
       details.addEventListener('toggle', () => { if (details.open) openStep(details, step); });
       body.append(details);
@@ -339,4 +339,12 @@
   void document.body.offsetHeight;
   document.documentElement.setAttribute('data-ready-ms', performance.now().toFixed(0));
   if (location.hash === '#selftest') selftest();
+  // Links to one problem (#problem-N, opened) or one step (#step-EPOCH, expanded).
+  const target = /^#(problem|step)-(\d+)$/.exec(location.hash);
+  if (target) {
+    const node = document.getElementById(`${target[1]}-${target[2]}`);
+    if (node && target[1] === 'problem') toggleRow(rows.find((row) => row.tr === node));
+    if (node && target[1] === 'step') { node.open = true; openStep(node, data.steps.find((s) => String(s.epoch) === target[2])); }
+    if (node) node.scrollIntoView();
+  }
 })();
