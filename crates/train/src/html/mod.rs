@@ -23,6 +23,7 @@ use agentopt_core::files::read_json;
 use agentopt_core::{CoreError, FunctionSet, LearnedFunction};
 use base64::Engine as _;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use sha2::{Digest as _, Sha256};
 
 use crate::TrainError;
@@ -151,23 +152,24 @@ impl Page {
         ))
     }
 
+    /// `<script type="application/json" id="ID">`, what `body` writes, `</script>`.
+    fn block(
+        &mut self,
+        id: &str,
+        body: impl FnOnce(&mut Self) -> Result<(), TrainError>,
+    ) -> Result<(), TrainError> {
+        self.raw(&format!("<script type=\"application/json\" id=\"{id}\">"))?;
+        body(self)?;
+        self.raw("</script>\n")
+    }
+
     /// Streams every conversation of `transcripts.jsonl` into the page, one block
     /// per line (`c-LINE`), and returns the latest row of each (phase, index).
     fn conversations(&mut self, path: &Path) -> Result<Attempts, TrainError> {
         let mut attempts = Attempts::new();
-        for_each_line(path, |number, line| {
-            let record: ConversationRecord =
-                serde_json::from_str(line).map_err(|error| CoreError::Format {
-                    path: path.to_owned(),
-                    line: Some(number),
-                    message: error.to_string(),
-                })?;
+        for_each_record(path, |number, _, record: ConversationRecord| {
             let block = format!("c-{number}");
-            self.raw(&format!(
-                "<script type=\"application/json\" id=\"{block}\">"
-            ))?;
-            self.json(&ConversationView::new(&record))?;
-            self.raw("</script>\n")?;
+            self.block(&block, |page| page.json(&ConversationView::new(&record)))?;
             let row = AttemptRow::new(&record, block);
             attempts.insert((record.phase, record.index), (record.problem_id, row));
             Ok(())
@@ -175,27 +177,17 @@ impl Page {
         Ok(attempts)
     }
 
-    /// Streams every line of `step_details.jsonl` into the page (`s-LINE`) and
-    /// returns the block of each epoch's latest step.
+    /// Streams every line of `step_details.jsonl` into the page as it is (`s-LINE`)
+    /// and returns the block of each epoch's latest step.
     fn step_details(&mut self, path: &Path) -> Result<BTreeMap<u32, String>, TrainError> {
         #[derive(serde::Deserialize)]
         struct Epoch {
             epoch: u32,
         }
         let mut blocks = BTreeMap::new();
-        for_each_line(path, |number, line| {
-            let Epoch { epoch } =
-                serde_json::from_str(line).map_err(|error| CoreError::Format {
-                    path: path.to_owned(),
-                    line: Some(number),
-                    message: error.to_string(),
-                })?;
+        for_each_record(path, |number, line, Epoch { epoch }| {
             let block = format!("s-{number}");
-            self.raw(&format!(
-                "<script type=\"application/json\" id=\"{block}\">"
-            ))?;
-            self.json_text(line)?;
-            self.raw("</script>\n")?;
+            self.block(&block, |page| page.json_text(line))?;
             blocks.insert(epoch, block);
             Ok(())
         })?;
@@ -206,12 +198,13 @@ impl Page {
 /// The latest attempt of each (phase, index): its problem id and row.
 type Attempts = BTreeMap<(Phase, usize), (String, AttemptRow)>;
 
-/// Calls `each` with the 1-based number and text of every complete, non-empty line
-/// of a JSON-lines file (a missing file has none; a last line cut short by a kill is
-/// skipped, as the journal's readers do).
-fn for_each_line(
+/// Calls `each` with the 1-based number, text and parsed record of every complete,
+/// non-empty line of a JSON-lines file, one line in memory at a time (a missing file
+/// has none; a last line cut short by a kill is skipped, as the journal's readers
+/// do).
+fn for_each_record<T: DeserializeOwned>(
     path: &Path,
-    mut each: impl FnMut(usize, &str) -> Result<(), TrainError>,
+    mut each: impl FnMut(usize, &str, T) -> Result<(), TrainError>,
 ) -> Result<(), TrainError> {
     let file = match File::open(path) {
         Ok(file) => file,
@@ -228,9 +221,16 @@ fn for_each_line(
         if read == 0 || !line.ends_with('\n') {
             break;
         }
-        if !line.trim().is_empty() {
-            each(number, line.trim_end())?;
+        let text = line.trim_end();
+        if text.is_empty() {
+            continue;
         }
+        let record = serde_json::from_str(text).map_err(|error| CoreError::Format {
+            path: path.to_owned(),
+            line: Some(number),
+            message: error.to_string(),
+        })?;
+        each(number, text, record)?;
     }
     Ok(())
 }
