@@ -16,7 +16,8 @@ use agentopt_agents::{
 use agentopt_llm::{ChatModel, ClientOptions, EndpointConfig, OpenAiClient, Usage};
 use agentopt_testkit::{Reply, ScriptedServer};
 use agentopt_train::{
-    Attempt, FunctionSet, Outcome, Problems, Setup, Task, Trainer, TrainerOptions,
+    Attempt, FunctionSet, InfraError, InfraKind, Outcome, Problems, Setup, Task, Trainer,
+    TrainerOptions,
 };
 use anyhow::Context as _;
 use serde_json::json;
@@ -66,7 +67,7 @@ pub async fn run(args: &BenchReportArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for &problems in &args.problems {
         let dir = root.join(format!("report-{problems}"));
-        synthetic_run(&dir, problems, args.reply_bytes).await?;
+        synthetic_run(&dir, problems, args.reply_bytes, false).await?;
         let started = Instant::now();
         let page = agentopt_train::write_report_html(&dir)?;
         let render = started.elapsed();
@@ -131,8 +132,18 @@ fn print_table(rows: &[Measured]) {
 }
 
 /// Writes a finished run of `problems` test problems (and a tenth as many, at least
-/// 5, training problems over one epoch) into `dir`.
-async fn synthetic_run(dir: &Path, problems: usize, reply_bytes: usize) -> anyhow::Result<()> {
+/// 5, training problems over one epoch) into `dir`. With `outages`, the test after
+/// training of every 9th problem (the 5th, 14th …) ends as a model outage (the run
+/// is then reported incomplete).
+///
+/// # Errors
+/// The scripted server or the run fails.
+pub async fn synthetic_run(
+    dir: &Path,
+    problems: usize,
+    reply_bytes: usize,
+    outages: bool,
+) -> anyhow::Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
@@ -177,13 +188,20 @@ async fn synthetic_run(dir: &Path, problems: usize, reply_bytes: usize) -> anyho
         ..TrainerOptions::default()
     };
     let train = (0..(problems / 10).max(5)).map(|n| n + 1_000_000).collect();
-    Trainer::new(Synthetic { reply_bytes }, optimizer, options)
-        .run(&Problems {
-            train,
-            validation: Vec::new(),
-            test: (0..problems).collect(),
-        })
-        .await?;
+    Trainer::new(
+        Synthetic {
+            reply_bytes,
+            outages,
+        },
+        optimizer,
+        options,
+    )
+    .run(&Problems {
+        train,
+        validation: Vec::new(),
+        test: (0..problems).collect(),
+    })
+    .await?;
     Ok(())
 }
 
@@ -192,6 +210,8 @@ async fn synthetic_run(dir: &Path, problems: usize, reply_bytes: usize) -> anyho
 struct Synthetic {
     /// Reasoning text per assistant reply.
     reply_bytes: usize,
+    /// Every 9th test-after attempt is a model outage.
+    outages: bool,
 }
 
 impl Synthetic {
@@ -223,6 +243,10 @@ impl Task for Synthetic {
 
     async fn attempt(&self, problem: &usize, functions: &FunctionSet) -> Attempt {
         let trained = !functions.is_empty();
+        if self.outages && trained && problem % 9 == 4 {
+            let error = InfraError::new(InfraKind::Model, "HTTP 503 from the model server");
+            return Attempt::new(Outcome::Infrastructure(error), Vec::new());
+        }
         let n = 1000 + problem * 37;
         let expected = (n % 97).to_string();
         let solved = (problem * 7 + usize::from(trained) * 3) % 20 < 9 + 2 * usize::from(trained);

@@ -2,12 +2,15 @@
 //! sandbox) opened in headless Chromium: the page's self-test (`#selftest`) applies
 //! every filter, opens the problems, a step and the functions, and the dumped DOM
 //! is checked. Before training the assistant's reply carries a `<script>` and an
-//! `<img onerror>` that would mark the page if they ran.
+//! `<img onerror>` that would mark the page if they ran. A synthetic run with
+//! outages and flips both ways checks every filter's count against the journal.
 //!
 //! Named `chromium_…`: where Chromium cannot be installed, skip it with
 //! `cargo test -- --skip chromium_` (`cargo xtask test` installs Debian's `chromium`).
 
+use agentopt_core::files::read_json_lines;
 use agentopt_testkit::{RecordedRequest, Reply};
+use agentopt_train::{ConversationRecord, Outcome, Phase};
 use serde_json::Value;
 use xtask::browser;
 
@@ -98,4 +101,67 @@ async fn chromium_shows_the_run_and_runs_no_model_text() {
     );
     assert!(dom.contains("&lt;img src=x onerror="));
     assert!(!dom.contains("<img"), "the reply's <img> became an element");
+}
+
+/// Each filter's count, computed from the journal: (all, flipped to solved, flipped to
+/// wrong, called a function, infrastructure error).
+fn expected_filter_counts(run_dir: &std::path::Path) -> Value {
+    use std::collections::BTreeMap;
+    let records: Vec<ConversationRecord> =
+        read_json_lines(&run_dir.join("transcripts.jsonl")).expect("transcripts");
+    let mut tests: BTreeMap<usize, [Option<&ConversationRecord>; 2]> = BTreeMap::new();
+    for record in &records {
+        let side = match record.phase {
+            Phase::TestBefore => 0,
+            Phase::TestAfter => 1,
+            _ => continue,
+        };
+        tests.entry(record.index).or_default()[side] = Some(record);
+    }
+    let status = |record: Option<&ConversationRecord>| match record.map(|r| &r.attempt.outcome) {
+        Some(Outcome::Solved) => "solved",
+        Some(Outcome::Failed { .. }) => "failed",
+        Some(Outcome::Infrastructure(_)) => "infrastructure",
+        None => "none",
+    };
+    let count = |keep: &dyn Fn(&[Option<&ConversationRecord>; 2]) -> bool| {
+        tests.values().filter(|pair| keep(pair)).count()
+    };
+    serde_json::json!({
+        "all": tests.len(),
+        "flipped_solved": count(&|[b, a]| status(*b) == "failed" && status(*a) == "solved"),
+        "flipped_wrong": count(&|[b, a]| status(*b) == "solved" && status(*a) == "failed"),
+        "called": count(&|pair| pair.iter().flatten().any(|r| r.attempt.calls.values().any(|c| c.calls > 0))),
+        "infrastructure": count(&|pair| pair.iter().any(|r| status(*r) == "infrastructure")),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_filters_count_what_the_journal_holds() {
+    let chromium = browser::chromium().expect(
+        "Chromium is not installed: `cargo xtask test` installs it; skip with `-- --skip chromium_`",
+    );
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let run_dir = dir.path().join("run");
+    xtask::bench_report::synthetic_run(&run_dir, 40, 200, true)
+        .await
+        .expect("synthetic run");
+    let expected = expected_filter_counts(&run_dir);
+    assert!(
+        ["flipped_solved", "flipped_wrong", "infrastructure"]
+            .iter()
+            .all(|filter| expected[filter].as_u64() > Some(0)),
+        "every filter has rows to show: {expected}"
+    );
+    let url = browser::file_url(&run_dir.join("report.html"), "#selftest").expect("page");
+    let dom = tokio::task::spawn_blocking(move || browser::dump_dom(&chromium, &url))
+        .await
+        .expect("joined")
+        .expect("Chromium renders the page");
+    let result = selftest_result(&dom);
+    assert_eq!(result["filters"], expected);
+    assert!(
+        dom.contains("INCOMPLETE"),
+        "the outages left the run incomplete"
+    );
 }
