@@ -16,10 +16,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use agentopt::agents::{AssistantAgent, ExecutorFactory, UserProxyAgent};
+use agentopt::agents::{AssistantAgent, UserProxyAgent};
 use agentopt::llm::{ChatModel, ClientOptions, EndpointConfig, OpenAiClient};
 use agentopt::sandbox::{
-    CellOutcome, CellStatus, Executor, LearnedFunction, Protections, SandboxError,
+    CellOutcome, CellStatus, Executor, ExecutorFactory, LearnedFunction, Protections, SandboxError,
 };
 use agentopt_testkit::{Reply, ScriptedServer};
 use async_trait::async_trait;

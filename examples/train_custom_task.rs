@@ -13,14 +13,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use agentopt::agents::{
-    AssistantAgent, ExecutorFactory, Message, SandboxSessions, UserProxyAgent, install,
-};
+use agentopt::agents::{AssistantAgent, Message, UserProxyAgent, install};
 use agentopt::llm::{ChatModel, ClientOptions, EndpointConfig, OpenAiClient};
 use agentopt::optimizer::{OptimizerOptions, PromptExample};
+use agentopt::sandbox::{ExecutorFactory, SandboxSessions};
 use agentopt::train::{
-    Attempt, FunctionSet, InfraError, InfraKind, LearnedFunction, Outcome, Problems, Task, Trainer,
-    TrainerOptions, TrainingReport,
+    Attempt, FailureKind, FunctionSet, InfraError, LearnedFunction, Outcome, Problems, Task,
+    Trainer, TrainerOptions, TrainingReport,
 };
 use agentopt_testkit::{RecordedRequest, Reply, ScriptedServer};
 
@@ -60,7 +59,7 @@ impl Task for VowelTask {
             })
             .into_inner();
         if let Err(error) = install(&mut assistant, &mut user, functions) {
-            let error = InfraError::new(InfraKind::Sandbox, error.to_string());
+            let error = InfraError::new(FailureKind::Sandbox, error.to_string());
             return Attempt::new(Outcome::Infrastructure(error), Vec::new());
         }
         let question = format!(

@@ -16,7 +16,7 @@ use agentopt_agents::{
 use agentopt_llm::{ChatModel, ClientOptions, EndpointConfig, OpenAiClient, Usage};
 use agentopt_testkit::{Reply, ScriptedServer};
 use agentopt_train::{
-    Attempt, FunctionSet, InfraError, InfraKind, Outcome, Problems, Setup, Task, Trainer,
+    Attempt, FailureKind, FunctionSet, InfraError, Outcome, Problems, Setup, Task, Trainer,
     TrainerOptions,
 };
 use anyhow::Context as _;
@@ -244,7 +244,7 @@ impl Task for Synthetic {
     async fn attempt(&self, problem: &usize, functions: &FunctionSet) -> Attempt {
         let trained = !functions.is_empty();
         if self.outages && trained && problem % 9 == 4 {
-            let error = InfraError::new(InfraKind::Model, "HTTP 503 from the model server");
+            let error = InfraError::new(FailureKind::Model, "HTTP 503 from the model server");
             return Attempt::new(Outcome::Infrastructure(error), Vec::new());
         }
         let n = 1000 + problem * 37;

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentopt_agents::{ExecutorFactory, SandboxSessions};
-use agentopt_sandbox::{PythonEnvironment, SandboxError, SandboxPolicy};
+use agentopt_sandbox::{
+    ExecutorFactory, PythonEnvironment, SandboxError, SandboxPolicy, SandboxSessions,
+};
 
 /// Time limit of a learned-function call made to check an answer or a proposal.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(30);

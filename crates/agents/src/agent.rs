@@ -12,12 +12,13 @@ use agentopt_sandbox::CellOutcome;
 use async_trait::async_trait;
 
 use crate::code_functions::code_functions_prompt;
-use crate::executor::{ExecutorFactory, ExecutorSlot};
+use crate::executor::ExecutorSlot;
 use crate::functions::{FunctionExecution, FunctionImpl, FunctionMap, Signatures, parse_arguments};
 use crate::replay::{CellLog, FUNCTION_STATE_LOST, Replay, ReplayFailure};
 use crate::replies;
 use crate::transcript::{Execution, ReplyWork, StopReason};
 use crate::{AgentError, Message};
+use agentopt_sandbox::ExecutorFactory;
 
 /// AG2's default limit on consecutive automatic replies.
 pub const DEFAULT_MAX_CONSECUTIVE_AUTO_REPLY: u32 = 100;

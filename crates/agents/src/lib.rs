@@ -12,7 +12,7 @@
 //!
 //! ```no_run
 //! # async fn demo(model: std::sync::Arc<dyn agentopt_llm::ChatModel>,
-//! #               sessions: std::sync::Arc<agentopt_agents::SandboxSessions>) {
+//! #               sessions: std::sync::Arc<agentopt_sandbox::SandboxSessions>) {
 //! use agentopt_agents::{AssistantAgent, UserProxyAgent};
 //! let mut assistant = AssistantAgent::new("assistant", model)
 //!     .with_system_message("You are a helpful assistant.");
@@ -36,10 +36,10 @@
 //! use std::sync::Arc;
 //!
 //! use agentopt_agents::{
-//!     AgentError, AgentState, ConversableAgent, ExecutorFactory, Lang, Message,
-//!     ReplyFunction, TerminationAndHuman, Trigger, Turn, call_results, code_blocks,
+//!     AgentError, AgentState, ConversableAgent, Lang, Message, ReplyFunction, TerminationAndHuman, Trigger, Turn, call_results, code_blocks,
 //!     execute_requested_calls,
 //! };
+//! use agentopt_sandbox::ExecutorFactory;
 //!
 //! struct CallsThenCode;
 //!
@@ -101,7 +101,6 @@ pub use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction};
 pub use agentopt_math::Lang;
 pub use code_functions::{FunctionStyle, code_functions_prompt};
 pub use error::AgentError;
-pub use executor::{ExecutorFactory, SandboxSessions};
 pub use functions::{
     FunctionExecution, FunctionImpl, FunctionMap, RustFunction, Signatures, lenient_json,
     parse_arguments, signature,

@@ -124,9 +124,12 @@ pub enum StopReason {
     },
 }
 
-/// What kind of failure ended a chat: lets a caller tell an outage (worth a retry)
-/// from what the agents did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What kind of failure ended a chat or an attempt, from the chat to the training
+/// report: lets a caller tell an outage (worth a retry; never training signal)
+/// from what the agents did. Ordered as the report lists them.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     /// The model call failed after the client's retries (HTTP, transport, timeout,
@@ -135,12 +138,16 @@ pub enum FailureKind {
     Model,
     /// The model server answered, but not with a readable reply.
     MalformedReply,
-    /// The conversation no longer fits the model's context window.
-    ContextOverflow,
-    /// The spending budget is used up.
-    Budget,
-    /// The sandbox could not start or talk to a Python worker.
+    /// The sandbox could not start or talk to a Python worker (outside the agents'
+    /// code).
     Sandbox,
+    /// The answer checker could not decide whether the answer is right.
+    CheckerUndecided,
+    /// The spending budget is used up; a training run stops.
+    Budget,
+    /// The conversation no longer fits the model's context window (the agents'
+    /// failure, not infrastructure).
+    ContextOverflow,
     /// Anything else (no executor, a function refused at registration …).
     Other,
 }
@@ -214,6 +221,22 @@ impl Transcript {
             totals,
             wall_time,
         }
+    }
+
+    /// The chat as `agent` keeps it in its history with the other agent, as the
+    /// chat messages a model request of `agent` would hold (each message as that
+    /// agent saw it, tool results split out).
+    pub fn history_of(&self, agent: &str) -> Vec<agentopt_llm::ChatMessage> {
+        self.entries
+            .iter()
+            .filter(|entry| entry.sender == agent || entry.recipient == agent)
+            .flat_map(|entry| {
+                entry
+                    .message
+                    .as_seen_by(entry.sender == agent, &entry.sender)
+                    .to_chat_messages()
+            })
+            .collect()
     }
 
     /// The transcript as pretty JSON.

@@ -106,7 +106,10 @@ async fn code_style_defines_lists_and_counts_the_functions() {
     );
     let output = transcript.entries[2].message.text();
     assert!(output.contains("42\nFalse\nbad call\n"), "{output}");
-    assert_eq!(code_calls(&transcript), vec![json!({"double": [1, 1]})]);
+    assert_eq!(
+        code_calls(&transcript),
+        vec![json!({"double": {"calls": 2, "succeeded": 1}})]
+    );
 }
 
 #[tokio::test]
@@ -148,5 +151,8 @@ async fn both_style_offers_tools_and_code() {
         bodies[0]
     );
     assert!(transcript.entries[4].message.text().contains("10"));
-    assert_eq!(code_calls(&transcript), vec![json!({"double": [1, 0]})]);
+    assert_eq!(
+        code_calls(&transcript),
+        vec![json!({"double": {"calls": 1, "succeeded": 1}})]
+    );
 }

@@ -11,11 +11,11 @@ mod warm_sessions;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentopt_agents::{AssistantAgent, ConversableAgent, SandboxSessions};
+use agentopt_agents::{AssistantAgent, ConversableAgent};
 use agentopt_llm::{
     CallStyle, ChatModel, ClientOptions, EndpointConfig, OpenAiClient, RetryPolicy,
 };
-use agentopt_sandbox::{PythonEnvironment, SandboxPolicy};
+use agentopt_sandbox::{PythonEnvironment, SandboxPolicy, SandboxSessions};
 use agentopt_testkit::ScriptedServer;
 use serde_json::Value;
 

@@ -1,8 +1,7 @@
 //! `SandboxSessions::warm`: sessions forked ahead from a fork server started at
 //! once, each as fresh as one from `SandboxSessions::new`.
 
-use agentopt_agents::{ExecutorFactory, SandboxSessions};
-use agentopt_sandbox::SandboxPolicy;
+use agentopt_sandbox::{ExecutorFactory, SandboxPolicy, SandboxSessions};
 
 use crate::python_environment;
 

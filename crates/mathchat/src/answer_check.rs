@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use agentopt_math::AnswerVerdict;
 use serde::{Deserialize, Serialize};
 
 /// Which answer check decides whether a problem is solved (and so drives training).
@@ -30,6 +31,16 @@ impl AnswerCheck {
         match self {
             Self::Exact => "exact",
             Self::Symbolic => "symbolic",
+        }
+    }
+
+    /// Whether this check accepts a final answer the symbolic check judged `verdict`
+    /// and the exact check `exact`: the one decision of "solved" (the proxy's
+    /// "Correct" reply, `MathOutcome::correct` and the task's outcome).
+    pub fn accepts(self, verdict: &AnswerVerdict, exact: bool) -> bool {
+        match self {
+            Self::Exact => exact,
+            Self::Symbolic => verdict.is_equivalent(),
         }
     }
 

@@ -10,9 +10,8 @@
 
 use std::sync::Arc;
 
-use agentopt_agents::ExecutorFactory;
 use agentopt_math::{SymbolicChecker, SymbolicVerdict, latex_answer_to_sympy};
-use agentopt_sandbox::{CellStatus, Executor, LearnedFunction};
+use agentopt_sandbox::{CellStatus, Executor, ExecutorFactory, LearnedFunction};
 use async_trait::async_trait;
 use serde_json::{Map, json};
 use tokio::sync::Mutex;

@@ -9,7 +9,7 @@
 //!
 //! ```no_run
 //! # async fn demo(model: std::sync::Arc<dyn agentopt_llm::ChatModel>,
-//! #               sessions: std::sync::Arc<agentopt_agents::SandboxSessions>)
+//! #               sessions: std::sync::Arc<agentopt_sandbox::SandboxSessions>)
 //! #               -> Result<(), agentopt_mathchat::MathChatError> {
 //! use agentopt_agents::AssistantAgent;
 //! use agentopt_mathchat::{DataFormat, MATH_AGENT_NAME, MathUserProxyAgent, Selection, load};

@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use agentopt_agents::{
-    AgentError, AgentState, CodeExecution, ConversableAgent, Execution, ExecutorFactory, Message,
-    ReplyFunction, StopReason, TerminationAndHuman, ToolResponse, Transcript, Trigger, Turn,
-    call_results, code_blocks, execute_requested_calls, strip_traceback_paths,
+    AgentError, AgentState, CodeExecution, ConversableAgent, Execution, Message, ReplyFunction,
+    StopReason, TerminationAndHuman, ToolResponse, Transcript, Trigger, Turn, call_results,
+    code_blocks, execute_requested_calls, strip_traceback_paths,
 };
 use agentopt_llm::Usage;
 use agentopt_math::{AnswerVerdict, Lang, SymbolicChecker, check_answer, extract_code, get_answer};
-use agentopt_sandbox::CellStatus;
+use agentopt_sandbox::{CellStatus, ExecutorFactory};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -290,10 +290,10 @@ impl MathUserProxyAgent {
         let errors = transcript.totals.failed_executions
             + usize::from(matches!(transcript.stop_reason, StopReason::Error { .. }));
         MathOutcome {
-            correct: match check {
-                AnswerCheck::Exact => exact == Some(true),
-                AnswerCheck::Symbolic => verdict.as_ref().is_some_and(AnswerVerdict::is_equivalent),
-            },
+            correct: verdict
+                .as_ref()
+                .zip(exact)
+                .is_some_and(|(verdict, exact)| check.accepts(verdict, exact)),
             verdict,
             exact,
             answer: extracted,
@@ -349,10 +349,7 @@ impl ReplyFunction for FinalResult {
         let verdict = check_answer(candidate, &reference, checker.as_deref()).await;
         let exact = exact_match(candidate, &reference);
         let mut state = lock(&self.0);
-        let correct = match state.answer_check {
-            AnswerCheck::Exact => exact,
-            AnswerCheck::Symbolic => verdict.is_equivalent(),
-        };
+        let correct = state.answer_check.accepts(&verdict, exact);
         state.verdict = Some(verdict);
         state.exact = Some(exact);
         state.last_answer = Some(candidate.to_owned());

@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use agentopt_agents::{AssistantAgent, ExecutorFactory, FunctionStyle, Message, install_styled};
+use agentopt_agents::{AssistantAgent, FunctionStyle, Message, install_styled};
 use agentopt_core::FunctionSet;
 use agentopt_llm::{ChatModel, ChatRequest};
 use agentopt_math::{AnswerVerdict, UndecidedReason};
-use agentopt_train::{Attempt, InfraError, InfraKind, Outcome, Task};
+use agentopt_sandbox::ExecutorFactory;
+use agentopt_train::{Attempt, FailureKind, InfraError, Outcome, Task};
 use async_trait::async_trait;
 
 use crate::{
@@ -111,7 +112,7 @@ impl Task for MathTask {
             .with_answer_check(check);
         let style = self.options.function_style;
         if let Err(error) = install_styled(&mut assistant, &mut proxy, functions, style) {
-            let error = InfraError::new(InfraKind::Sandbox, error.to_string());
+            let error = InfraError::new(FailureKind::Sandbox, error.to_string());
             return Attempt::new(Outcome::Infrastructure(error), Vec::new());
         }
         let outcome = proxy
@@ -143,32 +144,26 @@ fn judge(outcome: &MathOutcome, check: AnswerCheck) -> Outcome {
 /// `check`'s verdict on the outcome's final answer; `Err` when the symbolic checker
 /// failed on it.
 fn verdict(outcome: &MathOutcome, check: AnswerCheck) -> Result<Outcome, InfraError> {
-    let wrong = || Outcome::Failed {
-        reason: format!(
+    let (Some(verdict), Some(exact)) = (&outcome.verdict, outcome.exact) else {
+        return Ok(Outcome::Failed {
+            reason: "no final \\boxed{} answer".to_owned(),
+        });
+    };
+    if let (
+        AnswerCheck::Symbolic,
+        AnswerVerdict::Undecided(UndecidedReason::CheckerFailed(reason)),
+    ) = (check, verdict)
+    {
+        return Err(InfraError::new(
+            FailureKind::CheckerUndecided,
+            reason.clone(),
+        ));
+    }
+    Ok(Outcome::judged(check.accepts(verdict, exact), || {
+        format!(
             "answered {:?}, expected {:?}",
             outcome.answer.as_deref().unwrap_or_default(),
             outcome.reference
-        ),
-    };
-    Ok(match (check, &outcome.verdict, outcome.exact) {
-        (_, None, _) | (AnswerCheck::Exact, _, None) => Outcome::Failed {
-            reason: "no final \\boxed{} answer".to_owned(),
-        },
-        (AnswerCheck::Exact, _, Some(exact)) => {
-            if exact {
-                Outcome::Solved
-            } else {
-                wrong()
-            }
-        }
-        (AnswerCheck::Symbolic, Some(AnswerVerdict::Equivalent(_)), _) => Outcome::Solved,
-        (
-            AnswerCheck::Symbolic,
-            Some(AnswerVerdict::Undecided(UndecidedReason::CheckerFailed(reason))),
-            _,
-        ) => {
-            return Err(InfraError::new(InfraKind::CheckerUndecided, reason.clone()));
-        }
-        (AnswerCheck::Symbolic, Some(_), _) => wrong(),
-    })
+        )
+    }))
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use agentopt_mathchat::{AnswerCheck, MathTask, MathTaskOptions, Problem, exact_match};
 use agentopt_testkit::{RecordedRequest, Reply, ScriptedServer};
-use agentopt_train::{FunctionSet, Task};
+use agentopt_train::{ConversationRecord, FunctionSet, Phase, Task};
 
 use crate::{client, sessions};
 
@@ -93,4 +93,48 @@ fn the_exact_rule_is_ag2_string_equality() {
     for check in AnswerCheck::ALL {
         assert_eq!(check.to_string().parse::<AnswerCheck>(), Ok(check));
     }
+}
+
+#[tokio::test]
+async fn a_journaled_attempt_stores_its_conversation_once() {
+    let server = ScriptedServer::builder().rule(answering("0.5")).await;
+    let task = MathTask::new(
+        client(&server, agentopt_llm::CallStyle::Tools),
+        sessions(),
+        sessions(),
+    );
+    let problem = Problem {
+        id: "p:1".to_owned(),
+        subject: "algebra".to_owned(),
+        level: Some(1),
+        question: "What is half of one?".to_owned(),
+        answer: "0.5".to_owned(),
+    };
+    let attempt = task.attempt(&problem, &FunctionSet::default()).await;
+    assert!(!attempt.history.is_empty(), "{attempt:?}");
+    let record = ConversationRecord {
+        phase: Phase::Train { epoch: 1 },
+        index: 0,
+        problem_id: problem.id.clone(),
+        attempt,
+    };
+    let line = serde_json::to_value(&record).expect("serializes");
+    assert!(
+        line.get("history").is_none(),
+        "stored in the transcript only"
+    );
+    assert_eq!(line["history_in_transcript"], true);
+    let read: ConversationRecord = serde_json::from_value(line.clone()).expect("reads");
+    assert_eq!(read, record, "the history is rebuilt from the transcript");
+
+    // A line written before the history was stored once holds both.
+    let mut old = line;
+    let object = old.as_object_mut().expect("an object");
+    object.remove("history_in_transcript");
+    object.insert(
+        "history".to_owned(),
+        serde_json::to_value(&record.attempt.history).expect("serializes"),
+    );
+    let read: ConversationRecord = serde_json::from_value(old).expect("reads");
+    assert_eq!(read, record);
 }

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use agentopt_agents::{FunctionImpl, SandboxSessions, register_function_pair};
+use agentopt_agents::{FunctionImpl, register_function_pair};
 use agentopt_llm::{CallStyle, FunctionSchema};
 use agentopt_mathchat::{MATH_AGENT_NAME, MathUserProxyAgent};
-use agentopt_sandbox::{SandboxPolicy, WorkerPool};
+use agentopt_sandbox::{SandboxPolicy, SandboxSessions, WorkerPool};
 use agentopt_testkit::{RecordedRequest, Reply, ScriptedServer};
 use serde_json::{Value, json};
 

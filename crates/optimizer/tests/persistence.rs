@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use agentopt_agents::{ConversableAgent, SandboxSessions, UserProxyAgent, install};
+use agentopt_agents::{ConversableAgent, UserProxyAgent, install};
 use agentopt_llm::Role;
 use agentopt_optimizer::{
     AgentOptimizer, FunctionSet, OptimizerError, OptimizerOptions, StepOutcome, check_function,
 };
-use agentopt_sandbox::{PythonEnvironment, SandboxPolicy};
+use agentopt_sandbox::{PythonEnvironment, SandboxPolicy, SandboxSessions};
 use agentopt_testkit::{Reply, ScriptedServer};
 use serde_json::{Map, Value, json};
 

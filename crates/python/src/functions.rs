@@ -7,117 +7,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentopt_agents::{learned_function_reply, signature};
-use agentopt_sandbox::{
-    CellOutcome, Executor, LearnedFunction as Function, Protections, PythonEnvironment,
-    PythonSession, SandboxError, SandboxPolicy,
-};
-use async_trait::async_trait;
+use agentopt_sandbox::{LearnedFunction as Function, SandboxPolicy, SharedSession};
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 use serde_json::{Map, Value};
-use tokio::sync::Mutex;
 
 use crate::errors::{config_error, core_error, raise, sandbox_error};
 use crate::json::{from_json, to_json};
 use crate::runtime::wait;
 
-/// One warm sandbox worker, started on first use, shared by an optimizer (which
-/// tries proposed functions in it) and the functions it hands out. Each learned
-/// function call runs in a fresh namespace, so sharing leaks no state between them.
-pub(crate) struct Sandbox {
-    policy: SandboxPolicy,
-    session: Mutex<Option<PythonSession>>,
-}
-
-impl Sandbox {
-    /// A sandbox with the default policy, `timeout` per call, and isolation required
-    /// unless `allow_unsandboxed`.
-    pub(crate) fn new(timeout: Duration, allow_unsandboxed: bool) -> Self {
-        Self {
-            policy: SandboxPolicy {
-                cell_timeout: timeout,
-                allow_unsandboxed,
-                ..SandboxPolicy::default()
-            },
-            session: Mutex::new(None),
-        }
-    }
-
-    /// Runs `request` on the worker. The session is taken out of its slot for the
-    /// request and put back after, so a request abandoned halfway (Ctrl-C) drops
-    /// the worker with it instead of leaving an unread reply in its pipe.
-    async fn with_session<T>(
-        &self,
-        request: impl AsyncFnOnce(&mut PythonSession) -> Result<T, SandboxError>,
-    ) -> Result<T, SandboxError> {
-        let mut slot = self.session.lock().await;
-        let mut session = match slot.take() {
-            Some(session) => session,
-            None => {
-                // Creating the venv (first use on a machine) runs pip: blocking.
-                let environment = tokio::task::spawn_blocking(PythonEnvironment::ensure)
-                    .await
-                    .map_err(|error| SandboxError::WorkerStart {
-                        detail: format!("preparing the Python environment: {error}"),
-                        stderr: String::new(),
-                    })??;
-                PythonSession::start(&environment, &self.policy).await?
-            }
-        };
-        let result = request(&mut session).await;
-        *slot = Some(session);
-        result
-    }
-}
-
-/// The optimizer's view of a shared [`Sandbox`].
-pub(crate) struct SharedSandbox(pub(crate) Arc<Sandbox>);
-
-#[async_trait]
-impl Executor for SharedSandbox {
-    async fn run_cell(&mut self, code: &str) -> Result<CellOutcome, SandboxError> {
-        self.0
-            .with_session(async |session| session.run_cell(code).await)
-            .await
-    }
-
-    async fn call_function(
-        &mut self,
-        function: &Function,
-        arguments: &Map<String, Value>,
-    ) -> Result<CellOutcome, SandboxError> {
-        self.0
-            .with_session(async |session| session.call_function(function, arguments).await)
-            .await
-    }
-
-    async fn restart(&mut self) -> Result<(), SandboxError> {
-        self.0
-            .with_session(async |session| session.restart().await)
-            .await
-    }
-
-    fn protections(&self) -> Protections {
-        // A worker is only started by a request; before that nothing protects
-        // anything yet, which the empty report says.
-        self.0
-            .session
-            .try_lock()
-            .ok()
-            .and_then(|slot| slot.as_ref().map(|session| session.protections().clone()))
-            .unwrap_or_default()
-    }
-}
-
-/// Proposal-checking sessions for the trainer: the shared [`Sandbox`] again.
-pub(crate) struct SandboxFactory(pub(crate) Arc<Sandbox>);
-
-#[async_trait]
-impl agentopt_agents::ExecutorFactory for SandboxFactory {
-    async fn start(&self) -> Result<Box<dyn Executor>, SandboxError> {
-        Ok(Box::new(SharedSandbox(Arc::clone(&self.0))))
-    }
+/// The one sandbox session an optimizer or function set shares with the functions
+/// it hands out: the default policy, `timeout` per call, and isolation required
+/// unless `allow_unsandboxed`.
+pub(crate) fn sandbox(timeout: Duration, allow_unsandboxed: bool) -> SharedSession {
+    SharedSession::new(SandboxPolicy {
+        cell_timeout: timeout,
+        allow_unsandboxed,
+        ..SandboxPolicy::default()
+    })
 }
 
 /// A learned function, callable as AG2's executor functions are: `f(**arguments)`
@@ -128,11 +36,11 @@ impl agentopt_agents::ExecutorFactory for SandboxFactory {
 #[pyclass(frozen, module = "agentopt")]
 pub(crate) struct LearnedFunction {
     function: Arc<Function>,
-    sandbox: Arc<Sandbox>,
+    sandbox: SharedSession,
 }
 
 impl LearnedFunction {
-    pub(crate) fn new(function: Function, sandbox: Arc<Sandbox>) -> Self {
+    pub(crate) fn new(function: Function, sandbox: SharedSession) -> Self {
         Self {
             function: Arc::new(function),
             sandbox,
@@ -152,7 +60,7 @@ impl LearnedFunction {
             },
             None => Map::new(),
         };
-        let sandbox = Arc::clone(&self.sandbox);
+        let sandbox = self.sandbox.clone();
         let function = Arc::clone(&self.function);
         let outcome = wait(py, move || async move {
             sandbox
@@ -228,7 +136,7 @@ pub(crate) fn registrations<'py>(
     py: Python<'py>,
     removed: &[String],
     functions: &[Function],
-    sandbox: &Arc<Sandbox>,
+    sandbox: &SharedSession,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let for_llm = PyList::empty(py);
     let for_executor = PyDict::new(py);
@@ -248,7 +156,7 @@ pub(crate) fn registrations<'py>(
         item.set_item("func_sig", from_json(py, &signature)?)?;
         item.set_item("is_remove", false)?;
         for_llm.append(item)?;
-        let callable = LearnedFunction::new(function.clone(), Arc::clone(sandbox));
+        let callable = LearnedFunction::new(function.clone(), sandbox.clone());
         for_executor.set_item(&function.name, Py::new(py, callable)?)?;
     }
     PyTuple::new(py, [for_llm.into_any(), for_executor.into_any()])
@@ -259,11 +167,11 @@ pub(crate) fn registrations<'py>(
 #[pyclass(frozen, module = "agentopt")]
 pub(crate) struct FunctionSet {
     set: agentopt_core::FunctionSet,
-    sandbox: Arc<Sandbox>,
+    sandbox: SharedSession,
 }
 
 impl FunctionSet {
-    pub(crate) fn new(set: agentopt_core::FunctionSet, sandbox: Arc<Sandbox>) -> Self {
+    pub(crate) fn new(set: agentopt_core::FunctionSet, sandbox: SharedSession) -> Self {
         Self { set, sandbox }
     }
 }
@@ -282,10 +190,7 @@ impl FunctionSet {
     ) -> PyResult<Self> {
         let timeout = timeout_from_seconds("function_timeout", function_timeout)?;
         let set = agentopt_core::FunctionSet::load(&path).map_err(|e| core_error(&e))?;
-        Ok(Self::new(
-            set,
-            Arc::new(Sandbox::new(timeout, allow_unsandboxed)),
-        ))
+        Ok(Self::new(set, sandbox(timeout, allow_unsandboxed)))
     }
 
     /// Writes the set as an artifact.
@@ -308,7 +213,7 @@ impl FunctionSet {
             .map(|function| {
                 Py::new(
                     py,
-                    LearnedFunction::new(function.clone(), Arc::clone(&self.sandbox)),
+                    LearnedFunction::new(function.clone(), self.sandbox.clone()),
                 )
             })
             .collect()
@@ -325,7 +230,7 @@ impl FunctionSet {
     fn __getitem__(&self, name: &str) -> PyResult<LearnedFunction> {
         self.set
             .get(name)
-            .map(|function| LearnedFunction::new(function.clone(), Arc::clone(&self.sandbox)))
+            .map(|function| LearnedFunction::new(function.clone(), self.sandbox.clone()))
             .ok_or_else(|| PyKeyError::new_err(name.to_owned()))
     }
 

@@ -11,6 +11,7 @@ use agentopt_optimizer::{
     ActionFormat, AgentOptimizer as Core, OptimizerError, OptimizerOptions, StepOutcome,
     ValidationOptions,
 };
+use agentopt_sandbox::SharedSession;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType};
 use serde_json::Value;
@@ -18,7 +19,7 @@ use tokio::sync::Mutex;
 
 use crate::config::optimizer_endpoint;
 use crate::errors::{config_error, llm_error, optimizer_error, raise};
-use crate::functions::{FunctionSet, Sandbox, SharedSandbox, registrations, timeout_from_seconds};
+use crate::functions::{FunctionSet, registrations, sandbox, timeout_from_seconds};
 use crate::json::{from_json, to_json};
 use crate::runtime::wait;
 
@@ -34,7 +35,7 @@ pub(crate) const DEFAULT_OPTIMIZER_MODEL: &str = "gpt-4-1106-preview";
 #[pyclass(frozen, module = "agentopt")]
 pub(crate) struct AgentOptimizer {
     core: Arc<Mutex<Core>>,
-    sandbox: Arc<Sandbox>,
+    sandbox: SharedSession,
     last_step: std::sync::Mutex<Option<StepOutcome>>,
 }
 
@@ -203,13 +204,10 @@ impl AgentOptimizer {
         make: impl FnOnce(Arc<dyn ChatModel>, OptimizerOptions) -> Result<Core, OptimizerError>,
     ) -> PyResult<Self> {
         let (model, extras) = model_client(llm_config, optimizer_model.as_deref(), options)?;
-        let sandbox = Arc::new(Sandbox::new(
-            extras.function_timeout,
-            extras.allow_unsandboxed,
-        ));
+        let sandbox = sandbox(extras.function_timeout, extras.allow_unsandboxed);
         let core = make(model, extras.options)
             .map_err(optimizer_error)?
-            .with_executor(Box::new(SharedSandbox(Arc::clone(&sandbox))));
+            .with_executor(Box::new(sandbox.clone()));
         Ok(Self {
             core: Arc::new(Mutex::new(core)),
             sandbox,
@@ -396,6 +394,6 @@ impl AgentOptimizer {
             core.lock().await.export_artifact(&path)
         })?
         .map_err(optimizer_error)?;
-        Ok(FunctionSet::new(artifact, Arc::clone(&self.sandbox)))
+        Ok(FunctionSet::new(artifact, self.sandbox.clone()))
     }
 }

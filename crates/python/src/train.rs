@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use agentopt_llm::ChatModel;
+use agentopt_sandbox::SharedSession;
 use agentopt_train::{
-    Attempt, Event, InfraError, InfraKind, Observer, Outcome, Problems, Setup, Task, TrainerOptions,
+    Attempt, Event, FailureKind, InfraError, Observer, Outcome, Problems, Setup, Task,
+    TrainerOptions,
 };
 use async_trait::async_trait;
 use pyo3::prelude::*;
@@ -15,7 +17,7 @@ use pyo3::types::{PyBool, PyDict, PyInt};
 use serde_json::{Value, json};
 
 use crate::errors::{config_error, raise, train_error};
-use crate::functions::{FunctionSet, Sandbox, SandboxFactory};
+use crate::functions::{FunctionSet, sandbox};
 use crate::json::from_json;
 use crate::optimizer::{DEFAULT_OPTIMIZER_MODEL, history_messages, model_client};
 use crate::runtime::wait;
@@ -29,13 +31,13 @@ struct PyProblem {
 /// The Python task behind agentopt-train's `Task`.
 struct PythonTask {
     task: Arc<Py<PyAny>>,
-    sandbox: Arc<Sandbox>,
+    sandbox: SharedSession,
 }
 
 /// An attempt the task could not judge: not training signal, run again on resume.
 fn infrastructure(message: String) -> Attempt {
     Attempt::new(
-        Outcome::Infrastructure(InfraError::new(InfraKind::Model, message)),
+        Outcome::Infrastructure(InfraError::new(FailureKind::Model, message)),
         Vec::new(),
     )
 }
@@ -55,7 +57,7 @@ impl Task for PythonTask {
     ) -> Attempt {
         let task = Arc::clone(&self.task);
         let value = Arc::clone(&problem.value);
-        let functions = FunctionSet::new(functions.clone(), Arc::clone(&self.sandbox));
+        let functions = FunctionSet::new(functions.clone(), self.sandbox.clone());
         // Off the runtime thread: the attempt may call learned functions, which
         // wait on this runtime.
         tokio::task::spawn_blocking(move || {
@@ -224,7 +226,7 @@ pub(crate) struct Trainer {
     model: Arc<dyn ChatModel>,
     options: TrainerOptions,
     progress: Option<Py<PyAny>>,
-    sandbox: Arc<Sandbox>,
+    sandbox: SharedSession,
 }
 
 fn trainer_option<'py, T: FromPyObjectOwned<'py>>(
@@ -273,10 +275,7 @@ impl Trainer {
             optimizer_model.as_deref(),
             Some(&optimizer_options),
         )?;
-        let sandbox = Arc::new(Sandbox::new(
-            extras.function_timeout,
-            extras.allow_unsandboxed,
-        ));
+        let sandbox = sandbox(extras.function_timeout, extras.allow_unsandboxed);
         let run_dir: PathBuf = trainer_option(&trainer_options, "run_dir", "a path")?
             .ok_or_else(|| config_error("run_dir", None, "Trainer needs run_dir=: where the run's journal, checkpoints, functions.json and report go"))?;
         let defaults = TrainerOptions::default();
@@ -303,7 +302,7 @@ impl Trainer {
                 "an int",
             )?
             .unwrap_or(defaults.max_consecutive_infrastructure_errors),
-            proposal_sandbox: Some(Arc::new(SandboxFactory(Arc::clone(&sandbox)))),
+            proposal_sandbox: Some(Arc::new(sandbox.clone())),
             setup: Setup {
                 task: task_name,
                 optimizer_model: optimizer_model.unwrap_or_default(),
@@ -347,7 +346,7 @@ impl Trainer {
         };
         let task = PythonTask {
             task: Arc::clone(&self.task),
-            sandbox: Arc::clone(&self.sandbox),
+            sandbox: self.sandbox.clone(),
         };
         let mut trainer =
             agentopt_train::Trainer::new(task, Arc::clone(&self.model), self.options.clone());

@@ -23,6 +23,7 @@
 mod cgroup;
 mod environment;
 mod error;
+mod executor;
 mod isolation;
 mod owner;
 mod policy;
@@ -38,6 +39,7 @@ pub use environment::{
     default_home,
 };
 pub use error::SandboxError;
+pub use executor::{Executor, ExecutorFactory, SandboxSessions, SharedSession};
 pub use policy::{Protections, SYMPY_PRELOAD, SYMPY_WARM_UP, SandboxPolicy};
 pub use pool::WorkerPool;
-pub use session::{CellOutcome, CellStatus, CodeCalls, Executor, PythonSession};
+pub use session::{CallCounts, CellOutcome, CellStatus, PythonSession};

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::pool::Shared;
 use crate::worker::{Completion, Worker};
 use crate::zygote::ForkServer;
-use crate::{Protections, PythonEnvironment, SandboxError, SandboxPolicy};
+use crate::{Executor, Protections, PythonEnvironment, SandboxError, SandboxPolicy};
 
 /// How a cell or function call ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,28 +57,52 @@ pub struct CellOutcome {
     /// ([`PythonSession::define_functions`]), per name. Reported by the worker, so as
     /// trustworthy as the rest of the outcome; empty after a timeout or crash.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub code_calls: BTreeMap<String, CodeCalls>,
+    pub code_calls: BTreeMap<String, CallCounts>,
 }
 
-/// How often code called one learned function, and how those calls ended.
+/// How often a learned function was called, and how many of the calls worked
+/// (returned normally): the one call count from the worker to the report.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "(u64, u64)", into = "(u64, u64)")]
-pub struct CodeCalls {
-    /// Calls that returned normally.
-    pub ok: u64,
-    /// Calls that raised.
-    pub failed: u64,
+#[serde(from = "CallCountsOnDisk")]
+pub struct CallCounts {
+    /// Calls.
+    pub calls: u64,
+    /// Calls that returned without error.
+    pub succeeded: u64,
 }
 
-impl From<(u64, u64)> for CodeCalls {
-    fn from((ok, failed): (u64, u64)) -> Self {
-        Self { ok, failed }
+impl CallCounts {
+    /// Counts one call.
+    pub fn add(&mut self, succeeded: bool) {
+        self.calls += 1;
+        self.succeeded += u64::from(succeeded);
+    }
+
+    /// Adds `other`'s counts.
+    pub fn merge(&mut self, other: CallCounts) {
+        self.calls += other.calls;
+        self.succeeded += other.succeeded;
     }
 }
 
-impl From<CodeCalls> for (u64, u64) {
-    fn from(calls: CodeCalls) -> Self {
-        (calls.ok, calls.failed)
+/// What [`CallCounts`] reads: its own fields, or the `[ok, failed]` pair the worker
+/// reports (and transcripts journaled before the two counts were one type hold).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CallCountsOnDisk {
+    Counts { calls: u64, succeeded: u64 },
+    OkFailed(u64, u64),
+}
+
+impl From<CallCountsOnDisk> for CallCounts {
+    fn from(read: CallCountsOnDisk) -> Self {
+        match read {
+            CallCountsOnDisk::Counts { calls, succeeded } => Self { calls, succeeded },
+            CallCountsOnDisk::OkFailed(ok, failed) => Self {
+                calls: ok + failed,
+                succeeded: ok,
+            },
+        }
     }
 }
 
@@ -104,42 +128,6 @@ impl CellOutcome {
             CellStatus::Crashed { reason } => Some(reason.clone()),
         }
     }
-}
-
-/// Runs Python code somewhere. Implement it to plug in your own executor.
-#[async_trait]
-pub trait Executor: Send {
-    /// Runs one cell; its globals persist for later cells.
-    async fn run_cell(&mut self, code: &str) -> Result<CellOutcome, SandboxError>;
-
-    /// Runs `function.code` in a fresh namespace and calls `name(**arguments)`; the
-    /// result's `str` is [`CellOutcome::value`].
-    async fn call_function(
-        &mut self,
-        function: &LearnedFunction,
-        arguments: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<CellOutcome, SandboxError>;
-
-    /// Drops all state: the next cell starts from empty globals.
-    async fn restart(&mut self) -> Result<(), SandboxError>;
-
-    /// Makes `functions` callable from cells for the rest of the session (each
-    /// defined in a namespace of its own, bound under its name in the globals; calls
-    /// counted in [`CellOutcome::code_calls`]). An executor that runs no Python
-    /// cannot: the default says so.
-    ///
-    /// # Errors
-    /// [`SandboxError::FunctionsUnsupported`] by default.
-    async fn define_functions(
-        &mut self,
-        functions: &[LearnedFunction],
-    ) -> Result<CellOutcome, SandboxError> {
-        let _ = functions;
-        Err(SandboxError::FunctionsUnsupported)
-    }
-
-    /// The protections the code actually runs under.
-    fn protections(&self) -> Protections;
 }
 
 /// Where a session gets a new worker after a restart.
@@ -404,5 +392,25 @@ impl Executor for PythonSession {
 
     fn protections(&self) -> Protections {
         self.protections.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CallCounts;
+
+    #[test]
+    fn call_counts_read_their_fields_and_the_workers_ok_failed_pair() {
+        let counts = |json: &str| serde_json::from_str::<CallCounts>(json).expect("reads");
+        let expected = CallCounts {
+            calls: 3,
+            succeeded: 2,
+        };
+        assert_eq!(counts(r#"{"calls": 3, "succeeded": 2}"#), expected);
+        assert_eq!(counts("[2, 1]"), expected);
+        assert_eq!(
+            serde_json::to_string(&expected).expect("writes"),
+            r#"{"calls":3,"succeeded":2}"#
+        );
     }
 }

@@ -20,7 +20,7 @@ use tokio::net::unix::pipe;
 
 use crate::cgroup::SessionCgroups;
 use crate::probe::Probe;
-use crate::session::CodeCalls;
+use crate::session::CallCounts;
 use crate::zygote::ForkServer;
 use crate::{Protections, SandboxError};
 
@@ -59,7 +59,7 @@ pub(crate) struct Response {
     pub(crate) error: Option<String>,
     /// Calls of defined learned functions made by the request's code, per name.
     #[serde(default)]
-    pub(crate) calls: BTreeMap<String, CodeCalls>,
+    pub(crate) calls: BTreeMap<String, CallCounts>,
     died: Option<String>,
 }
 

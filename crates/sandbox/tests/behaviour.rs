@@ -412,7 +412,7 @@ async fn defined_functions_are_callable_from_cells_and_counted() -> anyhow::Resu
     );
     assert_eq!(
         serde_json::to_value(&cell.code_calls)?,
-        json!({"half": [1, 1]}),
+        json!({"half": {"calls": 2, "succeeded": 1}}),
         "one call returned, one raised"
     );
     let quiet = s.run_cell("1").await?;
@@ -426,7 +426,7 @@ async fn defined_functions_are_callable_from_cells_and_counted() -> anyhow::Resu
         Some("1.5"),
         "a fresh worker has them again"
     );
-    assert_eq!(again.code_calls["half"].ok, 1);
+    assert_eq!(again.code_calls["half"].succeeded, 1);
     Ok(())
 }
 

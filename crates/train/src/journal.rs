@@ -157,8 +157,12 @@ impl std::fmt::Display for Phase {
     }
 }
 
-/// One finished attempt, as stored in `transcripts.jsonl`.
+/// One finished attempt, as stored in `transcripts.jsonl`. A conversation is stored
+/// once: when the attempt's history is what its transcript's recipient saw, the line
+/// leaves the history out and reading it back rebuilds it (lines written before
+/// hold both, and read as they are).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "RecordLine", into = "RecordLine")]
 pub struct ConversationRecord {
     /// The phase.
     #[serde(flatten)]
@@ -170,6 +174,57 @@ pub struct ConversationRecord {
     /// What happened.
     #[serde(flatten)]
     pub attempt: Attempt,
+}
+
+/// A [`ConversationRecord`] as one line of `transcripts.jsonl`.
+#[derive(Serialize, Deserialize)]
+struct RecordLine {
+    #[serde(flatten)]
+    phase: Phase,
+    index: usize,
+    problem_id: String,
+    #[serde(flatten)]
+    attempt: Attempt,
+    /// `attempt.history` was left out: it is the transcript recipient's view.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    history_in_transcript: bool,
+}
+
+impl From<ConversationRecord> for RecordLine {
+    fn from(record: ConversationRecord) -> Self {
+        let mut attempt = record.attempt;
+        let history_in_transcript = !attempt.history.is_empty()
+            && attempt.transcript.as_ref().is_some_and(|transcript| {
+                transcript.history_of(&transcript.recipient) == attempt.history
+            });
+        if history_in_transcript {
+            attempt.history = Vec::new();
+        }
+        Self {
+            phase: record.phase,
+            index: record.index,
+            problem_id: record.problem_id,
+            attempt,
+            history_in_transcript,
+        }
+    }
+}
+
+impl From<RecordLine> for ConversationRecord {
+    fn from(line: RecordLine) -> Self {
+        let mut attempt = line.attempt;
+        if line.history_in_transcript
+            && let Some(transcript) = &attempt.transcript
+        {
+            attempt.history = transcript.history_of(&transcript.recipient);
+        }
+        Self {
+            phase: line.phase,
+            index: line.index,
+            problem_id: line.problem_id,
+            attempt,
+        }
+    }
 }
 
 /// One finished optimizer step, as stored in `steps.jsonl`.

@@ -40,7 +40,9 @@ mod task;
 mod throughput;
 mod trainer;
 
+pub use agentopt_agents::FailureKind;
 pub use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction, Provenance};
+pub use agentopt_sandbox::CallCounts;
 pub use error::TrainError;
 pub use html::{learning_curve_svg, write_report_html};
 pub use journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord};
@@ -50,6 +52,6 @@ pub use report::{
     ProblemOutcome, REPORT_VERSION, Setup, TestResult, TrainingReport, pair_outcomes,
 };
 pub use tape::{OptimizerExchange, StepDetail};
-pub use task::{Attempt, CallCounts, InfraError, InfraKind, Outcome, Task};
+pub use task::{Attempt, InfraError, Outcome, Task};
 pub use throughput::{Throughput, measure_throughput};
 pub use trainer::{Problems, Trainer, TrainerOptions};

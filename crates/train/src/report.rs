@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use agentopt_core::FunctionSet;
 
 use crate::journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, StepRecord};
-use crate::task::{CallCounts, InfraKind};
+use crate::{CallCounts, FailureKind};
 
 /// Format version of `report.json`.
 pub const REPORT_VERSION: u32 = 2;
@@ -80,7 +80,7 @@ pub struct InfrastructureCounts {
     /// Phase name.
     pub phase: String,
     /// Attempts stopped by infrastructure, per kind.
-    pub by_kind: Vec<(InfraKind, u64)>,
+    pub by_kind: Vec<(FailureKind, u64)>,
     /// The first error's message, for a first look.
     pub first_message: String,
 }
@@ -799,7 +799,7 @@ fn phase_totals(records: &[PhaseRecord]) -> (Vec<PhaseTime>, Vec<RoleUsage>, Vec
 fn infrastructure_counts(
     records: &BTreeMap<(Phase, usize), &ConversationRecord>,
 ) -> Vec<InfrastructureCounts> {
-    let mut by_phase: BTreeMap<Phase, (BTreeMap<InfraKind, u64>, String)> = BTreeMap::new();
+    let mut by_phase: BTreeMap<Phase, (BTreeMap<FailureKind, u64>, String)> = BTreeMap::new();
     for ((phase, _), record) in records {
         if let Some(error) = record.attempt.outcome.infrastructure() {
             let (kinds, _) = by_phase

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use agentopt_agents::{Execution, FailureKind, StopReason, Transcript};
 use agentopt_core::FunctionSet;
+use agentopt_sandbox::CallCounts;
 use std::sync::Arc;
 
 use agentopt_llm::{ChatMessage, ChatModel};
@@ -41,6 +42,7 @@ pub struct Attempt {
     /// Solved, failed, or stopped by infrastructure.
     pub outcome: Outcome,
     /// The conversation as the assistant saw it: what the optimizer reads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<ChatMessage>,
     /// The answer the agents gave, if the task has one.
     #[serde(default)]
@@ -104,10 +106,7 @@ impl Attempt {
                 Execution::Code(code) => {
                     let from_code = code.sandbox.iter().flat_map(|outcome| &outcome.code_calls);
                     for (name, counts) in from_code {
-                        calls.entry(name.clone()).or_default().merge(CallCounts {
-                            calls: counts.ok + counts.failed,
-                            succeeded: counts.ok,
-                        });
+                        calls.entry(name.clone()).or_default().merge(*counts);
                     }
                 }
             }
@@ -172,10 +171,9 @@ impl Outcome {
             FailureKind::ContextOverflow => Some(Self::Failed {
                 reason: format!("the conversation outgrew the context window: {message}"),
             }),
-            FailureKind::Model | FailureKind::Other => infra(InfraKind::Model),
-            FailureKind::MalformedReply => infra(InfraKind::MalformedReply),
-            FailureKind::Budget => infra(InfraKind::Budget),
-            FailureKind::Sandbox => infra(InfraKind::Sandbox),
+            // What the agents could not classify is counted as the model's failure.
+            FailureKind::Other => infra(FailureKind::Model),
+            kind => infra(*kind),
         }
     }
 
@@ -197,56 +195,17 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InfraError {
     /// What failed.
-    pub kind: InfraKind,
+    pub kind: FailureKind,
     /// The error, as the failing part reported it.
     pub message: String,
 }
 
 impl InfraError {
     /// An error of `kind`.
-    pub fn new(kind: InfraKind, message: impl Into<String>) -> Self {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),
         }
-    }
-}
-
-/// What kind of infrastructure failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InfraKind {
-    /// A model call failed after the client's retries.
-    Model,
-    /// The model answered with something unreadable.
-    MalformedReply,
-    /// The sandbox failed outside the agents' code.
-    Sandbox,
-    /// The checker could not decide whether the answer is right.
-    CheckerUndecided,
-    /// The spending budget is used up; the run stops.
-    Budget,
-}
-
-/// How often a function was called and how often that worked.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CallCounts {
-    /// Calls.
-    pub calls: u64,
-    /// Calls that returned without error.
-    pub succeeded: u64,
-}
-
-impl CallCounts {
-    /// Counts one call.
-    pub fn add(&mut self, succeeded: bool) {
-        self.calls += 1;
-        self.succeeded += u64::from(succeeded);
-    }
-
-    /// Adds `other`'s counts.
-    pub fn merge(&mut self, other: CallCounts) {
-        self.calls += other.calls;
-        self.succeeded += other.succeeded;
     }
 }

@@ -13,21 +13,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use agentopt_agents::ExecutorFactory;
 use agentopt_core::files::{JsonLines, read_json_lines, write_atomic, write_json_atomic};
 use agentopt_core::{FunctionSet, Provenance};
 use agentopt_llm::{ChatModel, UsageMeter, UsageReport, UsageTotals};
 use agentopt_optimizer::{
     AgentOptimizer, OptimizerError, OptimizerOptions, StepOutcome, ValidationOptions,
 };
-use agentopt_sandbox::{Executor, SandboxError};
+use agentopt_sandbox::{Executor, ExecutorFactory, SandboxError};
 use futures::StreamExt as _;
 
+use crate::FailureKind;
 use crate::journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord};
 use crate::progress::{Event, NoProgress, Observer};
 use crate::report::{Setup, TrainingReport};
 use crate::tape::{StepDetail, Tape, TapedModel};
-use crate::task::{InfraKind, Task};
+use crate::task::Task;
 use crate::{TrainError, report};
 
 /// The problems of a run. Validation problems, when there are any, switch the
@@ -759,12 +759,12 @@ struct InfraTally {
 }
 
 impl InfraTally {
-    fn count(&mut self, error: Option<InfraKind>) {
+    fn count(&mut self, error: Option<FailureKind>) {
         match error {
             Some(kind) => {
                 self.consecutive += 1;
                 self.total += 1;
-                self.budget |= kind == InfraKind::Budget;
+                self.budget |= kind == FailureKind::Budget;
             }
             None => self.consecutive = 0,
         }

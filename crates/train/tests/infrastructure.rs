@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use agentopt_core::files::read_json_lines;
-use agentopt_train::{ConversationRecord, InfraKind, Problems, StepRecord, TrainerOptions};
+use agentopt_train::{ConversationRecord, FailureKind, Problems, StepRecord, TrainerOptions};
 
 use crate::{Halving, optimizer_server, problems, trainer};
 
@@ -24,7 +24,7 @@ async fn an_outage_mid_phase_is_counted_apart_and_rerun_by_the_next_run() -> any
     );
     assert_eq!(report.infrastructure.len(), 1);
     assert_eq!(report.infrastructure[0].phase, "epoch 1");
-    assert_eq!(report.infrastructure[0].by_kind, [(InfraKind::Model, 1)]);
+    assert_eq!(report.infrastructure[0].by_kind, [(FailureKind::Model, 1)]);
     assert!(report.infrastructure[0].first_message.contains("HTTP 503"));
     assert!(report.epochs.is_empty(), "no step on an epoch with errors");
     assert!(

@@ -97,7 +97,8 @@ fn journal_records_serialise_with_their_phase_and_outcome() {
         (Some("train"), Some(2))
     );
     assert_eq!(line["outcome"]["status"], "solved");
-    let error = agentopt_train::InfraError::new(agentopt_train::InfraKind::Sandbox, "worker died");
+    let error =
+        agentopt_train::InfraError::new(agentopt_train::FailureKind::Sandbox, "worker died");
     let line = serde_json::to_value(record(
         Phase::TestAfter,
         agentopt_train::Outcome::Infrastructure(error),

@@ -19,7 +19,7 @@ use agentopt_llm::{
 };
 use agentopt_testkit::{Reply, ScriptedServer};
 use agentopt_train::{
-    Attempt, CallCounts, FunctionSet, InfraError, InfraKind, Outcome, Problems, Task, Trainer,
+    Attempt, CallCounts, FailureKind, FunctionSet, InfraError, Outcome, Problems, Task, Trainer,
     TrainerOptions,
 };
 use serde_json::json;
@@ -48,7 +48,7 @@ impl Task for Halving {
         tokio::task::yield_now().await;
         let history = vec![ChatMessage::user(format!("Halve {problem}."))];
         if self.outage.lock().expect("lock").contains(problem) {
-            let error = InfraError::new(InfraKind::Model, "HTTP 503 from the model server");
+            let error = InfraError::new(FailureKind::Model, "HTTP 503 from the model server");
             return Attempt::new(Outcome::Infrastructure(error), history);
         }
         let has_halve = functions.get("halve").is_some();

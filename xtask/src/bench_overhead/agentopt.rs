@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentopt_agents::ExecutorFactory;
 use agentopt_llm::{ChatModel, ClientOptions, EndpointConfig, OpenAiClient};
 use agentopt_mathchat::{DataFormat, MathTask, Problem, Selection};
-use agentopt_sandbox::PythonEnvironment;
+use agentopt_sandbox::{ExecutorFactory, PythonEnvironment};
 use agentopt_train::{Problems, Trainer, TrainerOptions};
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};

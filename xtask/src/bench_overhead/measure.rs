@@ -5,9 +5,10 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use agentopt_agents::ExecutorFactory;
 use agentopt_llm::{ChatModel, ChatRequest, ChatResponse, EndpointCheck, LlmError};
-use agentopt_sandbox::{CellOutcome, Executor, LearnedFunction, Protections, SandboxError};
+use agentopt_sandbox::{
+    CellOutcome, Executor, ExecutorFactory, LearnedFunction, Protections, SandboxError,
+};
 use agentopt_train::{Attempt, Event, FunctionSet, Observer, Task};
 use async_trait::async_trait;
 use serde_json::{Map, Value};

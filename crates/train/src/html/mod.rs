@@ -26,10 +26,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest as _, Sha256};
 
+use crate::CallCounts;
 use crate::TrainError;
 use crate::journal::{ConversationRecord, Phase, RunDir, StepRecord};
 use crate::report::TrainingReport;
-use crate::task::CallCounts;
 use view::{AttemptRow, ConversationView};
 
 pub use curve::learning_curve_svg;

@@ -7,8 +7,9 @@ use agentopt_agents::{Execution, Message, StopReason, TranscriptEntry};
 use agentopt_llm::{ChatMessage, FunctionCall, Role, ToolCall};
 use serde::Serialize;
 
+use crate::CallCounts;
 use crate::journal::ConversationRecord;
-use crate::task::{CallCounts, Outcome};
+use crate::task::Outcome;
 
 /// One conversation as the page shows it: the verdict and every message with what
 /// was executed to produce it. The attempt's `history` is left out where the
