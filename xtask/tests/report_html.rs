@@ -164,4 +164,19 @@ async fn chromium_filters_count_what_the_journal_holds() {
         dom.contains("INCOMPLETE"),
         "the outages left the run incomplete"
     );
+
+    // A link to one problem opens it, and only it.
+    let chromium = browser::chromium().expect("found above");
+    let url = browser::file_url(&run_dir.join("report.html"), "#problem-5").expect("page");
+    let dom = tokio::task::spawn_blocking(move || browser::dump_dom(&chromium, &url))
+        .await
+        .expect("joined")
+        .expect("Chromium renders the page");
+    assert_eq!(dom.matches("class=\"problem open\"").count(), 1);
+    assert!(dom.contains("class=\"problem open\" tabindex=\"0\" id=\"problem-5\""));
+    assert_eq!(dom.matches("class=\"conversation\"").count(), 2);
+    assert!(
+        dom.contains("HTTP 503 from the model server"),
+        "the outage's verdict"
+    );
 }

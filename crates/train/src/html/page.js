@@ -339,12 +339,12 @@
   void document.body.offsetHeight;
   document.documentElement.setAttribute('data-ready-ms', performance.now().toFixed(0));
   if (location.hash === '#selftest') selftest();
-  // Links to one problem (#problem-N, opened) or one step (#step-EPOCH, expanded).
+  // Links to one problem (#problem-N, opened) or one step (#step-EPOCH, expanded);
+  // the browser scrolls to the element, which exists by the time the page loads.
   const target = /^#(problem|step)-(\d+)$/.exec(location.hash);
   if (target) {
     const node = document.getElementById(`${target[1]}-${target[2]}`);
     if (node && target[1] === 'problem') toggleRow(rows.find((row) => row.tr === node));
     if (node && target[1] === 'step') { node.open = true; openStep(node, data.steps.find((s) => String(s.epoch) === target[2])); }
-    if (node) node.scrollIntoView();
   }
 })();
