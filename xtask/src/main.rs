@@ -38,6 +38,10 @@ enum Command {
     Report {
         /// The run directory (holding `report.json` and the journal).
         run_dir: std::path::PathBuf,
+        /// Also save a PNG of the page's top (summary, curve, first problems) here,
+        /// taken by headless Chromium.
+        #[arg(long)]
+        screenshot: Option<std::path::PathBuf>,
     },
     /// Size of `report.html` and its opening time in headless Chromium, for
     /// synthetic runs of several sizes, printed as a table.
@@ -83,6 +87,27 @@ fn bench_python(args: &BenchPythonArgs) -> anyhow::Result<()> {
     )
 }
 
+/// `cargo xtask report`: rebuilds the page, and screenshots it when asked.
+fn report(run_dir: &std::path::Path, screenshot: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use xtask::browser;
+    let page = agentopt_train::write_report_html(run_dir)?;
+    println!("{}", page.display());
+    if let Some(out) = screenshot {
+        let chromium = browser::chromium()
+            .context("Chromium is not installed (Debian: apt-get install -y chromium)")?;
+        browser::screenshot(
+            &chromium,
+            &browser::file_url(&page, "")?,
+            out,
+            (1400, 1500),
+            0.75,
+        )?;
+        println!("{}", out.display());
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -91,11 +116,10 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Test(args) => test::run(&args),
         Command::BenchPython(args) => bench_python(&args),
-        Command::Report { run_dir } => {
-            let page = agentopt_train::write_report_html(&run_dir)?;
-            println!("{}", page.display());
-            Ok(())
-        }
+        Command::Report {
+            run_dir,
+            screenshot,
+        } => report(&run_dir, screenshot.as_deref()),
         Command::BenchReport(args) => {
             tokio::runtime::Runtime::new()?.block_on(bench_report::run(&args))
         }
