@@ -133,7 +133,7 @@ impl Page {
         self.raw(&format!(
             "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
              <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; \
-             style-src 'unsafe-inline'; img-src data:; script-src 'sha256-{script_hash}'\">\n\
+             style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'\">\n\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
              <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
              <header><h1>{}</h1><nav><a href=\"#summary\">Summary</a> \
