@@ -6,4 +6,5 @@ pub mod bench_math;
 pub mod bench_overhead;
 pub mod bench_report;
 pub mod browser;
+pub mod logging;
 pub mod sandboxes;

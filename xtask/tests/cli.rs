@@ -157,8 +157,8 @@ fn presets_and_overrides() {
         (
             config.train.selection.count,
             config.test.selection.count,
-            config.epochs,
-            config.max_actions_per_step
+            config.trainer.epochs,
+            config.trainer.max_actions_per_step
         ),
         (Some(4), Some(15), 2, 1)
     );
@@ -171,21 +171,25 @@ fn presets_and_overrides() {
         );
         assert_eq!(data.selection.shuffle_seed, Some(0));
     }
-    assert_eq!(config.concurrency, agentopt_local::DEFAULT_PARALLEL);
+    assert_eq!(config.trainer.concurrency, agentopt_local::DEFAULT_PARALLEL);
     assert_eq!(
-        config.max_reply_tokens,
+        config.task.max_reply_tokens,
         Some(768),
         "a small local model is capped"
     );
-    assert_eq!(config.max_turns, Some(4));
+    assert_eq!(config.task.max_turns, Some(4));
     assert_eq!(
-        config.optimizer_actions,
+        config.trainer.optimizer.action_format,
         ActionFormat::JsonSchema,
         "a small local model states actions as schema-constrained JSON"
     );
-    assert!(config.require_action);
-    assert_eq!(config.sampling_seed, Some(0), "a local run repeats exactly");
-    assert_eq!(config.function_style, FunctionStyle::Tools);
+    assert!(config.trainer.optimizer.require_action);
+    assert_eq!(
+        config.task.sampling_seed,
+        Some(0),
+        "a local run repeats exactly"
+    );
+    assert_eq!(config.task.function_style, FunctionStyle::Tools);
     assert_eq!(config.train.path, Path::new("/ws/data/math-craft/train"));
     assert_eq!(config.test.path, Path::new("/ws/data/math-craft"));
     assert_eq!(config.train.format, DataFormat::Craft);
@@ -203,8 +207,8 @@ fn presets_and_overrides() {
         (
             config.train.selection.count,
             config.test.selection.count,
-            config.epochs,
-            config.max_actions_per_step
+            config.trainer.epochs,
+            config.trainer.max_actions_per_step
         ),
         (Some(10), Some(10), 10, 3)
     );
@@ -237,7 +241,7 @@ fn presets_and_overrides() {
         "7",
     ]);
     let config = run_config(&args, &local, workspace);
-    assert_eq!(config.epochs, 4);
+    assert_eq!(config.trainer.epochs, 4);
     assert_eq!(
         config.train.selection.count,
         Some(8),
@@ -250,11 +254,14 @@ fn presets_and_overrides() {
     );
     assert_eq!(config.train.selection.levels, [1, 2]);
     assert_eq!(config.train.selection.shuffle_seed, Some(9));
-    assert_eq!(config.concurrency, 8);
-    assert_eq!(config.patience, Some(2));
-    assert_eq!(config.optimizer_actions, ActionFormat::ToolCalls);
-    assert!(!config.require_action);
-    assert_eq!(config.sampling_seed, Some(7));
+    assert_eq!(config.trainer.concurrency, 8);
+    assert_eq!(config.trainer.optimizer.patience, Some(2));
+    assert_eq!(
+        config.trainer.optimizer.action_format,
+        ActionFormat::ToolCalls
+    );
+    assert!(!config.trainer.optimizer.require_action);
+    assert_eq!(config.task.sampling_seed, Some(7));
     assert!(!config.cache);
 
     let config = run_config(
@@ -291,16 +298,20 @@ fn presets_and_overrides() {
     let config = run_config(&parse(&[]), &remote, workspace);
     assert_eq!(
         (
-            config.concurrency,
-            config.max_reply_tokens,
-            config.max_turns,
-            config.optimizer_actions,
-            config.require_action,
-            config.sampling_seed
+            config.trainer.concurrency,
+            config.task.max_reply_tokens,
+            config.task.max_turns,
+            config.trainer.optimizer.action_format,
+            config.trainer.optimizer.require_action,
+            config.task.sampling_seed
         ),
         (4, None, None, ActionFormat::ToolCalls, false, None)
     );
-    assert_eq!(config.function_style, FunctionStyle::Tools, "AG2's way");
+    assert_eq!(
+        config.task.function_style,
+        FunctionStyle::Tools,
+        "AG2's way"
+    );
 }
 
 #[test]

@@ -672,8 +672,8 @@ async fn a_learned_function_called_from_code_is_counted_and_changes_the_outcome(
         (2, 2)
     );
     let config: Value = read_json(&run_dir.join("config.json")).expect("config.json");
-    assert_eq!(config["function_style"], "code");
-    assert_eq!(config["answer_check"], "symbolic");
+    assert_eq!(config["task"]["function_style"], "code");
+    assert_eq!(config["task"]["answer_check"], "symbolic");
     let exact = &report.other_checks[0];
     assert_eq!(
         (

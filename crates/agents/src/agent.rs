@@ -99,34 +99,11 @@ pub trait HumanInput: Send + Sync {
     async fn ask(&self, prompt: &str) -> String;
 }
 
-/// Reads answers from standard input.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StdinInput;
-
-#[async_trait]
-impl HumanInput for StdinInput {
-    async fn ask(&self, prompt: &str) -> String {
-        let prompt = prompt.to_owned();
-        tokio::task::spawn_blocking(move || {
-            use std::io::Write;
-            print!("{prompt}");
-            let _ = std::io::stdout().flush();
-            let mut line = String::new();
-            match std::io::stdin().read_line(&mut line) {
-                Ok(_) => line.trim_end_matches(['\r', '\n']).to_owned(),
-                Err(_) => String::new(),
-            }
-        })
-        .await
-        .unwrap_or_default()
-    }
-}
-
 /// Decides whether a received message ends the chat.
 pub type TerminationPredicate = Arc<dyn Fn(&Message) -> bool + Send + Sync>;
 
 /// AG2's default termination rule: the content is exactly `TERMINATE`.
-pub fn content_is_terminate(message: &Message) -> bool {
+fn content_is_terminate(message: &Message) -> bool {
     message.content.as_deref() == Some("TERMINATE")
 }
 

@@ -13,14 +13,13 @@ use serde_json::{Map, Value};
 
 use crate::AgentError;
 
-/// A Rust function the model may call: JSON arguments in, text (or an error text) out.
-pub type RustFunction = dyn Fn(&Map<String, Value>) -> Result<String, String> + Send + Sync;
-
 /// What runs when the model calls a function name.
 #[derive(Clone)]
 pub enum FunctionImpl {
-    /// A Rust closure, run in-process.
-    Rust(Arc<RustFunction>),
+    /// A Rust closure, run in-process: JSON arguments in, text (or an error text)
+    /// out.
+    #[allow(clippy::type_complexity)]
+    Rust(Arc<dyn Fn(&Map<String, Value>) -> Result<String, String> + Send + Sync>),
     /// A learned Python function, run in the conversation's sandbox session.
     Python(LearnedFunction),
 }

@@ -2,7 +2,7 @@
 //! model is offered and the implementation the executor runs, so the two never
 //! disagree.
 
-use agentopt_core::{FunctionDiff, FunctionSet};
+use agentopt_core::FunctionSet;
 use agentopt_llm::FunctionSchema;
 
 use crate::functions::signature;
@@ -100,29 +100,6 @@ fn install_tools(
         return Ok(());
     }
     for (function, implementation) in functions.functions().iter().zip(implementations) {
-        register_function_pair(llm_side, executor_side, signature(function), implementation);
-    }
-    Ok(())
-}
-
-/// Applies the change from one function set to the next (removals first), as tools.
-///
-/// # Errors
-/// [`AgentError::PackageNotAllowed`], before anything changes.
-pub fn apply_diff(
-    llm_side: &mut ConversableAgent,
-    executor_side: &mut ConversableAgent,
-    diff: &FunctionDiff,
-) -> Result<(), AgentError> {
-    let changed: Vec<_> = diff.added.iter().chain(&diff.revised).collect();
-    let implementations = changed
-        .iter()
-        .map(|function| FunctionImpl::learned((*function).clone()))
-        .collect::<Result<Vec<_>, _>>()?;
-    for name in &diff.removed {
-        remove_function_pair(llm_side, executor_side, name);
-    }
-    for (function, implementation) in changed.into_iter().zip(implementations) {
         register_function_pair(llm_side, executor_side, signature(function), implementation);
     }
     Ok(())

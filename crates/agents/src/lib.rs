@@ -93,21 +93,19 @@ mod transcript;
 
 pub use agent::{
     ASSISTANT_SYSTEM_MESSAGE, AgentState, AssistantAgent, ConversableAgent,
-    DEFAULT_MAX_CONSECUTIVE_AUTO_REPLY, HumanInput, HumanInputMode, ReplyFunction, StdinInput,
-    TerminationPredicate, Trigger, Turn, UserProxyAgent, content_is_terminate,
-    learned_function_reply, strip_traceback_paths,
+    DEFAULT_MAX_CONSECUTIVE_AUTO_REPLY, HumanInput, HumanInputMode, ReplyFunction,
+    TerminationPredicate, Trigger, Turn, UserProxyAgent, learned_function_reply,
+    strip_traceback_paths,
 };
 pub use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction};
 pub use agentopt_math::Lang;
 pub use code_functions::{FunctionStyle, code_functions_prompt};
 pub use error::AgentError;
 pub use functions::{
-    FunctionExecution, FunctionImpl, FunctionMap, RustFunction, Signatures, lenient_json,
-    parse_arguments, signature,
+    FunctionExecution, FunctionImpl, FunctionMap, Signatures, lenient_json, parse_arguments,
+    signature,
 };
-pub use install::{
-    apply_diff, install, install_styled, register_function_pair, remove_function_pair,
-};
+pub use install::{install, install_styled, register_function_pair, remove_function_pair};
 pub use message::{Message, ToolResponse};
 pub use replay::{Replay, ReplayFailure};
 pub use replies::{TerminationAndHuman, call_results, code_blocks, execute_requested_calls};

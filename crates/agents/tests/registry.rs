@@ -2,8 +2,7 @@
 
 use agentopt_agents::{
     ConversableAgent, FunctionImpl, FunctionSet, LearnedFunction, StopReason, UserProxyAgent,
-    apply_diff, install, lenient_json, parse_arguments, register_function_pair,
-    remove_function_pair,
+    install, lenient_json, parse_arguments, register_function_pair, remove_function_pair,
 };
 use agentopt_llm::{CallStyle, FunctionCall, FunctionSchema, Role};
 use agentopt_testkit::{Reply, ScriptedServer};
@@ -152,23 +151,12 @@ fn install_makes_a_set_the_learned_functions_of_a_pair() {
         Some(FunctionImpl::Python(function)) if function.code.contains("x + x")
     ));
 
-    let diff = second.diff(&FunctionSet::new([learned("triple", "3 * x")]));
-    apply_diff(&mut assistant, &mut proxy, &diff).expect("allowlisted");
-    assert_eq!(
-        proxy
-            .state()
-            .functions()
-            .learned_names()
-            .collect::<Vec<_>>(),
-        ["triple"]
-    );
-
     let refused = FunctionSet::new([learned("net", "x").with_packages(["requests"])]);
     let error = install(&mut assistant, &mut proxy, &refused).expect_err("off the allowlist");
     assert!(error.to_string().contains("`requests`"), "{error}");
     assert_eq!(
         proxy.state().functions().learned_names().count(),
-        1,
+        2,
         "nothing changed"
     );
 }

@@ -14,7 +14,9 @@ mod error;
 pub mod files;
 mod function;
 mod set;
+mod sync;
 
 pub use error::CoreError;
 pub use function::{LearnedFunction, check_identifier};
 pub use set::{ARTIFACT_FORMAT, ARTIFACT_VERSION, FunctionDiff, FunctionSet, Provenance};
+pub use sync::lock;

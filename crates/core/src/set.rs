@@ -28,6 +28,26 @@ pub struct Provenance {
     pub exported_at_unix: u64,
 }
 
+impl Provenance {
+    /// The provenance of a set `producer` exports now.
+    pub fn exported_now(
+        producer: impl Into<String>,
+        optimizer_model: impl Into<String>,
+        performance: Option<f64>,
+        steps: u64,
+    ) -> Self {
+        Self {
+            producer: producer.into(),
+            optimizer_model: optimizer_model.into(),
+            performance,
+            steps,
+            exported_at_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_secs()),
+        }
+    }
+}
+
 /// The functions an agent pair holds, in order, each name once; saved and loaded
 /// as the portable `functions.json` artifact.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

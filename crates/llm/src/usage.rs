@@ -1,7 +1,7 @@
 //! Token and cost accounting per model and per caller label, with an optional budget.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use crate::{LlmError, Usage};
 
@@ -211,7 +211,7 @@ impl UsageMeter {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MeterState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        agentopt_core::lock(&self.state)
     }
 
     /// Fails once the budget is used up; called before every request.

@@ -459,9 +459,7 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // The state stays consistent even if a holder panicked: every update is a
         // single field assignment.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        agentopt_core::lock(&self.state)
     }
 }
 

@@ -18,7 +18,6 @@ mod code;
 mod error;
 mod normalize;
 mod numeric;
-mod scoring;
 mod symbolic;
 mod sympy;
 
@@ -29,10 +28,6 @@ pub use normalize::{is_equiv, normalize};
 pub use numeric::{
     ABSOLUTE_TOLERANCE, DecimalLiteral, Number, NumericAnswer, NumericComparison, NumericRule,
     RELATIVE_TOLERANCE, ROUNDED_DECIMAL_MIN_SIGNIFICANT_DIGITS, compare_numbers, evaluate,
-};
-pub use scoring::{
-    Equivalence, ResponseEvaluation, Vote, evaluate_responses, expected_success, majority_vote,
-    pass_at_k,
 };
 pub use symbolic::{
     AnswerVerdict, Rule, SymbolicChecker, SymbolicVerdict, UndecidedReason, check_answer,

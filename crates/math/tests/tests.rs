@@ -8,5 +8,4 @@ mod data;
 mod normalize;
 mod numeric;
 mod properties;
-mod scoring;
 mod sympy;

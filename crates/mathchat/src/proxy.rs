@@ -2,15 +2,13 @@
 //! assistant's Python in a warm sandbox session, executes its function calls, and
 //! checks its `\boxed{}` answer.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use agentopt_agents::{
     AgentError, AgentState, CodeExecution, ConversableAgent, Execution, Message, ReplyFunction,
     StopReason, TerminationAndHuman, ToolResponse, Transcript, Trigger, Turn, call_results,
     code_blocks, execute_requested_calls, strip_traceback_paths,
 };
-use agentopt_llm::Usage;
 use agentopt_math::{AnswerVerdict, Lang, SymbolicChecker, check_answer, extract_code, get_answer};
 use agentopt_sandbox::{CellStatus, ExecutorFactory};
 use async_trait::async_trait;
@@ -158,7 +156,7 @@ impl MathState {
 type Shared = Arc<Mutex<MathState>>;
 
 fn lock(shared: &Shared) -> MutexGuard<'_, MathState> {
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
+    agentopt_core::lock(shared)
 }
 
 /// The outcome of one problem.
@@ -182,13 +180,9 @@ pub struct MathOutcome {
     pub reference: String,
     /// Replies the assistant made (model turns).
     pub turns: usize,
-    /// Tokens used.
-    pub usage: Usage,
     /// Failed executions (code errors, failed function calls), plus one when the
     /// chat ended on a model or sandbox error.
     pub errors: usize,
-    /// Wall time of the chat.
-    pub wall_time: Duration,
     /// The whole conversation.
     pub transcript: Transcript,
 }
@@ -299,9 +293,7 @@ impl MathUserProxyAgent {
             answer: extracted,
             reference: answer.to_owned(),
             turns,
-            usage: transcript.totals.usage,
             errors,
-            wall_time: transcript.wall_time,
             transcript,
         }
     }

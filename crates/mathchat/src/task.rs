@@ -10,6 +10,7 @@ use agentopt_math::{AnswerVerdict, UndecidedReason};
 use agentopt_sandbox::ExecutorFactory;
 use agentopt_train::{Attempt, FailureKind, InfraError, Outcome, Task};
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     AnswerCheck, MATH_AGENT_NAME, MathOutcome, MathUserProxyAgent, Problem, SandboxSymbolicChecker,
@@ -23,7 +24,8 @@ pub const ASSISTANT_SYSTEM_MESSAGE: &str = "You are a helpful assistant.";
 
 /// Bounds on the assistant and how it gets the learned functions; the default
 /// (all `None`, tools) is the seed's behaviour.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct MathTaskOptions {
     /// How the learned functions reach the assistant: as tools (AG2), callable from
     /// its code blocks, or both.
@@ -102,6 +104,19 @@ impl Task for MathTask {
 
     fn models(&self) -> Vec<Arc<dyn ChatModel>> {
         vec![Arc::clone(&self.model)]
+    }
+
+    fn report_settings(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "function style".to_owned(),
+                self.options.function_style.to_string(),
+            ),
+            (
+                "answer check (drives training)".to_owned(),
+                self.options.answer_check.to_string(),
+            ),
+        ]
     }
 
     async fn attempt(&self, problem: &Problem, functions: &FunctionSet) -> Attempt {

@@ -40,5 +40,5 @@ async fn real_model_math_conversation_runs_to_an_end() {
         outcome.transcript.stop_reason
     );
     assert!(outcome.transcript.totals.model_calls >= 1);
-    assert!(outcome.usage.total_tokens() > 0);
+    assert!(outcome.transcript.totals.usage.total_tokens() > 0);
 }

@@ -125,7 +125,7 @@ impl RejectedProposal {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepOutcome {
     /// What changes for the agents, from the previous trial list to the new one:
-    /// apply it with `agentopt_agents::apply_diff`, or install [`Self::functions`].
+    /// install [`Self::functions`] (`agentopt_agents::install`).
     pub changes: FunctionDiff,
     /// The trial list became the best (otherwise it was rolled back).
     pub accepted: bool,
@@ -392,16 +392,14 @@ impl AgentOptimizer {
 
     /// The best function list, with its provenance, ready to save as the artifact.
     pub fn artifact(&self) -> FunctionSet {
-        let exported_at_unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs());
-        FunctionSet::new(self.state.best_functions.iter().cloned()).with_provenance(Provenance {
-            producer: format!("agentopt-optimizer {}", env!("CARGO_PKG_VERSION")),
-            optimizer_model: self.model.model_name().to_owned(),
-            performance: self.state.best_performance,
-            steps: self.state.steps_taken,
-            exported_at_unix,
-        })
+        FunctionSet::new(self.state.best_functions.iter().cloned()).with_provenance(
+            Provenance::exported_now(
+                format!("agentopt-optimizer {}", env!("CARGO_PKG_VERSION")),
+                self.model.model_name(),
+                self.state.best_performance,
+                self.state.steps_taken,
+            ),
+        )
     }
 
     /// Writes [`Self::artifact`] to `path`.

@@ -216,9 +216,7 @@ impl AgentOptimizer {
     }
 
     fn lock_step(&self) -> std::sync::MutexGuard<'_, Option<StepOutcome>> {
-        self.last_step
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        agentopt_core::lock(&self.last_step)
     }
 }
 

@@ -34,7 +34,7 @@ mod snapshot;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -106,13 +106,9 @@ struct InFlight {
     peak: usize,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A test that panicked while holding the lock must not hide its own failure
-    // behind a poisoned-lock panic here.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+// A test that panicked while holding a lock must not hide its own failure behind a
+// poisoned-lock panic here.
+use agentopt_core::lock;
 
 impl State {
     fn next_reply(&self, request: &RecordedRequest) -> Reply {

@@ -3,7 +3,7 @@
 //! progress, and the trainer writes them, with the step's decision, to
 //! `step_details.jsonl` ([`StepDetail`]) for the HTML report.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agentopt_llm::{
@@ -55,14 +55,11 @@ pub(crate) struct Tape(Arc<Mutex<Vec<OptimizerExchange>>>);
 impl Tape {
     /// Everything recorded so far; the tape starts empty again.
     pub(crate) fn take(&self) -> Vec<OptimizerExchange> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+        std::mem::take(&mut *agentopt_core::lock(&self.0))
     }
 
     fn push(&self, exchange: OptimizerExchange) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(exchange);
+        agentopt_core::lock(&self.0).push(exchange);
     }
 }
 

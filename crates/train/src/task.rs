@@ -29,6 +29,13 @@ pub trait Task: Send + Sync {
     /// [`Outcome::Infrastructure`], never as a wrong answer.
     async fn attempt(&self, problem: &Self::Problem, functions: &FunctionSet) -> Attempt;
 
+    /// The task's own settings worth stating beside the result, as (name, value)
+    /// rows of the report's setup (MATH: the function style, the answer check that
+    /// drove training). None by default.
+    fn report_settings(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
     /// The models the task's agents call, checked (reachable, model served,
     /// context window known) before the run's first attempt. None by default.
     fn models(&self) -> Vec<Arc<dyn ChatModel>> {

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use agentopt_core::files::{JsonLines, read_json_lines, write_atomic, write_json_atomic};
 use agentopt_core::{FunctionSet, Provenance};
@@ -21,6 +21,7 @@ use agentopt_optimizer::{
 };
 use agentopt_sandbox::{Executor, ExecutorFactory, SandboxError};
 use futures::StreamExt as _;
+use serde::{Deserialize, Serialize};
 
 use crate::FailureKind;
 use crate::journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord};
@@ -43,11 +44,15 @@ pub struct Problems<P> {
     pub test: Vec<P>,
 }
 
-/// How a [`Trainer`] runs.
-#[derive(Clone)]
+/// How a [`Trainer`] runs. Serializable as a run's configuration: what exists only
+/// at run time (the run directory, meter, proposal sandbox and the report's setup)
+/// is left out and set when the run starts.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrainerOptions {
     /// Where the journal, checkpoints, artifact and report go; a directory holding
     /// part of a run is continued.
+    #[serde(skip)]
     pub run_dir: PathBuf,
     /// Training epochs (at least 1).
     pub epochs: u32,
@@ -63,9 +68,11 @@ pub struct TrainerOptions {
     pub significance: f64,
     /// The meter the task's and the optimizer's clients share: phase spend in the
     /// report. `None`: no spend is reported.
+    #[serde(skip)]
     pub meter: Option<UsageMeter>,
     /// Sessions in which proposed functions are tried once before they are
     /// accepted. `None`: only static checks.
+    #[serde(skip)]
     pub proposal_sandbox: Option<Arc<dyn ExecutorFactory>>,
     /// After this many infrastructure errors in a row, a phase stops starting new
     /// attempts (an outage should not burn through the whole set).
@@ -73,7 +80,9 @@ pub struct TrainerOptions {
     /// How long each model's check before the first attempt may take (`None`: no
     /// check).
     pub preflight: Option<Duration>,
-    /// What the report says about the run.
+    /// What the report says about the run; the trainer adds the problem counts,
+    /// epochs, actions per step and the task's own rows ([`Task::report_settings`]).
+    #[serde(skip)]
     pub setup: Setup,
 }
 
@@ -367,15 +376,12 @@ impl<'a, T: Task> Run<'a, T> {
         }
         let stop = self.phase(Phase::TestAfter, test, &functions).await?.stop;
         let steps = optimizer.steps_taken();
-        let provenance = Provenance {
-            producer: format!("agentopt-train {}", env!("CARGO_PKG_VERSION")),
-            optimizer_model: self.trainer.optimizer_model.model_name().to_owned(),
-            performance: optimizer.best_performance(),
+        let provenance = Provenance::exported_now(
+            format!("agentopt-train {}", env!("CARGO_PKG_VERSION")),
+            self.trainer.optimizer_model.model_name(),
+            optimizer.best_performance(),
             steps,
-            exported_at_unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |elapsed| elapsed.as_secs()),
-        };
+        );
         functions
             .clone()
             .with_provenance(provenance)
@@ -708,6 +714,9 @@ impl<'a, T: Task> Run<'a, T> {
         setup.epochs = self.options().epochs;
         setup.max_actions_per_step =
             u32::try_from(self.options().max_actions_per_step).unwrap_or(u32::MAX);
+        let mut settings = self.trainer.task.report_settings();
+        settings.append(&mut setup.settings);
+        setup.settings = settings;
         let records: BTreeMap<(Phase, usize), &ConversationRecord> = self
             .recorded
             .iter()

@@ -11,7 +11,9 @@ use agentopt_agents::FunctionStyle;
 use agentopt_local::endpoints::EndpointRequest;
 pub use agentopt_local::endpoints::{EndpointSource, Endpoints};
 use agentopt_local::{LocalError, LocalModel};
-use agentopt_optimizer::ActionFormat;
+use agentopt_mathchat::MathTaskOptions;
+use agentopt_optimizer::{ActionFormat, OptimizerOptions};
+use agentopt_train::TrainerOptions;
 use serde::{Deserialize, Serialize};
 
 use agentopt_mathchat::{AnswerCheck, DataFormat, Selection, subject_key};
@@ -41,8 +43,11 @@ pub const LOCAL_SAMPLING_SEED: i64 = 0;
 /// Assistant replies per conversation on the embedded local model.
 pub const LOCAL_MAX_TURNS: u32 = 4;
 
-/// Version of `config.json`.
-pub const CONFIG_VERSION: u32 = 1;
+/// Version of `config.json` (version 1, with the settings flat, is read too).
+pub const CONFIG_VERSION: u32 = 2;
+
+/// How long each model's check before the first conversation may take.
+pub const PREFLIGHT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Flags of `cargo xtask bench-math`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -346,8 +351,9 @@ pub struct DataSpec {
 }
 
 /// The resolved settings of a run: everything needed to repeat or resume it,
-/// no secrets. Saved as `config.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// no secrets. Saved as `config.json`; the trainer's and the task's settings are the
+/// library's own option types.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunConfig {
     /// [`CONFIG_VERSION`].
     pub version: u32,
@@ -357,38 +363,10 @@ pub struct RunConfig {
     pub test: DataSpec,
     /// Validation-mode hold-out size (0: off).
     pub validation_size: usize,
-    /// Validation-mode significance level.
-    pub significance: f64,
-    /// Epochs.
-    pub epochs: u32,
-    /// Optimizer actions per step.
-    pub max_actions_per_step: u32,
-    /// Early-stop patience in steps.
-    pub patience: Option<u32>,
-    /// Conversations at once.
-    pub concurrency: usize,
-    /// Longest assistant reply in tokens.
-    #[serde(default)]
-    pub max_reply_tokens: Option<u32>,
-    /// Most assistant replies per conversation.
-    #[serde(default)]
-    pub max_turns: Option<u32>,
-    /// How the optimizer states its actions (configs from before this setting: tool
-    /// calls).
-    #[serde(default)]
-    pub optimizer_actions: ActionFormat,
-    /// How learned functions reach the assistant (configs from before: tools).
-    #[serde(default)]
-    pub function_style: FunctionStyle,
-    /// The answer check that drives training (configs from before: symbolic).
-    #[serde(default)]
-    pub answer_check: AnswerCheck,
-    /// The optimizer's first reply of a step must be an action.
-    #[serde(default)]
-    pub require_action: bool,
-    /// Sampling seed of every model request.
-    #[serde(default)]
-    pub sampling_seed: Option<i64>,
+    /// Epochs, actions per step, concurrency, significance, the optimizer's options.
+    pub trainer: TrainerOptions,
+    /// The MATH task's settings.
+    pub task: MathTaskOptions,
     /// Where the model is.
     pub endpoint: EndpointSource,
     /// Model answering the problems.
@@ -515,31 +493,42 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
     let (train, test) = data_specs(args, &preset, workspace);
     let (model, optimizer_model) = endpoints.model_names();
     let local = matches!(endpoints, Endpoints::Local(_));
+    let sampling_seed = args.sampling_seed.or(local.then_some(LOCAL_SAMPLING_SEED));
     RunConfig {
         version: CONFIG_VERSION,
         train,
         test,
         validation_size: args.validation_size,
-        significance: args.significance,
-        epochs: args.epochs.unwrap_or(preset.epochs),
-        max_actions_per_step: args
-            .max_actions_per_step
-            .unwrap_or(preset.max_actions_per_step),
-        patience: args.patience,
-        concurrency: args.concurrency.unwrap_or(endpoints.default_concurrency()),
-        max_reply_tokens: args
-            .max_reply_tokens
-            .or(local.then_some(LOCAL_MAX_REPLY_TOKENS)),
-        max_turns: args.max_turns.or(local.then_some(LOCAL_MAX_TURNS)),
-        optimizer_actions: args.optimizer_actions.unwrap_or(if local {
-            ActionFormat::JsonSchema
-        } else {
-            ActionFormat::ToolCalls
-        }),
-        function_style: args.function_style,
-        answer_check: args.answer_check,
-        require_action: args.require_action.unwrap_or(local),
-        sampling_seed: args.sampling_seed.or(local.then_some(LOCAL_SAMPLING_SEED)),
+        trainer: TrainerOptions {
+            epochs: args.epochs.unwrap_or(preset.epochs),
+            max_actions_per_step: args
+                .max_actions_per_step
+                .unwrap_or(preset.max_actions_per_step) as usize,
+            concurrency: args.concurrency.unwrap_or(endpoints.default_concurrency()),
+            significance: args.significance,
+            preflight: Some(PREFLIGHT),
+            optimizer: OptimizerOptions {
+                patience: args.patience,
+                action_format: args.optimizer_actions.unwrap_or(if local {
+                    ActionFormat::JsonSchema
+                } else {
+                    ActionFormat::ToolCalls
+                }),
+                require_action: args.require_action.unwrap_or(local),
+                seed: sampling_seed,
+                ..OptimizerOptions::default()
+            },
+            ..TrainerOptions::default()
+        },
+        task: MathTaskOptions {
+            max_reply_tokens: args
+                .max_reply_tokens
+                .or(local.then_some(LOCAL_MAX_REPLY_TOKENS)),
+            max_turns: args.max_turns.or(local.then_some(LOCAL_MAX_TURNS)),
+            function_style: args.function_style,
+            answer_check: args.answer_check,
+            sampling_seed,
+        },
         endpoint: endpoints.source(),
         model,
         optimizer_model,

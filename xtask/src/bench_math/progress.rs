@@ -1,16 +1,11 @@
 //! What a person watching the run sees: one progress bar per phase (count, solved
-//! so far, tokens, ETA), or with `--quiet` plain log lines; and the tracing setup
-//! that writes the full log into the run directory.
+//! so far, tokens, ETA), or with `--quiet` plain log lines; the full log goes into
+//! the run directory ([`crate::logging`]).
 
-use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::SubscriberExt as _;
-use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::{EnvFilter, Layer as _};
 
 use agentopt_train::{Event, Observer, Outcome};
 
@@ -111,14 +106,6 @@ impl Progress {
             spinner
         });
         StepProgress { spinner }
-    }
-
-    /// The writer tracing uses for stderr: through the bars (so lines do not tear
-    /// them) when they are shown.
-    fn stderr_writer(&self) -> StderrWriter {
-        StderrWriter {
-            bars: self.bars.clone(),
-        }
     }
 }
 
@@ -239,87 +226,16 @@ fn compact(count: u64) -> String {
     }
 }
 
-/// Sets the global tracing subscriber: everything at `info` (or `RUST_LOG`) into
-/// `log_path`; on stderr, warnings and errors when bars are shown, `info` when not.
+/// Sets the global tracing subscriber ([`crate::logging::init_tracing`]) with the
+/// full log in `log_path` and stderr lines drawn through the bars.
 ///
 /// # Errors
 /// [`BenchError::File`] when the log file cannot be opened.
 pub fn init_tracing(log_path: &Path, progress: &Progress) -> Result<(), BenchError> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_path)
-        .map_err(agentopt_core::CoreError::io("open", log_path))?;
-    let file_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let stderr_level = if progress.shows_bars() {
-        "warn"
-    } else {
-        "info"
-    };
-    let file_layer = tracing_subscriber::fmt::layer()
-        .with_ansi(false)
-        .with_writer(std::sync::Mutex::new(file))
-        .with_filter(file_filter);
-    let stderr_layer = tracing_subscriber::fmt::layer()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .with_writer(progress.stderr_writer())
-        .with_filter(EnvFilter::new(stderr_level));
-    // A second initialisation (tests running several benches in one process)
-    // keeps the first subscriber; that is fine.
-    let _ = tracing_subscriber::registry()
-        .with(file_layer)
-        .with(stderr_layer)
-        .try_init();
-    Ok(())
-}
-
-/// Writes each tracing event to stderr, suspending the bars while it does.
-#[derive(Debug, Clone)]
-struct StderrWriter {
-    bars: Option<MultiProgress>,
-}
-
-impl<'a> MakeWriter<'a> for StderrWriter {
-    type Writer = StderrLine;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        StderrLine {
-            bars: self.bars.clone(),
-            buffer: Vec::new(),
-        }
-    }
-}
-
-/// One event's text, written out when tracing drops the writer.
-#[derive(Debug)]
-struct StderrLine {
-    bars: Option<MultiProgress>,
-    buffer: Vec<u8>,
-}
-
-impl std::io::Write for StderrLine {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.buffer.extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for StderrLine {
-    fn drop(&mut self) {
-        let write = || {
-            // Losing a log line on a closed stderr is acceptable; the file has it.
-            let _ = std::io::stderr().write_all(&self.buffer);
-        };
-        match &self.bars {
-            Some(bars) => bars.suspend(write),
-            None => write(),
-        }
-    }
+    Ok(crate::logging::init_tracing(
+        log_path,
+        progress.bars.clone(),
+    )?)
 }
 
 /// The trainer's events on the [`Progress`] display: a bar per phase, a spinner per
@@ -343,10 +259,7 @@ impl ProgressObserver {
 
 impl Observer for ProgressObserver {
     fn event(&self, event: Event<'_>) {
-        let mut phase = self
-            .phase
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut phase = agentopt_core::lock(&self.phase);
         match event {
             Event::PhaseStarted {
                 phase: started,
@@ -374,17 +287,11 @@ impl Observer for ProgressObserver {
                 }
             }
             Event::StepStarted { epoch } => {
-                let mut step = self
-                    .step
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut step = agentopt_core::lock(&self.step);
                 *step = Some(self.progress.step(&format!("step {epoch}")));
             }
             Event::StepFinished { step: record } => {
-                let mut step = self
-                    .step
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut step = agentopt_core::lock(&self.step);
                 if let Some(display) = step.take() {
                     display.finish(&record.summary());
                 }

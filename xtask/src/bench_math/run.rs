@@ -4,15 +4,14 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use agentopt_llm::{
     Budget, ChatModel, ClientOptions, ConfigListModel, EndpointConfig, PriceTable, ResponseCache,
     UsageMeter,
 };
 use agentopt_local::{LocalServer, LocalServerOptions};
-use agentopt_mathchat::{MathTask, MathTaskOptions, Problem};
-use agentopt_optimizer::OptimizerOptions;
+use agentopt_mathchat::{MathTask, Problem};
 use agentopt_sandbox::PythonEnvironment;
 use agentopt_train::{Problems, Setup, Trainer, TrainerOptions};
 use anyhow::{Context as _, bail};
@@ -113,7 +112,7 @@ impl Models {
             Endpoints::Local(model) => {
                 let server = LocalServer::start(LocalServerOptions {
                     model,
-                    parallel: config.concurrency,
+                    parallel: config.trainer.concurrency,
                     progress: if progress.shows_bars() {
                         agentopt_local::Progress::Show
                     } else {
@@ -146,7 +145,7 @@ impl Models {
                 })
                 .collect();
             let options = ClientOptions {
-                max_concurrency: config.concurrency,
+                max_concurrency: config.trainer.concurrency,
                 cache: cache.clone(),
                 meter: Some(meter.clone()),
                 ..ClientOptions::default()
@@ -170,35 +169,17 @@ fn trainer(
     progress: Progress,
 ) -> anyhow::Result<Trainer<MathTask>> {
     let environment = PythonEnvironment::ensure().context("preparing the Python sandbox")?;
-    let sandboxes = MathSandboxes::start(&environment, config.concurrency)?;
+    let sandboxes = MathSandboxes::start(&environment, config.trainer.concurrency)?;
     let task = MathTask::new(
         Arc::clone(&models.agent),
         sandboxes.conversations,
         sandboxes.checker,
     )
-    .with_options(MathTaskOptions {
-        max_reply_tokens: config.max_reply_tokens,
-        sampling_seed: config.sampling_seed,
-        max_turns: config.max_turns,
-        function_style: config.function_style,
-        answer_check: config.answer_check,
-    });
+    .with_options(config.task);
     let options = TrainerOptions {
         run_dir: root.to_owned(),
-        epochs: config.epochs,
-        max_actions_per_step: usize::try_from(config.max_actions_per_step).unwrap_or(usize::MAX),
-        concurrency: config.concurrency,
-        optimizer: OptimizerOptions {
-            patience: config.patience,
-            action_format: config.optimizer_actions,
-            require_action: config.require_action,
-            seed: config.sampling_seed,
-            ..OptimizerOptions::default()
-        },
-        significance: config.significance,
         meter: Some(models.meter.clone()),
         proposal_sandbox: Some(sandboxes.proposals),
-        preflight: Some(Duration::from_secs(20)),
         setup: Setup {
             task: "MATH".to_owned(),
             model: config.model.clone(),
@@ -210,16 +191,9 @@ fn trainer(
                 config.test.path.display()
             ),
             selection: config.train.selection.to_string(),
-            settings: vec![
-                ("function style".into(), config.function_style.to_string()),
-                (
-                    "answer check (drives training)".into(),
-                    config.answer_check.to_string(),
-                ),
-            ],
             ..Setup::default()
         },
-        ..TrainerOptions::default()
+        ..config.trainer.clone()
     };
     Ok(Trainer::new(task, Arc::clone(&models.optimizer), options)
         .with_observer(Arc::new(ProgressObserver::new(progress))))

@@ -2,7 +2,7 @@
 //! sandbox sessions and the task that time what each attempt spends waiting on the
 //! server and in Python, so the rest is the orchestration's own time.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agentopt_llm::{ChatModel, ChatRequest, ChatResponse, EndpointCheck, LlmError};
@@ -18,11 +18,7 @@ tokio::task_local! {
     static ATTEMPT: Arc<AttemptClock>;
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use agentopt_core::lock;
 
 /// What one attempt spent, filled in while it runs.
 #[derive(Debug, Default)]
