@@ -47,6 +47,13 @@ impl RunDir {
         Ok(run)
     }
 
+    /// The run directory at `root` as it is, for reading (nothing is created).
+    pub fn existing(root: &Path) -> Self {
+        Self {
+            root: root.to_owned(),
+        }
+    }
+
     /// The directory.
     pub fn root(&self) -> &Path {
         &self.root

@@ -26,13 +26,19 @@ fn json_blocks(page: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-#[tokio::test]
-async fn every_conversation_step_and_function_is_embedded() -> anyhow::Result<()> {
+/// A finished `Halving` run in a temporary directory.
+async fn halving_run() -> anyhow::Result<tempfile::TempDir> {
     let server = optimizer_server().await;
     let dir = tempfile::tempdir()?;
     trainer(Halving::default(), &server, dir.path())
         .run(&problems())
         .await?;
+    Ok(dir)
+}
+
+#[tokio::test]
+async fn every_conversation_step_and_function_is_embedded() -> anyhow::Result<()> {
+    let dir = halving_run().await?;
     let page = std::fs::read_to_string(dir.path().join("report.html"))?;
     let blocks = json_blocks(&page);
     let transcripts = std::fs::read_to_string(dir.path().join("transcripts.jsonl"))?;
@@ -79,11 +85,7 @@ async fn every_conversation_step_and_function_is_embedded() -> anyhow::Result<()
 
 #[tokio::test]
 async fn each_step_records_its_prompt_reply_and_actions() -> anyhow::Result<()> {
-    let server = optimizer_server().await;
-    let dir = tempfile::tempdir()?;
-    trainer(Halving::default(), &server, dir.path())
-        .run(&problems())
-        .await?;
+    let dir = halving_run().await?;
     let details: Vec<StepDetail> =
         agentopt_core::files::read_json_lines(&dir.path().join("step_details.jsonl"))?;
     assert_eq!(details.iter().map(|d| d.epoch).collect::<Vec<_>>(), [1, 2]);
@@ -167,13 +169,15 @@ async fn model_text_cannot_end_its_block() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn rebuilding_names_the_line_that_does_not_parse() -> anyhow::Result<()> {
-    let server = optimizer_server().await;
-    let dir = tempfile::tempdir()?;
-    let error = write_report_html(dir.path()).expect_err("no report.json yet");
+    let empty = tempfile::tempdir()?;
+    let error = write_report_html(empty.path()).expect_err("no report.json");
     assert!(error.to_string().contains("report.json"), "{error}");
-    trainer(Halving::default(), &server, dir.path())
-        .run(&problems())
-        .await?;
+    assert_eq!(
+        std::fs::read_dir(empty.path())?.count(),
+        0,
+        "nothing written"
+    );
+    let dir = halving_run().await?;
     let path = dir.path().join("transcripts.jsonl");
     let text = std::fs::read_to_string(&path)?;
     let mut lines: Vec<&str> = text.lines().collect();

@@ -45,7 +45,7 @@ const SCRIPT: &str = include_str!("page.js");
 /// finishes or stops) or `functions.json` cannot be read, a journal line does not
 /// parse, or the page cannot be written.
 pub fn write_report_html(run_dir: &Path) -> Result<PathBuf, TrainError> {
-    let dir = RunDir::open(run_dir)?;
+    let dir = RunDir::existing(run_dir);
     let report: TrainingReport = read_json(&dir.report_json_path())?;
     let functions = match FunctionSet::load(&dir.functions_path()) {
         Ok(functions) => functions,
