@@ -79,7 +79,26 @@ async fn every_conversation_step_and_function_is_embedded() -> anyhow::Result<()
     // The page is the run directory's: rebuilt from the files alone, it is the same.
     std::fs::remove_file(dir.path().join("report.html"))?;
     let rebuilt = write_report_html(dir.path())?;
-    assert_eq!(std::fs::read_to_string(rebuilt)?, page);
+    assert_eq!(std::fs::read_to_string(&rebuilt)?, page);
+
+    // Without report.json (a run still going, or killed), the journal so far, marked.
+    std::fs::remove_file(dir.path().join("report.json"))?;
+    let so_far = std::fs::read_to_string(write_report_html(dir.path())?)?;
+    let blocks = json_blocks(&so_far);
+    let (_, index) = blocks
+        .iter()
+        .find(|(id, _)| id == "run-data")
+        .expect("index");
+    let index: serde_json::Value = serde_json::from_str(index)?;
+    assert!(
+        index["report"]["incomplete"]
+            .as_str()
+            .is_some_and(|reason| reason.starts_with("no report.json")),
+        "{}",
+        index["report"]
+    );
+    assert_eq!(index["report"]["test_after"]["accuracy"]["correct"], 3);
+    assert_eq!(index["problems"][0]["after"]["status"], "solved");
     Ok(())
 }
 

@@ -19,7 +19,7 @@ use std::fs::File;
 use std::io::{BufRead as _, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use agentopt_core::files::read_json;
+use agentopt_core::files::{read_json, read_json_lines};
 use agentopt_core::{CoreError, FunctionSet, LearnedFunction};
 use base64::Engine as _;
 use serde::Serialize;
@@ -29,7 +29,7 @@ use sha2::{Digest as _, Sha256};
 use crate::CallCounts;
 use crate::TrainError;
 use crate::journal::{ConversationRecord, Phase, RunDir, StepRecord};
-use crate::report::TrainingReport;
+use crate::report::{Setup, TrainingReport};
 use view::{AttemptRow, ConversationView};
 
 pub use curve::learning_curve_svg;
@@ -38,24 +38,66 @@ const STYLE: &str = include_str!("page.css");
 const SCRIPT: &str = include_str!("page.js");
 
 /// Rebuilds `report.html` of the run in `run_dir` from its files (an older run's
-/// too) and returns its path.
+/// too) and returns its path. A run still going, or killed before its end, has no
+/// `report.json` yet: its page shows what the journal holds so far, marked
+/// incomplete.
 ///
 /// # Errors
-/// [`TrainError::File`] naming the file when `report.json` (written when a run
-/// finishes or stops) or `functions.json` cannot be read, a journal line does not
-/// parse, or the page cannot be written.
+/// [`TrainError::File`] naming the file when neither `report.json` nor
+/// `transcripts.jsonl` exists, a file cannot be read, a journal line does not parse,
+/// or the page cannot be written.
 pub fn write_report_html(run_dir: &Path) -> Result<PathBuf, TrainError> {
     let dir = RunDir::existing(run_dir);
-    let report: TrainingReport = read_json(&dir.report_json_path())?;
     let functions = match FunctionSet::load(&dir.functions_path()) {
         Ok(functions) => functions,
-        Err(CoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            FunctionSet::default()
+        Err(error) if is_missing(&error) => FunctionSet::default(),
+        Err(error) => return Err(error.into()),
+    };
+    let report = match read_json(&dir.report_json_path()) {
+        Ok(report) => report,
+        Err(error) if is_missing(&error) && dir.transcripts_path().is_file() => {
+            report_so_far(&dir, &functions)?
         }
         Err(error) => return Err(error.into()),
     };
     write(&dir, &report, &functions)?;
     Ok(dir.report_html_path())
+}
+
+fn is_missing(error: &CoreError) -> bool {
+    matches!(error, CoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// The report of a run that has not written `report.json`, from its journal.
+fn report_so_far(dir: &RunDir, functions: &FunctionSet) -> Result<TrainingReport, TrainError> {
+    let records: Vec<ConversationRecord> = read_json_lines(&dir.transcripts_path())?;
+    let latest: BTreeMap<(Phase, usize), &ConversationRecord> = records
+        .iter()
+        .map(|record| ((record.phase, record.index), record))
+        .collect();
+    let steps: Vec<StepRecord> = read_json_lines(&dir.steps_path())?;
+    let phases = read_json_lines(&dir.phases_path())?;
+    let problems_in = |phase: Phase| latest.range((phase, 0)..=(phase, usize::MAX)).count();
+    let setup = Setup {
+        task: format!("the run in {}", dir.root().display()),
+        train_problems: problems_in(Phase::Train { epoch: 1 }),
+        test_problems: problems_in(Phase::TestBefore),
+        epochs: u32::try_from(steps.len()).unwrap_or(u32::MAX),
+        ..Setup::default()
+    };
+    Ok(crate::report::build(crate::report::Inputs {
+        setup,
+        records: &latest,
+        steps: &steps,
+        phases: &phases,
+        functions,
+        stopped_early: None,
+        incomplete: Some(
+            "no report.json: the run is still going or was stopped before its end; this \
+             page shows what its journal holds so far"
+                .to_owned(),
+        ),
+    }))
 }
 
 /// Writes `report.html` for `report`, with `functions` the set in force at the end.
@@ -74,7 +116,7 @@ pub(crate) fn write(
     page.head(report)?;
     let attempts = page.conversations(&dir.transcripts_path())?;
     let details = page.step_details(&dir.step_details_path())?;
-    let steps: Vec<StepRecord> = agentopt_core::files::read_json_lines(&dir.steps_path())?;
+    let steps: Vec<StepRecord> = read_json_lines(&dir.steps_path())?;
     let index = Index::new(report, &attempts, steps, &details, functions);
     page.raw("<script type=\"application/json\" id=\"run-data\">")?;
     page.json(&index)?;
