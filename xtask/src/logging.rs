@@ -22,7 +22,7 @@ pub fn init_tracing(log_path: &Path, bars: Option<MultiProgress>) -> Result<(), 
         .create(true)
         .append(true)
         .open(log_path)
-        .map_err(CoreError::io("open", log_path))?;
+        .map_err(agentopt_core::io_error("open", log_path))?;
     let file_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let stderr_level = if bars.is_some() { "warn" } else { "info" };
     let file_layer = tracing_subscriber::fmt::layer()

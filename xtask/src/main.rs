@@ -2,10 +2,10 @@
 
 mod test;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Subcommand};
 use xtask::{bench_local, bench_math, bench_overhead, bench_report};
 
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "cargo xtask", about = "agentopt project automation")]
 struct Cli {
     #[command(subcommand)]
@@ -46,6 +46,31 @@ enum Command {
     /// Size of `report.html` and its opening time in headless Chromium, for
     /// synthetic runs of several sizes, printed as a table.
     BenchReport(bench_report::BenchReportArgs),
+    /// Builds the `agentopt` Python package for publishing: the release abi3
+    /// manylinux wheel and the sdist, into `dist/`.
+    Wheel,
+}
+
+/// `cargo xtask wheel`: maturin (installed into `target/python-venv`) builds
+/// `dist/agentopt-VERSION-cp39-abi3-manylinux_*.whl` and the sdist.
+fn wheel() -> anyhow::Result<()> {
+    let root = test::workspace_root();
+    let maturin = test::python_venv_with(&root, &["maturin==1.16.0"])?.join("bin/maturin");
+    let dist = root.join("dist");
+    test::step(
+        "build the agentopt wheel and sdist",
+        &root,
+        &maturin.to_string_lossy(),
+        &[
+            "build",
+            "--release",
+            "--sdist",
+            "-m",
+            "crates/python/Cargo.toml",
+            "--out",
+            &dist.to_string_lossy(),
+        ],
+    )
 }
 
 #[derive(clap::Args)]
@@ -113,7 +138,9 @@ fn main() -> anyhow::Result<()> {
         .parent()
         .unwrap_or(std::path::Path::new("."))
         .to_owned();
-    match Cli::parse().command {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    match cli.command {
         Command::Test(args) => test::run(&args),
         Command::BenchPython(args) => bench_python(&args),
         Command::Report {
@@ -123,7 +150,11 @@ fn main() -> anyhow::Result<()> {
         Command::BenchReport(args) => {
             tokio::runtime::Runtime::new()?.block_on(bench_report::run(&args))
         }
-        Command::BenchMath(args) => {
+        Command::Wheel => wheel(),
+        Command::BenchMath(mut args) => {
+            if let Some(("bench-math", given)) = matches.subcommand() {
+                args.run_shaping_flags = bench_math::cli::run_shaping_flags(given);
+            }
             tokio::runtime::Runtime::new()?.block_on(bench_math::run::run(&args, &workspace))
         }
         Command::BenchLocal(args) => {

@@ -161,41 +161,27 @@ pub(crate) struct PythonTooling {
     pub(crate) python: PathBuf,
     /// The scripted server binary the Python tests and benchmark start.
     pub(crate) scripted_server: PathBuf,
+    /// maturin's wheel, for `pip install ./crates/python` without the network.
+    pub(crate) wheelhouse: PathBuf,
 }
 
 /// Creates `target/python-venv` (once), installs maturin, ag2 0.13.4 with its
 /// OpenAI client and pytest, builds the `agentopt` wheel with the cargo `profile`
 /// and installs it, and builds the scripted server.
 pub(crate) fn prepare_python(root: &Path, profile: &str) -> anyhow::Result<PythonTooling> {
-    let venv = root.join("target/python-venv");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        step(
-            "create the Python venv",
-            root,
-            "python3",
-            &["-m", "venv", &venv.to_string_lossy()],
-        )?;
-    }
-    let python_text = python.to_string_lossy().into_owned();
-    let pip_install = |title: &str, packages: &[&str]| {
-        let args = [
-            &[
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ][..],
-            packages,
-        ]
-        .concat();
-        step(title, root, &python_text, &args)
-    };
-    pip_install(
-        "install maturin, ag2 and pytest",
-        &["maturin==1.16.0", "ag2[openai]==0.13.4", "pytest"],
+    let venv = python_venv_with(
+        root,
+        &[
+            "maturin==1.16.0",
+            "ag2[openai]==0.13.4",
+            "pytest",
+            "nbclient",
+            "nbformat",
+            "ipykernel",
+        ],
     )?;
+    let python = venv.join("bin/python");
+    let python_text = python.to_string_lossy().into_owned();
     let wheels = root.join("target/wheels").join(profile);
     // A wheel of an earlier version must not be picked up below.
     let _ = std::fs::remove_dir_all(&wheels);
@@ -222,6 +208,8 @@ pub(crate) fn prepare_python(root: &Path, profile: &str) -> anyhow::Result<Pytho
         .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
         .with_context(|| format!("maturin built no wheel into {}", wheels.display()))?;
     pip_install(
+        root,
+        &python,
         "install the agentopt wheel",
         &["--force-reinstall", "--no-deps", &wheel.to_string_lossy()],
     )?;
@@ -237,10 +225,63 @@ pub(crate) fn prepare_python(root: &Path, profile: &str) -> anyhow::Result<Pytho
             "scripted-server",
         ],
     )?;
+    // What the install test's isolated build environment needs, so that it
+    // installs `./crates/python` offline.
+    let wheelhouse = root.join("target/python-wheelhouse");
+    step(
+        "download maturin for the install test",
+        root,
+        &python_text,
+        &[
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "maturin==1.16.0",
+            "-d",
+            &wheelhouse.to_string_lossy(),
+        ],
+    )?;
     Ok(PythonTooling {
         python,
         scripted_server: root.join("target/debug/scripted-server"),
+        wheelhouse,
     })
+}
+
+/// `target/python-venv` (created once) with `packages` installed; returns its path.
+pub(crate) fn python_venv_with(root: &Path, packages: &[&str]) -> anyhow::Result<PathBuf> {
+    let venv = root.join("target/python-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        step(
+            "create the Python venv",
+            root,
+            "python3",
+            &["-m", "venv", &venv.to_string_lossy()],
+        )?;
+    }
+    if !packages.is_empty() {
+        pip_install(root, &python, "install Python tools", packages)?;
+    }
+    Ok(venv)
+}
+
+/// `python -m pip install --quiet ARGS`.
+fn pip_install(root: &Path, python: &Path, title: &str, args: &[&str]) -> anyhow::Result<()> {
+    let args = [
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ][..],
+        args,
+    ]
+    .concat();
+    step(title, root, &python.to_string_lossy(), &args)
 }
 
 /// The Python package's pytest suite, against the scripted server.
@@ -251,7 +292,10 @@ fn python_tests(root: &Path, totals: &mut TestTotals) -> anyhow::Result<()> {
         Command::new(&tooling.python)
             .args(["-m", "pytest", "crates/python/tests"])
             .current_dir(root)
-            .env("AGENTOPT_SCRIPTED_SERVER", &tooling.scripted_server),
+            .env("AGENTOPT_SCRIPTED_SERVER", &tooling.scripted_server)
+            .env("AGENTOPT_WHEELHOUSE", &tooling.wheelhouse)
+            // The install test's build reuses this build's artifacts.
+            .env("CARGO_TARGET_DIR", root.join("target")),
         totals,
     )
 }

@@ -382,3 +382,60 @@ fn prices() {
     let text = serde_json::to_string(&config.endpoint).expect("serialises");
     assert_eq!(text, r#"{"source":"local","model":"0.5b"}"#);
 }
+
+/// `--resume` warns about every flag under the Data and Training headings, and about
+/// no other: each is given alone (with a value its parser accepts) and must be the
+/// one reported, also when its value equals the default.
+#[test]
+fn every_data_and_training_flag_shapes_the_run() {
+    use clap::CommandFactory;
+    use xtask::bench_math::cli::{RUN_SHAPING_HEADINGS, run_shaping_flags};
+    let command = Command::command();
+    let mut checked = 0;
+    for arg in command.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        let flag = format!("--{long}");
+        let mut argv = vec!["bench-math".to_owned(), flag.clone()];
+        if long == "resume" {
+            argv.extend(["--run-dir".to_owned(), "runs/x".to_owned()]);
+        }
+        // A value the flag's parser accepts: its default, a listed value, else a sample.
+        let mut values: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|value| value.to_string_lossy().into_owned())
+            .chain(
+                arg.get_possible_values()
+                    .iter()
+                    .map(|v| v.get_name().to_owned()),
+            )
+            .collect();
+        values.extend(["1", "1024", "json-schema", "m=1:2"].map(str::to_owned));
+        if !arg.get_action().takes_values() {
+            values = vec![String::new()];
+        }
+        let matches = values
+            .iter()
+            .find_map(|value| {
+                let mut with_value = argv.clone();
+                with_value.extend((!value.is_empty()).then(|| value.clone()));
+                Command::command().try_get_matches_from(with_value).ok()
+            })
+            .unwrap_or_else(|| panic!("no sample value parses for {flag}"));
+        let shaping = arg
+            .get_help_heading()
+            .is_some_and(|heading| RUN_SHAPING_HEADINGS.contains(&heading));
+        let expected = if shaping {
+            vec![flag.clone()]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(run_shaping_flags(&matches), expected, "{flag}");
+        checked += usize::from(shaping);
+    }
+    assert!(checked >= 22, "only {checked} run-shaping flags found");
+    let none = Command::command()
+        .try_get_matches_from(["bench-math", "--concurrency", "3", "--budget-usd", "1"])
+        .expect("flags parse");
+    assert!(run_shaping_flags(&none).is_empty());
+}

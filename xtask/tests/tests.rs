@@ -9,3 +9,4 @@ mod overhead;
 mod real_model;
 mod report_html;
 mod rundir;
+mod structure;

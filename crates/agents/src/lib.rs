@@ -97,7 +97,7 @@ pub use agent::{
     TerminationPredicate, Trigger, Turn, UserProxyAgent, learned_function_reply,
     strip_traceback_paths,
 };
-pub use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction};
+pub use agentopt_core::{FunctionSet, LearnedFunction};
 pub use agentopt_math::Lang;
 pub use code_functions::{FunctionStyle, code_functions_prompt};
 pub use error::AgentError;

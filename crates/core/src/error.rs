@@ -6,16 +6,8 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
     /// A file operation failed.
-    #[error("cannot {action} {}: {source}", path.display())]
-    Io {
-        /// What was being done ("read", "rename into", …).
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// A file's content is not what it should be.
     #[error("{}{}: {message}", path.display(), line.map(|line| format!(":{line}")).unwrap_or_default())]
     Format {
@@ -53,14 +45,31 @@ pub enum CoreError {
     },
 }
 
-impl CoreError {
-    /// A closure mapping an I/O error on `path` to [`CoreError::Io`].
-    pub fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.to_path_buf();
-        move |source| Self::Io {
-            action,
-            path,
-            source,
-        }
+/// A file or directory operation that failed: what was being done, to which path,
+/// and the OS error. Every agentopt crate's error enum wraps this one as its `Io`
+/// variant, so the message reads the same everywhere.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {action} {}: {source}", path.display())]
+pub struct IoError {
+    /// What was being done ("read", "rename into", "lock", …).
+    pub action: &'static str,
+    /// The file or directory.
+    pub path: PathBuf,
+    /// The OS error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// A closure for `map_err` wrapping an I/O error on `path` as an [`IoError`] (`?`
+/// then converts it into the crate's own error).
+pub fn io_error(
+    action: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(std::io::Error) -> IoError {
+    let path = path.into();
+    move |source| IoError {
+        action,
+        path,
+        source,
     }
 }

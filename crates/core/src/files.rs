@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::CoreError;
+use crate::{CoreError, io_error};
 
 /// Writes `bytes` to `path` through a synced temporary file beside it and a rename.
 ///
@@ -23,12 +23,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CoreError> {
         _ => Path::new("."),
     };
     let mut file = tempfile::NamedTempFile::new_in(directory)
-        .map_err(CoreError::io("create a file beside", path))?;
+        .map_err(io_error("create a file beside", path))?;
     file.write_all(bytes)
         .and_then(|()| file.as_file().sync_all())
-        .map_err(CoreError::io("write", path))?;
+        .map_err(io_error("write", path))?;
     file.persist(path)
-        .map_err(|error| CoreError::io("rename into", path)(error.error))?;
+        .map_err(|error| io_error("rename into", path)(error.error))?;
     Ok(())
 }
 
@@ -51,7 +51,7 @@ pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<(), Core
 /// # Errors
 /// [`CoreError::Io`]; [`CoreError::Format`] with the line of the error.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, CoreError> {
-    let text = std::fs::read_to_string(path).map_err(CoreError::io("read", path))?;
+    let text = std::fs::read_to_string(path).map_err(io_error("read", path))?;
     parse_json(path, &text)
 }
 
@@ -80,7 +80,7 @@ pub fn read_versioned<T: DeserializeOwned>(
     format: &str,
     version: u32,
 ) -> Result<T, CoreError> {
-    let text = std::fs::read_to_string(path).map_err(CoreError::io("read", path))?;
+    let text = std::fs::read_to_string(path).map_err(io_error("read", path))?;
     let header: Header = parse_json(path, &text)?;
     if header.format != format || header.version != version {
         return Err(CoreError::UnsupportedVersion {
@@ -114,8 +114,8 @@ impl JsonLines {
             .read(true)
             .append(true)
             .open(path)
-            .map_err(CoreError::io("open", path))?;
-        let text = std::fs::read(path).map_err(CoreError::io("read", path))?;
+            .map_err(io_error("open", path))?;
+        let text = std::fs::read(path).map_err(io_error("read", path))?;
         let complete = text
             .iter()
             .rposition(|&byte| byte == b'\n')
@@ -127,7 +127,7 @@ impl JsonLines {
                 "dropping an incomplete last line (the previous run was killed while writing it)"
             );
             file.set_len(complete as u64)
-                .map_err(CoreError::io("truncate", path))?;
+                .map_err(io_error("truncate", path))?;
         }
         Ok(Self {
             path: path.to_owned(),
@@ -149,7 +149,8 @@ impl JsonLines {
         self.file
             .write_all(line.as_bytes())
             .and_then(|()| self.file.sync_data())
-            .map_err(CoreError::io("append to", &self.path))
+            .map_err(io_error("append to", &self.path))?;
+        Ok(())
     }
 
     /// The file.
@@ -167,7 +168,7 @@ pub fn read_json_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, CoreE
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => return Err(CoreError::io("read", path)(error)),
+        Err(error) => return Err(io_error("read", path)(error).into()),
     };
     let complete = text.rfind('\n').map_or("", |at| &text[..=at]);
     complete

@@ -16,7 +16,7 @@ mod function;
 mod set;
 mod sync;
 
-pub use error::CoreError;
+pub use error::{CoreError, IoError, io_error};
 pub use function::{LearnedFunction, check_identifier};
 pub use set::{ARTIFACT_FORMAT, ARTIFACT_VERSION, FunctionDiff, FunctionSet, Provenance};
 pub use sync::lock;

@@ -168,7 +168,7 @@ impl ResponseCache {
         };
         let bytes = serde_json::to_vec(response).map_err(|error| io_error(error.into()))?;
         agentopt_core::files::write_atomic(&path, &bytes).map_err(|error| match error {
-            agentopt_core::CoreError::Io { source, .. } => io_error(source),
+            agentopt_core::CoreError::Io(agentopt_core::IoError { source, .. }) => io_error(source),
             other => io_error(std::io::Error::other(other.to_string())),
         })
     }

@@ -73,6 +73,9 @@ pub struct EndpointConfig {
     pub lenient_tool_calls: bool,
     /// Context window in tokens, when known without asking the server.
     pub context_window: Option<u32>,
+    /// Extra HTTP headers sent with every request to this endpoint (AG2's
+    /// `default_headers`: gateways, organisation ids, tracing).
+    pub default_headers: Vec<(String, String)>,
 }
 
 impl EndpointConfig {
@@ -96,6 +99,7 @@ impl EndpointConfig {
             call_style: CallStyle::Tools,
             lenient_tool_calls: false,
             context_window: None,
+            default_headers: Vec::new(),
         }
     }
 
@@ -125,6 +129,7 @@ impl EndpointConfig {
             call_style: CallStyle::Tools,
             lenient_tool_calls: false,
             context_window: None,
+            default_headers: Vec::new(),
         }
     }
 
@@ -227,6 +232,16 @@ impl EndpointConfig {
         }
         if self.model.trim().is_empty() {
             return Err(error("model", "is empty".to_owned()));
+        }
+        for (name, value) in &self.default_headers {
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || reqwest::header::HeaderValue::from_str(value).is_err()
+            {
+                return Err(error(
+                    "default_headers",
+                    format!("header {name:?} is not a valid HTTP header name and value"),
+                ));
+            }
         }
         Ok(())
     }
@@ -436,8 +451,28 @@ fn parse_entry(source_name: &str, index: usize, entry: &Value) -> Result<Endpoin
             config.context_window = Some(tokens);
         }
     }
+    config.default_headers = parse_headers(map.get("default_headers"))
+        .map_err(|message| error("default_headers", message))?;
     config.validate(source_name, &at)?;
     Ok(config)
+}
+
+/// `default_headers`: an object of header names to string values.
+fn parse_headers(value: Option<&Value>) -> Result<Vec<(String, String)>, String> {
+    let map = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(map)) => map,
+        Some(other) => return Err(format!("expected an object, got {}", kind(other))),
+    };
+    map.iter()
+        .map(|(name, value)| match value {
+            Value::String(text) => Ok((name.clone(), text.clone())),
+            other => Err(format!(
+                "header {name:?}: expected a string, got {}",
+                kind(other)
+            )),
+        })
+        .collect()
 }
 
 fn kind(value: &Value) -> &'static str {

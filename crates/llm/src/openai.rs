@@ -101,6 +101,7 @@ impl OpenAiClient {
     pub fn new(endpoint: EndpointConfig, options: ClientOptions) -> Result<Self, LlmError> {
         endpoint.validate("endpoint", "")?;
         let http = reqwest::Client::builder()
+            .default_headers(header_map(&endpoint.default_headers))
             .connect_timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(options.max_concurrency.max(1))
             .build()
@@ -554,6 +555,19 @@ fn known_context_window(model: &str) -> Option<u32> {
         .filter(|(prefix, _)| model.starts_with(prefix))
         .max_by_key(|(prefix, _)| prefix.len())
         .map(|(_, tokens)| *tokens)
+}
+
+/// The endpoint's extra headers ([`EndpointConfig::validate`] checked them).
+fn header_map(headers: &[(String, String)]) -> reqwest::header::HeaderMap {
+    headers
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()).ok()?,
+                reqwest::header::HeaderValue::from_str(value).ok()?,
+            ))
+        })
+        .collect()
 }
 
 fn mentions_context_overflow(body: &str) -> bool {

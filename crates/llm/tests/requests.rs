@@ -239,3 +239,27 @@ async fn response_format_goes_on_the_wire() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn default_headers_go_with_every_request() -> anyhow::Result<()> {
+    let server = ScriptedServer::start([Reply::text("ok")]).await;
+    let text = json!([{
+        "model": "gpt-4o",
+        "base_url": server.base_url(),
+        "default_headers": {"X-Gateway-Tenant": "team-a"},
+    }])
+    .to_string();
+    let endpoint = agentopt_llm::config::parse_config_list("OAI_CONFIG_LIST", &text)?.remove(0);
+    OpenAiClient::new(endpoint, fast_options())?
+        .chat(ask("hi"))
+        .await?;
+    assert_eq!(
+        server.chat_requests()[0].header("x-gateway-tenant"),
+        Some("team-a")
+    );
+    let bad = json!([{"model": "m", "default_headers": {"X-Count": 3}}]).to_string();
+    let error = agentopt_llm::config::parse_config_list("OAI_CONFIG_LIST", &bad)
+        .expect_err("a number is not a header value");
+    assert!(error.to_string().contains("[0].default_headers"), "{error}");
+    Ok(())
+}

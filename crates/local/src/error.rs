@@ -26,16 +26,8 @@ pub enum LocalError {
     #[error("no per-user cache directory found; set AGENTOPT_HOME to a writable directory")]
     NoCacheDir,
     /// A filesystem operation failed.
-    #[error("could not {action} {}: {source}", path.display())]
-    Io {
-        /// What was being done ("create", "read", "lock", …).
-        action: &'static str,
-        /// The file or directory it was done to.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] agentopt_core::IoError),
     /// No Python interpreter of a usable version could be found.
     #[error(
         "no usable Python >= 3.10 found (tried: {tried}); install CPython 3.10 or later or set AGENTOPT_PYTHON"
@@ -157,19 +149,6 @@ pub enum LocalError {
 }
 
 impl LocalError {
-    /// Wraps an I/O error with the action and path it concerns.
-    pub(crate) fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.into();
-        move |source| Self::Io {
-            action,
-            path,
-            source,
-        }
-    }
-
     /// Wraps a failed `spawn_blocking` join.
     pub(crate) fn task(task: &'static str) -> impl FnOnce(tokio::task::JoinError) -> Self {
         move |error| Self::Task {

@@ -22,6 +22,7 @@ mod python;
 mod server;
 mod spec;
 
+use agentopt_core::io_error;
 use std::path::PathBuf;
 
 pub use cache::{AGENTOPT_HOME, LocalCache};
@@ -47,6 +48,6 @@ pub fn prepare_blocking(model: LocalModel, progress: Progress) -> Result<PathBuf
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(LocalError::io("start a Tokio runtime for", "prepare"))?
+        .map_err(io_error("start a Tokio runtime for", "prepare"))?
         .block_on(prepare(model, progress))
 }

@@ -2,6 +2,7 @@
 //! prebuilt llama.cpp server runtime (`xllamacpp`) into it. Finding the real
 //! interpreter, building the venv and its lock are `agentopt-pyenv`'s.
 
+use agentopt_core::io_error;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -42,15 +43,7 @@ impl From<PyEnvError> for LocalError {
                 status,
                 output_tail: tail_lines(&output, OUTPUT_TAIL_LINES),
             },
-            PyEnvError::Io {
-                action,
-                path,
-                source,
-            } => Self::Io {
-                action,
-                path,
-                source,
-            },
+            PyEnvError::Io(error) => Self::Io(error),
         }
     }
 }
@@ -125,8 +118,7 @@ impl PythonEnv {
             .map(drop)
         })
         .await?;
-        std::fs::write(&marker, SERVER_RUNTIME_REQUIREMENT)
-            .map_err(LocalError::io("write", &marker))?;
+        std::fs::write(&marker, SERVER_RUNTIME_REQUIREMENT).map_err(io_error("write", &marker))?;
         drop(lock);
         step.finish();
         Ok(())
@@ -188,7 +180,7 @@ fn count_wheels(dir: &Path) -> usize {
 pub(crate) fn remove_dir_if_present(dir: &Path) -> Result<(), LocalError> {
     match std::fs::remove_dir_all(dir) {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-            Err(LocalError::io("remove", dir)(error))
+            Err(io_error("remove", dir)(error).into())
         }
         _ => Ok(()),
     }

@@ -15,6 +15,7 @@
 //! while it restarts fail to connect (or get 503 while the model loads), which the
 //! client's retries absorb.
 
+use agentopt_core::io_error;
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
@@ -243,14 +244,14 @@ impl LocalServer {
             command.model_name
         ));
         if let Some(dir) = command.log_path.parent() {
-            std::fs::create_dir_all(dir).map_err(LocalError::io("create", dir))?;
+            std::fs::create_dir_all(dir).map_err(io_error("create", dir))?;
         }
         let log = OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(true)
             .open(&command.log_path)
-            .map_err(LocalError::io("create", &command.log_path))?;
+            .map_err(io_error("create", &command.log_path))?;
         let root_url = format!("http://127.0.0.1:{}", command.port);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -276,10 +277,7 @@ impl LocalServer {
             std::thread::Builder::new()
                 .name(format!("agentopt-local-server-{}", command.port))
                 .spawn(move || supervise(&supervised, &log, &shared))
-                .map_err(LocalError::io(
-                    "start a supervisor thread for",
-                    &command.program,
-                ))?
+                .map_err(io_error("start a supervisor thread for", &command.program))?
         };
         let mut server = Self {
             shared,
@@ -569,12 +567,13 @@ fn kill_group(pid: u32) {
 
 /// A port on 127.0.0.1 that was free a moment ago (the OS picks it).
 pub fn free_loopback_port() -> Result<u16, LocalError> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(LocalError::io("bind", "127.0.0.1:0"))?;
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io_error("bind", "127.0.0.1:0"))?;
     listener
         .local_addr()
         .map(|address| address.port())
-        .map_err(LocalError::io("read the address of", "127.0.0.1:0"))
+        .map_err(io_error("read the address of", "127.0.0.1:0"))
+        .map_err(LocalError::from)
 }
 
 fn is_port_free(port: u16) -> bool {
@@ -601,10 +600,9 @@ fn write_serve_script(cache: &LocalCache) -> Result<PathBuf, LocalError> {
     if std::fs::read_to_string(&path).is_ok_and(|current| current == SERVE_SCRIPT) {
         return Ok(path);
     }
-    std::fs::create_dir_all(&dir).map_err(LocalError::io("create", &dir))?;
-    agentopt_core::files::write_atomic(&path, SERVE_SCRIPT.as_bytes()).map_err(|error| {
-        LocalError::io("write", &path)(std::io::Error::other(error.to_string()))
-    })?;
+    std::fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
+    agentopt_core::files::write_atomic(&path, SERVE_SCRIPT.as_bytes())
+        .map_err(|error| io_error("write", &path)(std::io::Error::other(error.to_string())))?;
     Ok(path)
 }
 

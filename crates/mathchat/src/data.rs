@@ -6,6 +6,7 @@
 //! file is recognised from its first record (or forced); every later record must
 //! fit it, and a record that does not is an error naming `file:line` and the field.
 
+use agentopt_core::io_error;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -70,16 +71,16 @@ pub fn load(path: &Path, format: DataFormat) -> Result<Vec<Problem>, MathChatErr
 
 /// The record files under `path`, sorted.
 fn data_files(path: &Path) -> Result<Vec<PathBuf>, MathChatError> {
-    let metadata = std::fs::metadata(path).map_err(MathChatError::io("read", path))?;
+    let metadata = std::fs::metadata(path).map_err(io_error("read", path))?;
     if !metadata.is_dir() {
         return Ok(vec![path.to_owned()]);
     }
     let mut files = Vec::new();
     let mut pending = vec![path.to_owned()];
     while let Some(dir) = pending.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(MathChatError::io("list", &dir))?;
+        let entries = std::fs::read_dir(&dir).map_err(io_error("list", &dir))?;
         for entry in entries {
-            let entry = entry.map_err(MathChatError::io("list", &dir))?;
+            let entry = entry.map_err(io_error("list", &dir))?;
             let entry_path = entry.path();
             if entry_path.is_dir() {
                 pending.push(entry_path);
@@ -158,7 +159,7 @@ fn load_file(path: &Path, label: &str, format: DataFormat) -> Result<Vec<Problem
 
 /// A data file's text; bytes that are not UTF-8 are an error naming their line.
 fn read_text(path: &Path) -> Result<String, MathChatError> {
-    let bytes = std::fs::read(path).map_err(MathChatError::io("read", path))?;
+    let bytes = std::fs::read(path).map_err(io_error("read", path))?;
     String::from_utf8(bytes).map_err(|error| {
         let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
         let line_start = valid

@@ -1,6 +1,6 @@
 //! `MathChatError`, the crate's one error enum.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Everything that can go wrong while loading and selecting problems. Every variant
 /// names the offending file (and line and field where there is one) and keeps the
@@ -8,16 +8,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum MathChatError {
     /// A file or directory could not be read.
-    #[error("cannot {action} {}: {source}", path.display())]
-    Io {
-        /// What was being done ("read", "list").
-        action: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] agentopt_core::IoError),
     /// A data file is not UTF-8 text.
     #[error("{}:{line}: not valid UTF-8 (byte {byte} of the line)", path.display())]
     NotUtf8 {
@@ -92,18 +84,6 @@ pub enum MathChatError {
         /// The filters, for the message.
         selection: String,
     },
-}
-
-impl MathChatError {
-    /// An `Io` error constructor for `map_err`.
-    pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.to_owned();
-        move |source| Self::Io {
-            action,
-            path,
-            source,
-        }
-    }
 }
 
 /// The first 120 characters of a raw record, for messages (the whole text stays in

@@ -369,6 +369,11 @@ impl AgentOptimizer {
         &self.state.trial_functions
     }
 
+    /// Function additions, revisions and removals allowed per step.
+    pub fn max_actions_per_step(&self) -> usize {
+        self.max_actions_per_step
+    }
+
     /// The best score so far; `None` before the first step.
     pub fn best_performance(&self) -> Option<f64> {
         self.state.best_performance

@@ -1,6 +1,6 @@
 //! `PyEnvError`, the crate's one error enum.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What can go wrong while finding Python, building a venv or running pip.
 #[derive(Debug, thiserror::Error)]
@@ -27,29 +27,11 @@ pub enum PyEnvError {
         output: String,
     },
     /// A file-system operation failed.
-    #[error("could not {action} {}: {source}", path.display())]
-    Io {
-        /// What was being done ("create", "lock", "write", …).
-        action: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] agentopt_core::IoError),
 }
 
 impl PyEnvError {
-    /// An `Io` error constructor for `map_err`.
-    pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.to_owned();
-        move |source| Self::Io {
-            action,
-            path,
-            source,
-        }
-    }
-
     /// A command that could not be started at all.
     #[must_use]
     pub fn not_started(command: &str, error: &std::io::Error) -> Self {

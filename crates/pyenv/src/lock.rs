@@ -1,5 +1,6 @@
 //! An exclusive `flock` on a file, held until dropped.
 
+use agentopt_core::io_error;
 use std::fs::File;
 use std::path::Path;
 
@@ -21,11 +22,10 @@ impl FileLock {
     /// [`PyEnvError::Io`] when the file cannot be created or locked.
     pub fn acquire(path: &Path) -> Result<Self, PyEnvError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(PyEnvError::io("create", dir))?;
+            std::fs::create_dir_all(dir).map_err(io_error("create", dir))?;
         }
-        let file = File::create(path).map_err(PyEnvError::io("create", path))?;
-        file.lock_exclusive()
-            .map_err(PyEnvError::io("lock", path))?;
+        let file = File::create(path).map_err(io_error("create", path))?;
+        file.lock_exclusive().map_err(io_error("lock", path))?;
         Ok(Self { _file: file })
     }
 }

@@ -1,5 +1,6 @@
 //! A venv that is either complete (its ready marker written) or rebuilt.
 
+use agentopt_core::io_error;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -78,8 +79,8 @@ impl Venv {
         };
         let marker = options.dir.join(READY_MARKER);
         let text = serde_json::to_string_pretty(&base)
-            .map_err(|error| PyEnvError::io("write", &marker)(std::io::Error::other(error)))?;
-        std::fs::write(&marker, text).map_err(PyEnvError::io("write", &marker))?;
+            .map_err(|error| io_error("write", &marker)(std::io::Error::other(error)))?;
+        std::fs::write(&marker, text).map_err(io_error("write", &marker))?;
         Ok(Self {
             dir: options.dir.clone(),
             lock: options.lock.clone(),
@@ -177,7 +178,7 @@ impl Venv {
 fn remove_dir_if_present(dir: &Path) -> Result<(), PyEnvError> {
     match std::fs::remove_dir_all(dir) {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-            Err(PyEnvError::io("remove", dir)(error))
+            Err(io_error("remove", dir)(error).into())
         }
         _ => Ok(()),
     }

@@ -2,7 +2,7 @@
 //! `ConfigError` can also be a `ValueError`). Each carries the Rust error's message
 //! and, where the error names one, the offending `field` and `value`.
 
-use agentopt_core::CoreError;
+use agentopt_core::{CoreError, IoError};
 use agentopt_llm::LlmError;
 use agentopt_optimizer::OptimizerError;
 use agentopt_sandbox::SandboxError;
@@ -57,8 +57,22 @@ pub(crate) fn llm_error(error: LlmError) -> PyErr {
 }
 
 /// A sandbox failure outside the learned code itself (start, protocol, setup).
+/// A missing isolation names what to install and the Python keyword that opts out.
 pub(crate) fn sandbox_error(error: SandboxError) -> PyErr {
-    raise("SandboxError", error.to_string(), None, None)
+    let message = match &error {
+        SandboxError::IsolationUnavailable { reason } => format!(
+            "no sandbox isolation is available ({reason}); refusing to run LLM-written code. \
+             Install bubblewrap and allow unprivileged user namespaces \
+             (agentopt.check_sandbox() says what is missing here), or pass \
+             allow_unsandboxed=True to run it with rlimits, Landlock and seccomp only"
+        ),
+        SandboxError::PackageNotAllowed { package } => format!(
+            "package `{package}` is not on the sandbox allowlist {:?} (packages=)",
+            agentopt_sandbox::PACKAGE_ALLOWLIST
+        ),
+        _ => error.to_string(),
+    };
+    raise("SandboxError", message, None, None)
 }
 
 /// An optimizer failure, by kind: options → `ConfigError`, model → `ModelError`,
@@ -73,7 +87,7 @@ pub(crate) fn optimizer_error(error: OptimizerError) -> PyErr {
         OptimizerError::Model(inner) => llm_error(inner),
         OptimizerError::Sandbox(inner) => sandbox_error(inner),
         OptimizerError::File(inner) => {
-            let (CoreError::Io { path, .. }
+            let (CoreError::Io(IoError { path, .. })
             | CoreError::Format { path, .. }
             | CoreError::UnsupportedVersion { path, .. }
             | CoreError::InvalidFunction { path, .. }) = &inner;
@@ -91,7 +105,7 @@ pub(crate) fn optimizer_error(error: OptimizerError) -> PyErr {
 /// A run, checkpoint or artifact file error: `CheckpointError` with the path as
 /// `value`.
 pub(crate) fn core_error(error: &CoreError) -> PyErr {
-    let (CoreError::Io { path, .. }
+    let (CoreError::Io(IoError { path, .. })
     | CoreError::Format { path, .. }
     | CoreError::UnsupportedVersion { path, .. }
     | CoreError::InvalidFunction { path, .. }) = error;

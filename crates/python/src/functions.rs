@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentopt_agents::{learned_function_reply, signature};
-use agentopt_sandbox::{LearnedFunction as Function, SandboxPolicy, SharedSession};
+use agentopt_sandbox::{
+    EnvironmentOptions, LearnedFunction as Function, PACKAGE_ALLOWLIST, SandboxPolicy,
+    SharedSession, allowlisted_package,
+};
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple, PyType};
@@ -17,14 +20,58 @@ use crate::errors::{config_error, core_error, raise, sandbox_error};
 use crate::json::{from_json, to_json};
 use crate::runtime::wait;
 
-/// The one sandbox session an optimizer or function set shares with the functions
-/// it hands out: the default policy, `timeout` per call, and isolation required
-/// unless `allow_unsandboxed`.
-pub(crate) fn sandbox(timeout: Duration, allow_unsandboxed: bool) -> SharedSession {
+/// The Python options that shape a sandbox.
+#[derive(Debug, Clone)]
+pub(crate) struct SandboxSettings {
+    /// `function_timeout`: the limit on one call.
+    pub(crate) timeout: Duration,
+    /// `allow_unsandboxed`: run without namespaces where bubblewrap cannot.
+    pub(crate) allow_unsandboxed: bool,
+    /// `packages`: allowlisted packages installed into the sandbox's venv (outside
+    /// the sandbox, which has no network) beside sympy and numpy.
+    pub(crate) packages: Vec<String>,
+}
+
+impl SandboxSettings {
+    /// Isolation required, no extra packages, `timeout` per call.
+    pub(crate) fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            allow_unsandboxed: false,
+            packages: Vec::new(),
+        }
+    }
+}
+
+/// `packages=`, each checked against the sandbox allowlist.
+pub(crate) fn checked_packages(packages: &[String]) -> PyResult<Vec<String>> {
+    packages
+        .iter()
+        .map(|package| {
+            allowlisted_package(package).map_err(|_| {
+                config_error(
+                    "packages",
+                    Some(format!("{package:?}")),
+                    format!(
+                        "option `packages`: {package:?} is not on the sandbox allowlist {PACKAGE_ALLOWLIST:?}"
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The one sandbox session an optimizer, trainer or function set shares with the
+/// functions it hands out, under `settings`.
+pub(crate) fn sandbox(settings: SandboxSettings) -> SharedSession {
     SharedSession::new(SandboxPolicy {
-        cell_timeout: timeout,
-        allow_unsandboxed,
+        cell_timeout: settings.timeout,
+        allow_unsandboxed: settings.allow_unsandboxed,
         ..SandboxPolicy::default()
+    })
+    .with_environment(EnvironmentOptions {
+        extra_packages: settings.packages,
+        ..EnvironmentOptions::default()
     })
 }
 
@@ -33,17 +80,33 @@ pub(crate) fn sandbox(timeout: Duration, allow_unsandboxed: bool) -> SharedSessi
 /// printed and its return value (unless None); a raise, timeout or crash in the
 /// sandbox raises `agentopt.errors.LearnedFunctionError("Error in executing
 /// function:…")`, which AG2 turns into an "Error: …" reply to the model.
-#[pyclass(frozen, module = "agentopt")]
+#[pyclass(frozen, module = "agentopt._agentopt")]
 pub(crate) struct LearnedFunction {
     function: Arc<Function>,
     sandbox: SharedSession,
+    failures: FailureLog,
+}
+
+/// Sandbox failures (not the learned code's own errors) met by the callables of
+/// one set: AG2 turns any exception into a reply to the model, so a trainer reads
+/// them here to count the attempt as an infrastructure failure, not a wrong answer.
+pub(crate) type FailureLog = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Takes what `log` holds.
+pub(crate) fn take_failures(log: &FailureLog) -> Vec<String> {
+    std::mem::take(
+        &mut *log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
 }
 
 impl LearnedFunction {
-    pub(crate) fn new(function: Function, sandbox: SharedSession) -> Self {
+    pub(crate) fn new(function: Function, sandbox: SharedSession, failures: FailureLog) -> Self {
         Self {
             function: Arc::new(function),
             sandbox,
+            failures,
         }
     }
 }
@@ -67,7 +130,13 @@ impl LearnedFunction {
                 .with_session(async |session| session.call_function(&function, &arguments).await)
                 .await
         })?
-        .map_err(sandbox_error)?;
+        .map_err(|error| {
+            self.failures
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(format!("{}: {error}", self.function.name));
+            sandbox_error(error)
+        })?;
         learned_function_reply(&self.function.name, &outcome).map_err(|error| {
             raise(
                 "LearnedFunctionError",
@@ -137,6 +206,7 @@ pub(crate) fn registrations<'py>(
     removed: &[String],
     functions: &[Function],
     sandbox: &SharedSession,
+    failures: &FailureLog,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let for_llm = PyList::empty(py);
     let for_executor = PyDict::new(py);
@@ -156,7 +226,8 @@ pub(crate) fn registrations<'py>(
         item.set_item("func_sig", from_json(py, &signature)?)?;
         item.set_item("is_remove", false)?;
         for_llm.append(item)?;
-        let callable = LearnedFunction::new(function.clone(), sandbox.clone());
+        let callable =
+            LearnedFunction::new(function.clone(), sandbox.clone(), Arc::clone(failures));
         for_executor.set_item(&function.name, Py::new(py, callable)?)?;
     }
     PyTuple::new(py, [for_llm.into_any(), for_executor.into_any()])
@@ -164,15 +235,42 @@ pub(crate) fn registrations<'py>(
 
 /// A set of learned functions (a trained `functions.json`), ready to install into
 /// AG2 agents; its callables run in one sandbox worker of their own.
-#[pyclass(frozen, module = "agentopt")]
+#[pyclass(frozen, module = "agentopt._agentopt")]
 pub(crate) struct FunctionSet {
     set: agentopt_core::FunctionSet,
     sandbox: SharedSession,
+    failures: FailureLog,
 }
 
 impl FunctionSet {
     pub(crate) fn new(set: agentopt_core::FunctionSet, sandbox: SharedSession) -> Self {
-        Self { set, sandbox }
+        Self {
+            set,
+            sandbox,
+            failures: FailureLog::default(),
+        }
+    }
+
+    /// Another handle on the same set, sandbox and failure log.
+    pub(crate) fn clone_handle(&self) -> Self {
+        Self {
+            set: self.set.clone(),
+            sandbox: self.sandbox.clone(),
+            failures: Arc::clone(&self.failures),
+        }
+    }
+
+    /// The log its callables write sandbox failures to.
+    pub(crate) fn failures(&self) -> &FailureLog {
+        &self.failures
+    }
+
+    fn callable(&self, function: &Function) -> LearnedFunction {
+        LearnedFunction::new(
+            function.clone(),
+            self.sandbox.clone(),
+            Arc::clone(&self.failures),
+        )
     }
 }
 
@@ -181,16 +279,21 @@ impl FunctionSet {
     /// Loads a function-set artifact (`functions.json` of a training run, or
     /// `AgentOptimizer.export_artifact`).
     #[classmethod]
-    #[pyo3(signature = (path, *, function_timeout=5.0, allow_unsandboxed=false))]
+    #[pyo3(signature = (path, *, function_timeout=600.0, allow_unsandboxed=false, packages=Vec::new()))]
     fn load(
         _class: &Bound<'_, PyType>,
         path: PathBuf,
         function_timeout: f64,
         allow_unsandboxed: bool,
+        packages: Vec<String>,
     ) -> PyResult<Self> {
-        let timeout = timeout_from_seconds("function_timeout", function_timeout)?;
+        let settings = SandboxSettings {
+            timeout: timeout_from_seconds("function_timeout", function_timeout)?,
+            allow_unsandboxed,
+            packages: checked_packages(&packages)?,
+        };
         let set = agentopt_core::FunctionSet::load(&path).map_err(|e| core_error(&e))?;
-        Ok(Self::new(set, sandbox(timeout, allow_unsandboxed)))
+        Ok(Self::new(set, sandbox(settings)))
     }
 
     /// Writes the set as an artifact.
@@ -210,12 +313,7 @@ impl FunctionSet {
         self.set
             .functions()
             .iter()
-            .map(|function| {
-                Py::new(
-                    py,
-                    LearnedFunction::new(function.clone(), self.sandbox.clone()),
-                )
-            })
+            .map(|function| Py::new(py, self.callable(function)))
             .collect()
     }
 
@@ -230,41 +328,14 @@ impl FunctionSet {
     fn __getitem__(&self, name: &str) -> PyResult<LearnedFunction> {
         self.set
             .get(name)
-            .map(|function| LearnedFunction::new(function.clone(), self.sandbox.clone()))
+            .map(|function| self.callable(function))
             .ok_or_else(|| PyKeyError::new_err(name.to_owned()))
     }
 
     /// `(register_for_llm, register_for_executor)` in `AgentOptimizer.step()`'s
     /// shapes, for agents that should hold exactly this set.
     fn registrations<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        registrations(py, &[], self.set.functions(), &self.sandbox)
-    }
-
-    /// Installs the set into AG2 agents: every signature into `assistant`
-    /// (`update_function_signature`), every callable into `executor`
-    /// (`register_function`; the assistant itself when no executor is given).
-    #[pyo3(signature = (assistant, executor=None))]
-    fn install(
-        &self,
-        py: Python<'_>,
-        assistant: &Bound<'_, PyAny>,
-        executor: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        let lists = registrations(py, &[], self.set.functions(), &self.sandbox)?;
-        for item in lists.get_item(0)?.try_iter()? {
-            let item = item?;
-            assistant.call_method(
-                "update_function_signature",
-                (),
-                Some(item.cast::<PyDict>()?),
-            )?;
-        }
-        let kwargs = PyDict::new(py);
-        kwargs.set_item("function_map", lists.get_item(1)?)?;
-        executor
-            .unwrap_or(assistant)
-            .call_method("register_function", (), Some(&kwargs))?;
-        Ok(())
+        registrations(py, &[], self.set.functions(), &self.sandbox, &self.failures)
     }
 
     fn __repr__(&self) -> String {

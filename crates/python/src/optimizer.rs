@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentopt_agents::Message;
-use agentopt_llm::{ChatMessage, ChatModel, ClientOptions, ConfigListModel};
+use agentopt_llm::{Budget, ChatMessage, ChatModel, LlmError, NamedPrice};
 use agentopt_optimizer::{
     ActionFormat, AgentOptimizer as Core, OptimizerError, OptimizerOptions, StepOutcome,
     ValidationOptions,
@@ -17,25 +17,43 @@ use pyo3::types::{PyDict, PyTuple, PyType};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::config::optimizer_endpoint;
-use crate::errors::{config_error, llm_error, optimizer_error, raise};
-use crate::functions::{FunctionSet, registrations, sandbox, timeout_from_seconds};
+use crate::client::{ModelClient, build_client, usage_summary};
+use crate::config::{OptimizerEndpoint, optimizer_endpoint};
+use crate::errors::{config_error, optimizer_error, raise};
+use crate::functions::{
+    FailureLog, FunctionSet, SandboxSettings, checked_packages, registrations, sandbox,
+    timeout_from_seconds,
+};
 use crate::json::{from_json, to_json};
 use crate::runtime::wait;
 
 /// The keyword options `resume` accepts: those a checkpoint does not save.
-const RESUME_OPTIONS: &[&str] = &["context_window", "function_timeout", "allow_unsandboxed"];
+const RESUME_OPTIONS: &[&str] = &[
+    "context_window",
+    "function_timeout",
+    "allow_unsandboxed",
+    "packages",
+    "budget_usd",
+    "prices",
+];
 
 /// AG2's default optimizer model.
 pub(crate) const DEFAULT_OPTIMIZER_MODEL: &str = "gpt-4-1106-preview";
 
+/// AG2's limit on one learned-function call (`execute_function`'s default).
+pub(crate) const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Learns the Python functions an AG2 agent pair may call (AG2's AgentOptimizer,
 /// with validated actions, bounded prompts, roll-back, early stop, checkpoints and a
 /// sandbox for the learned code).
-#[pyclass(frozen, module = "agentopt")]
+#[pyclass(frozen, module = "agentopt._agentopt")]
 pub(crate) struct AgentOptimizer {
     core: Arc<Mutex<Core>>,
     sandbox: SharedSession,
+    client: ModelClient,
+    /// Where its callables log sandbox failures (read by no one: outside a
+    /// Trainer, the exception the call raises is the report).
+    failures: FailureLog,
     last_step: std::sync::Mutex<Option<StepOutcome>>,
 }
 
@@ -43,8 +61,9 @@ pub(crate) struct AgentOptimizer {
 pub(crate) struct Extras {
     pub(crate) options: OptimizerOptions,
     context_window: Option<u32>,
-    pub(crate) function_timeout: Duration,
-    pub(crate) allow_unsandboxed: bool,
+    pub(crate) sandbox: SandboxSettings,
+    prices: Vec<NamedPrice>,
+    budget: Budget,
 }
 
 fn option_value(value: &Bound<'_, PyAny>) -> Option<String> {
@@ -76,22 +95,77 @@ fn optional<'py, T: FromPyObjectOwned<'py>>(
     extract(name, value, expected).map(Some)
 }
 
+/// `prices={"model": (prompt, completion)}`, dollars per 1000 tokens as AG2's `price`.
+fn read_prices(value: &Bound<'_, PyAny>) -> PyResult<Vec<NamedPrice>> {
+    let expected = "a dict of model name to (prompt, completion) dollars per 1000 tokens";
+    let prices: std::collections::BTreeMap<String, (f64, f64)> =
+        extract("prices", value, expected)?;
+    prices
+        .into_iter()
+        .map(|(model, (prompt, completion))| {
+            if prompt < 0.0 || completion < 0.0 || !(prompt + completion).is_finite() {
+                return Err(config_error(
+                    &format!("prices[{model:?}]"),
+                    Some(format!("({prompt}, {completion})")),
+                    format!("option `prices`: {expected}"),
+                ));
+            }
+            Ok(NamedPrice {
+                model,
+                prompt_per_million: prompt * 1000.0,
+                completion_per_million: completion * 1000.0,
+            })
+        })
+        .collect()
+}
+
+/// The options that only concern the sandbox; `false` when `name` is not one.
+fn read_sandbox_option(
+    settings: &mut SandboxSettings,
+    name: &str,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<bool> {
+    match name {
+        "function_timeout" => {
+            let seconds: f64 = extract(name, value, "a number of seconds")?;
+            settings.timeout = timeout_from_seconds(name, seconds)?;
+        }
+        "allow_unsandboxed" => settings.allow_unsandboxed = extract(name, value, "a bool")?,
+        "packages" => {
+            let packages: Vec<String> = extract(name, value, "a list of package names")?;
+            settings.packages = checked_packages(&packages)?;
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 /// Reads the keyword options; an unknown name or a wrong type is a `ConfigError`.
-fn read_extras(options: Option<&Bound<'_, PyDict>>, temperature: Option<f32>) -> PyResult<Extras> {
+fn read_extras(
+    options: Option<&Bound<'_, PyDict>>,
+    endpoint: &OptimizerEndpoint,
+) -> PyResult<Extras> {
+    let defaults = OptimizerOptions::default();
     let mut extras = Extras {
         options: OptimizerOptions {
-            temperature,
-            ..OptimizerOptions::default()
+            temperature: endpoint.temperature,
+            seed: endpoint.seed,
+            reply_room_tokens: endpoint.max_tokens.unwrap_or(defaults.reply_room_tokens),
+            ..defaults
         },
         context_window: None,
-        function_timeout: Duration::from_secs(5),
-        allow_unsandboxed: false,
+        sandbox: SandboxSettings::new(DEFAULT_FUNCTION_TIMEOUT),
+        prices: Vec::new(),
+        budget: Budget::default(),
     };
     let Some(options) = options else {
         return Ok(extras);
     };
     for (key, value) in options.iter() {
         let name: String = key.extract()?;
+        if read_sandbox_option(&mut extras.sandbox, &name, &value)? {
+            continue;
+        }
         let target = &mut extras.options;
         match name.as_str() {
             "patience" => target.patience = optional(&name, &value, "an int or None")?,
@@ -127,11 +201,10 @@ fn read_extras(options: Option<&Bound<'_, PyDict>>, temperature: Option<f32>) ->
                 };
             }
             "context_window" => extras.context_window = optional(&name, &value, "an int or None")?,
-            "function_timeout" => {
-                let seconds: f64 = extract(&name, &value, "a number of seconds")?;
-                extras.function_timeout = timeout_from_seconds(&name, seconds)?;
+            "budget_usd" => {
+                extras.budget.max_cost_usd = optional(&name, &value, "a number of dollars or None")?
             }
-            "allow_unsandboxed" => extras.allow_unsandboxed = extract(&name, &value, "a bool")?,
+            "prices" => extras.prices = read_prices(&value)?,
             _ => {
                 return Err(config_error(
                     &name,
@@ -144,24 +217,21 @@ fn read_extras(options: Option<&Bound<'_, PyDict>>, temperature: Option<f32>) ->
     Ok(extras)
 }
 
-/// The optimizer model's client, from `llm_config`.
+/// The optimizer model's client, from `llm_config`, and the options.
 pub(crate) fn model_client(
     llm_config: Option<&Bound<'_, PyAny>>,
     optimizer_model: Option<&str>,
     options: Option<&Bound<'_, PyDict>>,
-) -> PyResult<(Arc<dyn ChatModel>, Extras)> {
+) -> PyResult<(ModelClient, Extras)> {
     let endpoint = optimizer_endpoint(llm_config, optimizer_model)?;
-    let extras = read_extras(options, endpoint.temperature)?;
-    let mut configs = endpoint.endpoints;
-    if let Some(tokens) = extras.context_window {
-        configs = configs
-            .into_iter()
-            .map(|config| config.with_context_window(tokens))
-            .collect();
-    }
-    let model =
-        ConfigListModel::from_configs(configs, &ClientOptions::default()).map_err(llm_error)?;
-    Ok((Arc::new(model), extras))
+    let extras = read_extras(options, &endpoint)?;
+    let client = build_client(
+        endpoint,
+        extras.context_window,
+        &extras.prices,
+        extras.budget,
+    )?;
+    Ok((client, extras))
 }
 
 /// AG2 message dicts → chat messages. AG2's keys are read (role, content, name,
@@ -203,14 +273,16 @@ impl AgentOptimizer {
         options: Option<&Bound<'_, PyDict>>,
         make: impl FnOnce(Arc<dyn ChatModel>, OptimizerOptions) -> Result<Core, OptimizerError>,
     ) -> PyResult<Self> {
-        let (model, extras) = model_client(llm_config, optimizer_model.as_deref(), options)?;
-        let sandbox = sandbox(extras.function_timeout, extras.allow_unsandboxed);
-        let core = make(model, extras.options)
+        let (client, extras) = model_client(llm_config, optimizer_model.as_deref(), options)?;
+        let sandbox = sandbox(extras.sandbox);
+        let core = make(Arc::clone(&client.model), extras.options)
             .map_err(optimizer_error)?
             .with_executor(Box::new(sandbox.clone()));
         Ok(Self {
             core: Arc::new(Mutex::new(core)),
             sandbox,
+            client,
+            failures: FailureLog::default(),
             last_step: std::sync::Mutex::new(None),
         })
     }
@@ -321,13 +393,27 @@ impl AgentOptimizer {
     /// `user_proxy.register_function(function_map=...)` (None removes).
     fn step<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let core = Arc::clone(&self.core);
-        let outcome = wait(py, move || async move { core.lock().await.step().await })?
-            .map_err(optimizer_error)?;
+        let lessons = Arc::clone(&self.client.lessons);
+        let outcome = wait(py, move || async move {
+            let mut core = core.lock().await;
+            loop {
+                let learned_before = lessons.count();
+                match core.step().await {
+                    // A step commits only at its end: after the window was learned
+                    // from this overflow, running it again sends prompts that fit.
+                    Err(OptimizerError::Model(LlmError::ContextOverflow { .. }))
+                        if lessons.count() > learned_before => {}
+                    result => return result,
+                }
+            }
+        })?
+        .map_err(optimizer_error)?;
         let result = registrations(
             py,
             &outcome.changes.removed,
             outcome.functions.functions(),
             &self.sandbox,
+            &self.failures,
         )?;
         *self.lock_step() = Some(outcome);
         Ok(result)
@@ -348,7 +434,7 @@ impl AgentOptimizer {
         let functions = wait(py, move || async move {
             core.lock().await.trial_functions().to_vec()
         })?;
-        registrations(py, &[], &functions, &self.sandbox)
+        registrations(py, &[], &functions, &self.sandbox, &self.failures)
     }
 
     /// The last step's report as a dict (accepted, improved, trial_performance,
@@ -374,6 +460,15 @@ impl AgentOptimizer {
             .is_some_and(|outcome| outcome.should_stop)
     }
 
+    /// Function additions, revisions and removals per step (saved in a checkpoint).
+    #[getter]
+    fn max_actions_per_step(&self, py: Python<'_>) -> PyResult<usize> {
+        let core = Arc::clone(&self.core);
+        wait(py, move || async move {
+            core.lock().await.max_actions_per_step()
+        })
+    }
+
     /// The best score so far (None before the first step).
     #[getter]
     fn best_performance(&self, py: Python<'_>) -> PyResult<Option<f64>> {
@@ -382,6 +477,16 @@ impl AgentOptimizer {
             py,
             move || async move { core.lock().await.best_performance() },
         )
+    }
+
+    /// The optimizer's own model usage in AG2's `gather_usage_summary` shape:
+    /// `{"usage_including_cached_inference": {...}, "usage_excluding_cached_inference":
+    /// {...}}`, each `{"total_cost": dollars, MODEL: {"cost", "prompt_tokens",
+    /// "completion_tokens", "total_tokens"}}`, plus agentopt's `calls`, `retries`,
+    /// `failed_calls` and `cached_calls`.
+    #[getter]
+    fn usage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_json(py, &usage_summary(&self.client))
     }
 
     /// Writes the best function list as a portable JSON artifact (what

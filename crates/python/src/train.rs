@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use agentopt_llm::ChatModel;
+use agentopt_llm::ChatMessage;
 use agentopt_sandbox::SharedSession;
 use agentopt_train::{
     Attempt, Event, FailureKind, InfraError, Observer, Outcome, Problems, Setup, Task,
@@ -16,8 +16,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyInt};
 use serde_json::{Value, json};
 
+use crate::client::{ModelClient, usage_summary};
 use crate::errors::{config_error, raise, train_error};
-use crate::functions::{FunctionSet, sandbox};
+use crate::functions::{FunctionSet, sandbox, take_failures};
 use crate::json::from_json;
 use crate::optimizer::{DEFAULT_OPTIMIZER_MODEL, history_messages, model_client};
 use crate::runtime::wait;
@@ -58,13 +59,28 @@ impl Task for PythonTask {
         let task = Arc::clone(&self.task);
         let value = Arc::clone(&problem.value);
         let functions = FunctionSet::new(functions.clone(), self.sandbox.clone());
+        let failures = Arc::clone(functions.failures());
         // Off the runtime thread: the attempt may call learned functions, which
         // wait on this runtime.
-        tokio::task::spawn_blocking(move || {
+        let attempt = tokio::task::spawn_blocking(move || {
             Python::attach(|py| run_attempt(py, &task, &value, functions))
         })
         .await
-        .unwrap_or_else(|error| infrastructure(format!("the attempt's thread failed: {error}")))
+        .unwrap_or_else(|error| infrastructure(format!("the attempt's thread failed: {error}")));
+        let failed = take_failures(&failures);
+        if failed.is_empty() || attempt.outcome.infrastructure().is_some() {
+            return attempt;
+        }
+        Attempt::new(
+            Outcome::Infrastructure(InfraError::new(
+                FailureKind::Sandbox,
+                format!(
+                    "the sandbox failed in a learned-function call (AG2 showed the model an error instead): {}",
+                    failed.join("; ")
+                ),
+            )),
+            Vec::new(),
+        )
     }
 }
 
@@ -127,17 +143,49 @@ fn read_attempt(returned: &Bound<'_, PyAny>) -> PyResult<Attempt> {
             )
         })?
         .is_truthy()?;
-    let history = match dict.get_item("history")? {
+    let mut history = match dict.get_item("history")? {
         Some(history) if !history.is_none() => history_messages(&history)?,
         _ => Vec::new(),
     };
-    let reason = text("reason")?.unwrap_or_else(|| "not solved".to_owned());
-    let mut attempt = Attempt::new(Outcome::judged(solved, || reason), history)
-        .with_answers(text("answer")?, text("expected")?);
+    let (answer, expected) = (text("answer")?, text("expected")?);
+    let reason = text("reason")?;
+    if let Some(verdict) = verdict(
+        solved,
+        [
+            ("Reason", &reason),
+            ("Feedback", &text("feedback")?),
+            ("Answer given", &answer),
+            ("Expected answer", &expected),
+        ],
+    ) {
+        history.push(ChatMessage::user(verdict));
+    }
+    let reason = reason.unwrap_or_else(|| "not solved".to_owned());
+    let mut attempt =
+        Attempt::new(Outcome::judged(solved, || reason), history).with_answers(answer, expected);
     if let Some(tokens) = dict.get_item("tokens")? {
         attempt.tokens = tokens.extract()?;
     }
     Ok(attempt)
+}
+
+/// The judgement the task gave, as the last message of the recorded conversation:
+/// the optimizer reads histories only, and an attempt's reason, feedback, answer and
+/// expected answer are what it most needs to improve the functions. None when the
+/// task gave none of them.
+fn verdict<const N: usize>(solved: bool, parts: [(&str, &Option<String>); N]) -> Option<String> {
+    let given: Vec<String> = parts
+        .iter()
+        .filter_map(|(label, value)| value.as_ref().map(|value| format!("{label}: {value}")))
+        .collect();
+    if given.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "Verdict: {}.\n{}",
+        if solved { "solved" } else { "not solved" },
+        given.join("\n")
+    ))
 }
 
 /// Sends the trainer's events to a Python callable as dicts.
@@ -220,10 +268,10 @@ const TRAINER_OPTIONS: &[&str] = &[
 /// Trains the functions of a task written in Python (agentopt-train's `Trainer`):
 /// test before → epochs of (attempts, optimizer step) → test after, with a
 /// crash-safe run directory that a second `run()` continues.
-#[pyclass(frozen, module = "agentopt")]
+#[pyclass(frozen, module = "agentopt._agentopt")]
 pub(crate) struct Trainer {
     task: Arc<Py<PyAny>>,
-    model: Arc<dyn ChatModel>,
+    client: ModelClient,
     options: TrainerOptions,
     progress: Option<Py<PyAny>>,
     sandbox: SharedSession,
@@ -270,16 +318,22 @@ impl Trainer {
             };
             target.set_item(key, value)?;
         }
-        let (model, extras) = model_client(
+        let (client, extras) = model_client(
             llm_config,
             optimizer_model.as_deref(),
             Some(&optimizer_options),
         )?;
-        let sandbox = sandbox(extras.function_timeout, extras.allow_unsandboxed);
+        let sandbox = sandbox(extras.sandbox);
         let run_dir: PathBuf = trainer_option(&trainer_options, "run_dir", "a path")?
             .ok_or_else(|| config_error("run_dir", None, "Trainer needs run_dir=: where the run's journal, checkpoints, functions.json and report go"))?;
         let defaults = TrainerOptions::default();
-        let task_name = task.bind(py).get_type().name()?.to_string();
+        // The Python wrapper names the task it adapts.
+        let task = task.bind(py);
+        let task_name = match task.getattr("task_name") {
+            Ok(name) => name.str()?.to_string(),
+            Err(_) => task.get_type().name()?.to_string(),
+        };
+        let task = task.clone().unbind();
         let options = TrainerOptions {
             run_dir,
             epochs: trainer_option(&trainer_options, "epochs", "an int")?
@@ -309,7 +363,7 @@ impl Trainer {
                 ..Setup::default()
             },
             optimizer: extras.options,
-            meter: None,
+            meter: Some(client.meter.clone()),
             preflight: defaults.preflight,
         };
         let progress = trainer_options
@@ -318,7 +372,7 @@ impl Trainer {
             .map(Bound::unbind);
         Ok(Self {
             task: Arc::new(task),
-            model,
+            client,
             options,
             progress,
             sandbox,
@@ -348,8 +402,11 @@ impl Trainer {
             task: Arc::clone(&self.task),
             sandbox: self.sandbox.clone(),
         };
-        let mut trainer =
-            agentopt_train::Trainer::new(task, Arc::clone(&self.model), self.options.clone());
+        let mut trainer = agentopt_train::Trainer::new(
+            task,
+            Arc::clone(&self.client.model),
+            self.options.clone(),
+        );
         if let Some(progress) = &self.progress {
             trainer = trainer.with_observer(Arc::new(PythonProgress {
                 callback: progress.clone_ref(py),
@@ -357,7 +414,18 @@ impl Trainer {
         }
         let report =
             wait(py, move || async move { trainer.run(&problems).await })?.map_err(train_error)?;
-        Ok(TrainingReport { report })
+        // The trained set, when the run got as far as writing it.
+        let trained =
+            agentopt_core::FunctionSet::load(&self.options.run_dir.join("functions.json"))
+                .ok()
+                .map(|set| FunctionSet::new(set, self.sandbox.clone()));
+        Ok(TrainingReport { report, trained })
+    }
+
+    /// The optimizer's model usage so far, in `AgentOptimizer.usage`'s shape.
+    #[getter]
+    fn usage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_json(py, &usage_summary(&self.client))
     }
 }
 
@@ -395,9 +463,10 @@ impl Trainer {
 
 /// The report of a training run (also written to the run directory as
 /// `report.json` and `report.md`).
-#[pyclass(frozen, module = "agentopt")]
+#[pyclass(frozen, module = "agentopt._agentopt")]
 pub(crate) struct TrainingReport {
     report: agentopt_train::TrainingReport,
+    trained: Option<FunctionSet>,
 }
 
 impl TrainingReport {
@@ -436,6 +505,13 @@ impl TrainingReport {
     #[getter]
     fn functions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.field(py, &self.report.functions)
+    }
+
+    /// The trained functions (`functions.json` of the run directory), ready to
+    /// install; None when the run stopped before writing them.
+    #[getter]
+    fn function_set(&self) -> Option<FunctionSet> {
+        self.trained.as_ref().map(FunctionSet::clone_handle)
     }
 
     /// Exact McNemar p-value of the before/after pairs.

@@ -13,11 +13,14 @@ REPO = Path(__file__).resolve().parents[3]
 OPTIMIZER_MODEL = "gpt-4-1106-preview"
 
 
+# Resolved now: a test may change the working directory.
+CONFIGURED_SERVER = Path(os.environ["AGENTOPT_SCRIPTED_SERVER"]).resolve() if os.environ.get("AGENTOPT_SCRIPTED_SERVER") else None
+
+
 def scripted_server_binary() -> Path:
     """$AGENTOPT_SCRIPTED_SERVER (set by `cargo xtask test`), else a debug build."""
-    configured = os.environ.get("AGENTOPT_SCRIPTED_SERVER")
-    if configured:
-        return Path(configured)
+    if CONFIGURED_SERVER:
+        return CONFIGURED_SERVER
     binary = REPO / "target" / "debug" / "scripted-server"
     if not binary.exists() and shutil.which("cargo"):
         subprocess.run(

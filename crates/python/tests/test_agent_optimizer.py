@@ -202,9 +202,9 @@ def test_checkpoint_and_resume_continue_with_the_functions_in_force(scripted_ser
     exported = resumed.export_artifact(tmp_path / "functions.json")
     assert exported.names == agentopt.FunctionSet.load(tmp_path / "functions.json").names == ["multiply"]
     assert resumed.should_stop  # patience=1 came back from the checkpoint
-    with pytest.raises(agentopt.ConfigError, match="saved in the checkpoint") as raised:
+    with pytest.raises(TypeError, match="patience"):
+        # The options saved in the checkpoint are not given again.
         agentopt.AgentOptimizer.resume(checkpoint, server.llm_config(), patience=3)
-    assert raised.value.field == "patience"
 
 
 def test_an_azure_config_list_entry_reaches_the_deployment(scripted_server):
@@ -276,7 +276,7 @@ def test_bad_option_raises_a_config_error_naming_it():
     with pytest.raises(agentopt.ConfigError, match="patience") as raised:
         agentopt.AgentOptimizer(3, config, patience="soon")
     assert (raised.value.field, raised.value.value) == ("patience", "'soon'")
-    with pytest.raises(agentopt.ConfigError, match="unknown option `patiense`"):
+    with pytest.raises(TypeError, match="patiense"):
         agentopt.AgentOptimizer(3, config, patiense=2)
     with pytest.raises(agentopt.ConfigError, match="validation.significance") as raised:
         agentopt.AgentOptimizer(3, config, validation_significance=1.5)

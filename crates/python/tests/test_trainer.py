@@ -3,11 +3,14 @@ the problems, the Trainer runs test → epoch → test with a run directory, a s
 run() continues an interrupted one, and the trained functions.json installs into
 fresh AG2 agents."""
 
+import json
+
 import pytest
 
 import agentopt
+from conftest import OPTIMIZER_MODEL
 from seed_notebook import make_agents
-from test_agent_optimizer import MULTIPLY, add_function, math_script
+from test_agent_optimizer import MULTIPLY, add_function, math_script, offered_names
 
 PROBLEM = {"id": "six-times-seven", "question": "What is 6 times 7?", "answer": "42"}
 
@@ -95,3 +98,98 @@ def test_trainer_options_are_checked_before_any_model_call(scripted_server, tmp_
         trainer.run(train=[1], test=[2])
     assert raised.value.field == "epochs"
     assert server.requests() == []
+
+
+def learned_set(server, path, *specs):
+    """A function set the optimizer learned (one step adding `specs`), saved at `path`."""
+    optimizer = agentopt.AgentOptimizer(len(specs), server.llm_config())
+    for _ in range(2):  # the second step keeps the trial list (0.0 >= 0.0): now the best
+        optimizer.record_one_conversation([{"role": "user", "content": "6*7?"}], is_satisfied=False)
+        optimizer.step()
+    optimizer.export_artifact(path)
+
+
+def test_install_replaces_what_a_reused_agent_pair_held(scripted_server, tmp_path):
+    square = dict(MULTIPLY, name="square", code="def square(x):\n    return x * x\n",
+                  arguments=json.dumps({"x": {"type": "integer"}}))
+    server = scripted_server(math_script([{"tool_calls": [add_function(MULTIPLY), add_function(square)]},
+                                          {"text": "TERMINATE"}, {"tool_calls": [add_function(square)]},
+                                          {"text": "TERMINATE"}]))
+    learned_set(server, tmp_path / "both.json", MULTIPLY, square)
+    learned_set(server, tmp_path / "square.json", square)
+    assistant, user_proxy = make_agents(server.llm_config())
+    agentopt.FunctionSet.load(tmp_path / "both.json").install(assistant, user_proxy)
+    assert offered_names(assistant) == ["multiply", "square"]
+
+    agentopt.FunctionSet.load(tmp_path / "square.json").install(assistant, user_proxy)
+
+    assert offered_names(assistant) == ["square"]
+    assert "multiply" not in user_proxy.function_map
+    agentopt.FunctionSet.load(tmp_path / "both.json").install(assistant, user_proxy, replace=False)
+    agentopt.FunctionSet.load(tmp_path / "square.json").install(assistant, user_proxy, replace=False)
+    assert offered_names(assistant) == ["multiply", "square"]  # replace=False keeps them
+    tools_assistant, tools_proxy = make_agents(server.llm_config())
+    agentopt.FunctionSet.load(tmp_path / "square.json").install(tools_assistant, tools_proxy, style="tools")
+    assert [tool["function"]["name"] for tool in tools_assistant.llm_config["tools"]] == ["square"]
+    with pytest.raises(ValueError, match="style"):
+        agentopt.FunctionSet.load(tmp_path / "square.json").install(assistant, user_proxy, style="xml")
+
+
+def test_a_sandbox_failure_in_a_learned_call_is_an_infrastructure_error(scripted_server, tmp_path, monkeypatch):
+    server = scripted_server(math_script([{"tool_calls": [add_function(MULTIPLY)]}, {"text": "TERMINATE"}]))
+    task = SeedMathTask(server.llm_config())
+    task.outage = True
+    run_dir = str(tmp_path / "run")
+    options = dict(run_dir=run_dir, epochs=1, max_actions_per_step=1, progress=False)
+    assert agentopt.Trainer(task, server.llm_config(), **options).run(train=[PROBLEM], test=[PROBLEM]).incomplete
+    task.outage = False
+    # A fresh trainer's sandbox cannot start: no Python to build its environment from.
+    monkeypatch.setenv("AGENTOPT_HOME", str(tmp_path / "empty-home"))
+    monkeypatch.setenv("AGENTOPT_PYTHON", str(tmp_path / "no-such-python"))
+
+    report = agentopt.Trainer(task, server.llm_config(), **options).run(train=[PROBLEM], test=[PROBLEM])
+
+    assert report.incomplete is not None
+    assert "learned-function call" in json.dumps(report.to_dict()["infrastructure"])
+    assert report.test_after["total"] == 0  # not counted as a wrong answer
+
+
+def test_an_async_attempt_is_awaited_and_its_reason_reaches_the_optimizer(scripted_server, tmp_path):
+    server = scripted_server(math_script([{"tool_calls": [add_function(MULTIPLY)]}, {"text": "TERMINATE"}]))
+    seen = []
+
+    async def attempt(problem, functions):
+        seen.append(type(functions).__name__)
+        return {"solved": False, "history": [{"role": "user", "content": problem["question"]}],
+                "reason": "the product was off by one", "answer": "41", "expected": "42"}
+
+    report = agentopt.Trainer(attempt, server.llm_config(), run_dir=str(tmp_path / "run"), epochs=1, progress=False).run(
+        train=[PROBLEM], test=[PROBLEM]
+    )
+
+    assert report.incomplete is None and report.test_before["total"] == 1
+    assert set(seen) == {"FunctionSet"}
+    prompt = [r for r in server.requests() if any(t["function"]["name"] == "add_function" for t in r.get("tools", []))][0]
+    text = json.dumps(prompt["messages"])
+    assert "the product was off by one" in text and "Expected answer: 42" in text
+    assert report.function_set is not None and report.function_set.names == ["multiply"]
+    assert "multiply" in report._repr_markdown_()
+    rendered = report._repr_html_()
+    assert "<table>" in rendered and "<th>" in rendered and "multiply" in rendered and "|---" not in rendered
+
+
+def test_the_budget_stops_a_run_and_progress_lines_show_it(scripted_server, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # no tqdm: plain lines
+    server = scripted_server(math_script([{"tool_calls": [add_function(MULTIPLY)]}, {"text": "TERMINATE"}]))
+    trainer = agentopt.Trainer(
+        lambda problem, functions: False, server.llm_config(), run_dir=str(tmp_path / "run"), epochs=2,
+        budget_usd=0.0000001, prices={OPTIMIZER_MODEL: (1.0, 1.0)},
+    )
+    report = trainer.run(train=["a"], test=["a"])
+    assert "budget" in (report.incomplete or "")
+    assert trainer.usage["usage_excluding_cached_inference"]["total_cost"] > 0
+    err = capsys.readouterr().err
+    assert "agentopt: test before training: 1 problem(s)" in err
+    assert "agentopt: optimizer step after epoch" in err

@@ -164,10 +164,10 @@ fn setup_error(error: PyEnvError) -> SandboxError {
             status,
             output,
         },
-        PyEnvError::Io {
+        PyEnvError::Io(agentopt_core::IoError {
             action,
             path,
             source,
-        } => SandboxError::io(format!("{action} {}", path.display()), source),
+        }) => SandboxError::io(format!("{action} {}", path.display()), source),
     }
 }

@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
 use crate::{
-    CellOutcome, Protections, PythonEnvironment, PythonSession, SandboxError, SandboxPolicy,
-    WorkerPool,
+    CellOutcome, EnvironmentOptions, Protections, PythonEnvironment, PythonSession, SandboxError,
+    SandboxPolicy, WorkerPool,
 };
 
 /// Sessions [`SandboxSessions::new`] keeps forked ahead: enough that a conversation
@@ -207,6 +207,7 @@ impl Executor for LimitedSession {
 #[derive(Clone)]
 pub struct SharedSession {
     policy: SandboxPolicy,
+    environment: EnvironmentOptions,
     session: Arc<Mutex<Option<PythonSession>>>,
 }
 
@@ -224,8 +225,17 @@ impl SharedSession {
     pub fn new(policy: SandboxPolicy) -> Self {
         Self {
             policy,
+            environment: EnvironmentOptions::default(),
             session: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// The same, its session started in the environment `options` describe
+    /// (extra allowlisted packages, another home or interpreter).
+    #[must_use]
+    pub fn with_environment(mut self, options: EnvironmentOptions) -> Self {
+        self.environment = options;
+        self
     }
 
     /// Runs `request` on the session. The session is taken out of its slot for the
@@ -243,12 +253,14 @@ impl SharedSession {
             Some(session) => session,
             None => {
                 // Creating the venv (first use on a machine) runs pip: blocking.
-                let environment = tokio::task::spawn_blocking(PythonEnvironment::ensure)
-                    .await
-                    .map_err(|error| SandboxError::WorkerStart {
-                        detail: format!("preparing the Python environment: {error}"),
-                        stderr: String::new(),
-                    })??;
+                let options = self.environment.clone();
+                let environment =
+                    tokio::task::spawn_blocking(move || PythonEnvironment::ensure_with(&options))
+                        .await
+                        .map_err(|error| SandboxError::WorkerStart {
+                            detail: format!("preparing the Python environment: {error}"),
+                            stderr: String::new(),
+                        })??;
                 PythonSession::start(&environment, &self.policy).await?
             }
         };

@@ -40,10 +40,9 @@ impl RunDir {
         let run = Self {
             root: root.to_owned(),
         };
-        std::fs::create_dir_all(run.checkpoints_dir()).map_err(agentopt_core::CoreError::io(
-            "create",
-            &run.checkpoints_dir(),
-        ))?;
+        std::fs::create_dir_all(run.checkpoints_dir())
+            .map_err(agentopt_core::io_error("create", run.checkpoints_dir()))
+            .map_err(agentopt_core::CoreError::from)?;
         Ok(run)
     }
 

@@ -41,7 +41,7 @@ mod throughput;
 mod trainer;
 
 pub use agentopt_agents::FailureKind;
-pub use agentopt_core::{FunctionDiff, FunctionSet, LearnedFunction, Provenance};
+pub use agentopt_core::{FunctionSet, LearnedFunction};
 pub use agentopt_sandbox::CallCounts;
 pub use error::TrainError;
 pub use html::{learning_curve_svg, write_report_html};

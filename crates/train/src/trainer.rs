@@ -449,8 +449,9 @@ impl<'a, T: Task> Run<'a, T> {
         // The live checkpoint now holds the state after this step; keep a copy to
         // resume from.
         let live = self.dir.optimizer_checkpoint_path();
-        let checkpoint =
-            std::fs::read(&live).map_err(agentopt_core::CoreError::io("read", &live))?;
+        let checkpoint = std::fs::read(&live)
+            .map_err(agentopt_core::io_error("read", &live))
+            .map_err(agentopt_core::CoreError::from)?;
         write_atomic(&self.dir.checkpoint_path(epoch), &checkpoint)?;
         let step = StepRecord {
             epoch,

@@ -113,7 +113,7 @@ pub struct BenchArgs {
     pub significance: f64,
     /// Conversations at once within a phase (default: 2 on the local model, one server
     /// slot each; 4 remote). The order the optimizer sees does not depend on it.
-    #[arg(long, value_parser = at_least_one, help_heading = "Training")]
+    #[arg(long, value_parser = at_least_one, help_heading = "Endpoint")]
     pub concurrency: Option<usize>,
 
     /// Longest assistant reply in tokens (default: 768 on the local model, where a
@@ -213,6 +213,10 @@ pub struct BenchArgs {
     /// No progress bars: log lines only.
     #[arg(long, help_heading = "Output")]
     pub quiet: bool,
+    /// The run-shaping flags given ([`run_shaping_flags`] of the command line), which
+    /// `--resume` ignores.
+    #[arg(skip)]
+    pub run_shaping_flags: Vec<String>,
 }
 
 /// A count that must be at least 1 (`--train-size 0` would otherwise run nothing
@@ -544,22 +548,24 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
     }
 }
 
-impl BenchArgs {
-    /// Whether a flag that shapes the run (data, selection, training) was given;
-    /// `--resume` ignores them.
-    pub fn shapes_the_run(&self) -> bool {
-        self.data.is_some()
-            || self.train_data.is_some()
-            || self.test_data.is_some()
-            || !self.subject.is_empty()
-            || !self.level.is_empty()
-            || self.train_size.is_some()
-            || self.test_size.is_some()
-            || self.sample_seed.is_some()
-            || self.preset.is_some()
-            || self.epochs.is_some()
-            || self.max_actions_per_step.is_some()
-            || self.patience.is_some()
-            || self.validation_size != 0
-    }
+/// Help headings whose flags shape the run (data, selection, training): `--resume`
+/// takes them from `config.json` instead.
+pub const RUN_SHAPING_HEADINGS: [&str; 2] = ["Data", "Training"];
+
+/// The run-shaping flags (those under [`RUN_SHAPING_HEADINGS`]) that a parsed
+/// `bench-math` command line gave, as `--name`, in help order.
+pub fn run_shaping_flags(matches: &clap::ArgMatches) -> Vec<String> {
+    use clap::Args;
+    BenchArgs::augment_args(clap::Command::new("bench-math"))
+        .get_arguments()
+        .filter(|arg| {
+            arg.get_help_heading()
+                .is_some_and(|heading| RUN_SHAPING_HEADINGS.contains(&heading))
+        })
+        .filter(|arg| {
+            matches.value_source(arg.get_id().as_str())
+                == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .map(|arg| format!("--{}", arg.get_long().unwrap_or(arg.get_id().as_str())))
+        .collect()
 }

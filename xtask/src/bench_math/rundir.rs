@@ -27,7 +27,9 @@ pub fn create_run_dir(root: &Path, config: &RunConfig) -> Result<(), BenchError>
                 .to_owned(),
         });
     }
-    std::fs::create_dir_all(root).map_err(agentopt_core::CoreError::io("create", root))?;
+    std::fs::create_dir_all(root)
+        .map_err(agentopt_core::io_error("create", root))
+        .map_err(agentopt_core::CoreError::from)?;
     Ok(write_json_atomic(&path, config)?)
 }
 
@@ -62,9 +64,10 @@ pub fn open_run_dir(
             ),
         });
     }
-    if args.shapes_the_run() {
+    if !args.run_shaping_flags.is_empty() {
         eprintln!(
-            "warning: data and training flags are ignored on --resume; {} decides them",
+            "warning: {} ignored on --resume; {} decides the data and training settings",
+            args.run_shaping_flags.join(", "),
             path.display()
         );
     }

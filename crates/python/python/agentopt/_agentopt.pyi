@@ -1,9 +1,17 @@
-"""Type stubs of the extension module (re-exported by ``agentopt``)."""
+"""Type stubs of the extension module. The public API is the pure-Python classes
+of ``agentopt`` (``optimizer.py``, ``functions.py``, ``trainer.py``), which wrap
+these objects as ``_inner``; ``LearnedFunction``, ``check_sandbox`` and
+``PACKAGE_ALLOWLIST`` are re-exported as they are."""
 
 from os import PathLike
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 __version__: str
+PACKAGE_ALLOWLIST: List[str]
+
+def check_sandbox(allow_unsandboxed: bool = False) -> Dict[str, Any]:
+    """Starts a sandbox worker as a run would: ``{"isolated", "protections",
+    "problem", "advice"}`` (what isolation it got, why none, what to install)."""
 
 def write_report_html(run_dir: Union[str, PathLike[str]]) -> str:
     """Rebuilds ``report.html`` of a run directory from its files; returns its path
@@ -57,7 +65,7 @@ class AgentOptimizer:
       small local models that answer tool prompts in prose.
     - ``require_action`` (bool): the first reply of a step must act.
     - ``context_window`` (int): the model's context window, if the server cannot say.
-    - ``function_timeout`` (float seconds, 5): wall-clock limit per learned call.
+    - ``function_timeout`` (float seconds, 600): wall-clock limit per learned call.
     - ``allow_unsandboxed`` (bool, False): run learned code without namespaces where
       bubblewrap is unavailable (rlimits and Landlock still apply).
     """
@@ -99,6 +107,10 @@ class AgentOptimizer:
     def should_stop(self) -> bool: ...
     @property
     def best_performance(self) -> Optional[float]: ...
+    @property
+    def max_actions_per_step(self) -> int: ...
+    @property
+    def usage(self) -> Dict[str, Any]: ...
     def export_artifact(self, path: Union[str, "PathLike[str]"]) -> "FunctionSet":
         """Write the best function list as an artifact (``FunctionSet.load`` reads it)."""
 
@@ -107,7 +119,12 @@ class FunctionSet:
 
     @classmethod
     def load(
-        cls, path: Union[str, "PathLike[str]"], *, function_timeout: float = 5.0, allow_unsandboxed: bool = False
+        cls,
+        path: Union[str, "PathLike[str]"],
+        *,
+        function_timeout: float = 600.0,
+        allow_unsandboxed: bool = False,
+        packages: Sequence[str] = ...,
     ) -> "FunctionSet": ...
     def save(self, path: Union[str, "PathLike[str]"]) -> None: ...
     @property
@@ -119,8 +136,6 @@ class FunctionSet:
     def __getitem__(self, name: str) -> LearnedFunction: ...
     def registrations(self) -> Tuple[List[FuncSigItem], Dict[str, Optional[LearnedFunction]]]:
         """``step()``-shaped lists for agents that should hold exactly this set."""
-    def install(self, assistant: Any, executor: Optional[Any] = None) -> None:
-        """``update_function_signature`` on ``assistant``, ``register_function`` on ``executor``."""
 
 AttemptResult = Union[bool, Dict[str, Any]]
 """What a task's ``attempt`` returns: a bool (solved), or a dict with ``solved`` and
@@ -151,6 +166,8 @@ class TrainingReport:
     def to_dict(self) -> Dict[str, Any]: ...
     def to_markdown(self) -> str: ...
     def summary(self) -> str: ...
+    @property
+    def function_set(self) -> Optional[FunctionSet]: ...
 
 class Trainer:
     """agentopt's Trainer over a task written in Python.
@@ -177,3 +194,5 @@ class Trainer:
     ) -> TrainingReport:
         """Run, or continue over the same run_dir; problem ids from ``task.problem_id``,
         else ``problem["id"]``, else ``str(problem)``."""
+    @property
+    def usage(self) -> Dict[str, Any]: ...

@@ -4,9 +4,12 @@
 //!
 //! Prints its base URL (`http://127.0.0.1:PORT/v1`) as the first line of stdout and
 //! serves until its stdin closes, so it ends with the process that started it. With
-//! `--log`, each chat request is one JSON line `{"path", "query", "body"}`.
+//! `--log`, each chat request is one JSON line `{"path", "query", "headers", "body"}`.
 //!
 //! The script is a JSON object:
+//!
+//! With `"report_context_window": false` the server reports no context window
+//! (`/props` 404, no `max_model_len`), as most hosted APIs.
 //!
 //! ```json
 //! {"model": "gpt-4", "n_ctx": 32768,
@@ -114,6 +117,9 @@ async fn serve(script: &Value, routes: Vec<Route>, log: Option<std::fs::File>) {
     if let Some(n_ctx) = script["n_ctx"].as_u64().and_then(|n| u32::try_from(n).ok()) {
         builder = builder.n_ctx(n_ctx);
     }
+    if script["report_context_window"].as_bool() == Some(false) {
+        builder = builder.without_context_window();
+    }
     let routes = Mutex::new(routes);
     let log = Mutex::new(log);
     let server = builder
@@ -124,6 +130,7 @@ async fn serve(script: &Value, routes: Vec<Route>, log: Option<std::fs::File>) {
                 let line = serde_json::json!({
                     "path": request.path,
                     "query": request.query,
+                    "headers": request.headers.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
                     "body": request.body,
                 });
                 let _ = writeln!(file, "{line}");

@@ -64,8 +64,14 @@ pub fn write_report_html(run_dir: &Path) -> Result<PathBuf, TrainError> {
     Ok(dir.report_html_path())
 }
 
+/// A closure for `map_err`: an I/O error on `path` as the crate's file error.
+fn file_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> TrainError {
+    let io = agentopt_core::io_error(action, path);
+    move |source| CoreError::from(io(source)).into()
+}
+
 fn is_missing(error: &CoreError) -> bool {
-    matches!(error, CoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    matches!(error, CoreError::Io(io) if io.source.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// The report of a run that has not written `report.json`, from its journal.
@@ -108,7 +114,7 @@ pub(crate) fn write(
 ) -> Result<(), TrainError> {
     let path = dir.report_html_path();
     let partial = path.with_extension("html.partial");
-    let file = File::create(&partial).map_err(CoreError::io("create", &partial))?;
+    let file = File::create(&partial).map_err(file_error("create", &partial))?;
     let mut page = Page {
         out: BufWriter::new(file),
         path: partial.clone(),
@@ -126,9 +132,9 @@ pub(crate) fn write(
     let file = page
         .out
         .into_inner()
-        .map_err(|error| CoreError::io("write", &partial)(error.into_error()))?;
-    file.sync_all().map_err(CoreError::io("write", &partial))?;
-    std::fs::rename(&partial, &path).map_err(CoreError::io("rename into", &path))?;
+        .map_err(|error| file_error("write", &partial)(error.into_error()))?;
+    file.sync_all().map_err(file_error("write", &partial))?;
+    std::fs::rename(&partial, &path).map_err(file_error("rename into", &path))?;
     Ok(())
 }
 
@@ -142,14 +148,14 @@ impl Page {
     fn raw(&mut self, text: &str) -> Result<(), TrainError> {
         self.out
             .write_all(text.as_bytes())
-            .map_err(CoreError::io("write", &self.path))?;
+            .map_err(file_error("write", &self.path))?;
         Ok(())
     }
 
     /// `value` as JSON that cannot end the `<script>` element it is written in.
     fn json(&mut self, value: &impl Serialize) -> Result<(), TrainError> {
         serde_json::to_writer(ScriptSafe(&mut self.out), value)
-            .map_err(|error| CoreError::io("write", &self.path)(error.into()))?;
+            .map_err(|error| file_error("write", &self.path)(error.into()))?;
         Ok(())
     }
 
@@ -157,7 +163,7 @@ impl Page {
     fn json_text(&mut self, text: &str) -> Result<(), TrainError> {
         ScriptSafe(&mut self.out)
             .write_all(text.as_bytes())
-            .map_err(CoreError::io("write", &self.path))?;
+            .map_err(file_error("write", &self.path))?;
         Ok(())
     }
 
@@ -251,7 +257,7 @@ fn for_each_record<T: DeserializeOwned>(
     let file = match File::open(path) {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(error) => return Err(CoreError::io("read", path)(error).into()),
+        Err(error) => return Err(file_error("read", path)(error)),
     };
     let mut reader = BufReader::new(file);
     let mut line = String::new();
@@ -259,7 +265,7 @@ fn for_each_record<T: DeserializeOwned>(
         line.clear();
         let read = reader
             .read_line(&mut line)
-            .map_err(CoreError::io("read", path))?;
+            .map_err(file_error("read", path))?;
         if read == 0 || !line.ends_with('\n') {
             break;
         }
