@@ -3,7 +3,7 @@
 mod test;
 
 use clap::{CommandFactory, FromArgMatches, Subcommand};
-use xtask::{bench_local, bench_math, bench_overhead, bench_report};
+use xtask::{bench_local, bench_math, bench_overhead, bench_report, bench_scale};
 
 #[derive(clap::Parser)]
 #[command(name = "cargo xtask", about = "agentopt project automation")]
@@ -26,6 +26,10 @@ enum Command {
     /// What the orchestration costs on top of the model: the seed's training run
     /// against a scripted server at a fixed latency (optionally AG2's loop too).
     BenchOverhead(bench_overhead::OverheadArgs),
+    /// How agentopt scales: problems/hour over 1-8 model replicas (`spread`), a
+    /// failing replica, orchestrator memory up to 10,000 problems, and optimizer
+    /// prompts all at once vs partitioned; prints tables.
+    BenchScale(bench_scale::ScaleArgs),
     /// One measured run of `bench-overhead`, in a process of its own.
     #[command(hide = true)]
     BenchOverheadRun(bench_overhead::ChildArgs),
@@ -133,7 +137,20 @@ fn report(run_dir: &std::path::Path, screenshot: Option<&std::path::Path>) -> an
     Ok(())
 }
 
-fn main() -> anyhow::Result<()> {
+/// Runs the command; an error is printed as its message and causes, never with a
+/// backtrace (`RUST_BACKTRACE=1` in the environment is for panics, not for a bad
+/// flag or data file).
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap_or(std::path::Path::new("."))
@@ -162,6 +179,9 @@ fn main() -> anyhow::Result<()> {
         }
         Command::BenchOverhead(args) => {
             tokio::runtime::Runtime::new()?.block_on(bench_overhead::run(&args, &workspace))
+        }
+        Command::BenchScale(args) => {
+            tokio::runtime::Runtime::new()?.block_on(bench_scale::run(&args, &workspace))
         }
         Command::BenchOverheadRun(args) => {
             tokio::runtime::Runtime::new()?.block_on(bench_overhead::run_child(&args))

@@ -2,6 +2,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use agentopt_agents::FunctionStyle;
+use agentopt_llm::Routing;
 use agentopt_mathchat::DataFormat;
 use agentopt_optimizer::ActionFormat;
 use clap::Parser;
@@ -112,6 +113,37 @@ fn endpoint_precedence() {
         Some("sk-flag-dddddddddddddddd".to_owned())
     );
     assert_eq!(chosen.model_names(), ("m".to_owned(), "m".to_owned()));
+}
+
+#[test]
+fn repeated_base_urls_are_replicas_routed_as_asked() {
+    let cwd = tempfile::tempdir().expect("temporary directory");
+    let urls = ["http://10.0.0.1:8000/v1", "http://10.0.0.2:8000/v1"];
+    let flags = |routing: &[&'static str]| {
+        let mut flags = vec!["--base-url", urls[0], "--base-url", urls[1], "--model", "m"];
+        flags.extend_from_slice(routing);
+        resolve_endpoints(&parse(&flags), env(&[]), cwd.path()).expect("resolves")
+    };
+    for (chosen, routing) in [
+        (flags(&[]), Routing::Fallback),
+        (flags(&["--routing", "spread"]), Routing::Spread),
+    ] {
+        let Endpoints::Remote(remote) = &chosen else {
+            panic!("expected remote endpoints, got {chosen:?}");
+        };
+        assert_eq!(remote.routing, routing);
+        let bases = |entries: &[agentopt_llm::EndpointConfig]| {
+            entries
+                .iter()
+                .map(|e| e.base_url.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bases(&remote.agent), urls);
+        assert_eq!(bases(&remote.optimizer), urls);
+    }
+    let bad = Command::try_parse_from(["bench-math", "--routing", "round-robin"]);
+    let message = bad.err().expect("unknown routing is refused").to_string();
+    assert!(message.contains("round-robin"), "{message}");
 }
 
 #[test]
@@ -381,6 +413,69 @@ fn prices() {
     assert_eq!(config.prices[1].model, "b");
     let text = serde_json::to_string(&config.endpoint).expect("serialises");
     assert_eq!(text, r#"{"source":"local","model":"0.5b"}"#);
+}
+
+/// Every numeric flag refuses what would silently mean something else (`NaN` or
+/// `inf` as "no limit", a negative budget as "already spent", 0 tokens or turns);
+/// the error names the flag and the value, at parse time, before anything exists.
+#[test]
+fn numeric_flags_are_validated_naming_flag_and_value() {
+    for (flag, value) in [
+        ("--budget-usd", "NaN"),
+        ("--budget-usd", "nan"),
+        ("--budget-usd", "inf"),
+        ("--budget-usd", "-inf"),
+        ("--budget-usd", "-1"),
+        ("--budget-usd", "0"),
+        ("--budget-usd", "five"),
+        ("--budget-tokens", "0"),
+        ("--budget-tokens", "-3"),
+        ("--significance", "0"),
+        ("--significance", "1"),
+        ("--significance", "NaN"),
+        ("--significance", "1.5"),
+        ("--max-reply-tokens", "0"),
+        ("--max-turns", "0"),
+        ("--train-size", "0"),
+        ("--test-size", "0"),
+        ("--concurrency", "0"),
+        ("--epochs", "0"),
+        ("--context-window", "100"),
+    ] {
+        let joined = format!("{flag}={value}");
+        let argv = ["bench-math", joined.as_str()];
+        let error = match Command::try_parse_from(argv) {
+            Ok(parsed) => panic!("{joined} accepted as {:?}", parsed.args),
+            Err(error) => error.to_string(),
+        };
+        assert!(
+            error.contains(&format!("invalid value '{value}' for '{flag}")),
+            "{joined}: {error}"
+        );
+    }
+    let args = parse(&["--budget-usd", "0.05", "--significance", "0.1"]);
+    assert_eq!((args.budget_usd, args.significance), (Some(0.05), 0.1));
+}
+
+#[test]
+fn an_unknown_bundled_subject_is_read_from_every_file() {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let args = parse(&[
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--subject",
+        "nonsense",
+    ]);
+    let cwd = tempfile::tempdir().expect("temporary directory");
+    let endpoints = resolve_endpoints(&args, env(&[]), cwd.path()).expect("resolves");
+    let config = run_config(&args, &endpoints, &workspace);
+    assert!(
+        config.test.path.ends_with("data/math-craft"),
+        "the directory, so the selection can name the real subjects: {}",
+        config.test.path.display()
+    );
+    let algebra = run_config(&parse(&["--subject", "algebra"]), &endpoints, &workspace);
+    assert!(algebra.test.path.ends_with("data/math-craft/algebra.jsonl"));
 }
 
 /// `--resume` warns about every flag under the Data and Training headings, and about

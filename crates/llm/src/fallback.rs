@@ -108,11 +108,7 @@ impl ChatModel for ConfigListModel {
     /// The smallest window of the entries: a prompt sized for it fits whichever
     /// entry answers.
     async fn context_window(&self) -> Result<u32, LlmError> {
-        let mut smallest = u32::MAX;
-        for entry in &self.entries {
-            smallest = smallest.min(entry.context_window().await?);
-        }
-        Ok(smallest)
+        smallest_window(&self.entries).await
     }
 
     /// The first entry's model.
@@ -124,10 +120,28 @@ impl ChatModel for ConfigListModel {
     /// cannot answer is a configuration mistake to fix before the run, not after
     /// the first entry fails.
     async fn preflight(&self, within: Duration) -> Result<Vec<EndpointCheck>, LlmError> {
-        let mut checks = Vec::with_capacity(self.entries.len());
-        for entry in &self.entries {
-            checks.extend(entry.preflight(within).await?);
-        }
-        Ok(checks)
+        preflight_each(&self.entries, within).await
     }
+}
+
+/// The smallest context window of `models`: a prompt sized for it fits whichever
+/// answers.
+pub(crate) async fn smallest_window(models: &[Arc<dyn ChatModel>]) -> Result<u32, LlmError> {
+    let mut smallest = u32::MAX;
+    for model in models {
+        smallest = smallest.min(model.context_window().await?);
+    }
+    Ok(smallest)
+}
+
+/// Every model's preflight checks, in order.
+pub(crate) async fn preflight_each(
+    models: &[Arc<dyn ChatModel>],
+    within: Duration,
+) -> Result<Vec<EndpointCheck>, LlmError> {
+    let mut checks = Vec::with_capacity(models.len());
+    for model in models {
+        checks.extend(model.preflight(within).await?);
+    }
+    Ok(checks)
 }

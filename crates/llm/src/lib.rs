@@ -14,6 +14,7 @@ mod lenient;
 mod model;
 mod openai;
 mod retry;
+mod spread;
 mod types;
 mod usage;
 
@@ -25,8 +26,12 @@ pub use lenient::recover_tool_calls;
 pub use model::{ChatModel, EndpointCheck, estimate_prompt_tokens};
 pub use openai::{ClientOptions, OpenAiClient};
 pub use retry::RetryPolicy;
+pub use spread::{Routing, SpreadModel, SpreadOptions, routed_model};
 pub use types::{
     CallStyle, ChatMessage, ChatRequest, ChatResponse, DEFAULT_CALLER, FinishReason, FunctionCall,
     FunctionSchema, ResponseFormat, Role, ToolCall, ToolChoice, ToolSchema, Usage,
 };
-pub use usage::{Budget, ModelPrice, NamedPrice, PriceTable, UsageMeter, UsageReport, UsageTotals};
+pub use usage::{
+    Budget, ModelPrice, NamedPrice, PriceTable, SpendEntry, SpendEvent, SpendLedger, UsageMeter,
+    UsageReport, UsageTotals,
+};

@@ -10,6 +10,7 @@ mod lenient;
 mod preflight;
 mod redaction;
 mod requests;
+mod spread;
 mod usage;
 
 use std::time::Duration;

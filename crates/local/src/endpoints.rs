@@ -1,14 +1,17 @@
-//! Which endpoints a program talks to, by AG2's and agentopt's precedence: an
-//! explicit base URL > an AG2 `OAI_CONFIG_LIST` (variable or file; every matching
-//! entry, tried in order) > `OPENAI_*` / `AZURE_OPENAI_*` variables > the embedded
-//! local model. Keys are read from the environment only and never recorded.
+//! Which endpoints a program talks to, by AG2's and agentopt's precedence: explicit
+//! base URLs, then an AG2 `OAI_CONFIG_LIST` (variable or file; every matching
+//! entry), then `OPENAI_*` / `AZURE_OPENAI_*` variables, then the embedded local
+//! model. Several
+//! entries are tried in order (AG2) or spread over as replicas, as
+//! [`EndpointRequest::routing`] says. Keys are read from the environment only and
+//! never recorded.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use agentopt_llm::config::{DEFAULT_AZURE_API_VERSION, load_config_list};
-use agentopt_llm::{ApiKey, EndpointConfig};
+use agentopt_llm::{ApiKey, EndpointConfig, Routing};
 
 use crate::{LocalError, LocalModel};
 
@@ -18,8 +21,11 @@ pub const OAI_CONFIG_LIST: &str = "OAI_CONFIG_LIST";
 /// What the user asked for (command-line flags or keyword arguments).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointRequest {
-    /// OpenAI-compatible base URL, or the Azure resource endpoint with `azure`.
-    pub base_url: Option<String>,
+    /// OpenAI-compatible base URLs (replicas of one model when several), or the
+    /// Azure resource endpoint with `azure`.
+    pub base_urls: Vec<String>,
+    /// How several endpoints share the calls.
+    pub routing: Routing,
     /// `base_url` is Azure OpenAI.
     pub azure: bool,
     /// Environment variable holding the key for `base_url`.
@@ -48,10 +54,12 @@ pub enum Endpoints {
     Local(LocalModel),
 }
 
-/// Servers that are already running somewhere: for each role, one entry or (from
-/// a config list) several, tried in order.
+/// Servers that are already running somewhere: for each role, one entry or
+/// several, routed as [`RemoteEndpoints::routing`] says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RemoteEndpoints {
+    /// How several entries share the calls.
+    pub routing: Routing,
     /// For the agents; never empty.
     pub agent: Vec<EndpointConfig>,
     /// For the optimizer; never empty.
@@ -117,6 +125,14 @@ impl Endpoints {
         }
     }
 
+    /// How several endpoints share the calls (the embedded model is one).
+    pub fn routing(&self) -> Routing {
+        match self {
+            Self::Remote(remote) => remote.routing,
+            Self::Local(_) => Routing::Fallback,
+        }
+    }
+
     /// Where the endpoints came from.
     pub fn source(&self) -> EndpointSource {
         match self {
@@ -152,8 +168,8 @@ pub fn resolve_endpoints(
     cwd: &Path,
 ) -> Result<Endpoints, LocalError> {
     let env = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-    if let Some(base_url) = &request.base_url {
-        return explicit(request, base_url, &env).map(Endpoints::Remote);
+    if !request.base_urls.is_empty() {
+        return explicit(request, &env).map(Endpoints::Remote);
     }
     let list_name = request
         .oai_config_list
@@ -175,6 +191,7 @@ pub fn resolve_endpoints(
         let agent = EndpointConfig::from_env_lookup(model, &lookup)?;
         let optimizer = with_model(&agent, request.optimizer_model.as_deref());
         return Ok(Endpoints::Remote(Box::new(RemoteEndpoints {
+            routing: request.routing,
             source: EndpointSource::Environment {
                 base_url: agent.base_url.clone(),
             },
@@ -185,16 +202,11 @@ pub fn resolve_endpoints(
     Ok(Endpoints::Local(request.local_model))
 }
 
-/// An explicit base URL, with its key from the named variable.
+/// Explicit base URLs, each with the key from the named variable.
 fn explicit(
     request: &EndpointRequest,
-    base_url: &str,
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<Box<RemoteEndpoints>, LocalError> {
-    let model = request
-        .model
-        .clone()
-        .unwrap_or_else(|| request.default_remote_model.clone());
     let key = request
         .api_key_env
         .as_deref()
@@ -208,6 +220,35 @@ fn explicit(
                 })
         })
         .transpose()?;
+    let agent = request
+        .base_urls
+        .iter()
+        .map(|base_url| explicit_entry(request, base_url, key.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let optimizer = agent
+        .iter()
+        .map(|entry| with_model(entry, request.optimizer_model.as_deref()))
+        .collect();
+    Ok(Box::new(RemoteEndpoints {
+        routing: request.routing,
+        source: EndpointSource::Flags {
+            base_url: agent[0].base_url.clone(),
+        },
+        agent,
+        optimizer,
+    }))
+}
+
+/// The agents' endpoint at one explicit base URL.
+fn explicit_entry(
+    request: &EndpointRequest,
+    base_url: &str,
+    key: Option<ApiKey>,
+) -> Result<EndpointConfig, LocalError> {
+    let model = request
+        .model
+        .clone()
+        .unwrap_or_else(|| request.default_remote_model.clone());
     let agent = if request.azure {
         let key = key.ok_or_else(|| LocalError::Config {
             source_name: "flags".to_owned(),
@@ -226,14 +267,7 @@ fn explicit(
         }
     };
     agent.validate("flags", "")?;
-    let optimizer = with_model(&agent, request.optimizer_model.as_deref());
-    Ok(Box::new(RemoteEndpoints {
-        source: EndpointSource::Flags {
-            base_url: agent.base_url.clone(),
-        },
-        agent: vec![agent],
-        optimizer: vec![optimizer],
-    }))
+    Ok(agent)
 }
 
 /// Every entry of the config list that matches the model (AG2 tries them in order
@@ -267,6 +301,7 @@ fn config_list(
         None => agent.clone(),
     };
     Ok(Box::new(RemoteEndpoints {
+        routing: request.routing,
         source: EndpointSource::ConfigList {
             from: list_name.to_owned(),
             base_url: agent[0].base_url.clone(),

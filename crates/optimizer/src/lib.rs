@@ -14,7 +14,9 @@ mod action;
 mod checkpoint;
 mod error;
 mod function;
+mod names;
 mod optimizer;
+mod partition;
 mod prompt;
 mod state;
 mod stats;
@@ -28,6 +30,7 @@ pub use optimizer::{
     AgentOptimizer, MAX_RETRIES_LIMIT, OptimizerOptions, RejectedProposal, StepOutcome,
     ValidationOptions,
 };
+pub use partition::{PartitionReport, Partitioning};
 pub use prompt::{
     ADD_FUNCTION, ActionFormat, JSON_PARAMETERS_FIELD, PromptExample, PromptReport,
     REMOVE_FUNCTION, REVISE_FUNCTION, TERMINATE_ACTION, action_schema, optimizer_tools,

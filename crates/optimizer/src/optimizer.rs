@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, CallLimits, Proposal, Verdict, read_reply, validate_calls};
 use crate::checkpoint::CheckpointFiles;
+use crate::partition::{
+    MergeSide, PartitionReport, Partitioning, group_report, merge_prompt, plan_groups,
+};
 use crate::prompt::{
     ActionFormat, FEEDBACK_TOKENS, PromptBudget, PromptExample, PromptInputs, PromptReport,
     action_schema, build_prompt, cut_middle, max_list_bytes, optimizer_tools, role_text,
@@ -68,6 +71,11 @@ pub struct OptimizerOptions {
     /// (`None`: the whole allowlist, as before). Checked by [`AgentOptimizer::new`].
     #[serde(default)]
     pub allowed_packages: Option<Vec<String>>,
+    /// When a step's conversations are split into groups that each fit a prompt
+    /// whole, stepped one group at a time and merged (default: when they do not
+    /// all fit one prompt).
+    #[serde(default)]
+    pub partitioning: Partitioning,
 }
 
 impl Default for OptimizerOptions {
@@ -86,6 +94,7 @@ impl Default for OptimizerOptions {
             require_action: false,
             example: PromptExample::default(),
             allowed_packages: None,
+            partitioning: Partitioning::default(),
         }
     }
 }
@@ -149,7 +158,36 @@ pub struct StepOutcome {
     pub prompts: Vec<PromptReport>,
     /// The function list now in force (the next trial).
     pub functions: FunctionSet,
+    /// With a partitioned step, each group in order (its conversations, outcomes
+    /// and actions); empty when one prompt showed every conversation. The group
+    /// steps' actions come first in [`Self::actions`], then the merges'.
+    #[serde(default)]
+    pub partitions: Vec<PartitionReport>,
 }
+
+/// What one action loop did.
+#[derive(Debug, Default)]
+struct Round {
+    actions: Vec<Action>,
+    rejected: Vec<RejectedProposal>,
+    terminated: bool,
+    prompts: Vec<PromptReport>,
+}
+
+impl Round {
+    /// Adds `other`'s actions, rejections and prompts after this round's.
+    fn absorb(&mut self, other: Round) {
+        self.actions.extend(other.actions);
+        self.rejected.extend(other.rejected);
+        self.prompts.extend(other.prompts);
+    }
+}
+
+/// Builds a round's prompt from List B and the actions taken so far.
+type PromptFn<'a> = dyn Fn(&[LearnedFunction], usize) -> Result<(String, PromptReport), OptimizerError>
+    + Send
+    + Sync
+    + 'a;
 
 /// Learns the Python functions an agent may call (AG2's AgentOptimizer, with
 /// validation, early stop, bounded prompts and resume).
@@ -157,7 +195,9 @@ pub struct AgentOptimizer {
     max_actions_per_step: usize,
     model: Arc<dyn ChatModel>,
     options: OptimizerOptions,
-    executor: Option<Box<dyn Executor>>,
+    /// Shared by a partitioned step's concurrent group loops (each proposal's try
+    /// holds it).
+    executor: tokio::sync::Mutex<Option<Box<dyn Executor>>>,
     state: OptimizerState,
     files: Option<CheckpointFiles>,
 }
@@ -168,7 +208,14 @@ impl std::fmt::Debug for AgentOptimizer {
             .field("max_actions_per_step", &self.max_actions_per_step)
             .field("model", &self.model.model_name())
             .field("options", &self.options)
-            .field("sandbox", &self.executor.is_some())
+            .field(
+                "sandbox",
+                &self
+                    .executor
+                    .try_lock()
+                    .map(|executor| executor.is_some())
+                    .ok(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -238,7 +285,7 @@ impl AgentOptimizer {
             model,
             files: options.checkpoint.as_deref().map(CheckpointFiles::new),
             options,
-            executor: None,
+            executor: tokio::sync::Mutex::new(None),
             state: OptimizerState::default(),
         })
     }
@@ -290,14 +337,14 @@ impl AgentOptimizer {
     /// Tries every proposed function in this sandbox before accepting it.
     #[must_use]
     pub fn with_executor(mut self, executor: Box<dyn Executor>) -> Self {
-        self.executor = Some(executor);
+        *self.executor.get_mut() = Some(executor);
         self
     }
 
     /// Tries every proposed function in this sandbox from now on (for a session
     /// started after the optimizer, see [`Self::with_executor`]).
     pub fn set_executor(&mut self, executor: Box<dyn Executor>) {
-        self.executor = Some(executor);
+        *self.executor.get_mut() = Some(executor);
     }
 
     /// Records one conversation held with the current (trial) functions and whether
@@ -563,10 +610,17 @@ impl AgentOptimizer {
             terminated: false,
             prompts: Vec::new(),
             functions: FunctionSet::default(),
+            partitions: Vec::new(),
         };
         let mut incumbent = next.best_functions.clone();
-        self.action_loop(&next, &budget, &mut incumbent, &mut outcome)
+        let mut round = Round::default();
+        outcome.partitions = self
+            .propose(&next, &budget, &mut incumbent, &mut round)
             .await?;
+        outcome.actions = round.actions;
+        outcome.rejected = round.rejected;
+        outcome.terminated = round.terminated;
+        outcome.prompts = round.prompts;
 
         outcome.functions = FunctionSet::new(incumbent.iter().cloned());
         outcome.changes = FunctionSet::new(previous_trial).diff(&outcome.functions);
@@ -577,25 +631,141 @@ impl AgentOptimizer {
         Ok(outcome)
     }
 
-    /// Asks for actions until `max_actions_per_step` are applied, the model stops
-    /// calling tools, or every round is used. Proposals are tried on the arguments of
-    /// the conversations the prompt shows (the best list's, after a roll-back too), so
-    /// an error's "failing conversation N" is the prompt's "Conversation N".
-    async fn action_loop(
-        &mut self,
+    /// Turns the best list into the next trial: one action loop over every
+    /// conversation when one prompt shows them all whole (or partitioning is off),
+    /// else one loop per group and merges of the groups' lists; returns the
+    /// groups (empty without partitions).
+    async fn propose(
+        &self,
         next: &OptimizerState,
         budget: &PromptBudget,
         incumbent: &mut Vec<LearnedFunction>,
-        outcome: &mut StepOutcome,
+        round: &mut Round,
+    ) -> Result<Vec<PartitionReport>, OptimizerError> {
+        let role = role_text(&self.options.example);
+        let whole = PromptInputs {
+            role: &role,
+            best: &next.best_functions,
+            incumbent: &next.best_functions,
+            actions_taken: 0,
+            failures: &next.failures,
+            conversations: &next.best_conversations,
+        };
+        let groups = plan_groups(self.options.partitioning, &whole, budget)
+            .map_err(|needed| prompt_too_large(needed, budget))?;
+        let Some(groups) = groups.filter(|groups| groups.len() > 1) else {
+            let prompt = |list: &[LearnedFunction], taken: usize| {
+                step_prompt(&role, next, &next.best_conversations, list, taken, budget)
+            };
+            self.action_loop(&prompt, &next.best_conversations, budget, incumbent, round)
+                .await?;
+            return Ok(Vec::new());
+        };
+        // The groups' loops run at once (their model calls spread over the
+        // replicas); each is a pure function of its group, so the results, taken
+        // in group order, do not depend on which answered first.
+        let loops = groups.into_iter().map(|range| {
+            let role = &role;
+            async move {
+                let conversations = &next.best_conversations[range.clone()];
+                let prompt = |list: &[LearnedFunction], taken: usize| {
+                    step_prompt(role, next, conversations, list, taken, budget)
+                };
+                let mut functions = next.best_functions.clone();
+                let mut group = Round::default();
+                self.action_loop(&prompt, conversations, budget, &mut functions, &mut group)
+                    .await?;
+                Ok::<_, OptimizerError>((range, functions, group))
+            }
+        });
+        let finished = futures::future::try_join_all(loops).await?;
+        let mut candidates = Vec::with_capacity(finished.len());
+        let mut reports = Vec::with_capacity(finished.len());
+        let mut all_terminated = true;
+        for (range, functions, group) in finished {
+            all_terminated &= group.terminated;
+            reports.push(group_report(
+                &next.best_conversations,
+                range,
+                group.actions.len(),
+            ));
+            round.absorb(group);
+            candidates.push(functions);
+        }
+        *incumbent = self
+            .merge(next, budget, candidates, &reports, round)
+            .await?;
+        round.terminated = all_terminated;
+        Ok(reports)
+    }
+
+    /// Merges the groups' candidate lists one at a time into the first that
+    /// changed anything (a candidate equal to the best list adds nothing).
+    async fn merge(
+        &self,
+        next: &OptimizerState,
+        budget: &PromptBudget,
+        candidates: Vec<Vec<LearnedFunction>>,
+        reports: &[PartitionReport],
+        round: &mut Round,
+    ) -> Result<Vec<LearnedFunction>, OptimizerError> {
+        let mut changed = candidates
+            .into_iter()
+            .zip(reports)
+            .filter(|(functions, _)| *functions != next.best_functions);
+        let Some((mut merged, first)) = changed.next() else {
+            return Ok(next.best_functions.clone());
+        };
+        let mut merged_groups = vec![first.clone()];
+        for (candidate, report) in changed {
+            let candidate_groups = [report.clone()];
+            let prompt = |list: &[LearnedFunction], taken: usize| {
+                let merged_side = MergeSide {
+                    functions: list,
+                    groups: &merged_groups,
+                };
+                let candidate_side = MergeSide {
+                    functions: &candidate,
+                    groups: &candidate_groups,
+                };
+                merge_prompt(
+                    &next.best_functions,
+                    &next.failures,
+                    &merged_side,
+                    &candidate_side,
+                    taken,
+                    budget,
+                )
+                .map_err(|needed| prompt_too_large(needed, budget))
+            };
+            let mut merge_round = Round::default();
+            self.action_loop(&prompt, &[], budget, &mut merged, &mut merge_round)
+                .await?;
+            round.absorb(merge_round);
+            merged_groups.push(report.clone());
+        }
+        Ok(merged)
+    }
+
+    /// Asks for actions until `max_actions_per_step` are applied, the model stops
+    /// calling tools, or every round is used. Proposals are tried on the arguments of
+    /// `conversations`, the ones `prompt` shows (the best list's, after a roll-back
+    /// too), so an error's "failing conversation N" is the prompt's "Conversation N".
+    async fn action_loop(
+        &self,
+        prompt: &PromptFn<'_>,
+        conversations: &[RecordedConversation],
+        budget: &PromptBudget,
+        incumbent: &mut Vec<LearnedFunction>,
+        outcome: &mut Round,
     ) -> Result<(), OptimizerError> {
+        let role = role_text(&self.options.example);
         for _round in 0..self.max_actions_per_step {
             let room = self.max_actions_per_step - outcome.actions.len();
             if room == 0 {
                 break;
             }
-            let role = role_text(&self.options.example);
-            let (prompt, report) =
-                step_prompt(&role, next, incumbent, outcome.actions.len(), budget)?;
+            let (prompt, report) = prompt(incumbent, outcome.actions.len())?;
             outcome.prompts.push(report);
             let must_act = self.options.require_action && outcome.actions.is_empty();
             let prompt_message = ChatMessage::user(prompt);
@@ -643,14 +813,16 @@ impl AgentOptimizer {
                             max_list_bytes: max_list_bytes(budget, &role),
                             allowed_packages: self.options.allowed_packages.as_deref(),
                         };
+                        let mut executor = self.executor.lock().await;
                         let verdict = validate_calls(
                             &considered,
                             incumbent,
                             &limits,
-                            self.executor.as_deref_mut(),
-                            &next.best_conversations,
+                            executor.as_deref_mut(),
+                            conversations,
                         )
                         .await?;
+                        drop(executor);
                         let errors = match verdict {
                             Verdict::Accepted(actions) => {
                                 for action in actions {
@@ -675,10 +847,21 @@ impl AgentOptimizer {
     }
 }
 
-/// The prompt of one round of a step, with its budget report.
+/// A prompt of `needed` estimated tokens that cannot fit `budget`.
+fn prompt_too_large(needed: usize, budget: &PromptBudget) -> OptimizerError {
+    OptimizerError::PromptTooLarge {
+        needed,
+        budget: budget.max_prompt_tokens,
+        context_window: budget.context_window,
+        reserved: budget.context_window as usize - budget.max_prompt_tokens,
+    }
+}
+
+/// The prompt of one round of a step over `conversations`, with its budget report.
 fn step_prompt(
     role: &str,
     next: &OptimizerState,
+    conversations: &[RecordedConversation],
     incumbent: &[LearnedFunction],
     actions_taken: usize,
     budget: &PromptBudget,
@@ -689,15 +872,10 @@ fn step_prompt(
         incumbent,
         actions_taken,
         failures: &next.failures,
-        conversations: &next.best_conversations,
+        conversations,
     };
     let (prompt, report) =
-        build_prompt(&inputs, budget).map_err(|needed| OptimizerError::PromptTooLarge {
-            needed,
-            budget: budget.max_prompt_tokens,
-            context_window: budget.context_window,
-            reserved: budget.context_window as usize - budget.max_prompt_tokens,
-        })?;
+        build_prompt(&inputs, budget).map_err(|needed| prompt_too_large(needed, budget))?;
     tracing::info!(
         budget = report.budget_tokens,
         prompt_tokens = report.prompt_tokens,

@@ -371,7 +371,7 @@ pub fn action_schema(functions: &[LearnedFunction], may_terminate: bool) -> Valu
 
 /// What [`ActionFormat::JsonSchema`] appends to the prompt in place of offered tools
 /// (the same text whatever List B holds, so the budget's fixed part is fixed).
-fn json_action_instruction() -> String {
+pub(crate) fn json_action_instruction() -> String {
     format!(
         "The functions you know:\n{}\nTake an action by replying with one JSON object and \
          nothing else: {{\"action\": FUNCTION NAME, \"arguments\": {{...the function's \
@@ -423,6 +423,7 @@ pub struct PromptReport {
 }
 
 /// Everything the prompt shows.
+#[derive(Clone, Copy)]
 pub(crate) struct PromptInputs<'a> {
     /// The role text with the example ([`role_text`]).
     pub(crate) role: &'a str,
@@ -433,7 +434,7 @@ pub(crate) struct PromptInputs<'a> {
     pub(crate) conversations: &'a [RecordedConversation],
 }
 
-fn functions_text(functions: &[LearnedFunction]) -> String {
+pub(crate) fn functions_text(functions: &[LearnedFunction]) -> String {
     let forms: Vec<_> = functions.iter().map(crate::function::prompt_form).collect();
     serde_json::to_string(&forms).unwrap_or_default()
 }
@@ -536,7 +537,7 @@ fn assemble(inputs: &PromptInputs<'_>, format: ActionFormat, sections: &Sections
     )
 }
 
-fn tokens(prompt: &str, format: ActionFormat) -> usize {
+pub(crate) fn tokens(prompt: &str, format: ActionFormat) -> usize {
     let tools = match format {
         ActionFormat::ToolCalls => optimizer_tools(),
         ActionFormat::JsonSchema => Vec::new(),

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use agentopt_agents::{ConversableAgent, UserProxyAgent, install};
 use agentopt_llm::Role;
 use agentopt_optimizer::{
-    AgentOptimizer, FunctionSet, OptimizerError, OptimizerOptions, StepOutcome, check_function,
+    AgentOptimizer, FunctionSet, OptimizerError, OptimizerOptions, Partitioning, StepOutcome,
+    check_function,
 };
 use agentopt_sandbox::{PythonEnvironment, SandboxPolicy, SandboxSessions};
 use agentopt_testkit::{Reply, ScriptedServer};
@@ -263,7 +264,12 @@ async fn recording_appends_one_journal_line_and_leaves_the_snapshot_alone() -> a
     let path = directory.path().join("optimizer.json");
     let journal = directory.path().join("optimizer.journal.jsonl");
     let server = crate::server(script()).await;
-    let mut optimizer = AgentOptimizer::new(1, client(&server), options(&path))?;
+    // One prompt for the 41 records: the step is about the journal, not partitions.
+    let options = OptimizerOptions {
+        partitioning: Partitioning::Never,
+        ..options(&path)
+    };
+    let mut optimizer = AgentOptimizer::new(1, client(&server), options)?;
     record_many(&mut optimizer, 1)?; // the first record writes the snapshot
     let snapshot = std::fs::read(&path)?;
     record_many(&mut optimizer, 40)?;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use agentopt_llm::{ChatMessage, estimate_prompt_tokens};
-use agentopt_optimizer::{OptimizerOptions, optimizer_tools};
+use agentopt_optimizer::{OptimizerOptions, Partitioning, optimizer_tools};
 use agentopt_testkit::{Reply, ScriptedServer};
 
 use crate::{add_sum, conversation, optimizer, prompt_of, record};
@@ -65,9 +65,11 @@ async fn prompt_with_truncation() -> anyhow::Result<()> {
         .n_ctx(4096)
         .script([Reply::text("TERMINATE")])
         .await;
+    // One prompt for all twelve: what condensing and leaving out do.
     let options = OptimizerOptions {
         reply_room_tokens: 200,
         max_tool_output_chars: 300,
+        partitioning: Partitioning::Never,
         ..OptimizerOptions::default()
     };
     let mut optimizer = optimizer(&server, 1, options);
@@ -108,7 +110,12 @@ async fn prompt_stays_bounded_over_many_epochs_on_an_8k_model() -> anyhow::Resul
             Reply::tool_call(tool, arguments)
         })
         .await;
-    let mut optimizer = optimizer(&server, 2, OptimizerOptions::default());
+    // One prompt per round: what bounds the list and the histories within it.
+    let one_prompt = OptimizerOptions {
+        partitioning: Partitioning::Never,
+        ..OptimizerOptions::default()
+    };
+    let mut optimizer = optimizer(&server, 2, one_prompt);
     let budget = 8192 - 2 * 768 - 384;
     let mut list_full = 0;
     for epoch in 0..25 {
@@ -144,7 +151,11 @@ async fn prompt_stays_bounded_over_many_epochs_on_an_8k_model() -> anyhow::Resul
 async fn a_large_training_set_keeps_the_statistics_table_inside_the_budget() -> anyhow::Result<()> {
     // 1500 rows of AG2's table alone would take about 12,500 tokens of an 8k window.
     let server = crate::server([Reply::text("TERMINATE")]).await;
-    let mut optimizer = optimizer(&server, 1, OptimizerOptions::default());
+    let one_prompt = OptimizerOptions {
+        partitioning: Partitioning::Never,
+        ..OptimizerOptions::default()
+    };
+    let mut optimizer = optimizer(&server, 1, one_prompt);
     for index in 0..1500 {
         let history = conversation(&format!("What is {index} + 5?"), "5");
         optimizer.record_one_conversation(history, index % 3 == 0)?;

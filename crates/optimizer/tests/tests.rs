@@ -2,6 +2,7 @@
 //! scripted server from agentopt-testkit; proposed functions run in a real sandbox.
 
 mod json_actions;
+mod partition;
 mod persistence;
 mod prompt;
 mod stats;

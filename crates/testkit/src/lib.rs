@@ -24,6 +24,12 @@
 //! - `GET …/models`: `{"data": [{"id": MODEL, "max_model_len": N_CTX}]}` (vLLM style);
 //! - `GET /health`: `{"status": "ok"}`.
 //!
+//! A chat request whose prompt (counted with a real tokenizer, [`prompt_tokens`])
+//! plus its `max_tokens` exceeds the server's context window ([`DEFAULT_N_CTX`]
+//! unless set) is answered 400 `context_length_exceeded`, as OpenAI and vLLM do,
+//! before the script or rule is asked; [`ServerBuilder::without_context_limit`]
+//! turns that off.
+//!
 //! Every request (method, path, headers, body) is recorded for assertions. When the
 //! script runs out the server answers HTTP 410 "script exhausted", which no client
 //! retries, so a test that makes one call too many fails loudly.
@@ -31,6 +37,7 @@
 mod http;
 mod reply;
 mod snapshot;
+mod tokens;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -40,8 +47,9 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use reply::{Completion, DEFAULT_USAGE, Reply, ScriptedCall};
+pub use reply::{Completion, DEFAULT_USAGE, Gate, Reply, ScriptedCall};
 pub use snapshot::{TIMING_FIELDS, scrub_timings};
+pub use tokens::{count_tokens, prompt_tokens};
 
 /// Context window reported by `/props` and `/models` unless set otherwise.
 pub const DEFAULT_N_CTX: u32 = 4096;
@@ -96,8 +104,11 @@ struct State {
     n_ctx: u32,
     serve_props: bool,
     report_n_ctx: bool,
+    enforce_n_ctx: bool,
     sequence: Mutex<u64>,
     in_flight: Mutex<InFlight>,
+    /// Sent to the next GET requests before they are answered normally.
+    get_faults: Mutex<VecDeque<Reply>>,
 }
 
 #[derive(Default)]
@@ -112,6 +123,15 @@ use agentopt_core::lock;
 
 impl State {
     fn next_reply(&self, request: &RecordedRequest) -> Reply {
+        if self.enforce_n_ctx
+            && let Some(body) = tokens::overflow(&request.body, self.n_ctx)
+        {
+            return Reply::Status {
+                status: 400,
+                body,
+                retry_after: None,
+            };
+        }
         let rule = match &mut *lock(&self.source) {
             Source::Script(queue) => {
                 return queue.pop_front().unwrap_or_else(|| Reply::Status {
@@ -156,9 +176,20 @@ pub struct ServerBuilder {
     n_ctx: u32,
     serve_props: bool,
     report_n_ctx: bool,
+    get_faults: Vec<Reply>,
+    enforce_n_ctx: bool,
 }
 
 impl ServerBuilder {
+    /// Sends `faults` (statuses, resets, delays …), one each, to the first GET
+    /// requests (`…/models`, `/props`, `/health`) before those are answered
+    /// normally: a preflight that meets a 429 or a 503.
+    #[must_use]
+    pub fn get_faults(mut self, faults: impl IntoIterator<Item = Reply>) -> Self {
+        self.get_faults.extend(faults);
+        self
+    }
+
     /// Model name the server reports.
     #[must_use]
     pub fn model(mut self, model: impl Into<String>) -> Self {
@@ -166,7 +197,7 @@ impl ServerBuilder {
         self
     }
 
-    /// Context window reported by `/props` and `/models`.
+    /// Context window reported by `/props` and `/models`, and enforced.
     #[must_use]
     pub fn n_ctx(mut self, n_ctx: u32) -> Self {
         self.n_ctx = n_ctx;
@@ -186,6 +217,14 @@ impl ServerBuilder {
     pub fn without_context_window(mut self) -> Self {
         self.serve_props = false;
         self.report_n_ctx = false;
+        self
+    }
+
+    /// Answers prompts of any length (for tests about what a client does with
+    /// prompts it did not size, or with a window it was told wrongly).
+    #[must_use]
+    pub fn without_context_limit(mut self) -> Self {
+        self.enforce_n_ctx = false;
         self
     }
 
@@ -217,8 +256,10 @@ impl ServerBuilder {
             n_ctx: self.n_ctx,
             serve_props: self.serve_props,
             report_n_ctx: self.report_n_ctx,
+            enforce_n_ctx: self.enforce_n_ctx,
             sequence: Mutex::new(0),
             in_flight: Mutex::new(InFlight::default()),
+            get_faults: Mutex::new(self.get_faults.into()),
         });
         let accept_state = Arc::clone(&state);
         let task = tokio::spawn(async move {
@@ -245,6 +286,8 @@ impl ScriptedServer {
             n_ctx: DEFAULT_N_CTX,
             serve_props: true,
             report_n_ctx: true,
+            get_faults: Vec::new(),
+            enforce_n_ctx: true,
         }
     }
 

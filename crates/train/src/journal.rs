@@ -9,6 +9,10 @@
 //! - `steps.jsonl` — one [`StepRecord`] per finished optimizer step.
 //! - `phases.jsonl` — one [`PhaseRecord`] per phase a process finished (time and
 //!   spend).
+//! - `spend.jsonl` — one [`agentopt_llm::SpendEntry`] per metered model event
+//!   (answer, retry, failure), written before the answer is used, the preflight's
+//!   included: the report's spend, and what a resumed run's budget starts from.
+//! - `run.lock` — the advisory lock of the process working on the run (its pid).
 //! - `checkpoints/optimizer.json` — the optimizer's live checkpoint, and a copy
 //!   `after-epoch-NNN.json` after each step, from which a resume continues.
 //! - `functions.json` — the trained function set (the artifact).
@@ -46,8 +50,8 @@ impl RunDir {
         Ok(run)
     }
 
-    /// The run directory at `root` as it is, for reading (nothing is created).
-    pub fn existing(root: &Path) -> Self {
+    /// The run directory at `root`, as it is (nothing created).
+    pub(crate) fn at(root: &Path) -> Self {
         Self {
             root: root.to_owned(),
         }
@@ -71,6 +75,16 @@ impl RunDir {
     /// `phases.jsonl`.
     pub fn phases_path(&self) -> PathBuf {
         self.root.join("phases.jsonl")
+    }
+
+    /// `spend.jsonl`: every metered model event of the run, all processes.
+    pub fn spend_path(&self) -> PathBuf {
+        self.root.join("spend.jsonl")
+    }
+
+    /// `run.lock`: the pid of the process working on the run.
+    pub fn lock_path(&self) -> PathBuf {
+        self.root.join("run.lock")
     }
 
     /// `checkpoints/`.
@@ -254,10 +268,18 @@ pub struct StepRecord {
     /// functions stayed; the epoch's conversations count in the next step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// Groups the step's conversations were split into, when they did not fit one
+    /// optimizer prompt whole (0: one prompt).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub partitions: u32,
+}
+
+fn is_zero(count: &u32) -> bool {
+    *count == 0
 }
 
 impl StepRecord {
-    /// `kept the trial · 1 action (2 rejected) · functions: solve, simplify`.
+    /// `kept the trial · 1 action (2 rejected) over 3 partitions · functions: solve`.
     pub fn summary(&self) -> String {
         if let Some(reason) = &self.skipped {
             return format!("skipped: {reason}");
@@ -278,8 +300,13 @@ impl StepRecord {
         } else {
             self.functions_after.join(", ")
         };
+        let partitions = if self.partitions == 0 {
+            String::new()
+        } else {
+            format!(" over {} partitions", self.partitions)
+        };
         format!(
-            "{decision} · {} action{plural}{rejected} · functions: {functions}",
+            "{decision} · {} action{plural}{rejected}{partitions} · functions: {functions}",
             self.actions
         )
     }
@@ -333,6 +360,19 @@ impl RoleUsage {
             prompt_tokens: 0,
             completion_tokens: 0,
             cost_usd: 0.0,
+        }
+    }
+
+    /// `totals` under `role`.
+    pub(crate) fn from_totals(role: &str, totals: &agentopt_llm::UsageTotals) -> Self {
+        Self {
+            role: role.to_owned(),
+            calls: totals.calls,
+            failed_calls: totals.failed_calls,
+            retries: totals.retries,
+            prompt_tokens: totals.prompt_tokens,
+            completion_tokens: totals.completion_tokens,
+            cost_usd: totals.cost_usd,
         }
     }
 

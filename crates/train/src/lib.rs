@@ -30,6 +30,7 @@
 //! }
 //! ```
 
+mod claim;
 mod error;
 mod html;
 mod journal;

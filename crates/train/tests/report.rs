@@ -128,6 +128,7 @@ fn step_summaries() {
         functions_after: functions.iter().map(|name| (*name).to_owned()).collect(),
         should_stop: false,
         skipped: None,
+        partitions: 0,
     };
     for (record, text) in [
         (
@@ -137,6 +138,13 @@ fn step_summaries() {
         (
             step(false, 0, 2, &[]),
             "rolled back to the best · 0 actions (2 rejected) · functions: none",
+        ),
+        (
+            agentopt_train::StepRecord {
+                partitions: 3,
+                ..step(true, 2, 0, &["solve", "halve"])
+            },
+            "kept the trial · 2 actions over 3 partitions · functions: solve, halve",
         ),
     ] {
         assert_eq!(record.summary(), text);

@@ -3,9 +3,11 @@
 //! in-process checker, so these tests are about the trainer: phases, steps, the
 //! journal, resume, infrastructure errors and the report.
 
+mod claim;
 mod curve;
 mod html;
 mod infrastructure;
+mod replicas;
 mod report;
 mod resume;
 mod run;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use agentopt_llm::{
-    Budget, ChatModel, ClientOptions, ConfigListModel, EndpointConfig, PriceTable, ResponseCache,
-    UsageMeter,
+    Budget, ChatModel, ClientOptions, EndpointConfig, PriceTable, ResponseCache, SpreadOptions,
+    UsageMeter, routed_model,
 };
 use agentopt_local::{LocalServer, LocalServerOptions};
 use agentopt_mathchat::{MathTask, Problem};
@@ -19,6 +19,7 @@ use anyhow::{Context as _, bail};
 use super::cli::{BenchArgs, Endpoints, RunConfig, resolve_endpoints, run_config};
 use super::progress::{Progress, ProgressObserver, init_tracing};
 use super::rundir::{create_run_dir, open_run_dir};
+use crate::data::load_selected;
 use crate::sandboxes::MathSandboxes;
 
 /// Runs (or resumes) a benchmark as the flags say; `workspace` is the repository
@@ -71,6 +72,9 @@ pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<()> {
             root.display()
         );
     }
+    if let Some(reason) = report.training_failed() {
+        bail!("{reason}; see {}", root.join("bench.log").display());
+    }
     drop(models);
     Ok(())
 }
@@ -78,9 +82,9 @@ pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<()> {
 /// The training, validation and test problems the config selects (validation
 /// problems are held out from the end of the training selection).
 fn load_problems(config: &RunConfig) -> anyhow::Result<Problems<Problem>> {
-    let load = |spec: &super::cli::DataSpec, set| -> anyhow::Result<Vec<Problem>> {
-        let all = agentopt_mathchat::load(&spec.path, spec.format)?;
-        Ok(spec.selection.apply(all, set)?)
+    let load = |spec: &super::cli::DataSpec, set| {
+        let (path, format) = (&spec.path, spec.format);
+        load_selected(path, format, spec.skip_bad_records, &spec.selection, set)
     };
     let mut train = load(&config.train, "train")?;
     let validation = train.split_off(train.len() - config.validation_size.min(train.len()));
@@ -107,6 +111,7 @@ impl Models {
         endpoints: Endpoints,
         progress: &Progress,
     ) -> anyhow::Result<Self> {
+        let routing = endpoints.routing();
         let (agent, optimizer, local_server) = match endpoints {
             Endpoints::Remote(remote) => (remote.agent, remote.optimizer, None),
             Endpoints::Local(model) => {
@@ -135,7 +140,11 @@ impl Models {
         } else {
             None
         };
-        // A config list's entries are tried in order when one fails, as in AG2.
+        // Spread: a replica may take every conversation; least outstanding balances.
+        let spread = SpreadOptions {
+            max_in_flight_per_replica: config.trainer.concurrency,
+            ..SpreadOptions::default()
+        };
         let client = |entries: Vec<EndpointConfig>| -> anyhow::Result<Arc<dyn ChatModel>> {
             let entries = entries
                 .into_iter()
@@ -150,7 +159,7 @@ impl Models {
                 meter: Some(meter.clone()),
                 ..ClientOptions::default()
             };
-            Ok(Arc::new(ConfigListModel::from_configs(entries, &options)?))
+            Ok(routed_model(entries, routing, &options, spread)?)
         };
         Ok(Self {
             agent: client(agent)?,

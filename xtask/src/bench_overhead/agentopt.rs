@@ -40,6 +40,9 @@ pub struct Shape {
     pub latency_ms: u64,
     /// Subject of the bundled data (`None`: all subjects).
     pub subject: Option<String>,
+    /// The server's context window (`None`: 1M tokens, so no prompt is ever cut).
+    #[serde(default)]
+    pub n_ctx: Option<u32>,
 }
 
 impl Shape {

@@ -47,7 +47,7 @@ const SCRIPT: &str = include_str!("page.js");
 /// `transcripts.jsonl` exists, a file cannot be read, a journal line does not parse,
 /// or the page cannot be written.
 pub fn write_report_html(run_dir: &Path) -> Result<PathBuf, TrainError> {
-    let dir = RunDir::existing(run_dir);
+    let dir = RunDir::at(run_dir);
     let functions = match FunctionSet::load(&dir.functions_path()) {
         Ok(functions) => functions,
         Err(error) if is_missing(&error) => FunctionSet::default(),
@@ -83,6 +83,7 @@ fn report_so_far(dir: &RunDir, functions: &FunctionSet) -> Result<TrainingReport
         .collect();
     let steps: Vec<StepRecord> = read_json_lines(&dir.steps_path())?;
     let phases = read_json_lines(&dir.phases_path())?;
+    let spend: Vec<agentopt_llm::SpendEntry> = read_json_lines(&dir.spend_path())?;
     let problems_in = |phase: Phase| latest.range((phase, 0)..=(phase, usize::MAX)).count();
     let setup = Setup {
         task: format!("the run in {}", dir.root().display()),
@@ -96,6 +97,7 @@ fn report_so_far(dir: &RunDir, functions: &FunctionSet) -> Result<TrainingReport
         records: &latest,
         steps: &steps,
         phases: &phases,
+        spend: &spend,
         functions,
         stopped_early: None,
         incomplete: Some(
