@@ -12,11 +12,10 @@ use agentopt_local::endpoints::EndpointRequest;
 pub use agentopt_local::endpoints::{EndpointSource, Endpoints};
 use agentopt_local::{LocalError, LocalModel};
 use agentopt_mathchat::MathTaskOptions;
+use agentopt_mathchat::{AnswerCheck, DataFormat, MATH_SUBJECTS, Selection, subject_key};
 use agentopt_optimizer::{ActionFormat, OptimizerOptions};
 use agentopt_train::TrainerOptions;
 use serde::{Deserialize, Serialize};
-
-use agentopt_mathchat::{AnswerCheck, DataFormat, MATH_SUBJECTS, Selection, subject_key};
 
 use crate::flags::{at_least_one, positive_amount, probability};
 
@@ -458,8 +457,8 @@ fn data_specs(args: &BenchArgs, preset: &PresetValues, workspace: &Path) -> (Dat
             None => {
                 // One subject asked for: just its CRAFT file (an unknown one: them all).
                 let path = match bundled_subjects.as_slice() {
-                    [subject] if MATH_SUBJECTS.contains(&subject.as_str()) => {
-                        craft_dir.join(format!("{subject}.jsonl"))
+                    [s] if MATH_SUBJECTS.contains(&s.as_str()) => {
+                        craft_dir.join(format!("{s}.jsonl"))
                     }
                     _ => craft_dir,
                 };
