@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::sandboxes::MathSandboxes;
 use agentopt_llm::{ClientOptions, ConfigListModel};
 use agentopt_local::{LocalServer, LocalServerOptions, Progress};
-use agentopt_mathchat::{DataFormat, MathTask, MathTaskOptions, Selection, load};
+use agentopt_mathchat::{DataFormat, MathTask, MathTaskOptions, Selection};
 use agentopt_sandbox::PythonEnvironment;
 use agentopt_train::{FunctionSet, Throughput, measure_throughput};
 use anyhow::Context as _;
@@ -23,10 +23,10 @@ use crate::bench_math::cli::{
 pub struct BenchLocalArgs {
     /// Concurrencies to measure, comma-separated; each gets a server with that many
     /// slots.
-    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4])]
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4], value_parser = crate::flags::at_least_one)]
     pub concurrency: Vec<usize>,
     /// Problems per concurrency (the same ones each time).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = crate::flags::at_least_one)]
     pub problems: usize,
     /// Subject of the bundled test problems.
     #[arg(long, default_value = "algebra")]
@@ -71,7 +71,7 @@ pub async fn run(args: &BenchLocalArgs, workspace: &std::path::Path) -> anyhow::
         count: Some(args.problems),
         shuffle_seed: Some(args.sample_seed),
     };
-    let problems = selection.apply(load(&path, DataFormat::Craft)?, "test")?;
+    let problems = crate::data::load_selected(&path, DataFormat::Craft, false, &selection, "test")?;
     let environment = PythonEnvironment::ensure().context("preparing the Python sandbox")?;
     let mut rows = Vec::new();
     for &concurrency in &args.concurrency {

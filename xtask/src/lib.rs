@@ -5,5 +5,7 @@ pub mod bench_local;
 pub mod bench_math;
 pub mod bench_overhead;
 pub mod bench_scale;
+pub mod data;
+pub mod flags;
 pub mod logging;
 pub mod sandboxes;

@@ -103,7 +103,20 @@ fn bench_python(args: &BenchPythonArgs) -> anyhow::Result<()> {
     )
 }
 
-fn main() -> anyhow::Result<()> {
+/// Runs the command; an error is printed as its message and causes, never with a
+/// backtrace (`RUST_BACKTRACE=1` in the environment is for panics, not for a bad
+/// flag or data file).
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap_or(std::path::Path::new("."))

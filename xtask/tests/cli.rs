@@ -415,6 +415,69 @@ fn prices() {
     assert_eq!(text, r#"{"source":"local","model":"0.5b"}"#);
 }
 
+/// Every numeric flag refuses what would silently mean something else (`NaN` or
+/// `inf` as "no limit", a negative budget as "already spent", 0 tokens or turns);
+/// the error names the flag and the value, at parse time, before anything exists.
+#[test]
+fn numeric_flags_are_validated_naming_flag_and_value() {
+    for (flag, value) in [
+        ("--budget-usd", "NaN"),
+        ("--budget-usd", "nan"),
+        ("--budget-usd", "inf"),
+        ("--budget-usd", "-inf"),
+        ("--budget-usd", "-1"),
+        ("--budget-usd", "0"),
+        ("--budget-usd", "five"),
+        ("--budget-tokens", "0"),
+        ("--budget-tokens", "-3"),
+        ("--significance", "0"),
+        ("--significance", "1"),
+        ("--significance", "NaN"),
+        ("--significance", "1.5"),
+        ("--max-reply-tokens", "0"),
+        ("--max-turns", "0"),
+        ("--train-size", "0"),
+        ("--test-size", "0"),
+        ("--concurrency", "0"),
+        ("--epochs", "0"),
+        ("--context-window", "100"),
+    ] {
+        let joined = format!("{flag}={value}");
+        let argv = ["bench-math", joined.as_str()];
+        let error = match Command::try_parse_from(argv) {
+            Ok(parsed) => panic!("{joined} accepted as {:?}", parsed.args),
+            Err(error) => error.to_string(),
+        };
+        assert!(
+            error.contains(&format!("invalid value '{value}' for '{flag}")),
+            "{joined}: {error}"
+        );
+    }
+    let args = parse(&["--budget-usd", "0.05", "--significance", "0.1"]);
+    assert_eq!((args.budget_usd, args.significance), (Some(0.05), 0.1));
+}
+
+#[test]
+fn an_unknown_bundled_subject_is_read_from_every_file() {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let args = parse(&[
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--subject",
+        "nonsense",
+    ]);
+    let cwd = tempfile::tempdir().expect("temporary directory");
+    let endpoints = resolve_endpoints(&args, env(&[]), cwd.path()).expect("resolves");
+    let config = run_config(&args, &endpoints, &workspace);
+    assert!(
+        config.test.path.ends_with("data/math-craft"),
+        "the directory, so the selection can name the real subjects: {}",
+        config.test.path.display()
+    );
+    let algebra = run_config(&parse(&["--subject", "algebra"]), &endpoints, &workspace);
+    assert!(algebra.test.path.ends_with("data/math-craft/algebra.jsonl"));
+}
+
 /// `--resume` warns about every flag under the Data and Training headings, and about
 /// no other: each is given alone (with a value its parser accepts) and must be the
 /// one reported, also when its value equals the default.

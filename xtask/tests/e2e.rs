@@ -4,10 +4,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use agentopt_core::files::{read_json, read_json_lines};
-use agentopt_testkit::{RecordedRequest, Reply, ScriptedServer};
+use agentopt_testkit::{Gate, RecordedRequest, Reply, ScriptedServer};
 use agentopt_train::TrainingReport as Report;
 use agentopt_train::{ConversationRecord, Phase};
 use serde_json::{Value, json};
@@ -154,6 +156,18 @@ impl Setup {
     pub(crate) fn run_dir(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+}
+
+/// Runs `command`, which must fail, and returns what it printed on stdout and
+/// stderr.
+async fn fails(command: Command) -> (String, String) {
+    let output = tokio::process::Command::from(command)
+        .output()
+        .await
+        .expect("xtask runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(!output.status.success(), "{stdout}");
+    (stdout, String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
 pub(crate) async fn finish(command: Command) -> Output {
@@ -345,54 +359,152 @@ async fn two_epochs_teach_multiply_and_the_test_improves() {
     }
 }
 
-/// Runs the same benchmark straight and at concurrency 2 killed (SIGKILL) as soon as
-/// `kill_when(records, steps)` holds, then resumed: both reports must agree.
-async fn kill_then_resume(kill_when: impl Fn(&[ConversationRecord], usize) -> bool) {
-    let setup = Setup::new().await;
+/// Holds the optimizer's replies at a gate from its `hold_from`-th request on (0-based,
+/// counted since the last [`Holding::hold_from`]), so a test kills a run, or starts
+/// a second process, while a step is certainly under way: an event, not a window.
+#[derive(Debug)]
+struct Holding {
+    gate: Gate,
+    optimizer_requests: AtomicUsize,
+    hold_from: AtomicUsize,
+}
+
+impl Holding {
+    fn new() -> Arc<Self> {
+        let holding = Self {
+            gate: Gate::closed(),
+            optimizer_requests: AtomicUsize::new(0),
+            hold_from: AtomicUsize::new(usize::MAX),
+        };
+        holding.gate.open();
+        Arc::new(holding)
+    }
+
+    /// From now on, optimizer request number `index` and later wait at the gate.
+    fn hold_from(&self, index: usize) {
+        self.optimizer_requests.store(0, Ordering::SeqCst);
+        self.hold_from.store(index, Ordering::SeqCst);
+        self.gate.close();
+    }
+
+    /// Lets every held and later reply through.
+    fn release(&self) {
+        self.hold_from.store(usize::MAX, Ordering::SeqCst);
+        self.gate.open();
+    }
+
+    /// Optimizer requests received since the last `hold_from`.
+    fn optimizer_requests(&self) -> usize {
+        self.optimizer_requests.load(Ordering::SeqCst)
+    }
+
+    /// [`reply`], held at the gate where `hold_from` says.
+    fn rule(self: &Arc<Self>) -> impl Fn(&RecordedRequest) -> Reply + Send + Sync + 'static {
+        let holding = Arc::clone(self);
+        move |request| {
+            let answer = reply(request);
+            if !request.raw_body.contains("\"add_function\"") {
+                return answer;
+            }
+            let index = holding.optimizer_requests.fetch_add(1, Ordering::SeqCst);
+            if index >= holding.hold_from.load(Ordering::SeqCst) {
+                return answer.gated(&holding.gate);
+            }
+            answer
+        }
+    }
+}
+
+/// What a kill point looks at: the killed run's records, steps and optimizer
+/// requests.
+struct Progress<'a> {
+    records: &'a [ConversationRecord],
+    steps: usize,
+    optimizer_requests: usize,
+}
+
+/// Waits until `ready` holds for the run in `run_dir` (polling its files), failing
+/// when `child` ends first.
+async fn wait_until(
+    child: &mut std::process::Child,
+    run_dir: &Path,
+    holding: &Holding,
+    ready: impl Fn(&Progress<'_>) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let records: Vec<ConversationRecord> =
+            read_json_lines(&run_dir.join("transcripts.jsonl")).unwrap_or_default();
+        let steps: Vec<Value> = read_json_lines(&run_dir.join("steps.jsonl")).unwrap_or_default();
+        let progress = Progress {
+            records: &records,
+            steps: steps.len(),
+            optimizer_requests: holding.optimizer_requests(),
+        };
+        if ready(&progress) {
+            return;
+        }
+        assert!(
+            child.try_wait().expect("child status").is_none(),
+            "the run ended before the point waited for"
+        );
+        assert!(Instant::now() < deadline, "the point waited for never came");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Model calls the report counts, every role.
+fn reported_calls(report: &Report) -> u64 {
+    report.usage.iter().map(|usage| usage.calls).sum()
+}
+
+/// Runs the same benchmark straight, then at concurrency 2 with the optimizer's
+/// requests from number `hold_from` on held, killed (SIGKILL) once `kill_when`
+/// holds, and resumed: both reports must agree, and every call the server answered
+/// to a live process is in the report.
+async fn kill_then_resume(hold_from: usize, kill_when: impl Fn(&Progress<'_>) -> bool) {
+    let holding = Holding::new();
+    let setup = Setup::with(TRAIN, TEST, holding.rule()).await;
     let straight_dir = setup.run_dir("straight");
     finish(setup.command(&straight_dir, &[])).await;
     let straight: Report = read_json(&straight_dir.join("report.json")).expect("report");
+    let straight_requests = setup.server.chat_requests().len();
+    assert_eq!(
+        reported_calls(&straight) as usize,
+        straight_requests,
+        "every answered call is reported"
+    );
 
     let killed_dir = setup.run_dir("killed");
+    holding.hold_from(hold_from);
     let mut child = setup
         .command(&killed_dir, &["--concurrency", "2"])
         .spawn()
         .expect("xtask starts");
-    let transcripts = killed_dir.join("transcripts.jsonl");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let records: Vec<ConversationRecord> = read_json_lines(&transcripts).unwrap_or_default();
-        let steps: Vec<Value> =
-            read_json_lines(&killed_dir.join("steps.jsonl")).unwrap_or_default();
-        if kill_when(&records, steps.len()) {
-            break;
-        }
-        assert!(
-            child.try_wait().expect("child status").is_none(),
-            "the run ended before the kill"
-        );
-        assert!(Instant::now() < deadline, "the kill point never came");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until(&mut child, &killed_dir, &holding, kill_when).await;
     child.kill().expect("kill");
     child.wait().expect("reaped");
+    holding.release();
     assert!(!killed_dir.join("report.json").exists());
 
     finish(setup.command(&killed_dir, &["--resume"])).await;
     let resumed: Report = read_json(&killed_dir.join("report.json")).expect("report");
-    // The spend of the phase the kill interrupted is kept (journaled per attempt):
-    // the two processes together spent at least what the straight run did.
-    let calls = |report: &Report| report.usage.iter().map(|usage| usage.calls).sum::<u64>();
+    // Every call answered before the kill is in spend.jsonl: the report counts all
+    // the server answered but those it answered to the dead process (the held
+    // optimizer request and at most the two conversations in flight).
+    let answered = (setup.server.chat_requests().len() - straight_requests) as u64;
+    let calls = reported_calls(&resumed);
     assert!(
-        calls(&resumed) >= calls(&straight),
-        "{:?} vs {:?}",
-        resumed.usage,
-        straight.usage
+        calls <= answered && calls + 3 >= answered,
+        "{calls} calls reported, {answered} requests: {:?}",
+        resumed.usage
     );
+    assert!(calls >= reported_calls(&straight));
     assert_eq!(comparable(resumed), comparable(straight));
 
     // No conversation was recorded twice.
-    let records: Vec<ConversationRecord> = read_json_lines(&transcripts).expect("transcripts");
+    let records: Vec<ConversationRecord> =
+        read_json_lines(&killed_dir.join("transcripts.jsonl")).expect("transcripts");
     let mut keys: Vec<String> = records
         .iter()
         .map(|r| format!("{:?}/{}", r.phase, r.index))
@@ -404,9 +516,11 @@ async fn kill_then_resume(kill_when: impl Fn(&[ConversationRecord], usize) -> bo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_epoch_then_resumed_reports_like_an_uninterrupted_run() {
-    // One step done, an epoch-2 conversation recorded, the other in flight.
-    kill_then_resume(|records, _| {
-        records
+    // One step done, an epoch-2 conversation recorded; step 2 is held, so the run
+    // cannot get past it before the kill.
+    kill_then_resume(1, |progress| {
+        progress
+            .records
             .iter()
             .any(|record| record.phase == Phase::Train { epoch: 2 })
     })
@@ -415,16 +529,113 @@ async fn killed_mid_epoch_then_resumed_reports_like_an_uninterrupted_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_during_an_optimizer_step_then_resumed_reports_like_an_uninterrupted_run() {
-    // Epoch 1 recorded, its step (slow optimizer reply, sandbox check) under way.
-    kill_then_resume(|records, steps| {
-        steps == 0
-            && records
-                .iter()
-                .filter(|record| record.phase == Phase::Train { epoch: 1 })
-                .count()
-                == 2
+    // Epoch 1 recorded and its step's request held at the server: the kill lands
+    // inside the step whatever the machine's load.
+    kill_then_resume(0, |progress| {
+        progress.steps == 0 && progress.optimizer_requests >= 1
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_resumes_at_once_one_is_refused_and_the_report_is_a_single_run_s() {
+    let holding = Holding::new();
+    let setup = Setup::with(TRAIN, TEST, holding.rule()).await;
+    let straight_dir = setup.run_dir("straight");
+    finish(setup.command(&straight_dir, &[])).await;
+    let straight: Report = read_json(&straight_dir.join("report.json")).expect("report");
+
+    // A run killed inside its first step.
+    let run_dir = setup.run_dir("shared");
+    holding.hold_from(0);
+    let mut killed = setup.command(&run_dir, &[]).spawn().expect("xtask starts");
+    wait_until(&mut killed, &run_dir, &holding, |progress| {
+        progress.optimizer_requests >= 1
+    })
+    .await;
+    killed.kill().expect("kill");
+    killed.wait().expect("reaped");
+
+    // The first resume holds the directory, waiting at its step…
+    holding.hold_from(0);
+    let mut first = setup
+        .command(&run_dir, &["--resume"])
+        .spawn()
+        .expect("xtask starts");
+    wait_until(&mut first, &run_dir, &holding, |progress| {
+        progress.optimizer_requests >= 1
+    })
+    .await;
+    // …so the second is refused at once, naming it, before any request.
+    let requests = setup.server.requests().len();
+    let (_, stderr) = fails(setup.command(&run_dir, &["--resume"])).await;
+    assert!(
+        stderr.contains(&format!("is in use by process {}", first.id())),
+        "{stderr}"
+    );
+    assert_eq!(
+        setup.server.requests().len(),
+        requests,
+        "no request from the second"
+    );
+
+    holding.release();
+    let status = tokio::task::spawn_blocking(move || first.wait())
+        .await
+        .expect("joined")
+        .expect("reaped");
+    assert!(status.success());
+    let report: Report = read_json(&run_dir.join("report.json")).expect("report");
+    assert_eq!(comparable(report), comparable(straight));
+    let records: Vec<ConversationRecord> =
+        read_json_lines(&run_dir.join("transcripts.jsonl")).expect("transcripts");
+    assert_eq!(records.len(), 8, "each conversation once");
+    let steps: Vec<Value> = read_json_lines(&run_dir.join("steps.jsonl")).expect("steps");
+    assert_eq!(steps.len(), 2, "each step once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_holds_however_often_the_run_is_resumed() {
+    // $1,000 per million tokens: a scripted reply's 15 tokens cost $0.015; a $0.05
+    // limit is reached on the fourth call and the run needs many more.
+    let setup = Setup::new().await;
+    let run_dir = setup.run_dir("budget");
+    let flags = [
+        "--price",
+        "scripted-model=1000:1000",
+        "--budget-usd",
+        "0.05",
+        "--concurrency",
+        "1",
+    ];
+    let mut calls_at_the_limit = None;
+    for attempt in 0..5 {
+        let mut extra = flags.to_vec();
+        if attempt > 0 {
+            extra.push("--resume");
+        }
+        let (_, stderr) = fails(setup.command(&run_dir, &extra)).await;
+        assert!(
+            stderr.contains("budget"),
+            "the budget stops the run: {stderr}"
+        );
+        let report: Report = read_json(&run_dir.join("report.json")).expect("report");
+        let spent: f64 = report.usage.iter().map(|usage| usage.cost_usd).sum();
+        assert!(
+            spent <= 0.05 + 0.015 + 1e-9,
+            "resume {attempt}: ${spent} reported, over the limit plus one call"
+        );
+        let requests = setup.server.chat_requests().len();
+        assert_eq!(
+            reported_calls(&report) as usize,
+            requests,
+            "every call reported"
+        );
+        match calls_at_the_limit {
+            None => calls_at_the_limit = Some(requests),
+            Some(calls) => assert_eq!(requests, calls, "a resume spends nothing more"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -501,12 +712,13 @@ async fn a_bad_data_file_fails_naming_file_and_line() {
     )
     .expect("write bad data");
     let run_dir = setup.run_dir("bad");
-    let mut command = tokio::process::Command::from(setup.command(&run_dir, &[]));
-    let output = command.output().await.expect("xtask runs");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut command = setup.command(&run_dir, &[]);
+    // A user error is a message, not a crash report, whatever the environment says.
+    command.env("RUST_BACKTRACE", "1");
+    let (_, stderr) = fails(command).await;
     let message = "test.jsonl:2: field `answer`: expected a number or a string, found [1]";
     assert_eq!(stderr.matches(message).count(), 1, "printed once: {stderr}");
+    assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
     assert!(
         setup.server.chat_requests().is_empty(),
         "no model call before the data loads"
@@ -517,6 +729,35 @@ async fn a_bad_data_file_fails_naming_file_and_line() {
     std::fs::write(setup.dir.path().join("test.jsonl"), TEST).expect("fix the data");
     finish(setup.command(&run_dir, &[])).await;
     assert!(run_dir.join("report.json").is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_records_are_all_named_or_skipped_with_the_flag() {
+    let setup = Setup::new().await;
+    let bad = format!("{TEST}{{\"question\": \"q\"}}\nnot json\n");
+    std::fs::write(setup.dir.path().join("test.jsonl"), bad).expect("write data");
+    let run_dir = setup.run_dir("skip");
+    let (_, stderr) = fails(setup.command(&run_dir, &[])).await;
+    assert!(
+        stderr.contains("2 unusable records (test.jsonl:3, test.jsonl:4); the first: test.jsonl:3: field `answer`: missing")
+            && stderr.contains("--skip-bad-records"),
+        "{stderr}"
+    );
+    assert!(!run_dir.join("config.json").exists());
+
+    let output = finish(setup.command(&run_dir, &["--skip-bad-records"])).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("skipped: 2 unusable records (test.jsonl:3, test.jsonl:4)"),
+        "{stderr}"
+    );
+    let config: Value = read_json(&run_dir.join("config.json")).expect("config.json");
+    assert_eq!(
+        config["test"]["skip_bad_records"], true,
+        "resume reads the same way"
+    );
+    let report: Report = read_json(&run_dir.join("report.json")).expect("report.json");
+    assert_eq!(report.test_before.accuracy.total, 2);
 }
 
 /// Runs code first, then answers with an expression only sympy can compare.
@@ -697,4 +938,31 @@ async fn a_learned_function_called_from_code_is_counted_and_changes_the_outcome(
             .any(|body| text_of(&body["messages"][0]).contains("- multiply(a, b)")),
         "the system message lists the learned function"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_every_optimizer_step_failed_exits_non_zero_with_the_reason() {
+    let refusing_optimizer = |request: &RecordedRequest| {
+        if request.raw_body.contains("\"add_function\"") {
+            return Reply::server_error(400);
+        }
+        reply(request)
+    };
+    let setup = Setup::with(TRAIN, TEST, refusing_optimizer).await;
+    let run_dir = setup.run_dir("failed-steps");
+    // A run that learned nothing because of failures fails.
+    let (stdout, stderr) = fails(setup.command(&run_dir, &[])).await;
+    assert!(
+        stdout.contains("optimizer step after epoch 1 skipped: ")
+            && stdout.contains("optimizer step after epoch 2 skipped: "),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(
+            "Error: every optimizer step failed, so no function was learned (after epoch 1: "
+        ) && stderr.contains("400"),
+        "{stderr}"
+    );
+    let report: Report = read_json(&run_dir.join("report.json")).expect("report.json");
+    assert!(report.incomplete.is_none(), "the run ran to its end");
 }

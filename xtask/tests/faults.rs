@@ -57,12 +57,27 @@ fn faulty() -> impl Fn(&RecordedRequest) -> Reply + Send + Sync + 'static {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_with_faults_mixed_in_completes_and_accounts_for_every_one() {
-    let setup = Setup::with(TRAIN, TEST, faulty()).await;
+    // The preflight's model list meets a 429 (Retry-After 1 s) and a 503 first.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(dir.path().join("train.jsonl"), TRAIN).expect("train data");
+    std::fs::write(dir.path().join("test.jsonl"), TEST).expect("test data");
+    let server = agentopt_testkit::ScriptedServer::builder()
+        .n_ctx(16384)
+        .get_faults([Reply::rate_limited(Some(1)), Reply::server_error(503)])
+        .rule(faulty())
+        .await;
+    let setup = Setup::around(dir, server);
     let run_dir = setup.run_dir("faults");
     finish(setup.command(&run_dir, &[])).await;
     let report: Report = read_json(&run_dir.join("report.json")).expect("report");
 
     assert!(report.incomplete.is_none() && report.infrastructure.is_empty());
+    let preflight = report
+        .usage
+        .iter()
+        .find(|usage| usage.role == "preflight")
+        .expect("the preflight's retries are reported");
+    assert_eq!(preflight.retries, 2, "{:?}", report.usage);
     assert_eq!(
         report.test_after.accuracy.correct, 2,
         "learned and used despite the faults"
@@ -71,12 +86,12 @@ async fn a_run_with_faults_mixed_in_completes_and_accounts_for_every_one() {
     let failed: u64 = report.usage.iter().map(|usage| usage.failed_calls).sum();
     assert_eq!(
         (retries, failed),
-        (6, 0),
-        "six faults retried, none lost: {:?}",
+        (6 + 2, 0),
+        "six chat faults and two preflight faults retried, none lost: {:?}",
         report.usage
     );
     let per_endpoint: u64 = report.endpoints.iter().map(|usage| usage.retries).sum();
-    assert_eq!(per_endpoint, 6, "{:?}", report.endpoints);
+    assert_eq!(per_endpoint, 6 + 2, "{:?}", report.endpoints);
     assert!(
         report.epochs[0].rejected >= 1,
         "the unknown tool was rejected: {:?}",

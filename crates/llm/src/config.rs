@@ -297,7 +297,11 @@ pub fn load_config_list(
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<EndpointConfig>, LlmError> {
     let (source_name, text) = match lookup(env_or_file) {
-        Some(value) if value.trim_start().starts_with('[') => (format!("${env_or_file}"), value),
+        // JSON (a list, or an object, which the parser then refuses by name) rather
+        // than a path.
+        Some(value) if value.trim_start().starts_with(['[', '{']) => {
+            (format!("${env_or_file}"), value)
+        }
         Some(path) => (path.clone(), read_file(Path::new(&path))?),
         None => (env_or_file.to_owned(), read_file(Path::new(env_or_file))?),
     };
@@ -336,12 +340,20 @@ pub fn parse_config_list(source_name: &str, text: &str) -> Result<Vec<EndpointCo
         column: error.column(),
         message: error.to_string(),
     })?;
-    let Value::Array(entries) = value else {
-        return Err(LlmError::Config {
-            source_name: source_name.to_owned(),
-            field: "(top level)".to_owned(),
-            message: "expected a JSON list of endpoint objects".to_owned(),
-        });
+    let entries = match value {
+        Value::Array(entries) => entries,
+        other => {
+            let hint = if other.is_object() {
+                " (got one object: wrap it in [ ])"
+            } else {
+                ""
+            };
+            return Err(LlmError::Config {
+                source_name: source_name.to_owned(),
+                field: "(top level)".to_owned(),
+                message: format!("expected a JSON list of endpoint objects{hint}"),
+            });
+        }
     };
     entries
         .iter()

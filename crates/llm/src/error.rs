@@ -131,6 +131,13 @@ pub enum LlmError {
         /// The limit that was reached, e.g. `$1.0000` or `5000 tokens`.
         limit: String,
     },
+    /// A metered event could not be written to the run's spend ledger; the call's
+    /// answer is not used (unrecorded spend could overrun a resumed run's budget).
+    #[error("spend not recorded: {message}")]
+    SpendNotRecorded {
+        /// What kept it from being written.
+        message: String,
+    },
     /// The response cache could not be read or written.
     #[error("response cache at {path}: {source}")]
     Cache {

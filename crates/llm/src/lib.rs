@@ -31,4 +31,7 @@ pub use types::{
     CallStyle, ChatMessage, ChatRequest, ChatResponse, DEFAULT_CALLER, FinishReason, FunctionCall,
     FunctionSchema, ResponseFormat, Role, ToolCall, ToolChoice, ToolSchema, Usage,
 };
-pub use usage::{Budget, ModelPrice, NamedPrice, PriceTable, UsageMeter, UsageReport, UsageTotals};
+pub use usage::{
+    Budget, ModelPrice, NamedPrice, PriceTable, SpendEntry, SpendEvent, SpendLedger, UsageMeter,
+    UsageReport, UsageTotals,
+};

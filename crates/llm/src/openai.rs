@@ -211,7 +211,15 @@ impl OpenAiClient {
                 ));
             }
         };
-        result.map_err(|error| self.map_error(error))
+        match result {
+            // A lone UTF-16 surrogate escape (`\ud800`) is valid JSON but no Rust
+            // string: read the reply with U+FFFD in its place rather than fail it on
+            // every try (and on every resume).
+            Err(OpenAIError::JSONDeserialize(error, body)) => without_lone_surrogates(&body)
+                .and_then(|repaired| serde_json::from_str(&repaired).ok())
+                .ok_or_else(|| self.map_error(OpenAIError::JSONDeserialize(error, body))),
+            other => other.map_err(|error| self.map_error(error)),
+        }
     }
 
     fn map_error(&self, error: OpenAIError) -> (LlmError, Option<Duration>) {
@@ -310,7 +318,11 @@ impl OpenAiClient {
             let delay = policy.delay(failures, retry_after);
             tracing::warn!(attempt, ?delay, %error, "retrying chat completion");
             if let Some(meter) = &self.inner.options.meter {
-                meter.record_retry(&self.inner.label, &request.caller);
+                // A retry costs nothing: one the ledger cannot take is not worth
+                // failing the call for.
+                if let Err(error) = meter.record_retry(&self.inner.label, &request.caller) {
+                    tracing::warn!(%error, "retry not recorded");
+                }
             }
             tokio::time::sleep(delay).await;
             attempt += 1;
@@ -427,11 +439,7 @@ impl OpenAiClient {
     }
 
     async fn get_json(&self, url: &str) -> Option<Value> {
-        let mut request = self.inner.http.get(url).timeout(Duration::from_secs(10));
-        if let Some(key) = &self.inner.endpoint.api_key {
-            request = request.bearer_auth(key.expose());
-        }
-        let response = request.send().await.ok()?;
+        let response = self.get_retrying(url, "context window").await.ok()?;
         if !response.status().is_success() {
             return None;
         }
@@ -466,19 +474,24 @@ impl ChatModel for OpenAiClient {
                 let response = match self.send(&request, style).await {
                     Ok(response) => response,
                     Err(error) => {
-                        if let Some(meter) = meter.filter(|_| error.is_endpoint_failure()) {
-                            meter.record_failure(&self.inner.label, &request.caller);
+                        if let Some(meter) = meter.filter(|_| error.is_endpoint_failure())
+                            && let Err(ledger) =
+                                meter.record_failure(&self.inner.label, &request.caller)
+                        {
+                            tracing::warn!(error = %ledger, "failure not recorded");
                         }
                         return Err(error);
                     }
                 };
                 if let Some(meter) = meter {
+                    // On disk before the answer is used: a kill from here on
+                    // cannot lose what this call cost.
                     meter.record(
                         &self.inner.label,
                         &request.caller,
                         &response.model,
                         response.usage,
-                    );
+                    )?;
                 }
                 // A cache that cannot be written costs a future call, not this answer.
                 if let (Some(cache), Some(key)) = (cache, key.as_deref())
@@ -576,6 +589,40 @@ fn mentions_context_overflow(body: &str) -> bool {
         || body.contains("exceed_context_size")
         || body.contains("maximum context length")
         || (body.contains("context") && body.contains("exceed"))
+}
+
+/// `json` with every `\uXXXX` escape of a lone UTF-16 surrogate replaced by
+/// `\ufffd`; `None` when it holds none.
+fn without_lone_surrogates(json: &str) -> Option<String> {
+    let bytes = json.as_bytes();
+    let unit_at = |at: usize| {
+        json.get(at..at + 6)
+            .and_then(|escape| escape.strip_prefix("\\u"))
+            .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+    };
+    let is_high = |unit: u16| (0xD800..=0xDBFF).contains(&unit);
+    let is_low = |unit: u16| (0xDC00..=0xDFFF).contains(&unit);
+    let mut out = String::with_capacity(json.len());
+    let (mut copied, mut at) = (0, 0);
+    while let Some(offset) = bytes[at..].iter().position(|&byte| byte == b'\\') {
+        let escape = at + offset;
+        at = match unit_at(escape) {
+            Some(high) if is_high(high) && unit_at(escape + 6).is_some_and(is_low) => escape + 12,
+            Some(unit) if is_high(unit) || is_low(unit) => {
+                out.push_str(&json[copied..escape]);
+                out.push_str("\\ufffd");
+                copied = escape + 6;
+                escape + 6
+            }
+            // Any other escape (`\\`, `\"`, `\u0041`): skip the escaped character.
+            _ => escape + 2,
+        };
+        at = at.min(bytes.len());
+    }
+    (copied > 0).then(|| {
+        out.push_str(&json[copied..]);
+        out
+    })
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

@@ -1,4 +1,5 @@
-//! Token and cost accounting per model and per caller label, with an optional budget.
+//! Token and cost accounting per model and per caller label, with an optional budget
+//! and an optional [`SpendLedger`] that keeps every metered event durable.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -150,11 +151,22 @@ pub struct UsageTotals {
 }
 
 impl UsageTotals {
-    fn add(&mut self, usage: Usage, cost: f64) {
-        self.calls += 1;
-        self.prompt_tokens += usage.prompt_tokens;
-        self.completion_tokens += usage.completion_tokens;
-        self.cost_usd += cost;
+    fn add(&mut self, event: &SpendEvent) {
+        match event {
+            SpendEvent::Answered {
+                prompt_tokens,
+                completion_tokens,
+                cost_usd,
+                ..
+            } => {
+                self.calls += 1;
+                self.prompt_tokens += prompt_tokens;
+                self.completion_tokens += completion_tokens;
+                self.cost_usd += cost_usd;
+            }
+            SpendEvent::Failed => self.failed_calls += 1,
+            SpendEvent::Retried => self.retries += 1,
+        }
     }
 
     /// Prompt plus completion tokens.
@@ -177,11 +189,86 @@ pub struct UsageReport {
     pub total: UsageTotals,
 }
 
+impl UsageReport {
+    /// The totals of `entries` (a ledger read back).
+    pub fn from_entries<'a>(entries: impl IntoIterator<Item = &'a SpendEntry>) -> Self {
+        let mut report = Self::default();
+        for entry in entries {
+            report.add(entry);
+        }
+        report
+    }
+
+    /// Counts one event: per caller, endpoint and in the grand total, and per model
+    /// when a model answered.
+    fn add(&mut self, entry: &SpendEntry) {
+        if let SpendEvent::Answered { model, .. } = &entry.event {
+            self.by_model
+                .entry(model.clone())
+                .or_default()
+                .add(&entry.event);
+        }
+        for totals in [
+            self.by_caller.entry(entry.caller.clone()).or_default(),
+            self.by_endpoint.entry(entry.endpoint.clone()).or_default(),
+            &mut self.total,
+        ] {
+            totals.add(&entry.event);
+        }
+    }
+}
+
+/// One metered event of one call: what a [`SpendLedger`] stores, and what
+/// [`UsageMeter::restore`] reads back.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SpendEntry {
+    /// The caller label (`assistant`, `optimizer`, `preflight`, …).
+    pub caller: String,
+    /// The endpoint's label ([`crate::EndpointConfig::label`]).
+    pub endpoint: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: SpendEvent,
+}
+
+/// What a metered event was.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum SpendEvent {
+    /// The endpoint answered (an uncached call).
+    Answered {
+        /// The model that answered.
+        model: String,
+        /// Prompt tokens.
+        prompt_tokens: u64,
+        /// Completion tokens.
+        completion_tokens: u64,
+        /// Cost in US dollars, at the prices of the process that made the call.
+        cost_usd: f64,
+    },
+    /// The call failed after its retries.
+    Failed,
+    /// One failed attempt that is being retried.
+    Retried,
+}
+
+/// Where a meter writes each event before the call's result is used, so spend
+/// survives a kill (a training run's journal).
+pub trait SpendLedger: Send + Sync + std::fmt::Debug {
+    /// Stores `entry` durably.
+    ///
+    /// # Errors
+    /// What kept it from being stored (the call then fails: spend that is not
+    /// recorded could overrun the budget of a resumed run).
+    fn append(&self, entry: &SpendEntry) -> Result<(), String>;
+}
+
 #[derive(Debug)]
 struct MeterState {
     prices: PriceTable,
     budget: Budget,
     report: UsageReport,
+    ledger: Option<std::sync::Arc<dyn SpendLedger>>,
 }
 
 /// Shared usage meter: clones count into the same totals, so one meter can serve
@@ -199,6 +286,7 @@ impl UsageMeter {
                 prices,
                 budget: Budget::default(),
                 report: UsageReport::default(),
+                ledger: None,
             })),
         }
     }
@@ -241,45 +329,77 @@ impl UsageMeter {
         }
     }
 
+    /// Writes every later event to `ledger` before it counts (replacing any earlier
+    /// ledger).
+    pub fn set_ledger(&self, ledger: std::sync::Arc<dyn SpendLedger>) {
+        self.lock().ledger = Some(ledger);
+    }
+
+    /// Adds events recorded earlier (by another process of the same run, read back
+    /// from its ledger) to the totals, so the budget covers them; they are not
+    /// written to the ledger again.
+    pub fn restore<'a>(&self, entries: impl IntoIterator<Item = &'a SpendEntry>) {
+        let mut state = self.lock();
+        for entry in entries {
+            state.report.add(entry);
+        }
+    }
+
     /// Records one completed call of `caller` answered by `endpoint`; returns its
     /// cost in dollars.
-    pub fn record(&self, endpoint: &str, caller: &str, model: &str, usage: Usage) -> f64 {
-        let mut state = self.lock();
-        let cost = state.prices.cost(model, usage);
-        let report = &mut state.report;
-        for totals in [
-            report.by_model.entry(model.to_owned()).or_default(),
-            report.by_caller.entry(caller.to_owned()).or_default(),
-            report.by_endpoint.entry(endpoint.to_owned()).or_default(),
-            &mut report.total,
-        ] {
-            totals.add(usage, cost);
-        }
-        cost
+    ///
+    /// # Errors
+    /// [`LlmError::SpendNotRecorded`] when the ledger could not store it.
+    pub fn record(
+        &self,
+        endpoint: &str,
+        caller: &str,
+        model: &str,
+        usage: Usage,
+    ) -> Result<f64, LlmError> {
+        let cost = self.lock().prices.cost(model, usage);
+        let event = SpendEvent::Answered {
+            model: model.to_owned(),
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            cost_usd: cost,
+        };
+        self.count(endpoint, caller, event)?;
+        Ok(cost)
     }
 
     /// Records one call of `caller` that `endpoint` failed after its retries.
-    pub fn record_failure(&self, endpoint: &str, caller: &str) {
-        self.count(endpoint, caller, |totals| totals.failed_calls += 1);
+    ///
+    /// # Errors
+    /// [`LlmError::SpendNotRecorded`] when the ledger could not store it.
+    pub fn record_failure(&self, endpoint: &str, caller: &str) -> Result<(), LlmError> {
+        self.count(endpoint, caller, SpendEvent::Failed)
     }
 
     /// Records one failed attempt of `caller` at `endpoint` that is being retried.
-    pub fn record_retry(&self, endpoint: &str, caller: &str) {
-        self.count(endpoint, caller, |totals| totals.retries += 1);
+    ///
+    /// # Errors
+    /// [`LlmError::SpendNotRecorded`] when the ledger could not store it.
+    pub fn record_retry(&self, endpoint: &str, caller: &str) -> Result<(), LlmError> {
+        self.count(endpoint, caller, SpendEvent::Retried)
     }
 
-    /// Applies `add` to the caller's, the endpoint's and the grand totals (not per
-    /// model: no model answered).
-    fn count(&self, endpoint: &str, caller: &str, add: impl Fn(&mut UsageTotals)) {
+    /// Writes the event to the ledger, then adds it to the totals (under one lock,
+    /// so the ledger's order is the meter's).
+    fn count(&self, endpoint: &str, caller: &str, event: SpendEvent) -> Result<(), LlmError> {
+        let entry = SpendEntry {
+            caller: caller.to_owned(),
+            endpoint: endpoint.to_owned(),
+            event,
+        };
         let mut state = self.lock();
-        let report = &mut state.report;
-        for totals in [
-            report.by_caller.entry(caller.to_owned()).or_default(),
-            report.by_endpoint.entry(endpoint.to_owned()).or_default(),
-            &mut report.total,
-        ] {
-            add(totals);
+        if let Some(ledger) = &state.ledger {
+            ledger
+                .append(&entry)
+                .map_err(|message| LlmError::SpendNotRecorded { message })?;
         }
+        state.report.add(&entry);
+        Ok(())
     }
 
     /// Totals so far.

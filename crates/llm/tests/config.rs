@@ -70,6 +70,11 @@ fn malformed_config_lists_name_source_and_field() {
     );
     check(
         r#"{"model": "gpt-4o"}"#,
+        "error: OAI_CONFIG_LIST: field `(top level)`: expected a JSON list of endpoint \
+         objects (got one object: wrap it in [ ])",
+    );
+    check(
+        "\"gpt-4o\"",
         "error: OAI_CONFIG_LIST: field `(top level)`: expected a JSON list of endpoint objects",
     );
     check(
@@ -160,6 +165,21 @@ fn config_list_from_env_var_json_or_path() -> anyhow::Result<()> {
         other => panic!("expected a syntax error, got {other}"),
     }
     Ok(())
+}
+
+#[test]
+fn a_config_list_variable_holding_one_object_is_json_not_a_path() {
+    let env: HashMap<&str, String> = HashMap::from([(
+        "OAI_CONFIG_LIST",
+        "  {\"model\": \"gpt-4o-mini\", \"api_key\": \"k1234\"}".to_owned(),
+    )]);
+    let error = load_config_list("OAI_CONFIG_LIST", &[], |name| env.get(name).cloned())
+        .expect_err("an object is not a list");
+    assert_eq!(
+        error.to_string(),
+        "$OAI_CONFIG_LIST: field `(top level)`: expected a JSON list of endpoint objects \
+         (got one object: wrap it in [ ])"
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use agentopt_llm::{ChatModel, ClientOptions, EndpointConfig, LlmError, OpenAiClient, RetryPolicy};
-use agentopt_testkit::{Reply, ScriptedServer};
+use agentopt_testkit::{Gate, Reply, ScriptedServer};
 
 use crate::{ask, client, client_with, fast_options};
 
@@ -126,20 +126,29 @@ async fn context_overflow_is_recognised() {
 
 #[tokio::test]
 async fn slow_replies_time_out_and_retry() -> anyhow::Result<()> {
+    // A reply held at a gate that never opens is slow on any machine; the retry's
+    // reply is immediate, and the timeout leaves a loaded debug build ample time
+    // for it (a 200 ms bound once made this test depend on the machine's load).
+    let never = Gate::closed();
     let options = ClientOptions {
-        timeout: Duration::from_millis(200),
+        timeout: Duration::from_secs(2),
         ..fast_options()
     };
     let server = ScriptedServer::start([
-        Reply::text("too late").delayed(Duration::from_secs(2)),
+        Reply::text("too late").gated(&never),
         Reply::text("in time"),
     ])
     .await;
-    let response = client_with(&server, options.clone()).chat(ask("q")).await?;
+    let response = client_with(&server, options).chat(ask("q")).await?;
     assert_eq!(response.message.content.as_deref(), Some("in time"));
 
-    let always_slow =
-        ScriptedServer::with_rule(|_| Reply::text("late").delayed(Duration::from_secs(2))).await;
+    // Every attempt held: the timeout ends each, however short it is.
+    let held = never.clone();
+    let always_slow = ScriptedServer::with_rule(move |_| Reply::text("late").gated(&held)).await;
+    let options = ClientOptions {
+        timeout: Duration::from_millis(100),
+        ..fast_options()
+    };
     let error = client_with(&always_slow, options)
         .chat(ask("q"))
         .await
@@ -148,6 +157,7 @@ async fn slow_replies_time_out_and_retry() -> anyhow::Result<()> {
         matches!(error, LlmError::Timeout { attempts: 3, .. }),
         "{error}"
     );
+    assert!(!never.is_open());
     Ok(())
 }
 
@@ -264,19 +274,36 @@ async fn script_exhaustion_is_reported_not_retried() {
 
 #[tokio::test]
 async fn concurrency_limit_is_shared_by_clones() {
-    let server =
-        ScriptedServer::with_rule(|_| Reply::text("ok").delayed(Duration::from_millis(50))).await;
+    // Replies are held until two requests are in: the peak is exactly the limit
+    // because the test waits for it, not because 50 ms delays happened to overlap.
+    let gate = Gate::closed();
+    let held = gate.clone();
+    let server = ScriptedServer::with_rule(move |_| Reply::text("ok").gated(&held)).await;
     let options = ClientOptions {
         max_concurrency: 2,
         retry: RetryPolicy::none(),
         ..fast_options()
     };
     let client = client_with(&server, options);
-    let calls = (0..8).map(|index| {
+    let calls = futures::future::join_all((0..8).map(|index| {
         let clone = client.clone();
         async move { clone.chat(ask(&format!("q{index}"))).await }
-    });
-    for result in futures::future::join_all(calls).await {
+    }));
+    let release = async {
+        while server.chat_requests().len() < 2 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // A third request would come now if the limit let it.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            server.chat_requests().len(),
+            2,
+            "the limit holds the others back"
+        );
+        gate.open();
+    };
+    let (results, ()) = tokio::join!(calls, release);
+    for result in results {
         result.expect("all succeed");
     }
     assert_eq!(server.chat_requests().len(), 8);
@@ -336,4 +363,37 @@ async fn retried_faults_are_metered_per_caller_and_endpoint() -> anyhow::Result<
     assert_eq!(report.by_caller["assistant"].retries, 2);
     assert_eq!(report.by_endpoint[&label].retries, 2);
     Ok(())
+}
+
+/// A completion whose content is `content_json`, a JSON string literal as the
+/// server wrote it.
+fn raw_completion(content_json: &str) -> Reply {
+    Reply::RawOk(format!(
+        "{{\"id\": \"c1\", \"object\": \"chat.completion\", \"created\": 0, \"model\": \"m\", \
+         \"choices\": [{{\"index\": 0, \"message\": {{\"role\": \"assistant\", \"content\": \
+         {content_json}}}, \"finish_reason\": \"stop\"}}], \
+         \"usage\": {{\"prompt_tokens\": 3, \"completion_tokens\": 2, \"total_tokens\": 5}}}}"
+    ))
+}
+
+#[tokio::test]
+async fn a_lone_surrogate_escape_is_read_as_the_replacement_character() {
+    // Valid JSON that no Rust string holds: once a malformed reply on every try (and,
+    // as an infrastructure error, on every resume).
+    let server = ScriptedServer::start([
+        raw_completion(r#""a\ud800b \ud83d\ude00 \\ud800 \udc00\"""#),
+        raw_completion(r#""x\ud800""#),
+    ])
+    .await;
+    let model = client(&server);
+    let first = model.chat(ask("q")).await.expect("read");
+    assert_eq!(
+        first.message.content.as_deref(),
+        Some("a\u{fffd}b \u{1f600} \\ud800 \u{fffd}\""),
+        "a pair stays, an escaped backslash is no escape"
+    );
+    assert_eq!(first.usage.completion_tokens, 2);
+    let second = model.chat(ask("q")).await.expect("read");
+    assert_eq!(second.message.content.as_deref(), Some("x\u{fffd}"));
+    assert_eq!(server.chat_requests().len(), 2, "no retry needed");
 }

@@ -3,7 +3,8 @@
 use std::time::{Duration, Instant};
 
 use agentopt_llm::{
-    ApiKey, ChatModel, ConfigListModel, EndpointCheck, EndpointConfig, LlmError, OpenAiClient,
+    ApiKey, ChatModel, ClientOptions, ConfigListModel, EndpointCheck, EndpointConfig, LlmError,
+    OpenAiClient, PriceTable, UsageMeter,
 };
 use agentopt_testkit::{Reply, ScriptedServer};
 
@@ -13,6 +14,16 @@ const WITHIN: Duration = Duration::from_secs(5);
 
 fn client_for(endpoint: EndpointConfig) -> OpenAiClient {
     OpenAiClient::new(endpoint, fast_options()).expect("valid endpoint")
+}
+
+/// An Azure endpoint (which lists no models) of `gpt-4o-mini` at `server`.
+fn azure_at(server: &ScriptedServer) -> EndpointConfig {
+    EndpointConfig::azure(
+        server.root_url(),
+        "gpt-4o-mini",
+        ApiKey::new("k1234"),
+        "2024-06-01",
+    )
 }
 
 /// The preflight outcome as one line: `ok <label> ctx=N` or the error message.
@@ -146,12 +157,7 @@ async fn an_unknown_context_window_names_the_field_and_flag_that_set_it() {
 async fn a_server_without_a_model_list_gets_one_single_token_request() {
     // Azure lists no models at `…/models`: the check sends one tiny completion.
     let server = ScriptedServer::start([Reply::text("p")]).await;
-    let azure = EndpointConfig::azure(
-        server.root_url(),
-        "gpt-4o-mini",
-        ApiKey::new("k1234"),
-        "2024-06-01",
-    );
+    let azure = azure_at(&server);
     assert_eq!(
         outcome(&client_for(azure), WITHIN).await,
         format!("ok gpt-4o-mini @ {} ctx=128000", server.root_url())
@@ -161,18 +167,13 @@ async fn a_server_without_a_model_list_gets_one_single_token_request() {
     assert_eq!(requests[0].body["max_tokens"], 1);
 
     let failing = ScriptedServer::start([Reply::server_error(404)]).await;
-    let azure = EndpointConfig::azure(
-        failing.root_url(),
-        "gpt-4o-mini",
-        ApiKey::new("k1234"),
-        "2024-06-01",
-    );
+    let azure = azure_at(&failing);
     let message = outcome(&client_for(azure), WITHIN).await;
     assert!(
         message.contains("a one-token test request failed: "),
         "{message}"
     );
-    assert_eq!(failing.chat_requests().len(), 1, "no retries at preflight");
+    assert_eq!(failing.chat_requests().len(), 1, "a 404 is not retried");
 }
 
 #[tokio::test]
@@ -195,4 +196,107 @@ async fn a_config_list_fails_on_its_first_bad_entry() -> anyhow::Result<()> {
         "{message}"
     );
     Ok(())
+}
+
+/// A client of `server`'s model that meters into `meter`.
+fn metered_client(endpoint: EndpointConfig, meter: &UsageMeter) -> OpenAiClient {
+    let options = ClientOptions {
+        meter: Some(meter.clone()),
+        ..fast_options()
+    };
+    OpenAiClient::new(endpoint, options).expect("valid endpoint")
+}
+
+#[tokio::test]
+async fn the_model_list_is_retried_after_a_429_and_a_503() {
+    // The 429 asks for a one-second wait, which the check honours.
+    let server = ScriptedServer::builder()
+        .model("qwen")
+        .get_faults([Reply::rate_limited(Some(1)), Reply::server_error(503)])
+        .script([])
+        .await;
+    let meter = UsageMeter::new(PriceTable::new());
+    let client = metered_client(
+        EndpointConfig::compatible(server.base_url(), "qwen"),
+        &meter,
+    );
+    let started = Instant::now();
+    assert_eq!(
+        outcome(&client, WITHIN).await,
+        format!("ok qwen @ {} ctx=4096", server.base_url())
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After honoured"
+    );
+    let models_requests = server
+        .requests()
+        .iter()
+        .filter(|request| request.path.ends_with("/models"))
+        .count();
+    assert_eq!(models_requests, 3, "429, 503, then the list");
+    assert_eq!(meter.report().by_caller["preflight"].retries, 2);
+}
+
+#[tokio::test]
+async fn a_connection_reset_at_preflight_is_retried() {
+    let server = ScriptedServer::builder()
+        .model("qwen")
+        .get_faults([Reply::Reset])
+        .script([])
+        .await;
+    let client = client_for(EndpointConfig::compatible(server.base_url(), "qwen"));
+    assert_eq!(
+        outcome(&client, WITHIN).await,
+        format!("ok qwen @ {} ctx=4096", server.base_url())
+    );
+}
+
+#[tokio::test]
+async fn the_one_token_request_is_retried_like_any_call_and_metered() {
+    let server = ScriptedServer::start([
+        Reply::rate_limited(Some(0)),
+        Reply::server_error(503),
+        Reply::text("p"),
+    ])
+    .await;
+    let meter = UsageMeter::new(PriceTable::new());
+    let azure = azure_at(&server);
+    assert_eq!(
+        outcome(&metered_client(azure, &meter), WITHIN).await,
+        format!("ok gpt-4o-mini @ {} ctx=128000", server.root_url())
+    );
+    assert_eq!(server.chat_requests().len(), 3);
+    let preflight = meter.report().by_caller["preflight"];
+    assert_eq!(
+        (preflight.calls, preflight.retries),
+        (1, 2),
+        "{preflight:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_keeps_failing_fails_the_check_after_the_policy_s_attempts() {
+    let server = ScriptedServer::builder()
+        .model("qwen")
+        .get_faults((0..10).map(|_| Reply::server_error(503)))
+        .script([
+            Reply::server_error(503),
+            Reply::server_error(503),
+            Reply::server_error(503),
+        ])
+        .await;
+    let client = client_for(EndpointConfig::compatible(server.base_url(), "qwen"));
+    let message = outcome(&client, WITHIN).await;
+    assert!(
+        message.contains("a one-token test request failed: "),
+        "{message}"
+    );
+    assert!(message.contains("503"), "{message}");
+    let models_requests = server
+        .requests()
+        .iter()
+        .filter(|request| request.path.ends_with("/models"))
+        .count();
+    assert_eq!(models_requests, 3, "fast_options allow 3 attempts");
 }

@@ -51,22 +51,81 @@ pub struct Problem {
     pub answer: String,
 }
 
-/// Loads every problem under `path` (file or directory). Records whose `answer` is
-/// an empty string cannot be graded and are skipped with a warning.
+/// How [`load_with`] reads a data path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Record format (or [`DataFormat::Auto`]).
+    pub format: DataFormat,
+    /// Skip records that cannot be used (bad JSON, a missing or unusable field)
+    /// and report them in [`Loaded::skipped`], instead of failing.
+    pub skip_bad_records: bool,
+}
+
+/// What [`load_with`] read.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The usable problems, in file order.
+    pub problems: Vec<Problem>,
+    /// The unusable records skipped (with [`LoadOptions::skip_bad_records`]), each
+    /// naming its file, line and what is wrong.
+    pub skipped: Vec<MathChatError>,
+    /// Ids of records left out because their reference answer is empty (always
+    /// skipped: nothing can grade them).
+    pub ungradable: Vec<String>,
+}
+
+impl Loaded {
+    /// The unusable records skipped, for a warning: how many, where (the first
+    /// ten) and the first one's error; `None` when none was.
+    pub fn skipped_summary(&self) -> Option<String> {
+        match self.skipped.as_slice() {
+            [] => None,
+            [one] => Some(format!("1 unusable record: {one}")),
+            several => Some(crate::error::bad_records_summary(several)),
+        }
+    }
+}
+
+/// Loads every problem under `path` (file or directory); any unusable record is an
+/// error (see [`load_with`]). Records whose reference answer is empty cannot be
+/// graded and are skipped with a warning ([`Loaded::ungradable`]).
+///
+/// # Errors
+/// As [`load_with`].
+pub fn load(path: &Path, format: DataFormat) -> Result<Vec<Problem>, MathChatError> {
+    let options = LoadOptions {
+        format,
+        skip_bad_records: false,
+    };
+    load_with(path, options).map(|loaded| loaded.problems)
+}
+
+/// Loads every problem under `path` (file or directory). Every record is read
+/// before a bad one fails the load, so the error names all of them; with
+/// [`LoadOptions::skip_bad_records`] they are skipped and returned instead.
 ///
 /// # Errors
 /// [`MathChatError::Io`], [`MathChatError::NoDataFiles`],
-/// [`MathChatError::EmptyFile`], [`MathChatError::NotUtf8`], and for a bad record
-/// [`MathChatError::Json`], [`MathChatError::Field`] or [`MathChatError::UnknownFormat`]
-/// naming the file and line.
-pub fn load(path: &Path, format: DataFormat) -> Result<Vec<Problem>, MathChatError> {
+/// [`MathChatError::EmptyFile`], [`MathChatError::NotUtf8`]; for one bad record
+/// [`MathChatError::Json`], [`MathChatError::Field`] or
+/// [`MathChatError::UnknownFormat`] naming the file and line, for several
+/// [`MathChatError::BadRecords`] naming them all.
+pub fn load_with(path: &Path, options: LoadOptions) -> Result<Loaded, MathChatError> {
     let files = data_files(path)?;
-    let mut problems = Vec::new();
+    let mut loaded = Loaded::default();
     for file in &files {
         let label = file_label(path, file);
-        problems.extend(load_file(file, &label, format)?);
+        load_file(file, &label, options.format, &mut loaded)?;
     }
-    Ok(problems)
+    if options.skip_bad_records || loaded.skipped.is_empty() {
+        return Ok(loaded);
+    }
+    let mut bad = loaded.skipped;
+    Err(if bad.len() == 1 {
+        bad.remove(0)
+    } else {
+        MathChatError::BadRecords { records: bad }
+    })
 }
 
 /// The record files under `path`, sorted.
@@ -111,8 +170,14 @@ fn file_label(root: &Path, file: &Path) -> String {
     shown.to_string_lossy().into_owned()
 }
 
-/// Loads one file; `label` prefixes problem ids.
-fn load_file(path: &Path, label: &str, format: DataFormat) -> Result<Vec<Problem>, MathChatError> {
+/// Loads one file into `loaded`; `label` prefixes problem ids. Unusable records go
+/// to `loaded.skipped`; a file that cannot be read at all is an error.
+fn load_file(
+    path: &Path,
+    label: &str,
+    format: DataFormat,
+    loaded: &mut Loaded,
+) -> Result<(), MathChatError> {
     let text = read_text(path)?;
     if text.trim().is_empty() {
         // Caught here, it names the file; later it would be "0 problems match".
@@ -135,26 +200,45 @@ fn load_file(path: &Path, label: &str, format: DataFormat) -> Result<Vec<Problem
             .collect()
     };
     let mut format = format;
-    let mut problems = Vec::with_capacity(records.len());
     for (line, raw) in records {
-        let record = Record::parse(path, line, raw)?;
-        if format == DataFormat::Auto {
-            format = record.detect_format()?;
-        }
         let id = if one_record {
             label.to_owned()
         } else {
             format!("{label}:{line}")
         };
-        if record.has_empty_answer() {
-            // The CRAFT training split has a few multiple-choice problems whose
-            // boxed answer was text and came out empty; nothing can grade them.
-            tracing::warn!(problem = %id, "skipped: the reference answer is empty");
-            continue;
+        match read_record(path, line, raw, &mut format, &id, &stem) {
+            Ok(Some(problem)) => loaded.problems.push(problem),
+            Ok(None) => loaded.ungradable.push(id),
+            Err(error) => loaded.skipped.push(error),
         }
-        problems.push(record.into_problem(format, id, &stem)?);
     }
-    Ok(problems)
+    Ok(())
+}
+
+/// The problem of one record, `None` for a record without a gradable answer; the
+/// first usable record decides an `Auto` format.
+fn read_record(
+    path: &Path,
+    line: usize,
+    raw: &str,
+    format: &mut DataFormat,
+    id: &str,
+    stem: &str,
+) -> Result<Option<Problem>, MathChatError> {
+    let record = Record::parse(path, line, raw)?;
+    let record_format = match *format {
+        DataFormat::Auto => record.detect_format()?,
+        known => known,
+    };
+    if record.has_empty_answer(record_format) {
+        // Two multiple-choice problems of MATH's training split have an empty
+        // `\boxed{}` (and so an empty CRAFT `answer`); nothing can grade them.
+        tracing::warn!(problem = %id, "skipped: the reference answer is empty");
+        return Ok(None);
+    }
+    let problem = record.into_problem(record_format, id.to_owned(), stem)?;
+    *format = record_format;
+    Ok(Some(problem))
 }
 
 /// A data file's text; bytes that are not UTF-8 are an error naming their line.
@@ -217,9 +301,21 @@ impl<'a> Record<'a> {
         }
     }
 
-    /// `answer` is present and an empty (or blank) string.
-    fn has_empty_answer(&self) -> bool {
-        matches!(self.fields.get("answer"), Some(Value::String(text)) if text.trim().is_empty())
+    /// The reference answer is there but empty (or blank): an `answer` string, or
+    /// a Hendrycks solution's `\boxed{}`.
+    fn has_empty_answer(&self, format: DataFormat) -> bool {
+        let blank = |text: &str| text.trim().is_empty();
+        match (
+            format,
+            self.fields.get("answer"),
+            self.fields.get("solution"),
+        ) {
+            (DataFormat::Hendrycks, _, Some(Value::String(solution))) => {
+                agentopt_math::get_answer(solution).is_some_and(blank)
+            }
+            (_, Some(Value::String(answer)), _) => blank(answer),
+            _ => false,
+        }
     }
 
     fn detect_format(&self) -> Result<DataFormat, MathChatError> {
@@ -294,7 +390,12 @@ impl<'a> Record<'a> {
                 let solution = self.text("solution")?;
                 let answer = agentopt_math::get_answer(solution)
                     .filter(|answer| !answer.trim().is_empty())
-                    .ok_or_else(|| self.field_error("solution", "no non-empty \\boxed{} answer"))?;
+                    .ok_or_else(|| {
+                        self.field_error(
+                            "solution",
+                            "no non-empty \\boxed{} (or \\boxed …, \\fbox{}) answer",
+                        )
+                    })?;
                 (
                     self.text("problem")?,
                     answer.to_owned(),
@@ -361,6 +462,18 @@ fn number_text(number: &serde_json::Number) -> String {
     }
 }
 
+/// The seven subjects of MATH, as [`subject_key`] writes them (the bundled CRAFT
+/// data has one file of each).
+pub const MATH_SUBJECTS: [&str; 7] = [
+    "algebra",
+    "counting_and_probability",
+    "geometry",
+    "intermediate_algebra",
+    "number_theory",
+    "prealgebra",
+    "precalculus",
+];
+
 /// "Counting & Probability" → `counting_and_probability`.
 pub fn subject_key(name: &str) -> String {
     name.trim()
@@ -421,6 +534,7 @@ impl Selection {
         problems: Vec<Problem>,
         split: &str,
     ) -> Result<Vec<Problem>, MathChatError> {
+        self.check_subjects(&problems, split)?;
         let mut kept: Vec<Problem> = problems
             .into_iter()
             .filter(|problem| self.subjects.is_empty() || self.subjects.contains(&problem.subject))
@@ -445,6 +559,29 @@ impl Selection {
         }
         kept.truncate(wanted);
         Ok(kept)
+    }
+}
+
+impl Selection {
+    /// Every subject asked for is in the data: a misspelt subject names the real
+    /// ones instead of reporting that nothing matches.
+    fn check_subjects(&self, problems: &[Problem], split: &str) -> Result<(), MathChatError> {
+        let available: std::collections::BTreeSet<&str> = problems
+            .iter()
+            .map(|problem| problem.subject.as_str())
+            .collect();
+        match self
+            .subjects
+            .iter()
+            .find(|subject| !available.contains(subject.as_str()))
+        {
+            Some(subject) => Err(MathChatError::UnknownSubject {
+                split: split.to_owned(),
+                subject: subject.clone(),
+                available: available.into_iter().map(str::to_owned).collect(),
+            }),
+            None => Ok(()),
+        }
     }
 }
 

@@ -66,6 +66,23 @@ pub enum MathChatError {
         /// The raw record.
         raw: String,
     },
+    /// Several records cannot be used: all of them, each naming its file, line
+    /// and what is wrong.
+    #[error("{}", bad_records_summary(records))]
+    BadRecords {
+        /// One error per unusable record, in file order (at least two).
+        records: Vec<MathChatError>,
+    },
+    /// A subject asked for is in none of the loaded problems.
+    #[error("{split}: no problem has subject {subject:?}; the data's subjects are {}", available.join(", "))]
+    UnknownSubject {
+        /// "train", "test" or "validation".
+        split: String,
+        /// The subject asked for.
+        subject: String,
+        /// The subjects the data holds, sorted.
+        available: Vec<String>,
+    },
     /// A data path holds no record files.
     #[error("{}: no .jsonl or .json data files", path.display())]
     NoDataFiles {
@@ -84,6 +101,46 @@ pub enum MathChatError {
         /// The filters, for the message.
         selection: String,
     },
+}
+
+impl MathChatError {
+    /// `file:line` of an unusable record's error (`None` for other errors).
+    pub fn record_location(&self) -> Option<String> {
+        match self {
+            Self::Json { path, line, .. }
+            | Self::Field { path, line, .. }
+            | Self::UnknownFormat { path, line, .. } => Some(format!("{}:{line}", path.display())),
+            _ => None,
+        }
+    }
+
+    /// Whether this names unusable records (which a load may skip) rather than a
+    /// file that cannot be read at all.
+    pub fn is_bad_record(&self) -> bool {
+        matches!(self, Self::BadRecords { .. }) || self.record_location().is_some()
+    }
+}
+
+/// How many locations of bad records a message lists before "and N more".
+const LOCATIONS_SHOWN: usize = 10;
+
+/// `14 unusable records (a.jsonl:3, a.jsonl:9, … and 4 more); the first: …`.
+pub(crate) fn bad_records_summary(records: &[MathChatError]) -> String {
+    let shown: Vec<String> = records
+        .iter()
+        .filter_map(MathChatError::record_location)
+        .take(LOCATIONS_SHOWN)
+        .collect();
+    let more = match records.len().saturating_sub(LOCATIONS_SHOWN) {
+        0 => String::new(),
+        more => format!(" and {more} more"),
+    };
+    let first = records.first().map(ToString::to_string).unwrap_or_default();
+    format!(
+        "{} unusable records ({}{more}); the first: {first}",
+        records.len(),
+        shown.join(", ")
+    )
 }
 
 /// The first 120 characters of a raw record, for messages (the whole text stays in

@@ -35,7 +35,10 @@ mod task;
 
 pub use answer_check::{AnswerCheck, exact_match};
 pub use checker::SandboxSymbolicChecker;
-pub use data::{DataFormat, Problem, Selection, load, subject_key};
+pub use data::{
+    DataFormat, LoadOptions, Loaded, MATH_SUBJECTS, Problem, Selection, load, load_with,
+    subject_key,
+};
 pub use error::MathChatError;
 pub use proxy::{
     MATH_AGENT_NAME, MATH_DEFAULT_REPLY, MATH_MAX_CONSECUTIVE_AUTO_REPLY, MATH_PROMPT,

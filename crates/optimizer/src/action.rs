@@ -6,8 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::function::{
-    Parameters, check_identifier, check_packages, defined_parameters, normalise_schema,
-    packages_field,
+    Parameters, check_name, check_packages, defined_parameters, normalise_schema, packages_field,
 };
 use crate::prompt::{
     ADD_FUNCTION, ActionFormat, JSON_PARAMETERS_FIELD, REMOVE_FUNCTION, REVISE_FUNCTION,
@@ -211,7 +210,7 @@ fn check_add_or_revise(
     exists: bool,
     arguments: &Map<String, Value>,
 ) -> Result<(Action, Option<Parameters>), String> {
-    check_identifier(&name)?;
+    check_name(&name)?;
     if adding && exists {
         return Err(format!(
             "cannot add `{name}`: List B already has a function with that name; \

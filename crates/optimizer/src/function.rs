@@ -5,9 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use agentopt_core::LearnedFunction;
-pub(crate) use agentopt_core::check_identifier;
+use agentopt_core::check_identifier;
 use agentopt_sandbox::{PACKAGE_ALLOWLIST, allowlisted_package};
 
+use crate::names::check_not_reserved;
 use crate::stdlib::STANDARD_LIBRARY;
 use rustpython_parser::Parse;
 use rustpython_parser::ast::{self, Stmt};
@@ -18,17 +19,24 @@ use serde_json::{Map, Value};
 /// integer, object, array and boolean; number is accepted too because models write it).
 const ARGUMENT_TYPES: &[&str] = &["string", "integer", "number", "object", "array", "boolean"];
 
-/// Runs every static check on a learned function: identifier, code that parses
+/// Runs every static check on a learned function: a name it may take, code that parses
 /// and defines `def name(...)` at top level, an argument schema whose properties are
 /// exactly the keyword parameters, and allowlisted packages.
 ///
 /// # Errors
 /// A message naming the first rule the function breaks.
 pub fn check_function(function: &LearnedFunction) -> Result<(), String> {
-    check_identifier(&function.name)?;
+    check_name(&function.name)?;
     let parameters = defined_parameters(&function.name, &function.code)?;
     check_schema_matches(&function.parameters, &parameters)?;
     check_packages(&function.packages, None)
+}
+
+/// A learned function's name: a Python identifier, not a keyword, not a builtin it
+/// would shadow in the assistant's session, not a special name.
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    check_identifier(name)?;
+    check_not_reserved(name)
 }
 
 /// The form shown to the optimizer model in List A / List B: AG2's five elements in

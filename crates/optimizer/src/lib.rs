@@ -14,6 +14,7 @@ mod action;
 mod checkpoint;
 mod error;
 mod function;
+mod names;
 mod optimizer;
 mod partition;
 mod prompt;

@@ -142,6 +142,37 @@ async fn name_must_be_an_identifier() {
 }
 
 #[tokio::test]
+async fn a_name_that_would_shadow_a_builtin_is_refused_with_the_reason() {
+    // Defined in the assistant's session (code style), `print` would turn every
+    // later cell's output into "No output found".
+    check(
+        add_with(add_sum("print").1),
+        "name \"print\" is a Python builtin; a function under that name would shadow it",
+    )
+    .await;
+    for name in ["len", "sum", "abs", "exit", "ExceptionGroup"] {
+        check(add_with(add_sum(name).1), "is a Python builtin").await;
+    }
+    check(add_with(add_sum("__builtins__").1), "special (dunder) name").await;
+    check(add_with(add_sum("__name__").1), "special (dunder) name").await;
+}
+
+#[test]
+fn check_function_refuses_builtin_names_too() {
+    let function =
+        agentopt_core::LearnedFunction::new("print", "def print(text):\n    return text\n")
+            .with_parameters(json!({"type": "object", "properties": {"text": {"type": "string"}}}));
+    let error = agentopt_optimizer::check_function(&function).expect_err("shadows print");
+    assert!(error.contains("is a Python builtin"), "{error}");
+    let fine = agentopt_core::LearnedFunction::new(
+        "print_table",
+        "def print_table(text):\n    return text\n",
+    )
+    .with_parameters(json!({"type": "object", "properties": {"text": {"type": "string"}}}));
+    assert_eq!(agentopt_optimizer::check_function(&fine), Ok(()));
+}
+
+#[tokio::test]
 async fn name_must_be_unique() {
     check(
         Reply::tool_calls([add_sum("twice"), add_sum("twice")]),

@@ -118,8 +118,8 @@ pub(crate) fn core_error(error: &CoreError) -> PyErr {
 }
 
 /// A training run's failure: bad options and problem ids → `ConfigError`, run files
-/// (and a run directory holding other problems) → `CheckpointError`, the rest by
-/// their source.
+/// (and a run directory holding other problems or in use by another process) →
+/// `CheckpointError`, the rest by their source.
 pub(crate) fn train_error(error: TrainError) -> PyErr {
     let message = error.to_string();
     match error {
@@ -133,7 +133,7 @@ pub(crate) fn train_error(error: TrainError) -> PyErr {
         TrainError::DuplicateProblemId { set, id, .. } => {
             raise("ConfigError", message, Some(set.to_owned()), Some(id))
         }
-        TrainError::ProblemChanged { path, .. } => raise(
+        TrainError::ProblemChanged { path, .. } | TrainError::RunDirInUse { path, .. } => raise(
             "CheckpointError",
             message,
             None,

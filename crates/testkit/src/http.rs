@@ -23,7 +23,10 @@ pub(crate) async fn serve_connection(mut stream: TcpStream, state: Arc<State>) {
         let (reply, guard) = if request.is_chat() {
             (state.next_reply(&request), Some(state.enter()))
         } else {
-            (info_reply(&request, &state), None)
+            let fault = (request.method == "GET")
+                .then(|| lock(&state.get_faults).pop_front())
+                .flatten();
+            (fault.unwrap_or_else(|| info_reply(&request, &state)), None)
         };
         let client_closes = request
             .header("connection")
@@ -162,6 +165,10 @@ async fn send(stream: &mut TcpStream, reply: Reply, state: &State) -> bool {
                 tokio::time::sleep(delay).await;
                 reply = *inner;
             }
+            Reply::Gated(gate, inner) => {
+                gate.pass().await;
+                reply = *inner;
+            }
             Reply::Reset => {
                 // Zero linger turns the close into a TCP RST.
                 let _ = stream.set_zero_linger();
@@ -206,6 +213,6 @@ fn render(reply: Reply, state: &State) -> Option<(u16, String, Option<u64>)> {
         } => Some((status, body, retry_after)),
         Reply::RawOk(body) => Some((200, body, None)),
         // Faults wrapped in faults: the outer fault decides, the inner has no body.
-        Reply::Truncated(_) | Reply::Reset | Reply::Delayed(..) => None,
+        Reply::Truncated(_) | Reply::Reset | Reply::Delayed(..) | Reply::Gated(..) => None,
     }
 }

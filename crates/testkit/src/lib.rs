@@ -47,7 +47,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use reply::{Completion, DEFAULT_USAGE, Reply, ScriptedCall};
+pub use reply::{Completion, DEFAULT_USAGE, Gate, Reply, ScriptedCall};
 pub use snapshot::{TIMING_FIELDS, scrub_timings};
 pub use tokens::{count_tokens, prompt_tokens};
 
@@ -107,6 +107,8 @@ struct State {
     enforce_n_ctx: bool,
     sequence: Mutex<u64>,
     in_flight: Mutex<InFlight>,
+    /// Sent to the next GET requests before they are answered normally.
+    get_faults: Mutex<VecDeque<Reply>>,
 }
 
 #[derive(Default)]
@@ -174,10 +176,20 @@ pub struct ServerBuilder {
     n_ctx: u32,
     serve_props: bool,
     report_n_ctx: bool,
+    get_faults: Vec<Reply>,
     enforce_n_ctx: bool,
 }
 
 impl ServerBuilder {
+    /// Sends `faults` (statuses, resets, delays …), one each, to the first GET
+    /// requests (`…/models`, `/props`, `/health`) before those are answered
+    /// normally: a preflight that meets a 429 or a 503.
+    #[must_use]
+    pub fn get_faults(mut self, faults: impl IntoIterator<Item = Reply>) -> Self {
+        self.get_faults.extend(faults);
+        self
+    }
+
     /// Model name the server reports.
     #[must_use]
     pub fn model(mut self, model: impl Into<String>) -> Self {
@@ -247,6 +259,7 @@ impl ServerBuilder {
             enforce_n_ctx: self.enforce_n_ctx,
             sequence: Mutex::new(0),
             in_flight: Mutex::new(InFlight::default()),
+            get_faults: Mutex::new(self.get_faults.into()),
         });
         let accept_state = Arc::clone(&state);
         let task = tokio::spawn(async move {
@@ -273,6 +286,7 @@ impl ScriptedServer {
             n_ctx: DEFAULT_N_CTX,
             serve_props: true,
             report_n_ctx: true,
+            get_faults: Vec::new(),
             enforce_n_ctx: true,
         }
     }

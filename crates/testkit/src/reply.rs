@@ -140,6 +140,54 @@ pub enum Reply {
     Reset,
     /// The inner reply, sent after a delay.
     Delayed(Duration, Box<Reply>),
+    /// The inner reply, sent once the gate is open: a test decides when a request
+    /// is answered (kill a run while its request is held, then let it through)
+    /// instead of betting on a delay.
+    Gated(Gate, Box<Reply>),
+}
+
+/// A gate that held replies ([`Reply::Gated`]) wait at: open or closed, shared by
+/// its clones.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    open: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Gate {
+    /// A closed gate.
+    pub fn closed() -> Self {
+        Self {
+            open: std::sync::Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
+
+    /// Lets every held and later reply through.
+    pub fn open(&self) {
+        self.open.send_replace(true);
+    }
+
+    /// Holds later replies again (those already let through are gone).
+    pub fn close(&self) {
+        self.open.send_replace(false);
+    }
+
+    /// Whether replies pass.
+    pub fn is_open(&self) -> bool {
+        *self.open.borrow()
+    }
+
+    /// Waits until the gate is open.
+    pub(crate) async fn pass(&self) {
+        let mut open = self.open.subscribe();
+        // The sender lives in `self`, so the channel cannot close while waiting.
+        let _ = open.wait_for(|open| *open).await;
+    }
+}
+
+impl PartialEq for Gate {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.open, &other.open)
+    }
 }
 
 fn calls(calls: impl IntoIterator<Item = (String, String)>) -> Vec<ScriptedCall> {
@@ -233,6 +281,12 @@ impl Reply {
     #[must_use]
     pub fn delayed(self, delay: Duration) -> Self {
         Self::Delayed(delay, Box::new(self))
+    }
+
+    /// This reply, sent once `gate` is open.
+    #[must_use]
+    pub fn gated(self, gate: &Gate) -> Self {
+        Self::Gated(gate.clone(), Box::new(self))
     }
 
     /// Sets the reported usage of a completion reply (other replies are unchanged).

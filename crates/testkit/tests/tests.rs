@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use agentopt_testkit::{DEFAULT_MODEL, Reply, ScriptedServer};
+use agentopt_testkit::{DEFAULT_MODEL, Gate, Reply, ScriptedServer};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -140,23 +140,60 @@ async fn info_endpoints_report_the_context_window() -> std::io::Result<()> {
 }
 
 #[tokio::test]
-async fn rules_see_the_request_and_delays_overlap() -> std::io::Result<()> {
-    let server = ScriptedServer::with_rule(|request| {
+async fn rules_see_the_request_and_held_replies_overlap() -> std::io::Result<()> {
+    let gate = Gate::closed();
+    let held = gate.clone();
+    let server = ScriptedServer::with_rule(move |request| {
         let question = request.body["messages"][0]["content"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        Reply::text(format!("echo {question}")).delayed(Duration::from_millis(100))
+        Reply::text(format!("echo {question}")).gated(&held)
     })
     .await;
-    let calls = (0..4).map(|_| exchange(&server, "POST", CHAT, ASK));
-    for response in futures::future::join_all(calls).await {
+    let calls = futures::future::join_all((0..4).map(|_| exchange(&server, "POST", CHAT, ASK)));
+    let release = async {
+        // Every request is in, none answered: the gate, not a delay, makes them
+        // overlap.
+        while server.requests().len() < 4 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!gate.is_open());
+        gate.open();
+    };
+    let (responses, ()) = tokio::join!(calls, release);
+    for response in responses {
         assert_eq!(
             body_of(&response?)["choices"][0]["message"]["content"],
             "echo hi"
         );
     }
     assert_eq!(server.peak_in_flight(), 4);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_gated_reply_waits_for_the_gate_and_a_closed_gate_holds_again() -> std::io::Result<()> {
+    let gate = Gate::closed();
+    let server = ScriptedServer::start([
+        Reply::text("first").gated(&gate),
+        Reply::text("second").gated(&gate),
+    ])
+    .await;
+    let held = tokio::time::timeout(
+        Duration::from_millis(200),
+        exchange(&server, "POST", CHAT, ASK),
+    )
+    .await;
+    assert!(held.is_err(), "no answer while the gate is closed");
+    gate.open();
+    let response = exchange(&server, "POST", CHAT, ASK).await?;
+    assert_eq!(
+        body_of(&response)["choices"][0]["message"]["content"],
+        "second"
+    );
+    gate.close();
+    assert!(!gate.is_open());
     Ok(())
 }
 

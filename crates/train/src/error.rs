@@ -29,6 +29,19 @@ pub enum TrainError {
         /// Why.
         message: String,
     },
+    /// Another process is working on the run directory (it holds `run.lock`).
+    #[error(
+        "run directory {} is in use by {}; wait for it to end (or stop it) before \
+         running again",
+        path.display(),
+        pid.map_or_else(|| "another process".to_owned(), |pid| format!("process {pid}"))
+    )]
+    RunDirInUse {
+        /// The run directory.
+        path: PathBuf,
+        /// The holder's pid, when its lock file names one.
+        pid: Option<u32>,
+    },
     /// Two problems of one set have the same id.
     #[error("{set} problems {first} and {second} have the same id {id:?}; ids must be unique")]
     DuplicateProblemId {

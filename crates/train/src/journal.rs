@@ -9,6 +9,10 @@
 //! - `steps.jsonl` — one [`StepRecord`] per finished optimizer step.
 //! - `phases.jsonl` — one [`PhaseRecord`] per phase a process finished (time and
 //!   spend).
+//! - `spend.jsonl` — one [`agentopt_llm::SpendEntry`] per metered model event
+//!   (answer, retry, failure), written before the answer is used, the preflight's
+//!   included: the report's spend, and what a resumed run's budget starts from.
+//! - `run.lock` — the advisory lock of the process working on the run (its pid).
 //! - `checkpoints/optimizer.json` — the optimizer's live checkpoint, and a copy
 //!   `after-epoch-NNN.json` after each step, from which a resume continues.
 //! - `functions.json` — the trained function set (the artifact).
@@ -42,6 +46,13 @@ impl RunDir {
         Ok(run)
     }
 
+    /// The run directory at `root`, as it is (nothing created).
+    pub(crate) fn at(root: &Path) -> Self {
+        Self {
+            root: root.to_owned(),
+        }
+    }
+
     /// The directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -60,6 +71,16 @@ impl RunDir {
     /// `phases.jsonl`.
     pub fn phases_path(&self) -> PathBuf {
         self.root.join("phases.jsonl")
+    }
+
+    /// `spend.jsonl`: every metered model event of the run, all processes.
+    pub fn spend_path(&self) -> PathBuf {
+        self.root.join("spend.jsonl")
+    }
+
+    /// `run.lock`: the pid of the process working on the run.
+    pub fn lock_path(&self) -> PathBuf {
+        self.root.join("run.lock")
     }
 
     /// `checkpoints/`.
@@ -320,6 +341,19 @@ impl RoleUsage {
             prompt_tokens: 0,
             completion_tokens: 0,
             cost_usd: 0.0,
+        }
+    }
+
+    /// `totals` under `role`.
+    pub(crate) fn from_totals(role: &str, totals: &agentopt_llm::UsageTotals) -> Self {
+        Self {
+            role: role.to_owned(),
+            calls: totals.calls,
+            failed_calls: totals.failed_calls,
+            retries: totals.retries,
+            prompt_tokens: totals.prompt_tokens,
+            completion_tokens: totals.completion_tokens,
+            cost_usd: totals.cost_usd,
         }
     }
 

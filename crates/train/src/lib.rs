@@ -30,6 +30,7 @@
 //! }
 //! ```
 
+mod claim;
 mod error;
 mod journal;
 mod progress;

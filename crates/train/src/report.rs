@@ -10,6 +10,7 @@ use agentopt_optimizer::{Interval, PairedCounts, Z_95, wilson_interval};
 use std::collections::{BTreeMap, BTreeSet};
 
 use agentopt_core::FunctionSet;
+use agentopt_llm::{SpendEntry, UsageReport, UsageTotals};
 
 use crate::journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, StepRecord};
 use crate::{CallCounts, FailureKind};
@@ -41,7 +42,8 @@ pub struct TrainingReport {
     pub epochs: Vec<EpochResult>,
     /// The functions the agents hold after training.
     pub functions: Vec<FunctionUsage>,
-    /// Tokens and cost per caller role (assistant, optimizer …), metered calls only.
+    /// Tokens and cost per caller role (assistant, optimizer, preflight …): every
+    /// metered call of the run, in every process that worked on it.
     pub usage: Vec<RoleUsage>,
     /// The same per endpoint: which config-list entry answered and which failed.
     #[serde(default)]
@@ -600,10 +602,44 @@ impl TrainingReport {
         if errors > 0 {
             let _ = writeln!(out, "infrastructure errors (not counted above): {errors}");
         }
+        for epoch in &self.epochs {
+            if let Some(reason) = &epoch.skipped {
+                let _ = writeln!(
+                    out,
+                    "optimizer step after epoch {} skipped: {reason}",
+                    epoch.epoch
+                );
+            }
+        }
+        if let Some(reason) = self.training_failed() {
+            let _ = writeln!(out, "TRAINING FAILED: {reason}");
+        }
         if let Some(reason) = &self.incomplete {
             let _ = writeln!(out, "INCOMPLETE: {reason}");
         }
         out
+    }
+
+    /// Why training learned nothing, when every optimizer step that was due failed
+    /// (its model failed after its retries): the steps and their reasons. `None`
+    /// when a step ran, or no step was due.
+    pub fn training_failed(&self) -> Option<String> {
+        let reasons: Vec<String> = self
+            .epochs
+            .iter()
+            .map(|epoch| {
+                epoch
+                    .skipped
+                    .as_ref()
+                    .map(|reason| format!("after epoch {}: {reason}", epoch.epoch))
+            })
+            .collect::<Option<_>>()?;
+        (!reasons.is_empty()).then(|| {
+            format!(
+                "every optimizer step failed, so no function was learned ({})",
+                reasons.join("; ")
+            )
+        })
     }
 }
 
@@ -614,6 +650,8 @@ pub(crate) struct Inputs<'a> {
     pub(crate) records: &'a BTreeMap<(Phase, usize), &'a ConversationRecord>,
     pub(crate) steps: &'a [StepRecord],
     pub(crate) phases: &'a [PhaseRecord],
+    /// Every metered event of the run (`spend.jsonl`).
+    pub(crate) spend: &'a [SpendEntry],
     /// The functions in force at the end.
     pub(crate) functions: &'a FunctionSet,
     pub(crate) stopped_early: Option<String>,
@@ -666,7 +704,15 @@ pub(crate) fn build(inputs: Inputs<'_>) -> TrainingReport {
             }
         })
         .collect();
-    let (phases, usage, endpoints) = phase_totals(inputs.phases);
+    let phases = phase_times(inputs.phases);
+    let spent = UsageReport::from_entries(inputs.spend);
+    let rows = |totals: &BTreeMap<String, UsageTotals>| -> Vec<RoleUsage> {
+        totals
+            .iter()
+            .map(|(role, totals)| RoleUsage::from_totals(role, totals))
+            .collect()
+    };
+    let (usage, endpoints) = (rows(&spent.by_caller), rows(&spent.by_endpoint));
     TrainingReport {
         version: REPORT_VERSION,
         setup: inputs.setup,
@@ -761,18 +807,10 @@ fn function_usage(
         .collect()
 }
 
-/// Time and spend per phase: a phase continued by several processes has one line
-/// per process, summed here.
-fn phase_totals(records: &[PhaseRecord]) -> (Vec<PhaseTime>, Vec<RoleUsage>, Vec<RoleUsage>) {
+/// Wall time per phase: a phase continued by several processes has one line per
+/// process, summed here.
+fn phase_times(records: &[PhaseRecord]) -> Vec<PhaseTime> {
     let mut phases: Vec<PhaseTime> = Vec::new();
-    let mut usage: BTreeMap<String, RoleUsage> = BTreeMap::new();
-    let mut endpoints: BTreeMap<String, RoleUsage> = BTreeMap::new();
-    let add = |totals: &mut BTreeMap<String, RoleUsage>, spent: &RoleUsage| {
-        totals
-            .entry(spent.role.clone())
-            .or_insert_with(|| RoleUsage::empty(spent.role.clone()))
-            .merge(spent);
-    };
     for record in records {
         match phases.iter_mut().find(|phase| phase.phase == record.phase) {
             Some(phase) => phase.seconds += record.seconds,
@@ -781,18 +819,8 @@ fn phase_totals(records: &[PhaseRecord]) -> (Vec<PhaseTime>, Vec<RoleUsage>, Vec
                 seconds: record.seconds,
             }),
         }
-        for spent in &record.usage {
-            add(&mut usage, spent);
-        }
-        for spent in &record.endpoints {
-            add(&mut endpoints, spent);
-        }
     }
-    (
-        phases,
-        usage.into_values().collect(),
-        endpoints.into_values().collect(),
-    )
+    phases
 }
 
 /// Infrastructure errors still standing (not re-run successfully), per phase.

@@ -9,13 +9,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agentopt_core::files::{JsonLines, read_json_lines, write_atomic, write_json_atomic};
-use agentopt_core::{FunctionSet, Provenance};
-use agentopt_llm::{ChatModel, UsageMeter, UsageReport, UsageTotals};
+use agentopt_core::{FunctionSet, Provenance, lock};
+use agentopt_llm::{ChatModel, SpendEntry, UsageMeter, UsageReport, UsageTotals};
 use agentopt_optimizer::{
     AgentOptimizer, OptimizerError, OptimizerOptions, StepOutcome, ValidationOptions,
 };
@@ -24,6 +24,7 @@ use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use crate::FailureKind;
+use crate::claim::Claim;
 use crate::journal::{ConversationRecord, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord};
 use crate::progress::{Event, NoProgress, Observer};
 use crate::report::{Setup, TrainingReport};
@@ -163,6 +164,8 @@ pub struct Trainer<T: Task> {
     /// The models passed their check: a front end's [`Trainer::check`] followed by
     /// [`Trainer::run`] asks the servers once.
     preflighted: AtomicBool,
+    /// The run directory's lock and spend journal, held for the trainer's life.
+    claim: Mutex<Claim>,
 }
 
 impl<T: Task> Trainer<T> {
@@ -174,6 +177,7 @@ impl<T: Task> Trainer<T> {
             options,
             observer: Arc::new(NoProgress),
             preflighted: AtomicBool::new(false),
+            claim: Mutex::new(Claim::default()),
         }
     }
 
@@ -198,18 +202,29 @@ impl<T: Task> Trainer<T> {
     /// failed optimizer step.
     pub async fn run(&self, problems: &Problems<T::Problem>) -> Result<TrainingReport, TrainError> {
         self.check(problems).await?;
+        RunDir::open(&self.options.run_dir)?;
+        // A fresh run's directory exists from here on: lock it, journal the spend.
+        self.claim_run_dir()?;
         let mut run = Run::open(self, problems)?;
         run.execute().await
     }
 
+    /// Claims the run directory for this process (see [`Claim::claim`]).
+    fn claim_run_dir(&self) -> Result<(), TrainError> {
+        lock(&self.claim).claim(&self.options.run_dir, self.options.meter.as_ref())
+    }
+
     /// Everything [`Self::run`] checks before it writes or runs anything: the
-    /// options, unique problem ids, and (with [`TrainerOptions::preflight`]) the
-    /// optimizer's and the task's models. A front end that writes files of its own
-    /// calls this first, so bad input leaves nothing behind.
+    /// options, unique problem ids, the run directory when it exists (no other
+    /// process on it, journals that read; its recorded spend counts against the
+    /// budget), and (with [`TrainerOptions::preflight`]) the optimizer's and the
+    /// task's models. A front end that writes files of its own calls this first, so
+    /// bad input leaves nothing behind. The trainer keeps the run directory's lock
+    /// from here on, until it is dropped.
     ///
     /// # Errors
     /// [`TrainError::InvalidOption`], [`TrainError::DuplicateProblemId`],
-    /// [`TrainError::Preflight`].
+    /// [`TrainError::RunDirInUse`], [`TrainError::File`], [`TrainError::Preflight`].
     pub async fn check(&self, problems: &Problems<T::Problem>) -> Result<(), TrainError> {
         self.options.check()?;
         for (set, list) in [
@@ -219,6 +234,7 @@ impl<T: Task> Trainer<T> {
         ] {
             self.check_unique_ids(set, list)?;
         }
+        self.claim_run_dir()?;
         self.preflight().await
     }
 
@@ -686,6 +702,7 @@ impl<'a, T: Task> Run<'a, T> {
     ) -> Result<TrainingReport, TrainError> {
         let steps: Vec<StepRecord> = read_json_lines(&self.dir.steps_path())?;
         let phases: Vec<PhaseRecord> = read_json_lines(&self.dir.phases_path())?;
+        let spend: Vec<SpendEntry> = read_json_lines(&self.dir.spend_path())?;
         let mut setup = self.options().setup.clone();
         setup.train_problems = self.problems.train.len();
         setup.test_problems = self.problems.test.len();
@@ -705,6 +722,7 @@ impl<'a, T: Task> Run<'a, T> {
             records: &records,
             steps: &steps,
             phases: &phases,
+            spend: &spend,
             functions,
             stopped_early,
             incomplete,

@@ -145,5 +145,51 @@ async fn a_step_whose_model_fails_is_skipped_and_training_goes_on() -> anyhow::R
     assert_eq!(report.endpoints[0].failed_calls, 1);
     let markdown = std::fs::read_to_string(dir.path().join("report.md"))?;
     assert!(markdown.contains("| skipped ("), "{markdown}");
+    assert_eq!(report.training_failed(), None, "step 2 ran");
+    let summary = report.terminal_summary();
+    assert!(
+        summary.contains("optimizer step after epoch 1 skipped: ") && summary.contains("500"),
+        "{summary}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_run_whose_every_step_failed_says_so() -> anyhow::Result<()> {
+    let server = agentopt_testkit::ScriptedServer::builder()
+        .n_ctx(8192)
+        .rule(|_| agentopt_testkit::Reply::server_error(503))
+        .await;
+    let dir = tempfile::tempdir()?;
+    let endpoint = agentopt_llm::EndpointConfig::compatible(server.base_url(), "scripted-model");
+    let client_options = agentopt_llm::ClientOptions {
+        retry: agentopt_llm::RetryPolicy::none(),
+        ..agentopt_llm::ClientOptions::default()
+    };
+    let client = std::sync::Arc::new(agentopt_llm::OpenAiClient::new(endpoint, client_options)?);
+    let options = TrainerOptions {
+        epochs: 2,
+        ..crate::options(dir.path())
+    };
+    let trainer = agentopt_train::Trainer::new(Halving::default(), client, options);
+    let report = trainer.run(&problems()).await?;
+    assert!(report.epochs.iter().all(|epoch| epoch.skipped.is_some()));
+    let reason = report.training_failed().expect("every step failed");
+    assert!(
+        reason.starts_with(
+            "every optimizer step failed, so no function was learned (after epoch 1: "
+        ) && reason.contains("; after epoch 2: ")
+            && reason.contains("503"),
+        "{reason}"
+    );
+    let summary = report.terminal_summary();
+    assert!(
+        summary.contains("TRAINING FAILED: every optimizer step failed"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("optimizer step after epoch 2 skipped: "),
+        "{summary}"
+    );
     Ok(())
 }

@@ -65,6 +65,8 @@ async fn runs_stopped_anywhere_and_continued_report_like_an_uninterrupted_run() 
             () = stop.notified() => {}
             result = interrupted.run(&problems) => panic!("stopped after {after}: {result:?}"),
         }
+        // As a killed process would, the interrupted trainer lets go of the directory.
+        drop(interrupted);
         let recorded = finished.load(Ordering::SeqCst);
         assert!(
             recorded >= after,

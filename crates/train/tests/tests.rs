@@ -3,6 +3,7 @@
 //! in-process checker, so these tests are about the trainer: phases, steps, the
 //! journal, resume, infrastructure errors and the report.
 
+mod claim;
 mod infrastructure;
 mod replicas;
 mod report;

@@ -16,7 +16,9 @@ use agentopt_optimizer::{ActionFormat, OptimizerOptions};
 use agentopt_train::TrainerOptions;
 use serde::{Deserialize, Serialize};
 
-use agentopt_mathchat::{AnswerCheck, DataFormat, Selection, subject_key};
+use agentopt_mathchat::{AnswerCheck, DataFormat, MATH_SUBJECTS, Selection, subject_key};
+
+use crate::flags::{at_least_one, positive_amount, probability};
 
 /// Model used with an OpenAI / Azure key from the environment when `--model` is
 /// not given.
@@ -69,6 +71,9 @@ pub struct BenchArgs {
     /// Record format of --train-data / --test-data.
     #[arg(long, value_enum, default_value_t = DataFormat::Auto, help_heading = "Data")]
     pub format: DataFormat,
+    /// Skip (and report) unusable data records instead of stopping at them.
+    #[arg(long, help_heading = "Data")]
+    pub skip_bad_records: bool,
     /// Subjects, comma-separated (`algebra`, `number_theory`, …, or `all`).
     /// Default for the bundled data: the preset's (`quick`: algebra and prealgebra;
     /// `seed` and `smoke`: algebra, as the seed notebook); all for --train-data /
@@ -109,7 +114,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0, help_heading = "Training")]
     pub validation_size: usize,
     /// Significance level of the validation-mode paired test.
-    #[arg(long, default_value_t = 0.05, help_heading = "Training")]
+    #[arg(long, default_value_t = 0.05, value_parser = probability, help_heading = "Training")]
     pub significance: f64,
     /// Conversations at once within a phase (default: 2 on the local model, one server
     /// slot each; 4 remote). The order the optimizer sees does not depend on it.
@@ -119,14 +124,14 @@ pub struct BenchArgs {
     /// Longest assistant reply in tokens (default: 768 on the local model, where a
     /// small model can otherwise ramble until the context is full; no limit on a
     /// remote endpoint, as in the seed).
-    #[arg(long, help_heading = "Training")]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Training")]
     pub max_reply_tokens: Option<u32>,
 
     /// Most assistant replies per conversation (default: 4 on the local model, where
     /// a stuck small model would otherwise run all 15 of the proxy's auto replies
     /// into the context limit; no limit of its own on a remote endpoint, as in the
     /// seed).
-    #[arg(long, help_heading = "Training")]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Training")]
     pub max_turns: Option<u32>,
 
     /// How the optimizer model states its actions: tool-calls or json-schema
@@ -200,11 +205,11 @@ pub struct BenchArgs {
     /// e.g. `gpt-4o-mini=0.15:0.6`; repeatable. Unpriced models cost 0.
     #[arg(long = "price", value_name = "MODEL=PROMPT:COMPLETION", value_parser = parse_price, help_heading = "Cost")]
     pub prices: Vec<Price>,
-    /// Stop calling the model once this many US dollars are spent.
-    #[arg(long, help_heading = "Cost")]
+    /// Stop calling the model once the whole run (across --resume) spent this many USD.
+    #[arg(long, value_parser = positive_amount, help_heading = "Cost")]
     pub budget_usd: Option<f64>,
-    /// Stop calling the model once this many tokens are spent.
-    #[arg(long, help_heading = "Cost")]
+    /// Stop calling the model once this many tokens are spent (by the whole run).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Cost")]
     pub budget_tokens: Option<u64>,
 
     /// Run directory (default: `runs/bench-math-<unix time>`).
@@ -221,16 +226,6 @@ pub struct BenchArgs {
     /// `--resume` ignores.
     #[arg(skip)]
     pub run_shaping_flags: Vec<String>,
-}
-
-/// A count that must be at least 1 (`--train-size 0` would otherwise run nothing
-/// and report it as a result).
-fn at_least_one(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".to_owned()),
-        Ok(count) => Ok(count),
-        Err(error) => Err(error.to_string()),
-    }
 }
 
 /// A model's price (`--price`).
@@ -356,6 +351,9 @@ pub struct DataSpec {
     pub format: DataFormat,
     /// Filters and count.
     pub selection: Selection,
+    /// Unusable records are skipped (configs from before this setting: not skipped).
+    #[serde(default)]
+    pub skip_bad_records: bool,
 }
 
 /// The resolved settings of a run: everything needed to repeat or resume it,
@@ -458,9 +456,11 @@ fn data_specs(args: &BenchArgs, preset: &PresetValues, workspace: &Path) -> (Dat
                 args.level.clone(),
             ),
             None => {
-                // A CRAFT file holds one subject; with one subject asked for, read just it.
+                // One subject asked for: just its CRAFT file (an unknown one: them all).
                 let path = match bundled_subjects.as_slice() {
-                    [subject] => craft_dir.join(format!("{subject}.jsonl")),
+                    [subject] if MATH_SUBJECTS.contains(&subject.as_str()) => {
+                        craft_dir.join(format!("{subject}.jsonl"))
+                    }
                     _ => craft_dir,
                 };
                 let subjects = bundled_subjects.clone();
@@ -478,6 +478,7 @@ fn data_specs(args: &BenchArgs, preset: &PresetValues, workspace: &Path) -> (Dat
                     .sample_seed
                     .or(preset.sample_seed.filter(|_| explicit.is_none())),
             },
+            skip_bad_records: args.skip_bad_records,
         }
     };
     let train_size = args.train_size.unwrap_or(preset.train_size);

@@ -20,6 +20,7 @@ use super::cli::{BenchArgs, Endpoints, RunConfig, resolve_endpoints, run_config}
 use super::plot::write_learning_curve;
 use super::progress::{Progress, ProgressObserver, init_tracing};
 use super::rundir::{create_run_dir, open_run_dir};
+use crate::data::load_selected;
 use crate::sandboxes::MathSandboxes;
 
 /// Runs (or resumes) a benchmark as the flags say; `workspace` is the repository
@@ -73,6 +74,9 @@ pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<()> {
             root.display()
         );
     }
+    if let Some(reason) = report.training_failed() {
+        bail!("{reason}; see {}", root.join("bench.log").display());
+    }
     drop(models);
     Ok(())
 }
@@ -80,9 +84,9 @@ pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<()> {
 /// The training, validation and test problems the config selects (validation
 /// problems are held out from the end of the training selection).
 fn load_problems(config: &RunConfig) -> anyhow::Result<Problems<Problem>> {
-    let load = |spec: &super::cli::DataSpec, set| -> anyhow::Result<Vec<Problem>> {
-        let all = agentopt_mathchat::load(&spec.path, spec.format)?;
-        Ok(spec.selection.apply(all, set)?)
+    let load = |spec: &super::cli::DataSpec, set| {
+        let (path, format) = (&spec.path, spec.format);
+        load_selected(path, format, spec.skip_bad_records, &spec.selection, set)
     };
     let mut train = load(&config.train, "train")?;
     let validation = train.split_off(train.len() - config.validation_size.min(train.len()));

@@ -33,26 +33,26 @@ pub struct OverheadArgs {
     #[arg(long, default_value_t = 300)]
     pub latency_ms: u64,
     /// Concurrencies to measure the seed's run at, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = [1, 10])]
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 10], value_parser = crate::flags::at_least_one)]
     pub concurrency: Vec<usize>,
     /// Training problems per epoch (bundled algebra, first ones).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = crate::flags::at_least_one)]
     pub train_size: usize,
     /// Test problems (bundled algebra, first ones).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = crate::flags::at_least_one)]
     pub test_size: usize,
     /// Training epochs.
     #[arg(long, default_value_t = 2)]
     pub epochs: u32,
     /// Optimizer actions per step.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = crate::flags::at_least_one)]
     pub actions: usize,
     /// Problems of the scale run (half training, half test, all subjects, 2
     /// epochs); 0 skips it.
     #[arg(long, default_value_t = 1000)]
     pub scale_problems: usize,
     /// Concurrency of the scale run.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = crate::flags::at_least_one)]
     pub scale_concurrency: usize,
     /// Latency of the scale run, in milliseconds.
     #[arg(long, default_value_t = 10)]

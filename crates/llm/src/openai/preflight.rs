@@ -1,15 +1,18 @@
 //! The preflight check of one endpoint: reachable, model served, context window
-//! known. One request per question, no retry series: its time is bounded by the
-//! caller's `within`.
+//! known. Each request retries as every later call does (429 with `Retry-After`,
+//! 5xx, transport faults, under the client's [`crate::RetryPolicy`]); the whole
+//! check is bounded by the caller's `within`.
 
 use serde_json::Value;
 
-use super::{OpenAiClient, error_chain, to_wire};
+use super::{OpenAiClient, error_chain};
 use crate::config::ApiType;
-use crate::{ChatMessage, ChatModel, ChatRequest, EndpointCheck, LlmError, Usage};
+use crate::{ChatMessage, ChatModel, ChatRequest, EndpointCheck, LlmError};
 
 /// Caller label of the one-token test request, in the usage report.
 const PREFLIGHT_CALLER: &str = "preflight";
+/// Longest wait for one GET attempt (model list, server properties).
+const GET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Served models named in a "not served" error before the list is cut short.
 const MODELS_SHOWN: usize = 10;
 
@@ -40,13 +43,12 @@ impl OpenAiClient {
         if endpoint.api_type == ApiType::Azure {
             return self.probe_chat().await;
         }
-        let mut request = self.inner.http.get(format!("{}/models", endpoint.base_url));
-        if let Some(key) = &endpoint.api_key {
-            request = request.bearer_auth(key.expose());
-        }
-        let response = request.send().await.map_err(|error| {
-            self.preflight_error(&format!("unreachable: {}", error_chain(&error)))
-        })?;
+        let response = self
+            .get_retrying(&format!("{}/models", endpoint.base_url), PREFLIGHT_CALLER)
+            .await
+            .map_err(|error| {
+                self.preflight_error(&format!("unreachable: {}", error_chain(&error)))
+            })?;
         let status = response.status();
         if status.as_u16() == 401 || status.as_u16() == 403 {
             let body = response.text().await.unwrap_or_default();
@@ -70,25 +72,69 @@ impl OpenAiClient {
         }
     }
 
-    /// One attempt of a one-token completion; metered under `preflight`.
+    /// A one-token completion, retried as every call is; metered under `preflight`.
     async fn probe_chat(&self) -> Result<(), LlmError> {
-        let endpoint = &self.inner.endpoint;
         let request = ChatRequest::new(vec![ChatMessage::user("ping")])
             .with_max_tokens(1)
             .with_caller(PREFLIGHT_CALLER);
-        let wire_request = to_wire(&request, &endpoint.model, endpoint.call_style)?;
-        let response = self.attempt(wire_request).await.map_err(|(error, _)| {
+        // Not through `chat`: a cached answer would check nothing.
+        let style = self.inner.endpoint.call_style;
+        let response = self.send(&request, style).await.map_err(|error| {
             self.preflight_error(&format!("a one-token test request failed: {error}"))
         })?;
-        if let (Some(meter), Some(usage)) = (self.meter(), response.usage.as_ref()) {
-            let usage = Usage {
-                prompt_tokens: u64::from(usage.prompt_tokens),
-                completion_tokens: u64::from(usage.completion_tokens),
-            };
-            meter.record(&self.inner.label, PREFLIGHT_CALLER, &response.model, usage);
+        if let Some(meter) = self.meter() {
+            meter.record(
+                &self.inner.label,
+                PREFLIGHT_CALLER,
+                &response.model,
+                response.usage,
+            )?;
         }
         Ok(())
     }
+
+    /// `GET url` with the client's retry policy: a 429 (after its `Retry-After`), a
+    /// 5xx or a transport fault is tried again, each retry metered under `caller`.
+    /// The last response is returned whatever its status once the attempts are
+    /// used up; only a transport fault on the last attempt is an error.
+    pub(super) async fn get_retrying(
+        &self,
+        url: &str,
+        caller: &str,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let policy = self.inner.options.retry;
+        let mut failures = 0;
+        loop {
+            let timeout = self.inner.options.timeout.min(GET_TIMEOUT);
+            let mut request = self.inner.http.get(url).timeout(timeout);
+            if let Some(key) = &self.inner.endpoint.api_key {
+                request = request.bearer_auth(key.expose());
+            }
+            let outcome = request.send().await;
+            let retry_after = match &outcome {
+                Ok(response) if !is_transient_status(response.status()) => return outcome,
+                Ok(response) => crate::retry::parse_retry_after(response.headers()),
+                Err(_) => None,
+            };
+            failures += 1;
+            if failures >= policy.max_attempts.max(1) {
+                return outcome;
+            }
+            let delay = policy.delay(failures, retry_after);
+            tracing::warn!(url, ?delay, "retrying a GET request");
+            if let Some(meter) = self.meter()
+                && let Err(error) = meter.record_retry(&self.inner.label, caller)
+            {
+                tracing::warn!(%error, "retry not recorded");
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// 429 or 5xx: worth another try.
+fn is_transient_status(status: reqwest::StatusCode) -> bool {
+    status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
 /// The model ids of an OpenAI-style `{"data": [{"id": …}, …]}` list.
