@@ -142,7 +142,6 @@ impl Models {
         } else {
             None
         };
-        // Spread: a replica may take every conversation; least outstanding balances.
         let spread = SpreadOptions::with_cap(config.trainer.concurrency);
         let client = |entries: Vec<EndpointConfig>| -> anyhow::Result<Arc<dyn ChatModel>> {
             let entries = entries
