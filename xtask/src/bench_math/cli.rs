@@ -160,8 +160,7 @@ pub struct BenchArgs {
     pub sampling_seed: Option<i64>,
 
     /// OpenAI-compatible base URL (e.g. `http://127.0.0.1:8000/v1`), or the Azure
-    /// resource endpoint with `--api-type azure`. Overrides every other source.
-    /// Repeat it for replicas (--routing).
+    /// resource endpoint with `--api-type azure`. Overrides every other source; repeatable.
     #[arg(long, value_name = "URL", help_heading = "Endpoint")]
     pub base_url: Vec<String>,
     /// Several endpoints: `fallback` tries them in order (AG2), `spread` balances replicas.

@@ -136,11 +136,7 @@ impl Models {
         } else {
             None
         };
-        // Spread: a replica may take every conversation; least outstanding balances.
-        let spread = SpreadOptions {
-            max_in_flight_per_replica: config.trainer.concurrency,
-            ..SpreadOptions::default()
-        };
+        let spread = SpreadOptions::with_cap(config.trainer.concurrency);
         let client = |entries: Vec<EndpointConfig>| -> anyhow::Result<Arc<dyn ChatModel>> {
             let entries = entries
                 .into_iter()
