@@ -1,27 +1,22 @@
-//! Problem data for the bench commands: a path loaded and a selection applied, an
+//! Problem data for the bench commands: a [`DataSpec`] loaded and selected, an
 //! unusable record named with the flag that skips it, skipped ones warned about.
 
-use std::path::Path;
+use agentopt_mathchat::{LoadOptions, Problem};
 
-use agentopt_mathchat::{DataFormat, LoadOptions, Problem, Selection};
+use crate::bench_math::cli::DataSpec;
 
-/// The problems of `path` (in `format`) that `selection` takes for `set` (`train`,
-/// `test`); with `skip_bad_records`, unusable records are skipped with a warning on
-/// stderr instead of failing the load.
+/// The problems of `spec`'s path (in its format) that its selection takes for `set`
+/// (`train`, `test`); with `skip_bad_records`, unusable records are skipped with a
+/// warning on stderr instead of failing the load.
 ///
 /// # Errors
 /// The data's error, naming every unusable record and `--skip-bad-records`; a
 /// selection that finds too few problems or an unknown subject.
-pub fn load_selected(
-    path: &Path,
-    format: DataFormat,
-    skip_bad_records: bool,
-    selection: &Selection,
-    set: &str,
-) -> anyhow::Result<Vec<Problem>> {
+pub fn load_selected(spec: &DataSpec, set: &str) -> anyhow::Result<Vec<Problem>> {
+    let (path, selection) = (&spec.path, &spec.selection);
     let options = LoadOptions {
-        format,
-        skip_bad_records,
+        format: spec.format,
+        skip_bad_records: spec.skip_bad_records,
     };
     let loaded = agentopt_mathchat::load_with(path, options).map_err(|error| {
         let hint = error

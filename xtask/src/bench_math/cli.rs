@@ -12,11 +12,10 @@ use agentopt_local::endpoints::EndpointRequest;
 pub use agentopt_local::endpoints::{EndpointSource, Endpoints};
 use agentopt_local::{LocalError, LocalModel};
 use agentopt_mathchat::MathTaskOptions;
+use agentopt_mathchat::{AnswerCheck, DataFormat, MATH_SUBJECTS, Selection, subject_key};
 use agentopt_optimizer::{ActionFormat, OptimizerOptions};
 use agentopt_train::TrainerOptions;
 use serde::{Deserialize, Serialize};
-
-use agentopt_mathchat::{AnswerCheck, DataFormat, MATH_SUBJECTS, Selection, subject_key};
 
 use crate::flags::{at_least_one, positive_amount, probability};
 
@@ -161,8 +160,7 @@ pub struct BenchArgs {
     pub sampling_seed: Option<i64>,
 
     /// OpenAI-compatible base URL (e.g. `http://127.0.0.1:8000/v1`), or the Azure
-    /// resource endpoint with `--api-type azure`. Overrides every other source.
-    /// Repeat it for replicas (--routing).
+    /// resource endpoint with `--api-type azure`. Overrides every other source; repeatable.
     #[arg(long, value_name = "URL", help_heading = "Endpoint")]
     pub base_url: Vec<String>,
     /// Several endpoints: `fallback` tries them in order (AG2), `spread` balances replicas.
@@ -458,8 +456,8 @@ fn data_specs(args: &BenchArgs, preset: &PresetValues, workspace: &Path) -> (Dat
             None => {
                 // One subject asked for: just its CRAFT file (an unknown one: them all).
                 let path = match bundled_subjects.as_slice() {
-                    [subject] if MATH_SUBJECTS.contains(&subject.as_str()) => {
-                        craft_dir.join(format!("{subject}.jsonl"))
+                    [s] if MATH_SUBJECTS.contains(&s.as_str()) => {
+                        craft_dir.join(format!("{s}.jsonl"))
                     }
                     _ => craft_dir,
                 };

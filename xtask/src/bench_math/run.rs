@@ -72,26 +72,20 @@ pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<()> {
             root.display()
         );
     }
-    if let Some(reason) = report.training_failed() {
-        bail!("{reason}; see {}", root.join("bench.log").display());
-    }
     drop(models);
-    Ok(())
+    let failed = report.training_failed();
+    failed.map_or(Ok(()), |reason| bail!("{reason}"))
 }
 
 /// The training, validation and test problems the config selects (validation
 /// problems are held out from the end of the training selection).
 fn load_problems(config: &RunConfig) -> anyhow::Result<Problems<Problem>> {
-    let load = |spec: &super::cli::DataSpec, set| {
-        let (path, format) = (&spec.path, spec.format);
-        load_selected(path, format, spec.skip_bad_records, &spec.selection, set)
-    };
-    let mut train = load(&config.train, "train")?;
+    let mut train = load_selected(&config.train, "train")?;
     let validation = train.split_off(train.len() - config.validation_size.min(train.len()));
     Ok(Problems {
         train,
         validation,
-        test: load(&config.test, "test")?,
+        test: load_selected(&config.test, "test")?,
     })
 }
 
@@ -140,11 +134,7 @@ impl Models {
         } else {
             None
         };
-        // Spread: a replica may take every conversation; least outstanding balances.
-        let spread = SpreadOptions {
-            max_in_flight_per_replica: config.trainer.concurrency,
-            ..SpreadOptions::default()
-        };
+        let spread = SpreadOptions::with_cap(config.trainer.concurrency);
         let client = |entries: Vec<EndpointConfig>| -> anyhow::Result<Arc<dyn ChatModel>> {
             let entries = entries
                 .into_iter()
