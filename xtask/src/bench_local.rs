@@ -15,7 +15,7 @@ use agentopt_train::{FunctionSet, Throughput, measure_throughput};
 use anyhow::Context as _;
 
 use crate::bench_math::cli::{
-    LOCAL_MAX_REPLY_TOKENS, LOCAL_MAX_TURNS, LOCAL_SAMPLING_SEED, LocalModelArg,
+    DataSpec, LOCAL_MAX_REPLY_TOKENS, LOCAL_MAX_TURNS, LOCAL_SAMPLING_SEED, LocalModelArg,
 };
 
 /// Flags of `cargo xtask bench-local`.
@@ -71,8 +71,14 @@ pub async fn run(args: &BenchLocalArgs, workspace: &std::path::Path) -> anyhow::
         count: Some(args.problems),
         shuffle_seed: Some(args.sample_seed),
     };
-    let problems =
-        crate::data::load_selected(&path, None, DataFormat::Craft, false, &selection, "test")?;
+    let spec = DataSpec {
+        path,
+        craft_split: None,
+        format: DataFormat::Craft,
+        selection,
+        skip_bad_records: false,
+    };
+    let problems = crate::data::load_selected(&spec, "test")?;
     let environment = PythonEnvironment::ensure().context("preparing the Python sandbox")?;
     let mut rows = Vec::new();
     for &concurrency in &args.concurrency {

@@ -1,31 +1,25 @@
-//! Problem data for the bench commands: a path loaded and a selection applied, an
+//! Problem data for the bench commands: a [`DataSpec`] loaded and selected, an
 //! unusable record named with the flag that skips it, skipped ones warned about.
 
-use std::path::Path;
+use agentopt_mathchat::{LoadOptions, MATH_SUBJECTS, Problem};
 
-use agentopt_mathchat::{CraftSplit, DataFormat, LoadOptions, MATH_SUBJECTS, Problem, Selection};
+use crate::bench_math::cli::DataSpec;
 
-/// The problems of `path` (in `format`; with `craft_split`, that split of the CRAFT
-/// layout under `path`, only the selection's subjects read) that `selection` takes
-/// for `set` (`train`, `test`); with `skip_bad_records`, unusable records are
+/// The problems of `spec`'s path (in its format; with a CRAFT split, that split of
+/// the layout under the path, only the selection's subjects read) that its selection
+/// takes for `set` (`train`, `test`); with `skip_bad_records`, unusable records are
 /// skipped with a warning on stderr instead of failing the load.
 ///
 /// # Errors
 /// The data's error, naming every unusable record and `--skip-bad-records`; a
 /// selection that finds too few problems or an unknown subject.
-pub fn load_selected(
-    path: &Path,
-    craft_split: Option<CraftSplit>,
-    format: DataFormat,
-    skip_bad_records: bool,
-    selection: &Selection,
-    set: &str,
-) -> anyhow::Result<Vec<Problem>> {
+pub fn load_selected(spec: &DataSpec, set: &str) -> anyhow::Result<Vec<Problem>> {
+    let (path, selection) = (&spec.path, &spec.selection);
     let options = LoadOptions {
-        format,
-        skip_bad_records,
+        format: spec.format,
+        skip_bad_records: spec.skip_bad_records,
     };
-    let loaded = match craft_split {
+    let loaded = match spec.craft_split {
         Some(split) => {
             // An unknown subject: every file, so the selection names the real ones.
             let known = selection
@@ -33,7 +27,7 @@ pub fn load_selected(
                 .iter()
                 .all(|s| MATH_SUBJECTS.contains(&s.as_str()));
             let subjects = if known { &selection.subjects[..] } else { &[] };
-            agentopt_mathchat::load_craft_with(path, split, subjects, skip_bad_records)
+            agentopt_mathchat::load_craft_with(path, split, subjects, spec.skip_bad_records)
         }
         None => agentopt_mathchat::load_with(path, options),
     };

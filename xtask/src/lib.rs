@@ -1,10 +1,12 @@
 //! Library half of `xtask`, so the benchmark's pure parts (data loading,
-//! statistics, reports, plots) are reachable from the integration tests.
+//! statistics, reports) are reachable from the integration tests.
 
 pub mod bench_local;
 pub mod bench_math;
 pub mod bench_overhead;
+pub mod bench_report;
 pub mod bench_scale;
+pub mod browser;
 pub mod data;
 pub mod flags;
 pub mod learned_use;

@@ -3,7 +3,7 @@
 mod test;
 
 use clap::{CommandFactory, FromArgMatches, Subcommand};
-use xtask::{bench_local, bench_math, bench_overhead, bench_scale};
+use xtask::{bench_local, bench_math, bench_overhead, bench_report, bench_scale};
 
 #[derive(clap::Parser)]
 #[command(name = "cargo xtask", about = "agentopt project automation")]
@@ -37,6 +37,19 @@ enum Command {
     /// agentopt's (Python package), same AG2 agents, same scripted server: prints
     /// wall time, model calls and problems solved (a benchmark, not a test).
     BenchPython(BenchPythonArgs),
+    /// Rebuilds `report.html` of a run directory from its files (an older run's too)
+    /// and prints its path.
+    Report {
+        /// The run directory (holding `report.json` and the journal).
+        run_dir: std::path::PathBuf,
+        /// Also save a PNG of the page's top (summary, curve, first problems) here,
+        /// taken by headless Chromium.
+        #[arg(long)]
+        screenshot: Option<std::path::PathBuf>,
+    },
+    /// Size of `report.html` and its opening time in headless Chromium, for
+    /// synthetic runs of several sizes, printed as a table.
+    BenchReport(bench_report::BenchReportArgs),
     /// Builds the `agentopt` Python package for publishing: the release abi3
     /// manylinux wheel and the sdist, into `dist/`.
     Wheel,
@@ -103,6 +116,27 @@ fn bench_python(args: &BenchPythonArgs) -> anyhow::Result<()> {
     )
 }
 
+/// `cargo xtask report`: rebuilds the page, and screenshots it when asked.
+fn report(run_dir: &std::path::Path, screenshot: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use xtask::browser;
+    let page = agentopt_train::write_report_html(run_dir)?;
+    println!("{}", page.display());
+    if let Some(out) = screenshot {
+        let chromium = browser::chromium()
+            .context("Chromium is not installed (Debian: apt-get install -y chromium)")?;
+        browser::screenshot(
+            &chromium,
+            &browser::file_url(&page, "")?,
+            out,
+            (1400, 1500),
+            0.75,
+        )?;
+        println!("{}", out.display());
+    }
+    Ok(())
+}
+
 /// Runs the command; an error is printed as its message and causes, never with a
 /// backtrace (`RUST_BACKTRACE=1` in the environment is for panics, not for a bad
 /// flag or data file).
@@ -126,6 +160,13 @@ fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Test(args) => test::run(&args),
         Command::BenchPython(args) => bench_python(&args),
+        Command::Report {
+            run_dir,
+            screenshot,
+        } => report(&run_dir, screenshot.as_deref()),
+        Command::BenchReport(args) => {
+            tokio::runtime::Runtime::new()?.block_on(bench_report::run(&args))
+        }
         Command::Wheel => wheel(),
         Command::BenchMath(mut args) => {
             if let Some(("bench-math", given)) = matches.subcommand() {

@@ -6,7 +6,7 @@ mod cli;
 mod e2e;
 mod faults;
 mod overhead;
-mod plot;
 mod real_model;
+mod report_html;
 mod rundir;
 mod structure;

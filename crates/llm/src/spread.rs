@@ -115,6 +115,16 @@ impl Default for SpreadOptions {
     }
 }
 
+impl SpreadOptions {
+    /// The defaults with at most `cap` calls in flight per replica.
+    pub fn with_cap(cap: usize) -> Self {
+        Self {
+            max_in_flight_per_replica: cap,
+            ..Self::default()
+        }
+    }
+}
+
 /// What the balancer knows of one replica.
 #[derive(Debug, Default)]
 struct Health {

@@ -923,9 +923,22 @@ impl AgentOptimizer {
                 .map_err(|needed| prompt_too_large(needed, budget))
             };
             let mut merge_round = Round::default();
-            self.action_loop(&prompt, &[], budget, &mut merged, &mut merge_round)
-                .await?;
+            let merged_in = self
+                .action_loop(&prompt, &[], budget, &mut merged, &mut merge_round)
+                .await;
             round.absorb(merge_round);
+            // Two full lists beside List A can outgrow the prompt: the merge stops
+            // with what it has (every action in it validated) rather than fail the
+            // step.
+            if let Err(OptimizerError::PromptTooLarge { needed, .. }) = merged_in {
+                tracing::warn!(
+                    needed,
+                    budget = budget.max_prompt_tokens,
+                    "merge prompt does not fit; the remaining candidates are not merged"
+                );
+                break;
+            }
+            merged_in?;
             merged_groups.push(report.clone());
         }
         Ok(merged)

@@ -125,6 +125,7 @@ pub(crate) fn train_error(error: TrainError) -> PyErr {
     match error {
         TrainError::File(inner) => core_error(&inner),
         TrainError::Preflight(_) => raise("ModelError", message, None, None),
+        TrainError::Plot(_) => raise("AgentOptError", message, None, None),
         TrainError::Optimizer(inner) => optimizer_error(inner),
         TrainError::Sandbox(inner) => sandbox_error(inner),
         TrainError::InvalidOption { option, value, .. } => {

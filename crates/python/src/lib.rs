@@ -36,6 +36,7 @@ fn _agentopt(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<functions::FunctionSet>()?;
     module.add_class::<train::Trainer>()?;
     module.add_class::<train::TrainingReport>()?;
+    module.add_function(wrap_pyfunction!(write_report_html, module)?)?;
     module.add_function(wrap_pyfunction!(check::check_sandbox, module)?)?;
     module.add(
         "PACKAGE_ALLOWLIST",
@@ -43,4 +44,12 @@ fn _agentopt(module: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
+}
+
+/// Rebuilds `report.html` of a run directory from its files; returns its path.
+#[pyfunction]
+fn write_report_html(py: Python<'_>, run_dir: std::path::PathBuf) -> PyResult<String> {
+    py.detach(|| agentopt_train::write_report_html(&run_dir))
+        .map(|page| page.display().to_string())
+        .map_err(errors::train_error)
 }

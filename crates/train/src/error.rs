@@ -29,6 +29,9 @@ pub enum TrainError {
         /// Why.
         message: String,
     },
+    /// The learning curve could not be drawn (plotters' message).
+    #[error("cannot draw the learning curve: {0}")]
+    Plot(String),
     /// Another process is working on the run directory (it holds `run.lock`).
     #[error(
         "run directory {} is in use by {}; wait for it to end (or stop it) before \

@@ -16,7 +16,11 @@
 //! - `checkpoints/optimizer.json` — the optimizer's live checkpoint, and a copy
 //!   `after-epoch-NNN.json` after each step, from which a resume continues.
 //! - `functions.json` — the trained function set (the artifact).
-//! - `report.json`, `report.md` — the [`crate::TrainingReport`].
+//! - `step_details.jsonl` — one [`crate::StepDetail`] per optimizer step: its
+//!   prompts, replies, accepted and rejected actions, the function set after it.
+//! - `report.json`, `report.md`, `learning_curve.svg` — the
+//!   [`crate::TrainingReport`]; `report.html` — the whole run as one page
+//!   ([`crate::write_report_html`]).
 
 use std::path::{Path, PathBuf};
 
@@ -112,6 +116,21 @@ impl RunDir {
     /// `report.md`.
     pub fn report_md_path(&self) -> PathBuf {
         self.root.join("report.md")
+    }
+
+    /// `step_details.jsonl`.
+    pub fn step_details_path(&self) -> PathBuf {
+        self.root.join("step_details.jsonl")
+    }
+
+    /// `learning_curve.svg`.
+    pub fn learning_curve_path(&self) -> PathBuf {
+        self.root.join("learning_curve.svg")
+    }
+
+    /// `report.html`.
+    pub fn report_html_path(&self) -> PathBuf {
+        self.root.join("report.html")
     }
 }
 

@@ -32,10 +32,12 @@
 
 mod claim;
 mod error;
+mod html;
 mod journal;
 mod progress;
 mod report;
 mod retrieval;
+mod tape;
 mod task;
 mod throughput;
 mod trainer;
@@ -44,6 +46,7 @@ pub use agentopt_agents::FailureKind;
 pub use agentopt_core::{FunctionSet, LearnedFunction};
 pub use agentopt_sandbox::CallCounts;
 pub use error::TrainError;
+pub use html::{learning_curve_svg, write_report_html};
 pub use journal::{
     ConversationRecord, DemonstrationCounts, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord,
 };
@@ -53,6 +56,7 @@ pub use report::{
     ProblemOutcome, REPORT_VERSION, Setup, TestResult, TrainingReport, UseRate, pair_outcomes,
 };
 pub use retrieval::{DEFAULT_RETRIEVAL_K, retrieve};
+pub use tape::{OptimizerExchange, StepDetail};
 pub use task::{Attempt, InfraError, Outcome, Task};
 pub use throughput::{Throughput, measure_throughput};
 pub use trainer::{Problems, Trainer, TrainerOptions};

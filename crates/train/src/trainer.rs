@@ -32,6 +32,7 @@ use crate::journal::{
 use crate::progress::{Event, NoProgress, Observer};
 use crate::report::{Setup, TrainingReport};
 use crate::retrieval::retrieve;
+use crate::tape::{StepDetail, Tape, TapedModel};
 use crate::task::Task;
 use crate::{TrainError, report};
 
@@ -447,6 +448,9 @@ struct Run<'a, T: Task> {
     transcripts: JsonLines,
     steps: JsonLines,
     phases: JsonLines,
+    step_details: JsonLines,
+    /// The optimizer model's requests and replies in the step in progress.
+    tape: Tape,
     /// The latest record of each (phase, index).
     recorded: HashMap<(Phase, usize), ConversationRecord>,
 }
@@ -465,6 +469,8 @@ impl<'a, T: Task> Run<'a, T> {
             transcripts: JsonLines::open(&dir.transcripts_path())?,
             steps: JsonLines::open(&dir.steps_path())?,
             phases: JsonLines::open(&dir.phases_path())?,
+            step_details: JsonLines::open(&dir.step_details_path())?,
+            tape: Tape::default(),
             trainer,
             problems,
             dir,
@@ -611,6 +617,8 @@ impl<'a, T: Task> Run<'a, T> {
     ) -> Result<StepResult, TrainError> {
         let mut mark = self.mark();
         self.trainer.observer.event(Event::StepStarted { epoch });
+        // Calls of an earlier step that failed before its record belong to no step.
+        self.tape.take();
         let bootstrapped = self.bootstrap_demonstrations(epoch, optimizer).await?;
         let outcome = match optimizer.step().await {
             Ok(outcome) => outcome,
@@ -654,6 +662,14 @@ impl<'a, T: Task> Run<'a, T> {
             "optimizer step finished"
         );
         self.record_spend(&format!("step {epoch}"), &mut mark)?;
+        // The detail first: a kill between the two lines re-runs the step, whose
+        // later detail line supersedes this one.
+        self.step_details.append(&StepDetail {
+            epoch,
+            exchanges: self.tape.take(),
+            outcome: Some(outcome.clone()),
+            skipped: None,
+        })?;
         self.steps.append(&step)?;
         self.trainer
             .observer
@@ -694,6 +710,12 @@ impl<'a, T: Task> Run<'a, T> {
             demonstrations: DemonstrationCounts::default(),
             partitions: 0,
         };
+        self.step_details.append(&StepDetail {
+            epoch,
+            exchanges: self.tape.take(),
+            outcome: None,
+            skipped: step.skipped.clone(),
+        })?;
         self.steps.append(&step)?;
         self.trainer
             .observer
@@ -759,7 +781,10 @@ impl<'a, T: Task> Run<'a, T> {
                 significance: self.options().significance,
             });
         }
-        let model = Arc::clone(&trainer.optimizer_model);
+        let model: Arc<dyn ChatModel> = Arc::new(TapedModel::new(
+            Arc::clone(&trainer.optimizer_model),
+            self.tape.clone(),
+        ));
         let optimizer = match last_epoch {
             Some(epoch) => {
                 let path = self.dir.checkpoint_path(epoch);
@@ -956,6 +981,11 @@ impl<'a, T: Task> Run<'a, T> {
         });
         write_json_atomic(&self.dir.report_json_path(), &report)?;
         write_atomic(&self.dir.report_md_path(), report.to_markdown().as_bytes())?;
+        write_atomic(
+            &self.dir.learning_curve_path(),
+            crate::html::learning_curve_svg(&report)?.as_bytes(),
+        )?;
+        crate::html::write(&self.dir, &report, functions)?;
         Ok(report)
     }
 }

@@ -7,7 +7,7 @@ use agentopt_train::{
     ConversationRecord, Phase, ProblemOutcome, TestResult, TrainingReport, pair_outcomes,
 };
 
-fn fixture() -> TrainingReport {
+pub(crate) fn fixture() -> TrainingReport {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report.json");
     read_json(&path).expect("fixture report.json parses")
 }

@@ -4,6 +4,8 @@
 //! journal, resume, infrastructure errors and the report.
 
 mod claim;
+mod curve;
+mod html;
 mod infrastructure;
 mod learned_use;
 mod replicas;

@@ -12,11 +12,10 @@ use agentopt_local::endpoints::EndpointRequest;
 pub use agentopt_local::endpoints::{EndpointSource, Endpoints};
 use agentopt_local::{LocalError, LocalModel};
 use agentopt_mathchat::MathTaskOptions;
+use agentopt_mathchat::{AnswerCheck, CraftSplit, DataFormat, Selection, subject_key};
 use agentopt_optimizer::{ActionFormat, OptimizerOptions};
 use agentopt_train::TrainerOptions;
 use serde::{Deserialize, Serialize};
-
-use agentopt_mathchat::{AnswerCheck, CraftSplit, DataFormat, Selection, subject_key};
 
 use crate::flags::{at_least_one, positive_amount, probability};
 pub use crate::learned_use::LearnedUseArgs;
@@ -166,8 +165,7 @@ pub struct BenchArgs {
     pub learned_use: LearnedUseArgs,
 
     /// OpenAI-compatible base URL (e.g. `http://127.0.0.1:8000/v1`), or the Azure
-    /// resource endpoint with `--api-type azure`. Overrides every other source.
-    /// Repeat it for replicas (--routing).
+    /// resource endpoint with `--api-type azure`. Overrides every other source; repeatable.
     #[arg(long, value_name = "URL", help_heading = "Endpoint")]
     pub base_url: Vec<String>,
     /// Several endpoints: `fallback` tries them in order (AG2), `spread` balances replicas.

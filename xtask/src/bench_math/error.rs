@@ -20,12 +20,4 @@ pub enum BenchError {
         /// What is wrong.
         message: String,
     },
-    /// The learning-curve plot could not be drawn.
-    #[error("cannot draw {}: {message}", path.display())]
-    Plot {
-        /// The SVG file.
-        path: PathBuf,
-        /// The plotters error.
-        message: String,
-    },
 }

@@ -4,12 +4,13 @@
 //! - [`cli`]: flags, presets, endpoint resolution, the saved [`cli::RunConfig`];
 //! - [`rundir`]: `config.json`, written once every check passed;
 //! - [`run`]: models, sandbox and the trainer wired as the flags say;
-//! - [`progress`]: per-phase progress bars or log lines, and the tracing setup;
-//! - [`plot`]: the learning-curve SVG.
+//! - [`progress`]: per-phase progress bars or log lines, and the tracing setup.
+//!
+//! The trainer writes the report's renderings (`report.md`, `learning_curve.svg`,
+//! `report.html`).
 
 pub mod cli;
 mod error;
-pub mod plot;
 pub mod progress;
 pub mod run;
 pub mod rundir;

@@ -17,7 +17,6 @@ use agentopt_train::{Problems, Setup, Trainer, TrainerOptions};
 use anyhow::{Context as _, bail};
 
 use super::cli::{BenchArgs, Endpoints, RunConfig, resolve_endpoints, run_config};
-use super::plot::write_learning_curve;
 use super::progress::{Progress, ProgressObserver, init_tracing};
 use super::rundir::{create_run_dir, open_run_dir};
 use crate::data::load_selected;
@@ -64,7 +63,6 @@ pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<()> {
             root.display()
         ),
     };
-    write_learning_curve(&report, &root.join("learning_curve.svg"))?;
     println!("{}", report.terminal_summary());
     println!("Run directory: {}", root.display());
     if let Some(reason) = &report.incomplete {
@@ -74,33 +72,20 @@ pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<()> {
             root.display()
         );
     }
-    if let Some(reason) = report.training_failed() {
-        bail!("{reason}; see {}", root.join("bench.log").display());
-    }
     drop(models);
-    Ok(())
+    let failed = report.training_failed();
+    failed.map_or(Ok(()), |reason| bail!("{reason}"))
 }
 
 /// The training, validation and test problems the config selects (validation
 /// problems are held out from the end of the training selection).
 pub fn load_problems(config: &RunConfig) -> anyhow::Result<Problems<Problem>> {
-    let load = |spec: &super::cli::DataSpec, set| {
-        let (path, split, format) = (&spec.path, spec.craft_split, spec.format);
-        load_selected(
-            path,
-            split,
-            format,
-            spec.skip_bad_records,
-            &spec.selection,
-            set,
-        )
-    };
-    let mut train = load(&config.train, "train")?;
+    let mut train = load_selected(&config.train, "train")?;
     let validation = train.split_off(train.len() - config.validation_size.min(train.len()));
     Ok(Problems {
         train,
         validation,
-        test: load(&config.test, "test")?,
+        test: load_selected(&config.test, "test")?,
     })
 }
 
@@ -149,11 +134,7 @@ impl Models {
         } else {
             None
         };
-        // Spread: a replica may take every conversation; least outstanding balances.
-        let spread = SpreadOptions {
-            max_in_flight_per_replica: config.trainer.concurrency,
-            ..SpreadOptions::default()
-        };
+        let spread = SpreadOptions::with_cap(config.trainer.concurrency);
         let client = |entries: Vec<EndpointConfig>| -> anyhow::Result<Arc<dyn ChatModel>> {
             let entries = entries
                 .into_iter()

@@ -19,11 +19,18 @@ directory that a second ``run()`` continues; its report's ``function_set`` (or
 ``agentopt.FunctionSet.load``) installs the trained functions into AG2 agents.
 ``agentopt.check_sandbox()`` says what isolation this machine gives learned code.
 Rust-side log records (retries, fallbacks, rejected proposals) go to Python's
-``logging`` under ``agentopt_llm``, ``agentopt_optimizer``, … loggers.
+``logging`` under ``agentopt_llm``, ``agentopt_optimizer``, … loggers. Every run
+writes ``report.html`` (the whole run as one page); ``agentopt.report(run_dir)``
+rebuilds it.
 """
+
+import os
+import pathlib
+from typing import Union
 
 from . import errors, notebook
 from ._agentopt import PACKAGE_ALLOWLIST, LearnedFunction, __version__, check_sandbox
+from ._agentopt import write_report_html as _write_report_html
 from .errors import (
     AgentOptError,
     CheckpointError,
@@ -37,7 +44,19 @@ from .functions import FunctionSet
 from .optimizer import AgentOptimizer
 from .trainer import Trainer, TrainingReport
 
+
+def report(run_dir: Union[str, "os.PathLike[str]"]) -> pathlib.Path:
+    """Rebuilds ``report.html`` of a run directory from its files and returns its path.
+
+    The page is self-contained (no network, no server): open it in a browser. Raises
+    ``CheckpointError`` naming the file when ``report.json`` or a journal line cannot
+    be read.
+    """
+    return pathlib.Path(_write_report_html(os.fspath(run_dir)))
+
+
 __all__ = [
+    "report",
     "AgentOptimizer",
     "FunctionSet",
     "LearnedFunction",

@@ -13,6 +13,10 @@ def check_sandbox(allow_unsandboxed: bool = False) -> Dict[str, Any]:
     """Starts a sandbox worker as a run would: ``{"isolated", "protections",
     "problem", "advice"}`` (what isolation it got, why none, what to install)."""
 
+def write_report_html(run_dir: Union[str, PathLike[str]]) -> str:
+    """Rebuilds ``report.html`` of a run directory from its files; returns its path
+    (``agentopt.report`` wraps it)."""
+
 FuncSigItem = Dict[str, Any]
 """``{"func_sig": SIGNATURE_OR_NAME, "is_remove": bool}``: keyword arguments of
 ``ConversableAgent.update_function_signature``."""

@@ -1,12 +1,10 @@
 //! The learning curve as SVG: training accuracy per epoch (with Wilson error bars)
 //! over the test accuracy before and after training (lines with 95 % bands).
 
-use std::path::Path;
-
 use plotters::prelude::*;
 
-use super::error::BenchError;
-use agentopt_train::{Accuracy, TrainingReport as Report};
+use crate::TrainError;
+use crate::report::{Accuracy, TrainingReport};
 
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 600;
@@ -15,19 +13,19 @@ const BEFORE: RGBColor = RGBColor(110, 120, 135);
 const AFTER: RGBColor = RGBColor(30, 150, 80);
 const FONT: &str = "sans-serif";
 
-/// Draws `report`'s learning curve into the SVG file `path`.
+/// `report`'s learning curve as an SVG document (`learning_curve.svg`, and inline
+/// in `report.html`).
 ///
 /// # Errors
-/// [`BenchError::Plot`] when plotters cannot draw or write the file.
-pub fn write_learning_curve(report: &Report, path: &Path) -> Result<(), BenchError> {
-    draw(report, path).map_err(|error| BenchError::Plot {
-        path: path.to_owned(),
-        message: error.to_string(),
-    })
+/// [`TrainError::Plot`] when plotters cannot draw it.
+pub fn learning_curve_svg(report: &TrainingReport) -> Result<String, TrainError> {
+    let mut svg = String::new();
+    draw(report, &mut svg).map_err(|error| TrainError::Plot(error.to_string()))?;
+    Ok(svg)
 }
 
-fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
+fn draw(report: &TrainingReport, svg: &mut String) -> Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::with_string(svg, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE)?;
 
     let epochs = report.epochs.len().max(1) as f64;
