@@ -891,9 +891,10 @@ impl AgentOptimizer {
         let Some((mut merged, first)) = changed.next() else {
             return Ok(start.to_vec());
         };
-        let statistics = match self.options.learned_use.use_statistics {
-            true => use_statistics_text(&next.best_functions, &next.best_conversations),
-            false => String::new(),
+        let statistics = if self.options.learned_use.use_statistics {
+            use_statistics_text(&next.best_functions, &next.best_conversations)
+        } else {
+            String::new()
         };
         let mut merged_groups = vec![first.clone()];
         for (candidate, report) in changed {
