@@ -470,3 +470,37 @@ async fn a_partitioned_step_keeps_the_learned_use_levers() -> anyhow::Result<()>
     );
     Ok(())
 }
+
+/// A function pruned before a partitioned step stays out: every group starts from
+/// the pruned list, and the merge starts from what the groups changed.
+#[tokio::test]
+async fn a_partitioned_step_starts_its_groups_from_the_pruned_list() -> anyhow::Result<()> {
+    let server = agentopt_testkit::ScriptedServer::builder()
+        .n_ctx(8192)
+        .rule(learned_use_by_prompt)
+        .await;
+    let options = OptimizerOptions {
+        partitioning: agentopt_optimizer::Partitioning::AtMost(1),
+        learned_use: LearnedUseOptions {
+            execution_checks: true,
+            prune_unused_after: Some(1),
+            ..LearnedUseOptions::default()
+        },
+        ..OptimizerOptions::default()
+    };
+    let mut optimizer = optimizer(&server, 2, options).with_executor(Box::new(sandbox().await));
+    let (history, _) = solved_with_code(9);
+    optimizer.record_conversation_with_uses(history, false, BTreeMap::new())?;
+    assert_eq!(optimizer.step().await?.functions.names(), ["add_9"]);
+    // Neither conversation calls add_9.
+    for index in 0..2 {
+        let (history, _) = solved_with_code(index);
+        optimizer.record_conversation_with_uses(history, true, BTreeMap::new())?;
+    }
+    let outcome = optimizer.step().await?;
+    assert_eq!(outcome.pruned, ["add_9"]);
+    assert_eq!(outcome.partitions.len(), 2);
+    assert_eq!(outcome.functions.names(), ["add_0", "add_1"]);
+    assert_eq!(outcome.changes.removed, ["add_9"]);
+    Ok(())
+}
