@@ -14,7 +14,7 @@ use agentopt_train::{
 use crate::{Halving, add_halve, client, optimizer_server, options, problems, trainer};
 
 /// The JSON blocks of a page: (id, text).
-fn json_blocks(page: &str) -> Vec<(String, String)> {
+pub(crate) fn json_blocks(page: &str) -> Vec<(String, String)> {
     const OPEN: &str = "<script type=\"application/json\" id=\"";
     page.split(OPEN)
         .skip(1)

@@ -135,6 +135,21 @@ async fn retrieval_offers_the_top_k_and_the_journal_and_report_record_it() -> an
         markdown.contains("| test after training | `halve` | 4 | 4 | 100.0% |"),
         "{markdown}"
     );
+    // The page shows what each test problem was offered, not the whole set in force.
+    let page = std::fs::read_to_string(dir.path().join("report.html"))?;
+    let (_, index) = crate::html::json_blocks(&page)
+        .into_iter()
+        .find(|(id, _)| id == "run-data")
+        .expect("index");
+    let index: serde_json::Value = serde_json::from_str(&index)?;
+    let problems = index["problems"].as_array().expect("problem rows");
+    assert_eq!(problems.len(), 4);
+    assert!(
+        problems
+            .iter()
+            .all(|row| row["offered"] == json!(["halve"])),
+        "{problems:?}"
+    );
     Ok(())
 }
 

@@ -335,7 +335,8 @@ struct ProblemRow<'a> {
     id: &'a str,
     before: Option<&'a AttemptRow>,
     after: Option<&'a AttemptRow>,
-    /// Functions offered in the test after training (those in force).
+    /// Functions offered in the test after training: as journaled, or those in force
+    /// at the end for a journal from before offers were recorded.
     offered: Vec<&'a str>,
 }
 
@@ -412,8 +413,8 @@ fn phase_list(attempts: &Attempts) -> Vec<Phase> {
     phases
 }
 
-/// One row per test problem position, pairing the attempt before and after; the
-/// test after was offered the functions in force at the end.
+/// One row per test problem position, pairing the attempt before and after, with
+/// what the test after was offered (retrieval may have offered only some functions).
 fn test_rows<'a>(attempts: &'a Attempts, report: &'a TrainingReport) -> Vec<ProblemRow<'a>> {
     let mut rows: BTreeMap<usize, ProblemRow<'a>> = BTreeMap::new();
     for phase in [Phase::TestBefore, Phase::TestAfter] {
@@ -429,11 +430,15 @@ fn test_rows<'a>(attempts: &'a Attempts, report: &'a TrainingReport) -> Vec<Prob
                 entry.before = Some(row);
             } else {
                 entry.after = Some(row);
-                entry.offered = report
-                    .functions
-                    .iter()
-                    .map(|function| function.name.as_str())
-                    .collect();
+                entry.offered = if row.offered.is_empty() {
+                    report
+                        .functions
+                        .iter()
+                        .map(|function| function.name.as_str())
+                        .collect()
+                } else {
+                    row.offered.iter().map(String::as_str).collect()
+                };
             }
         }
     }

@@ -181,6 +181,10 @@ pub(super) struct AttemptRow {
     pub(super) tokens: u64,
     /// Learned-function calls, per name.
     pub(super) calls: BTreeMap<String, CallCounts>,
+    /// The learned functions the attempt was offered, as journaled (empty in journals
+    /// from before offers were recorded); the problem row shows them.
+    #[serde(skip)]
+    pub(super) offered: Vec<String>,
 }
 
 impl AttemptRow {
@@ -202,6 +206,7 @@ impl AttemptRow {
             expected: attempt.expected.clone(),
             tokens: attempt.tokens,
             calls: attempt.calls.clone(),
+            offered: record.offered.clone(),
         }
     }
 }
