@@ -1052,3 +1052,45 @@ async fn a_run_whose_every_optimizer_step_failed_exits_non_zero_with_the_reason(
     let report: Report = read_json(&run_dir.join("report.json")).expect("report.json");
     assert!(report.incomplete.is_none(), "the run ran to its end");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spread_routing_with_a_replica_cap_shares_the_calls_and_holds_the_cap() {
+    let slow = |request: &RecordedRequest| reply(request).delayed(Duration::from_millis(40));
+    let setup = Setup::with(TRAIN, TEST, slow).await;
+    let second = ScriptedServer::builder().n_ctx(16384).rule(slow).await;
+    let run_dir = setup.run_dir("spread");
+    let second_url = second.base_url();
+    let flags = [
+        "--base-url",
+        &second_url,
+        "--routing",
+        "spread",
+        "--replica-cap",
+        "1",
+        "--concurrency",
+        "4",
+        "--epochs",
+        "1",
+    ];
+    finish(setup.command(&run_dir, &flags)).await;
+
+    // Both replicas served, neither ever had more than its one call in flight.
+    for server in [&setup.server, &second] {
+        assert!(!server.chat_requests().is_empty());
+        assert_eq!(server.peak_in_flight(), 1);
+    }
+    let report: Report = read_json(&run_dir.join("report.json")).expect("report.json");
+    let served: Vec<u64> = report.endpoints.iter().map(|e| e.calls).collect();
+    assert_eq!(served.len(), 2, "{:?}", report.endpoints);
+    assert_eq!(
+        served.iter().sum::<u64>(),
+        (setup.server.chat_requests().len() + second.chat_requests().len()) as u64
+    );
+
+    // A cap without `spread` would be ignored: refused before any model call.
+    let calls = setup.server.chat_requests().len();
+    let fallback = ["--base-url", &second_url, "--replica-cap", "1"];
+    let (_, stderr) = fails(setup.command(&setup.run_dir("fallback"), &fallback)).await;
+    assert!(stderr.contains("--replica-cap 1") && stderr.contains("--routing spread"));
+    assert_eq!(setup.server.chat_requests().len(), calls);
+}

@@ -5,7 +5,7 @@
 //! skip.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write as _;
+use std::io::{BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -109,25 +109,21 @@ impl JsonLines {
     /// # Errors
     /// [`CoreError::Io`].
     pub fn open(path: &Path) -> Result<Self, CoreError> {
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
             .read(true)
             .append(true)
             .open(path)
             .map_err(io_error("open", path))?;
-        let text = std::fs::read(path).map_err(io_error("read", path))?;
-        let complete = text
-            .iter()
-            .rposition(|&byte| byte == b'\n')
-            .map_or(0, |at| at + 1);
-        if complete < text.len() {
+        let length = file.metadata().map_err(io_error("read", path))?.len();
+        let complete = complete_length(&mut file, length).map_err(io_error("read", path))?;
+        if complete < length {
             tracing::warn!(
                 path = %path.display(),
-                dropped_bytes = text.len() - complete,
+                dropped_bytes = length - complete,
                 "dropping an incomplete last line (the previous run was killed while writing it)"
             );
-            file.set_len(complete as u64)
-                .map_err(io_error("truncate", path))?;
+            file.set_len(complete).map_err(io_error("truncate", path))?;
         }
         Ok(Self {
             path: path.to_owned(),
@@ -140,17 +136,31 @@ impl JsonLines {
     /// # Errors
     /// [`CoreError::Io`]; [`CoreError::Format`] when `value` cannot be serialised.
     pub fn append(&mut self, value: &impl Serialize) -> Result<(), CoreError> {
+        self.append_line(value).map(drop)
+    }
+
+    /// As [`Self::append`], returning the byte offset where the line starts (what
+    /// [`read_json_line_at`] reads it back from).
+    ///
+    /// # Errors
+    /// As [`Self::append`].
+    pub fn append_line(&mut self, value: &impl Serialize) -> Result<u64, CoreError> {
         let mut line = serde_json::to_string(value).map_err(|error| CoreError::Format {
             path: self.path.clone(),
             line: None,
             message: format!("cannot serialise a record: {error}"),
         })?;
         line.push('\n');
+        let offset = self
+            .file
+            .metadata()
+            .map_err(io_error("read", &self.path))?
+            .len();
         self.file
             .write_all(line.as_bytes())
             .and_then(|()| self.file.sync_data())
             .map_err(io_error("append to", &self.path))?;
-        Ok(())
+        Ok(offset)
     }
 
     /// The file.
@@ -183,4 +193,92 @@ pub fn read_json_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, CoreE
             })
         })
         .collect()
+}
+
+/// The length of `file`'s complete lines (up to its last newline), read backwards
+/// from its end in blocks: a journal of any size is checked without reading it.
+fn complete_length(file: &mut File, length: u64) -> std::io::Result<u64> {
+    const BLOCK: u64 = 64 * 1024;
+    let mut end = length;
+    let mut block = vec![0; BLOCK as usize];
+    while end > 0 {
+        let start = end.saturating_sub(BLOCK);
+        let bytes = &mut block[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(bytes)?;
+        if let Some(at) = bytes.iter().rposition(|&byte| byte == b'\n') {
+            return Ok(start + at as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// Reads the JSON line that starts at byte `offset` of `path` (as
+/// [`JsonLines::append_line`] returned it).
+///
+/// # Errors
+/// [`CoreError::Io`]; [`CoreError::Format`] when no complete line that parses starts
+/// there.
+pub fn read_json_line_at<T: DeserializeOwned>(path: &Path, offset: u64) -> Result<T, CoreError> {
+    let mut file = File::open(path).map_err(io_error("read", path))?;
+    file.seek(SeekFrom::Start(offset))
+        .map_err(io_error("read", path))?;
+    let mut line = String::new();
+    BufReader::new(file)
+        .read_line(&mut line)
+        .map_err(io_error("read", path))?;
+    let format = |message: String| CoreError::Format {
+        path: path.to_owned(),
+        line: None,
+        message: format!("at byte {offset}: {message}"),
+    };
+    if !line.ends_with('\n') {
+        return Err(format("no complete line starts here".to_owned()));
+    }
+    serde_json::from_str(&line).map_err(|error| format(error.to_string()))
+}
+
+/// Calls `each` with every complete line of a JSON-lines file, parsed, and its byte
+/// offset, one line in memory at a time (a missing file has none; an incomplete last
+/// line, left by a kill, is ignored).
+///
+/// # Errors
+/// [`CoreError::Io`]; [`CoreError::Format`] naming the line that does not parse;
+/// the first error of `each`.
+pub fn for_each_json_line<T, E>(
+    path: &Path,
+    mut each: impl FnMut(u64, T) -> Result<(), E>,
+) -> Result<(), E>
+where
+    T: DeserializeOwned,
+    E: From<CoreError>,
+{
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(CoreError::from(io_error("read", path)(error)).into()),
+    };
+    let mut reader = BufReader::new(file);
+    let mut line = String::new();
+    let (mut offset, mut number) = (0_u64, 0_usize);
+    loop {
+        line.clear();
+        let read = reader
+            .read_line(&mut line)
+            .map_err(|error| CoreError::from(io_error("read", path)(error)))?;
+        if read == 0 || !line.ends_with('\n') {
+            return Ok(());
+        }
+        number += 1;
+        if !line.trim().is_empty() {
+            let value = serde_json::from_str(&line).map_err(|error| CoreError::Format {
+                path: path.to_owned(),
+                line: Some(number),
+                message: error.to_string(),
+            })?;
+            each(offset, value)?;
+        }
+        offset += read as u64;
+    }
 }

@@ -78,11 +78,7 @@ pub fn routed_model(
     }
     let mut replica_options = options.clone();
     replica_options.retry.max_attempts = 1;
-    let spread = SpreadOptions {
-        rounds: options.retry.max_attempts.max(1),
-        retry: options.retry,
-        ..spread
-    };
+    let spread = spread.retrying_with(options.retry);
     let list = ConfigListModel::from_configs(configs, &replica_options)?;
     Ok(Arc::new(SpreadModel::new(list.entries().to_vec(), spread)?))
 }
@@ -121,6 +117,18 @@ impl SpreadOptions {
         Self {
             max_in_flight_per_replica: cap,
             ..Self::default()
+        }
+    }
+
+    /// These options retrying a call as `retry` says, over the replicas: each of
+    /// its attempts is a round over them (the replicas' own clients then make one
+    /// attempt, `max_attempts = 1`, so a failing replica hands the call on at once).
+    #[must_use]
+    pub fn retrying_with(self, retry: RetryPolicy) -> Self {
+        Self {
+            rounds: retry.max_attempts.max(1),
+            retry,
+            ..self
         }
     }
 }

@@ -4,6 +4,12 @@
 //! one line, not a rewrite of everything recorded so far, and a resume replays the
 //! snapshot's journal lines to the same state an uninterrupted run holds.
 //!
+//! A conversation's messages stay in the journal line that recorded it: the state
+//! holds where the line is ([`LineAt`]). When a snapshot supersedes the journal
+//! and still refers to its lines (the epoch's conversations become the best list's),
+//! the journal is kept as `x.records-<snapshot id>.jsonl` (a hard link), so neither
+//! memory nor the snapshot grows with the conversations of an epoch.
+//!
 //! Each snapshot has a fresh id and journal lines name the snapshot they extend, so
 //! lines of an earlier snapshot (a journal not yet cleared when a kill came) are
 //! never applied twice; a line's position after its snapshot (`seq`) makes a record
@@ -12,12 +18,14 @@
 use std::path::{Path, PathBuf};
 
 use agentopt_core::CoreError;
-use agentopt_core::files::{JsonLines, read_json_lines, read_versioned, write_json_atomic};
+use agentopt_core::files::{
+    JsonLines, for_each_json_line, read_json_line_at, read_versioned, write_json_atomic,
+};
 
 use crate::OptimizerError;
 use crate::state::{
-    CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CHECKPOINT_VERSION_WHOLE, Checkpoint, CheckpointRef,
-    JournalEntry, Record,
+    CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CHECKPOINT_VERSION_INLINE, CHECKPOINT_VERSION_WHOLE,
+    Checkpoint, CheckpointRef, JournalEntry, LineAt, OptimizerState, Record, RecordedConversation,
 };
 
 /// The checkpoint files of one optimizer and where its journal stands.
@@ -60,27 +68,32 @@ impl CheckpointFiles {
     /// Reading or parsing either file; a journal with a gap in its positions.
     pub(crate) fn load(path: &Path) -> Result<(Checkpoint, Self), OptimizerError> {
         let mut files = Self::new(path);
-        let mut checkpoint: Checkpoint =
-            match read_versioned(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION) {
-                Err(CoreError::UnsupportedVersion {
-                    found: CHECKPOINT_VERSION_WHOLE,
-                    ..
-                }) => read_versioned(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION_WHOLE)?,
-                other => other?,
-            };
+        let read = |version| read_versioned(path, CHECKPOINT_FORMAT, version);
+        let mut checkpoint: Checkpoint = match read(CHECKPOINT_VERSION) {
+            Err(CoreError::UnsupportedVersion { found, .. })
+                if found == CHECKPOINT_VERSION_INLINE || found == CHECKPOINT_VERSION_WHOLE =>
+            {
+                read(found)?
+            }
+            other => other?,
+        };
         if checkpoint.version == CHECKPOINT_VERSION_WHOLE {
-            // No journal belongs to it: the next write is a version-2 snapshot.
+            // No journal belongs to it: the next write is a newer snapshot.
             return Ok((checkpoint, files));
         }
-        let entries: Vec<JournalEntry> = read_json_lines(&files.journal_path)?;
-        for (line, entry) in entries.into_iter().enumerate() {
-            if entry.snapshot != checkpoint.snapshot || entry.seq < files.journal_len {
-                continue;
+        let snapshot = checkpoint.snapshot;
+        let journal_file = files.records_name(snapshot);
+        let journal_path = files.journal_path.clone();
+        let mut line = 0;
+        for_each_json_line(&journal_path, |offset, entry: JournalEntry| {
+            line += 1;
+            if entry.snapshot != snapshot || entry.seq < files.journal_len {
+                return Ok(());
             }
             if entry.seq > files.journal_len {
                 return Err(OptimizerError::File(CoreError::Format {
-                    path: files.journal_path.clone(),
-                    line: Some(line + 1),
+                    path: journal_path.clone(),
+                    line: Some(line),
                     message: format!(
                         "record {} of this snapshot comes where record {} was expected; the \
                          records between are missing",
@@ -88,11 +101,65 @@ impl CheckpointFiles {
                     ),
                 }));
             }
-            entry.record.apply(&mut checkpoint.state);
+            let at = LineAt {
+                file: journal_file.clone(),
+                offset,
+            };
+            entry.record.apply(&mut checkpoint.state, Some(at));
             files.journal_len += 1;
-        }
-        files.snapshot = Some(checkpoint.snapshot);
+            Ok(())
+        })?;
+        files.snapshot = Some(snapshot);
         Ok((checkpoint, files))
+    }
+
+    /// The name the journal of snapshot `id` keeps once superseded.
+    fn records_name(&self, id: u64) -> String {
+        let stem = self
+            .snapshot_path
+            .file_stem()
+            .map_or_else(String::new, |stem| stem.to_string_lossy().into_owned());
+        format!("{stem}.records-{id:016x}.jsonl")
+    }
+
+    /// The journal, when it holds the line at `at` (its snapshot is the current
+    /// one; a superseded journal is read under `at.file`).
+    fn journal_holding(&self, at: &LineAt) -> Option<&Path> {
+        let id = self.snapshot?;
+        (self.records_name(id) == at.file).then_some(self.journal_path.as_path())
+    }
+
+    /// Keeps the journal of the current snapshot as its records file when `state`
+    /// (about to become the next snapshot) still refers to its lines.
+    pub(crate) fn keep_journal_for(&self, state: &OptimizerState) -> Result<(), OptimizerError> {
+        let Some(id) = self.snapshot else {
+            return Ok(());
+        };
+        let name = self.records_name(id);
+        let refers = state
+            .trial_conversations
+            .iter()
+            .chain(&state.best_conversations)
+            .any(|stored| stored.at.as_ref().is_some_and(|at| at.file == name));
+        if !refers {
+            return Ok(());
+        }
+        let kept = directory_of(&self.snapshot_path).join(&name);
+        // Another optimizer resumed from the same snapshot kept it already.
+        if !self.journal_path.exists() && kept.exists() {
+            return Ok(());
+        }
+        // A link left by an earlier try that failed later is made again.
+        if let Err(error) = std::fs::remove_file(&kept)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(CoreError::from(agentopt_core::io_error("replace", &kept)(error)).into());
+        }
+        std::fs::hard_link(&self.journal_path, &kept)
+            .or_else(|_| std::fs::copy(&self.journal_path, &kept).map(drop))
+            .map_err(agentopt_core::io_error("keep the journal as", &kept))
+            .map_err(CoreError::from)?;
+        Ok(())
     }
 
     /// Writes a snapshot of `state` (atomically) under a fresh id and clears the
@@ -106,6 +173,7 @@ impl CheckpointFiles {
         options: &crate::OptimizerOptions,
         state: &crate::state::OptimizerState,
     ) -> Result<(), OptimizerError> {
+        self.keep_journal_for(state)?;
         let id = fresh_snapshot_id(self.snapshot);
         write_json_atomic(
             &self.snapshot_path,
@@ -131,14 +199,15 @@ impl CheckpointFiles {
         Ok(())
     }
 
-    /// Appends `record` to the journal after the current snapshot; `false` when this
-    /// optimizer has no snapshot yet (the caller writes one instead).
+    /// Appends `record` to the journal after the current snapshot and returns where
+    /// its line is; `None` when this optimizer has no snapshot yet (the caller writes
+    /// one instead).
     ///
     /// # Errors
     /// Opening or writing the journal; nothing counts as recorded then.
-    pub(crate) fn append(&mut self, record: &Record) -> Result<bool, OptimizerError> {
+    pub(crate) fn append(&mut self, record: &Record) -> Result<Option<LineAt>, OptimizerError> {
         let Some(snapshot) = self.snapshot else {
-            return Ok(false);
+            return Ok(None);
         };
         let journal = match self.journal.take() {
             Some(journal) => journal,
@@ -150,12 +219,65 @@ impl CheckpointFiles {
             seq: self.journal_len,
             record: record.clone(),
         };
-        if let Err(error) = journal.append(&entry) {
-            self.journal = None;
-            return Err(error.into());
-        }
+        let offset = match journal.append_line(&entry) {
+            Ok(offset) => offset,
+            Err(error) => {
+                self.journal = None;
+                return Err(error.into());
+            }
+        };
         self.journal_len += 1;
-        Ok(true)
+        Ok(Some(LineAt {
+            file: self.records_name(snapshot),
+            offset,
+        }))
+    }
+}
+
+/// The directory of the file at `path` (`.` for a bare file name).
+pub(crate) fn directory_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Reads stored conversations' messages back from their journal lines: those of
+/// the current journal through `files`, the kept journals in `directory` (the
+/// snapshot's).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LineReader<'a> {
+    pub(crate) files: Option<&'a CheckpointFiles>,
+    pub(crate) directory: Option<&'a Path>,
+}
+
+impl LineReader<'_> {
+    /// The conversation recorded at `at`.
+    ///
+    /// # Errors
+    /// Reading the file; a line that holds no conversation.
+    pub(crate) fn read(&self, at: &LineAt) -> Result<RecordedConversation, OptimizerError> {
+        let kept = self.directory.map_or_else(
+            || PathBuf::from(&at.file),
+            |directory| directory.join(&at.file),
+        );
+        // Another optimizer resumed from the same snapshot may have superseded the
+        // journal since: its lines are then where it kept them.
+        let path = match self.files.and_then(|files| files.journal_holding(at)) {
+            Some(journal) if journal.exists() || !kept.exists() => journal.to_owned(),
+            _ => kept,
+        };
+        match read_json_line_at::<JournalEntry>(&path, at.offset)?.record {
+            Record::Conversation(conversation) => Ok(conversation),
+            Record::Validation { .. } => Err(OptimizerError::File(CoreError::Format {
+                path,
+                line: None,
+                message: format!(
+                    "the line at byte {} is a validation outcome, not a conversation",
+                    at.offset
+                ),
+            })),
+        }
     }
 }
 

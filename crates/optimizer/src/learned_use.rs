@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::state::RecordedConversation;
+use crate::state::{RecordedConversation, Scored};
 
 /// The levers, each off by default (AG2's optimizer).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,12 +247,10 @@ fn exception_name(traceback: &str) -> Option<&str> {
 /// no conversation was recorded with its calls.
 pub(crate) fn use_statistics_text(
     functions: &[LearnedFunction],
-    conversations: &[RecordedConversation],
+    conversations: &[impl Scored],
 ) -> String {
-    let known: Vec<&BTreeMap<String, FunctionUse>> = conversations
-        .iter()
-        .filter_map(|conversation| conversation.uses.as_ref())
-        .collect();
+    let known: Vec<&BTreeMap<String, FunctionUse>> =
+        conversations.iter().filter_map(Scored::uses).collect();
     if known.is_empty() || functions.is_empty() {
         return String::new();
     }
@@ -402,11 +400,11 @@ fn cut(text: &str, limit: usize) -> String {
 pub(crate) fn count_unused_steps(
     unused: &mut BTreeMap<String, u32>,
     trial: &[LearnedFunction],
-    conversations: &[RecordedConversation],
+    conversations: &[impl Scored],
 ) {
     let Some(uses) = conversations
         .iter()
-        .map(|conversation| conversation.uses.as_ref())
+        .map(Scored::uses)
         .collect::<Option<Vec<_>>>()
     else {
         return;

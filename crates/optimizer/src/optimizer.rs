@@ -10,23 +10,27 @@ use agentopt_llm::{
     estimate_prompt_tokens,
 };
 use agentopt_sandbox::Executor;
+use futures::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, CallLimits, Proposal, Verdict, read_reply, validate_calls};
-use crate::checkpoint::CheckpointFiles;
+use crate::checkpoint::{CheckpointFiles, LineReader, directory_of};
 use crate::learned_use::{
     AnswerJudge, FunctionUse, LearnedUseOptions, count_unused_steps, demonstrations_text,
     use_statistics_text, verify_demonstration, worked_solutions_text,
 };
 use crate::partition::{
     MergeSide, PartitionReport, Partitioning, group_report, merge_prompt, plan_groups,
+    prompt_too_large,
 };
 use crate::prompt::{
     ActionFormat, FEEDBACK_TOKENS, PromptBudget, PromptExample, PromptInputs, PromptReport,
     action_schema_asking, build_prompt, cut_middle, max_list_bytes, optimizer_tools_asking,
     role_text,
 };
-use crate::state::{FailedTrial, OptimizerState, Record, RecordedConversation};
+use crate::state::{
+    FailedTrial, OptimizerState, Record, RecordedConversation, Scored, StoredConversation,
+};
 use crate::stats::PairedComparison;
 use agentopt_core::{Demonstration, FunctionDiff, FunctionSet, LearnedFunction, Provenance};
 
@@ -218,7 +222,15 @@ pub struct AgentOptimizer {
     judge: Option<Arc<dyn AnswerJudge>>,
     state: OptimizerState,
     files: Option<CheckpointFiles>,
+    /// Where the journals that hold stored conversations' messages are: the
+    /// checkpoint's directory.
+    records_dir: Option<PathBuf>,
 }
+
+/// Group steps of a partitioned step in progress at once: how many groups'
+/// conversations are in memory together (the model client's own cap decides how
+/// many of their calls are in flight).
+const GROUPS_AT_ONCE: usize = 32;
 
 impl std::fmt::Debug for AgentOptimizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -281,8 +293,8 @@ fn check_options(options: &OptimizerOptions) -> Result<(), OptimizerError> {
     Ok(())
 }
 
-fn mean_outcome(conversations: &[RecordedConversation]) -> f64 {
-    let satisfied = conversations.iter().filter(|c| c.satisfied).count();
+fn mean_outcome(conversations: &[impl Scored]) -> f64 {
+    let satisfied = conversations.iter().filter(|c| c.satisfied()).count();
     satisfied as f64 / conversations.len() as f64
 }
 
@@ -302,6 +314,7 @@ impl AgentOptimizer {
             max_actions_per_step,
             model,
             files: options.checkpoint.as_deref().map(CheckpointFiles::new),
+            records_dir: options.checkpoint.as_deref().map(directory_of),
             options,
             executor: tokio::sync::Mutex::new(None),
             judge: None,
@@ -344,6 +357,24 @@ impl AgentOptimizer {
         optimizer.state = checkpoint.state;
         if continues_here {
             optimizer.files = Some(files);
+            return Ok(optimizer);
+        }
+        // The loaded journal's lines stay readable under their names after
+        // this optimizer's first snapshot elsewhere supersedes it.
+        files.keep_journal_for(&optimizer.state)?;
+        let loaded_dir = directory_of(path);
+        match &optimizer.records_dir {
+            // Checkpoints go to another directory: the conversations come along.
+            Some(directory) if *directory != loaded_dir => {
+                let reader = LineReader {
+                    files: None,
+                    directory: Some(&loaded_dir),
+                };
+                let state = &mut optimizer.state;
+                load_inline(&reader, &mut state.trial_conversations)?;
+                load_inline(&reader, &mut state.best_conversations)?;
+            }
+            _ => optimizer.records_dir = Some(loaded_dir),
         }
         Ok(optimizer)
     }
@@ -425,19 +456,40 @@ impl AgentOptimizer {
         })
     }
 
-    /// Persists `record` (a journal line, or a first snapshot), then applies it.
+    /// Persists `record` (a journal line, or a first snapshot), then applies it
+    /// (a conversation's messages stay in its journal line).
     fn record(&mut self, record: Record) -> Result<(), OptimizerError> {
-        let appended = match &mut self.files {
-            Some(files) => files.append(&record)?,
-            None => true,
+        let Some(files) = &mut self.files else {
+            record.apply(&mut self.state, None);
+            return Ok(());
         };
-        if !appended {
+        let at = files.append(&record)?;
+        if at.is_none() {
             let mut next = self.state.clone();
-            record.clone().apply(&mut next);
+            record.clone().apply(&mut next, None);
             self.write_snapshot(&next)?;
         }
-        record.apply(&mut self.state);
+        record.apply(&mut self.state, at);
         Ok(())
+    }
+
+    /// Reads what the step needs of `stored`: the conversations, messages included.
+    fn load(
+        &self,
+        stored: &[StoredConversation],
+    ) -> Result<Vec<RecordedConversation>, OptimizerError> {
+        stored.iter().map(|one| self.load_one(one)).collect()
+    }
+
+    fn load_one(
+        &self,
+        stored: &StoredConversation,
+    ) -> Result<RecordedConversation, OptimizerError> {
+        let reader = LineReader {
+            files: self.files.as_ref(),
+            directory: self.records_dir.as_deref(),
+        };
+        read_stored(&reader, stored)
     }
 
     /// Forgets everything learned: functions, conversations, scores, failures.
@@ -472,9 +524,13 @@ impl AgentOptimizer {
     }
 
     /// The conversations the best list was scored on (what the prompt's histories
-    /// are drawn from).
-    pub fn best_conversations(&self) -> &[RecordedConversation] {
-        &self.state.best_conversations
+    /// are drawn from), read back from the checkpoint's journals when checkpoints
+    /// are on.
+    ///
+    /// # Errors
+    /// Reading a journal.
+    pub fn best_conversations(&self) -> Result<Vec<RecordedConversation>, OptimizerError> {
+        self.load(&self.state.best_conversations)
     }
 
     /// The rolled-back lists since the last acceptance, ascending by score.
@@ -564,12 +620,16 @@ impl AgentOptimizer {
         }
         let kept = examples.len() - function.demonstrations.len();
         if kept > 0 {
-            let mut next = self.state.clone();
-            for slot in next.trial_functions.iter_mut().filter(|f| f.name == name) {
-                slot.demonstrations.clone_from(&examples);
+            // Changed in place, not in a copy of the state, and changed back when
+            // the snapshot cannot be written.
+            set_demonstrations(&mut self.state, name, &examples);
+            let state = std::mem::take(&mut self.state);
+            let written = self.write_snapshot(&state);
+            self.state = state;
+            if let Err(error) = written {
+                set_demonstrations(&mut self.state, name, &function.demonstrations);
+                return Err(error);
             }
-            self.write_snapshot(&next)?;
-            self.state = next;
         }
         Ok((kept, rejected))
     }
@@ -697,8 +757,45 @@ impl AgentOptimizer {
         if self.options.validation.is_some() && self.state.trial_validation.is_empty() {
             return Err(OptimizerError::NothingValidated);
         }
+        // The recorded conversations move into the next state, not a copy of them,
+        // and move back when the step fails.
+        let trial = std::mem::take(&mut self.state.trial_conversations);
+        let best = std::mem::take(&mut self.state.best_conversations);
         let mut next = self.state.clone();
-        let trial_performance = mean_outcome(&next.trial_conversations);
+        let (mut outcome, previous_trial, set_aside) = self.score_trial(&mut next, trial, best);
+        match self
+            .propose_next(&mut next, &mut outcome, previous_trial)
+            .await
+        {
+            Ok(()) => {
+                self.state = next;
+                Ok(outcome)
+            }
+            Err(error) => {
+                let kept = std::mem::take(&mut next.best_conversations);
+                let (trial, best) = if outcome.accepted {
+                    (kept, set_aside)
+                } else {
+                    (set_aside, kept)
+                };
+                self.state.trial_conversations = trial;
+                self.state.best_conversations = best;
+                Err(error)
+            }
+        }
+    }
+
+    /// Scores the `trial` conversations in `next` (a copy of the state without its
+    /// conversations) and keeps the trial or rolls back to the `best` list's:
+    /// returns the outcome so far, the trial list, and the conversations that are
+    /// no longer the best list's (the trial's when rolled back).
+    fn score_trial(
+        &self,
+        next: &mut OptimizerState,
+        trial: Vec<StoredConversation>,
+        best: Vec<StoredConversation>,
+    ) -> (StepOutcome, Vec<LearnedFunction>, Vec<StoredConversation>) {
+        let trial_performance = mean_outcome(&trial);
         let validation = match (&self.options.validation, next.best_performance) {
             (Some(options), Some(_)) => Some(PairedComparison::new(
                 &next.best_validation,
@@ -715,16 +812,16 @@ impl AgentOptimizer {
             }
             (None, Some(best)) => (trial_performance >= best, trial_performance > best),
         };
-        let recorded = std::mem::take(&mut next.trial_conversations);
         let previous_trial = std::mem::take(&mut next.trial_functions);
-        count_unused_steps(&mut next.unused_steps, &previous_trial, &recorded);
+        count_unused_steps(&mut next.unused_steps, &previous_trial, &trial);
         let trial_validation = std::mem::take(&mut next.trial_validation);
-        if accepted {
+        let set_aside = if accepted {
             next.failures.clear();
-            next.best_functions = previous_trial.clone();
-            next.best_conversations = recorded.clone();
+            next.best_functions.clone_from(&previous_trial);
             next.best_validation = trial_validation;
             next.best_performance = Some(trial_performance);
+            next.best_conversations = trial;
+            best
         } else {
             next.failures.push(FailedTrial {
                 functions: previous_trial.clone(),
@@ -732,7 +829,9 @@ impl AgentOptimizer {
             });
             next.failures
                 .sort_by(|a, b| a.performance.total_cmp(&b.performance));
-        }
+            next.best_conversations = best;
+            trial
+        };
         next.steps_without_improvement = if improved {
             0
         } else {
@@ -746,9 +845,7 @@ impl AgentOptimizer {
             improved,
             "optimizer step: trial scored"
         );
-
-        let budget = self.prompt_budget().await?;
-        let mut outcome = StepOutcome {
+        let outcome = StepOutcome {
             changes: FunctionDiff::default(),
             accepted,
             improved,
@@ -767,11 +864,23 @@ impl AgentOptimizer {
             pruned: Vec::new(),
             partitions: Vec::new(),
         };
+        (outcome, previous_trial, set_aside)
+    }
+
+    /// Asks the optimizer model for the next trial list from `next`'s best list
+    /// and writes `next` as the snapshot; fills in `outcome`.
+    async fn propose_next(
+        &mut self,
+        next: &mut OptimizerState,
+        outcome: &mut StepOutcome,
+        previous_trial: Vec<LearnedFunction>,
+    ) -> Result<(), OptimizerError> {
+        let budget = self.prompt_budget().await?;
         let mut incumbent = next.best_functions.clone();
-        outcome.pruned = self.prune_unused(&next, &mut incumbent);
+        outcome.pruned = self.prune_unused(next, &mut incumbent);
         let mut round = Round::default();
         outcome.partitions = self
-            .propose(&next, &budget, &mut incumbent, &mut round)
+            .propose(next, &budget, &mut incumbent, &mut round)
             .await?;
         outcome.actions = round.actions;
         outcome.rejected = round.rejected;
@@ -782,16 +891,15 @@ impl AgentOptimizer {
         outcome.changes = FunctionSet::new(previous_trial).diff(&outcome.functions);
         next.trial_functions = incumbent;
         // Written before it is adopted: a failed write leaves the step undone.
-        self.write_snapshot(&next)?;
-        self.state = next;
-        Ok(outcome)
+        self.write_snapshot(next)
     }
 
     /// Turns `incumbent` (the best list, less what was pruned) into the next trial:
     /// one action loop over every conversation when one prompt shows them all whole
     /// (or partitioning is off), else one loop per group, each from `incumbent` with
     /// the learned-use sections of its own conversations, and merges of the groups'
-    /// lists; returns the groups (empty without partitions).
+    /// lists; returns the groups (empty without partitions). Conversations are read
+    /// from disk a group at a time.
     async fn propose(
         &self,
         next: &OptimizerState,
@@ -804,64 +912,61 @@ impl AgentOptimizer {
         let extra_for = |conversations: &[RecordedConversation]| {
             self.learned_use_text(&next.best_functions, conversations)
         };
-        let whole_extra = extra_for(&next.best_conversations);
-        let whole = PromptInputs {
+        let inputs = PromptInputs {
             role: &role,
-            extra: &whole_extra,
+            extra: "",
             best: &next.best_functions,
             incumbent: &start,
             actions_taken: 0,
             failures: &next.failures,
-            conversations: &next.best_conversations,
+            conversations: &[],
         };
-        let groups = plan_groups(self.options.partitioning, &whole, &extra_for, budget)
-            .map_err(|needed| prompt_too_large(needed, budget))?;
+        let stored = &next.best_conversations;
+        let load = |index: usize| self.load_one(&stored[index]);
+        let groups = plan_groups(
+            self.options.partitioning,
+            &inputs,
+            stored.len(),
+            &load,
+            &extra_for,
+            budget,
+        )?;
         let Some(groups) = groups.filter(|groups| groups.len() > 1) else {
-            let conversations = &next.best_conversations;
+            let conversations = self.load(stored)?;
+            let extra = extra_for(&conversations);
             let prompt = |list: &[LearnedFunction], taken: usize| {
-                step_prompt(
-                    &role,
-                    &whole_extra,
-                    next,
-                    conversations,
-                    list,
-                    taken,
-                    budget,
-                )
+                step_prompt(&role, &extra, next, &conversations, list, taken, budget)
             };
-            self.action_loop(&prompt, &next.best_conversations, budget, incumbent, round)
+            self.action_loop(&prompt, &conversations, budget, incumbent, round)
                 .await?;
             return Ok(Vec::new());
         };
         // The groups' loops run at once (their model calls spread over the
-        // replicas); each is a pure function of its group, so the results, taken
-        // in group order, do not depend on which answered first.
-        let loops = groups.into_iter().map(|range| {
+        // replicas), at most GROUPS_AT_ONCE of them holding their conversations;
+        // each is a pure function of its group, so the results, taken in group
+        // order, do not depend on which answered first.
+        let loops = futures::stream::iter(groups).map(|range| {
             let (role, start, extra_for) = (&role, &start, &extra_for);
             async move {
-                let conversations = &next.best_conversations[range.clone()];
-                let extra = extra_for(conversations);
+                let conversations = self.load(&stored[range.clone()])?;
+                let extra = extra_for(&conversations);
                 let prompt = |list: &[LearnedFunction], taken: usize| {
-                    step_prompt(role, &extra, next, conversations, list, taken, budget)
+                    step_prompt(role, &extra, next, &conversations, list, taken, budget)
                 };
                 let mut functions = start.clone();
                 let mut group = Round::default();
-                self.action_loop(&prompt, conversations, budget, &mut functions, &mut group)
+                self.action_loop(&prompt, &conversations, budget, &mut functions, &mut group)
                     .await?;
                 Ok::<_, OptimizerError>((range, functions, group))
             }
         });
-        let finished = futures::future::try_join_all(loops).await?;
+        let finished: Vec<_> = loops.buffered(GROUPS_AT_ONCE).try_collect().await?;
         let mut candidates = Vec::with_capacity(finished.len());
         let mut reports = Vec::with_capacity(finished.len());
         let mut all_terminated = true;
         for (range, functions, group) in finished {
             all_terminated &= group.terminated;
-            reports.push(group_report(
-                &next.best_conversations,
-                range,
-                group.actions.len(),
-            ));
+            reports.push(group_report(stored, range, group.actions.len()));
             round.absorb(group);
             candidates.push(functions);
         }
@@ -1047,14 +1152,38 @@ impl AgentOptimizer {
     }
 }
 
-/// A prompt of `needed` estimated tokens that cannot fit `budget`.
-fn prompt_too_large(needed: usize, budget: &PromptBudget) -> OptimizerError {
-    OptimizerError::PromptTooLarge {
-        needed,
-        budget: budget.max_prompt_tokens,
-        context_window: budget.context_window,
-        reserved: budget.context_window as usize - budget.max_prompt_tokens,
+/// Gives the trial function `name` of `state` these worked examples.
+fn set_demonstrations(state: &mut OptimizerState, name: &str, examples: &[Demonstration]) {
+    for slot in state.trial_functions.iter_mut().filter(|f| f.name == name) {
+        slot.demonstrations = examples.to_vec();
     }
+}
+
+/// The conversation `stored` describes, its messages read through `reader` when
+/// they are on disk.
+fn read_stored(
+    reader: &LineReader<'_>,
+    stored: &StoredConversation,
+) -> Result<RecordedConversation, OptimizerError> {
+    match &stored.at {
+        Some(at) => reader.read(at),
+        None => Ok(RecordedConversation {
+            messages: stored.messages.clone(),
+            satisfied: stored.satisfied,
+            uses: stored.uses.clone(),
+        }),
+    }
+}
+
+/// Reads the messages of every conversation of `stored` into memory.
+fn load_inline(
+    reader: &LineReader<'_>,
+    stored: &mut [StoredConversation],
+) -> Result<(), OptimizerError> {
+    for one in stored.iter_mut().filter(|one| one.at.is_some()) {
+        *one = StoredConversation::new(read_stored(reader, one)?, None);
+    }
+    Ok(())
 }
 
 /// The prompt of one round of a step over `conversations`, with its budget report.

@@ -9,11 +9,12 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
+use crate::OptimizerError;
 use crate::prompt::{
-    ActionFormat, PromptBudget, PromptInputs, PromptReport, build_prompt, functions_text,
-    json_action_instruction, tokens,
+    ActionFormat, PromptBudget, PromptInputs, PromptReport, build_prompt, failure_entries,
+    failures_within, functions_text, json_action_instruction, quarter_of_budget_bytes, tokens,
 };
-use crate::state::{FailedTrial, RecordedConversation};
+use crate::state::{FailedTrial, RecordedConversation, Scored};
 use agentopt_core::LearnedFunction;
 
 /// When a step's conversations are partitioned.
@@ -42,56 +43,76 @@ pub struct PartitionReport {
     pub actions: usize,
 }
 
-/// The groups of `conversations`, in order: each as long as its prompt shows
-/// every conversation of it whole (a conversation too long for any prompt forms
-/// a group alone, shortened); `extra` gives a group's prompt sections beyond AG2's
-/// (see [`PromptInputs::extra`]). One group when everything fits and `mode` does
-/// not ask for smaller ones; `None` with [`Partitioning::Never`].
+/// The groups of the `count` conversations `load` reads one at a time, in order:
+/// each as long as its prompt shows every conversation of it whole (a conversation
+/// too long for any prompt forms a group alone, shortened); `inputs` gives the
+/// prompt's other parts, `extra` a group's sections beyond AG2's (see
+/// [`PromptInputs::extra`]). One group when everything fits and `mode` does not ask
+/// for smaller ones; `None` with [`Partitioning::Never`]. Only the group being
+/// planned is in memory.
 pub(crate) fn plan_groups(
     mode: Partitioning,
     inputs: &PromptInputs<'_>,
+    count: usize,
+    load: &dyn Fn(usize) -> Result<RecordedConversation, OptimizerError>,
     extra: &dyn Fn(&[RecordedConversation]) -> String,
     budget: &PromptBudget,
-) -> Result<Option<Vec<Range<usize>>>, usize> {
+) -> Result<Option<Vec<Range<usize>>>, OptimizerError> {
     let limit = match mode {
         Partitioning::Never => return Ok(None),
         Partitioning::Auto => usize::MAX,
         Partitioning::AtMost(size) => size.max(1),
     };
-    let conversations = inputs.conversations;
-    let fits_whole = |range: Range<usize>| -> Result<bool, usize> {
-        let conversations = &conversations[range];
+    let fits_whole = |conversations: &[RecordedConversation]| -> Result<bool, OptimizerError> {
         let extra = extra(conversations);
         let part = PromptInputs {
             conversations,
             extra: &extra,
             ..*inputs
         };
-        let (_, report) = build_prompt(&part, budget)?;
+        let (_, report) =
+            build_prompt(&part, budget).map_err(|needed| prompt_too_large(needed, budget))?;
         Ok(report.conversations_condensed.is_empty() && report.conversations_omitted.is_empty())
     };
     let mut groups = Vec::new();
+    let mut group: Vec<RecordedConversation> = Vec::new();
     let mut start = 0;
-    while start < conversations.len() {
-        let mut end = start + 1;
-        while end < conversations.len() && end - start < limit && fits_whole(start..end + 1)? {
-            end += 1;
+    for index in 0..count {
+        group.push(load(index)?);
+        if group.len() == 1 || (group.len() <= limit && fits_whole(&group)?) {
+            continue;
         }
-        groups.push(start..end);
-        start = end;
+        let next = group.pop();
+        groups.push(start..index);
+        start = index;
+        group.clear();
+        group.extend(next);
+    }
+    if start < count {
+        groups.push(start..count);
     }
     Ok(Some(groups))
 }
 
+/// A prompt of `needed` estimated tokens that cannot fit `budget`.
+pub(crate) fn prompt_too_large(needed: usize, budget: &PromptBudget) -> OptimizerError {
+    OptimizerError::PromptTooLarge {
+        needed,
+        budget: budget.max_prompt_tokens,
+        context_window: budget.context_window,
+        reserved: budget.context_window as usize - budget.max_prompt_tokens,
+    }
+}
+
 /// The outcomes of the conversations in `range`.
 pub(crate) fn group_report(
-    conversations: &[RecordedConversation],
+    conversations: &[impl Scored],
     range: Range<usize>,
     actions: usize,
 ) -> PartitionReport {
     let satisfied = conversations[range.clone()]
         .iter()
-        .filter(|conversation| conversation.satisfied)
+        .filter(|conversation| conversation.satisfied())
         .count();
     PartitionReport {
         conversations: range,
@@ -121,16 +142,9 @@ pub(crate) fn merge_prompt(
     extra: &str,
     budget: &PromptBudget,
 ) -> Result<(String, PromptReport), usize> {
-    let failure_lines: String = failures
-        .iter()
-        .map(|failure| {
-            format!(
-                "Function: \n{}\nPerformance: \n{}\n",
-                functions_text(&failure.functions),
-                failure.performance
-            )
-        })
-        .collect();
+    // As in a step prompt, the highest-scored failures that fit a quarter.
+    let (failure_lines, _) =
+        failures_within(failures, quarter_of_budget_bytes(budget), failure_entries);
     let extra = match extra {
         "" => String::new(),
         text => format!("{text}\n"),
@@ -171,9 +185,23 @@ pub(crate) fn merge_prompt(
     Ok((prompt, report))
 }
 
-/// "2 groups of conversations (conversations 0-9: 7 of 10 satisfied, 2 actions;
-/// …)".
+/// Groups a merge prompt describes one by one; more are summed up in one line,
+/// so the prompt does not grow with the groups merged.
+const GROUPS_LISTED: usize = 4;
+
+/// "2 group(s) of conversations (conversations 0-9: 7 of 10 satisfied with List
+/// A, 2 action(s); …)", or past [`GROUPS_LISTED`] groups their totals.
 fn groups_text(groups: &[PartitionReport]) -> String {
+    if groups.len() > GROUPS_LISTED {
+        let conversations: usize = groups.iter().map(|group| group.conversations.len()).sum();
+        let satisfied: usize = groups.iter().map(|group| group.satisfied).sum();
+        let actions: usize = groups.iter().map(|group| group.actions).sum();
+        return format!(
+            "{} group(s) of conversations ({conversations} conversations in all: \
+             {satisfied} satisfied with List A, {actions} action(s))",
+            groups.len()
+        );
+    }
     let each: Vec<String> = groups
         .iter()
         .map(|group| {

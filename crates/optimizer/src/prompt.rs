@@ -506,14 +506,44 @@ fn failure_text(failures: &[FailedTrial]) -> String {
                     ascending order based on their performance, where higher performance \
                     indicate better quality.\n"
         .to_owned();
-    for failure in failures {
-        text.push_str(&format!(
-            "Function: \n{}\nPerformance: \n{}\n",
-            functions_text(&failure.functions),
-            failure.performance
-        ));
-    }
+    text.push_str(&failure_entries(failures));
     text
+}
+
+/// Each failure's list and score, as AG2's prompt shows them.
+pub(crate) fn failure_entries(failures: &[FailedTrial]) -> String {
+    failures
+        .iter()
+        .map(|failure| {
+            format!(
+                "Function: \n{}\nPerformance: \n{}\n",
+                functions_text(&failure.functions),
+                failure.performance
+            )
+        })
+        .collect()
+}
+
+/// The text `render` makes of the highest-scored failures (the end of the
+/// ascending list) that fit `share` bytes, and how many were left out.
+pub(crate) fn failures_within(
+    failures: &[FailedTrial],
+    share: usize,
+    render: impl Fn(&[FailedTrial]) -> String,
+) -> (String, usize) {
+    let mut kept = failures.len();
+    let mut text = render(failures);
+    while kept > 0 && text.len() > share {
+        kept -= 1;
+        text = render(&failures[failures.len() - kept..]);
+    }
+    (text, failures.len() - kept)
+}
+
+/// The bytes a quarter of `budget`'s prompt tokens hold: what the failure
+/// experience may take of a merge prompt.
+pub(crate) fn quarter_of_budget_bytes(budget: &PromptBudget) -> usize {
+    budget.max_prompt_tokens * BYTES_PER_TOKEN / 4
 }
 
 const STATISTICS_HEADER: &str = "The following table shows the statistical information for \
@@ -741,15 +771,8 @@ pub(crate) fn build_prompt(
     }
     let mut spare_bytes = (budget.max_prompt_tokens - bare_tokens) * BYTES_PER_TOKEN;
 
-    // The highest scores (the end of the ascending list) are kept.
-    let failure_share = spare_bytes / 4;
-    let mut kept = inputs.failures.len();
-    let mut failures = failure_text(inputs.failures);
-    while kept > 0 && failures.len() > failure_share {
-        kept -= 1;
-        failures = failure_text(&inputs.failures[inputs.failures.len() - kept..]);
-    }
-    report.failures_omitted = inputs.failures.len() - kept;
+    let (failures, omitted) = failures_within(inputs.failures, spare_bytes / 4, failure_text);
+    report.failures_omitted = omitted;
     spare_bytes = spare_bytes.saturating_sub(failures.len());
     // Room for the note about what was left out (its digits vary).
     let note_room = 160;

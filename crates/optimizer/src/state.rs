@@ -24,6 +24,79 @@ pub struct RecordedConversation {
     pub uses: Option<BTreeMap<String, FunctionUse>>,
 }
 
+/// Where a recorded conversation's messages are on disk: a line of a journal of
+/// the checkpoint (see [`crate::checkpoint`]), named relative to its directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct LineAt {
+    /// The journal's file name (a superseded journal keeps its lines there).
+    pub(crate) file: String,
+    /// The byte offset where the line starts.
+    pub(crate) offset: u64,
+}
+
+/// A recorded conversation as the optimizer keeps it: the outcome and the calls in
+/// memory, the messages on disk when checkpoints are on (read back a group at a
+/// time: an epoch of any size takes a few bytes per conversation), in memory
+/// otherwise. Checkpoints of version 2 held every conversation's messages inline
+/// and read as such.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct StoredConversation {
+    /// The messages, when `at` is `None`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) messages: Vec<ChatMessage>,
+    /// See [`RecordedConversation::satisfied`].
+    pub(crate) satisfied: bool,
+    /// See [`RecordedConversation::uses`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) uses: Option<BTreeMap<String, FunctionUse>>,
+    /// Where the messages are on disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) at: Option<LineAt>,
+}
+
+impl StoredConversation {
+    /// `conversation` kept whole in memory, or with its messages at `at`.
+    pub(crate) fn new(conversation: RecordedConversation, at: Option<LineAt>) -> Self {
+        Self {
+            messages: if at.is_some() {
+                Vec::new()
+            } else {
+                conversation.messages
+            },
+            satisfied: conversation.satisfied,
+            uses: conversation.uses,
+            at,
+        }
+    }
+}
+
+/// What the statistics read of a conversation, recorded or stored: its outcome and
+/// the learned functions it called.
+pub(crate) trait Scored {
+    /// The user was satisfied.
+    fn satisfied(&self) -> bool;
+    /// The learned functions it called, when known.
+    fn uses(&self) -> Option<&BTreeMap<String, FunctionUse>>;
+}
+
+impl Scored for RecordedConversation {
+    fn satisfied(&self) -> bool {
+        self.satisfied
+    }
+    fn uses(&self) -> Option<&BTreeMap<String, FunctionUse>> {
+        self.uses.as_ref()
+    }
+}
+
+impl Scored for StoredConversation {
+    fn satisfied(&self) -> bool {
+        self.satisfied
+    }
+    fn uses(&self) -> Option<&BTreeMap<String, FunctionUse>> {
+        self.uses.as_ref()
+    }
+}
+
 /// A rolled-back function list with the score it got (the failure experience).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FailedTrial {
@@ -39,13 +112,13 @@ pub(crate) struct OptimizerState {
     /// Functions in force now (what the agents have).
     pub(crate) trial_functions: Vec<LearnedFunction>,
     /// Conversations recorded with the trial functions since the last step.
-    pub(crate) trial_conversations: Vec<RecordedConversation>,
+    pub(crate) trial_conversations: Vec<StoredConversation>,
     /// Validation outcomes of the trial functions, by problem id.
     pub(crate) trial_validation: BTreeMap<String, bool>,
     /// The best function list so far.
     pub(crate) best_functions: Vec<LearnedFunction>,
     /// The conversations the best list was scored on.
-    pub(crate) best_conversations: Vec<RecordedConversation>,
+    pub(crate) best_conversations: Vec<StoredConversation>,
     /// Validation outcomes of the best list, by problem id.
     pub(crate) best_validation: BTreeMap<String, bool>,
     /// The best score; `None` is below any score, so the first step accepts.
@@ -63,8 +136,11 @@ pub(crate) struct OptimizerState {
 
 /// Name written in every checkpoint file.
 pub(crate) const CHECKPOINT_FORMAT: &str = "agentopt-optimizer-checkpoint";
-/// Checkpoint layout version this build writes: a snapshot extended by a journal.
-pub(crate) const CHECKPOINT_VERSION: u32 = 2;
+/// Checkpoint layout version this build writes: a snapshot extended by a journal,
+/// conversations' messages left in the journal lines that recorded them.
+pub(crate) const CHECKPOINT_VERSION: u32 = 3;
+/// The layout with every conversation's messages in the snapshot, still read.
+pub(crate) const CHECKPOINT_VERSION_INLINE: u32 = 2;
 /// The earlier layout (the whole state rewritten on every record), still read.
 pub(crate) const CHECKPOINT_VERSION_WHOLE: u32 = 1;
 
@@ -108,10 +184,13 @@ pub(crate) enum Record {
 }
 
 impl Record {
-    /// Adds the record to `state`.
-    pub(crate) fn apply(self, state: &mut OptimizerState) {
+    /// Adds the record to `state`; a conversation's messages stay at `at`, the
+    /// journal line that holds it, when it has one.
+    pub(crate) fn apply(self, state: &mut OptimizerState, at: Option<LineAt>) {
         match self {
-            Self::Conversation(conversation) => state.trial_conversations.push(conversation),
+            Self::Conversation(conversation) => state
+                .trial_conversations
+                .push(StoredConversation::new(conversation, at)),
             Self::Validation {
                 problem_id,
                 satisfied,

@@ -250,3 +250,65 @@ async fn a_step_killed_between_partitions_resumes_with_the_same_requests() -> an
     assert_eq!(bodies(&server), bodies(&reference_server));
     Ok(())
 }
+
+/// Replies as [`by_prompt`] to group steps, and ends every merge at once: List B
+/// keeps its functions while the groups it stands for pile up in the merge prompt.
+fn merges_end_at_once(request: &RecordedRequest) -> Reply {
+    if prompt(request).contains("\nCandidate: ") {
+        Reply::text("TERMINATE")
+    } else {
+        by_prompt(request)
+    }
+}
+
+#[tokio::test]
+async fn merge_prompts_stay_inside_the_window_however_many_groups_are_merged() -> anyhow::Result<()>
+{
+    // Many one-conversation groups: a merge prompt that listed every group merged
+    // so far would outgrow a 4k window long before the last candidate (the
+    // 10,000-problem run's failure); past a few groups it sums them up instead.
+    const GROUPS: usize = 150;
+    let server = ScriptedServer::builder()
+        .n_ctx(4096)
+        .rule(merges_end_at_once)
+        .await;
+    let options = OptimizerOptions {
+        partitioning: Partitioning::AtMost(1),
+        reply_room_tokens: 200,
+        ..OptimizerOptions::default()
+    };
+    let mut optimizer = AgentOptimizer::new(1, client(&server), options)?;
+    for index in 0..GROUPS {
+        let history = conversation(&format!("Problem {index}: what is 2 + 3?"), "5");
+        optimizer.record_one_conversation(history, index % 2 == 0)?;
+    }
+    let outcome = optimizer.step().await?;
+
+    assert_eq!(outcome.partitions.len(), GROUPS);
+    let merges: Vec<String> = server
+        .chat_requests()
+        .iter()
+        .map(|request| prompt(request).to_owned())
+        .filter(|prompt| prompt.contains("\nCandidate: "))
+        .collect();
+    assert_eq!(merges.len(), GROUPS - 1, "every candidate was merged");
+    let last = merges.last().map_or("", String::as_str);
+    assert!(
+        last.contains(&format!(
+            "{} group(s) of conversations ({} conversations in all: {} satisfied",
+            GROUPS - 1,
+            GROUPS - 1,
+            (GROUPS - 1).div_ceil(2)
+        )),
+        "{last}"
+    );
+    // Every prompt sent fitted (the server counts with a real tokenizer and
+    // refuses what does not fit; none was refused, or the step would have failed).
+    for report in &outcome.prompts {
+        assert!(report.prompt_tokens <= report.budget_tokens, "{report:?}");
+    }
+    // Each merge ended at once: the merged list is the first group's.
+    let names: Vec<&str> = outcome.functions.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["solve_0"]);
+    Ok(())
+}

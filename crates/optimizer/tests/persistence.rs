@@ -72,7 +72,7 @@ async fn resume_after_a_crash_between_record_and_step_sends_the_same_prompt() ->
     // The resumed optimizer keeps checkpointing to the file it came from.
     let checkpoint: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
     assert_eq!(checkpoint["format"], "agentopt-optimizer-checkpoint");
-    assert_eq!(checkpoint["version"], 2);
+    assert_eq!(checkpoint["version"], 3);
     assert_eq!(checkpoint["state"]["steps_taken"], 2);
     Ok(())
 }
@@ -84,14 +84,14 @@ async fn checkpoints_of_another_version_or_malformed_are_refused() -> anyhow::Re
     let newer = directory.path().join("newer.json");
     std::fs::write(
         &newer,
-        json!({"format": "agentopt-optimizer-checkpoint", "version": 3}).to_string(),
+        json!({"format": "agentopt-optimizer-checkpoint", "version": 4}).to_string(),
     )?;
     let error = AgentOptimizer::resume(&newer, client(&server)).err();
     assert!(
         matches!(
             error,
             Some(OptimizerError::File(
-                agentopt_core::CoreError::UnsupportedVersion { found: 3, .. }
+                agentopt_core::CoreError::UnsupportedVersion { found: 4, .. }
             ))
         ),
         "{error:?}"
@@ -315,9 +315,9 @@ async fn version_1_checkpoints_still_load() -> anyhow::Result<()> {
     let mut resumed = AgentOptimizer::resume(&path, client(&server))?;
     assert_eq!(resumed.steps_taken(), 1);
     assert_eq!(resumed.trial_functions(), expected.functions.functions());
-    record_many(&mut resumed, 2)?; // continues as a version-2 checkpoint
+    record_many(&mut resumed, 2)?; // continues as a version-3 checkpoint
     let rewritten: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
-    assert_eq!(rewritten["version"], 2);
+    assert_eq!(rewritten["version"], 3);
     Ok(())
 }
 

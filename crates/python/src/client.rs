@@ -1,15 +1,16 @@
 //! The optimizer model's client from the `llm_config` entries: one OpenAI-dialect
 //! client per entry (its own timeout and response cache), each with a context
 //! window that never refuses an endpoint ([`crate::window`]), tried in order
-//! (AG2's fallback), all counted by one usage meter (cost from AG2's `price` and
-//! `prices=`, stopped by `budget_usd=`).
+//! (AG2's fallback) or spread over as replicas (`routing="spread"`), all counted
+//! by one usage meter (cost from AG2's `price` and `prices=`, stopped by
+//! `budget_usd=`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use agentopt_llm::{
     Budget, CacheStats, ChatModel, ClientOptions, ConfigListModel, NamedPrice, OpenAiClient,
-    PriceTable, ResponseCache, UsageMeter,
+    PriceTable, ResponseCache, Routing, SpreadModel, SpreadOptions, UsageMeter,
 };
 use pyo3::prelude::*;
 use serde_json::{Map, Value, json};
@@ -17,6 +18,16 @@ use serde_json::{Map, Value, json};
 use crate::config::OptimizerEndpoint;
 use crate::errors::llm_error;
 use crate::window::{WindowLessons, WindowedModel};
+
+/// How the calls share the entries: `routing=` and `replica_cap=`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct EntryRouting {
+    /// AG2's fallback (the default), or spread over the entries as replicas.
+    pub(crate) routing: Routing,
+    /// With `spread`: calls in flight at once on one entry (default: the
+    /// balancer's).
+    pub(crate) replica_cap: Option<usize>,
+}
 
 /// The optimizer model and what watches it.
 pub(crate) struct ModelClient {
@@ -58,7 +69,9 @@ pub(crate) fn build_client(
     context_window: Option<u32>,
     prices: &[NamedPrice],
     budget: Budget,
+    routing: EntryRouting,
 ) -> PyResult<ModelClient> {
+    let spread = routing.routing == Routing::Spread && endpoint.entries.len() > 1;
     let entry_prices: Vec<NamedPrice> = endpoint
         .entries
         .iter()
@@ -77,6 +90,10 @@ pub(crate) fn build_client(
         if let Some(timeout) = entry.timeout {
             options.timeout = timeout;
         }
+        if spread {
+            // The balancer retries over the entries (see `retrying_with`).
+            options.retry.max_attempts = 1;
+        }
         if let Some(seed) = entry.cache_seed {
             let cache = ResponseCache::open(cache_dir(seed), seed).map_err(llm_error)?;
             caches.push(cache.clone());
@@ -92,9 +109,18 @@ pub(crate) fn build_client(
             Arc::clone(&lessons),
         )));
     }
-    let model = ConfigListModel::new(models).map_err(llm_error)?;
+    let model: Arc<dyn ChatModel> = if spread {
+        let defaults = SpreadOptions::default();
+        let cap = routing
+            .replica_cap
+            .unwrap_or(defaults.max_in_flight_per_replica);
+        let options = SpreadOptions::with_cap(cap).retrying_with(ClientOptions::default().retry);
+        Arc::new(SpreadModel::new(models, options).map_err(llm_error)?)
+    } else {
+        Arc::new(ConfigListModel::new(models).map_err(llm_error)?)
+    };
     Ok(ModelClient {
-        model: Arc::new(model),
+        model,
         meter,
         lessons,
         caches,

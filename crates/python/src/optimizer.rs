@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentopt_agents::Message;
-use agentopt_llm::{Budget, ChatMessage, ChatModel, LlmError, NamedPrice};
+use agentopt_llm::{Budget, ChatMessage, ChatModel, LlmError, NamedPrice, Routing};
 use agentopt_optimizer::{
     ActionFormat, AgentOptimizer as Core, OptimizerError, OptimizerOptions, StepOutcome,
     ValidationOptions,
@@ -17,7 +17,7 @@ use pyo3::types::{PyDict, PyTuple, PyType};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::client::{ModelClient, build_client, usage_summary};
+use crate::client::{EntryRouting, ModelClient, build_client, usage_summary};
 use crate::config::{OptimizerEndpoint, optimizer_endpoint};
 use crate::errors::{config_error, optimizer_error, raise};
 use crate::functions::{
@@ -64,6 +64,7 @@ pub(crate) struct Extras {
     pub(crate) sandbox: SandboxSettings,
     prices: Vec<NamedPrice>,
     budget: Budget,
+    routing: EntryRouting,
 }
 
 fn option_value(value: &Bound<'_, PyAny>) -> Option<String> {
@@ -157,6 +158,7 @@ fn read_extras(
         sandbox: SandboxSettings::new(DEFAULT_FUNCTION_TIMEOUT),
         prices: Vec::new(),
         budget: Budget::default(),
+        routing: EntryRouting::default(),
     };
     let Some(options) = options else {
         return Ok(extras);
@@ -220,6 +222,22 @@ fn read_extras(
                 extras.budget.max_cost_usd = optional(&name, &value, "a number of dollars or None")?
             }
             "prices" => extras.prices = read_prices(&value)?,
+            "routing" => {
+                extras.routing.routing = extract::<String>(&name, &value, "a str")?
+                    .parse()
+                    .map_err(|error: String| config_error(&name, option_value(&value), error))?;
+            }
+            "replica_cap" => {
+                let cap: Option<usize> = optional(&name, &value, "an int of at least 1 or None")?;
+                if cap == Some(0) {
+                    return Err(config_error(
+                        &name,
+                        option_value(&value),
+                        "option `replica_cap`: expected an int of at least 1 or None",
+                    ));
+                }
+                extras.routing.replica_cap = cap;
+            }
             _ => {
                 return Err(config_error(
                     &name,
@@ -228,6 +246,15 @@ fn read_extras(
                 ));
             }
         }
+    }
+    if let Some(cap) = extras.routing.replica_cap
+        && extras.routing.routing != Routing::Spread
+    {
+        return Err(config_error(
+            "replica_cap",
+            Some(cap.to_string()),
+            "option `replica_cap` caps each entry of routing=\"spread\"; add routing=\"spread\"",
+        ));
     }
     Ok(extras)
 }
@@ -245,6 +272,7 @@ pub(crate) fn model_client(
         extras.context_window,
         &extras.prices,
         extras.budget,
+        extras.routing,
     )?;
     Ok((client, extras))
 }

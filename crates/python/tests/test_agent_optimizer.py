@@ -335,3 +335,34 @@ def test_a_malformed_history_is_a_config_error_naming_the_message():
     with pytest.raises(agentopt.ConfigError) as raised:
         optimizer.record_one_conversation([{"role": "user", "content": "hi"}, {"role": "narrator", "content": "x"}])
     assert raised.value.field == "conversation_history[1]"
+
+
+def test_routing_spread_shares_the_calls_over_the_config_list_entries(scripted_server):
+    script = math_script([{"text": "TERMINATE"}])
+    first, second = scripted_server(script), scripted_server(script)
+    config = {
+        "config_list": [first.llm_config()["config_list"][0], second.llm_config()["config_list"][0]],
+        "cache_seed": None,
+    }
+
+    def steps(optimizer, count):
+        for _ in range(count):
+            optimizer.record_one_conversation([{"role": "user", "content": "hi"}], is_satisfied=True)
+            optimizer.step()
+
+    # Spread: the entries are replicas, and both serve.
+    steps(agentopt.AgentOptimizer(1, config, routing="spread", replica_cap=1), 4)
+    served = (len(first.requests()), len(second.requests()))
+    assert served == (2, 2), served
+
+    # AG2's fallback (the default): every call goes to the first entry while it answers.
+    steps(agentopt.AgentOptimizer(1, config), 2)
+    assert (len(first.requests()), len(second.requests())) == (4, 2)
+
+    # A cap without spread would be ignored, an unknown routing is a typo: both refused.
+    with pytest.raises(agentopt.ConfigError, match="routing=\"spread\"") as raised:
+        agentopt.AgentOptimizer(1, config, replica_cap=2)
+    assert raised.value.field == "replica_cap"
+    with pytest.raises(agentopt.ConfigError, match="round-robin") as raised:
+        agentopt.AgentOptimizer(1, config, routing="round-robin")
+    assert raised.value.field == "routing"

@@ -13,7 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agentopt_core::files::{JsonLines, read_json_lines, write_atomic, write_json_atomic};
+use agentopt_core::files::{
+    JsonLines, for_each_json_line, read_json_line_at, read_json_lines, write_atomic,
+    write_json_atomic,
+};
 use agentopt_core::{Demonstration, FunctionSet, Provenance, lock};
 use agentopt_llm::{ChatModel, SpendEntry, UsageMeter, UsageReport, UsageTotals};
 use agentopt_optimizer::{
@@ -435,7 +438,7 @@ pub(crate) fn normalized_text(text: &str) -> String {
 /// The attempts of one phase that count, and what stopped it early.
 struct PhaseResult {
     /// Solved or failed attempts, in problem order (infrastructure errors left out).
-    records: Vec<ConversationRecord>,
+    records: Vec<Recorded>,
     /// Why the phase did not finish cleanly, if it did not.
     stop: Option<String>,
 }
@@ -451,8 +454,27 @@ struct Run<'a, T: Task> {
     step_details: JsonLines,
     /// The optimizer model's requests and replies in the step in progress.
     tape: Tape,
-    /// The latest record of each (phase, index).
-    recorded: HashMap<(Phase, usize), ConversationRecord>,
+    /// The latest record of each (phase, index), without its conversation (which
+    /// stays in `transcripts.jsonl`, read back when the optimizer needs it: memory
+    /// does not grow with the conversations of a run).
+    recorded: HashMap<(Phase, usize), Recorded>,
+}
+
+/// A journaled attempt as the run keeps it in memory.
+#[derive(Clone)]
+struct Recorded {
+    /// The record, its history and transcript left out.
+    record: ConversationRecord,
+    /// Where its line starts in `transcripts.jsonl`.
+    offset: u64,
+}
+
+impl Recorded {
+    fn new(mut record: ConversationRecord, offset: u64) -> Self {
+        record.attempt.history = Vec::new();
+        record.attempt.transcript = None;
+        Self { record, offset }
+    }
 }
 
 impl<'a, T: Task> Run<'a, T> {
@@ -462,9 +484,14 @@ impl<'a, T: Task> Run<'a, T> {
     ) -> Result<Self, TrainError> {
         let dir = RunDir::open(&trainer.options.run_dir)?;
         let mut recorded = HashMap::new();
-        for record in read_json_lines::<ConversationRecord>(&dir.transcripts_path())? {
-            recorded.insert((record.phase, record.index), record);
-        }
+        for_each_json_line(
+            &dir.transcripts_path(),
+            |offset, record: ConversationRecord| {
+                let key = (record.phase, record.index);
+                recorded.insert(key, Recorded::new(record, offset));
+                Ok::<_, TrainError>(())
+            },
+        )?;
         Ok(Self {
             transcripts: JsonLines::open(&dir.transcripts_path())?,
             steps: JsonLines::open(&dir.steps_path())?,
@@ -584,6 +611,7 @@ impl<'a, T: Task> Run<'a, T> {
             Some(result.records)
         };
         for record in train.records {
+            let record = self.read_back(&record)?;
             let uses = record
                 .attempt
                 .calls
@@ -602,11 +630,20 @@ impl<'a, T: Task> Run<'a, T> {
                 uses,
             )?;
         }
-        for record in validation.into_iter().flatten() {
+        for Recorded { record, .. } in validation.into_iter().flatten() {
             optimizer
                 .record_validation_outcome(record.problem_id, record.attempt.outcome.is_solved())?;
         }
         Ok(None)
+    }
+
+    /// The whole of `recorded` (its conversation included), read back from
+    /// `transcripts.jsonl`.
+    fn read_back(&self, recorded: &Recorded) -> Result<ConversationRecord, TrainError> {
+        Ok(read_json_line_at(
+            &self.dir.transcripts_path(),
+            recorded.offset,
+        )?)
     }
 
     /// The optimizer step after `epoch`, journaled with a copy of the checkpoint.
@@ -742,26 +779,29 @@ impl<'a, T: Task> Run<'a, T> {
             .collect();
         let (mut kept, mut rejected) = (0, 0);
         for name in names {
-            let candidates = (0..self.problems.train.len())
+            let mut candidates = Vec::new();
+            let called = (0..self.problems.train.len())
                 .filter_map(|index| self.recorded.get(&(Phase::Train { epoch }, index)))
-                .filter(|record| record.attempt.outcome.is_solved())
-                .filter(|record| {
-                    record
-                        .attempt
-                        .calls
-                        .get(&name)
-                        .is_some_and(|c| c.succeeded > 0)
-                })
-                .filter_map(|record| {
-                    let problem = &self.problems.train[record.index];
-                    Some(Demonstration {
-                        problem: self.trainer.task.problem_text(problem)?,
-                        solution: solution_calling(&record.attempt.history, &name)?,
+                .filter(|recorded| {
+                    let attempt = &recorded.record.attempt;
+                    let calls = attempt.calls.get(&name);
+                    attempt.outcome.is_solved() && calls.is_some_and(|c| c.succeeded > 0)
+                });
+            for recorded in called {
+                let problem = &self.problems.train[recorded.record.index];
+                let history = self.read_back(recorded)?.attempt.history;
+                if let (Some(problem), Some(solution)) = (
+                    self.trainer.task.problem_text(problem),
+                    solution_calling(&history, &name),
+                ) {
+                    candidates.push(Demonstration {
+                        problem,
+                        solution,
                         answer: String::new(),
                         call: None,
-                    })
-                })
-                .collect();
+                    });
+                }
+            }
             let (added, refused) = optimizer
                 .bootstrap_demonstrations(&name, candidates, keep)
                 .await?;
@@ -818,7 +858,7 @@ impl<'a, T: Task> Run<'a, T> {
         observer.event(Event::PhaseFinished { phase });
         let records = (0..problems.len())
             .filter_map(|index| self.recorded.get(&(phase, index)))
-            .filter(|record| record.attempt.outcome.infrastructure().is_none())
+            .filter(|recorded| recorded.record.attempt.outcome.infrastructure().is_none())
             .cloned()
             .collect();
         Ok(PhaseResult { records, stop })
@@ -830,7 +870,11 @@ impl<'a, T: Task> Run<'a, T> {
         let mut pending = Vec::new();
         for (index, problem) in problems.iter().enumerate() {
             let id = self.trainer.task.problem_id(problem);
-            match self.recorded.get(&(phase, index)) {
+            match self
+                .recorded
+                .get(&(phase, index))
+                .map(|recorded| &recorded.record)
+            {
                 Some(record) if record.problem_id != id => {
                     return Err(TrainError::ProblemChanged {
                         path: self.dir.transcripts_path(),
@@ -886,7 +930,7 @@ impl<'a, T: Task> Run<'a, T> {
             // The spend first: a kill between the two lines re-runs the attempt and
             // counts its spend twice — it was spent twice — rather than not at all.
             self.record_spend(&phase.name(), mark)?;
-            self.transcripts.append(&record)?;
+            let offset = self.transcripts.append_line(&record)?;
             let outcome = &record.attempt.outcome;
             self.trainer.observer.event(Event::Finished {
                 phase,
@@ -895,7 +939,8 @@ impl<'a, T: Task> Run<'a, T> {
                 tokens: record.attempt.tokens,
             });
             errors.count(outcome.infrastructure().map(|error| error.kind));
-            self.recorded.insert((phase, index), record);
+            self.recorded
+                .insert((phase, index), Recorded::new(record, offset));
             if errors.budget
                 || errors.consecutive >= self.options().max_consecutive_infrastructure_errors
             {
@@ -967,7 +1012,7 @@ impl<'a, T: Task> Run<'a, T> {
         let records: BTreeMap<(Phase, usize), &ConversationRecord> = self
             .recorded
             .iter()
-            .map(|(key, record)| (*key, record))
+            .map(|(key, recorded)| (*key, &recorded.record))
             .collect();
         let report = report::build(report::Inputs {
             setup,

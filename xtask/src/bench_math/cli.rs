@@ -171,6 +171,10 @@ pub struct BenchArgs {
     /// Several endpoints: `fallback` tries them in order (AG2), `spread` balances replicas.
     #[arg(long, default_value_t = agentopt_llm::Routing::Fallback, help_heading = "Endpoint")]
     pub routing: agentopt_llm::Routing,
+    /// With `--routing spread`: calls in flight at once on one replica (default:
+    /// --concurrency, so one replica can take the whole run).
+    #[arg(long, value_name = "N", value_parser = crate::flags::at_least_one, help_heading = "Endpoint")]
+    pub replica_cap: Option<usize>,
     /// Dialect of --base-url.
     #[arg(long, value_enum, default_value_t = ApiTypeArg::Openai, help_heading = "Endpoint")]
     pub api_type: ApiTypeArg,
@@ -411,6 +415,10 @@ pub struct RunConfig {
     /// Context window given with `--context-window`.
     #[serde(default)]
     pub context_window: Option<u32>,
+    /// Calls in flight per replica with `spread` routing (`--replica-cap`;
+    /// `None`: the concurrency).
+    #[serde(default)]
+    pub replica_cap: Option<usize>,
 }
 
 /// Chooses the endpoints the flags, environment (`lookup`) and working directory
@@ -574,6 +582,7 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
         budget_usd: args.budget_usd,
         budget_tokens: args.budget_tokens,
         context_window: args.context_window,
+        replica_cap: args.replica_cap,
     }
 }
 

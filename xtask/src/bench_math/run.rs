@@ -32,6 +32,15 @@ use crate::sandboxes::MathSandboxes;
 pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<()> {
     let cwd = std::env::current_dir().context("reading the working directory")?;
     let endpoints = resolve_endpoints(args, |name| std::env::var(name).ok(), &cwd)?;
+    if let Some(cap) = args.replica_cap
+        && endpoints.routing() != agentopt_llm::Routing::Spread
+    {
+        bail!(
+            "--replica-cap {cap} caps each replica of `spread` routing, but the endpoints \
+             route `{}`: add --routing spread",
+            endpoints.routing()
+        );
+    }
     let (root, config) = if args.resume {
         let root = args.run_dir.clone().context("--resume needs --run-dir")?;
         let config = open_run_dir(&root, args, &endpoints)?;
@@ -134,7 +143,8 @@ impl Models {
         } else {
             None
         };
-        let spread = SpreadOptions::with_cap(config.trainer.concurrency);
+        let spread =
+            SpreadOptions::with_cap(config.replica_cap.unwrap_or(config.trainer.concurrency));
         let client = |entries: Vec<EndpointConfig>| -> anyhow::Result<Arc<dyn ChatModel>> {
             let entries = entries
                 .into_iter()

@@ -28,7 +28,7 @@ pub struct ScaleArgs {
     /// Calls in flight at once on one replica (the same for every replica).
     #[arg(long, default_value_t = 4)]
     pub replica_cap: usize,
-    /// Replica counts to measure, comma-separated.
+    /// Replica counts to measure, comma-separated; `0` skips these rows.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4, 8])]
     pub replicas: Vec<usize>,
     /// Model turns per problem in the throughput rows.
@@ -47,7 +47,7 @@ pub struct ScaleArgs {
     /// Problems of the large run (at most the bundled 10,701); 0 skips it.
     #[arg(long, default_value_t = 10_000)]
     pub large_problems: usize,
-    /// Training records of the partition rows, comma-separated.
+    /// Training records of the partition rows, comma-separated; `0` skips them.
     #[arg(long, value_delimiter = ',', default_values_t = [10, 100, 1000])]
     pub records: Vec<usize>,
     /// Where the runs' directories go (default: `runs/bench-scale-<time>`).
@@ -74,9 +74,13 @@ pub async fn run(args: &ScaleArgs, workspace: &Path) -> anyhow::Result<()> {
     };
     println!("bench-scale ({profile} build)\n");
     let rows = replicas::measure(args).await?;
-    println!("{}", replicas::render(args, &rows));
+    if !rows.is_empty() {
+        println!("{}", replicas::render(args, &rows));
+    }
     let partition_rows = partition::measure(&args.records).await?;
-    println!("{}", partition::render(&partition_rows));
+    if !partition_rows.is_empty() {
+        println!("{}", partition::render(&partition_rows));
+    }
     let memory = memory_rows(args, workspace).await?;
     if !memory.is_empty() {
         println!("{}", render_memory(&memory));

@@ -42,7 +42,7 @@ pub struct PartitionRow {
 /// A client that cannot be built, or a failed step.
 pub async fn measure(records: &[usize]) -> anyhow::Result<Vec<PartitionRow>> {
     let mut rows = Vec::new();
-    for &count in records {
+    for &count in records.iter().filter(|&&count| count > 0) {
         for partitioned in [false, true] {
             eprintln!(
                 "bench-scale: optimizer step over {count} records, partitioned: {partitioned} …"

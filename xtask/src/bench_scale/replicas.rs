@@ -83,7 +83,7 @@ impl ReplicaRow {
 /// A client that cannot be built.
 pub async fn measure(args: &ScaleArgs) -> anyhow::Result<Vec<ReplicaRow>> {
     let mut rows = Vec::new();
-    for &count in &args.replicas {
+    for &count in args.replicas.iter().filter(|&&count| count > 0) {
         rows.push(measure_one(args, count, false).await?);
     }
     if let Some(&largest) = args.replicas.iter().max().filter(|&&n| n > 1) {

@@ -101,6 +101,13 @@ class AgentOptimizer:
         budget_usd: stop (``ModelError``) once the optimizer's calls cost this much.
         prices: ``{model: (prompt, completion)}`` dollars per 1000 tokens, as
             AG2's ``price`` (which an entry may carry too).
+        routing: how the calls share the ``config_list`` entries serving the
+            optimizer model: ``"fallback"`` (AG2's, the default: in order, the next
+            when one fails) or ``"spread"`` (replicas of one model: least
+            outstanding calls, a replica failing repeatedly is set aside for a
+            while, its calls retried on the others).
+        replica_cap: with ``routing="spread"``, calls in flight at once on one
+            entry (16).
 
     Raises:
         ConfigError: a bad ``llm_config`` or option, naming the field, before any
@@ -130,6 +137,8 @@ class AgentOptimizer:
         packages: Sequence[str] = (),
         budget_usd: Optional[float] = None,
         prices: Optional[Mapping[str, Tuple[float, float]]] = None,
+        routing: Optional[str] = None,
+        replica_cap: Optional[int] = None,
     ) -> None:
         options = extension_options(locals(), POSITIONAL)
         self.max_actions_per_step = max_actions_per_step
@@ -150,6 +159,8 @@ class AgentOptimizer:
         packages: Sequence[str] = (),
         budget_usd: Optional[float] = None,
         prices: Optional[Mapping[str, Tuple[float, float]]] = None,
+        routing: Optional[str] = None,
+        replica_cap: Optional[int] = None,
     ) -> "AgentOptimizer":
         """Continues from a checkpoint written with ``checkpoint=PATH``, with the
         optimizer options saved in it; the next ``step()`` sends what an

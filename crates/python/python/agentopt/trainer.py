@@ -145,6 +145,9 @@ class Trainer:
         max_consecutive_infrastructure_errors: stop the run after this many (3).
         budget_usd, prices: stop the run once the optimizer's calls cost this much
             (agentopt does not see what the task's own agents spend).
+        routing, replica_cap: ``"spread"`` spreads the optimizer's calls over the
+            ``config_list`` entries as replicas (a partitioned step's groups run at
+            once), at most ``replica_cap`` at a time on each; see ``AgentOptimizer``.
         The other options are ``AgentOptimizer``'s.
     """
 
@@ -176,6 +179,8 @@ class Trainer:
         packages: Sequence[str] = (),
         budget_usd: Optional[float] = None,
         prices: Optional[Mapping[str, Tuple[float, float]]] = None,
+        routing: Optional[str] = None,
+        replica_cap: Optional[int] = None,
     ) -> None:
         options = extension_options(locals(), ("task", "llm_config", "optimizer_model", "progress"))
         self.task = task
