@@ -124,10 +124,7 @@ pub async fn run(args: &BenchLocalArgs, workspace: &std::path::Path) -> anyhow::
 
 /// `VmHWM` of process `pid` in MiB.
 fn peak_rss_mib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024)
+    crate::procmem::kib(&pid.to_string(), "status", "VmHWM").map(|kib| kib / 1024)
 }
 
 /// The Markdown table of the rows (tokens: prompt and completion, as metered).

@@ -11,4 +11,5 @@ pub mod data;
 pub mod flags;
 pub mod learned_use;
 pub mod logging;
+pub mod procmem;
 pub mod sandboxes;

@@ -163,6 +163,34 @@ impl JsonLines {
         Ok(offset)
     }
 
+    /// Appends one line that `write` streams out (without its newline), for a
+    /// record too large to build in memory first, and waits until it is on disk. A
+    /// line that fails half-way is taken back out of the file.
+    ///
+    /// # Errors
+    /// [`CoreError::Io`], with what `write` failed with.
+    pub fn append_with(
+        &mut self,
+        write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+    ) -> Result<(), CoreError> {
+        let start = self
+            .file
+            .metadata()
+            .map_err(io_error("read", &self.path))?
+            .len();
+        let mut out = std::io::BufWriter::new(&self.file);
+        let written = write(&mut out)
+            .and_then(|()| out.write_all(b"\n"))
+            .and_then(|()| out.flush());
+        drop(out);
+        if let Err(error) = written.and_then(|()| self.file.sync_data()) {
+            // Best effort: a line left cut short is dropped when the file is opened.
+            let _ = self.file.set_len(start);
+            return Err(io_error("append to", &self.path)(error).into());
+        }
+        Ok(())
+    }
+
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -195,9 +223,13 @@ pub fn read_json_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, CoreE
         .collect()
 }
 
-/// The length of `file`'s complete lines (up to its last newline), read backwards
-/// from its end in blocks: a journal of any size is checked without reading it.
-fn complete_length(file: &mut File, length: u64) -> std::io::Result<u64> {
+/// The length of `file`'s complete lines (up to its last newline; `length` is
+/// the file's), read backwards from its end in blocks: a journal of any size is
+/// checked without reading it.
+///
+/// # Errors
+/// Reading the file.
+pub fn complete_length(file: &mut File, length: u64) -> std::io::Result<u64> {
     const BLOCK: u64 = 64 * 1024;
     let mut end = length;
     let mut block = vec![0; BLOCK as usize];

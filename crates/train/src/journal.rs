@@ -14,10 +14,14 @@
 //!   included: the report's spend, and what a resumed run's budget starts from.
 //! - `run.lock` — the advisory lock of the process working on the run (its pid).
 //! - `checkpoints/optimizer.json` — the optimizer's live checkpoint, and a copy
-//!   `after-epoch-NNN.json` after each step, from which a resume continues.
+//!   `after-epoch-NNN.json` after each step, from which a resume continues; the
+//!   optimizer's journal `optimizer.journal.jsonl` and the journals it keeps
+//!   (`optimizer.records-ID.jsonl`) hold the conversations it read, which the
+//!   checkpoints point into.
 //! - `functions.json` — the trained function set (the artifact).
 //! - `step_details.jsonl` — one [`crate::StepDetail`] per optimizer step: its
-//!   prompts, replies, accepted and rejected actions, the function set after it.
+//!   prompts, replies, accepted and rejected actions, the function set after it
+//!   (`step_tape.jsonl` holds the calls of the step in progress).
 //! - `report.json`, `report.md`, `learning_curve.svg` — the
 //!   [`crate::TrainingReport`]; `report.html` — the whole run as one page
 //!   ([`crate::write_report_html`]).
@@ -121,6 +125,12 @@ impl RunDir {
     /// `step_details.jsonl`.
     pub fn step_details_path(&self) -> PathBuf {
         self.root.join("step_details.jsonl")
+    }
+
+    /// `step_tape.jsonl`: the optimizer's calls in the step in progress, one
+    /// exchange a line, until the step's line of `step_details.jsonl` holds them.
+    pub fn step_tape_path(&self) -> PathBuf {
+        self.root.join("step_tape.jsonl")
     }
 
     /// `learning_curve.svg`.

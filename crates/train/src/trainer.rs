@@ -35,7 +35,7 @@ use crate::journal::{
 use crate::progress::{Event, NoProgress, Observer};
 use crate::report::{Setup, TrainingReport};
 use crate::retrieval::retrieve;
-use crate::tape::{StepDetail, Tape, TapedModel};
+use crate::tape::{Tape, TapedModel};
 use crate::task::Task;
 use crate::{TrainError, report};
 
@@ -497,7 +497,7 @@ impl<'a, T: Task> Run<'a, T> {
             steps: JsonLines::open(&dir.steps_path())?,
             phases: JsonLines::open(&dir.phases_path())?,
             step_details: JsonLines::open(&dir.step_details_path())?,
-            tape: Tape::default(),
+            tape: Tape::new(dir.step_tape_path()),
             trainer,
             problems,
             dir,
@@ -655,7 +655,7 @@ impl<'a, T: Task> Run<'a, T> {
         let mut mark = self.mark();
         self.trainer.observer.event(Event::StepStarted { epoch });
         // Calls of an earlier step that failed before its record belong to no step.
-        self.tape.take();
+        self.tape.clear()?;
         let bootstrapped = self.bootstrap_demonstrations(epoch, optimizer).await?;
         let outcome = match optimizer.step().await {
             Ok(outcome) => outcome,
@@ -701,12 +701,8 @@ impl<'a, T: Task> Run<'a, T> {
         self.record_spend(&format!("step {epoch}"), &mut mark)?;
         // The detail first: a kill between the two lines re-runs the step, whose
         // later detail line supersedes this one.
-        self.step_details.append(&StepDetail {
-            epoch,
-            exchanges: self.tape.take(),
-            outcome: Some(outcome.clone()),
-            skipped: None,
-        })?;
+        self.tape
+            .write_detail(&mut self.step_details, epoch, Some(&outcome), None)?;
         self.steps.append(&step)?;
         self.trainer
             .observer
@@ -747,12 +743,8 @@ impl<'a, T: Task> Run<'a, T> {
             demonstrations: DemonstrationCounts::default(),
             partitions: 0,
         };
-        self.step_details.append(&StepDetail {
-            epoch,
-            exchanges: self.tape.take(),
-            outcome: None,
-            skipped: step.skipped.clone(),
-        })?;
+        self.tape
+            .write_detail(&mut self.step_details, epoch, None, step.skipped.as_deref())?;
         self.steps.append(&step)?;
         self.trainer
             .observer

@@ -134,6 +134,10 @@ pub struct Measurement {
     pub first_cell_p99_ms: f64,
     /// The orchestrating process's peak RSS (`VmHWM`).
     pub peak_rss_mib: f64,
+    /// The processes it started (the Python workers), sampled by the parent
+    /// while it ran.
+    #[serde(default)]
+    pub workers: crate::procmem::TreeMemory,
 }
 
 /// Runs the shape's training run against the server at `base_url` and measures it.
@@ -228,6 +232,7 @@ fn summarise(shape: &Shape, recorder: &Recorder, wall: Duration, peak_rss_mib: f
         first_cell_p50_ms: percentile(first_cells.clone(), 0.5),
         first_cell_p99_ms: percentile(first_cells, 0.99),
         peak_rss_mib,
+        workers: crate::procmem::TreeMemory::default(),
     }
 }
 
@@ -247,12 +252,7 @@ pub fn percentile(mut values: Vec<f64>, q: f64) -> f64 {
 
 /// This process's peak resident set (`VmHWM` in `/proc/self/status`), in MiB.
 fn peak_rss_mib() -> anyhow::Result<f64> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmHWM line in /proc/self/status")?;
-    Ok(kib / 1024.0)
+    let kib =
+        crate::procmem::kib("self", "status", "VmHWM").context("no VmHWM in /proc/self/status")?;
+    Ok(kib as f64 / 1024.0)
 }

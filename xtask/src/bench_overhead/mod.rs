@@ -206,8 +206,11 @@ fn shapes(args: &OverheadArgs) -> Vec<Shape> {
     shapes
 }
 
+/// How often the memory of the measured run's workers is sampled.
+const WORKER_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs `shape` in a child process (so its peak RSS is the run's alone) against a
-/// scripted server in this one.
+/// scripted server in this one, sampling the memory of the processes it starts.
 ///
 /// # Errors
 /// The data, the child's start, or a failed run.
@@ -247,14 +250,15 @@ pub async fn measure_in_child(
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
     // `output()` would capture stderr too; the run's own messages belong on ours.
-    let output = command
-        .spawn()
-        .context("starting the measured run")?
-        .wait_with_output()
-        .await
-        .context("running the measured run")?;
+    let child = command.spawn().context("starting the measured run")?;
+    let pid = child.id().context("the measured run has no pid")?;
+    let workers = std::sync::Mutex::new(crate::procmem::TreeMemory::default());
+    let sampling = crate::procmem::sample_descendants(pid, WORKER_SAMPLE_EVERY, &workers);
+    let (output, ()) = tokio::join!(child.wait_with_output(), sampling);
+    let output = output.context("running the measured run")?;
     let what = format!("the measured run `{}`", shape.label);
     let mut measurement: Measurement = last_json_line(&what, &output)?;
+    measurement.workers = *agentopt_core::lock(&workers);
     let served = u32::try_from(server.chat_requests().len()).unwrap_or(u32::MAX);
     anyhow::ensure!(
         served == measurement.model_calls,

@@ -1,16 +1,20 @@
 //! `cargo xtask bench-scale`: how agentopt scales past one model server, one
 //! prompt and a thousand problems, against scripted servers at a fixed latency.
-//! Prints four tables:
+//! Prints five tables:
 //!
 //! - [`replicas`]: problems per hour over 1, 2, 4, 8 replicas at the same
 //!   per-replica cap (`spread` routing), and with one replica failing half its
 //!   calls;
-//! - memory: the orchestrator's peak RSS for MATH training runs (sandboxes
-//!   included) at several concurrencies, and one run of 10,000 problems;
+//! - memory: the orchestrator's peak RSS for MATH training runs at several
+//!   concurrencies, and one run of 10,000 problems, with the memory of their
+//!   Python workers ([`crate::procmem`]);
 //! - [`partition`]: optimizer calls and prompt tokens for one step over 10, 100,
-//!   1,000 records, all at once vs partitioned.
+//!   1,000 records, all at once vs partitioned;
+//! - [`quality`]: what reading every record is worth (held-out accuracy of a
+//!   scripted optimizer's set), all at once vs partitioned.
 
 pub mod partition;
+pub mod quality;
 pub mod replicas;
 
 use std::path::{Path, PathBuf};
@@ -50,6 +54,10 @@ pub struct ScaleArgs {
     /// Training records of the partition rows, comma-separated; `0` skips them.
     #[arg(long, value_delimiter = ',', default_values_t = [10, 100, 1000])]
     pub records: Vec<usize>,
+    /// Training records of the quality rows (all at once vs partitioned),
+    /// comma-separated; `0` skips them.
+    #[arg(long, value_delimiter = ',', default_values_t = [100, 1000])]
+    pub quality_records: Vec<usize>,
     /// Where the runs' directories go (default: `runs/bench-scale-<time>`).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
@@ -80,6 +88,10 @@ pub async fn run(args: &ScaleArgs, workspace: &Path) -> anyhow::Result<()> {
     let partition_rows = partition::measure(&args.records).await?;
     if !partition_rows.is_empty() {
         println!("{}", partition::render(&partition_rows));
+    }
+    let quality_rows = quality::measure(&args.quality_records).await?;
+    if !quality_rows.is_empty() {
+        println!("{}", quality::render(&quality_rows));
     }
     let memory = memory_rows(args, workspace).await?;
     if !memory.is_empty() {
@@ -139,21 +151,25 @@ fn memory_shape(problems: usize, concurrency: usize) -> Shape {
 
 fn render_memory(rows: &[Measurement]) -> String {
     let mut table = format!(
-        "Orchestrator memory: MATH training runs (one epoch: test, train, step, test), \
-         scripted model at {MEMORY_LATENCY_MS} ms, sandboxes on this machine\n\n\
-         | run | conversations | model calls | wall | problems/hour | orchestrator peak RSS |\n\
-         |---|---:|---:|---:|---:|---:|\n"
+        "Memory: MATH training runs (one epoch: test, train, step, test), scripted model \
+         at {MEMORY_LATENCY_MS} ms, sandboxes on this machine; the Python workers are the \
+         run's child processes, summed at the sample (1 s) where their PSS peaked\n\n\
+         | run | conversations | model calls | wall | problems/hour | orchestrator peak RSS | worker processes | workers' RSS (sum) | workers' PSS (sum) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     );
     for row in rows {
         let problems = row.shape.train + row.shape.test;
         table.push_str(&format!(
-            "| {} | {} | {} | {:.0} s | {:.0} | {:.1} MiB |\n",
+            "| {} | {} | {} | {:.0} s | {:.0} | {:.1} MiB | {} | {:.0} MiB | {:.0} MiB |\n",
             row.shape.label,
             row.conversations,
             row.model_calls,
             row.wall_s,
             problems as f64 / row.wall_s * 3600.0,
             row.peak_rss_mib,
+            row.workers.processes,
+            row.workers.rss_mib,
+            row.workers.pss_mib,
         ));
     }
     table.push_str("\nTarget: a 10,000-problem run under 150 MiB.\n");

@@ -54,10 +54,23 @@ pub async fn measure(records: &[usize]) -> anyhow::Result<Vec<PartitionRow>> {
 }
 
 async fn measure_one(records: usize, partitioned: bool) -> anyhow::Result<PartitionRow> {
-    let server = ScriptedServer::builder()
-        .n_ctx(N_CTX)
-        .rule(optimizer_reply)
-        .await;
+    let recorded = (0..records).map(|index| (conversation(index), index % 3 != 0));
+    let (outcome, requests) = one_step(recorded, partitioned, optimizer_reply).await?;
+    Ok(row(records, partitioned, &outcome, &requests))
+}
+
+/// One optimizer step (3 actions, an {N_CTX}-token window) over the `recorded`
+/// conversations and their outcomes, against a scripted server answering by
+/// `rule`; returns the outcome and the requests the server saw.
+///
+/// # Errors
+/// A client that cannot be built, or a failed step.
+pub(crate) async fn one_step(
+    recorded: impl Iterator<Item = (Vec<ChatMessage>, bool)>,
+    partitioned: bool,
+    rule: fn(&RecordedRequest) -> Reply,
+) -> anyhow::Result<(StepOutcome, Vec<RecordedRequest>)> {
+    let server = ScriptedServer::builder().n_ctx(N_CTX).rule(rule).await;
     let client: Arc<dyn ChatModel> = Arc::new(OpenAiClient::new(
         EndpointConfig::compatible(server.base_url(), "scripted-model"),
         ClientOptions {
@@ -74,15 +87,14 @@ async fn measure_one(records: usize, partitioned: bool) -> anyhow::Result<Partit
         ..OptimizerOptions::default()
     };
     let mut optimizer = AgentOptimizer::new(3, client, options)?;
-    for index in 0..records {
-        optimizer.record_one_conversation(conversation(index), index % 3 != 0)?;
+    for (history, satisfied) in recorded {
+        optimizer.record_one_conversation(history, satisfied)?;
     }
     let outcome = optimizer.step().await?;
-    let requests = server.chat_requests();
-    Ok(row(records, partitioned, &outcome, &requests))
+    Ok((outcome, server.chat_requests()))
 }
 
-fn row(
+pub(crate) fn row(
     records: usize,
     partitioned: bool,
     outcome: &StepOutcome,
@@ -137,7 +149,7 @@ fn optimizer_reply(request: &RecordedRequest) -> Reply {
 }
 
 /// A MathChat-like conversation about problem `index` (about 1.4 KB).
-fn conversation(index: usize) -> Vec<ChatMessage> {
+pub(crate) fn conversation(index: usize) -> Vec<ChatMessage> {
     let (a, b) = (index % 9 + 2, index * 7 + 3);
     let c = a * (index + 1) + b;
     vec![

@@ -16,7 +16,7 @@ mod view;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead as _, BufReader, BufWriter, Write};
+use std::io::{BufRead as _, BufReader, BufWriter, Seek as _, Write};
 use std::path::{Path, PathBuf};
 
 use agentopt_core::files::{read_json, read_json_lines};
@@ -227,22 +227,85 @@ impl Page {
         Ok(attempts)
     }
 
-    /// Streams every line of `step_details.jsonl` into the page as it is (`s-LINE`)
-    /// and returns the block of each epoch's latest step.
+    /// Streams every line of `step_details.jsonl` into the page as it is
+    /// (`s-NUMBER`), in pieces (a partitioned step's line holds every prompt of
+    /// the step), and returns the block of each epoch's latest step.
     fn step_details(&mut self, path: &Path) -> Result<BTreeMap<u32, String>, TrainError> {
-        #[derive(serde::Deserialize)]
-        struct Epoch {
-            epoch: u32,
-        }
+        let mut file = match File::open(path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(BTreeMap::new());
+            }
+            Err(error) => return Err(file_error("read", path)(error)),
+        };
+        let length = file.metadata().map_err(file_error("read", path))?.len();
+        // A last line cut short by a kill is left out, as the journal's readers do.
+        let complete = agentopt_core::files::complete_length(&mut file, length)
+            .and_then(|complete| file.rewind().map(|()| complete))
+            .map_err(file_error("read", path))?;
+        let mut reader = BufReader::new(std::io::Read::take(file, complete));
         let mut blocks = BTreeMap::new();
-        for_each_record(path, |number, line, Epoch { epoch }| {
+        for number in 1.. {
+            // `{"epoch":N,` — the first field of every line (StepDetail's order).
+            let mut head = Vec::new();
+            reader
+                .read_until(b',', &mut head)
+                .map_err(file_error("read", path))?;
+            let head = String::from_utf8_lossy(&head);
+            let head = head.trim_start();
+            if head.is_empty() {
+                break;
+            }
+            let epoch = step_epoch(head).ok_or_else(|| CoreError::Format {
+                path: path.to_owned(),
+                line: Some(number),
+                message: format!(
+                    "a step's line starts {:?}, not with its epoch",
+                    head.chars().take(40).collect::<String>()
+                ),
+            })?;
             let block = format!("s-{number}");
-            self.block(&block, |page| page.json_text(line))?;
+            self.block(&block, |page| {
+                page.json_text(head)?;
+                page.copy_line(&mut reader, path)
+            })?;
             blocks.insert(epoch, block);
-            Ok(())
-        })?;
+        }
         Ok(blocks)
     }
+
+    /// Copies the rest of the current line of `reader` into the page, script-safe,
+    /// and consumes its newline.
+    fn copy_line(
+        &mut self,
+        reader: &mut impl std::io::BufRead,
+        path: &Path,
+    ) -> Result<(), TrainError> {
+        loop {
+            let buffer = reader.fill_buf().map_err(file_error("read", path))?;
+            if buffer.is_empty() {
+                return Ok(());
+            }
+            let (piece, ends) = match buffer.iter().position(|&byte| byte == b'\n') {
+                Some(at) => (&buffer[..at], at + 1),
+                None => (buffer, buffer.len()),
+            };
+            ScriptSafe(&mut self.out)
+                .write_all(piece)
+                .map_err(file_error("write", &self.path))?;
+            let line_ended = ends > piece.len();
+            reader.consume(ends);
+            if line_ended {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The epoch a step's line starts with: `{"epoch":12,` → 12.
+fn step_epoch(head: &str) -> Option<u32> {
+    let number = head.strip_prefix("{\"epoch\":")?.trim_end_matches(',');
+    number.trim().parse().ok()
 }
 
 /// The latest attempt of each (phase, index): its problem id and row.
