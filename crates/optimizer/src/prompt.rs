@@ -1,7 +1,9 @@
 //! The optimizer prompt (AG2's sections and wording, typos fixed), the three tools it
 //! offers, and the budget that keeps the prompt inside the model's context window.
 
-use agentopt_llm::{ChatMessage, FunctionSchema, Role, ToolSchema, estimate_prompt_tokens};
+use agentopt_llm::{
+    ChatMessage, FunctionSchema, Role, ToolSchema, estimate_prompt_tokens, estimate_text_tokens,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -533,11 +535,17 @@ pub(crate) fn failures_within(
 ) -> (String, usize) {
     let mut kept = failures.len();
     let mut text = render(failures);
-    while kept > 0 && text.len() > share {
+    while kept > 0 && cost(&text) > share {
         kept -= 1;
         text = render(&failures[failures.len() - kept..]);
     }
     (text, failures.len() - kept)
+}
+
+/// What `text` takes of a budget counted in bytes: its estimated tokens, in bytes
+/// (a digit, a token of its own, weighs three).
+pub(crate) fn cost(text: &str) -> usize {
+    estimate_text_tokens(text) * BYTES_PER_TOKEN
 }
 
 /// The bytes a quarter of `budget`'s prompt tokens hold: what the failure
@@ -773,20 +781,20 @@ pub(crate) fn build_prompt(
 
     let (failures, omitted) = failures_within(inputs.failures, spare_bytes / 4, failure_text);
     report.failures_omitted = omitted;
-    spare_bytes = spare_bytes.saturating_sub(failures.len());
+    spare_bytes = spare_bytes.saturating_sub(cost(&failures));
     // Room for the note about what was left out (its digits vary).
     let note_room = 160;
     spare_bytes = spare_bytes.saturating_sub(note_room);
 
     let full_table = full_statistics(inputs.conversations);
-    let table_fits = full_table.len() <= spare_bytes / 4;
+    let table_fits = cost(&full_table) <= spare_bytes / 4;
     spare_bytes = if table_fits {
-        spare_bytes - full_table.len()
+        spare_bytes - cost(&full_table)
     } else {
         // The header and the count line of the compact table; rows are paid for
         // with the conversation they belong to.
         let empty_table = compact_statistics(inputs.conversations, &[]);
-        spare_bytes.saturating_sub(empty_table.len() + 16)
+        spare_bytes.saturating_sub(cost(&empty_table) + 16)
     };
     let chosen = choose_histories(inputs, budget, spare_bytes, !table_fits, &mut report);
     let shown: Vec<usize> = chosen.iter().map(|(index, _)| *index).collect();
@@ -833,23 +841,25 @@ fn choose_histories(
     for index in balanced_order(inputs.conversations) {
         let conversation = &inputs.conversations[index];
         let row = if pay_rows {
-            statistics_row(index, conversation).len()
+            cost(&statistics_row(index, conversation))
         } else {
             0
         };
         let (messages, cut) =
             cut_tool_outputs(&conversation.messages, budget.max_tool_output_chars);
         let full = conversation_text(index, &message_texts(&messages));
-        if full.len() + row < spare_bytes {
-            spare_bytes -= full.len() + row + 1;
+        let full_cost = cost(&full);
+        if full_cost + row < spare_bytes {
+            spare_bytes -= full_cost + row + 1;
             report.tool_outputs_cut += cut;
             report.conversations_full.push(index);
             chosen.push((index, full));
             continue;
         }
         let condensed = condensed_text(index, &messages, condensed_limit);
-        if condensed.len() + row < spare_bytes {
-            spare_bytes -= condensed.len() + row + 1;
+        let condensed_cost = cost(&condensed);
+        if condensed_cost + row < spare_bytes {
+            spare_bytes -= condensed_cost + row + 1;
             report.conversations_condensed.push(index);
             chosen.push((index, condensed));
         } else {

@@ -55,7 +55,7 @@ async fn prompt_with_failure_experience() -> anyhow::Result<()> {
 /// A conversation whose tool output is `output_chars` long.
 fn long_conversation(index: usize, output_chars: usize) -> Vec<ChatMessage> {
     let mut messages = conversation(&format!("Problem {index}: what is 2 + 3?"), "5");
-    messages[2] = ChatMessage::tool("call_0", format!("{index}:{}", "7".repeat(output_chars)));
+    messages[2] = ChatMessage::tool("call_0", format!("{index}:{}", "a".repeat(output_chars)));
     messages
 }
 
