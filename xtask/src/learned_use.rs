@@ -20,6 +20,12 @@ pub struct LearnedUseArgs {
     /// effect without it).
     #[arg(long, help_heading = "Learned-function use")]
     pub prefill_every_reply: bool,
+    /// End each assistant reply where it writes this text (repeatable; `\n` for a
+    /// newline), e.g. '```output': the 1.5B model writes the output it imagines
+    /// after its code and answers from it; stopped there, it reads the real one.
+    /// Default: none (AG2's request).
+    #[arg(long, value_name = "TEXT", help_heading = "Learned-function use")]
+    pub reply_stop: Vec<String>,
     /// Worked examples with every learned function: the optimizer writes them with
     /// each function (kept only when running them reproduces the training problem's
     /// answer) and the assistant sees them in its style's format, in the system
@@ -67,9 +73,17 @@ impl LearnedUseArgs {
     /// The reply prefill the flags ask for (`\n` on the command line is a newline).
     pub fn reply_prefill(&self) -> Option<ReplyPrefill> {
         self.reply_prefill.as_ref().map(|text| ReplyPrefill {
-            text: text.replace("\\n", "\n"),
+            text: with_newlines(text),
             every_reply: self.prefill_every_reply,
         })
+    }
+
+    /// The reply stops the flags ask for (`\n` on the command line is a newline).
+    pub fn reply_stop(&self) -> Vec<String> {
+        self.reply_stop
+            .iter()
+            .map(|text| with_newlines(text))
+            .collect()
     }
 
     /// The optimizer's levers the flags ask for.
@@ -82,4 +96,9 @@ impl LearnedUseArgs {
             from_what_worked: self.from_what_worked,
         }
     }
+}
+
+/// A command-line text with each `\n` read as a newline.
+fn with_newlines(text: &str) -> String {
+    text.replace("\\n", "\n")
 }

@@ -7,6 +7,7 @@ pub mod bench_overhead;
 pub mod bench_report;
 pub mod bench_scale;
 pub mod browser;
+pub mod compare_runs;
 pub mod data;
 pub mod flags;
 pub mod learned_use;

@@ -3,7 +3,7 @@
 mod test;
 
 use clap::{CommandFactory, FromArgMatches, Subcommand};
-use xtask::{bench_local, bench_math, bench_overhead, bench_report, bench_scale};
+use xtask::{bench_local, bench_math, bench_overhead, bench_report, bench_scale, compare_runs};
 
 #[derive(clap::Parser)]
 #[command(name = "cargo xtask", about = "agentopt project automation")]
@@ -50,6 +50,10 @@ enum Command {
     /// Size of `report.html` and its opening time in headless Chromium, for
     /// synthetic runs of several sizes, printed as a table.
     BenchReport(bench_report::BenchReportArgs),
+    /// The arms of an experiment side by side (accuracy under both checks, use rate
+    /// of learned functions, worked examples, tokens, wall time) and each arm's
+    /// test after training paired with the first arm's (exact McNemar).
+    CompareRuns(compare_runs::CompareRunsArgs),
     /// Builds the `agentopt` Python package for publishing: the release abi3
     /// manylinux wheel and the sdist, into `dist/`.
     Wheel,
@@ -167,6 +171,7 @@ fn run() -> anyhow::Result<()> {
         Command::BenchReport(args) => {
             tokio::runtime::Runtime::new()?.block_on(bench_report::run(&args))
         }
+        Command::CompareRuns(args) => compare_runs::run(&args),
         Command::Wheel => wheel(),
         Command::BenchMath(mut args) => {
             if let Some(("bench-math", given)) = matches.subcommand() {

@@ -3,6 +3,7 @@
 
 mod bench_local;
 mod cli;
+mod compare_runs;
 mod e2e;
 mod faults;
 mod overhead;

@@ -96,7 +96,7 @@ fn render(function: &LearnedFunction, example: &Demonstration, style: FunctionSt
             )
         }
         _ => format!(
-            "Problem: {}\n{thought}\n```python\n{}\n```\nOutput: {}\n{answer}",
+            "Problem: {}\n{thought}\n```python\n{}\n```\n```output\n{}\n```\n{answer}",
             example.problem.trim(),
             example.solution.trim_end(),
             example.answer

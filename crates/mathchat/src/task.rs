@@ -45,6 +45,11 @@ pub struct MathTaskOptions {
     /// The start of the assistant's replies (e.g. ```` ```python ```` so that a small
     /// model writes code); `None`: AG2's request.
     pub reply_prefill: Option<ReplyPrefill>,
+    /// Texts that end an assistant reply (the request's `stop`), e.g.
+    /// ```` ```output ````: a small model writes the output it imagines after its
+    /// code and answers from it; stopped there, it waits for the real output.
+    /// Empty: AG2's request.
+    pub reply_stop: Vec<String>,
     /// Where the functions' worked examples go (off: AG2's messages).
     pub demonstrations: DemonstrationPlacement,
 }
@@ -88,6 +93,7 @@ impl MathTask {
         let template = ChatRequest {
             max_tokens: self.options.max_reply_tokens,
             seed: self.options.sampling_seed,
+            stop: self.options.reply_stop.clone(),
             ..ChatRequest::new(Vec::new()).with_caller(ASSISTANT_NAME)
         };
         let max_turns = self.options.max_turns;
@@ -157,6 +163,12 @@ impl Task for MathTask {
             rows.push((
                 "reply prefill".to_owned(),
                 format!("{:?} ({scope})", prefill.text),
+            ));
+        }
+        if !self.options.reply_stop.is_empty() {
+            rows.push((
+                "reply stops at".to_owned(),
+                format!("{:?}", self.options.reply_stop),
             ));
         }
         if self.options.demonstrations != DemonstrationPlacement::Off {

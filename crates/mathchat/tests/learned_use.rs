@@ -77,7 +77,7 @@ fn content(body: &Value, index: usize) -> String {
 #[tokio::test]
 async fn a_demonstration_reaches_the_prompt_in_each_style_and_place() {
     let tool_example = "<tool_call>\n{\"name\": \"digit_sum\", \"arguments\": {\"n\":1024}}\n</tool_call>\n<tool_response>\n7\n</tool_response>";
-    let code_example = "```python\nprint(digit_sum(2**10))\n```\nOutput: 7";
+    let code_example = "```python\nprint(digit_sum(2**10))\n```\n```output\n7\n```";
     for (style, placement, expected) in [
         (
             FunctionStyle::Tools,
@@ -166,4 +166,38 @@ async fn the_reply_prefill_makes_the_first_reply_code() {
         .cloned()
         .unwrap_or_default();
     assert_eq!(last["role"], "assistant");
+}
+
+#[tokio::test]
+async fn the_reply_stop_is_sent_with_every_assistant_request() {
+    let options = MathTaskOptions {
+        function_style: FunctionStyle::Code,
+        reply_stop: vec!["```output".to_owned()],
+        ..MathTaskOptions::default()
+    };
+    let (attempt, server) = attempt(
+        options,
+        vec![
+            Reply::text("```python\nprint(digit_sum(3**5))\n```\n"),
+            Reply::text("The sum is \\boxed{9}."),
+            Reply::text("TERMINATE"),
+        ],
+    )
+    .await;
+    assert!(attempt.outcome.is_solved(), "{:?}", attempt.outcome);
+    let stops: Vec<_> = server
+        .chat_requests()
+        .iter()
+        .map(|request| request.body["stop"].clone())
+        .collect();
+    assert!(stops.len() >= 2, "{stops:?}");
+    assert!(
+        stops
+            .iter()
+            .all(|stop| stop == &serde_json::json!(["```output"])),
+        "{stops:?}"
+    );
+    // Off (the default): AG2's request has no `stop`.
+    let body = first_request(MathTaskOptions::default(), "\\boxed{9}").await;
+    assert!(body.get("stop").is_none(), "{body}");
 }

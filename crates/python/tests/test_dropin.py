@@ -197,6 +197,30 @@ def test_packages_are_checked_against_the_allowlist():
     assert "scipy" in agentopt.PACKAGE_ALLOWLIST
 
 
+def test_an_allowlisted_package_is_installed_and_a_learned_function_imports_it(scripted_server, tmp_path, monkeypatch):
+    """`packages=` installs from the package index into the sandbox's venv, outside
+    the sandbox (which has no network); the learned function then imports it. A new
+    home, so that the install is this test's own."""
+    monkeypatch.setenv("AGENTOPT_HOME", str(tmp_path / "home"))
+    hops = {
+        "name": "path_hops",
+        "description": "Edges on the shortest path from 0 to n - 1 in a path graph.",
+        "arguments": json.dumps({"n": {"type": "integer", "description": "number of nodes"}}),
+        "packages": "networkx",
+        "code": "import networkx as nx\n\n"
+        "def path_hops(n):\n    return nx.shortest_path_length(nx.path_graph(n), 0, n - 1)\n",
+    }
+    server = scripted_server(math_script([{"tool_calls": [add_function(hops)]}]))
+    optimizer = agentopt.AgentOptimizer(1, server.llm_config(), packages=["NetworkX"])
+    optimizer.record_one_conversation([{"role": "user", "content": "How many hops?"}], is_satisfied=False)
+
+    _, register_for_executor = optimizer.step()
+
+    assert register_for_executor["path_hops"](n=5) == "Result of path_hops function execution:\n4\n"
+    manifest = json.loads((tmp_path / "home" / "venv" / "agentopt-manifest.json").read_text())
+    assert "networkx" in manifest["packages"]
+
+
 def test_budget_usd_stops_the_optimizer(scripted_server):
     server = scripted_server(math_script([{"text": "TERMINATE"}]))
     optimizer = agentopt.AgentOptimizer(1, server.llm_config(), budget_usd=0.0001, prices={OPTIMIZER_MODEL: (10.0, 10.0)})

@@ -568,6 +568,7 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
             answer_check: args.answer_check,
             sampling_seed,
             reply_prefill: args.learned_use.reply_prefill(),
+            reply_stop: args.learned_use.reply_stop(),
             demonstrations: args.learned_use.demonstrations,
         },
         endpoint: endpoints.source(),

@@ -1,0 +1,134 @@
+//! `cargo xtask compare-runs`: arms read from their run directories, paired with
+//! the baseline on the same test problems.
+
+use agentopt_train::{
+    PhaseTime, ProblemOutcome, REPORT_VERSION, Setup, TestResult, TrainingReport, UseRate,
+    pair_outcomes,
+};
+use xtask::compare_runs::{Arm, compare};
+
+fn result(correct: &[bool]) -> TestResult {
+    TestResult::from_outcomes(
+        correct
+            .iter()
+            .enumerate()
+            .map(|(line, &correct)| ProblemOutcome {
+                id: format!("number_theory.jsonl:{line}"),
+                correct,
+            })
+            .collect(),
+    )
+}
+
+fn report(before: &[bool], after: &[bool], offered: u64, called: u64) -> TrainingReport {
+    let (test_before, test_after) = (result(before), result(after));
+    let paired = pair_outcomes(&test_before, &test_after);
+    TrainingReport {
+        version: REPORT_VERSION,
+        setup: Setup::default(),
+        mcnemar_p: paired.mcnemar_exact_p(),
+        paired,
+        test_before,
+        test_after,
+        other_checks: Vec::new(),
+        epochs: Vec::new(),
+        functions: Vec::new(),
+        use_rates: vec![UseRate {
+            phase: "test after".to_owned(),
+            function: None,
+            offered,
+            called,
+        }],
+        usage: Vec::new(),
+        endpoints: Vec::new(),
+        phases: vec![PhaseTime {
+            phase: "test after".to_owned(),
+            seconds: 3_900.0,
+        }],
+        stopped_early: None,
+        infrastructure: Vec::new(),
+        incomplete: None,
+    }
+}
+
+fn arm(name: &str, report: TrainingReport) -> Arm {
+    Arm {
+        name: name.to_owned(),
+        report,
+        test_after_tokens: vec![1_000, 2_000],
+    }
+}
+
+#[test]
+fn each_arm_is_paired_with_the_baseline_on_the_same_problems() {
+    let baseline = report(
+        &[false; 10],
+        &[
+            true, true, false, false, false, false, false, false, false, false,
+        ],
+        0,
+        0,
+    );
+    // 8 problems only the arm solves, none only the baseline: p = 2 · 2⁻⁸.
+    let better = report(&[false; 10], &[true; 10], 8, 6);
+    let table = compare(&[arm("A0", baseline), arm("A5", better)]).unwrap();
+
+    assert!(
+        table.contains(
+            "| A0 | 10 | 0/10 | 2/10 | 0.5000 | – | – | – | none | 0 / 0 | 1500 | 1:05 |"
+        ),
+        "{table}"
+    );
+    assert!(
+        table.contains("| A5 | 10 | 0/10 | 10/10 | 0.0020 | – | 6/8 (75%) |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| A5 | 10 | 2 | 0 | 8 | 0 | 0.0078 |"),
+        "{table}"
+    );
+}
+
+#[test]
+fn arms_without_a_common_problem_are_refused() {
+    let mut other = report(&[true], &[true], 0, 0);
+    other.test_after.outcomes[0].id = "counting_and_probability.jsonl:0".to_owned();
+    let error = compare(&[arm("A0", report(&[true], &[true], 0, 0)), arm("B", other)]).unwrap_err();
+    assert!(
+        error.to_string().contains("no test problem in common"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_run_directory_is_read_with_the_last_record_of_each_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = report(&[true, false], &[true, true], 2, 1);
+    std::fs::write(
+        dir.path().join("report.json"),
+        serde_json::to_string(&report).unwrap(),
+    )
+    .unwrap();
+    // The second test-after line of problem 0 is a resumed run's re-run: it wins.
+    let lines = [
+        r#"{"phase":"test_before","index":0,"tokens":10}"#,
+        r#"{"phase":"test_after","index":0,"tokens":100}"#,
+        r#"{"phase":"test_after","index":1,"tokens":300}"#,
+        r#"{"phase":"test_after","index":0,"tokens":500}"#,
+    ];
+    std::fs::write(
+        dir.path().join("transcripts.jsonl"),
+        lines.join("\n") + "\n",
+    )
+    .unwrap();
+
+    let arm = Arm::load(dir.path()).unwrap();
+    assert_eq!(arm.test_after_tokens, vec![500, 300]);
+    assert_eq!(arm.report, report);
+
+    let missing = Arm::load(&dir.path().join("nope")).err().unwrap();
+    assert!(
+        format!("{missing:#}").contains("no readable report.json"),
+        "{missing:#}"
+    );
+}
