@@ -23,7 +23,9 @@ pub use config::{ApiKey, ApiType, EndpointConfig};
 pub use error::LlmError;
 pub use fallback::ConfigListModel;
 pub use lenient::recover_tool_calls;
-pub use model::{ChatModel, EndpointCheck, estimate_prompt_tokens, estimate_text_tokens};
+pub use model::{
+    ChatModel, ChatWrapper, EndpointCheck, estimate_prompt_tokens, estimate_text_tokens,
+};
 pub use openai::{ClientOptions, OpenAiClient};
 pub use retry::RetryPolicy;
 pub use spread::{Routing, SpreadModel, SpreadOptions, routed_model};

@@ -67,6 +67,41 @@ pub trait ChatModel: Send + Sync {
     }
 }
 
+/// A model that changes how another model's calls go (records them, times
+/// them) and nothing else: its context window, name and preflight are the inner
+/// model's. Implement this instead of [`ChatModel`], which follows, so no wrapper
+/// forwards those by hand.
+#[async_trait]
+pub trait ChatWrapper: Send + Sync {
+    /// The wrapped model.
+    fn inner(&self) -> &dyn ChatModel;
+
+    /// Answers `request`, through [`Self::inner`].
+    ///
+    /// # Errors
+    /// What the inner model's call returns.
+    async fn wrapped_chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError>;
+}
+
+#[async_trait]
+impl<W: ChatWrapper> ChatModel for W {
+    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
+        self.wrapped_chat(request).await
+    }
+
+    async fn context_window(&self) -> Result<u32, LlmError> {
+        self.inner().context_window().await
+    }
+
+    fn model_name(&self) -> &str {
+        self.inner().model_name()
+    }
+
+    async fn preflight(&self, within: Duration) -> Result<Vec<EndpointCheck>, LlmError> {
+        self.inner().preflight(within).await
+    }
+}
+
 /// Tokens charged per message for role markers and separators (chat templates add a
 /// handful; 8 keeps the estimate on the safe side).
 const TOKENS_PER_MESSAGE: usize = 8;

@@ -10,13 +10,12 @@ use std::fs::File;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use agentopt_core::CoreError;
 use agentopt_core::files::JsonLines;
 
 use agentopt_llm::{
-    ChatMessage, ChatModel, ChatRequest, ChatResponse, EndpointCheck, FinishReason, LlmError,
+    ChatMessage, ChatModel, ChatRequest, ChatResponse, ChatWrapper, FinishReason, LlmError,
 };
 use agentopt_optimizer::StepOutcome;
 use async_trait::async_trait;
@@ -193,8 +192,12 @@ impl TapedModel {
 }
 
 #[async_trait]
-impl ChatModel for TapedModel {
-    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
+impl ChatWrapper for TapedModel {
+    fn inner(&self) -> &dyn ChatModel {
+        self.inner.as_ref()
+    }
+
+    async fn wrapped_chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
         let messages = request.messages.clone();
         let result = self.inner.chat(request).await;
         self.tape.push(&OptimizerExchange {
@@ -210,17 +213,5 @@ impl ChatModel for TapedModel {
             error: result.as_ref().err().map(ToString::to_string),
         });
         result
-    }
-
-    async fn context_window(&self) -> Result<u32, LlmError> {
-        self.inner.context_window().await
-    }
-
-    fn model_name(&self) -> &str {
-        self.inner.model_name()
-    }
-
-    async fn preflight(&self, within: Duration) -> Result<Vec<EndpointCheck>, LlmError> {
-        self.inner.preflight(within).await
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agentopt_llm::{ChatModel, ChatRequest, ChatResponse, EndpointCheck, LlmError};
+use agentopt_llm::{ChatModel, ChatRequest, ChatResponse, ChatWrapper, LlmError};
 use agentopt_sandbox::{
     CellOutcome, Executor, ExecutorFactory, LearnedFunction, Protections, SandboxError,
 };
@@ -102,8 +102,12 @@ impl TimedModel {
 }
 
 #[async_trait]
-impl ChatModel for TimedModel {
-    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
+impl ChatWrapper for TimedModel {
+    fn inner(&self) -> &dyn ChatModel {
+        self.inner.as_ref()
+    }
+
+    async fn wrapped_chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
         let attempt = ATTEMPT.try_with(Arc::clone).ok();
         let started = Instant::now();
         let response = self.inner.chat(request).await;
@@ -116,18 +120,6 @@ impl ChatModel for TimedModel {
             None => *lock(&self.recorder.optimizer_calls) += 1,
         }
         response
-    }
-
-    async fn context_window(&self) -> Result<u32, LlmError> {
-        self.inner.context_window().await
-    }
-
-    fn model_name(&self) -> &str {
-        self.inner.model_name()
-    }
-
-    async fn preflight(&self, within: Duration) -> Result<Vec<EndpointCheck>, LlmError> {
-        self.inner.preflight(within).await
     }
 }
 
