@@ -319,21 +319,30 @@ pub struct PhaseTime {
     pub seconds: f64,
 }
 
-/// A usage table (one row per role or endpoint, and the total).
-fn usage_table(md: &mut String, label: &str, rows: &[RoleUsage]) {
+/// A usage table (one row per role or endpoint, and the total); with `shares`,
+/// each row's share of the calls answered (what each replica served).
+fn usage_table(md: &mut String, label: &str, rows: &[RoleUsage], shares: bool) {
+    let share_header = if shares { " share of calls |" } else { "" };
+    let share_rule = if shares { "---:|" } else { "" };
     let _ = writeln!(
         md,
-        "| {label} | calls | retried | failed | prompt tokens | completion tokens | cost (USD) |\n\
-         |---|---:|---:|---:|---:|---:|---:|"
+        "| {label} | calls |{share_header} retried | failed | prompt tokens | completion tokens | cost (USD) |\n\
+         |---|---:|{share_rule}---:|---:|---:|---:|---:|"
     );
     let mut total = RoleUsage::empty("total");
     for row in rows {
         total.merge(row);
     }
     for row in rows.iter().chain(std::iter::once(&total)) {
+        let share = if shares {
+            let of = row.calls as f64 / total.calls.max(1) as f64;
+            format!(" {} |", percent(of))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {:.4} |",
+            "| {} | {} |{share} {} | {} | {} | {} | {:.4} |",
             cell(&row.role),
             row.calls,
             row.retries,
@@ -609,13 +618,13 @@ impl TrainingReport {
     /// Tokens, cost, retries and failures per role and endpoint.
     fn usage_markdown(&self, md: &mut String) {
         let _ = writeln!(md, "\n## Tokens and cost\n");
-        usage_table(md, "role", &self.usage);
+        usage_table(md, "role", &self.usage, false);
         if !self.endpoints.is_empty() {
             let _ = writeln!(
                 md,
                 "\nPer endpoint (with a config list, which entry answered):\n"
             );
-            usage_table(md, "endpoint", &self.endpoints);
+            usage_table(md, "endpoint", &self.endpoints, true);
         }
         let _ = writeln!(
             md,

@@ -149,5 +149,10 @@ async fn spread_over_three_replicas_one_failing_completes_every_conversation_onc
         markdown.contains(&labels[1]),
         "the endpoint table names the failing replica"
     );
+    // And gives each replica's share of the calls answered.
+    let share = |calls: u64| format!("| {calls} | {:.1}% |", calls as f64 * 100.0 / asked as f64);
+    assert!(markdown.contains("share of calls"), "{markdown}");
+    assert!(markdown.contains(&share(first.0)), "{markdown}");
+    assert!(markdown.contains("| 0 | 0.0% |"), "{markdown}");
     Ok(())
 }

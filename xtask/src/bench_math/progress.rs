@@ -85,6 +85,8 @@ impl Progress {
             solved: 0,
             tokens: 0,
             infrastructure: 0,
+            started: std::time::Instant::now(),
+            resumed: 0,
         };
         if let Some(bar) = &phase.bar {
             bar.set_message(phase.message());
@@ -119,11 +121,16 @@ pub struct PhaseProgress {
     solved: u64,
     tokens: u64,
     infrastructure: u64,
+    /// When the phase started in this process.
+    started: std::time::Instant,
+    /// Conversations counted from the journal (no time spent on them here).
+    resumed: u64,
 }
 
 impl PhaseProgress {
     /// Counts a conversation that was already recorded (on `--resume`).
     pub fn resumed(&mut self, correct: bool, tokens: u64) {
+        self.resumed += 1;
         self.count(correct, tokens);
         if let Some(bar) = &self.bar {
             bar.set_message(self.message());
@@ -141,12 +148,19 @@ impl PhaseProgress {
                 format!("infrastructure error, not counted: {}", error.message)
             }
         };
+        // The pace of the conversations run here, not of those read back.
+        let eta = eta_text(
+            self.done - self.resumed,
+            self.total - self.resumed,
+            self.started.elapsed(),
+        );
         tracing::info!(
             phase = %self.name,
             done = self.done,
             total = self.total,
             solved = self.solved,
             tokens = self.tokens,
+            eta = %eta,
             "conversation finished ({verdict})"
         );
         if let Some(bar) = &self.bar {
