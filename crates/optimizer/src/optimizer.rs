@@ -757,45 +757,46 @@ impl AgentOptimizer {
         if self.options.validation.is_some() && self.state.trial_validation.is_empty() {
             return Err(OptimizerError::NothingValidated);
         }
-        // The recorded conversations move into the next state, not a copy of them,
-        // and move back when the step fails.
-        let trial = std::mem::take(&mut self.state.trial_conversations);
-        let best = std::mem::take(&mut self.state.best_conversations);
-        let mut next = self.state.clone();
-        let (mut outcome, previous_trial, set_aside) = self.score_trial(&mut next, trial, best);
-        match self
-            .propose_next(&mut next, &mut outcome, previous_trial)
+        // The next state is built beside this one without the recorded
+        // conversations: the step reads them where they are, and they move (not a
+        // copy) at the end, after the last await, so a step that fails or is
+        // dropped half-way changes nothing.
+        let mut next = self.state.without_conversations();
+        let (mut outcome, previous_trial) = self.score_trial(&mut next);
+        let scored = if outcome.accepted {
+            &self.state.trial_conversations
+        } else {
+            &self.state.best_conversations
+        };
+        self.propose_next(&next, scored, &mut outcome, previous_trial)
             .await
-        {
-            Ok(()) => {
-                self.state = next;
-                Ok(outcome)
-            }
-            Err(error) => {
-                let kept = std::mem::take(&mut next.best_conversations);
-                let (trial, best) = if outcome.accepted {
-                    (kept, set_aside)
-                } else {
-                    (set_aside, kept)
-                };
-                self.state.trial_conversations = trial;
-                self.state.best_conversations = best;
-                Err(error)
-            }
+            .map(|incumbent| next.trial_functions = incumbent)?;
+        let kept = if outcome.accepted {
+            &mut self.state.trial_conversations
+        } else {
+            &mut self.state.best_conversations
+        };
+        next.best_conversations = std::mem::take(kept);
+        // Written before it is adopted: a failed write leaves the step undone.
+        if let Err(error) = self.write_snapshot(&next) {
+            let kept = if outcome.accepted {
+                &mut self.state.trial_conversations
+            } else {
+                &mut self.state.best_conversations
+            };
+            *kept = next.best_conversations;
+            return Err(error);
         }
+        self.state = next;
+        Ok(outcome)
     }
 
-    /// Scores the `trial` conversations in `next` (a copy of the state without its
-    /// conversations) and keeps the trial or rolls back to the `best` list's:
-    /// returns the outcome so far, the trial list, and the conversations that are
-    /// no longer the best list's (the trial's when rolled back).
-    fn score_trial(
-        &self,
-        next: &mut OptimizerState,
-        trial: Vec<StoredConversation>,
-        best: Vec<StoredConversation>,
-    ) -> (StepOutcome, Vec<LearnedFunction>, Vec<StoredConversation>) {
-        let trial_performance = mean_outcome(&trial);
+    /// Scores the trial's conversations into `next` (the state without its
+    /// conversations) and keeps the trial or rolls back to the best list: returns
+    /// the outcome so far and the trial list.
+    fn score_trial(&self, next: &mut OptimizerState) -> (StepOutcome, Vec<LearnedFunction>) {
+        let trial = &self.state.trial_conversations;
+        let trial_performance = mean_outcome(trial);
         let validation = match (&self.options.validation, next.best_performance) {
             (Some(options), Some(_)) => Some(PairedComparison::new(
                 &next.best_validation,
@@ -813,15 +814,13 @@ impl AgentOptimizer {
             (None, Some(best)) => (trial_performance >= best, trial_performance > best),
         };
         let previous_trial = std::mem::take(&mut next.trial_functions);
-        count_unused_steps(&mut next.unused_steps, &previous_trial, &trial);
+        count_unused_steps(&mut next.unused_steps, &previous_trial, trial);
         let trial_validation = std::mem::take(&mut next.trial_validation);
-        let set_aside = if accepted {
+        if accepted {
             next.failures.clear();
             next.best_functions.clone_from(&previous_trial);
             next.best_validation = trial_validation;
             next.best_performance = Some(trial_performance);
-            next.best_conversations = trial;
-            best
         } else {
             next.failures.push(FailedTrial {
                 functions: previous_trial.clone(),
@@ -829,9 +828,7 @@ impl AgentOptimizer {
             });
             next.failures
                 .sort_by(|a, b| a.performance.total_cmp(&b.performance));
-            next.best_conversations = best;
-            trial
-        };
+        }
         next.steps_without_improvement = if improved {
             0
         } else {
@@ -864,23 +861,24 @@ impl AgentOptimizer {
             pruned: Vec::new(),
             partitions: Vec::new(),
         };
-        (outcome, previous_trial, set_aside)
+        (outcome, previous_trial)
     }
 
-    /// Asks the optimizer model for the next trial list from `next`'s best list
-    /// and writes `next` as the snapshot; fills in `outcome`.
+    /// Asks the optimizer model for the next trial list from `next`'s best list,
+    /// scored on the `scored` conversations; fills in `outcome` and returns the list.
     async fn propose_next(
-        &mut self,
-        next: &mut OptimizerState,
+        &self,
+        next: &OptimizerState,
+        scored: &[StoredConversation],
         outcome: &mut StepOutcome,
         previous_trial: Vec<LearnedFunction>,
-    ) -> Result<(), OptimizerError> {
+    ) -> Result<Vec<LearnedFunction>, OptimizerError> {
         let budget = self.prompt_budget().await?;
         let mut incumbent = next.best_functions.clone();
         outcome.pruned = self.prune_unused(next, &mut incumbent);
         let mut round = Round::default();
         outcome.partitions = self
-            .propose(next, &budget, &mut incumbent, &mut round)
+            .propose(next, scored, &budget, &mut incumbent, &mut round)
             .await?;
         outcome.actions = round.actions;
         outcome.rejected = round.rejected;
@@ -889,20 +887,19 @@ impl AgentOptimizer {
 
         outcome.functions = FunctionSet::new(incumbent.iter().cloned());
         outcome.changes = FunctionSet::new(previous_trial).diff(&outcome.functions);
-        next.trial_functions = incumbent;
-        // Written before it is adopted: a failed write leaves the step undone.
-        self.write_snapshot(next)
+        Ok(incumbent)
     }
 
     /// Turns `incumbent` (the best list, less what was pruned) into the next trial:
     /// one action loop over every conversation when one prompt shows them all whole
     /// (or partitioning is off), else one loop per group, each from `incumbent` with
     /// the learned-use sections of its own conversations, and merges of the groups'
-    /// lists; returns the groups (empty without partitions). Conversations are read
-    /// from disk a group at a time.
+    /// lists; returns the groups (empty without partitions). The `scored`
+    /// conversations (the best list's) are read from disk a group at a time.
     async fn propose(
         &self,
         next: &OptimizerState,
+        scored: &[StoredConversation],
         budget: &PromptBudget,
         incumbent: &mut Vec<LearnedFunction>,
         round: &mut Round,
@@ -921,7 +918,7 @@ impl AgentOptimizer {
             failures: &next.failures,
             conversations: &[],
         };
-        let stored = &next.best_conversations;
+        let stored = scored;
         let load = |index: usize| self.load_one(&stored[index]);
         let groups = plan_groups(
             self.options.partitioning,
@@ -971,7 +968,14 @@ impl AgentOptimizer {
             candidates.push(functions);
         }
         *incumbent = self
-            .merge(next, budget, &start, candidates, &reports, round)
+            .merge(
+                next,
+                scored,
+                budget,
+                &start,
+                candidates.into_iter().zip(&reports).collect(),
+                round,
+            )
             .await?;
         round.terminated = all_terminated;
         Ok(reports)
@@ -983,21 +987,20 @@ impl AgentOptimizer {
     async fn merge(
         &self,
         next: &OptimizerState,
+        scored: &[StoredConversation],
         budget: &PromptBudget,
         start: &[LearnedFunction],
-        candidates: Vec<Vec<LearnedFunction>>,
-        reports: &[PartitionReport],
+        candidates: Vec<(Vec<LearnedFunction>, &PartitionReport)>,
         round: &mut Round,
     ) -> Result<Vec<LearnedFunction>, OptimizerError> {
         let mut changed = candidates
             .into_iter()
-            .zip(reports)
             .filter(|(functions, _)| functions.as_slice() != start);
         let Some((mut merged, first)) = changed.next() else {
             return Ok(start.to_vec());
         };
         let statistics = if self.options.learned_use.use_statistics {
-            use_statistics_text(&next.best_functions, &next.best_conversations)
+            use_statistics_text(&next.best_functions, scored)
         } else {
             String::new()
         };

@@ -134,6 +134,26 @@ pub(crate) struct OptimizerState {
     pub(crate) unused_steps: BTreeMap<String, u32>,
 }
 
+impl OptimizerState {
+    /// A copy of everything but the recorded conversations (left empty): what a
+    /// step builds the next state from.
+    pub(crate) fn without_conversations(&self) -> Self {
+        Self {
+            trial_functions: self.trial_functions.clone(),
+            trial_conversations: Vec::new(),
+            trial_validation: self.trial_validation.clone(),
+            best_functions: self.best_functions.clone(),
+            best_conversations: Vec::new(),
+            best_validation: self.best_validation.clone(),
+            best_performance: self.best_performance,
+            failures: self.failures.clone(),
+            steps_taken: self.steps_taken,
+            steps_without_improvement: self.steps_without_improvement,
+            unused_steps: self.unused_steps.clone(),
+        }
+    }
+}
+
 /// Name written in every checkpoint file.
 pub(crate) const CHECKPOINT_FORMAT: &str = "agentopt-optimizer-checkpoint";
 /// Checkpoint layout version this build writes: a snapshot extended by a journal,

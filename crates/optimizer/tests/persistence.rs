@@ -392,3 +392,25 @@ async fn a_step_whose_checkpoint_cannot_be_written_is_undone() -> anyhow::Result
     assert_eq!(resumed.trial_functions(), expected.functions.functions());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_step_dropped_half_way_changes_nothing() -> anyhow::Result<()> {
+    let (_root, directory) = run_directory()?;
+    let path = directory.join("optimizer.json");
+    let slow = Reply::text("TERMINATE").delayed(std::time::Duration::from_secs(5));
+    let server = crate::server([slow, Reply::text("TERMINATE")]).await;
+    let mut optimizer = AgentOptimizer::new(1, client(&server), options(&path))?;
+    record(&mut optimizer, &[true, false]);
+    // Ctrl-C in Python, a timeout in Rust: the step's future is dropped mid-call.
+    let dropped =
+        tokio::time::timeout(std::time::Duration::from_millis(300), optimizer.step()).await;
+    assert!(dropped.is_err(), "the step was still waiting on the model");
+    assert_eq!(optimizer.steps_taken(), 0);
+    assert_eq!(optimizer.best_performance(), None);
+
+    // The recorded conversations are still the trial's, here and on disk.
+    assert_eq!(optimizer.step().await?.trial_performance, 0.5);
+    let resumed = AgentOptimizer::resume(&path, client(&server))?;
+    assert_eq!(resumed.steps_taken(), 1);
+    Ok(())
+}
