@@ -17,24 +17,7 @@ fn prompt(request: &RecordedRequest) -> &str {
         .unwrap_or_default()
 }
 
-/// The text of the section that starts with `label` and ends at the next blank
-/// line.
-pub(crate) fn section<'a>(prompt: &'a str, label: &str) -> &'a str {
-    let start = prompt
-        .find(label)
-        .map_or(prompt.len(), |at| at + label.len());
-    let rest = &prompt[start..];
-    &rest[..rest.find(".\n\n").unwrap_or(rest.len())]
-}
-
-/// Function names in a list as the prompt shows it.
-pub(crate) fn names(list: &str) -> Vec<String> {
-    list.split("\"name\":\"")
-        .skip(1)
-        .filter_map(|rest| rest.split('"').next())
-        .map(str::to_owned)
-        .collect()
-}
+pub(crate) use agentopt_testkit::{listed_names as names, prompt_section as section};
 
 /// A model that answers by the prompt alone, so a resumed step gets the same
 /// replies: a group step with an empty List B adds `solve_N` for the first

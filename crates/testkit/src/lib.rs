@@ -35,6 +35,7 @@
 //! retries, so a test that makes one call too many fails loudly.
 
 mod http;
+mod prompt;
 mod reply;
 mod snapshot;
 mod tokens;
@@ -47,6 +48,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use prompt::{listed_names, prompt_section};
 pub use reply::{Completion, DEFAULT_USAGE, Gate, Reply, ScriptedCall};
 pub use snapshot::{TIMING_FIELDS, scrub_timings};
 pub use tokens::{count_tokens, prompt_tokens};

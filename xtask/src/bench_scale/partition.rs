@@ -41,12 +41,26 @@ pub struct PartitionRow {
 /// # Errors
 /// A client that cannot be built, or a failed step.
 pub async fn measure(records: &[usize]) -> anyhow::Result<Vec<PartitionRow>> {
+    each_mode(records, "optimizer step", measure_one).await
+}
+
+/// `measure_one` of each record count (`0` skipped), all at once then partitioned,
+/// announcing each as `what` on stderr.
+///
+/// # Errors
+/// The first that failed.
+pub(crate) async fn each_mode<T, Measured>(
+    records: &[usize],
+    what: &str,
+    measure_one: impl Fn(usize, bool) -> Measured,
+) -> anyhow::Result<Vec<T>>
+where
+    Measured: std::future::Future<Output = anyhow::Result<T>>,
+{
     let mut rows = Vec::new();
     for &count in records.iter().filter(|&&count| count > 0) {
         for partitioned in [false, true] {
-            eprintln!(
-                "bench-scale: optimizer step over {count} records, partitioned: {partitioned} …"
-            );
+            eprintln!("bench-scale: {what} over {count} records, partitioned: {partitioned} …");
             rows.push(measure_one(count, partitioned).await?);
         }
     }

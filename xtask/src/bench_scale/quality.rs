@@ -9,10 +9,10 @@
 //! what it reads.
 
 use agentopt_llm::ChatMessage;
-use agentopt_testkit::{RecordedRequest, Reply, prompt_tokens};
+use agentopt_testkit::{RecordedRequest, Reply, listed_names, prompt_section};
 use serde_json::json;
 
-use super::partition::{conversation, one_step, row};
+use super::partition::{PartitionRow, conversation, each_mode, one_step, row};
 
 /// Kinds of problem in the training and held-out sets, each as common as the
 /// others; the training records come one kind after another, as the bundled
@@ -22,20 +22,12 @@ pub const KINDS: usize = 12;
 /// One measured step.
 #[derive(Debug, Clone)]
 pub struct QualityRow {
-    /// Records the step read from.
-    pub records: usize,
-    /// Partitioned (else all at once).
-    pub partitioned: bool,
+    /// What the step read and cost (see [`PartitionRow`]).
+    pub counts: PartitionRow,
     /// Held-out accuracy of the trained set: kinds it holds a function for.
     pub accuracy: f64,
     /// Functions in the trained set.
     pub functions: usize,
-    /// Conversations some prompt showed (whole or shortened).
-    pub read: usize,
-    /// Optimizer model calls.
-    pub calls: usize,
-    /// Prompt tokens over all calls (the server's tokenizer).
-    pub prompt_tokens: usize,
 }
 
 /// Each record count all at once, then partitioned.
@@ -43,28 +35,20 @@ pub struct QualityRow {
 /// # Errors
 /// A failed step.
 pub async fn measure(records: &[usize]) -> anyhow::Result<Vec<QualityRow>> {
-    let mut rows = Vec::new();
-    for &count in records.iter().filter(|&&count| count > 0) {
-        for partitioned in [false, true] {
-            eprintln!("bench-scale: quality over {count} records, partitioned: {partitioned} …");
-            let recorded = (0..count).map(|index| (kind_conversation(index, count), false));
-            let (outcome, requests) = one_step(recorded, partitioned, kind_reply).await?;
-            let counts = row(count, partitioned, &outcome, &requests);
-            let covered = (0..KINDS)
-                .filter(|kind| outcome.functions.get(&function_name(*kind)).is_some())
-                .count();
-            rows.push(QualityRow {
-                records: count,
-                partitioned,
-                accuracy: covered as f64 / KINDS as f64,
-                functions: outcome.functions.len(),
-                read: counts.read_whole + counts.condensed,
-                calls: requests.len(),
-                prompt_tokens: requests.iter().map(|r| prompt_tokens(&r.body)).sum(),
-            });
-        }
-    }
-    Ok(rows)
+    each_mode(records, "quality", measure_one).await
+}
+
+async fn measure_one(count: usize, partitioned: bool) -> anyhow::Result<QualityRow> {
+    let recorded = (0..count).map(|index| (kind_conversation(index, count), false));
+    let (outcome, requests) = one_step(recorded, partitioned, kind_reply).await?;
+    let covered = (0..KINDS)
+        .filter(|kind| outcome.functions.get(&function_name(*kind)).is_some())
+        .count();
+    Ok(QualityRow {
+        counts: row(count, partitioned, &outcome, &requests),
+        accuracy: covered as f64 / KINDS as f64,
+        functions: outcome.functions.len(),
+    })
 }
 
 /// The function that solves problems of `kind`.
@@ -85,28 +69,14 @@ fn kind_conversation(index: usize, count: usize) -> Vec<ChatMessage> {
     messages
 }
 
-/// The names in the function list the prompt shows after `label`.
-fn listed(prompt: &str, label: &str) -> Vec<String> {
-    let Some(start) = prompt.find(label) else {
-        return Vec::new();
-    };
-    let rest = &prompt[start + label.len()..];
-    let list = &rest[..rest.find(".\n\n").unwrap_or(rest.len())];
-    list.split("\"name\":\"")
-        .skip(1)
-        .filter_map(|name| name.split('"').next())
-        .map(str::to_owned)
-        .collect()
-}
-
 /// The scripted optimizer (see the module docs).
 fn kind_reply(request: &RecordedRequest) -> Reply {
     let prompt = request.body["messages"][0]["content"]
         .as_str()
         .unwrap_or_default();
-    let list_b = listed(prompt, "\nList B: ");
+    let list_b = listed_names(prompt_section(prompt, "\nList B: "));
     let wanted: Vec<String> = if prompt.contains("\nCandidate: ") {
-        listed(prompt, "\nCandidate: ")
+        listed_names(prompt_section(prompt, "\nCandidate: "))
     } else {
         prompt
             .split("[kind ")
@@ -142,19 +112,20 @@ pub fn render(rows: &[QualityRow]) -> String {
          |---:|---|---:|---:|---:|---:|---:|\n"
     );
     for row in rows {
+        let counts = &row.counts;
         table.push_str(&format!(
             "| {} | {} | {:.0} % | {} | {} | {} | {} |\n",
-            row.records,
-            if row.partitioned {
+            counts.records,
+            if counts.partitioned {
                 "partitioned"
             } else {
                 "all at once"
             },
             row.accuracy * 100.0,
             row.functions,
-            row.read,
-            row.calls,
-            row.prompt_tokens,
+            counts.read_whole + counts.condensed,
+            counts.calls,
+            counts.prompt_tokens,
         ));
     }
     table
