@@ -414,3 +414,74 @@ async fn a_step_dropped_half_way_changes_nothing() -> anyhow::Result<()> {
     assert_eq!(resumed.steps_taken(), 1);
     Ok(())
 }
+
+#[tokio::test]
+async fn version_2_checkpoints_with_conversations_inline_still_load() -> anyhow::Result<()> {
+    let directory = tempfile::tempdir()?;
+    let path = directory.path().join("live.json");
+    let server = crate::server(script()).await;
+    let mut optimizer = AgentOptimizer::new(1, client(&server), options(&path))?;
+    record_many(&mut optimizer, 3)?;
+    // What version 2 wrote: every conversation's messages in the state, the
+    // journal's lines applied.
+    let mut checkpoint: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    let mut trial = checkpoint["state"]["trial_conversations"].clone();
+    let journal = std::fs::read_to_string(path.with_extension("journal.jsonl"))?;
+    for line in journal.lines() {
+        let entry: Value = serde_json::from_str(line)?;
+        if let Some(conversations) = trial.as_array_mut() {
+            conversations.push(entry["record"]["conversation"].clone());
+        }
+    }
+    checkpoint["state"]["trial_conversations"] = trial;
+    checkpoint["version"] = json!(2);
+    let old = directory.path().join("old.json");
+    std::fs::write(&old, checkpoint.to_string())?;
+
+    let expected = optimizer.step().await?;
+    let resumed_server = crate::server(script()).await;
+    let mut resumed = AgentOptimizer::resume(&old, client(&resumed_server))?;
+    assert_eq!(resumed.step().await?, expected);
+    assert_eq!(bodies(&resumed_server), bodies(&server));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_step_keeps_the_conversations_in_the_journal_not_in_the_snapshot() -> anyhow::Result<()> {
+    let directory = tempfile::tempdir()?;
+    let path = directory.path().join("optimizer.json");
+    let terminate = || [Reply::text("TERMINATE"), Reply::text("TERMINATE")];
+    let server = crate::server(terminate()).await;
+    let options = OptimizerOptions {
+        partitioning: Partitioning::Never,
+        ..options(&path)
+    };
+    let mut optimizer = AgentOptimizer::new(1, client(&server), options)?;
+    record_many(&mut optimizer, 40)?;
+    optimizer.step().await?;
+
+    // The best list's conversations are where their lines were recorded: the
+    // journal, kept under the superseded snapshot's id.
+    let snapshot = std::fs::read_to_string(&path)?;
+    assert!(!snapshot.contains("What is 7 + 5?"), "no message text");
+    let kept: Vec<_> = std::fs::read_dir(directory.path())?
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("optimizer.records-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(optimizer.best_conversations()?.len(), 40);
+
+    // A resumed optimizer reads them back: the next step sends what this one does.
+    let resumed_server = crate::server(terminate()).await;
+    let mut resumed = AgentOptimizer::resume(&path, client(&resumed_server))?;
+    record_many(&mut optimizer, 3)?;
+    record_many(&mut resumed, 3)?;
+    assert_eq!(resumed.step().await?, optimizer.step().await?);
+    assert_eq!(
+        bodies(&resumed_server),
+        bodies(&server)[1..].to_vec(),
+        "the same prompt, the kept conversations in it"
+    );
+    Ok(())
+}
