@@ -958,24 +958,16 @@ impl AgentOptimizer {
             }
         });
         let finished: Vec<_> = loops.buffered(GROUPS_AT_ONCE).try_collect().await?;
-        let mut candidates = Vec::with_capacity(finished.len());
-        let mut reports = Vec::with_capacity(finished.len());
-        let mut all_terminated = true;
+        let all_terminated = finished.iter().all(|(_, _, group)| group.terminated);
+        let (mut candidates, mut reports) = (Vec::new(), Vec::new());
         for (range, functions, group) in finished {
-            all_terminated &= group.terminated;
             reports.push(group_report(stored, range, group.actions.len()));
             round.absorb(group);
             candidates.push(functions);
         }
+        let candidates = candidates.into_iter().zip(&reports).collect();
         *incumbent = self
-            .merge(
-                next,
-                scored,
-                budget,
-                &start,
-                candidates.into_iter().zip(&reports).collect(),
-                round,
-            )
+            .merge(next, scored, budget, &start, candidates, round)
             .await?;
         round.terminated = all_terminated;
         Ok(reports)

@@ -141,6 +141,34 @@ fn read_sandbox_option(
     Ok(true)
 }
 
+/// Reads `routing=` or `replica_cap=` into `routing`; `false` for another option.
+fn read_routing_option(
+    routing: &mut EntryRouting,
+    name: &str,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<bool> {
+    match name {
+        "routing" => {
+            routing.routing = extract::<String>(name, value, "a str")?
+                .parse()
+                .map_err(|error: String| config_error(name, option_value(value), error))?;
+        }
+        "replica_cap" => {
+            let cap: Option<usize> = optional(name, value, "an int of at least 1 or None")?;
+            if cap == Some(0) {
+                return Err(config_error(
+                    name,
+                    option_value(value),
+                    "option `replica_cap`: expected an int of at least 1 or None",
+                ));
+            }
+            routing.replica_cap = cap;
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 /// Reads the keyword options; an unknown name or a wrong type is a `ConfigError`.
 fn read_extras(
     options: Option<&Bound<'_, PyDict>>,
@@ -165,7 +193,9 @@ fn read_extras(
     };
     for (key, value) in options.iter() {
         let name: String = key.extract()?;
-        if read_sandbox_option(&mut extras.sandbox, &name, &value)? {
+        if read_sandbox_option(&mut extras.sandbox, &name, &value)?
+            || read_routing_option(&mut extras.routing, &name, &value)?
+        {
             continue;
         }
         let target = &mut extras.options;
@@ -222,22 +252,6 @@ fn read_extras(
                 extras.budget.max_cost_usd = optional(&name, &value, "a number of dollars or None")?
             }
             "prices" => extras.prices = read_prices(&value)?,
-            "routing" => {
-                extras.routing.routing = extract::<String>(&name, &value, "a str")?
-                    .parse()
-                    .map_err(|error: String| config_error(&name, option_value(&value), error))?;
-            }
-            "replica_cap" => {
-                let cap: Option<usize> = optional(&name, &value, "an int of at least 1 or None")?;
-                if cap == Some(0) {
-                    return Err(config_error(
-                        &name,
-                        option_value(&value),
-                        "option `replica_cap`: expected an int of at least 1 or None",
-                    ));
-                }
-                extras.routing.replica_cap = cap;
-            }
             _ => {
                 return Err(config_error(
                     &name,
