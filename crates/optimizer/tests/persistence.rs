@@ -296,13 +296,27 @@ async fn recording_appends_one_journal_line_and_leaves_the_snapshot_alone() -> a
     Ok(())
 }
 
-#[tokio::test]
-async fn version_1_checkpoints_still_load() -> anyhow::Result<()> {
+/// An optimizer checkpointing to `name` in a fresh directory, three
+/// conversations recorded, talking to a server of [`script`].
+async fn three_recorded(
+    name: &str,
+) -> anyhow::Result<(
+    tempfile::TempDir,
+    std::path::PathBuf,
+    ScriptedServer,
+    AgentOptimizer,
+)> {
     let directory = tempfile::tempdir()?;
-    let path = directory.path().join("old.json");
+    let path = directory.path().join(name);
     let server = crate::server(script()).await;
     let mut optimizer = AgentOptimizer::new(1, client(&server), options(&path))?;
     record_many(&mut optimizer, 3)?;
+    Ok((directory, path, server, optimizer))
+}
+
+#[tokio::test]
+async fn version_1_checkpoints_still_load() -> anyhow::Result<()> {
+    let (_directory, path, server, mut optimizer) = three_recorded("old.json").await?;
     let expected = optimizer.step().await?;
     // What version 1 wrote: the whole state, no snapshot id, no journal.
     let mut checkpoint: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
@@ -417,11 +431,7 @@ async fn a_step_dropped_half_way_changes_nothing() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn version_2_checkpoints_with_conversations_inline_still_load() -> anyhow::Result<()> {
-    let directory = tempfile::tempdir()?;
-    let path = directory.path().join("live.json");
-    let server = crate::server(script()).await;
-    let mut optimizer = AgentOptimizer::new(1, client(&server), options(&path))?;
-    record_many(&mut optimizer, 3)?;
+    let (directory, path, server, mut optimizer) = three_recorded("live.json").await?;
     // What version 2 wrote: every conversation's messages in the state, the
     // journal's lines applied.
     let mut checkpoint: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;

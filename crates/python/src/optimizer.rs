@@ -120,12 +120,14 @@ fn read_prices(value: &Bound<'_, PyAny>) -> PyResult<Vec<NamedPrice>> {
         .collect()
 }
 
-/// The options that only concern the sandbox; `false` when `name` is not one.
-fn read_sandbox_option(
-    settings: &mut SandboxSettings,
+/// The options that concern the sandbox and the model client, not the optimizer;
+/// `false` when `name` is not one.
+fn read_environment_option(
+    extras: &mut Extras,
     name: &str,
     value: &Bound<'_, PyAny>,
 ) -> PyResult<bool> {
+    let settings = &mut extras.sandbox;
     match name {
         "function_timeout" => {
             let seconds: f64 = extract(name, value, "a number of seconds")?;
@@ -136,20 +138,8 @@ fn read_sandbox_option(
             let packages: Vec<String> = extract(name, value, "a list of package names")?;
             settings.packages = checked_packages(&packages)?;
         }
-        _ => return Ok(false),
-    }
-    Ok(true)
-}
-
-/// Reads `routing=` or `replica_cap=` into `routing`; `false` for another option.
-fn read_routing_option(
-    routing: &mut EntryRouting,
-    name: &str,
-    value: &Bound<'_, PyAny>,
-) -> PyResult<bool> {
-    match name {
         "routing" => {
-            routing.routing = extract::<String>(name, value, "a str")?
+            extras.routing.routing = extract::<String>(name, value, "a str")?
                 .parse()
                 .map_err(|error: String| config_error(name, option_value(value), error))?;
         }
@@ -162,7 +152,7 @@ fn read_routing_option(
                     "option `replica_cap`: expected an int of at least 1 or None",
                 ));
             }
-            routing.replica_cap = cap;
+            extras.routing.replica_cap = cap;
         }
         _ => return Ok(false),
     }
@@ -193,9 +183,7 @@ fn read_extras(
     };
     for (key, value) in options.iter() {
         let name: String = key.extract()?;
-        if read_sandbox_option(&mut extras.sandbox, &name, &value)?
-            || read_routing_option(&mut extras.routing, &name, &value)?
-        {
+        if read_environment_option(&mut extras, &name, &value)? {
             continue;
         }
         let target = &mut extras.options;
