@@ -413,6 +413,11 @@ async fn run_checks(
     for (index, example) in function.demonstrations.iter().enumerate() {
         match verify_demonstration(executor, &function, example, judge).await? {
             Ok(example) => verified.push(example),
+            Err(feedback) if limits.last_attempt => tracing::info!(
+                function = %function.name,
+                %feedback,
+                "worked example dropped on the last attempt; the function is kept without it"
+            ),
             Err(feedback) => {
                 return Ok(Err(format!(
                     "demonstration {} is rejected: {feedback}",
@@ -435,6 +440,12 @@ pub(crate) struct CallLimits<'a> {
     pub(crate) execution_checks: bool,
     /// Verifies worked examples; without it they are dropped.
     pub(crate) judge: Option<&'a dyn AnswerJudge>,
+    /// The step's last try at this action: a function that passes its own checks
+    /// is kept without the worked examples that fail theirs (a 1.5B optimizer
+    /// rarely writes one that reproduces a training answer, and rejecting the
+    /// function for it left every step of the first ablation arm with nothing;
+    /// correct conversations can still give it verified ones).
+    pub(crate) last_attempt: bool,
 }
 
 /// The verdict on one reply: every call's action, or the error for each call.

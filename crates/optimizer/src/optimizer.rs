@@ -1112,6 +1112,7 @@ impl AgentOptimizer {
                             allowed_packages: self.options.allowed_packages.as_deref(),
                             execution_checks: self.options.learned_use.execution_checks,
                             judge: self.judge.as_deref(),
+                            last_attempt: attempt == attempts,
                         };
                         let mut executor = self.executor.lock().await;
                         let verdict = validate_calls(

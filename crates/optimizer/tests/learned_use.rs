@@ -114,6 +114,30 @@ async fn a_demonstration_is_kept_only_when_running_it_gives_the_reference_answer
 }
 
 #[tokio::test]
+async fn on_the_last_attempt_a_function_is_kept_without_the_examples_that_fail()
+-> anyhow::Result<()> {
+    let wrong = || add_with_example("What is 2 plus 3?", "print(add(2, 2))", "4");
+    let server = crate::server([wrong(), wrong(), wrong(), wrong()]).await;
+    let learned_use = LearnedUseOptions {
+        demonstrations: true,
+        ..LearnedUseOptions::default()
+    };
+    let mut optimizer = optimizer(&server, 1, options(learned_use))
+        .with_executor(Box::new(sandbox().await))
+        .with_answer_judge(Arc::new(OneProblem));
+    record_all(&mut optimizer, &[false]);
+    let outcome = optimizer.step().await?;
+    // Three tries are rejected with the feedback; the fourth (the last) keeps the
+    // function, which passes its own checks, without its example.
+    assert_eq!(errors(&outcome).len(), 3, "{:?}", errors(&outcome));
+    assert_eq!(server.chat_requests().len(), 4);
+    assert_eq!(outcome.functions.len(), 1);
+    assert_eq!(outcome.functions[0].name, "add");
+    assert!(outcome.functions[0].demonstrations.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
 async fn without_a_judge_examples_are_dropped_and_the_tools_are_ag2_s() -> anyhow::Result<()> {
     let server = crate::server([add_with_example(
         "What is 2 plus 3?",
