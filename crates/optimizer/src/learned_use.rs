@@ -202,7 +202,10 @@ pub fn sample_arguments(function: &LearnedFunction) -> Map<String, Value> {
 }
 
 /// Calls `function` on [`sample_arguments`]; `Err` (feedback) when it raises one of
-/// [`CODE_ERRORS`] or runs too long.
+/// [`CODE_ERRORS`] or runs too long. A `TypeError` counts only when integers fail
+/// too: a parameter taken from an unannotated `def` is declared a string, and code
+/// written for numbers is not wrong for that (the 1.5B optimizer's `n % 10` was
+/// rejected so).
 pub(crate) async fn sample_call_check(
     executor: &mut dyn Executor,
     function: &LearnedFunction,
@@ -213,6 +216,14 @@ pub(crate) async fn sample_call_check(
         return Ok(Ok(()));
     };
     let fatal = match exception_name(&error) {
+        Some("TypeError") => {
+            let integers = arguments
+                .keys()
+                .map(|name| (name.clone(), json!(12)))
+                .collect();
+            let retried = executor.call_function(function, &integers).await?;
+            retried.error_text().is_some()
+        }
         Some(name) => CODE_ERRORS.contains(&name),
         // A timeout or a crash.
         None => true,

@@ -203,6 +203,33 @@ async fn a_function_that_raises_on_sample_arguments_is_rejected() -> anyhow::Res
     Ok(())
 }
 
+#[tokio::test]
+async fn a_type_error_on_a_string_sample_is_forgiven_when_integers_work() -> anyhow::Result<()> {
+    // `expression` declared a string (as a parameter taken from an unannotated def is):
+    // `"12" % 10` raises TypeError, `12 % 10` does not; `upper` fails
+    // with integers too (AttributeError).
+    let digit = "def solve(expression):\n    return expression % 10\n";
+    let upper = "def solve(expression):\n    return expression.upper() + 1\n";
+    let server = crate::server([
+        sympy_without_import("add_function", upper),
+        sympy_without_import("add_function", digit),
+    ])
+    .await;
+    let checks = LearnedUseOptions {
+        execution_checks: true,
+        ..LearnedUseOptions::default()
+    };
+    let mut checked =
+        optimizer(&server, 1, options(checks)).with_executor(Box::new(sandbox().await));
+    record_all(&mut checked, &[false]);
+    let outcome = checked.step().await?;
+    let errors = errors(&outcome);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("TypeError"), "{}", errors[0]);
+    assert!(outcome.functions[0].code.contains("% 10"));
+    Ok(())
+}
+
 /// A conversation that ran Python and called `add` (`calls` times), solved.
 fn used(calls: u64) -> (Vec<ChatMessage>, BTreeMap<String, FunctionUse>) {
     let history = vec![
