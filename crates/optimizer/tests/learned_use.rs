@@ -61,16 +61,12 @@ fn record_all(optimizer: &mut AgentOptimizer, satisfied: &[bool]) {
     }
 }
 
-#[tokio::test]
-async fn a_demonstration_is_kept_only_when_running_it_gives_the_reference_answer()
--> anyhow::Result<()> {
-    let server = crate::server([
-        add_with_example("What is 7 plus 1?", "print(add(7, 1))", "8"),
-        add_with_example("What is 2 plus 3?", "print(add(2, 2))", "4"),
-        add_with_example("What is 2 plus 3?", "print(2 + 3)", "5"),
-        add_with_example("What is 2 plus 3?", "print(add(a=2, b=3))", "5"),
-    ])
-    .await;
+/// One step, worked examples asked for and judged, of an optimizer that replies
+/// `replies` (one failed conversation recorded).
+async fn step_with_examples(
+    replies: impl IntoIterator<Item = Reply>,
+) -> anyhow::Result<(StepOutcome, agentopt_testkit::ScriptedServer)> {
+    let server = crate::server(replies).await;
     let learned_use = LearnedUseOptions {
         demonstrations: true,
         ..LearnedUseOptions::default()
@@ -80,6 +76,19 @@ async fn a_demonstration_is_kept_only_when_running_it_gives_the_reference_answer
         .with_answer_judge(Arc::new(OneProblem));
     record_all(&mut optimizer, &[false]);
     let outcome = optimizer.step().await?;
+    Ok((outcome, server))
+}
+
+#[tokio::test]
+async fn a_demonstration_is_kept_only_when_running_it_gives_the_reference_answer()
+-> anyhow::Result<()> {
+    let (outcome, server) = step_with_examples([
+        add_with_example("What is 7 plus 1?", "print(add(7, 1))", "8"),
+        add_with_example("What is 2 plus 3?", "print(add(2, 2))", "4"),
+        add_with_example("What is 2 plus 3?", "print(2 + 3)", "5"),
+        add_with_example("What is 2 plus 3?", "print(add(a=2, b=3))", "5"),
+    ])
+    .await?;
     let errors = errors(&outcome);
     assert_eq!(errors.len(), 3, "{errors:?}");
     assert!(
@@ -117,16 +126,7 @@ async fn a_demonstration_is_kept_only_when_running_it_gives_the_reference_answer
 async fn on_the_last_attempt_a_function_is_kept_without_the_examples_that_fail()
 -> anyhow::Result<()> {
     let wrong = || add_with_example("What is 2 plus 3?", "print(add(2, 2))", "4");
-    let server = crate::server([wrong(), wrong(), wrong(), wrong()]).await;
-    let learned_use = LearnedUseOptions {
-        demonstrations: true,
-        ..LearnedUseOptions::default()
-    };
-    let mut optimizer = optimizer(&server, 1, options(learned_use))
-        .with_executor(Box::new(sandbox().await))
-        .with_answer_judge(Arc::new(OneProblem));
-    record_all(&mut optimizer, &[false]);
-    let outcome = optimizer.step().await?;
+    let (outcome, server) = step_with_examples([wrong(), wrong(), wrong(), wrong()]).await?;
     // Three tries are rejected with the feedback; the fourth (the last) keeps the
     // function, which passes its own checks, without its example.
     assert_eq!(errors(&outcome).len(), 3, "{:?}", errors(&outcome));
@@ -165,15 +165,13 @@ fn sympy_without_import(tool: &str, code: &str) -> Reply {
     Reply::tool_call(tool, arguments)
 }
 
-#[tokio::test]
-async fn a_function_that_raises_on_sample_arguments_is_rejected() -> anyhow::Result<()> {
-    let broken = "def solve(expression):\n    return sympy.sympify(expression)\n";
-    let fixed = "def solve(expression):\n    return eval(expression, {}) * 1\n";
-    let server = crate::server([
-        sympy_without_import("add_function", broken),
-        sympy_without_import("add_function", fixed),
-    ])
-    .await;
+/// One step, execution checks on, of an optimizer that proposes `solve` with each
+/// of `codes` in turn (one failed conversation recorded).
+async fn step_with_execution_checks(codes: &[&str]) -> anyhow::Result<StepOutcome> {
+    let replies = codes
+        .iter()
+        .map(|code| sympy_without_import("add_function", code));
+    let server = crate::server(replies).await;
     let checks = LearnedUseOptions {
         execution_checks: true,
         ..LearnedUseOptions::default()
@@ -181,7 +179,14 @@ async fn a_function_that_raises_on_sample_arguments_is_rejected() -> anyhow::Res
     let mut checked =
         optimizer(&server, 1, options(checks)).with_executor(Box::new(sandbox().await));
     record_all(&mut checked, &[false]);
-    let outcome = checked.step().await?;
+    Ok(checked.step().await?)
+}
+
+#[tokio::test]
+async fn a_function_that_raises_on_sample_arguments_is_rejected() -> anyhow::Result<()> {
+    let broken = "def solve(expression):\n    return sympy.sympify(expression)\n";
+    let fixed = "def solve(expression):\n    return eval(expression, {}) * 1\n";
+    let outcome = step_with_execution_checks(&[broken, fixed]).await?;
     let errors = errors(&outcome);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
@@ -210,19 +215,7 @@ async fn a_type_error_on_a_string_sample_is_forgiven_when_integers_work() -> any
     // with integers too (AttributeError).
     let digit = "def solve(expression):\n    return expression % 10\n";
     let upper = "def solve(expression):\n    return expression.upper() + 1\n";
-    let server = crate::server([
-        sympy_without_import("add_function", upper),
-        sympy_without_import("add_function", digit),
-    ])
-    .await;
-    let checks = LearnedUseOptions {
-        execution_checks: true,
-        ..LearnedUseOptions::default()
-    };
-    let mut checked =
-        optimizer(&server, 1, options(checks)).with_executor(Box::new(sandbox().await));
-    record_all(&mut checked, &[false]);
-    let outcome = checked.step().await?;
+    let outcome = step_with_execution_checks(&[upper, digit]).await?;
     let errors = errors(&outcome);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("TypeError"), "{}", errors[0]);
