@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use agentopt_core::files::{read_json, read_json_lines};
-use agentopt_train::{TestResult, TrainingReport, UseRate, pair_outcomes};
+use agentopt_train::{TestResult, TrainingReport, UseRate, duration_text, pair_outcomes};
 use anyhow::Context as _;
 use serde::Deserialize;
 
@@ -158,7 +158,6 @@ fn own_row(md: &mut String, arm: &Arm) {
         });
     let functions: Vec<&str> = report.functions.iter().map(|f| f.name.as_str()).collect();
     let tokens = mean(&arm.test_after_tokens);
-    let seconds: f64 = report.phases.iter().map(|phase| phase.seconds).sum();
     let _ = writeln!(
         md,
         "| {} | {} | {} | {} | {:.4} | {exact} | {} | {} | {} | {} / {} | {tokens:.0} | {} |",
@@ -176,7 +175,7 @@ fn own_row(md: &mut String, arm: &Arm) {
         },
         examples.0,
         examples.1,
-        hours_minutes(seconds),
+        duration_text(report.wall_seconds()),
     );
 }
 
@@ -209,10 +208,4 @@ fn mean(values: &[u64]) -> f64 {
     } else {
         values.iter().sum::<u64>() as f64 / values.len() as f64
     }
-}
-
-/// `h:mm`.
-fn hours_minutes(seconds: f64) -> String {
-    let minutes = (seconds / 60.0).round() as u64;
-    format!("{}:{:02}", minutes / 60, minutes % 60)
 }

@@ -75,7 +75,7 @@ fn each_arm_is_paired_with_the_baseline_on_the_same_problems() {
 
     assert!(
         table.contains(
-            "| A0 | 10 | 0/10 | 2/10 | 0.5000 | – | – | – | none | 0 / 0 | 1500 | 1:05 |"
+            "| A0 | 10 | 0/10 | 2/10 | 0.5000 | – | – | – | none | 0 / 0 | 1500 | 1 h 05 min |"
         ),
         "{table}"
     );

@@ -53,7 +53,8 @@ pub use journal::{
 pub use progress::{Event, NoProgress, Observer};
 pub use report::{
     Accuracy, CheckResult, EpochResult, FunctionUsage, InfrastructureCounts, PhaseTime,
-    ProblemOutcome, REPORT_VERSION, Setup, TestResult, TrainingReport, UseRate, pair_outcomes,
+    ProblemOutcome, REPORT_VERSION, Setup, TestResult, TrainingReport, UseRate, duration_text,
+    pair_outcomes,
 };
 pub use retrieval::{DEFAULT_RETRIEVAL_K, retrieve};
 pub use tape::{OptimizerExchange, StepDetail};

@@ -360,7 +360,7 @@ fn percent(rate: f64) -> String {
 }
 
 /// A duration for people: `42.0 s`, `3 min 05 s`, `1 h 02 min`.
-fn duration(seconds: f64) -> String {
+pub fn duration_text(seconds: f64) -> String {
     let whole = seconds.round() as u64;
     if seconds < 60.0 {
         format!("{seconds:.1} s")
@@ -634,21 +634,24 @@ impl TrainingReport {
         );
     }
 
+    /// The run's wall time: its phases' summed.
+    pub fn wall_seconds(&self) -> f64 {
+        self.phases.iter().map(|phase| phase.seconds).sum()
+    }
+
     /// Wall time per phase.
     fn wall_time_markdown(&self, md: &mut String) {
         let _ = writeln!(md, "\n## Wall time\n");
         let _ = writeln!(md, "| phase | time |\n|---|---:|");
-        let mut total_seconds = 0.0;
         for phase in &self.phases {
-            total_seconds += phase.seconds;
             let _ = writeln!(
                 md,
                 "| {} | {} |",
                 cell(&phase.phase),
-                duration(phase.seconds)
+                duration_text(phase.seconds)
             );
         }
-        let _ = writeln!(md, "| total | {} |", duration(total_seconds));
+        let _ = writeln!(md, "| total | {} |", duration_text(self.wall_seconds()));
     }
 
     /// The infrastructure section, when any attempt was stopped by infrastructure.
