@@ -46,6 +46,13 @@ pub struct LearnedUseArgs {
         help_heading = "Learned-function use"
     )]
     pub bootstrap_demonstrations: usize,
+    /// After each step, give each learned function that has no worked example one:
+    /// a conversation on the training problem most like it (BM25) whose first reply
+    /// is prefilled up to its call ('```python\nprint(NAME('), kept when the answer
+    /// is right and the example verifies. Code styles only; the extra conversations
+    /// count as the step's spend.
+    #[arg(long, help_heading = "Learned-function use")]
+    pub forced_call_demonstrations: bool,
     /// Call each proposed function on sample arguments of its declared types before
     /// accepting it; one that fails with a code error (undefined name, missing
     /// import, wrong call) is rejected with the error.

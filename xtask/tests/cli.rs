@@ -487,6 +487,7 @@ fn learned_use_flags_reach_the_config_and_are_off_by_default() {
             config.task.demonstrations,
             config.trainer.retrieval_k,
             config.trainer.bootstrap_demonstrations,
+            config.trainer.forced_call_demonstrations,
             &config.trainer.optimizer.learned_use,
         ),
         (
@@ -494,6 +495,7 @@ fn learned_use_flags_reach_the_config_and_are_off_by_default() {
             agentopt_agents::DemonstrationPlacement::Off,
             None,
             0,
+            false,
             &agentopt_optimizer::LearnedUseOptions::default()
         ),
         "AG2's behaviour unless asked"
@@ -511,6 +513,7 @@ fn learned_use_flags_reach_the_config_and_are_off_by_default() {
         "--from-what-worked",
         "--bootstrap-demonstrations",
         "2",
+        "--forced-call-demonstrations",
     ]);
     let matches = {
         use clap::CommandFactory;
@@ -536,6 +539,7 @@ fn learned_use_flags_reach_the_config_and_are_off_by_default() {
         "--retrieve alone offers 3"
     );
     assert_eq!(config.trainer.bootstrap_demonstrations, 2);
+    assert!(config.trainer.forced_call_demonstrations);
     let optimizer = &config.trainer.optimizer.learned_use;
     assert!(
         optimizer.demonstrations

@@ -87,9 +87,9 @@ impl MathTask {
         self
     }
 
-    /// A fresh assistant as the seed builds it, with the bounds applied and
-    /// `examples` after its system message.
-    fn assistant(&self, examples: &str) -> AssistantAgent {
+    /// A fresh assistant as the seed builds it, with the bounds applied,
+    /// `examples` after its system message and its replies started by `prefill`.
+    fn assistant(&self, examples: &str, prefill: Option<ReplyPrefill>) -> AssistantAgent {
         let template = ChatRequest {
             max_tokens: self.options.max_reply_tokens,
             seed: self.options.sampling_seed,
@@ -102,7 +102,6 @@ impl MathTask {
         } else {
             format!("{ASSISTANT_SYSTEM_MESSAGE}\n\n{examples}")
         };
-        let prefill = self.options.reply_prefill.clone();
         AssistantAgent::new(ASSISTANT_NAME, Arc::clone(&self.model))
             .with_system_message(system_message)
             .configure(|agent| {
@@ -179,6 +178,36 @@ impl Task for MathTask {
     }
 
     async fn attempt(&self, problem: &Problem, functions: &FunctionSet) -> Attempt {
+        let prefill = self.options.reply_prefill.clone();
+        self.converse(problem, functions, prefill).await
+    }
+
+    /// In the code styles, the first reply is prefilled up to the call,
+    /// ```` ```python\nprint(name( ````: the model only writes the arguments and
+    /// what follows. As tools there is no call to start, and `None`.
+    async fn attempt_calling(
+        &self,
+        problem: &Problem,
+        functions: &FunctionSet,
+        name: &str,
+    ) -> Option<Attempt> {
+        if self.options.function_style == FunctionStyle::Tools {
+            return None;
+        }
+        let prefill = ReplyPrefill::first_reply(format!("```python\nprint({name}("));
+        Some(self.converse(problem, functions, Some(prefill)).await)
+    }
+}
+
+impl MathTask {
+    /// One seed-notebook conversation on `problem` with `functions` installed and
+    /// the assistant's replies started by `prefill`.
+    async fn converse(
+        &self,
+        problem: &Problem,
+        functions: &FunctionSet,
+        prefill: Option<ReplyPrefill>,
+    ) -> Attempt {
         let style = self.options.function_style;
         let examples = match self.options.demonstrations {
             DemonstrationPlacement::Off => String::new(),
@@ -189,7 +218,7 @@ impl Task for MathTask {
             DemonstrationPlacement::FirstMessage => ("", examples.as_str()),
             DemonstrationPlacement::Off => ("", ""),
         };
-        let mut assistant = self.assistant(in_system);
+        let mut assistant = self.assistant(in_system, prefill);
         let check = self.options.answer_check;
         let mut proxy = MathUserProxyAgent::new(MATH_AGENT_NAME, Arc::clone(&self.sessions))
             .with_symbolic_checker(self.checker.clone())

@@ -201,3 +201,51 @@ async fn the_reply_stop_is_sent_with_every_assistant_request() {
     let body = first_request(MathTaskOptions::default(), "\\boxed{9}").await;
     assert!(body.get("stop").is_none(), "{body}");
 }
+
+#[tokio::test]
+async fn a_forced_call_prefills_the_first_reply_up_to_the_call_in_the_code_styles() {
+    let options = MathTaskOptions {
+        function_style: FunctionStyle::Code,
+        reply_prefill: Some(ReplyPrefill::first_reply("```python\n")),
+        ..MathTaskOptions::default()
+    };
+    let server = ScriptedServer::start(vec![
+        Reply::text("3**5))\n```"),
+        Reply::text("The sum is \\boxed{9}."),
+        Reply::text("TERMINATE"),
+    ])
+    .await;
+    let client = client(&server, agentopt_llm::CallStyle::Tools);
+    let task = MathTask::new(client.clone(), sessions(), sessions()).with_options(options);
+    let functions = FunctionSet::new([digit_sum()]);
+    let attempt = task
+        .attempt_calling(&problem(), &functions, "digit_sum")
+        .await
+        .expect("the code style can force a call");
+    assert!(attempt.outcome.is_solved(), "{:?}", attempt.outcome);
+    assert_eq!(attempt.calls["digit_sum"].calls, 1);
+    let requests = server.chat_requests();
+    let prefill = requests[0].body["messages"]
+        .as_array()
+        .and_then(|messages| messages.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (prefill["role"].as_str(), prefill["content"].as_str()),
+        (Some("assistant"), Some("```python\nprint(digit_sum("))
+    );
+    let reply = attempt
+        .history
+        .iter()
+        .find(|message| message.role == agentopt_llm::Role::Assistant)
+        .and_then(|message| message.content.clone());
+    assert_eq!(
+        reply.as_deref(),
+        Some("```python\nprint(digit_sum(3**5))\n```"),
+        "the reply as the model meant it: the prefill, then its arguments"
+    );
+    // As tools there is no code to start: the task cannot force a call.
+    let tools = MathTask::new(client, sessions(), sessions());
+    let forced = tools.attempt_calling(&problem(), &functions, "digit_sum").await;
+    assert!(forced.is_none());
+}

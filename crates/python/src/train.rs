@@ -70,6 +70,32 @@ impl Task for PythonTask {
         problem: &PyProblem,
         functions: &agentopt_train::FunctionSet,
     ) -> Attempt {
+        self.run(problem, functions, None).await
+    }
+
+    /// `task.attempt_calling(problem, functions, name)`, when the task has it.
+    async fn attempt_calling(
+        &self,
+        problem: &PyProblem,
+        functions: &agentopt_train::FunctionSet,
+        name: &str,
+    ) -> Option<Attempt> {
+        let has = Python::attach(|py| self.task.bind(py).hasattr("attempt_calling"));
+        if !has.unwrap_or(false) {
+            return None;
+        }
+        Some(self.run(problem, functions, Some(name.to_owned())).await)
+    }
+}
+
+impl PythonTask {
+    /// Runs `task.attempt` (or `task.attempt_calling` with `calling`) on `problem`.
+    async fn run(
+        &self,
+        problem: &PyProblem,
+        functions: &agentopt_train::FunctionSet,
+        calling: Option<String>,
+    ) -> Attempt {
         let task = Arc::clone(&self.task);
         let value = Arc::clone(&problem.value);
         let functions = FunctionSet::new(functions.clone(), self.sandbox.clone());
@@ -77,7 +103,7 @@ impl Task for PythonTask {
         // Off the runtime thread: the attempt may call learned functions, which
         // wait on this runtime.
         let attempt = tokio::task::spawn_blocking(move || {
-            Python::attach(|py| run_attempt(py, &task, &value, functions))
+            Python::attach(|py| run_attempt(py, &task, &value, functions, calling.as_deref()))
         })
         .await
         .unwrap_or_else(|error| infrastructure(format!("the attempt's thread failed: {error}")));
@@ -104,10 +130,13 @@ fn run_attempt(
     task: &Py<PyAny>,
     problem: &Py<PyAny>,
     functions: FunctionSet,
+    calling: Option<&str>,
 ) -> Attempt {
     let task = task.bind(py);
     let result = Py::new(py, functions).and_then(|functions| {
-        if task.hasattr("attempt")? {
+        if let Some(name) = calling {
+            task.call_method1("attempt_calling", (problem, functions, name))
+        } else if task.hasattr("attempt")? {
             task.call_method1("attempt", (problem, functions))
         } else {
             task.call1((problem, functions))
@@ -277,6 +306,9 @@ const TRAINER_OPTIONS: &[&str] = &[
     "concurrency",
     "progress",
     "max_consecutive_infrastructure_errors",
+    "retrieval_k",
+    "bootstrap_demonstrations",
+    "forced_call_demonstrations",
 ];
 
 /// Trains the functions of a task written in Python (agentopt-train's `Trainer`):
@@ -386,6 +418,12 @@ impl Trainer {
                 "an int",
             )?
             .unwrap_or(defaults.bootstrap_demonstrations),
+            forced_call_demonstrations: trainer_option(
+                &trainer_options,
+                "forced_call_demonstrations",
+                "a bool",
+            )?
+            .unwrap_or(defaults.forced_call_demonstrations),
         };
         let progress = trainer_options
             .get_item("progress")?

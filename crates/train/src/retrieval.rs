@@ -50,3 +50,17 @@ pub fn retrieve(functions: &FunctionSet, problem: &str, k: usize) -> FunctionSet
     chosen.sort_unstable();
     FunctionSet::new(chosen.into_iter().map(|index| all[index].clone()))
 }
+
+/// The index of the text of `texts` most like `function` (BM25 of the function's
+/// name, description and examples against the texts); `None` when no text shares
+/// a word with it. Ties go to the first.
+pub fn most_similar(function: &LearnedFunction, texts: &[String]) -> Option<usize> {
+    let engine = SearchEngineBuilder::<u32>::with_corpus(Language::English, texts).build();
+    let results = engine.search(&searchable_text(function), None);
+    let best = results.iter().map(|result| result.score).fold(0.0_f32, f32::max);
+    results
+        .iter()
+        .filter(|result| result.score >= best && best > 0.0)
+        .filter_map(|result| usize::try_from(result.document.id).ok())
+        .min()
+}

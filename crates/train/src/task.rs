@@ -52,6 +52,21 @@ pub trait Task: Send + Sync + 'static {
     /// [`Outcome::Infrastructure`], never as a wrong answer.
     async fn attempt(&self, problem: &Self::Problem, functions: &FunctionSet) -> Attempt;
 
+    /// Runs `problem` like [`Task::attempt`], except that the assistant's first reply
+    /// is made to start with a call of the learned function `name` (MATH: the reply
+    /// is prefilled up to ```` ```python\nprint(name( ````): how the trainer gets a
+    /// worked example of a function the assistant would not call on its own
+    /// ([`crate::TrainerOptions::forced_call_demonstrations`]). `None` (the
+    /// default): the task cannot force a call.
+    async fn attempt_calling(
+        &self,
+        _problem: &Self::Problem,
+        _functions: &FunctionSet,
+        _name: &str,
+    ) -> Option<Attempt> {
+        None
+    }
+
     /// The task's own settings worth stating beside the result, as (name, value)
     /// rows of the report's setup (MATH: the function style, the answer check that
     /// drove training). None by default.

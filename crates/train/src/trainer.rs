@@ -92,6 +92,13 @@ pub struct TrainerOptions {
     /// training conversations that called it, verified like the optimizer's
     /// (DSPy-style bootstrapping); 0: none.
     pub bootstrap_demonstrations: usize,
+    /// After each step, give each function that has no worked example one, from a
+    /// conversation on the training problem most like it (BM25) whose first reply
+    /// is made to call it ([`Task::attempt_calling`]), kept when the answer passes
+    /// the task's check and the example verifies. A 1.5B optimizer's own examples
+    /// name problems it made up, and its assistant calls nothing it has not seen
+    /// called; the extra conversations count as the step's spend.
+    pub forced_call_demonstrations: bool,
     /// Offer each problem only the this many most relevant functions (BM25 of the
     /// problem's text, [`Task::problem_text`], against each function's description
     /// and examples) when there are more; `None`: all of them, as AG2.
@@ -117,6 +124,7 @@ impl Default for TrainerOptions {
             preflight: Some(Duration::from_secs(15)),
             retrieval_k: None,
             bootstrap_demonstrations: 0,
+            forced_call_demonstrations: false,
             setup: Setup::default(),
         }
     }
@@ -346,6 +354,10 @@ fn lever_settings(options: &TrainerOptions) -> Vec<(String, String)> {
     if options.bootstrap_demonstrations > 0 {
         let per = format!("up to {} per function", options.bootstrap_demonstrations);
         rows.push(("bootstrapped examples".to_owned(), per));
+    }
+    if options.forced_call_demonstrations {
+        let how = "one per function without one, from a forced call".to_owned();
+        rows.push(("forced-call examples".to_owned(), how));
     }
     if let Some(k) = options.retrieval_k {
         rows.push((
@@ -657,7 +669,7 @@ impl<'a, T: Task> Run<'a, T> {
         // Calls of an earlier step that failed before its record belong to no step.
         self.tape.clear()?;
         let bootstrapped = self.bootstrap_demonstrations(epoch, optimizer).await?;
-        let outcome = match optimizer.step().await {
+        let mut outcome = match optimizer.step().await {
             Ok(outcome) => outcome,
             Err(OptimizerError::Model(error)) => {
                 self.record_spend(&format!("step {epoch}"), &mut mark)?;
@@ -665,6 +677,11 @@ impl<'a, T: Task> Run<'a, T> {
             }
             Err(error) => return Err(error.into()),
         };
+        let forced = self.forced_call_demonstrations(optimizer).await?;
+        if forced.0 > 0 {
+            outcome.functions = FunctionSet::new(optimizer.trial_functions().iter().cloned());
+        }
+        let bootstrapped = (bootstrapped.0 + forced.0, bootstrapped.1 + forced.1);
         // The live checkpoint now holds the state after this step; keep a copy to
         // resume from.
         let live = self.dir.optimizer_checkpoint_path();
@@ -796,6 +813,62 @@ impl<'a, T: Task> Run<'a, T> {
             }
             let (added, refused) = optimizer
                 .bootstrap_demonstrations(&name, candidates, keep)
+                .await?;
+            kept += added;
+            rejected += refused;
+        }
+        Ok((kept, rejected))
+    }
+
+    /// With [`TrainerOptions::forced_call_demonstrations`], gives each function in
+    /// force that has no worked example one from a forced-call conversation on the
+    /// training problem most like it. Returns (kept, rejected); a conversation
+    /// that fails, or a task that cannot force a call, gives none.
+    async fn forced_call_demonstrations(
+        &self,
+        optimizer: &mut AgentOptimizer,
+    ) -> Result<(usize, usize), TrainError> {
+        if !self.options().forced_call_demonstrations {
+            return Ok((0, 0));
+        }
+        let task = &self.trainer.task;
+        let texts: Vec<String> = self
+            .problems
+            .train
+            .iter()
+            .map(|problem| task.problem_text(problem).unwrap_or_default())
+            .collect();
+        let functions = FunctionSet::new(optimizer.trial_functions().iter().cloned());
+        let (mut kept, mut rejected) = (0, 0);
+        for function in functions.functions() {
+            if !function.demonstrations.is_empty() {
+                continue;
+            }
+            let Some(index) = crate::retrieval::most_similar(function, &texts) else {
+                continue;
+            };
+            let problem = &self.problems.train[index];
+            let name = &function.name;
+            let Some(attempt) = task.attempt_calling(problem, &functions, name).await else {
+                continue;
+            };
+            let solution = solution_calling(&attempt.history, name);
+            let candidate = match (attempt.outcome.is_solved(), solution) {
+                (true, Some(solution)) => Demonstration {
+                    problem: texts[index].clone(),
+                    solution,
+                    answer: String::new(),
+                    call: None,
+                },
+                _ => {
+                    tracing::info!(function = %name, problem = index, outcome = ?attempt.outcome,
+                        "forced-call conversation gave no example");
+                    rejected += 1;
+                    continue;
+                }
+            };
+            let (added, refused) = optimizer
+                .bootstrap_demonstrations(name, vec![candidate], 1)
                 .await?;
             kept += added;
             rejected += refused;

@@ -242,3 +242,142 @@ async fn correct_conversations_that_called_a_function_become_its_verified_exampl
     );
     Ok(())
 }
+
+/// Halving, where the assistant never calls `halve` on its own, and a forced call
+/// solves the problems whose text asks to halve an even number. Odd problems ask
+/// to halve or to count digits ("Halve 5." has no whole half).
+#[derive(Default)]
+struct CalledOnlyWhenMade {
+    forced: std::sync::Arc<std::sync::Mutex<Vec<(u32, String)>>>,
+}
+
+fn halving_text(problem: u32) -> String {
+    if problem % 4 == 3 {
+        format!("Count the digits of {problem}.")
+    } else {
+        format!("Halve {problem}.")
+    }
+}
+
+#[async_trait::async_trait]
+impl agentopt_train::Task for CalledOnlyWhenMade {
+    type Problem = u32;
+
+    fn problem_id(&self, problem: &u32) -> String {
+        format!("n{problem}")
+    }
+
+    fn problem_text(&self, problem: &u32) -> Option<String> {
+        Some(halving_text(*problem))
+    }
+
+    fn reference_answer(&self, problem: &u32) -> Option<String> {
+        Some((problem / 2).to_string())
+    }
+
+    async fn attempt(&self, problem: &u32, _functions: &FunctionSet) -> agentopt_train::Attempt {
+        let history = vec![agentopt_llm::ChatMessage::user(halving_text(*problem))];
+        let outcome = agentopt_train::Outcome::judged(false, || "no call".to_owned());
+        agentopt_train::Attempt::new(outcome, history)
+    }
+
+    async fn attempt_calling(
+        &self,
+        problem: &u32,
+        functions: &FunctionSet,
+        name: &str,
+    ) -> Option<agentopt_train::Attempt> {
+        use agentopt_llm::ChatMessage;
+        self.forced
+            .lock()
+            .expect("forced calls")
+            .push((*problem, name.to_owned()));
+        let solved = functions.get(name).is_some() && problem.is_multiple_of(2);
+        let history = vec![
+            ChatMessage::user(halving_text(*problem)),
+            ChatMessage::assistant(format!("```python\nprint({name}({problem}))\n```")),
+        ];
+        let outcome = agentopt_train::Outcome::judged(solved, || "odd".to_owned());
+        Some(agentopt_train::Attempt::new(outcome, history))
+    }
+}
+
+/// A run of [`CalledOnlyWhenMade`] on `train` with forced-call examples, `halve`
+/// added at step 1: the task's forced calls and each step's (kept, rejected).
+async fn forced_call_run(
+    train: Vec<u32>,
+    dir: &std::path::Path,
+) -> anyhow::Result<(Vec<(u32, String)>, Vec<(u32, u32)>)> {
+    let server = crate::optimizer_server().await;
+    let environment = agentopt_sandbox::PythonEnvironment::ensure()?;
+    let policy = agentopt_sandbox::SandboxPolicy {
+        preload: Vec::new(),
+        ..agentopt_sandbox::SandboxPolicy::default()
+    };
+    let sessions = agentopt_sandbox::SandboxSessions::new(environment, policy);
+    let options = TrainerOptions {
+        forced_call_demonstrations: true,
+        proposal_sandbox: Some(std::sync::Arc::new(sessions)),
+        ..crate::options(dir)
+    };
+    let task = CalledOnlyWhenMade::default();
+    let forced = std::sync::Arc::clone(&task.forced);
+    let trainer = agentopt_train::Trainer::new(task, client(&server), options);
+    let problems = agentopt_train::Problems {
+        train,
+        validation: Vec::new(),
+        test: vec![6],
+    };
+    let report = trainer.run(&problems).await?;
+    let counts = report
+        .epochs
+        .iter()
+        .map(|epoch| (epoch.demonstrations.kept, epoch.demonstrations.rejected))
+        .collect();
+    let forced = forced.lock().expect("forced calls").clone();
+    Ok((forced, counts))
+}
+
+#[tokio::test]
+async fn a_function_nobody_called_gets_an_example_from_a_forced_call_on_the_most_similar_problem()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (forced, counts) = forced_call_run(vec![3, 4], dir.path()).await?;
+    assert_eq!(
+        forced,
+        [(4, "halve".to_owned())],
+        "\"Halve 4.\" is most like halve; once it has an example, no more forced calls"
+    );
+    assert_eq!(counts, [(1, 0), (0, 0)]);
+    let learned = FunctionSet::load(&dir.path().join("functions.json"))?;
+    let example = &learned.functions()[0].demonstrations[0];
+    assert_eq!(
+        (
+            example.problem.as_str(),
+            example.solution.as_str(),
+            example.answer.as_str()
+        ),
+        ("Halve 4.", "print(halve(4))", "2")
+    );
+    // The example was in force in epoch 2: its conversations were offered it.
+    let records: Vec<ConversationRecord> = read_json_lines(&dir.path().join("transcripts.jsonl"))?;
+    assert!(
+        records
+            .iter()
+            .filter(|record| record.phase == Phase::Train { epoch: 2 })
+            .all(|record| record.offered == ["halve"])
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_forced_call_whose_answer_is_wrong_gives_no_example() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (forced, counts) = forced_call_run(vec![3, 5], dir.path()).await?;
+    let halve = |problem| (problem, "halve".to_owned());
+    assert_eq!(forced, [halve(5), halve(5)], "tried again after step 2");
+    assert_eq!(counts, [(0, 1), (0, 1)]);
+    let learned = FunctionSet::load(&dir.path().join("functions.json"))?;
+    assert!(learned.functions()[0].demonstrations.is_empty());
+    Ok(())
+}

@@ -187,6 +187,10 @@ class Trainer:
     function; K: the K most relevant to each problem's text),
     ``bootstrap_demonstrations`` (0; N: up to N verified worked examples per function
     from correct conversations, with ``reference_answer(problem)`` on the task),
+    ``forced_call_demonstrations`` (False; True: after each step, a function with no
+    worked example gets one from ``task.attempt_calling(problem, functions, name)`` —
+    an attempt whose assistant is made to call ``name`` — on the training problem most
+    like it, kept when solved and verified),
     ``max_actions_per_step`` (3), ``concurrency`` (1; attempts run on worker threads),
     ``progress`` (a callable receiving one dict per event: ``phase_started``,
     ``resumed``, ``finished``, ``phase_finished``, ``step_started``,
