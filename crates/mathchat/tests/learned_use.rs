@@ -246,6 +246,8 @@ async fn a_forced_call_prefills_the_first_reply_up_to_the_call_in_the_code_style
     );
     // As tools there is no code to start: the task cannot force a call.
     let tools = MathTask::new(client, sessions(), sessions());
-    let forced = tools.attempt_calling(&problem(), &functions, "digit_sum").await;
+    let forced = tools
+        .attempt_calling(&problem(), &functions, "digit_sum")
+        .await;
     assert!(forced.is_none());
 }

@@ -177,6 +177,14 @@ impl LearnedFunction {
         &self.function.code
     }
 
+    /// Its verified worked examples: dicts with `problem`, `solution`, `answer`.
+    #[getter]
+    fn demonstrations<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let examples = serde_json::to_value(&self.function.demonstrations)
+            .map_err(|error| pyo3::exceptions::PyValueError::new_err(error.to_string()))?;
+        from_json(py, &examples)
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "<agentopt.LearnedFunction {} (sandboxed)>",

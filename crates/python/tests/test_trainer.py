@@ -193,3 +193,44 @@ def test_the_budget_stops_a_run_and_progress_lines_show_it(scripted_server, tmp_
     err = capsys.readouterr().err
     assert "agentopt: test before training: 1 problem(s)" in err
     assert "agentopt: optimizer step after epoch" in err
+
+
+class ForcedCallTask:
+    """The assistant never calls a learned function on its own; made to call one
+    (`attempt_calling`), it writes `print(name(6, 7))` and is right."""
+
+    def __init__(self):
+        self.forced = []
+
+    def problem_text(self, problem):
+        return problem["question"]
+
+    def reference_answer(self, problem):
+        return problem["answer"]
+
+    def attempt(self, problem, functions):
+        return {"solved": False, "reason": "no call", "history": [{"role": "user", "content": problem["question"]}]}
+
+    def attempt_calling(self, problem, functions, name):
+        self.forced.append((problem["id"], name))
+        code = f"```python\nprint({name}(6, 7))\n```"
+        history = [{"role": "user", "content": problem["question"]}, {"role": "assistant", "content": code}]
+        return {"solved": True, "history": history, "expected": problem["answer"]}
+
+
+def test_a_forced_call_gives_a_learned_function_its_worked_example(scripted_server, tmp_path):
+    server = scripted_server(math_script([{"tool_calls": [add_function(MULTIPLY)]}, {"text": "TERMINATE"}]))
+    task = ForcedCallTask()
+    digits = {"id": "digits", "question": "How many digits has 1000?", "answer": "4"}
+    product = {"id": "product", "question": "Multiply 6 by 7.", "answer": "42"}
+    report = agentopt.Trainer(
+        task, server.llm_config(), run_dir=str(tmp_path / "run"), epochs=1, max_actions_per_step=1,
+        forced_call_demonstrations=True, retrieval_k=3, bootstrap_demonstrations=1, progress=False,
+    ).run(train=[digits, product], test=[PROBLEM])
+
+    assert task.forced == [("product", "multiply")]  # the training problem most like it
+    [example] = report.function_set["multiply"].demonstrations
+    assert (example["problem"], example["solution"], example["answer"]) == (
+        "Multiply 6 by 7.", "print(multiply(6, 7))", "42")
+    forced = [json.loads(line) for line in (tmp_path / "run" / "forced_calls.jsonl").read_text().splitlines()]
+    assert [(r["function"], r["problem_id"], r["kept"]) for r in forced] == [("multiply", "product", True)]

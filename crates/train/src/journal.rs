@@ -133,6 +133,12 @@ impl RunDir {
         self.root.join("step_tape.jsonl")
     }
 
+    /// `forced_calls.jsonl`: the conversations run to give a function a worked
+    /// example ([`crate::TrainerOptions::forced_call_demonstrations`]).
+    pub fn forced_calls_path(&self) -> PathBuf {
+        self.root.join("forced_calls.jsonl")
+    }
+
     /// `learning_curve.svg`.
     pub fn learning_curve_path(&self) -> PathBuf {
         self.root.join("learning_curve.svg")
@@ -262,6 +268,24 @@ impl From<RecordLine> for ConversationRecord {
             attempt,
         }
     }
+}
+
+/// One forced-call conversation, as stored in `forced_calls.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForcedCallRecord {
+    /// The step after which it ran.
+    pub epoch: u32,
+    /// The function its first reply was made to call.
+    pub function: String,
+    /// Position of the problem in the training problems.
+    pub index: usize,
+    /// The problem's id.
+    pub problem_id: String,
+    /// Its solution became the function's worked example.
+    pub kept: bool,
+    /// What happened.
+    #[serde(flatten)]
+    pub attempt: Attempt,
 }
 
 /// Worked examples of learned functions a step kept and rejected (written by the

@@ -48,7 +48,8 @@ pub use agentopt_sandbox::CallCounts;
 pub use error::TrainError;
 pub use html::{learning_curve_svg, write_report_html};
 pub use journal::{
-    ConversationRecord, DemonstrationCounts, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord,
+    ConversationRecord, DemonstrationCounts, ForcedCallRecord, Phase, PhaseRecord, RoleUsage,
+    RunDir, StepRecord,
 };
 pub use progress::{Event, NoProgress, Observer};
 pub use report::{
@@ -56,7 +57,7 @@ pub use report::{
     ProblemOutcome, REPORT_VERSION, Setup, TestResult, TrainingReport, UseRate, duration_text,
     pair_outcomes,
 };
-pub use retrieval::{DEFAULT_RETRIEVAL_K, retrieve};
+pub use retrieval::{DEFAULT_RETRIEVAL_K, most_similar, retrieve};
 pub use tape::{OptimizerExchange, StepDetail};
 pub use task::{Attempt, InfraError, Outcome, Task};
 pub use throughput::{Throughput, measure_throughput};

@@ -57,7 +57,10 @@ pub fn retrieve(functions: &FunctionSet, problem: &str, k: usize) -> FunctionSet
 pub fn most_similar(function: &LearnedFunction, texts: &[String]) -> Option<usize> {
     let engine = SearchEngineBuilder::<u32>::with_corpus(Language::English, texts).build();
     let results = engine.search(&searchable_text(function), None);
-    let best = results.iter().map(|result| result.score).fold(0.0_f32, f32::max);
+    let best = results
+        .iter()
+        .map(|result| result.score)
+        .fold(0.0_f32, f32::max);
     results
         .iter()
         .filter(|result| result.score >= best && best > 0.0)

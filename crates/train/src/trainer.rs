@@ -30,7 +30,8 @@ use serde::{Deserialize, Serialize};
 use crate::FailureKind;
 use crate::claim::Claim;
 use crate::journal::{
-    ConversationRecord, DemonstrationCounts, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord,
+    ConversationRecord, DemonstrationCounts, ForcedCallRecord, Phase, PhaseRecord, RoleUsage,
+    RunDir, StepRecord,
 };
 use crate::progress::{Event, NoProgress, Observer};
 use crate::report::{Setup, TrainingReport};
@@ -464,6 +465,7 @@ struct Run<'a, T: Task> {
     steps: JsonLines,
     phases: JsonLines,
     step_details: JsonLines,
+    forced_calls: JsonLines,
     /// The optimizer model's requests and replies in the step in progress.
     tape: Tape,
     /// The latest record of each (phase, index), without its conversation (which
@@ -509,6 +511,7 @@ impl<'a, T: Task> Run<'a, T> {
             steps: JsonLines::open(&dir.steps_path())?,
             phases: JsonLines::open(&dir.phases_path())?,
             step_details: JsonLines::open(&dir.step_details_path())?,
+            forced_calls: JsonLines::open(&dir.forced_calls_path())?,
             tape: Tape::new(dir.step_tape_path()),
             trainer,
             problems,
@@ -677,7 +680,7 @@ impl<'a, T: Task> Run<'a, T> {
             }
             Err(error) => return Err(error.into()),
         };
-        let forced = self.forced_call_demonstrations(optimizer).await?;
+        let forced = self.forced_call_demonstrations(epoch, optimizer).await?;
         if forced.0 > 0 {
             outcome.functions = FunctionSet::new(optimizer.trial_functions().iter().cloned());
         }
@@ -825,7 +828,8 @@ impl<'a, T: Task> Run<'a, T> {
     /// training problem most like it. Returns (kept, rejected); a conversation
     /// that fails, or a task that cannot force a call, gives none.
     async fn forced_call_demonstrations(
-        &self,
+        &mut self,
+        epoch: u32,
         optimizer: &mut AgentOptimizer,
     ) -> Result<(usize, usize), TrainError> {
         if !self.options().forced_call_demonstrations {
@@ -852,26 +856,33 @@ impl<'a, T: Task> Run<'a, T> {
             let Some(attempt) = task.attempt_calling(problem, &functions, name).await else {
                 continue;
             };
-            let solution = solution_calling(&attempt.history, name);
-            let candidate = match (attempt.outcome.is_solved(), solution) {
-                (true, Some(solution)) => Demonstration {
-                    problem: texts[index].clone(),
-                    solution,
-                    answer: String::new(),
-                    call: None,
-                },
-                _ => {
-                    tracing::info!(function = %name, problem = index, outcome = ?attempt.outcome,
-                        "forced-call conversation gave no example");
-                    rejected += 1;
-                    continue;
+            let solution =
+                solution_calling(&attempt.history, name).filter(|_| attempt.outcome.is_solved());
+            let added = match solution {
+                Some(solution) => {
+                    let candidate = Demonstration {
+                        problem: texts[index].clone(),
+                        solution,
+                        answer: String::new(),
+                        call: None,
+                    };
+                    optimizer
+                        .bootstrap_demonstrations(name, vec![candidate], 1)
+                        .await?
+                        .0
                 }
+                None => 0,
             };
-            let (added, refused) = optimizer
-                .bootstrap_demonstrations(name, vec![candidate], 1)
-                .await?;
             kept += added;
-            rejected += refused;
+            rejected += 1 - added;
+            self.forced_calls.append(&ForcedCallRecord {
+                epoch,
+                function: name.clone(),
+                index,
+                problem_id: task.problem_id(problem),
+                kept: added > 0,
+                attempt,
+            })?;
         }
         Ok((kept, rejected))
     }

@@ -7,7 +7,7 @@ use agentopt_agents::Demonstration;
 use agentopt_core::files::read_json_lines;
 use agentopt_testkit::{Reply, ScriptedServer};
 use agentopt_train::{
-    ConversationRecord, FunctionSet, LearnedFunction, Phase, TrainerOptions, retrieve,
+    ConversationRecord, FunctionSet, LearnedFunction, Phase, TrainerOptions, most_similar, retrieve,
 };
 use serde_json::json;
 
@@ -62,6 +62,21 @@ fn retrieval_offers_the_k_most_relevant_in_the_set_s_order() {
         "digit_sum,gcd",
         "nothing matches: the set's first"
     );
+}
+
+#[test]
+fn the_most_similar_text_is_the_one_sharing_the_function_s_rarest_words() {
+    let texts = [
+        "Count the digits of 3.",
+        "What perfect-square integer is closest to 273?",
+        "What is the closest integer to the square root of 50?",
+    ]
+    .map(str::to_owned);
+    let closest = described("closest_square", "the perfect square closest to n");
+    assert_eq!(most_similar(&closest, &texts), Some(1));
+    let unrelated = described("gcd", "greatest common divisor");
+    assert_eq!(most_similar(&unrelated, &texts), None, "no word shared");
+    assert_eq!(most_similar(&closest, &[]), None);
 }
 
 /// An optimizer that adds `halve`, then `double`, then ends every step.
@@ -359,6 +374,10 @@ async fn a_function_nobody_called_gets_an_example_from_a_forced_call_on_the_most
         ),
         ("Halve 4.", "print(halve(4))", "2")
     );
+    let journaled: Vec<agentopt_train::ForcedCallRecord> =
+        read_json_lines(&dir.path().join("forced_calls.jsonl"))?;
+    assert_eq!(journaled.len(), 1);
+    assert!(journaled[0].kept && journaled[0].attempt.outcome.is_solved());
     // The example was in force in epoch 2: its conversations were offered it.
     let records: Vec<ConversationRecord> = read_json_lines(&dir.path().join("transcripts.jsonl"))?;
     assert!(
@@ -379,5 +398,18 @@ async fn a_forced_call_whose_answer_is_wrong_gives_no_example() -> anyhow::Resul
     assert_eq!(counts, [(0, 1), (0, 1)]);
     let learned = FunctionSet::load(&dir.path().join("functions.json"))?;
     assert!(learned.functions()[0].demonstrations.is_empty());
+    // Each forced conversation is journaled, with whether it gave the example.
+    let journaled: Vec<agentopt_train::ForcedCallRecord> =
+        read_json_lines(&dir.path().join("forced_calls.jsonl"))?;
+    let rows: Vec<_> = journaled
+        .iter()
+        .map(|r| (r.epoch, r.function.as_str(), r.problem_id.as_str(), r.kept))
+        .collect();
+    assert_eq!(rows, [(1, "halve", "n5", false), (2, "halve", "n5", false)]);
+    assert_eq!(
+        journaled[0].attempt.history.len(),
+        2,
+        "the conversation kept"
+    );
     Ok(())
 }

@@ -41,6 +41,9 @@ class LearnedFunction:
     def packages(self) -> List[str]: ...
     @property
     def code(self) -> str: ...
+    @property
+    def demonstrations(self) -> List[Dict[str, Any]]:
+        """Its verified worked examples: ``problem``, ``solution``, ``answer``."""
 
 class AgentOptimizer:
     """AG2's AgentOptimizer (ag2 0.13.4 API) over agentopt's Rust optimizer.

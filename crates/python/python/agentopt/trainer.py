@@ -33,14 +33,25 @@ class _Task:
         if not callable(self._attempt):
             raise TypeError("task: expected an object with attempt(problem, functions), or such a callable")
         self.task_name = type(task).__name__
-        if hasattr(task, "problem_id"):
-            self.problem_id = task.problem_id
+        for optional in ("problem_id", "problem_text", "reference_answer"):
+            if hasattr(task, optional):
+                setattr(self, optional, getattr(task, optional))
+        if hasattr(task, "attempt_calling"):
+            self._attempt_calling = task.attempt_calling
+            self.attempt_calling = self._call_forced
 
     def attempt(self, problem: Any, functions: Any) -> Any:
-        result = self._attempt(problem, FunctionSet._wrap(functions))
-        if inspect.isawaitable(result):
-            result = asyncio.run(_awaited(result))
-        return result
+        return _completed(self._attempt(problem, FunctionSet._wrap(functions)))
+
+    def _call_forced(self, problem: Any, functions: Any, name: str) -> Any:
+        return _completed(self._attempt_calling(problem, FunctionSet._wrap(functions), name))
+
+
+def _completed(result: Any) -> Any:
+    """``result``, awaited to completion when an ``async def`` returned it."""
+    if inspect.isawaitable(result):
+        result = asyncio.run(_awaited(result))
+    return result
 
 
 class TrainingReport:
@@ -121,7 +132,11 @@ class Trainer:
     that a second ``run()`` continues.
 
     ``task`` is an object with ``attempt(problem, functions: FunctionSet)`` (a
-    plain or ``async def``; optionally ``problem_id(problem) -> str``), or such a
+    plain or ``async def``; optionally ``problem_id(problem) -> str``,
+    ``problem_text(problem) -> str``: a test problem with a training problem's text
+    is refused and retrieval matches it, ``reference_answer(problem) -> str``: worked
+    examples are checked against it, and ``attempt_calling(problem, functions,
+    name)``: an attempt whose assistant is made to call ``name``), or such a
     callable. ``attempt`` installs ``functions`` into its agents
     (``functions.install(assistant, user_proxy)``, which replaces what a reused
     pair held) and returns a bool (solved) or a dict with ``solved`` and optionally
@@ -148,6 +163,19 @@ class Trainer:
         routing, replica_cap: ``"spread"`` spreads the optimizer's calls over the
             ``config_list`` entries as replicas (a partitioned step's groups run at
             once), at most ``replica_cap`` at a time on each; see ``AgentOptimizer``.
+        retrieval_k: offer each problem only the K functions most relevant to its
+            text (None: all, as AG2).
+        bootstrap_demonstrations: give each function up to N worked examples read
+            off correct training attempts that called it, verified in the sandbox (0).
+        forced_call_demonstrations: after each step, a function with no worked
+            example gets one from ``task.attempt_calling`` on the training problem
+            most like it, kept when solved and verified (False).
+        demonstrations, execution_checks, use_statistics, prune_unused_after,
+            from_what_worked: the optimizer's learned-use levers (all off, as AG2):
+            worked examples asked for with each function; proposed functions called
+            on sample arguments before they are accepted; each function's calls shown
+            to the optimizer; a function no attempt called for N epochs removed;
+            correct solutions shown to be generalised into functions.
         The other options are ``AgentOptimizer``'s.
     """
 
@@ -181,6 +209,14 @@ class Trainer:
         prices: Optional[Mapping[str, Tuple[float, float]]] = None,
         routing: Optional[str] = None,
         replica_cap: Optional[int] = None,
+        retrieval_k: Optional[int] = None,
+        bootstrap_demonstrations: Optional[int] = None,
+        forced_call_demonstrations: Optional[bool] = None,
+        demonstrations: Optional[bool] = None,
+        execution_checks: Optional[bool] = None,
+        use_statistics: Optional[bool] = None,
+        prune_unused_after: Optional[int] = None,
+        from_what_worked: Optional[bool] = None,
     ) -> None:
         options = extension_options(locals(), ("task", "llm_config", "optimizer_model", "progress"))
         self.task = task
