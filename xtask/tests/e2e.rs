@@ -1094,3 +1094,53 @@ async fn spread_routing_with_a_replica_cap_shares_the_calls_and_holds_the_cap() 
     assert!(stderr.contains("--replica-cap 1") && stderr.contains("--routing spread"));
     assert_eq!(setup.server.chat_requests().len(), calls);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_functions_file_is_tested_with_no_epoch_and_bad_uses_fail_before_any_call() {
+    let setup = Setup::with(TRAIN, TEST, code_reply).await;
+    let multiply =
+        agentopt_train::LearnedFunction::new("multiply", "def multiply(a, b):\n    return a * b\n")
+            .with_description("Multiply two integers exactly.")
+            .with_parameters(serde_json::json!({
+                "type": "object",
+                "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                "required": ["a", "b"],
+            }));
+    let file = setup.dir.path().join("functions.json");
+    agentopt_train::FunctionSet::new([multiply])
+        .save(&file)
+        .expect("write functions.json");
+    let code = ["--function-style", "code"];
+
+    let run_dir = setup.run_dir("no-functions");
+    let (_, stderr) =
+        fails(setup.command(&run_dir, &[&code[..], &["--epochs", "0"]].concat())).await;
+    assert!(
+        stderr.contains("--epochs 0 tests the functions of --functions FILE"),
+        "{stderr}"
+    );
+    let missing = setup.dir.path().join("missing.json");
+    let missing_flags = ["--functions", missing.to_str().expect("utf-8 path")];
+    let (_, stderr) = fails(setup.command(&run_dir, &[&code[..], &missing_flags].concat())).await;
+    assert!(stderr.contains("missing.json"), "{stderr}");
+    assert!(setup.server.chat_requests().is_empty(), "no model call");
+    assert!(!run_dir.join("config.json").exists(), "nothing left behind");
+
+    let run_dir = setup.run_dir("evaluate");
+    let path = file.to_str().expect("utf-8 path");
+    let flags = [&code[..], &["--epochs", "0", "--functions", path]].concat();
+    finish(setup.command(&run_dir, &flags)).await;
+    let report: Report = read_json(&run_dir.join("report.json")).expect("report.json");
+    let accuracy =
+        |result: &agentopt_train::TestResult| (result.accuracy.correct, result.accuracy.total);
+    assert_eq!(accuracy(&report.test_before), (0, 2));
+    assert_eq!(accuracy(&report.test_after), (2, 2));
+    assert!(report.epochs.is_empty());
+    let optimizer_calls = setup
+        .server
+        .chat_requests()
+        .iter()
+        .filter(|request| !text_of(&request.body["messages"][0]).starts_with("You are a helpful"))
+        .count();
+    assert_eq!(optimizer_calls, 0, "nothing trained");
+}

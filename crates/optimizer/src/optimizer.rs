@@ -379,6 +379,15 @@ impl AgentOptimizer {
         Ok(optimizer)
     }
 
+    /// Starts from `functions` (a `functions.json` of an earlier run, say) instead
+    /// of none: they are in force, and the best list, until a step says otherwise.
+    #[must_use]
+    pub fn with_functions(mut self, functions: &FunctionSet) -> Self {
+        self.state.trial_functions = functions.functions().to_vec();
+        self.state.best_functions = functions.functions().to_vec();
+        self
+    }
+
     /// The options in force.
     pub fn options(&self) -> &OptimizerOptions {
         &self.options

@@ -63,8 +63,14 @@ pub struct TrainerOptions {
     /// part of a run is continued.
     #[serde(skip)]
     pub run_dir: PathBuf,
-    /// Training epochs (at least 1).
+    /// Training epochs; 0 (with [`Self::initial_functions`]): no training, the
+    /// test after runs with the initial functions.
     pub epochs: u32,
+    /// The functions training starts from (an earlier run's `functions.json`, or a
+    /// set to evaluate with `epochs: 0`); the test before runs without any, as
+    /// always. Empty: none, as AG2.
+    #[serde(default, skip_serializing_if = "FunctionSet::is_empty")]
+    pub initial_functions: FunctionSet,
     /// Optimizer actions allowed per step (at least 1).
     pub max_actions_per_step: usize,
     /// Attempts run at once (at least 1). Results do not depend on it: the
@@ -115,6 +121,7 @@ impl Default for TrainerOptions {
         Self {
             run_dir: PathBuf::from("runs/train"),
             epochs: 2,
+            initial_functions: FunctionSet::default(),
             max_actions_per_step: 3,
             concurrency: 1,
             optimizer: OptimizerOptions::default(),
@@ -150,11 +157,11 @@ impl TrainerOptions {
             value,
             message: message.to_owned(),
         };
-        if self.epochs == 0 {
+        if self.epochs == 0 && self.initial_functions.is_empty() {
             return Err(invalid(
                 "epochs",
                 "0".into(),
-                "train for at least one epoch",
+                "train for at least one epoch (0 only tests initial functions, and none were given)",
             ));
         }
         if self.max_actions_per_step == 0 {
@@ -907,7 +914,8 @@ impl<'a, T: Task> Run<'a, T> {
                 tracing::info!(checkpoint = %path.display(), "resuming the optimizer");
                 AgentOptimizer::resume_with_options(&path, model, options)?
             }
-            None => AgentOptimizer::new(self.options().max_actions_per_step, model, options)?,
+            None => AgentOptimizer::new(self.options().max_actions_per_step, model, options)?
+                .with_functions(&self.options().initial_functions),
         };
         let judge = TaskJudge::new(Arc::clone(&trainer.task), &self.problems.train);
         Ok(optimizer.with_answer_judge(Arc::new(judge)))
@@ -1083,6 +1091,10 @@ impl<'a, T: Task> Run<'a, T> {
             u32::try_from(self.options().max_actions_per_step).unwrap_or(u32::MAX);
         let mut settings = self.trainer.task.report_settings();
         settings.extend(lever_settings(self.options()));
+        let initial = self.options().initial_functions.names().join(", ");
+        if !initial.is_empty() {
+            settings.push(("initial functions".to_owned(), initial));
+        }
         settings.append(&mut setup.settings);
         setup.settings = settings;
         let records: BTreeMap<(Phase, usize), &ConversationRecord> = self

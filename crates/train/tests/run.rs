@@ -257,3 +257,57 @@ async fn a_front_end_s_check_then_run_asks_the_servers_once() -> anyhow::Result<
     assert_eq!(model_lists, 1, "one preflight for check and run together");
     Ok(())
 }
+
+#[tokio::test]
+async fn initial_functions_are_tested_with_no_epoch_or_trained_from() -> anyhow::Result<()> {
+    let halve = agentopt_train::LearnedFunction::new("halve", "def halve(n):\n    return n // 2\n");
+    let initial = FunctionSet::new([halve]);
+    // epochs 0: the test before without functions, the test after with them, no step.
+    let server = agentopt_testkit::ScriptedServer::start(Vec::new()).await;
+    let dir = tempfile::tempdir()?;
+    let options = TrainerOptions {
+        epochs: 0,
+        initial_functions: initial.clone(),
+        ..crate::options(dir.path())
+    };
+    let trainer = agentopt_train::Trainer::new(Halving::default(), crate::client(&server), options);
+    let report = trainer.run(&problems()).await?;
+    assert_eq!(
+        (
+            report.test_before.accuracy.correct,
+            report.test_after.accuracy.correct
+        ),
+        (0, 3),
+        "6, 8 and 10 halved after; nothing before"
+    );
+    assert!(report.epochs.is_empty());
+    assert_eq!(
+        trainer
+            .task()
+            .attempts
+            .load(std::sync::atomic::Ordering::SeqCst),
+        8
+    );
+    assert!(server.chat_requests().is_empty(), "no optimizer call");
+    assert!(
+        report
+            .to_markdown()
+            .contains("| initial functions | halve |"),
+        "{}",
+        report.to_markdown()
+    );
+    let exported = FunctionSet::load(&dir.path().join("functions.json"))?;
+    assert_eq!(exported.functions(), initial.functions());
+    // epochs 1: the first epoch's attempts already hold them.
+    let server = optimizer_server().await;
+    let dir = tempfile::tempdir()?;
+    let options = TrainerOptions {
+        epochs: 1,
+        initial_functions: initial,
+        ..crate::options(dir.path())
+    };
+    let trainer = agentopt_train::Trainer::new(Halving::default(), crate::client(&server), options);
+    let report = trainer.run(&problems()).await?;
+    assert_eq!(report.epochs[0].accuracy.correct, 2, "2 and 4 of 2, 3, 4");
+    Ok(())
+}

@@ -99,9 +99,15 @@ pub struct BenchArgs {
     /// Settings bundle; explicit flags override it. Default: `quick`.
     #[arg(long, value_enum, help_heading = "Training")]
     pub preset: Option<Preset>,
-    /// Training epochs.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Training")]
+    /// Training epochs; 0 with --functions: no training, the test after runs with
+    /// those functions.
+    #[arg(long, help_heading = "Training")]
     pub epochs: Option<u32>,
+    /// Start from the functions of this `functions.json` (an earlier run's, or a set
+    /// to evaluate with --epochs 0) instead of none; the test before runs without
+    /// any, as always.
+    #[arg(long, value_name = "FILE", help_heading = "Training")]
+    pub functions: Option<PathBuf>,
     /// Optimizer actions (add / revise / remove a function) per step.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Training")]
     pub max_actions_per_step: Option<u32>,

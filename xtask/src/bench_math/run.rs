@@ -13,7 +13,7 @@ use agentopt_llm::{
 use agentopt_local::{LocalServer, LocalServerOptions};
 use agentopt_mathchat::{MathTask, Problem};
 use agentopt_sandbox::PythonEnvironment;
-use agentopt_train::{Problems, Setup, Trainer, TrainerOptions};
+use agentopt_train::{FunctionSet, Problems, Setup, Trainer, TrainerOptions};
 use anyhow::{Context as _, bail};
 
 use super::cli::{BenchArgs, Endpoints, RunConfig, resolve_endpoints, run_config};
@@ -30,6 +30,11 @@ use crate::sandboxes::MathSandboxes;
 /// Bad flags or data, an unreachable model, sandbox failures, run-directory I/O, a
 /// run stopped by infrastructure errors or the budget (with how to continue it).
 pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<()> {
+    if args.epochs == Some(0) && args.functions.is_none() {
+        bail!(
+            "--epochs 0 tests the functions of --functions FILE without training: give              --functions, or train for at least one epoch"
+        );
+    }
     let cwd = std::env::current_dir().context("reading the working directory")?;
     let endpoints = resolve_endpoints(args, |name| std::env::var(name).ok(), &cwd)?;
     if let Some(cap) = args.replica_cap
@@ -52,7 +57,12 @@ pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<()> {
                 .map_or(0, |elapsed| elapsed.as_secs());
             workspace.join("runs").join(format!("bench-math-{now}"))
         });
-        (root, run_config(args, &endpoints, workspace))
+        let mut config = run_config(args, &endpoints, workspace);
+        if let Some(path) = &args.functions {
+            config.trainer.initial_functions = FunctionSet::load(path)
+                .with_context(|| format!("--functions {}", path.display()))?;
+        }
+        (root, config)
     };
     let problems = load_problems(&config)?;
     let progress = Progress::new(args.quiet);
