@@ -168,9 +168,52 @@ async fn retrieval_offers_the_top_k_and_the_journal_and_report_record_it() -> an
     Ok(())
 }
 
-/// Halves a number with `halve` from a code block when the agents hold it (even
-/// numbers only); the reference answer is the half.
-struct HalvingInCode;
+/// Halving in code: `halve(n)` solves the problems whose text asks to halve an
+/// even number. The assistant calls it on its own when `calls_on_its_own`, else
+/// only when made to (a forced call). Odd problems ask to halve or to count digits
+/// ("Halve 5." has no whole half).
+#[derive(Default)]
+struct HalvingInCode {
+    calls_on_its_own: bool,
+    /// (problem, function) of each forced call.
+    forced: std::sync::Arc<std::sync::Mutex<Vec<(u32, String)>>>,
+}
+
+fn halving_text(problem: u32) -> String {
+    if problem % 4 == 3 {
+        format!("Count the digits of {problem}.")
+    } else {
+        format!("Halve {problem}.")
+    }
+}
+
+/// A conversation on `problem` that calls `name` (when `calls`), solved when the
+/// agents hold it and the number is even.
+fn halving_attempt(
+    problem: u32,
+    functions: &FunctionSet,
+    name: &str,
+    calls: bool,
+) -> agentopt_train::Attempt {
+    use agentopt_llm::ChatMessage;
+    let mut history = vec![ChatMessage::user(halving_text(problem))];
+    let solved = calls && functions.get(name).is_some() && problem.is_multiple_of(2);
+    if calls {
+        history.push(ChatMessage::assistant(format!(
+            "```python\nprint({name}({problem}))\n```"
+        )));
+    }
+    let mut attempt = agentopt_train::Attempt::new(
+        agentopt_train::Outcome::judged(solved, || "not halved".to_owned()),
+        history,
+    );
+    if solved {
+        let mut counts = agentopt_train::CallCounts::default();
+        counts.add(true);
+        attempt.calls.insert(name.to_owned(), counts);
+    }
+    attempt
+}
 
 #[async_trait::async_trait]
 impl agentopt_train::Task for HalvingInCode {
@@ -181,7 +224,7 @@ impl agentopt_train::Task for HalvingInCode {
     }
 
     fn problem_text(&self, problem: &u32) -> Option<String> {
-        Some(format!("Halve {problem}."))
+        Some(halving_text(*problem))
     }
 
     fn reference_answer(&self, problem: &u32) -> Option<String> {
@@ -189,25 +232,35 @@ impl agentopt_train::Task for HalvingInCode {
     }
 
     async fn attempt(&self, problem: &u32, functions: &FunctionSet) -> agentopt_train::Attempt {
-        use agentopt_llm::ChatMessage;
-        let mut history = vec![ChatMessage::user(format!("Halve {problem}."))];
-        let solved = functions.get("halve").is_some() && problem.is_multiple_of(2);
-        if solved {
-            history.push(ChatMessage::assistant(format!(
-                "```python\nprint(halve({problem}))\n```"
-            )));
-        }
-        let mut attempt = agentopt_train::Attempt::new(
-            agentopt_train::Outcome::judged(solved, || "not halved".to_owned()),
-            history,
-        );
-        if solved {
-            let mut calls = agentopt_train::CallCounts::default();
-            calls.add(true);
-            attempt.calls.insert("halve".to_owned(), calls);
-        }
-        attempt
+        let calls = self.calls_on_its_own && functions.get("halve").is_some();
+        halving_attempt(*problem, functions, "halve", calls)
     }
+
+    async fn attempt_calling(
+        &self,
+        problem: &u32,
+        functions: &FunctionSet,
+        name: &str,
+    ) -> Option<agentopt_train::Attempt> {
+        self.forced
+            .lock()
+            .expect("forced calls")
+            .push((*problem, name.to_owned()));
+        Some(halving_attempt(*problem, functions, name, true))
+    }
+}
+
+/// Sessions for trying proposed functions and worked examples.
+fn proposal_sandbox() -> anyhow::Result<std::sync::Arc<dyn agentopt_sandbox::ExecutorFactory>> {
+    let environment = agentopt_sandbox::PythonEnvironment::ensure()?;
+    let policy = agentopt_sandbox::SandboxPolicy {
+        preload: Vec::new(),
+        ..agentopt_sandbox::SandboxPolicy::default()
+    };
+    Ok(std::sync::Arc::new(agentopt_sandbox::SandboxSessions::new(
+        environment,
+        policy,
+    )))
 }
 
 #[tokio::test]
@@ -215,18 +268,16 @@ async fn correct_conversations_that_called_a_function_become_its_verified_exampl
 -> anyhow::Result<()> {
     let server = crate::optimizer_server().await;
     let dir = tempfile::tempdir()?;
-    let environment = agentopt_sandbox::PythonEnvironment::ensure()?;
-    let policy = agentopt_sandbox::SandboxPolicy {
-        preload: Vec::new(),
-        ..agentopt_sandbox::SandboxPolicy::default()
-    };
-    let sessions = agentopt_sandbox::SandboxSessions::new(environment, policy);
     let options = TrainerOptions {
         bootstrap_demonstrations: 1,
-        proposal_sandbox: Some(std::sync::Arc::new(sessions)),
+        proposal_sandbox: Some(proposal_sandbox()?),
         ..crate::options(dir.path())
     };
-    let trainer = agentopt_train::Trainer::new(HalvingInCode, client(&server), options);
+    let task = HalvingInCode {
+        calls_on_its_own: true,
+        ..HalvingInCode::default()
+    };
+    let trainer = agentopt_train::Trainer::new(task, client(&server), options);
     let problems = agentopt_train::Problems {
         train: vec![2, 4, 3],
         validation: Vec::new(),
@@ -258,84 +309,19 @@ async fn correct_conversations_that_called_a_function_become_its_verified_exampl
     Ok(())
 }
 
-/// Halving, where the assistant never calls `halve` on its own, and a forced call
-/// solves the problems whose text asks to halve an even number. Odd problems ask
-/// to halve or to count digits ("Halve 5." has no whole half).
-#[derive(Default)]
-struct CalledOnlyWhenMade {
-    forced: std::sync::Arc<std::sync::Mutex<Vec<(u32, String)>>>,
-}
-
-fn halving_text(problem: u32) -> String {
-    if problem % 4 == 3 {
-        format!("Count the digits of {problem}.")
-    } else {
-        format!("Halve {problem}.")
-    }
-}
-
-#[async_trait::async_trait]
-impl agentopt_train::Task for CalledOnlyWhenMade {
-    type Problem = u32;
-
-    fn problem_id(&self, problem: &u32) -> String {
-        format!("n{problem}")
-    }
-
-    fn problem_text(&self, problem: &u32) -> Option<String> {
-        Some(halving_text(*problem))
-    }
-
-    fn reference_answer(&self, problem: &u32) -> Option<String> {
-        Some((problem / 2).to_string())
-    }
-
-    async fn attempt(&self, problem: &u32, _functions: &FunctionSet) -> agentopt_train::Attempt {
-        let history = vec![agentopt_llm::ChatMessage::user(halving_text(*problem))];
-        let outcome = agentopt_train::Outcome::judged(false, || "no call".to_owned());
-        agentopt_train::Attempt::new(outcome, history)
-    }
-
-    async fn attempt_calling(
-        &self,
-        problem: &u32,
-        functions: &FunctionSet,
-        name: &str,
-    ) -> Option<agentopt_train::Attempt> {
-        use agentopt_llm::ChatMessage;
-        self.forced
-            .lock()
-            .expect("forced calls")
-            .push((*problem, name.to_owned()));
-        let solved = functions.get(name).is_some() && problem.is_multiple_of(2);
-        let history = vec![
-            ChatMessage::user(halving_text(*problem)),
-            ChatMessage::assistant(format!("```python\nprint({name}({problem}))\n```")),
-        ];
-        let outcome = agentopt_train::Outcome::judged(solved, || "odd".to_owned());
-        Some(agentopt_train::Attempt::new(outcome, history))
-    }
-}
-
-/// A run of [`CalledOnlyWhenMade`] on `train` with forced-call examples, `halve`
+/// A run of [`HalvingInCode`] (no call on its own) on `train` with forced-call examples, `halve`
 /// added at step 1: the task's forced calls and each step's (kept, rejected).
 async fn forced_call_run(
     train: Vec<u32>,
     dir: &std::path::Path,
 ) -> anyhow::Result<(Vec<(u32, String)>, Vec<(u32, u32)>)> {
     let server = crate::optimizer_server().await;
-    let environment = agentopt_sandbox::PythonEnvironment::ensure()?;
-    let policy = agentopt_sandbox::SandboxPolicy {
-        preload: Vec::new(),
-        ..agentopt_sandbox::SandboxPolicy::default()
-    };
-    let sessions = agentopt_sandbox::SandboxSessions::new(environment, policy);
     let options = TrainerOptions {
         forced_call_demonstrations: true,
-        proposal_sandbox: Some(std::sync::Arc::new(sessions)),
+        proposal_sandbox: Some(proposal_sandbox()?),
         ..crate::options(dir)
     };
-    let task = CalledOnlyWhenMade::default();
+    let task = HalvingInCode::default();
     let forced = std::sync::Arc::clone(&task.forced);
     let trainer = agentopt_train::Trainer::new(task, client(&server), options);
     let problems = agentopt_train::Problems {
