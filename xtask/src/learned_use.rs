@@ -65,8 +65,9 @@ pub struct LearnedUseArgs {
     /// epochs.
     #[arg(long, value_name = "EPOCHS", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Learned-function use")]
     pub prune_unused_after: Option<u32>,
-    /// With more functions than K, offer each problem only the K most relevant (BM25
-    /// of the problem against each function's description and examples); the
+    /// Offer each problem at most K functions, the most relevant among those that
+    /// share a word with it (BM25 of the problem against each function's name,
+    /// description and examples; a problem nothing matches is offered none); the
     /// offered set is journaled with each attempt. `--retrieve` alone: K = 3.
     #[arg(long, value_name = "K", num_args = 0..=1, default_missing_value = "3", value_parser = at_least_one, help_heading = "Learned-function use")]
     pub retrieve: Option<usize>,

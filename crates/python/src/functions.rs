@@ -251,6 +251,11 @@ pub(crate) struct FunctionSet {
 }
 
 impl FunctionSet {
+    /// The functions, without their sandbox.
+    pub(crate) fn inner(&self) -> &agentopt_core::FunctionSet {
+        &self.set
+    }
+
     pub(crate) fn new(set: agentopt_core::FunctionSet, sandbox: SharedSession) -> Self {
         Self {
             set,

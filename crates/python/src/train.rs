@@ -309,7 +309,23 @@ const TRAINER_OPTIONS: &[&str] = &[
     "retrieval_k",
     "bootstrap_demonstrations",
     "forced_call_demonstrations",
+    "initial_functions",
 ];
+
+/// The `initial_functions` option: an `agentopt.FunctionSet` (none when absent).
+fn initial_functions(options: &Bound<'_, PyDict>) -> PyResult<agentopt_core::FunctionSet> {
+    match options.get_item("initial_functions")? {
+        Some(value) if !value.is_none() => match value.cast::<FunctionSet>() {
+            Ok(set) => Ok(set.get().inner().clone()),
+            Err(_) => Err(config_error(
+                "initial_functions",
+                value.repr().ok().map(|repr| repr.to_string()),
+                "option `initial_functions`: expected an agentopt.FunctionSet",
+            )),
+        },
+        _ => Ok(agentopt_core::FunctionSet::default()),
+    }
+}
 
 /// Trains the functions of a task written in Python (agentopt-train's `Trainer`):
 /// test before → epochs of (attempts, optimizer step) → test after, with a
@@ -384,6 +400,7 @@ impl Trainer {
             run_dir,
             epochs: trainer_option(&trainer_options, "epochs", "an int")?
                 .unwrap_or(defaults.epochs),
+            initial_functions: initial_functions(&trainer_options)?,
             max_actions_per_step: trainer_option(
                 &trainer_options,
                 "max_actions_per_step",

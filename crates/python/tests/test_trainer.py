@@ -234,3 +234,30 @@ def test_a_forced_call_gives_a_learned_function_its_worked_example(scripted_serv
         "Multiply 6 by 7.", "print(multiply(6, 7))", "42")
     forced = [json.loads(line) for line in (tmp_path / "run" / "forced_calls.jsonl").read_text().splitlines()]
     assert [(r["function"], r["problem_id"], r["kept"]) for r in forced] == [("multiply", "product", True)]
+
+
+def test_initial_functions_are_tested_without_training_with_epochs_0(scripted_server, tmp_path):
+    server = scripted_server(math_script([{"text": "TERMINATE"}]))
+    artifact = {
+        "format": "agentopt-functions", "version": 1,
+        "functions": [{
+            "tool": {"type": "function", "function": {
+                "name": MULTIPLY["name"], "description": MULTIPLY["description"],
+                "parameters": {"type": "object", "properties": json.loads(MULTIPLY["arguments"]), "required": ["a", "b"]},
+            }},
+            "packages": [], "code": MULTIPLY["code"],
+        }],
+        "provenance": {"producer": "a test", "optimizer_model": "", "performance": None, "steps": 0, "exported_at_unix": 0},
+    }
+    (tmp_path / "functions.json").write_text(json.dumps(artifact))
+    initial = agentopt.FunctionSet.load(tmp_path / "functions.json")
+    task = SeedMathTask(server.llm_config())
+
+    report = agentopt.Trainer(
+        task, server.llm_config(), run_dir=str(tmp_path / "run"), epochs=0, initial_functions=initial, progress=False,
+    ).run(train=[PROBLEM], test=[PROBLEM])
+
+    assert (report.test_before["correct"], report.test_after["correct"]) == (0, 1)
+    assert task.attempts == [("six-times-seven", []), ("six-times-seven", ["multiply"])]  # no training attempt
+    with pytest.raises(agentopt.ConfigError, match="initial_functions"):
+        agentopt.Trainer(task, server.llm_config(), run_dir=str(tmp_path / "bad"), initial_functions="functions.json")

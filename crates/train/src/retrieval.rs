@@ -1,5 +1,5 @@
-//! Retrieval: with more learned functions than a limit, each problem is offered only
-//! the most relevant ones (BM25 of the problem's text against each function's name,
+//! Retrieval: each problem is offered only the learned functions most relevant to
+//! it, at most a limit (BM25 of the problem's text against each function's name,
 //! description and worked examples). Small models do better with few tools offered
 //! (CRAFT retrieves 3 per problem).
 
@@ -25,13 +25,15 @@ fn searchable_text(function: &LearnedFunction) -> String {
     text
 }
 
-/// The `k` functions of `functions` most relevant to `problem`, in the set's order
-/// (all of them when there are at most `k`). Ties, and functions nothing in the
-/// problem matches, go by the set's order, so the choice is deterministic.
+/// The `k` functions of `functions` most relevant to `problem`, in the set's order:
+/// only functions that share a word with the problem (a BM25 score above 0) are
+/// offered, so a problem nothing matches is offered none, and the use rate counts
+/// the conversations a function could have helped. Ties go by the set's order, so
+/// the choice is deterministic.
 pub fn retrieve(functions: &FunctionSet, problem: &str, k: usize) -> FunctionSet {
     let all = functions.functions();
-    if all.len() <= k {
-        return functions.clone();
+    if all.is_empty() {
+        return FunctionSet::default();
     }
     let corpus: Vec<String> = all.iter().map(searchable_text).collect();
     let engine = SearchEngineBuilder::<u32>::with_corpus(Language::English, corpus).build();
@@ -44,7 +46,7 @@ pub fn retrieve(functions: &FunctionSet, problem: &str, k: usize) -> FunctionSet
             *score = result.score;
         }
     }
-    let mut order: Vec<usize> = (0..all.len()).collect();
+    let mut order: Vec<usize> = (0..all.len()).filter(|&i| scores[i] > 0.0).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
     let mut chosen: Vec<usize> = order.into_iter().take(k).collect();
     chosen.sort_unstable();

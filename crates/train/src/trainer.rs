@@ -106,9 +106,10 @@ pub struct TrainerOptions {
     /// name problems it made up, and its assistant calls nothing it has not seen
     /// called; the extra conversations count as the step's spend.
     pub forced_call_demonstrations: bool,
-    /// Offer each problem only the this many most relevant functions (BM25 of the
-    /// problem's text, [`Task::problem_text`], against each function's description
-    /// and examples) when there are more; `None`: all of them, as AG2.
+    /// Offer each problem at most this many functions, the most relevant among
+    /// those sharing a word with it (BM25 of the problem's text,
+    /// [`Task::problem_text`], against each function's name, description and
+    /// examples; [`crate::retrieve`]); `None`: all of them, as AG2.
     pub retrieval_k: Option<usize>,
     /// What the report says about the run; the trainer adds the problem counts,
     /// epochs, actions per step and the task's own rows ([`Task::report_settings`]).

@@ -54,13 +54,17 @@ fn retrieval_offers_the_k_most_relevant_in_the_set_s_order() {
         "digit_sum,count_primes"
     );
     assert_eq!(
-        names("What is 2 + 2?", 4),
-        "digit_sum,gcd,count_primes,binomial"
+        names(
+            "Which primes divide the greatest common divisor of 84 and 36?",
+            4
+        ),
+        "gcd,count_primes",
+        "k is a limit: only functions sharing a word are offered"
     );
     assert_eq!(
         names("Unrelated words only.", 2),
-        "digit_sum,gcd",
-        "nothing matches: the set's first"
+        "",
+        "nothing matches: none"
     );
 }
 

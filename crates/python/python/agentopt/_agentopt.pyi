@@ -186,8 +186,10 @@ class Trainer:
     AttemptResult`` (and optionally ``problem_id(problem) -> str`` and
     ``problem_text(problem) -> str``: a test problem with a training problem's text is
     refused, and retrieval matches it), or such a callable. Keyword options:
-    ``run_dir`` (required), ``epochs`` (2), ``retrieval_k`` (None: offer every
-    function; K: the K most relevant to each problem's text),
+    ``run_dir`` (required), ``epochs`` (2; 0 with ``initial_functions``: test them
+    without training), ``initial_functions`` (a ``FunctionSet`` to start from),
+    ``retrieval_k`` (None: offer every function; K: at most K, the most relevant
+    among those sharing a word with each problem's text),
     ``bootstrap_demonstrations`` (0; N: up to N verified worked examples per function
     from correct conversations, with ``reference_answer(problem)`` on the task),
     ``forced_call_demonstrations`` (False; True: after each step, a function with no

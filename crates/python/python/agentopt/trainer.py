@@ -149,7 +149,7 @@ class Trainer:
 
     Args:
         run_dir: where the run's journal, checkpoints, ``functions.json`` and report go.
-        epochs: training epochs (2).
+        epochs: training epochs (2); 0 with ``initial_functions``: test them untrained.
         max_actions_per_step: optimizer actions per step (3).
         concurrency: attempts at once, on worker threads (1).
         progress: None (default) shows progress (a tqdm bar when tqdm is installed,
@@ -163,8 +163,11 @@ class Trainer:
         routing, replica_cap: ``"spread"`` spreads the optimizer's calls over the
             ``config_list`` entries as replicas (a partitioned step's groups run at
             once), at most ``replica_cap`` at a time on each; see ``AgentOptimizer``.
-        retrieval_k: offer each problem only the K functions most relevant to its
-            text (None: all, as AG2).
+        initial_functions: an ``agentopt.FunctionSet`` (an earlier run's
+            ``functions.json``, loaded) to start from instead of none; with
+            ``epochs=0`` nothing is trained and the test after runs with it.
+        retrieval_k: offer each problem at most K functions, the most relevant among
+            those sharing a word with its text (None: all, as AG2).
         bootstrap_demonstrations: give each function up to N worked examples read
             off correct training attempts that called it, verified in the sandbox (0).
         forced_call_demonstrations: after each step, a function with no worked
@@ -209,6 +212,7 @@ class Trainer:
         prices: Optional[Mapping[str, Tuple[float, float]]] = None,
         routing: Optional[str] = None,
         replica_cap: Optional[int] = None,
+        initial_functions: Optional[FunctionSet] = None,
         retrieval_k: Optional[int] = None,
         bootstrap_demonstrations: Optional[int] = None,
         forced_call_demonstrations: Optional[bool] = None,
@@ -219,6 +223,9 @@ class Trainer:
         from_what_worked: Optional[bool] = None,
     ) -> None:
         options = extension_options(locals(), ("task", "llm_config", "optimizer_model", "progress"))
+        if initial_functions is not None:
+            # The extension checks the type and names the option when it is wrong.
+            options["initial_functions"] = getattr(initial_functions, "_inner", initial_functions)
         self.task = task
         self.optimizer_model = optimizer_model
         self.llm_config = plain_config(llm_config)
