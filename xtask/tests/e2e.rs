@@ -52,20 +52,25 @@ pub(crate) fn reply(request: &RecordedRequest) -> Reply {
         if prompt.contains("def multiply") {
             return Reply::text("TERMINATE").delayed(delay);
         }
-        return Reply::tool_call(
-            "add_function",
-            json!({
-                "name": "multiply",
-                "description": "Multiply two integers exactly.",
-                "arguments": json!({
-                    "a": {"type": "integer", "description": "first factor"},
-                    "b": {"type": "integer", "description": "second factor"},
-                }).to_string(),
-                "packages": "",
-                "code": "def multiply(a, b):\n    return a * b\n",
-            }),
-        )
-        .delayed(delay);
+        let mut multiply = json!({
+            "name": "multiply",
+            "description": "Multiply two integers exactly.",
+            "arguments": json!({
+                "a": {"type": "integer", "description": "first factor"},
+                "b": {"type": "integer", "description": "second factor"},
+            }).to_string(),
+            "packages": "",
+            "code": "def multiply(a, b):\n    return a * b\n",
+        });
+        // Asked for worked examples, it gives one on a training problem.
+        if request.raw_body.contains("\"demonstrations\"") {
+            multiply["demonstrations"] = json!([{
+                "problem": "What is 6 times 7?",
+                "solution": "print(multiply(6, 7))",
+                "answer": "42",
+            }]);
+        }
+        return Reply::tool_call("add_function", multiply).delayed(delay);
     }
     let last = messages.last().cloned().unwrap_or(Value::Null);
     let answer = if last["role"] == "tool" {
@@ -74,8 +79,10 @@ pub(crate) fn reply(request: &RecordedRequest) -> Reply {
     } else if text_of(&last).contains("Please reply me with TERMINATE") {
         Reply::text("TERMINATE")
     } else if tools.contains(&"multiply") {
+        // The problem asked, not a worked example's (which come first).
         let problem = messages
             .iter()
+            .rev()
             .map(text_of)
             .find_map(|text| {
                 text.rsplit_once("Problem:")
@@ -980,8 +987,10 @@ async fn learned_use_flags_run_end_to_end_and_report_the_use_rate() {
     finish(setup.command(&run_dir, &flags)).await;
     let report: Report = read_json(&run_dir.join("report.json")).expect("report.json");
     assert_eq!(
-        report.test_after.accuracy.correct, 2,
-        "multiply was offered and used"
+        report.test_after.accuracy.correct,
+        2,
+        "multiply was offered (its example's \"times\" matches the problems) and used: {}",
+        std::fs::read_to_string(run_dir.join("steps.jsonl")).unwrap_or_default()
     );
     let after = report
         .use_rates
