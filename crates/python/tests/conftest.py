@@ -48,10 +48,11 @@ class ScriptedServer:
         assert self.base_url.startswith("http://127.0.0.1:"), self.base_url
 
     def logged(self) -> list:
-        """The chat requests received so far, in order: {"path", "query", "body"}."""
+        """The chat requests received so far, in order: {"path", "query", "body"}. A
+        line the server is still writing (read while a request arrives) is left out."""
         if not self.log.exists():
             return []
-        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+        return [json.loads(line) for line in self.log.read_text().split("\n")[:-1] if line]
 
     def requests(self) -> list:
         """Bodies of the chat requests received so far, in order."""
