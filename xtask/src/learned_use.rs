@@ -53,6 +53,11 @@ pub struct LearnedUseArgs {
     /// count as the step's spend.
     #[arg(long, help_heading = "Learned-function use")]
     pub forced_call_demonstrations: bool,
+    /// Make every conversation offered a function call the most relevant one: its
+    /// first reply is prefilled up to the call ('```python\nprint(NAME('), and the
+    /// model writes the arguments. Code styles only.
+    #[arg(long, help_heading = "Learned-function use")]
+    pub force_call: bool,
     /// Call each proposed function on sample arguments of its declared types before
     /// accepting it; one that fails with a code error (undefined name, missing
     /// import, wrong call) is rejected with the error.

@@ -486,7 +486,7 @@ fn learned_use_flags_reach_the_config_and_are_off_by_default() {
             config.task.demonstrations,
             config.trainer.retrieval_k,
             config.trainer.bootstrap_demonstrations,
-            config.trainer.forced_call_demonstrations,
+            config.trainer.forced_call_demonstrations || config.trainer.force_call,
             &config.trainer.optimizer.learned_use,
         ),
         (
@@ -513,6 +513,7 @@ fn learned_use_flags_reach_the_config_and_are_off_by_default() {
         "--bootstrap-demonstrations",
         "2",
         "--forced-call-demonstrations",
+        "--force-call",
     ]);
     let matches = {
         use clap::CommandFactory;
@@ -538,7 +539,7 @@ fn learned_use_flags_reach_the_config_and_are_off_by_default() {
         "--retrieve alone offers 3"
     );
     assert_eq!(config.trainer.bootstrap_demonstrations, 2);
-    assert!(config.trainer.forced_call_demonstrations);
+    assert!(config.trainer.forced_call_demonstrations && config.trainer.force_call);
     let optimizer = &config.trainer.optimizer.learned_use;
     assert!(
         optimizer.demonstrations

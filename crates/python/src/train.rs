@@ -309,6 +309,7 @@ const TRAINER_OPTIONS: &[&str] = &[
     "retrieval_k",
     "bootstrap_demonstrations",
     "forced_call_demonstrations",
+    "force_call",
     "initial_functions",
 ];
 
@@ -441,6 +442,8 @@ impl Trainer {
                 "a bool",
             )?
             .unwrap_or(defaults.forced_call_demonstrations),
+            force_call: trainer_option(&trainer_options, "force_call", "a bool")?
+                .unwrap_or(defaults.force_call),
         };
         let progress = trainer_options
             .get_item("progress")?

@@ -106,6 +106,12 @@ pub struct TrainerOptions {
     /// name problems it made up, and its assistant calls nothing it has not seen
     /// called; the extra conversations count as the step's spend.
     pub forced_call_demonstrations: bool,
+    /// Make every attempt call the offered function most relevant to its problem
+    /// (BM25, sharing a word with it): its first reply is started with the call
+    /// ([`Task::attempt_calling`]; a task that cannot force one runs
+    /// [`Task::attempt`]). The design change of the plan: the system, not the
+    /// model, decides that a function applies; the model writes its arguments.
+    pub force_call: bool,
     /// Offer each problem at most this many functions, the most relevant among
     /// those sharing a word with it (BM25 of the problem's text,
     /// [`Task::problem_text`], against each function's name, description and
@@ -134,6 +140,7 @@ impl Default for TrainerOptions {
             retrieval_k: None,
             bootstrap_demonstrations: 0,
             forced_call_demonstrations: false,
+            force_call: false,
             setup: Setup::default(),
         }
     }
@@ -367,6 +374,10 @@ fn lever_settings(options: &TrainerOptions) -> Vec<(String, String)> {
     if options.forced_call_demonstrations {
         let how = "one per function without one, from a forced call".to_owned();
         rows.push(("forced-call examples".to_owned(), how));
+    }
+    if options.force_call {
+        let how = "the most relevant offered function, in every attempt".to_owned();
+        rows.push(("forced call".to_owned(), how));
     }
     if let Some(k) = options.retrieval_k {
         rows.push((
@@ -994,13 +1005,30 @@ impl<'a, T: Task> Run<'a, T> {
     ) -> Result<Option<String>, TrainError> {
         let task = &self.trainer.task;
         let retrieval_k = self.options().retrieval_k;
+        let force_call = self.options().force_call;
         let mut finished = futures::stream::iter(pending.into_iter().map(|index| {
             let problem = &problems[index];
-            let offered = match (retrieval_k, task.problem_text(problem)) {
-                (Some(k), Some(text)) => retrieve(functions, &text, k),
+            let text = task.problem_text(problem);
+            let offered = match (retrieval_k, &text) {
+                (Some(k), Some(text)) => retrieve(functions, text, k),
                 _ => functions.clone(),
             };
-            async move { (index, task.attempt(problem, &offered).await, offered) }
+            // The most relevant offered function, when the call is to be forced.
+            let forced = text.filter(|_| force_call).and_then(|text| {
+                let top = retrieve(&offered, &text, 1);
+                top.names().first().map(|name| (*name).to_owned())
+            });
+            async move {
+                let made = match &forced {
+                    Some(name) => task.attempt_calling(problem, &offered, name).await,
+                    None => None,
+                };
+                let attempt = match made {
+                    Some(attempt) => attempt,
+                    None => task.attempt(problem, &offered).await,
+                };
+                (index, attempt, offered)
+            }
         }))
         .buffer_unordered(self.options().concurrency);
         let mut errors = InfraTally::default();

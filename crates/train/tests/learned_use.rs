@@ -403,3 +403,38 @@ async fn a_forced_call_whose_answer_is_wrong_gives_no_example() -> anyhow::Resul
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_forced_call_makes_each_attempt_call_the_most_relevant_function() -> anyhow::Result<()> {
+    let server = ScriptedServer::start(Vec::new()).await;
+    let run = async |force_call| -> anyhow::Result<(u64, Vec<(u32, String)>)> {
+        let dir = tempfile::tempdir()?;
+        let halve = LearnedFunction::new("halve", "def halve(n):\n    return n // 2\n")
+            .with_description("Halve an even number.");
+        let options = TrainerOptions {
+            epochs: 0,
+            initial_functions: FunctionSet::new([halve]),
+            force_call,
+            ..crate::options(dir.path())
+        };
+        let task = HalvingInCode::default();
+        let forced = std::sync::Arc::clone(&task.forced);
+        let trainer = agentopt_train::Trainer::new(task, client(&server), options);
+        let report = trainer.run(&crate::problems()).await?;
+        let mut forced = forced.lock().expect("forced calls").clone();
+        forced.sort();
+        Ok((report.test_after.accuracy.correct, forced))
+    };
+    let halve = |problem| (problem, "halve".to_owned());
+    assert_eq!(
+        run(true).await?,
+        (3, vec![halve(6), halve(8), halve(10)]),
+        "\"Count the digits of 7.\" shares no word with halve: not forced"
+    );
+    assert_eq!(
+        run(false).await?,
+        (0, Vec::new()),
+        "it never calls on its own"
+    );
+    Ok(())
+}

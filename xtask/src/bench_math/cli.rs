@@ -564,6 +564,7 @@ pub fn run_config(args: &BenchArgs, endpoints: &Endpoints, workspace: &Path) -> 
             retrieval_k: args.learned_use.retrieve,
             bootstrap_demonstrations: args.learned_use.bootstrap_demonstrations,
             forced_call_demonstrations: args.learned_use.forced_call_demonstrations,
+            force_call: args.learned_use.force_call,
             ..TrainerOptions::default()
         },
         task: MathTaskOptions {

@@ -195,7 +195,9 @@ class Trainer:
     ``forced_call_demonstrations`` (False; True: after each step, a function with no
     worked example gets one from ``task.attempt_calling(problem, functions, name)`` —
     an attempt whose assistant is made to call ``name`` — on the training problem most
-    like it, kept when solved and verified),
+    like it, kept when solved and verified), ``force_call`` (False; True: every
+    attempt offered a function is made to call the most relevant one through
+    ``attempt_calling``),
     ``max_actions_per_step`` (3), ``concurrency`` (1; attempts run on worker threads),
     ``progress`` (a callable receiving one dict per event: ``phase_started``,
     ``resumed``, ``finished``, ``phase_finished``, ``step_started``,

@@ -173,6 +173,8 @@ class Trainer:
         forced_call_demonstrations: after each step, a function with no worked
             example gets one from ``task.attempt_calling`` on the training problem
             most like it, kept when solved and verified (False).
+        force_call: every attempt offered a function is made to call the most
+            relevant one through ``task.attempt_calling`` (False).
         demonstrations, execution_checks, use_statistics, prune_unused_after,
             from_what_worked: the optimizer's learned-use levers (all off, as AG2):
             worked examples asked for with each function; proposed functions called
@@ -216,6 +218,7 @@ class Trainer:
         retrieval_k: Optional[int] = None,
         bootstrap_demonstrations: Optional[int] = None,
         forced_call_demonstrations: Optional[bool] = None,
+        force_call: Optional[bool] = None,
         demonstrations: Optional[bool] = None,
         execution_checks: Optional[bool] = None,
         use_statistics: Optional[bool] = None,
