@@ -357,6 +357,16 @@ fn trainer_option<'py, T: FromPyObjectOwned<'py>>(
     }
 }
 
+/// [`trainer_option`], or `default` when absent.
+fn trainer_option_or<'py, T: FromPyObjectOwned<'py>>(
+    options: &Bound<'py, PyDict>,
+    name: &str,
+    expected: &str,
+    default: T,
+) -> PyResult<T> {
+    Ok(trainer_option(options, name, expected)?.unwrap_or(default))
+}
+
 #[pymethods]
 impl Trainer {
     /// `Trainer(task, llm_config, optimizer_model="gpt-4-1106-preview", *,
@@ -399,27 +409,30 @@ impl Trainer {
         let task = task.clone().unbind();
         let options = TrainerOptions {
             run_dir,
-            epochs: trainer_option(&trainer_options, "epochs", "an int")?
-                .unwrap_or(defaults.epochs),
+            epochs: trainer_option_or(&trainer_options, "epochs", "an int", defaults.epochs)?,
             initial_functions: initial_functions(&trainer_options)?,
-            max_actions_per_step: trainer_option(
+            max_actions_per_step: trainer_option_or(
                 &trainer_options,
                 "max_actions_per_step",
                 "an int",
-            )?
-            .unwrap_or(defaults.max_actions_per_step),
-            concurrency: trainer_option(&trainer_options, "concurrency", "an int")?
-                .unwrap_or(defaults.concurrency),
+                defaults.max_actions_per_step,
+            )?,
+            concurrency: trainer_option_or(
+                &trainer_options,
+                "concurrency",
+                "an int",
+                defaults.concurrency,
+            )?,
             significance: extras
                 .options
                 .validation
                 .map_or(defaults.significance, |validation| validation.significance),
-            max_consecutive_infrastructure_errors: trainer_option(
+            max_consecutive_infrastructure_errors: trainer_option_or(
                 &trainer_options,
                 "max_consecutive_infrastructure_errors",
                 "an int",
-            )?
-            .unwrap_or(defaults.max_consecutive_infrastructure_errors),
+                defaults.max_consecutive_infrastructure_errors,
+            )?,
             proposal_sandbox: Some(Arc::new(sandbox.clone())),
             setup: Setup {
                 task: task_name,
@@ -430,20 +443,24 @@ impl Trainer {
             meter: Some(client.meter.clone()),
             preflight: defaults.preflight,
             retrieval_k: trainer_option(&trainer_options, "retrieval_k", "an int")?,
-            bootstrap_demonstrations: trainer_option(
+            bootstrap_demonstrations: trainer_option_or(
                 &trainer_options,
                 "bootstrap_demonstrations",
                 "an int",
-            )?
-            .unwrap_or(defaults.bootstrap_demonstrations),
-            forced_call_demonstrations: trainer_option(
+                defaults.bootstrap_demonstrations,
+            )?,
+            forced_call_demonstrations: trainer_option_or(
                 &trainer_options,
                 "forced_call_demonstrations",
                 "a bool",
-            )?
-            .unwrap_or(defaults.forced_call_demonstrations),
-            force_call: trainer_option(&trainer_options, "force_call", "a bool")?
-                .unwrap_or(defaults.force_call),
+                defaults.forced_call_demonstrations,
+            )?,
+            force_call: trainer_option_or(
+                &trainer_options,
+                "force_call",
+                "a bool",
+                defaults.force_call,
+            )?,
         };
         let progress = trainer_options
             .get_item("progress")?
