@@ -484,7 +484,9 @@ struct Run<'a, T: Task> {
     steps: JsonLines,
     phases: JsonLines,
     step_details: JsonLines,
-    forced_calls: JsonLines,
+    /// Opened only with [`TrainerOptions::forced_call_demonstrations`]: a run
+    /// without it has no such file.
+    forced_calls: Option<JsonLines>,
     /// The optimizer model's requests and replies in the step in progress.
     tape: Tape,
     /// The latest record of each (phase, index), without its conversation (which
@@ -530,7 +532,11 @@ impl<'a, T: Task> Run<'a, T> {
             steps: JsonLines::open(&dir.steps_path())?,
             phases: JsonLines::open(&dir.phases_path())?,
             step_details: JsonLines::open(&dir.step_details_path())?,
-            forced_calls: JsonLines::open(&dir.forced_calls_path())?,
+            forced_calls: trainer
+                .options
+                .forced_call_demonstrations
+                .then(|| JsonLines::open(&dir.forced_calls_path()))
+                .transpose()?,
             tape: Tape::new(dir.step_tape_path()),
             trainer,
             problems,
@@ -851,7 +857,7 @@ impl<'a, T: Task> Run<'a, T> {
         epoch: u32,
         optimizer: &mut AgentOptimizer,
     ) -> Result<(usize, usize), TrainError> {
-        if !self.options().forced_call_demonstrations {
+        if self.forced_calls.is_none() {
             return Ok((0, 0));
         }
         let task = &self.trainer.task;
@@ -894,14 +900,17 @@ impl<'a, T: Task> Run<'a, T> {
             };
             kept += added;
             rejected += 1 - added;
-            self.forced_calls.append(&ForcedCallRecord {
+            let record = ForcedCallRecord {
                 epoch,
                 function: name.clone(),
                 index,
                 problem_id: task.problem_id(problem),
                 kept: added > 0,
                 attempt,
-            })?;
+            };
+            if let Some(journal) = self.forced_calls.as_mut() {
+                journal.append(&record)?;
+            }
         }
         Ok((kept, rejected))
     }

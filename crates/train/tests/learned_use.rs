@@ -421,6 +421,10 @@ async fn a_forced_call_makes_each_attempt_call_the_most_relevant_function() -> a
         let forced = std::sync::Arc::clone(&task.forced);
         let trainer = agentopt_train::Trainer::new(task, client(&server), options);
         let report = trainer.run(&crate::problems()).await?;
+        assert!(
+            !dir.path().join("forced_calls.jsonl").exists(),
+            "no forced-call examples asked for, no journal of them"
+        );
         let mut forced = forced.lock().expect("forced calls").clone();
         forced.sort();
         Ok((report.test_after.accuracy.correct, forced))
