@@ -32,7 +32,8 @@ use crate::sandboxes::MathSandboxes;
 pub async fn run(args: &BenchArgs, workspace: &Path) -> anyhow::Result<()> {
     if args.epochs == Some(0) && args.functions.is_none() {
         bail!(
-            "--epochs 0 tests the functions of --functions FILE without training: give              --functions, or train for at least one epoch"
+            "--epochs 0 tests the functions of --functions FILE without training: give \
+             --functions, or train for at least one epoch"
         );
     }
     let cwd = std::env::current_dir().context("reading the working directory")?;
