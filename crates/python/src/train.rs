@@ -39,6 +39,8 @@ struct PyProblem {
 struct PythonTask {
     task: Arc<Py<PyAny>>,
     sandbox: SharedSession,
+    /// The task has `attempt_calling`, so a call can be forced.
+    forces_calls: bool,
 }
 
 /// An attempt the task could not judge: not training signal, run again on resume.
@@ -80,8 +82,7 @@ impl Task for PythonTask {
         functions: &agentopt_train::FunctionSet,
         name: &str,
     ) -> Option<Attempt> {
-        let has = Python::attach(|py| self.task.bind(py).hasattr("attempt_calling"));
-        if !has.unwrap_or(false) {
+        if !self.forces_calls {
             return None;
         }
         Some(self.run(problem, functions, Some(name.to_owned())).await)
@@ -497,6 +498,7 @@ impl Trainer {
         let task = PythonTask {
             task: Arc::clone(&self.task),
             sandbox: self.sandbox.clone(),
+            forces_calls: self.task.bind(py).hasattr("attempt_calling")?,
         };
         let mut trainer = agentopt_train::Trainer::new(
             task,
