@@ -67,6 +67,15 @@ async fn first_request(options: MathTaskOptions, reply: &str) -> Value {
     server.chat_requests()[0].body.clone()
 }
 
+/// The last message of a request's body: the prefill, when the reply was prefilled.
+fn last_message(body: &Value) -> Value {
+    body["messages"]
+        .as_array()
+        .and_then(|messages| messages.last())
+        .cloned()
+        .unwrap_or_default()
+}
+
 fn content(body: &Value, index: usize) -> String {
     body["messages"][index]["content"]
         .as_str()
@@ -159,12 +168,7 @@ async fn the_reply_prefill_makes_the_first_reply_code() {
         attempt.calls["digit_sum"].calls, 1,
         "the function ran from the code"
     );
-    let first = server.chat_requests()[0].body["messages"].clone();
-    let last = first
-        .as_array()
-        .and_then(|m| m.last())
-        .cloned()
-        .unwrap_or_default();
+    let last = last_message(&server.chat_requests()[0].body);
     assert_eq!(last["role"], "assistant");
 }
 
@@ -224,12 +228,7 @@ async fn a_forced_call_prefills_the_first_reply_up_to_the_call_in_the_code_style
         .expect("the code style can force a call");
     assert!(attempt.outcome.is_solved(), "{:?}", attempt.outcome);
     assert_eq!(attempt.calls["digit_sum"].calls, 1);
-    let requests = server.chat_requests();
-    let prefill = requests[0].body["messages"]
-        .as_array()
-        .and_then(|messages| messages.last())
-        .cloned()
-        .unwrap_or_default();
+    let prefill = last_message(&server.chat_requests()[0].body);
     assert_eq!(
         (prefill["role"].as_str(), prefill["content"].as_str()),
         (Some("assistant"), Some("```python\nprint(digit_sum("))
