@@ -99,9 +99,9 @@ pub fn run(args: &CompareRunsArgs) -> anyhow::Result<()> {
 pub fn compare(arms: &[Arm]) -> anyhow::Result<String> {
     let mut md = String::from(
         "| arm | test problems | before | after | p (before→after) | after, exact check | \
-         use rate, test after | use rate, training | functions | worked examples kept / rejected | \
-         assistant tokens per test-after conversation | wall |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|\n",
+         use rate, test after | shadowed, test after | use rate, training | functions | \
+         worked examples kept / rejected | assistant tokens per test-after conversation | wall |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|\n",
     );
     for arm in arms {
         own_row(&mut md, arm);
@@ -160,13 +160,14 @@ fn own_row(md: &mut String, arm: &Arm) {
     let tokens = mean(&arm.test_after_tokens);
     let _ = writeln!(
         md,
-        "| {} | {} | {} | {} | {:.4} | {exact} | {} | {} | {} | {} / {} | {tokens:.0} | {} |",
+        "| {} | {} | {} | {} | {:.4} | {exact} | {} | {} | {} | {} | {} / {} | {tokens:.0} | {} |",
         arm.name,
         report.test_after.outcomes.len(),
         fraction(&report.test_before),
         fraction(&report.test_after),
         report.mcnemar_p,
         use_rate(&report.use_rates, |phase| phase == "test after"),
+        shadowed(&report.use_rates, |phase| phase == "test after"),
         use_rate(&report.use_rates, |phase| phase.starts_with("epoch")),
         if functions.is_empty() {
             "none".to_owned()
@@ -187,12 +188,7 @@ fn fraction(result: &TestResult) -> String {
 /// Conversations that called a learned function / those offered one, over the
 /// phases `phase` picks ("–" when none was offered one).
 fn use_rate(rates: &[UseRate], phase: impl Fn(&str) -> bool) -> String {
-    let (offered, called) = rates
-        .iter()
-        .filter(|rate| rate.function.is_none() && phase(&rate.phase))
-        .fold((0, 0), |(offered, called), rate| {
-            (offered + rate.offered, called + rate.called)
-        });
+    let [offered, called, _] = totals(rates, phase);
     if offered == 0 {
         return "–".to_owned();
     }
@@ -200,6 +196,29 @@ fn use_rate(rates: &[UseRate], phase: impl Fn(&str) -> bool) -> String {
         "{called}/{offered} ({:.0}%)",
         100.0 * called as f64 / offered as f64
     )
+}
+
+/// Conversations whose code shadowed an offered function / those offered one, over
+/// the phases `phase` picks ("–" when none was offered one).
+fn shadowed(rates: &[UseRate], phase: impl Fn(&str) -> bool) -> String {
+    match totals(rates, phase) {
+        [0, _, _] => "–".to_owned(),
+        [offered, _, shadowed] => format!("{shadowed}/{offered}"),
+    }
+}
+
+/// Offered, called and shadowed summed over the phases `phase` picks (any function).
+fn totals(rates: &[UseRate], phase: impl Fn(&str) -> bool) -> [u64; 3] {
+    rates
+        .iter()
+        .filter(|rate| rate.function.is_none() && phase(&rate.phase))
+        .fold([0; 3], |[offered, called, shadowed], rate| {
+            [
+                offered + rate.offered,
+                called + rate.called,
+                shadowed + rate.shadowed,
+            ]
+        })
 }
 
 fn mean(values: &[u64]) -> f64 {

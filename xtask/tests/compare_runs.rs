@@ -20,7 +20,9 @@ fn result(correct: &[bool]) -> TestResult {
     )
 }
 
-fn report(before: &[bool], after: &[bool], offered: u64, called: u64) -> TrainingReport {
+/// `use_counts`: offered, called, shadowed in the test after.
+fn report(before: &[bool], after: &[bool], use_counts: [u64; 3]) -> TrainingReport {
+    let [offered, called, shadowed] = use_counts;
     let (test_before, test_after) = (result(before), result(after));
     let paired = pair_outcomes(&test_before, &test_after);
     TrainingReport {
@@ -38,6 +40,7 @@ fn report(before: &[bool], after: &[bool], offered: u64, called: u64) -> Trainin
             function: None,
             offered,
             called,
+            shadowed,
         }],
         usage: Vec::new(),
         endpoints: Vec::new(),
@@ -66,21 +69,20 @@ fn each_arm_is_paired_with_the_baseline_on_the_same_problems() {
         &[
             true, true, false, false, false, false, false, false, false, false,
         ],
-        0,
-        0,
+        [0; 3],
     );
     // 8 problems only the arm solves, none only the baseline: p = 2 · 2⁻⁸.
-    let better = report(&[false; 10], &[true; 10], 8, 6);
+    let better = report(&[false; 10], &[true; 10], [8, 6, 1]);
     let table = compare(&[arm("A0", baseline), arm("A5", better)]).unwrap();
 
     assert!(
         table.contains(
-            "| A0 | 10 | 0/10 | 2/10 | 0.5000 | – | – | – | none | 0 / 0 | 1500 | 1 h 05 min |"
+            "| A0 | 10 | 0/10 | 2/10 | 0.5000 | – | – | – | – | none | 0 / 0 | 1500 | 1 h 05 min |"
         ),
         "{table}"
     );
     assert!(
-        table.contains("| A5 | 10 | 0/10 | 10/10 | 0.0020 | – | 6/8 (75%) |"),
+        table.contains("| A5 | 10 | 0/10 | 10/10 | 0.0020 | – | 6/8 (75%) | 1/8 |"),
         "{table}"
     );
     assert!(
@@ -91,9 +93,10 @@ fn each_arm_is_paired_with_the_baseline_on_the_same_problems() {
 
 #[test]
 fn arms_without_a_common_problem_are_refused() {
-    let mut other = report(&[true], &[true], 0, 0);
+    let mut other = report(&[true], &[true], [0; 3]);
     other.test_after.outcomes[0].id = "counting_and_probability.jsonl:0".to_owned();
-    let error = compare(&[arm("A0", report(&[true], &[true], 0, 0)), arm("B", other)]).unwrap_err();
+    let error =
+        compare(&[arm("A0", report(&[true], &[true], [0; 3])), arm("B", other)]).unwrap_err();
     assert!(
         error.to_string().contains("no test problem in common"),
         "{error}"
@@ -103,7 +106,7 @@ fn arms_without_a_common_problem_are_refused() {
 #[test]
 fn a_run_directory_is_read_with_the_last_record_of_each_problem() {
     let dir = tempfile::tempdir().unwrap();
-    let report = report(&[true, false], &[true, true], 2, 1);
+    let report = report(&[true, false], &[true, true], [2, 1, 0]);
     std::fs::write(
         dir.path().join("report.json"),
         serde_json::to_string(&report).unwrap(),

@@ -173,6 +173,33 @@ async fn the_reply_prefill_makes_the_first_reply_code() {
 }
 
 #[tokio::test]
+async fn code_that_writes_its_own_version_of_an_offered_function_shadows_it() {
+    let options = MathTaskOptions {
+        function_style: FunctionStyle::Code,
+        reply_prefill: Some(ReplyPrefill::first_reply("```python\n")),
+        ..MathTaskOptions::default()
+    };
+    let (attempt, _server) = attempt(
+        options,
+        vec![
+            Reply::text(
+                "def digit_sum(n):\n    return sum(map(int, str(n)))\nprint(digit_sum(3**5))\n```",
+            ),
+            Reply::text("The sum is \\boxed{9}."),
+            Reply::text("TERMINATE"),
+        ],
+    )
+    .await;
+    assert!(attempt.outcome.is_solved(), "{:?}", attempt.outcome);
+    assert!(attempt.calls.is_empty(), "its own ran: {:?}", attempt.calls);
+    assert_eq!(
+        attempt.shadowed.iter().collect::<Vec<_>>(),
+        ["digit_sum"],
+        "the offered one was shadowed"
+    );
+}
+
+#[tokio::test]
 async fn the_reply_stop_is_sent_with_every_assistant_request() {
     let options = MathTaskOptions {
         function_style: FunctionStyle::Code,

@@ -49,6 +49,10 @@ pub struct FunctionUse {
     pub calls: u64,
     /// Calls that returned normally.
     pub succeeded: u64,
+    /// The conversation's code bound the function's name to a version of its own
+    /// (a `def`, an import of the same name): it preferred writing its own.
+    #[serde(default)]
+    pub shadowed: bool,
 }
 
 /// The task's answers, for checking worked examples: the reference answer of a
@@ -275,16 +279,24 @@ pub(crate) fn use_statistics_text(
         let uses: Vec<FunctionUse> = known
             .iter()
             .filter_map(|uses| uses.get(&function.name).copied())
-            .filter(|used| used.calls > 0)
             .collect();
-        let calls: u64 = uses.iter().map(|used| used.calls).sum();
-        let succeeded: u64 = uses.iter().map(|used| used.succeeded).sum();
+        let called: Vec<&FunctionUse> = uses.iter().filter(|used| used.calls > 0).collect();
+        let calls: u64 = called.iter().map(|used| used.calls).sum();
+        let succeeded: u64 = called.iter().map(|used| used.succeeded).sum();
         text.push_str(&format!(
-            "- {}: called in {} of {} conversations ({calls} calls, {succeeded} succeeded)\n",
+            "- {}: called in {} of {} conversations ({calls} calls, {succeeded} succeeded)",
             function.name,
-            uses.len(),
+            called.len(),
             known.len()
         ));
+        let shadowed = uses.iter().filter(|used| used.shadowed).count();
+        if shadowed > 0 {
+            text.push_str(&format!(
+                "; in {shadowed} the assistant wrote or imported its own {} instead",
+                function.name
+            ));
+        }
+        text.push('\n');
     }
     text
 }

@@ -223,7 +223,8 @@ async fn a_type_error_on_a_string_sample_is_forgiven_when_integers_work() -> any
     Ok(())
 }
 
-/// A conversation that ran Python and called `add` (`calls` times), solved.
+/// A conversation that ran Python and called `add` (`calls` times), solved; or,
+/// with no call, one that shadowed it.
 fn used(calls: u64) -> (Vec<ChatMessage>, BTreeMap<String, FunctionUse>) {
     let history = vec![
         ChatMessage::user("What is the sum of the first 3 odd numbers?"),
@@ -231,15 +232,12 @@ fn used(calls: u64) -> (Vec<ChatMessage>, BTreeMap<String, FunctionUse>) {
         ChatMessage::user("9"),
         ChatMessage::assistant("The answer is \\boxed{9}."),
     ];
-    let mut uses = BTreeMap::new();
-    if calls > 0 {
-        let counts = FunctionUse {
-            calls,
-            succeeded: calls - 1,
-        };
-        uses.insert("add".to_owned(), counts);
-    }
-    (history, uses)
+    let counts = FunctionUse {
+        calls,
+        succeeded: calls.saturating_sub(1),
+        shadowed: calls == 0,
+    };
+    (history, BTreeMap::from([("add".to_owned(), counts)]))
 }
 
 #[tokio::test]
@@ -264,7 +262,10 @@ async fn the_prompt_shows_each_function_s_use_and_correct_solutions() -> anyhow:
     optimizer.step().await?;
     let prompt = prompt_of(&server.chat_requests()[1]);
     assert!(
-        prompt.contains("- add: called in 1 of 2 conversations (2 calls, 1 succeeded)"),
+        prompt.contains(
+            "- add: called in 1 of 2 conversations (2 calls, 1 succeeded); in 1 the assistant \
+             wrote or imported its own add instead\n"
+        ),
         "{prompt}"
     );
     assert!(
@@ -391,6 +392,7 @@ fn solved_with_code(index: usize) -> (Vec<ChatMessage>, BTreeMap<String, Functio
     let counts = FunctionUse {
         calls: 1,
         succeeded: 1,
+        shadowed: false,
     };
     (history, BTreeMap::from([("add_9".to_owned(), counts)]))
 }

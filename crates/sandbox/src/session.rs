@@ -1,6 +1,6 @@
 //! Sessions: a warm worker that keeps its globals between cells.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,11 @@ pub struct CellOutcome {
     /// trustworthy as the rest of the outcome; empty after a timeout or crash.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub code_calls: BTreeMap<String, CallCounts>,
+    /// Learned functions the code shadowed: it rebound their names (its own `def`, an
+    /// import of the same name, an assignment, a `del`), so its later calls reach its
+    /// own and are not counted. Why an offered function went unused.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub shadowed: BTreeSet<String>,
 }
 
 /// How often a learned function was called, and how many of the calls worked
@@ -291,16 +296,21 @@ impl PythonSession {
         self.refill();
         let (stdout, stdout_cut) = worker.captured(true, self.policy().output_limit);
         let (stderr, stderr_cut) = worker.captured(false, self.policy().output_limit);
-        let (status, value, code_calls) = match completion {
+        let (status, value, code_calls, shadowed) = match completion {
             Completion::Answered(response) => {
                 let status = match response.error {
                     Some(traceback) => CellStatus::Raised { traceback },
                     None => CellStatus::Completed,
                 };
-                (status, response.value, response.calls)
+                (status, response.value, response.calls, response.shadowed)
             }
-            Completion::TimedOut => (CellStatus::TimedOut, None, BTreeMap::new()),
-            Completion::Died(reason) => (CellStatus::Crashed { reason }, None, BTreeMap::new()),
+            Completion::TimedOut => (CellStatus::TimedOut, None, BTreeMap::new(), BTreeSet::new()),
+            Completion::Died(reason) => (
+                CellStatus::Crashed { reason },
+                None,
+                BTreeMap::new(),
+                BTreeSet::new(),
+            ),
         };
         let state_lost = matches!(status, CellStatus::TimedOut | CellStatus::Crashed { .. });
         if state_lost {
@@ -319,6 +329,7 @@ impl PythonSession {
             state_lost,
             state_reset_before,
             code_calls,
+            shadowed,
         })
     }
 

@@ -274,13 +274,15 @@ def counted(name, function, calls):
     return call
 
 
-def define(functions, session_globals, calls):
-    """Binds each learned function, counted, under its name in the session's globals;
-    a function whose code fails is left out and its traceback reported."""
+def define(functions, session_globals, calls, bound):
+    """Binds each learned function, counted, under its name in the session's globals
+    (and in `bound`, to see later whether cell code rebound the name); a function whose
+    code fails is left out and its traceback reported."""
     failures = []
     for function in functions:
         try:
-            session_globals[function["name"]] = counted(function["name"], learned(function["name"], function["code"]), calls)
+            wrapper = counted(function["name"], learned(function["name"], function["code"]), calls)
+            session_globals[function["name"]] = bound[function["name"]] = wrapper
         except BaseException as exc:
             failures.append(format_exception(exc))
     if failures:
@@ -297,7 +299,12 @@ def execute(code, namespace):
     return None if result is None else repr(result)
 
 
-def run(request, session_globals, io_dir, calls):
+def still_bound(session_globals, bound):
+    """The learned functions whose names the session's globals still bind to them."""
+    return {name for name, wrapper in bound.items() if session_globals.get(name) is wrapper}
+
+
+def run(request, session_globals, io_dir, calls, bound):
     value = None
     error = None
     with Captured(io_dir):
@@ -305,7 +312,7 @@ def run(request, session_globals, io_dir, calls):
             if request["op"] == "exec":
                 value = execute(request["code"], session_globals)
             elif request["op"] == "define":
-                define(request["functions"], session_globals, calls)
+                define(request["functions"], session_globals, calls, bound)
             else:
                 function = learned(request["name"], request["code"])
                 # As AG2 shows a function's result: printed (str), not repr.
@@ -315,14 +322,19 @@ def run(request, session_globals, io_dir, calls):
     return value, error
 
 
-def answer(line, session_globals, io_dir, calls, own_pid_namespace):
-    """The response line to one request line."""
+def answer(line, session_globals, io_dir, calls, bound, own_pid_namespace):
+    """The response line to one request line: with the calls the request's code made
+    of learned functions, and the learned functions it shadowed (rebound their names
+    with a def, an import, an assignment or a del, so later calls reach its own)."""
     request = json.loads(line)
     set_cpu_budget()
     calls.clear()
-    value, error = run(request, session_globals, io_dir, calls)
+    before = still_bound(session_globals, bound)
+    value, error = run(request, session_globals, io_dir, calls, bound)
+    shadowed = sorted(before - still_bound(session_globals, bound))
     reap_leftovers(own_pid_namespace)
-    return (json.dumps({"id": request["id"], "value": value, "error": error, "calls": calls}) + "\n").encode()
+    response = {"id": request["id"], "value": value, "error": error, "calls": calls, "shadowed": shadowed}
+    return (json.dumps(response) + "\n").encode()
 
 
 def yield_the_cpu():
@@ -339,6 +351,7 @@ def serve(config, own_pid_namespace, read=os.read, write=os.write):
     the worker started, so the host can recognise this loop's own blocking read."""
     session_globals = {"__name__": "__main__", "__builtins__": builtins}
     calls = {}
+    bound = {}
     pending = b""
     while True:
         while b"\n" not in pending:
@@ -348,7 +361,7 @@ def serve(config, own_pid_namespace, read=os.read, write=os.write):
                 return
             pending += chunk
         line, pending = pending.split(b"\n", 1)
-        write(RESPONSE_FD, answer(line, session_globals, config["io_dir"], calls, own_pid_namespace))
+        write(RESPONSE_FD, answer(line, session_globals, config["io_dir"], calls, bound, own_pid_namespace))
 
 
 # ---------------------------------------------------------------- sessions
@@ -423,7 +436,7 @@ def start_worker(session, work, io_dir, seccomp_program, sandboxed):
     # waits in the pool: the first real request then does not pay for copying the
     # pages this path writes (fork is copy-on-write).
     warm_up = json.dumps({"id": 0, "op": "exec", "code": CONFIG["warm_up"]})
-    answer(warm_up, warm_up_namespace(), io_dir, {}, sandboxed)
+    answer(warm_up, warm_up_namespace(), io_dir, {}, {}, sandboxed)
     os.write(RESPONSE_FD, (json.dumps({"ready": True, "landlock_abi": landlock, "rlimits": applied, "seccomp": seccomp}) + "\n").encode())
     serve(config, sandboxed)
 

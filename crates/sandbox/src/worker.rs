@@ -6,7 +6,7 @@
 //! no other process left in the session; and a worker that used CPU time while idle
 //! is killed before the next request.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
@@ -60,6 +60,9 @@ pub(crate) struct Response {
     /// Calls of defined learned functions made by the request's code, per name.
     #[serde(default)]
     pub(crate) calls: BTreeMap<String, CallCounts>,
+    /// Learned functions whose names the request's code rebound.
+    #[serde(default)]
+    pub(crate) shadowed: BTreeSet<String>,
     died: Option<String>,
 }
 

@@ -430,6 +430,47 @@ async fn defined_functions_are_callable_from_cells_and_counted() -> anyhow::Resu
     Ok(())
 }
 
+#[tokio::test]
+async fn a_cell_that_rebinds_a_defined_functions_name_is_reported_as_shadowing_it()
+-> anyhow::Result<()> {
+    let mut s = session_with(SandboxPolicy {
+        preload: Vec::new(),
+        ..SandboxPolicy::default()
+    })
+    .await;
+    let functions = [
+        LearnedFunction::new(
+            "gcd",
+            "def gcd(a, b):\n    return a if b == 0 else gcd(b, a % b)",
+        ),
+        LearnedFunction::new("half", "def half(x):\n    return x / 2"),
+    ];
+    // (cell, the functions it shadows): each case starts from freshly defined ones.
+    let cases: [(&str, &[&str]); 8] = [
+        ("print(gcd(12, 18), half(4))", &[]),
+        ("def gcd(a, b):\n    return 1\nprint(gcd(4, 6))", &["gcd"]),
+        ("from math import gcd", &["gcd"]),
+        ("import math\ngcd = math.gcd\nhalf = half", &["gcd"]),
+        ("del half", &["half"]),
+        ("from math import *", &["gcd"]),
+        ("def f():\n    gcd = 3\n    return gcd\nf()", &[]),
+        ("def gcd(:", &[]),
+    ];
+    for (cell, expected) in cases {
+        s.define_functions(&functions).await?;
+        let outcome = s.run_cell(cell).await?;
+        let shadowed: Vec<&str> = outcome.shadowed.iter().map(String::as_str).collect();
+        assert_eq!(shadowed, expected, "{cell:?}: {outcome:?}");
+    }
+    s.run_cell("from math import gcd").await?;
+    let again = s.run_cell("from math import gcd").await?;
+    assert!(
+        again.shadowed.is_empty(),
+        "only the request that rebinds it: {again:?}"
+    );
+    Ok(())
+}
+
 /// Checks a session under `warm_up`: the first cell's value and stdout.
 async fn check_warm_up(warm_up: &str, expected: &str) -> anyhow::Result<()> {
     let mut s = session_with(SandboxPolicy {

@@ -263,6 +263,11 @@ pub struct UseRate {
     pub offered: u64,
     /// Of those, the conversations that called it at least once.
     pub called: u64,
+    /// Of those, the conversations whose code shadowed it: bound its name to its own
+    /// version (a `def`, an import of the same name), which is why an offered
+    /// function so often goes uncalled. Runs journaled before it was counted read 0.
+    #[serde(default)]
+    pub shadowed: u64,
 }
 
 impl UseRate {
@@ -279,20 +284,24 @@ impl UseRate {
 /// Use rates of every phase that offered functions, in phase order: the phase's
 /// rate for any function first, then each function's.
 fn use_rates(records: &BTreeMap<(Phase, usize), &ConversationRecord>) -> Vec<UseRate> {
-    let mut by_phase: BTreeMap<Phase, BTreeMap<Option<&str>, (u64, u64)>> = BTreeMap::new();
+    let mut by_phase: BTreeMap<Phase, BTreeMap<Option<&str>, [u64; 3]>> = BTreeMap::new();
     for ((phase, _), record) in records {
-        if record.offered.is_empty() || record.attempt.outcome.infrastructure().is_some() {
+        let attempt = &record.attempt;
+        if record.offered.is_empty() || attempt.outcome.infrastructure().is_some() {
             continue;
         }
-        let called = |name: &str| record.attempt.calls.get(name).is_some_and(|c| c.calls > 0);
+        let called = |name: &String| attempt.calls.get(name).is_some_and(|c| c.calls > 0);
+        let shadowed = |name: &String| attempt.shadowed.contains(name);
         let rates = by_phase.entry(*phase).or_default();
         let any = rates.entry(None).or_default();
-        any.0 += 1;
-        any.1 += u64::from(record.offered.iter().any(|name| called(name)));
+        any[0] += 1;
+        any[1] += u64::from(record.offered.iter().any(called));
+        any[2] += u64::from(record.offered.iter().any(shadowed));
         for name in &record.offered {
             let rate = rates.entry(Some(name.as_str())).or_default();
-            rate.0 += 1;
-            rate.1 += u64::from(called(name));
+            rate[0] += 1;
+            rate[1] += u64::from(called(name));
+            rate[2] += u64::from(shadowed(name));
         }
     }
     by_phase
@@ -300,11 +309,12 @@ fn use_rates(records: &BTreeMap<(Phase, usize), &ConversationRecord>) -> Vec<Use
         .flat_map(|(phase, rates)| {
             rates
                 .into_iter()
-                .map(move |(function, (offered, called))| UseRate {
+                .map(move |(function, [offered, called, shadowed])| UseRate {
                     phase: phase.name(),
                     function: function.map(str::to_owned),
                     offered,
                     called,
+                    shadowed,
                 })
         })
         .collect()
@@ -596,8 +606,10 @@ impl TrainingReport {
         let _ = writeln!(
             md,
             "\n## Learned-function use\n\nConversations that called a function, of those \
-             offered it.\n\n| phase | function | offered | called | use rate |\n\
-             |---|---|---:|---:|---:|"
+             offered it; \"shadowed\": those whose code bound its name to a version of \
+             its own (a `def`, an import of the same name).\n\n\
+             | phase | function | offered | called | use rate | shadowed |\n\
+             |---|---|---:|---:|---:|---:|"
         );
         for rate in &self.use_rates {
             let function = rate
@@ -606,11 +618,12 @@ impl TrainingReport {
                 .map_or_else(|| "any".to_owned(), |name| format!("`{}`", cell(name)));
             let _ = writeln!(
                 md,
-                "| {} | {function} | {} | {} | {} |",
+                "| {} | {function} | {} | {} | {} | {} |",
                 rate.phase,
                 rate.offered,
                 rate.called,
-                percent(rate.rate())
+                percent(rate.rate()),
+                rate.shadowed
             );
         }
     }

@@ -1,6 +1,6 @@
 //! What a user implements: one problem, run with the current functions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use agentopt_agents::{Execution, FailureKind, StopReason, Transcript};
 use agentopt_core::FunctionSet;
@@ -98,6 +98,10 @@ pub struct Attempt {
     /// Calls of learned functions, per name: as tools and from code alike.
     #[serde(default)]
     pub calls: BTreeMap<String, CallCounts>,
+    /// Learned functions the conversation's code shadowed: it bound their names to
+    /// its own (a `def`, an import of the same name), so it ran its own version.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub shadowed: BTreeSet<String>,
     /// Model tokens spent (prompt + completion).
     #[serde(default)]
     pub tokens: u64,
@@ -121,6 +125,7 @@ impl Attempt {
             answer: None,
             expected: None,
             calls: BTreeMap::new(),
+            shadowed: BTreeSet::new(),
             tokens: 0,
             checks: BTreeMap::new(),
             transcript: None,
@@ -128,7 +133,8 @@ impl Attempt {
     }
 
     /// An attempt read off an agentopt conversation: the learned-function calls (tool
-    /// calls, and calls made from code blocks) and tokens come from `transcript`, and a chat that ended on an infrastructure
+    /// calls, and calls made from code blocks), the functions its code shadowed and
+    /// the tokens come from `transcript`, and a chat that ended on an infrastructure
     /// failure becomes [`Outcome::Infrastructure`] whatever `judged` says.
     pub fn from_transcript(
         judged: Outcome,
@@ -136,6 +142,7 @@ impl Attempt {
         transcript: Transcript,
     ) -> Self {
         let mut calls: BTreeMap<String, CallCounts> = BTreeMap::new();
+        let mut shadowed = BTreeSet::new();
         for execution in transcript
             .entries
             .iter()
@@ -149,9 +156,11 @@ impl Attempt {
                         .add(call.success);
                 }
                 Execution::Code(code) => {
-                    let from_code = code.sandbox.iter().flat_map(|outcome| &outcome.code_calls);
-                    for (name, counts) in from_code {
-                        calls.entry(name.clone()).or_default().merge(*counts);
+                    if let Some(outcome) = &code.sandbox {
+                        for (name, counts) in &outcome.code_calls {
+                            calls.entry(name.clone()).or_default().merge(*counts);
+                        }
+                        shadowed.extend(outcome.shadowed.iter().cloned());
                     }
                 }
             }
@@ -163,6 +172,7 @@ impl Attempt {
             answer: None,
             expected: None,
             calls,
+            shadowed,
             tokens: usage.prompt_tokens + usage.completion_tokens,
             checks: BTreeMap::new(),
             transcript: Some(transcript),

@@ -652,7 +652,7 @@ impl<'a, T: Task> Run<'a, T> {
         };
         for record in train.records {
             let record = self.read_back(&record)?;
-            let uses = record
+            let mut uses: BTreeMap<String, FunctionUse> = record
                 .attempt
                 .calls
                 .iter()
@@ -660,10 +660,14 @@ impl<'a, T: Task> Run<'a, T> {
                     let used = FunctionUse {
                         calls: counts.calls,
                         succeeded: counts.succeeded,
+                        shadowed: false,
                     };
                     (name.clone(), used)
                 })
                 .collect();
+            for name in &record.attempt.shadowed {
+                uses.entry(name.clone()).or_default().shadowed = true;
+            }
             optimizer.record_conversation_with_uses(
                 record.attempt.history,
                 record.attempt.outcome.is_solved(),

@@ -179,6 +179,8 @@ async fn retrieval_offers_the_top_k_and_the_journal_and_report_record_it() -> an
 #[derive(Default)]
 struct HalvingInCode {
     calls_on_its_own: bool,
+    /// Offered `halve`, it writes its own (shadowing the offered one) and solves.
+    writes_its_own: bool,
     /// (problem, function) of each forced call.
     forced: std::sync::Arc<std::sync::Mutex<Vec<(u32, String)>>>,
 }
@@ -236,8 +238,21 @@ impl agentopt_train::Task for HalvingInCode {
     }
 
     async fn attempt(&self, problem: &u32, functions: &FunctionSet) -> agentopt_train::Attempt {
-        let calls = self.calls_on_its_own && functions.get("halve").is_some();
-        halving_attempt(*problem, functions, "halve", calls)
+        let offered = functions.get("halve").is_some();
+        if self.writes_its_own && offered {
+            let mut attempt = agentopt_train::Attempt::new(
+                agentopt_train::Outcome::judged(true, String::new),
+                vec![],
+            );
+            attempt.shadowed.insert("halve".to_owned());
+            return attempt;
+        }
+        halving_attempt(
+            *problem,
+            functions,
+            "halve",
+            self.calls_on_its_own && offered,
+        )
     }
 
     async fn attempt_calling(
@@ -400,6 +415,45 @@ async fn a_forced_call_whose_answer_is_wrong_gives_no_example() -> anyhow::Resul
         journaled[0].attempt.history.len(),
         2,
         "the conversation kept"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_report_counts_conversations_that_shadowed_an_offered_function() -> anyhow::Result<()> {
+    let server = ScriptedServer::start(Vec::new()).await;
+    let dir = tempfile::tempdir()?;
+    let halve = LearnedFunction::new("halve", "def halve(n):\n    return n // 2\n");
+    let options = TrainerOptions {
+        epochs: 0,
+        initial_functions: FunctionSet::new([halve]),
+        ..crate::options(dir.path())
+    };
+    let task = HalvingInCode {
+        writes_its_own: true,
+        ..HalvingInCode::default()
+    };
+    let report = agentopt_train::Trainer::new(task, client(&server), options)
+        .run(&crate::problems())
+        .await?;
+    let after: Vec<(Option<&str>, u64, u64, u64)> = report
+        .use_rates
+        .iter()
+        .filter(|rate| rate.phase == "test after training")
+        .map(|rate| {
+            (
+                rate.function.as_deref(),
+                rate.offered,
+                rate.called,
+                rate.shadowed,
+            )
+        })
+        .collect();
+    assert_eq!(after, [(None, 4, 0, 4), (Some("halve"), 4, 0, 4)]);
+    let markdown = report.to_markdown();
+    assert!(
+        markdown.contains("| test after training | `halve` | 4 | 0 | 0.0% | 4 |"),
+        "{markdown}"
     );
     Ok(())
 }
