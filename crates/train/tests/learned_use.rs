@@ -455,6 +455,21 @@ async fn the_report_counts_conversations_that_shadowed_an_offered_function() -> 
         markdown.contains("| test after training | `halve` | 4 | 0 | 0.0% | 4 |"),
         "{markdown}"
     );
+    // The page's problem rows say whose version ran.
+    let page = std::fs::read_to_string(dir.path().join("report.html"))?;
+    let (_, index) = crate::html::json_blocks(&page)
+        .into_iter()
+        .find(|(id, _)| id == "run-data")
+        .expect("index");
+    let index: serde_json::Value = serde_json::from_str(&index)?;
+    let problems = index["problems"].as_array().expect("problem rows");
+    assert!(
+        problems
+            .iter()
+            .all(|row| row["after"]["shadowed"] == json!(["halve"])
+                && row["before"].get("shadowed").is_none()),
+        "{problems:?}"
+    );
     Ok(())
 }
 

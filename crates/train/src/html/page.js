@@ -205,7 +205,8 @@
         el('td', { class: 'answer' }, b.answer ?? '—'), el('td', { class: 'answer' }, a.answer ?? '—'),
         el('td', { class: 'answer' }, a.expected ?? b.expected ?? '—'),
         el('td', { class: 'num' }, `${b.tokens ?? '—'} / ${a.tokens ?? '—'}`),
-        el('td', { class: 'fn' }, `${p.offered.length ? p.offered.join(', ') : 'none'} · ${called[1] ? callList(a.calls) : 'no call'}` + (called[0] ? ` (before: ${callList(b.calls)})` : '')));
+        el('td', { class: 'fn' }, `${p.offered.length ? p.offered.join(', ') : 'none'} · ${called[1] ? callList(a.calls) : 'no call'}` +
+          (a.shadowed ? ` · its own ${a.shadowed.join(', ')}` : '') + (called[0] ? ` (before: ${callList(b.calls)})` : '')));
       const row = { problem: p, tr, detail: null, open: false, haystack: [p.id, b.answer, a.answer, a.expected ?? b.expected].join(' ').toLowerCase() };
       tr.addEventListener('click', () => toggleRow(row));
       tr.addEventListener('keydown', (e) => { if (e.key === 'Enter') toggleRow(row); });

@@ -1,7 +1,7 @@
 //! What the page embeds: one compact view per conversation (loaded by the page only
 //! when opened) and one small row per attempt for the tables and filters.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use agentopt_agents::{Execution, Message, StopReason, TranscriptEntry};
 use agentopt_llm::{ChatMessage, FunctionCall, Role, ToolCall};
@@ -181,6 +181,9 @@ pub(super) struct AttemptRow {
     pub(super) tokens: u64,
     /// Learned-function calls, per name.
     pub(super) calls: BTreeMap<String, CallCounts>,
+    /// Learned functions its code shadowed with versions of its own.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub(super) shadowed: BTreeSet<String>,
     /// The learned functions the attempt was offered, as journaled (empty in journals
     /// from before offers were recorded); the problem row shows them.
     #[serde(skip)]
@@ -206,6 +209,7 @@ impl AttemptRow {
             expected: attempt.expected.clone(),
             tokens: attempt.tokens,
             calls: attempt.calls.clone(),
+            shadowed: attempt.shadowed.clone(),
             offered: record.offered.clone(),
         }
     }
