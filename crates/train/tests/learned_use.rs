@@ -155,13 +155,7 @@ async fn retrieval_offers_the_top_k_and_the_journal_and_report_record_it() -> an
         "{markdown}"
     );
     // The page shows what each test problem was offered, not the whole set in force.
-    let page = std::fs::read_to_string(dir.path().join("report.html"))?;
-    let (_, index) = crate::html::json_blocks(&page)
-        .into_iter()
-        .find(|(id, _)| id == "run-data")
-        .expect("index");
-    let index: serde_json::Value = serde_json::from_str(&index)?;
-    let problems = index["problems"].as_array().expect("problem rows");
+    let problems = page_problems(dir.path())?;
     assert_eq!(problems.len(), 4);
     assert!(
         problems
@@ -170,6 +164,17 @@ async fn retrieval_offers_the_top_k_and_the_journal_and_report_record_it() -> an
         "{problems:?}"
     );
     Ok(())
+}
+
+/// The problem rows of the run's report page.
+fn page_problems(run_dir: &std::path::Path) -> anyhow::Result<Vec<serde_json::Value>> {
+    let page = std::fs::read_to_string(run_dir.join("report.html"))?;
+    let (_, index) = crate::html::json_blocks(&page)
+        .into_iter()
+        .find(|(id, _)| id == "run-data")
+        .expect("index");
+    let index: serde_json::Value = serde_json::from_str(&index)?;
+    Ok(index["problems"].as_array().expect("problem rows").clone())
 }
 
 /// Halving in code: `halve(n)` solves the problems whose text asks to halve an
@@ -456,13 +461,7 @@ async fn the_report_counts_conversations_that_shadowed_an_offered_function() -> 
         "{markdown}"
     );
     // The page's problem rows say whose version ran.
-    let page = std::fs::read_to_string(dir.path().join("report.html"))?;
-    let (_, index) = crate::html::json_blocks(&page)
-        .into_iter()
-        .find(|(id, _)| id == "run-data")
-        .expect("index");
-    let index: serde_json::Value = serde_json::from_str(&index)?;
-    let problems = index["problems"].as_array().expect("problem rows");
+    let problems = page_problems(dir.path())?;
     assert!(
         problems
             .iter()
