@@ -1,13 +1,14 @@
 //! `cargo xtask compare-runs`: the arms of an experiment side by side, read from
-//! their run directories (`report.json` and `transcripts.jsonl`), and each arm's
-//! test after training paired with the first arm's on the same problems (exact
-//! McNemar). The tables of docs/bench-math/learned-use.md come from here.
+//! their run directories (`report.json` and `transcripts.jsonl`; an arm still going
+//! or stopped is read from its journal so far and marked), and each arm's test after
+//! training paired with the first arm's on the same problems (exact McNemar). The
+//! tables of docs/bench-math/learned-use.md come from here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use agentopt_core::files::{read_json, read_json_lines};
+use agentopt_core::files::read_json_lines;
 use agentopt_train::{TestResult, TrainingReport, UseRate, duration_text, pair_outcomes};
 use anyhow::Context as _;
 use serde::Deserialize;
@@ -17,7 +18,7 @@ use serde::Deserialize;
 pub struct CompareRunsArgs {
     /// Run directories, the baseline first: every other arm's test after training
     /// is paired with the baseline's.
-    #[arg(required = true, num_args = 2..)]
+    #[arg(required = true, num_args = 1..)]
     pub runs: Vec<PathBuf>,
 }
 
@@ -42,17 +43,30 @@ struct RecordTokens {
 }
 
 impl Arm {
-    /// Reads a finished (or stopped) run directory.
+    /// Reads a run directory: a finished run's report, or what the journal of one
+    /// still going (or stopped) holds so far.
     ///
     /// # Errors
-    /// A missing or unreadable `report.json` or `transcripts.jsonl`, named.
+    /// A directory with neither `report.json` nor `transcripts.jsonl`, or a file that
+    /// cannot be read, named.
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
-        let report: TrainingReport = read_json(&dir.join("report.json")).with_context(|| {
-            format!(
-                "{}: no readable report.json (did the run end?)",
-                dir.display()
-            )
-        })?;
+        let mut report = TrainingReport::read(dir)
+            .with_context(|| format!("{}: not a readable run directory", dir.display()))?;
+        if report.incomplete.is_some() && !report.test_after.outcomes.is_empty() {
+            // Before and after on the same problems: those the test after has reached.
+            let reached: BTreeSet<&str> = report
+                .test_after
+                .outcomes
+                .iter()
+                .map(|o| o.id.as_str())
+                .collect();
+            let before = report
+                .test_before
+                .outcomes
+                .iter()
+                .filter(|o| reached.contains(o.id.as_str()));
+            report.test_before = TestResult::from_outcomes(before.cloned().collect());
+        }
         let records: Vec<RecordTokens> = read_json_lines(&dir.join("transcripts.jsonl"))
             .with_context(|| format!("reading {}", dir.join("transcripts.jsonl").display()))?;
         // A resumed run may have re-run a record: the last line of each wins.
@@ -65,10 +79,13 @@ impl Arm {
             .filter(|((phase, _, _), _)| phase == "test_after")
             .map(|(_, tokens)| *tokens)
             .collect();
-        let name = dir.file_name().map_or_else(
+        let mut name = dir.file_name().map_or_else(
             || dir.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
+        if report.incomplete.is_some() {
+            name.push_str(" (so far)");
+        }
         Ok(Self {
             name,
             report,
@@ -117,6 +134,13 @@ pub fn compare(arms: &[Arm]) -> anyhow::Result<String> {
         baseline.name
     );
     for arm in others {
+        if [baseline, arm]
+            .iter()
+            .any(|arm| arm.report.test_after.outcomes.is_empty())
+        {
+            let _ = writeln!(md, "| {} | no test after yet | | | | | |", arm.name);
+            continue;
+        }
         let counts = pair_outcomes(&baseline.report.test_after, &arm.report.test_after);
         let paired = counts.both + counts.before_only + counts.after_only + counts.neither;
         anyhow::ensure!(

@@ -2,8 +2,8 @@
 //! the baseline on the same test problems.
 
 use agentopt_train::{
-    PhaseTime, ProblemOutcome, REPORT_VERSION, Setup, TestResult, TrainingReport, UseRate,
-    pair_outcomes,
+    Attempt, ConversationRecord, Outcome, Phase, PhaseTime, ProblemOutcome, REPORT_VERSION, Setup,
+    TestResult, TrainingReport, UseRate, pair_outcomes,
 };
 use xtask::compare_runs::{Arm, compare};
 
@@ -131,7 +131,66 @@ fn a_run_directory_is_read_with_the_last_record_of_each_problem() {
 
     let missing = Arm::load(&dir.path().join("nope")).err().unwrap();
     assert!(
-        format!("{missing:#}").contains("no readable report.json"),
+        format!("{missing:#}").contains("nope: not a readable run directory"),
         "{missing:#}"
+    );
+}
+
+/// A `transcripts.jsonl` line: problem `index` of `phase`, solved or not.
+fn record(phase: Phase, index: usize, solved: bool) -> String {
+    let record = ConversationRecord {
+        phase,
+        index,
+        problem_id: format!("number_theory.jsonl:{index}"),
+        offered: Vec::new(),
+        attempt: Attempt::new(Outcome::judged(solved, || "wrong".to_owned()), Vec::new()),
+    };
+    serde_json::to_string(&record).unwrap()
+}
+
+#[test]
+fn a_run_still_going_is_read_from_its_journal_before_and_after_on_the_problems_both_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = [
+        record(Phase::TestBefore, 0, false),
+        record(Phase::TestBefore, 1, true),
+        record(Phase::TestBefore, 2, true),
+        record(Phase::TestAfter, 0, true),
+        record(Phase::TestAfter, 1, true),
+    ];
+    std::fs::write(
+        dir.path().join("transcripts.jsonl"),
+        lines.join("\n") + "\n",
+    )
+    .unwrap();
+    for empty in ["steps.jsonl", "phases.jsonl", "spend.jsonl"] {
+        std::fs::write(dir.path().join(empty), "").unwrap();
+    }
+    let arm = Arm::load(dir.path()).unwrap();
+    assert!(arm.name.ends_with(" (so far)"), "{}", arm.name);
+    let accuracy = |result: &TestResult| (result.accuracy.correct, result.accuracy.total);
+    assert_eq!(
+        (
+            accuracy(&arm.report.test_before),
+            accuracy(&arm.report.test_after)
+        ),
+        ((1, 2), (2, 2)),
+        "problem 2 has no test after yet"
+    );
+    // An arm still in its test before pairs with nothing yet, and says so.
+    let mut starting = arm.report.clone();
+    starting.test_after = TestResult::from_outcomes(Vec::new());
+    let table = compare(&[
+        arm,
+        Arm {
+            name: "B (so far)".to_owned(),
+            report: starting,
+            test_after_tokens: Vec::new(),
+        },
+    ])
+    .unwrap();
+    assert!(
+        table.contains("| B (so far) | no test after yet |"),
+        "{table}"
     );
 }

@@ -8,14 +8,16 @@ use serde::{Deserialize, Serialize};
 use agentopt_optimizer::{Interval, PairedCounts, Z_95, wilson_interval};
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
-use agentopt_core::FunctionSet;
+use agentopt_core::files::{read_json, read_json_lines};
+use agentopt_core::{CoreError, FunctionSet};
 use agentopt_llm::{SpendEntry, UsageReport, UsageTotals};
 
 use crate::journal::{
-    ConversationRecord, DemonstrationCounts, Phase, PhaseRecord, RoleUsage, StepRecord,
+    ConversationRecord, DemonstrationCounts, Phase, PhaseRecord, RoleUsage, RunDir, StepRecord,
 };
-use crate::{CallCounts, FailureKind};
+use crate::{CallCounts, FailureKind, TrainError};
 
 /// Format version of `report.json`.
 pub const REPORT_VERSION: u32 = 2;
@@ -794,6 +796,75 @@ impl TrainingReport {
             )
         })
     }
+}
+
+impl TrainingReport {
+    /// The report of the run in `run_dir`: its `report.json`; for a run still going
+    /// or stopped before its end, one built from its journal so far and marked
+    /// incomplete (its test phases hold the problems done, so a before → after pair
+    /// counts only problems done in both).
+    ///
+    /// # Errors
+    /// [`TrainError::File`] naming the file when neither `report.json` nor
+    /// `transcripts.jsonl` exists, a file cannot be read or a line does not parse.
+    pub fn read(run_dir: &Path) -> Result<Self, TrainError> {
+        let dir = RunDir::at(run_dir);
+        match read_json(&dir.report_json_path()) {
+            Ok(report) => Ok(report),
+            Err(error) if is_missing(&error) && dir.transcripts_path().is_file() => {
+                report_so_far(&dir)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+/// The functions in force at the end of the run in `dir` (none before it wrote any).
+pub(crate) fn functions_at_end(dir: &RunDir) -> Result<FunctionSet, TrainError> {
+    match FunctionSet::load(&dir.functions_path()) {
+        Ok(functions) => Ok(functions),
+        Err(error) if is_missing(&error) => Ok(FunctionSet::default()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn is_missing(error: &CoreError) -> bool {
+    matches!(error, CoreError::Io(io) if io.source.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// The report of a run that has not written `report.json`, from its journal.
+fn report_so_far(dir: &RunDir) -> Result<TrainingReport, TrainError> {
+    let functions = functions_at_end(dir)?;
+    let records: Vec<ConversationRecord> = read_json_lines(&dir.transcripts_path())?;
+    let latest: BTreeMap<(Phase, usize), &ConversationRecord> = records
+        .iter()
+        .map(|record| ((record.phase, record.index), record))
+        .collect();
+    let steps: Vec<StepRecord> = read_json_lines(&dir.steps_path())?;
+    let phases = read_json_lines(&dir.phases_path())?;
+    let spend: Vec<SpendEntry> = read_json_lines(&dir.spend_path())?;
+    let problems_in = |phase: Phase| latest.range((phase, 0)..=(phase, usize::MAX)).count();
+    let setup = Setup {
+        task: format!("the run in {}", dir.root().display()),
+        train_problems: problems_in(Phase::Train { epoch: 1 }),
+        test_problems: problems_in(Phase::TestBefore),
+        epochs: u32::try_from(steps.len()).unwrap_or(u32::MAX),
+        ..Setup::default()
+    };
+    Ok(build(Inputs {
+        setup,
+        records: &latest,
+        steps: &steps,
+        phases: &phases,
+        spend: &spend,
+        functions: &functions,
+        stopped_early: None,
+        incomplete: Some(
+            "no report.json: the run is still going or was stopped before its end; this \
+             shows what its journal holds so far"
+                .to_owned(),
+        ),
+    }))
 }
 
 /// What [`build`] reads: the run's files, already parsed.

@@ -19,7 +19,7 @@ use std::fs::File;
 use std::io::{BufRead as _, BufReader, BufWriter, Seek as _, Write};
 use std::path::{Path, PathBuf};
 
-use agentopt_core::files::{read_json, read_json_lines};
+use agentopt_core::files::read_json_lines;
 use agentopt_core::{CoreError, FunctionSet, LearnedFunction};
 use base64::Engine as _;
 use serde::Serialize;
@@ -29,7 +29,7 @@ use sha2::{Digest as _, Sha256};
 use crate::CallCounts;
 use crate::TrainError;
 use crate::journal::{ConversationRecord, Phase, RunDir, StepRecord};
-use crate::report::{Setup, TrainingReport};
+use crate::report::TrainingReport;
 use view::{AttemptRow, ConversationView};
 
 pub use curve::learning_curve_svg;
@@ -48,18 +48,8 @@ const SCRIPT: &str = include_str!("page.js");
 /// or the page cannot be written.
 pub fn write_report_html(run_dir: &Path) -> Result<PathBuf, TrainError> {
     let dir = RunDir::at(run_dir);
-    let functions = match FunctionSet::load(&dir.functions_path()) {
-        Ok(functions) => functions,
-        Err(error) if is_missing(&error) => FunctionSet::default(),
-        Err(error) => return Err(error.into()),
-    };
-    let report = match read_json(&dir.report_json_path()) {
-        Ok(report) => report,
-        Err(error) if is_missing(&error) && dir.transcripts_path().is_file() => {
-            report_so_far(&dir, &functions)?
-        }
-        Err(error) => return Err(error.into()),
-    };
+    let functions = crate::report::functions_at_end(&dir)?;
+    let report = TrainingReport::read(run_dir)?;
     write(&dir, &report, &functions)?;
     Ok(dir.report_html_path())
 }
@@ -68,44 +58,6 @@ pub fn write_report_html(run_dir: &Path) -> Result<PathBuf, TrainError> {
 fn file_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> TrainError {
     let io = agentopt_core::io_error(action, path);
     move |source| CoreError::from(io(source)).into()
-}
-
-fn is_missing(error: &CoreError) -> bool {
-    matches!(error, CoreError::Io(io) if io.source.kind() == std::io::ErrorKind::NotFound)
-}
-
-/// The report of a run that has not written `report.json`, from its journal.
-fn report_so_far(dir: &RunDir, functions: &FunctionSet) -> Result<TrainingReport, TrainError> {
-    let records: Vec<ConversationRecord> = read_json_lines(&dir.transcripts_path())?;
-    let latest: BTreeMap<(Phase, usize), &ConversationRecord> = records
-        .iter()
-        .map(|record| ((record.phase, record.index), record))
-        .collect();
-    let steps: Vec<StepRecord> = read_json_lines(&dir.steps_path())?;
-    let phases = read_json_lines(&dir.phases_path())?;
-    let spend: Vec<agentopt_llm::SpendEntry> = read_json_lines(&dir.spend_path())?;
-    let problems_in = |phase: Phase| latest.range((phase, 0)..=(phase, usize::MAX)).count();
-    let setup = Setup {
-        task: format!("the run in {}", dir.root().display()),
-        train_problems: problems_in(Phase::Train { epoch: 1 }),
-        test_problems: problems_in(Phase::TestBefore),
-        epochs: u32::try_from(steps.len()).unwrap_or(u32::MAX),
-        ..Setup::default()
-    };
-    Ok(crate::report::build(crate::report::Inputs {
-        setup,
-        records: &latest,
-        steps: &steps,
-        phases: &phases,
-        spend: &spend,
-        functions,
-        stopped_early: None,
-        incomplete: Some(
-            "no report.json: the run is still going or was stopped before its end; this \
-             page shows what its journal holds so far"
-                .to_owned(),
-        ),
-    }))
 }
 
 /// Writes `report.html` for `report`, with `functions` the set in force at the end.
