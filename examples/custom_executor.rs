@@ -193,6 +193,7 @@ fn outcome(result: Result<String, String>, started: Instant) -> CellOutcome {
         state_lost: false,
         state_reset_before: false,
         code_calls: Default::default(),
+        shadowed: Default::default(),
     }
 }
 
