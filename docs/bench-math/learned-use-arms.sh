@@ -8,8 +8,28 @@
 # directory exists is resumed (`--resume`), so the same command continues after a
 # stop. XTASK names the binary (default: this checkout's, built first); give a frozen
 # copy to keep a long run on one commit while the tree moves on.
+#
+# runs/ is not committed, and a machine's files go with it. `save` packs the run
+# directories and the response cache into learned-use-runs.tar.xz beside this script
+# (commit it); `restore` unpacks it on a fresh checkout, so the arms resume there and
+# replay what was already asked.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+archive=docs/bench-math/learned-use-runs.tar.xz
+case "${1:-}" in
+  save)
+    tar --create --xz --file "$archive" --exclude=run.lock --directory runs learned-use cache
+    ls -l "$archive"
+    exit 0
+    ;;
+  restore)
+    mkdir -p runs
+    tar --extract --xz --file "$archive" --directory runs --keep-old-files
+    exit 0
+    ;;
+  "") ;;
+  *) echo "usage: [ARMS='A1-prefill ...'] $0 [save|restore]" >&2; exit 2 ;;
+esac
 if [ -z "${XTASK:-}" ]; then
   cargo build --quiet --package xtask
   XTASK=target/debug/xtask
