@@ -2,13 +2,14 @@
 //! code in an isolated sandbox worker (never `exec` in this process) and returns
 //! what AG2's `execute_func` would.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use agentopt_agents::{learned_function_reply, signature};
 use agentopt_sandbox::{
-    EnvironmentOptions, LearnedFunction as Function, PACKAGE_ALLOWLIST, SandboxPolicy,
+    CallCounts, EnvironmentOptions, LearnedFunction as Function, PACKAGE_ALLOWLIST, SandboxPolicy,
     SharedSession, allowlisted_package,
 };
 use pyo3::exceptions::PyKeyError;
@@ -84,30 +85,49 @@ pub(crate) fn sandbox(settings: SandboxSettings) -> SharedSession {
 pub(crate) struct LearnedFunction {
     function: Arc<Function>,
     sandbox: SharedSession,
-    failures: FailureLog,
+    log: UseLog,
 }
 
-/// Sandbox failures (not the learned code's own errors) met by the callables of
-/// one set: AG2 turns any exception into a reply to the model, so a trainer reads
-/// them here to count the attempt as an infrastructure failure, not a wrong answer.
-pub(crate) type FailureLog = Arc<std::sync::Mutex<Vec<String>>>;
+/// What the callables of one set met: the calls made of each function (how a
+/// trainer knows a Python task's agents used it), and sandbox failures (not the
+/// learned code's own errors: AG2 turns any exception into a reply to the model, so
+/// a trainer reads them here to count the attempt as an infrastructure failure, not
+/// a wrong answer).
+#[derive(Debug, Default)]
+pub(crate) struct Uses {
+    pub(crate) calls: BTreeMap<String, CallCounts>,
+    pub(crate) failures: Vec<String>,
+}
+
+/// A set's [`Uses`], shared by its callables.
+pub(crate) type UseLog = Arc<std::sync::Mutex<Uses>>;
 
 /// Takes what `log` holds.
-pub(crate) fn take_failures(log: &FailureLog) -> Vec<String> {
-    std::mem::take(
-        &mut *log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    )
+pub(crate) fn take_uses(log: &UseLog) -> Uses {
+    std::mem::take(&mut *lock(log))
+}
+
+fn lock(log: &UseLog) -> std::sync::MutexGuard<'_, Uses> {
+    log.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl LearnedFunction {
-    pub(crate) fn new(function: Function, sandbox: SharedSession, failures: FailureLog) -> Self {
+    pub(crate) fn new(function: Function, sandbox: SharedSession, log: UseLog) -> Self {
         Self {
             function: Arc::new(function),
             sandbox,
-            failures,
+            log,
         }
+    }
+
+    /// Counts one call, and the sandbox failure that ended it, if any.
+    fn count(&self, succeeded: bool, failure: Option<String>) {
+        let mut uses = lock(&self.log);
+        let name = &self.function.name;
+        uses.calls.entry(name.clone()).or_default().add(succeeded);
+        uses.failures
+            .extend(failure.map(|error| format!("{name}: {error}")));
     }
 }
 
@@ -131,12 +151,10 @@ impl LearnedFunction {
                 .await
         })?
         .map_err(|error| {
-            self.failures
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(format!("{}: {error}", self.function.name));
+            self.count(false, Some(error.to_string()));
             sandbox_error(error)
         })?;
+        self.count(outcome.succeeded(), None);
         learned_function_reply(&self.function.name, &outcome).map_err(|error| {
             raise(
                 "LearnedFunctionError",
@@ -214,7 +232,7 @@ pub(crate) fn registrations<'py>(
     removed: &[String],
     functions: &[Function],
     sandbox: &SharedSession,
-    failures: &FailureLog,
+    log: &UseLog,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let for_llm = PyList::empty(py);
     let for_executor = PyDict::new(py);
@@ -234,8 +252,7 @@ pub(crate) fn registrations<'py>(
         item.set_item("func_sig", from_json(py, &signature)?)?;
         item.set_item("is_remove", false)?;
         for_llm.append(item)?;
-        let callable =
-            LearnedFunction::new(function.clone(), sandbox.clone(), Arc::clone(failures));
+        let callable = LearnedFunction::new(function.clone(), sandbox.clone(), Arc::clone(log));
         for_executor.set_item(&function.name, Py::new(py, callable)?)?;
     }
     PyTuple::new(py, [for_llm.into_any(), for_executor.into_any()])
@@ -247,7 +264,7 @@ pub(crate) fn registrations<'py>(
 pub(crate) struct FunctionSet {
     set: agentopt_core::FunctionSet,
     sandbox: SharedSession,
-    failures: FailureLog,
+    log: UseLog,
 }
 
 impl FunctionSet {
@@ -260,29 +277,29 @@ impl FunctionSet {
         Self {
             set,
             sandbox,
-            failures: FailureLog::default(),
+            log: UseLog::default(),
         }
     }
 
-    /// Another handle on the same set, sandbox and failure log.
+    /// Another handle on the same set, sandbox and log.
     pub(crate) fn clone_handle(&self) -> Self {
         Self {
             set: self.set.clone(),
             sandbox: self.sandbox.clone(),
-            failures: Arc::clone(&self.failures),
+            log: Arc::clone(&self.log),
         }
     }
 
-    /// The log its callables write sandbox failures to.
-    pub(crate) fn failures(&self) -> &FailureLog {
-        &self.failures
+    /// The log its callables write their calls and sandbox failures to.
+    pub(crate) fn log(&self) -> &UseLog {
+        &self.log
     }
 
     fn callable(&self, function: &Function) -> LearnedFunction {
         LearnedFunction::new(
             function.clone(),
             self.sandbox.clone(),
-            Arc::clone(&self.failures),
+            Arc::clone(&self.log),
         )
     }
 }
@@ -348,7 +365,7 @@ impl FunctionSet {
     /// `(register_for_llm, register_for_executor)` in `AgentOptimizer.step()`'s
     /// shapes, for agents that should hold exactly this set.
     fn registrations<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        registrations(py, &[], self.set.functions(), &self.sandbox, &self.failures)
+        registrations(py, &[], self.set.functions(), &self.sandbox, &self.log)
     }
 
     fn __repr__(&self) -> String {

@@ -21,7 +21,7 @@ use crate::client::{EntryRouting, ModelClient, build_client, usage_summary};
 use crate::config::{OptimizerEndpoint, optimizer_endpoint};
 use crate::errors::{config_error, optimizer_error, raise};
 use crate::functions::{
-    FailureLog, FunctionSet, SandboxSettings, checked_packages, registrations, sandbox,
+    FunctionSet, SandboxSettings, UseLog, checked_packages, registrations, sandbox,
     timeout_from_seconds,
 };
 use crate::json::{from_json, to_json};
@@ -51,9 +51,9 @@ pub(crate) struct AgentOptimizer {
     core: Arc<Mutex<Core>>,
     sandbox: SharedSession,
     client: ModelClient,
-    /// Where its callables log sandbox failures (read by no one: outside a
-    /// Trainer, the exception the call raises is the report).
-    failures: FailureLog,
+    /// Where its callables log their calls and sandbox failures (read by no one:
+    /// outside a Trainer, the exception a call raises is the report).
+    log: UseLog,
     last_step: std::sync::Mutex<Option<StepOutcome>>,
 }
 
@@ -327,7 +327,7 @@ impl AgentOptimizer {
             core: Arc::new(Mutex::new(core)),
             sandbox,
             client,
-            failures: FailureLog::default(),
+            log: UseLog::default(),
             last_step: std::sync::Mutex::new(None),
         })
     }
@@ -458,7 +458,7 @@ impl AgentOptimizer {
             &outcome.changes.removed,
             outcome.functions.functions(),
             &self.sandbox,
-            &self.failures,
+            &self.log,
         )?;
         *self.lock_step() = Some(outcome);
         Ok(result)
@@ -479,7 +479,7 @@ impl AgentOptimizer {
         let functions = wait(py, move || async move {
             core.lock().await.trial_functions().to_vec()
         })?;
-        registrations(py, &[], &functions, &self.sandbox, &self.failures)
+        registrations(py, &[], &functions, &self.sandbox, &self.log)
     }
 
     /// The last step's report as a dict (accepted, improved, trial_performance,

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::client::{ModelClient, usage_summary};
 use crate::errors::{config_error, raise, train_error};
-use crate::functions::{FunctionSet, sandbox, take_failures};
+use crate::functions::{FunctionSet, Uses, sandbox, take_uses};
 use crate::json::from_json;
 use crate::optimizer::{DEFAULT_OPTIMIZER_MODEL, history_messages, model_client};
 use crate::runtime::wait;
@@ -100,16 +100,21 @@ impl PythonTask {
         let task = Arc::clone(&self.task);
         let value = Arc::clone(&problem.value);
         let functions = FunctionSet::new(functions.clone(), self.sandbox.clone());
-        let failures = Arc::clone(functions.failures());
+        let log = Arc::clone(functions.log());
         // Off the runtime thread: the attempt may call learned functions, which
         // wait on this runtime.
-        let attempt = tokio::task::spawn_blocking(move || {
+        let mut attempt = tokio::task::spawn_blocking(move || {
             Python::attach(|py| run_attempt(py, &task, &value, functions, calling.as_deref()))
         })
         .await
         .unwrap_or_else(|error| infrastructure(format!("the attempt's thread failed: {error}")));
-        let failed = take_failures(&failures);
-        if failed.is_empty() || attempt.outcome.infrastructure().is_some() {
+        let Uses { calls, failures } = take_uses(&log);
+        if failures.is_empty() || attempt.outcome.infrastructure().is_some() {
+            // The calls the agents made through the set's callables: how the use
+            // rate of a Python task is known.
+            for (name, counts) in calls {
+                attempt.calls.entry(name).or_default().merge(counts);
+            }
             return attempt;
         }
         Attempt::new(
@@ -117,7 +122,7 @@ impl PythonTask {
                 FailureKind::Sandbox,
                 format!(
                     "the sandbox failed in a learned-function call (AG2 showed the model an error instead): {}",
-                    failed.join("; ")
+                    failures.join("; ")
                 ),
             )),
             Vec::new(),
@@ -647,6 +652,13 @@ impl TrainingReport {
     #[getter]
     fn infrastructure<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.field(py, &self.report.infrastructure)
+    }
+
+    /// Per phase, the conversations offered a learned function and those that
+    /// called it (and whose code shadowed it), for any function and each one.
+    #[getter]
+    fn use_rates<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.field(py, &self.report.use_rates)
     }
 
     /// The whole report as plain dicts and lists (`report.json`).

@@ -259,5 +259,8 @@ def test_initial_functions_are_tested_without_training_with_epochs_0(scripted_se
 
     assert (report.test_before["correct"], report.test_after["correct"]) == (0, 1)
     assert task.attempts == [("six-times-seven", []), ("six-times-seven", ["multiply"])]  # no training attempt
+    # The assistant's tool call ran the set's callable: the use rate counts it.
+    assert [(r["phase"], r["function"], r["offered"], r["called"]) for r in report.use_rates] == [
+        ("test after training", None, 1, 1), ("test after training", "multiply", 1, 1)]
     with pytest.raises(agentopt.ConfigError, match="initial_functions"):
         agentopt.Trainer(task, server.llm_config(), run_dir=str(tmp_path / "bad"), initial_functions="functions.json")

@@ -104,6 +104,14 @@ class TrainingReport:
         """Attempts stopped by infrastructure, per phase."""
         return self._inner.infrastructure
 
+    @property
+    def use_rates(self) -> List[Dict[str, Any]]:
+        """Per phase, the conversations offered a learned function and those that
+        called it: ``{"phase", "function" (None: any), "offered", "called",
+        "shadowed"}``. A Python task's calls are those its agents made through the
+        ``FunctionSet``'s callables (what ``install`` registers)."""
+        return self._inner.use_rates
+
     def to_dict(self) -> Dict[str, Any]:
         """The whole report as plain dicts and lists (``report.json``)."""
         return self._inner.to_dict()
