@@ -147,22 +147,25 @@ async fn a_demonstration_reaches_the_prompt_in_each_style_and_place() {
     assert!(!content(&body, 1).contains("2^10"));
 }
 
-#[tokio::test]
-async fn the_reply_prefill_makes_the_first_reply_code() {
+/// An attempt in the code style with the first reply prefilled by ```` ```python ````,
+/// the model continuing it with `code` and then boxing 9.
+async fn prefilled_attempt(code: &str) -> (agentopt_train::Attempt, ScriptedServer) {
     let options = MathTaskOptions {
         function_style: FunctionStyle::Code,
         reply_prefill: Some(ReplyPrefill::first_reply("```python\n")),
         ..MathTaskOptions::default()
     };
-    let (attempt, server) = attempt(
-        options,
-        vec![
-            Reply::text("print(digit_sum(3**5))\n```"),
-            Reply::text("The sum is \\boxed{9}."),
-            Reply::text("TERMINATE"),
-        ],
-    )
-    .await;
+    let script = vec![
+        Reply::text(format!("{code}\n```")),
+        Reply::text("The sum is \\boxed{9}."),
+        Reply::text("TERMINATE"),
+    ];
+    attempt(options, script).await
+}
+
+#[tokio::test]
+async fn the_reply_prefill_makes_the_first_reply_code() {
+    let (attempt, server) = prefilled_attempt("print(digit_sum(3**5))").await;
     assert!(attempt.outcome.is_solved(), "{:?}", attempt.outcome);
     assert_eq!(
         attempt.calls["digit_sum"].calls, 1,
@@ -174,22 +177,8 @@ async fn the_reply_prefill_makes_the_first_reply_code() {
 
 #[tokio::test]
 async fn code_that_writes_its_own_version_of_an_offered_function_shadows_it() {
-    let options = MathTaskOptions {
-        function_style: FunctionStyle::Code,
-        reply_prefill: Some(ReplyPrefill::first_reply("```python\n")),
-        ..MathTaskOptions::default()
-    };
-    let (attempt, _server) = attempt(
-        options,
-        vec![
-            Reply::text(
-                "def digit_sum(n):\n    return sum(map(int, str(n)))\nprint(digit_sum(3**5))\n```",
-            ),
-            Reply::text("The sum is \\boxed{9}."),
-            Reply::text("TERMINATE"),
-        ],
-    )
-    .await;
+    let own = "def digit_sum(n):\n    return sum(map(int, str(n)))\nprint(digit_sum(3**5))";
+    let (attempt, _server) = prefilled_attempt(own).await;
     assert!(attempt.outcome.is_solved(), "{:?}", attempt.outcome);
     assert!(attempt.calls.is_empty(), "its own ran: {:?}", attempt.calls);
     assert_eq!(
