@@ -123,7 +123,8 @@ pub fn compare(arms: &[Arm]) -> anyhow::Result<String> {
     for arm in arms {
         own_row(&mut md, arm);
     }
-    let Some((baseline, others)) = arms.split_first() else {
+    let Some((baseline, others)) = arms.split_first().filter(|(_, others)| !others.is_empty())
+    else {
         return Ok(md);
     };
     let _ = write!(

@@ -73,6 +73,11 @@ fn each_arm_is_paired_with_the_baseline_on_the_same_problems() {
     );
     // 8 problems only the arm solves, none only the baseline: p = 2 · 2⁻⁸.
     let better = report(&[false; 10], &[true; 10], [8, 6, 1]);
+    let alone = compare(&[arm("A0", baseline.clone())]).unwrap();
+    assert!(
+        alone.contains("| A0 | 10 |") && !alone.contains("paired with"),
+        "one arm alone: its row, no pairing table\n{alone}"
+    );
     let table = compare(&[arm("A0", baseline), arm("A5", better)]).unwrap();
 
     assert!(
