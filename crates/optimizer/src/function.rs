@@ -307,14 +307,17 @@ pub(crate) fn split_packages(packages: &str) -> Vec<String> {
 }
 
 /// The packages of an add/revise call. The tools ask for one string, but a missing
-/// field, `null`, `""` and `[]` all mean "no packages", and a list of strings is read
-/// as its names: refusing them would cost a retry for nothing.
+/// field, `null`, `""`, `[]` and the words "none" and "null" (a 1.5B optimizer wrote
+/// `"packages": "none"` in 6 of its 44 rejected replies of a step) all mean "no packages",
+/// and a list of strings is read as its names: refusing them would cost a retry for
+/// nothing.
 ///
 /// # Errors
 /// A message naming the field when it is anything else.
 pub(crate) fn packages_field(value: Option<&Value>) -> Result<Vec<String>, String> {
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(text)) if says_none(text) => Ok(Vec::new()),
         Some(Value::String(text)) => Ok(split_packages(text)),
         Some(Value::Array(items)) => items
             .iter()
@@ -330,6 +333,13 @@ pub(crate) fn packages_field(value: Option<&Value>) -> Result<Vec<String>, Strin
             "`packages` must be a string of package names (\"\" for none); got {other}"
         )),
     }
+}
+
+/// The whole field says there are none ("none", "None", "null").
+fn says_none(text: &str) -> bool {
+    ["none", "null"]
+        .iter()
+        .any(|word| text.trim().eq_ignore_ascii_case(word))
 }
 
 /// Every package is a bare name on `allowed` (a subset of the sandbox allowlist;

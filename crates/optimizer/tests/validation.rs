@@ -395,7 +395,15 @@ async fn check_packages(given: Value, expected: &[&str]) {
 #[tokio::test]
 async fn no_packages_in_any_form_and_every_standard_module_are_accepted() {
     // `false` stands for a call without the field.
-    for none in [Value::Null, json!([]), json!(""), Value::Bool(false)] {
+    for none in [
+        Value::Null,
+        json!([]),
+        json!(""),
+        json!("none"),
+        json!(" None "),
+        json!("null"),
+        Value::Bool(false),
+    ] {
         check_packages(none, &[]).await;
     }
     let standard = "typing datetime heapq bisect dataclasses enum itertools collections.abc";
