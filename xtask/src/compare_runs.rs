@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use agentopt_core::files::read_json_lines;
-use agentopt_train::{TestResult, TrainingReport, UseRate, duration_text, pair_outcomes};
+use agentopt_train::{Phase, TestResult, TrainingReport, UseRate, duration_text, pair_outcomes};
 use anyhow::Context as _;
 use serde::Deserialize;
 
@@ -183,6 +183,9 @@ fn own_row(md: &mut String, arm: &Arm) {
         });
     let functions: Vec<&str> = report.functions.iter().map(|f| f.name.as_str()).collect();
     let tokens = mean(&arm.test_after_tokens);
+    // Phase names as the report writes them ("test after training", "epoch 1").
+    let test_after = Phase::TestAfter.name();
+    let is_test_after = |phase: &str| phase == test_after;
     let _ = writeln!(
         md,
         "| {} | {} | {} | {} | {:.4} | {exact} | {} | {} | {} | {} | {} / {} | {tokens:.0} | {} |",
@@ -191,8 +194,8 @@ fn own_row(md: &mut String, arm: &Arm) {
         fraction(&report.test_before),
         fraction(&report.test_after),
         report.mcnemar_p,
-        use_rate(&report.use_rates, |phase| phase == "test after"),
-        shadowed(&report.use_rates, |phase| phase == "test after"),
+        use_rate(&report.use_rates, is_test_after),
+        shadowed(&report.use_rates, is_test_after),
         use_rate(&report.use_rates, |phase| phase.starts_with("epoch")),
         if functions.is_empty() {
             "none".to_owned()

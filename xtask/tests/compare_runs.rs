@@ -36,7 +36,7 @@ fn report(before: &[bool], after: &[bool], use_counts: [u64; 3]) -> TrainingRepo
         epochs: Vec::new(),
         functions: Vec::new(),
         use_rates: vec![UseRate {
-            phase: "test after".to_owned(),
+            phase: Phase::TestAfter.name(),
             function: None,
             offered,
             called,
@@ -45,7 +45,7 @@ fn report(before: &[bool], after: &[bool], use_counts: [u64; 3]) -> TrainingRepo
         usage: Vec::new(),
         endpoints: Vec::new(),
         phases: vec![PhaseTime {
-            phase: "test after".to_owned(),
+            phase: Phase::TestAfter.name(),
             seconds: 3_900.0,
         }],
         stopped_early: None,
